@@ -1,0 +1,32 @@
+/** The CLI's documented exit codes (docs/cli.md). */
+import type { ErrorCode } from "../errors.js";
+
+export const EXIT = {
+  OK: 0,
+  ERROR: 1,
+  USAGE: 2,
+  UNREACHABLE: 3,
+  /** `run`: the review page was cancelled */
+  CANCELLED: 4,
+  /** `run`: --timeout fired (as timeout(1) does) */
+  TIMEOUT: 124,
+  /** `run`: COMMAND could not be started */
+  CANNOT_EXECUTE: 126,
+  COMMAND_NOT_FOUND: 127,
+  /** `run`: COMMAND was killed by signal N: 128 + N */
+  SIGNAL_BASE: 128,
+} as const;
+
+export function exitCodeFor(code: ErrorCode | string): number {
+  switch (code) {
+    case "UNREACHABLE":
+    case "BAD_CONNECTION_FILE":
+      return EXIT.UNREACHABLE;
+    case "INVALID_ARGUMENT":
+      return EXIT.USAGE;
+    case "COMMAND_NOT_FOUND":
+      return EXIT.COMMAND_NOT_FOUND;
+    default:
+      return EXIT.ERROR;
+  }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+/** The parsl-sidecar command: parse, call the library, print. */
+import { Command, CommanderError } from "commander";
+import { VERSION } from "../version.js";
+import { registerCall } from "./commands/call.js";
+import { registerRun } from "./commands/run.js";
+import { registerServe } from "./commands/serve.js";
+import { registerStatus } from "./commands/status.js";
+import { EXIT } from "./exit-codes.js";
+
+const program = new Command();
+program
+  .name("parsl-sidecar")
+  .description("Run native Parsl workflows from your machine on remote cluster pools over SSH.")
+  .version(VERSION)
+  .showHelpAfterError("(add --help for usage)")
+  .enablePositionalOptions()
+  .exitOverride();
+
+registerServe(program);
+registerStatus(program);
+registerCall(program);
+registerRun(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
+  }
+  throw err;
+}

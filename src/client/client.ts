@@ -1,0 +1,137 @@
+/**
+ * The TypeScript RPC client, used by the CLI and by other Node tools. One DEALER socket,
+ * many concurrent calls matched to replies by id, progress and events delivered to callbacks.
+ */
+import { randomBytes } from "node:crypto";
+import { Dealer } from "zeromq";
+import { SidecarError } from "../errors.js";
+import type { SidecarEvent } from "../events.js";
+import { CONNECTION_ENV, type ConnectionInfo, defaultRuntimeDir, CONNECTION_FILE_NAME, readConnectionFile } from "../rpc/connection-file.js";
+import { PROTOCOL_VERSION, pack, unpack, type Header } from "../rpc/envelope.js";
+import { SendQueue } from "../rpc/send-queue.js";
+import { join } from "node:path";
+
+export interface CallOptions {
+  /** milliseconds before the call fails with TIMEOUT (default 30 s; 0 waits forever) */
+  timeout?: number;
+  onProgress?: (data: Record<string, unknown>) => void;
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+  timer: NodeJS.Timeout | undefined;
+  onProgress: ((data: Record<string, unknown>) => void) | undefined;
+  method: string;
+}
+
+/** Find the connection file: explicit path, $PARSL_SIDECAR_CONNECTION_FILE, or the default runtime dir. */
+export function resolveConnectionFile(path?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return path ?? env[CONNECTION_ENV] ?? join(defaultRuntimeDir(env), CONNECTION_FILE_NAME);
+}
+
+export class SidecarClient {
+  private readonly socket = new Dealer({ linger: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
+  private readonly out = new SendQueue(this.socket);
+  private readonly pending = new Map<string, Pending>();
+  private readonly key: Buffer;
+  private readonly session = randomBytes(6).toString("hex");
+  private readonly eventHandlers = new Set<(e: SidecarEvent) => void>();
+  private counter = 0;
+  private closed = false;
+  private renew: NodeJS.Timeout | undefined;
+
+  private constructor(readonly info: ConnectionInfo) {
+    this.key = Buffer.from(info.key, "hex");
+    this.socket.connect(info.endpoint);
+    void this.receiveLoop();
+  }
+
+  /** Connect using a connection file (see resolveConnectionFile). */
+  static connect(path?: string): SidecarClient {
+    const file = resolveConnectionFile(path);
+    const info = readConnectionFile(file);
+    if (info.protocol_version !== PROTOCOL_VERSION) {
+      throw new SidecarError("VERSION_MISMATCH", `The sidecar at ${file} speaks protocol ${info.protocol_version}; this client speaks ${PROTOCOL_VERSION}`);
+    }
+    return new SidecarClient(info);
+  }
+
+  static fromInfo(info: ConnectionInfo): SidecarClient {
+    return new SidecarClient(info);
+  }
+
+  call<T = unknown>(method: string, params: Record<string, unknown> = {}, opts: CallOptions = {}): Promise<T> {
+    if (this.closed) return Promise.reject(new SidecarError("UNREACHABLE", "The client is closed"));
+    const id = `${this.session}-${(this.counter++).toString(36)}`;
+    const header: Header = { v: PROTOCOL_VERSION, id, type: "request", method, ts: Date.now() };
+    const timeout = opts.timeout ?? 30_000;
+    return new Promise<T>((resolve, reject) => {
+      const timer =
+        timeout > 0
+          ? setTimeout(() => {
+              this.pending.delete(id);
+              reject(new SidecarError("TIMEOUT", `No reply to ${method} within ${timeout} ms from the sidecar at ${this.info.endpoint} (pid ${this.info.pid}); is it running?`, { data: { method, timeout_ms: timeout } }));
+            }, timeout)
+          : undefined;
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, onProgress: opts.onProgress, method });
+      this.out.push(pack(this.key, header, params));
+    });
+  }
+
+  /** Receive events (topics by prefix, all when empty); the lease is renewed while subscribed. */
+  async subscribe(topics: string[], handler: (e: SidecarEvent) => void, opts: { history?: boolean } = {}): Promise<() => Promise<void>> {
+    this.eventHandlers.add(handler);
+    const res = await this.call<{ lease_ms: number; history: SidecarEvent[] }>("sidecar.subscribe", { topics, history: opts.history ?? false });
+    for (const e of res.history) handler(e);
+    clearInterval(this.renew);
+    this.renew = setInterval(() => void this.call("sidecar.subscribe", { topics }).catch(() => undefined), Math.max(1000, res.lease_ms / 3));
+    this.renew.unref();
+    return async () => {
+      this.eventHandlers.delete(handler);
+      if (this.eventHandlers.size === 0) {
+        clearInterval(this.renew);
+        await this.call("sidecar.unsubscribe").catch(() => undefined);
+      }
+    };
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const frames of this.socket) {
+        const msg = unpack(this.key, frames);
+        if (!msg.ok) continue; // unsigned traffic is ignored, as on the server
+        const { header, body } = msg;
+        if (header.type === "event") {
+          for (const h of this.eventHandlers) h(body as SidecarEvent);
+          continue;
+        }
+        const p = header.reply_to ? this.pending.get(header.reply_to) : undefined;
+        if (!p) continue;
+        if (header.type === "progress") {
+          p.onProgress?.(body as Record<string, unknown>);
+          continue;
+        }
+        this.pending.delete(header.reply_to!);
+        clearTimeout(p.timer);
+        const reply = body as { result?: unknown; error?: { code: string; message: string; data?: Record<string, unknown> } };
+        if (reply.error) p.reject(SidecarError.fromPayload(reply.error));
+        else p.resolve(reply.result);
+      }
+    } catch {
+      /* socket closed */
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.renew);
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new SidecarError("UNREACHABLE", `The client closed before ${p.method} was answered`));
+      this.pending.delete(id);
+    }
+    this.socket.close();
+  }
+}

@@ -1,0 +1,24 @@
+/** What a service gives the daemon: its RPC methods, its share of status, and a close path. */
+import type { EventBus } from "../events.js";
+import type { MethodDef } from "../rpc/registry.js";
+import type { Logger } from "../util/logger.js";
+
+export interface DaemonContext {
+  log: Logger;
+  events: EventBus;
+  runtimeDir: string;
+  stateDir: string;
+  /** the connection file of this sidecar (children get it as PARSL_SIDECAR_CONNECTION_FILE) */
+  connectionFile: string;
+  /** ask the daemon to shut down (after the current reply is sent) */
+  requestShutdown(reason: string): void;
+}
+
+export interface ServiceModule {
+  name: string;
+  methods: MethodDef[];
+  /** counts and states for sidecar.status */
+  status?(): Record<string, unknown>;
+  /** close everything the service owns; called in reverse order of creation */
+  close?(): Promise<void>;
+}

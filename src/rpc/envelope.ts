@@ -1,0 +1,84 @@
+/**
+ * The signed envelope of the wire protocol (docs/protocol.md): frames, MessagePack header and
+ * body, HMAC-SHA256 over both, checked in constant time.
+ */
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { Packr } from "msgpackr";
+
+export const PROTOCOL_VERSION = 1;
+export const SIGNATURE_SCHEME = "hmac-sha256";
+export const DELIMITER = Buffer.from("<PSC|MSG>");
+
+export type MessageType = "request" | "reply" | "progress" | "event";
+
+export interface Header {
+  /** protocol version */
+  v: number;
+  /** message id, unique per sender */
+  id: string;
+  type: MessageType;
+  /** the method called (requests) */
+  method?: string;
+  /** the id of the request this answers (replies, progress) */
+  reply_to?: string;
+  /** sender's clock, milliseconds since the epoch */
+  ts: number;
+}
+
+// Plain maps and no records: the Python side decodes with the stock msgpack library.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, int64AsType: "number" });
+
+export function encode(value: unknown): Buffer {
+  return packr.pack(value);
+}
+
+export function decode(buf: Buffer): unknown {
+  return packr.unpack(buf);
+}
+
+/** HMAC over the header length (uint32 BE), the header and the body. */
+export function sign(key: Buffer, header: Buffer, body: Buffer): Buffer {
+  const len = Buffer.allocUnsafe(4);
+  len.writeUInt32BE(header.length, 0);
+  return Buffer.from(createHmac("sha256", key).update(len).update(header).update(body).digest("hex"), "latin1");
+}
+
+export function verify(key: Buffer, signature: Buffer, header: Buffer, body: Buffer): boolean {
+  const expected = sign(key, header, body);
+  return signature.length === expected.length && timingSafeEqual(signature, expected);
+}
+
+/** Frames after the delimiter: signature, header, body. */
+export function pack(key: Buffer, header: Header, body: unknown): [Buffer, Buffer, Buffer, Buffer] {
+  const h = encode(header);
+  const b = encode(body);
+  return [DELIMITER, sign(key, h, b), h, b];
+}
+
+export type Unpacked =
+  | { ok: true; header: Header; body: unknown; signature: string }
+  | { ok: false; reason: "framing" | "signature" | "decode"; detail: string };
+
+/** Check and decode the frames that follow the routing identity (if any). */
+export function unpack(key: Buffer, frames: Buffer[]): Unpacked {
+  const at = frames.findIndex((f) => f.equals(DELIMITER));
+  if (at < 0 || frames.length !== at + 4) return { ok: false, reason: "framing", detail: `expected delimiter + 3 frames, got ${frames.length} frames` };
+  const [sig, h, b] = [frames[at + 1]!, frames[at + 2]!, frames[at + 3]!];
+  if (!verify(key, sig, h, b)) return { ok: false, reason: "signature", detail: "bad or missing signature" };
+  let header: unknown;
+  let body: unknown;
+  try {
+    header = decode(h);
+    body = decode(b);
+  } catch (err) {
+    return { ok: false, reason: "decode", detail: `not MessagePack: ${(err as Error).message}` };
+  }
+  if (!isHeader(header)) return { ok: false, reason: "decode", detail: "header lacks v, id, type or ts" };
+  return { ok: true, header, body, signature: sig.toString("latin1") };
+}
+
+function isHeader(h: unknown): h is Header {
+  if (h === null || typeof h !== "object") return false;
+  const o = h as Record<string, unknown>;
+  return typeof o.v === "number" && typeof o.id === "string" && typeof o.type === "string" && typeof o.ts === "number";
+}

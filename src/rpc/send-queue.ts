@@ -1,0 +1,42 @@
+/**
+ * zeromq.js allows one send at a time per socket; this queue serializes sends from many
+ * concurrent handlers without making any of them wait for the others.
+ */
+import type { Router, Dealer } from "zeromq";
+
+type Frames = Buffer[];
+
+export class SendQueue {
+  private readonly queue: Frames[] = [];
+  private draining: Promise<void> | undefined;
+
+  constructor(private readonly socket: Router | Dealer) {}
+
+  push(frames: Frames): void {
+    this.queue.push(frames);
+    this.draining ??= this.drain().finally(() => {
+      this.draining = undefined;
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const frames = this.queue.shift()!;
+      try {
+        await this.socket.send(frames);
+      } catch {
+        // a closed socket or an unroutable peer: the message is lost, like any ZeroMQ drop
+        if (this.socket.closed) {
+          this.queue.length = 0;
+          return;
+        }
+      }
+    }
+  }
+
+  /** Wait until queued messages are handed to ZeroMQ, at most `timeoutMs`. */
+  async flush(timeoutMs: number): Promise<void> {
+    if (!this.draining) return;
+    await Promise.race([this.draining, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * The RPC server: a ZeroMQ ROUTER socket that checks every message's signature, version and
+ * freshness, runs requests concurrently through the registry, and sends replies, progress and
+ * subscribed events back to the caller. Unauthenticated traffic is dropped without a reply.
+ */
+import { randomBytes } from "node:crypto";
+import { Router } from "zeromq";
+import { SidecarError, toSidecarError, type ErrorPayload } from "../errors.js";
+import { type EventBus, matches } from "../events.js";
+import type { Logger } from "../util/logger.js";
+import { PROTOCOL_VERSION, pack, unpack, type Header, type MessageType } from "./envelope.js";
+import type { CallContext, Registry } from "./registry.js";
+import { ReplayGuard } from "./replay-guard.js";
+import { SendQueue } from "./send-queue.js";
+
+export interface ServerStats {
+  received: number;
+  replied: number;
+  inFlight: number;
+  dropped: { framing: number; signature: number; decode: number; replay: number; stale: number; type: number };
+}
+
+interface Subscription {
+  prefixes: string[];
+  expires: number;
+}
+
+const SUBSCRIPTION_LEASE_MS = 60_000;
+
+export class RpcServer {
+  private readonly socket = new Router({ linger: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
+  private readonly out = new SendQueue(this.socket);
+  private readonly guard = new ReplayGuard();
+  private readonly inFlight = new Map<string, { identity: Buffer; id: string; done: Promise<void> }>();
+  private readonly subscriptions = new Map<string, Subscription>();
+  private readonly abort = new AbortController();
+  private readonly session = randomBytes(4).toString("hex");
+  private counter = 0;
+  private closing = false;
+  private loop: Promise<void> | undefined;
+  private unlisten: (() => void) | undefined;
+  readonly stats: ServerStats = { received: 0, replied: 0, inFlight: 0, dropped: { framing: 0, signature: 0, decode: 0, replay: 0, stale: 0, type: 0 } };
+
+  constructor(
+    private readonly key: Buffer,
+    private readonly registry: Registry,
+    private readonly events: EventBus,
+    private readonly log: Logger,
+  ) {}
+
+  async bind(endpoint: string): Promise<string> {
+    await this.socket.bind(endpoint);
+    this.loop = this.receiveLoop();
+    this.unlisten = this.events.on([], (e) => this.publish(e.topic, e));
+    return this.socket.lastEndpoint ?? endpoint;
+  }
+
+  /** Subscribe a client (by routing identity) to topics for a lease that the client renews. */
+  subscribe(client: string, prefixes: string[]): number {
+    const expires = Date.now() + SUBSCRIPTION_LEASE_MS;
+    this.subscriptions.set(client, { prefixes, expires });
+    return SUBSCRIPTION_LEASE_MS;
+  }
+
+  unsubscribe(client: string): void {
+    this.subscriptions.delete(client);
+  }
+
+  get subscriberCount(): number {
+    return this.subscriptions.size;
+  }
+
+  private publish(topic: string, event: unknown): void {
+    if (this.subscriptions.size === 0) return;
+    const now = Date.now();
+    for (const [client, sub] of this.subscriptions) {
+      if (sub.expires < now) {
+        this.subscriptions.delete(client);
+        continue;
+      }
+      if (matches(sub.prefixes, topic)) this.send(Buffer.from(client, "hex"), "event", undefined, event, topic);
+    }
+  }
+
+  private nextId(): string {
+    return `${this.session}-${(this.counter++).toString(36)}`;
+  }
+
+  private send(identity: Buffer, type: MessageType, replyTo: string | undefined, body: unknown, topic?: string): void {
+    const header: Header & { topic?: string } = { v: PROTOCOL_VERSION, id: this.nextId(), type, ts: Date.now() };
+    if (replyTo !== undefined) header.reply_to = replyTo;
+    if (topic !== undefined) header.topic = topic;
+    this.out.push([identity, ...pack(this.key, header, body)]);
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const frames of this.socket) {
+        this.onMessage(frames);
+      }
+    } catch (err) {
+      if (!this.closing) this.log.error({ err: (err as Error).message }, "rpc receive loop failed");
+    }
+  }
+
+  private drop(reason: keyof ServerStats["dropped"], detail: string): void {
+    this.stats.dropped[reason]++;
+    const total = Object.values(this.stats.dropped).reduce((a, b) => a + b, 0);
+    // log the first few and then every 1000th, so a flood cannot fill the disk
+    if (total <= 20 || total % 1000 === 0) this.log.warn({ reason, detail, dropped: this.stats.dropped }, "rpc message dropped");
+  }
+
+  private onMessage(frames: Buffer[]): void {
+    this.stats.received++;
+    const identity = frames[0];
+    if (!identity || frames.length < 2) return this.drop("framing", "no routing identity");
+    const msg = unpack(this.key, frames.slice(1));
+    if (!msg.ok) return this.drop(msg.reason, msg.detail);
+    const verdict = this.guard.check(msg.signature, msg.header.ts);
+    if (verdict) return this.drop(verdict, `message ${msg.header.id}`);
+    const { header } = msg;
+    if (header.v !== PROTOCOL_VERSION) {
+      const err = new SidecarError("VERSION_MISMATCH", `Protocol version ${header.v} is not supported; this sidecar speaks version ${PROTOCOL_VERSION}. Use a client of the same parsl-sidecar release.`, {
+        data: { got: header.v, supported: [PROTOCOL_VERSION] },
+      });
+      return this.send(identity, "reply", header.id, { error: err.toPayload() });
+    }
+    if (header.type !== "request" || typeof header.method !== "string") return this.drop("type", `message type ${header.type}`);
+    if (this.closing) {
+      return this.send(identity, "reply", header.id, { error: new SidecarError("SHUTTING_DOWN", "The sidecar is shutting down").toPayload() });
+    }
+    const key = `${identity.toString("hex")}/${header.id}`;
+    const done = this.handle(identity, header, msg.body).finally(() => {
+      this.inFlight.delete(key);
+      this.stats.inFlight = this.inFlight.size;
+    });
+    this.inFlight.set(key, { identity, id: header.id, done });
+    this.stats.inFlight = this.inFlight.size;
+  }
+
+  private async handle(identity: Buffer, header: Header, body: unknown): Promise<void> {
+    const ctx: CallContext = {
+      client: identity.toString("hex"),
+      requestId: header.id,
+      progress: (data) => this.send(identity, "progress", header.id, data),
+      signal: this.abort.signal,
+      events: this.events,
+      log: this.log,
+    };
+    let reply: { result: unknown } | { error: ErrorPayload };
+    try {
+      const result = await this.registry.invoke(header.method!, body, ctx);
+      reply = { result: result ?? null };
+    } catch (err) {
+      const e = toSidecarError(err);
+      if (e.code === "INTERNAL") this.log.error({ method: header.method, err: e.message, stack: (err as Error)?.stack }, "method failed");
+      else this.log.debug({ method: header.method, code: e.code, err: e.message }, "method returned an error");
+      reply = { error: e.toPayload() };
+    }
+    if (!this.inFlight.has(`${identity.toString("hex")}/${header.id}`) && this.closing) return; // already failed by close()
+    this.stats.replied++;
+    this.send(identity, "reply", header.id, reply);
+  }
+
+  /** Stop taking requests, let in-flight ones finish for `graceMs`, fail the rest, close. */
+  async close(graceMs = 3000): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.unlisten?.();
+    const pending = [...this.inFlight.values()];
+    if (pending.length > 0) {
+      const timer = new Promise((r) => setTimeout(r, graceMs).unref());
+      await Promise.race([Promise.allSettled(pending.map((p) => p.done)), timer]);
+      this.abort.abort();
+      for (const [key, p] of this.inFlight) {
+        this.inFlight.delete(key);
+        this.send(p.identity, "reply", p.id, { error: new SidecarError("SHUTTING_DOWN", "The sidecar shut down before this call finished").toPayload() });
+      }
+    }
+    this.abort.abort();
+    await this.out.flush(1000);
+    this.socket.close();
+    await this.loop?.catch(() => undefined);
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * A host the sidecar runs commands on: this machine (`local`) or a pool reached over SSH.
+ * Services (tunnels, staging, env, executors, jobs) borrow hosts from the HostPool, which is the
+ * only owner of SSH connections, so reconnects happen in one place.
+ */
+import type { Readable, Writable } from "node:stream";
+
+/** Same shape on success and failure (execa's result is the model). */
+export interface ExecResult {
+  command: string;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  timedOut: boolean;
+}
+
+export interface ExecOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  stdin?: string | Buffer;
+  /** fail (kill the remote process group) after this many ms */
+  timeoutMs?: number;
+}
+
+export interface SpawnOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** A long-running command: streams, and a process group that can be killed whole. */
+export interface HostProcess {
+  stdin: Writable;
+  stdout: Readable;
+  stderr: Readable;
+  /** pid of the process-group leader on the host (the command runs under setsid) */
+  pgid: Promise<number>;
+  exited: Promise<{ exitCode: number | null; signal: string | null }>;
+  /** signal the whole process group on the host */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface Host {
+  /** `local`, or the ssh target as given (user@host:port or a ~/.ssh/config alias) */
+  readonly target: string;
+  readonly isLocal: boolean;
+  /** run a shell command (POSIX sh) and collect its output */
+  exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** start a shell command in its own process group and stream it */
+  spawn(command: string, opts?: SpawnOptions): Promise<HostProcess>;
+}
+
+/** A borrowed host; the SSH connection closes when its last lease is released. */
+export interface HostLease extends Host {
+  release(): void;
+}
+
+export interface HostPool {
+  acquire(target: string, owner: string): Promise<HostLease>;
+}
+
+/** POSIX single-quote a string for a shell command line. */
+export function shellQuote(s: string): string {
+  if (/^[A-Za-z0-9_\-./:=@%+,]+$/.test(s)) return s;
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
