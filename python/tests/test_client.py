@@ -10,6 +10,7 @@ from concurrent.futures import wait
 from typing import Any
 
 import pytest
+from sidecar_proc import Sidecar, wait_until
 
 import parsl_sidecar
 from parsl_sidecar import (
@@ -20,8 +21,6 @@ from parsl_sidecar import (
     SidecarUnreachable,
     UnknownMethod,
 )
-
-from .conftest import Sidecar, wait_until
 
 
 def test_ping_round_trip(client: Client) -> None:

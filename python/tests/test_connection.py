@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sidecar_proc import short_tmpdir
 
 import parsl_sidecar
 from parsl_sidecar import SidecarUnreachable, VersionMismatch
@@ -16,8 +17,6 @@ from parsl_sidecar.connection import (
     read_connection_file,
     resolve_connection_file,
 )
-
-from .conftest import short_tmpdir
 
 
 @pytest.fixture

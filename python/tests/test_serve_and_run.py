@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sidecar_proc import cli_args, running_sidecar, short_tmpdir, start_sidecar
 
 import parsl_sidecar
-
-from .conftest import cli_args, running_sidecar, short_tmpdir, start_sidecar
 
 
 @pytest.fixture

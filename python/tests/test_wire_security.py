@@ -9,14 +9,13 @@ import time
 
 import msgpack
 import pytest
+from rawwire import first_reply, raw_dealer, replies, request_frames, signed_garbage
+from sidecar_proc import Sidecar, short_tmpdir, wait_until
 
 import parsl_sidecar
 from parsl_sidecar import Client, SidecarUnreachable, VersionMismatch
 from parsl_sidecar._wire import DELIMITER
 from parsl_sidecar.connection import read_connection_file
-
-from .conftest import Sidecar, short_tmpdir, wait_until
-from .raw import first_reply, raw_dealer, replies, request_frames, signed_garbage
 
 
 def dropped(client: Client) -> dict[str, int]:
