@@ -53,6 +53,8 @@ def test_two_pools_many_apps(two_pools: Pools) -> None:
         {"exec_a": pool_entry(pools, "pool_a"), "exec_b": pool_entry(pools, "pool_b")}
     )
 
+    import e2e_apps
+
     client = pools.client()
     cfg = parsl_config(path, client=client, run_dir=str(pools.tmp / "runinfo"))
     owner = parsl_sidecar.config.default_owner()
