@@ -469,6 +469,11 @@ class SidecarSlurmProvider(_RemoteCluster, SlurmProvider):  # type: ignore[misc]
             )
         return job_id
 
+    @property
+    def status_polling_interval(self) -> int:
+        """Seconds between squeue polls (one command over the kept SSH connection)."""
+        return 20
+
     def _status(self) -> None:
         SlurmProvider._status(self)  # type: ignore[no-untyped-call]
         self._fetch_output()
@@ -529,6 +534,11 @@ class SidecarPBSProProvider(_RemoteCluster, PBSProProvider):  # type: ignore[mis
                 job_name, f"Executor `{self.executor_label}`: qsub gave no job id"
             )
         return job_id
+
+    @property
+    def status_polling_interval(self) -> int:
+        """Seconds between qstat polls (one command over the kept SSH connection)."""
+        return 20
 
     def _status(self) -> None:
         PBSProProvider._status(self)  # type: ignore[no-untyped-call]

@@ -11,7 +11,7 @@ import type { WorkerTunnels } from "./tunnel-port.js";
 import { parseVersionProbe, pythonMinor, VERSION_PROBE } from "./versions.js";
 
 export interface PreflightCheck {
-  name: "reachable" | "versions" | "directories" | "tunnel";
+  name: "reachable" | "versions" | "directories" | "tunnel" | "scheduler";
   ok: boolean;
   message: string;
   code?: ErrorCode;
@@ -78,6 +78,27 @@ async function checkDirs(lease: HostLease, r: ResolvedExecutor): Promise<Preflig
   return { name: "directories", ok: true, message: `writable: ${dirs.join(", ")}` };
 }
 
+const SCHEDULER_COMMANDS = { slurm: ["sbatch", "squeue", "scancel"], pbspro: ["qsub", "qstat", "qdel"] } as const;
+
+/** The scheduler's client commands exist on the head node, and a named Slurm partition exists. */
+async function checkScheduler(lease: HostLease, r: ResolvedExecutor): Promise<PreflightCheck> {
+  if (r.provider === "local") return { name: "scheduler", ok: true, message: "PROVIDER local: no scheduler" };
+  const cmds = SCHEDULER_COMMANDS[r.provider];
+  const missing = (await lease.exec(cmds.map((c) => `command -v ${c} >/dev/null 2>&1 || echo ${c}`).join("; "), { timeoutMs: 30_000 })).stdout.split("\n").filter(Boolean);
+  if (missing.length > 0) {
+    return { name: "scheduler", ok: false, code: "PROVIDER_FAILED", message: `Executor \`${r.label}\`: PROVIDER ${r.provider} needs ${missing.join(", ")} on the head node of pool \`${r.target}\`, and the login shell's PATH has none of them` };
+  }
+  const partition = r.providerOptions.partition;
+  if (r.provider === "slurm" && typeof partition === "string") {
+    const res = await lease.exec(`sinfo -h -o %R 2>/dev/null`, { timeoutMs: 30_000 });
+    const known = res.stdout.split("\n").map((l) => l.trim()).filter(Boolean);
+    if (res.exitCode === 0 && known.length > 0 && !known.includes(partition)) {
+      return { name: "scheduler", ok: false, code: "PROVIDER_FAILED", message: `Executor \`${r.label}\`: Slurm on pool \`${r.target}\` has no partition \`${partition}\` (sinfo lists ${known.join(", ")}); fix PARTITION` };
+    }
+  }
+  return { name: "scheduler", ok: true, message: `${cmds.join(", ")} found${typeof partition === "string" ? `; partition ${partition} exists` : ""}` };
+}
+
 async function checkTunnel(lease: HostLease, r: ResolvedExecutor, tunnels: WorkerTunnels | undefined): Promise<PreflightCheck> {
   if (r.isLocal) return { name: "tunnel", ok: true, message: "pool is this machine: no tunnel needed" };
   if (!r.tunnelId || r.workerPort === null || r.dialAddress === null) {
@@ -119,7 +140,7 @@ export async function preflightExecutor(hosts: HostPool, tunnels: WorkerTunnels 
         return { name, ok: false, code: e.code, message: `Executor \`${r.label}\`: ${name} check on pool \`${r.target}\` failed: ${e.message}` };
       }
     };
-    out.checks.push(...(await Promise.all([guard("versions", () => checkVersions(lease, r, local, out)), guard("directories", () => checkDirs(lease, r)), guard("tunnel", () => checkTunnel(lease, r, tunnels))])));
+    out.checks.push(...(await Promise.all([guard("versions", () => checkVersions(lease, r, local, out)), guard("directories", () => checkDirs(lease, r)), guard("tunnel", () => checkTunnel(lease, r, tunnels)), guard("scheduler", () => checkScheduler(lease, r))])));
   } finally {
     lease.release();
   }
