@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.js";
 import { registerCall } from "./commands/call.js";
+import { registerExecutors } from "./commands/executors.js";
 import { registerExecutorsEdit } from "./commands/executors-edit.js";
 import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
@@ -23,6 +24,7 @@ registerServe(program);
 registerStatus(program);
 registerCall(program);
 registerRun(program);
+registerExecutors(program);
 registerUi(program);
 registerExecutorsEdit(program);
 

@@ -1,11 +1,7 @@
 /**
  * The JSON file as text: parse errors with line and column, the file's own indentation, an
- * order-keeping merge of edited values into the original object, and an atomic write.
+ * order-keeping merge of edited values into the original object.
  */
-import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
-
 export type JsonParse = { ok: true; value: unknown } | { ok: false; message: string; line: number; column: number; offset: number };
 
 /** Parse JSON; on failure say where (1-based line and column) as well as what. */
@@ -61,31 +57,4 @@ export function mergeOrdered(original: unknown, edited: unknown): unknown {
 export function renderLike(originalText: string, value: unknown): string {
   const text = JSON.stringify(value, null, detectIndent(originalText));
   return originalText.endsWith("\n") || originalText === "" ? `${text}\n` : text;
-}
-
-/** Write via a temporary file in the same directory and a rename, keeping the file's mode. */
-export function writeFileAtomic(path: string, text: string): void {
-  let mode = 0o644;
-  try {
-    mode = statSync(path).mode & 0o777;
-  } catch {
-    // a new file gets the default mode
-  }
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  const fd = openSync(tmp, "wx", mode);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw err;
-  }
-  closeSync(fd);
-  try {
-    renameSync(tmp, path);
-  } catch (err) {
-    unlinkSync(tmp);
-    throw err;
-  }
 }

@@ -7,7 +7,7 @@ import type { DaemonContext, ServiceModule } from "../daemon/module.js";
 import { SidecarError } from "../errors.js";
 import { defineMethod } from "../rpc/registry.js";
 import { Assets } from "./assets.js";
-import { basicSupport, type ExecutorsSupport } from "./executors-support.js";
+import { executorsSupport, type ExecutorsSupport } from "./executors-support.js";
 import { LiveState } from "./live.js";
 import { ReviewSession } from "./review.js";
 import { routes } from "./routes.js";
@@ -21,7 +21,7 @@ export interface WebOptions {
 }
 
 export function webModule(ctx: DaemonContext, opts: WebOptions = {}): ServiceModule {
-  const support = opts.support ?? basicSupport(ctx);
+  const support = opts.support ?? executorsSupport(ctx);
   const live = new LiveState(ctx);
   const reviews = new Map<string, ReviewSession>();
   let starting: Promise<WebServer> | undefined;

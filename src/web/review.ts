@@ -9,7 +9,8 @@ import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { SidecarError } from "../errors.js";
 import type { CheckResult, ExecutorsSupport } from "./executors-support.js";
-import { type JsonParse, mergeOrdered, parseJsonText, renderLike, writeFileAtomic } from "./json-text.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
+import { type JsonParse, mergeOrdered, parseJsonText, renderLike } from "./json-text.js";
 
 export type ReviewState = "open" | "accepted" | "cancelled";
 
@@ -73,6 +74,8 @@ export class ReviewSession {
       check: p.ok ? this.support.check(p.value) : null,
       entry_schema: this.support.entrySchema() ?? null,
       explain: this.support.explain(),
+      groups: this.support.groups(),
+      pools: p.ok ? this.support.pools(p.value) : {},
       features: this.support.features(),
     };
   }
@@ -100,7 +103,8 @@ export class ReviewSession {
     }
     const check = this.support.check(doc);
     if (!check.ok) {
-      throw new SidecarError("EXECUTORS_INVALID", `Not written: ${check.issues.map((i) => i.message).join("; ")}`, { data: { issues: check.issues } });
+      const errors = check.issues.filter((i) => i.severity === "error");
+      throw new SidecarError("EXECUTORS_INVALID", `Not written: ${errors.map((i) => i.message).join("; ")}`, { data: { issues: check.issues } });
     }
     this.requireUnchangedOnDisk();
     const text = renderLike(this.loaded.text, mergeOrdered(p.value, doc));

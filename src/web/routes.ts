@@ -7,7 +7,7 @@ import { readJsonBody, sendJson } from "./http-util.js";
 import type { LiveState } from "./live.js";
 import type { ReviewSession } from "./review.js";
 import type { Handler, WebServer } from "./server.js";
-import { LIVE_TOPICS, openEventStream } from "./sse.js";
+import { openEventStream } from "./sse.js";
 
 export interface RouteDeps {
   events: EventBus;
@@ -49,7 +49,7 @@ export function routes(deps: RouteDeps): Record<string, Handler> {
         transfers: [...deps.live.transfers.values()],
         samples: deps.live.samples,
         logs: deps.events.history(["log"]).slice(-200),
-        events: deps.events.history(LIVE_TOPICS.filter((t) => t !== "log")).slice(-100),
+        events: deps.events.history(["ssh", "env", "tunnel"]).slice(-100),
       });
     },
     "GET /api/jobs": async (_req, res) => sendJson(res, 200, await deps.live.jobs()),
@@ -72,7 +72,10 @@ export function routes(deps: RouteDeps): Record<string, Handler> {
           s.reload();
           return sendJson(res, 200, s.snapshot());
         case "complete":
-          return sendJson(res, 200, { labels: await deps.support.complete(docOf(body), s.file) });
+          {
+          const doc = docOf(body);
+          return sendJson(res, 200, { labels: await deps.support.complete(doc), pools: deps.support.pools(doc) });
+        }
         case "preflight":
           return sendJson(res, 200, { labels: await deps.support.preflight(docOf(body), s.file) });
         default:

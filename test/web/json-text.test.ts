@@ -1,11 +1,5 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { detectIndent, mergeOrdered, parseJsonText, renderLike, writeFileAtomic } from "../../src/web/json-text.js";
-
-const dir = mkdtempSync(join(tmpdir(), "psc-json-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+import { describe, expect, it } from "vitest";
+import { detectIndent, mergeOrdered, parseJsonText, renderLike } from "../../src/web/json-text.js";
 
 describe("json-text", { timeout: 10_000 }, () => {
   it("says where a file does not parse (line and column)", () => {
@@ -38,14 +32,5 @@ describe("json-text", { timeout: 10_000 }, () => {
     expect(detectIndent("{}")).toBe("  ");
     expect(renderLike('{\n    "a": 1\n}\n', { a: 2 })).toBe('{\n    "a": 2\n}\n');
     expect(renderLike('{"a": 1}', { a: 2 })).toBe('{\n  "a": 2\n}');
-  });
-
-  it("replaces a file atomically, keeping its mode and leaving no temporary file", () => {
-    const p = join(dir, "x.json");
-    writeFileSync(p, "{}", { mode: 0o600 });
-    writeFileAtomic(p, '{"a": 1}\n');
-    expect(readFileSync(p, "utf8")).toBe('{"a": 1}\n');
-    expect(statSync(p).mode & 0o777).toBe(0o600);
-    expect(readdirSync(dir)).toEqual(["x.json"]);
   });
 });

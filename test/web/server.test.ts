@@ -90,7 +90,7 @@ describe("web server security", { timeout: 30_000 }, () => {
 
   it("refuses a POST from another origin or without an Origin", async () => {
     const body = JSON.stringify({ doc: JSON.parse(TWO_POOLS) });
-    for (const headers of [{ cookie, "content-type": "application/json" }, { cookie, origin: "http://evil.example", "content-type": "application/json" }, { cookie, origin: "null", "content-type": "application/json" }]) {
+    for (const headers of [{ cookie, "content-type": "application/json" } as Record<string, string>, { cookie, origin: "http://evil.example", "content-type": "application/json" }, { cookie, origin: "null", "content-type": "application/json" }]) {
       expect((await raw(`${origin}/api/reviews/${id}/accept`, { method: "POST", headers, body })).status).toBe(403);
     }
     const ok = await raw(`${origin}/api/validate`, { method: "POST", headers: { cookie, origin, "content-type": "application/json" }, body });

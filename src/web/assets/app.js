@@ -33,13 +33,16 @@ function setConn(state, text) {
 async function main() {
   const state = await getJson("/api/state");
   document.getElementById("foot").textContent = `parsl-sidecar ${state.version} · pid ${state.pid} · ${location.host}`;
-  const reviewId = params.get("review") ?? state.reviews.filter((r) => r.state === "open").at(-1)?.id;
+  // a link for a review opens on it; otherwise the live view, with a pending review one tab away
+  const asked = params.get("review");
+  const reviewId = asked ?? state.reviews.filter((r) => r.state === "open").at(-1)?.id;
   live = new LiveView(views.live);
   if (reviewId) {
     document.getElementById("tab-review").hidden = false;
     review = new ReviewView(views.review, reviewId);
   }
-  show(location.hash === "#live" || !review ? "live" : "review");
+  if (review && !asked) document.getElementById("tab-review").classList.add("pending");
+  show(location.hash === "#live" || !review || !asked ? "live" : "review");
   const source = new EventSource("/api/events");
   source.addEventListener("open", () => setConn("up", "live"));
   source.addEventListener("error", () => setConn("down", source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting…"));

@@ -44,12 +44,15 @@ export class RateChart {
     const text = css.getPropertyValue("--chart-text").trim() || "#6b7280";
     const pad = { l: 74, r: 12, t: 10, b: 22 };
     const now = Date.now();
-    const t0 = now - this.windowMs;
+    // show what there is, from one minute up to the whole window
+    const first = this.points.find((p) => p.ts >= now - this.windowMs)?.ts ?? now;
+    const span = Math.min(this.windowMs, Math.max(60_000, Math.ceil((now - first) / 60_000) * 60_000));
+    const t0 = now - span;
     const pts = this.points.filter((p) => p.ts >= t0);
     let max = 0;
     for (const p of pts) for (const s of this.series) max = Math.max(max, p[s.key] ?? 0);
     const top = niceCeil(max);
-    const x = (ts) => pad.l + ((ts - t0) / this.windowMs) * (w - pad.l - pad.r);
+    const x = (ts) => pad.l + ((ts - t0) / span) * (w - pad.l - pad.r);
     const y = (v) => hgt - pad.b - (v / top) * (hgt - pad.t - pad.b);
     g.font = "11px system-ui, sans-serif";
     g.fillStyle = text;
@@ -68,9 +71,11 @@ export class RateChart {
     }
     g.textAlign = "center";
     g.textBaseline = "top";
-    const minutes = this.windowMs / 60000;
-    for (let m = minutes; m >= 0; m -= minutes >= 10 ? 2 : 1) {
-      g.fillText(m === 0 ? "now" : `-${m} min`, Math.min(Math.max(x(now - m * 60000), pad.l + 16), w - pad.r - 14), hgt - pad.b + 6);
+    const minutes = span / 60000;
+    const step = minutes <= 1 ? 0.25 : minutes <= 3 ? 0.5 : minutes <= 6 ? 1 : 2;
+    for (let m = minutes; m >= 0; m -= step) {
+      const label = m === 0 ? "now" : m < 1 ? `-${Math.round(m * 60)} s` : `-${m} min`;
+      g.fillText(label, Math.min(Math.max(x(now - m * 60000), pad.l + 16), w - pad.r - 14), hgt - pad.b + 6);
     }
     for (const s of this.series) {
       g.strokeStyle = s.color;
@@ -89,11 +94,13 @@ export class RateChart {
   }
 }
 
-/** A round upper bound for the y axis (1, 2 or 5 times a power of 1024-ish steps), at least 1 KiB/s. */
+/** A round upper bound for the y axis in the unit the values need (B, KiB, MiB...), at least 1 KiB/s. */
 function niceCeil(v) {
-  const floor = 1024;
-  if (v <= floor) return floor;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
+  if (v <= 1024) return 1024;
+  let unit = 1;
+  while (v / unit >= 1024) unit *= 1024;
+  const x = v / unit;
+  const p = 10 ** Math.floor(Math.log10(x));
+  for (const m of [1, 2, 4, 5, 8, 10]) if (m * p >= x) return m * p * unit;
+  return 10 * p * unit;
 }

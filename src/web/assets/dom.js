@@ -12,6 +12,8 @@ export function h(tag, attrs = {}, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
     else if (k === "class") el.className = String(v);
+    // through the CSSOM: the page's CSP refuses style attributes
+    else if (k === "style") el.style.cssText = String(v);
     else if (k === "dataset") Object.assign(el.dataset, v);
     else if (k === "value") el.value = v;
     else if (k === "checked") el.checked = Boolean(v);
@@ -39,4 +41,12 @@ export function mount(el, ...children) {
 /** A coloured pill: kind is ok, bad, warn, info or muted. */
 export function badge(text, kind = "muted") {
   return h("span", { class: `badge badge-${kind}` }, text);
+}
+
+/** A message whose `quoted` parts (as the CLI prints them) become <code>. */
+export function richText(text) {
+  return String(text)
+    .split(/(`[^`]*`)/)
+    .filter((p) => p !== "")
+    .map((p) => (p.length > 1 && p.startsWith("`") && p.endsWith("`") ? h("code", {}, p.slice(1, -1)) : p));
 }

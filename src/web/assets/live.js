@@ -82,6 +82,7 @@ export class LiveView {
     this.transferChart.setPoints(data.samples);
     for (const t of data.transfers) this.transfers.set(String(t.id), t);
     this.renderTransfers();
+    this.renderTiles();
     void this.refreshJobs();
   }
 
@@ -110,6 +111,7 @@ export class LiveView {
       const id = String(pick(e.data, "id", "transfer_id", "transferId") ?? "");
       if (id) this.transfers.set(id, { ...this.transfers.get(id), ...e.data, id, topic: e.topic, updated: e.ts });
       this.renderTransfers();
+      this.renderTiles();
     } else if (top === "ssh" || top === "env" || top === "tunnel") {
       this.events.push(e);
       if (this.events.length > MAX_EVENTS) this.events.shift();

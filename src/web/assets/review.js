@@ -2,7 +2,7 @@
 // you type (the sidecar's own check), the values completion fills in, the preflight checks, and
 // Accept / Cancel.
 import { getJson, postJson } from "./api.js";
-import { badge, h, mount } from "./dom.js";
+import { badge, h, mount, richText } from "./dom.js";
 import { describeProperty, editorKind, fromText, objectShape, toText } from "./form.js";
 
 const NOT_IN_SCHEMA = "Not a setting parsl-sidecar knows: kept in the file exactly as it is.";
@@ -24,7 +24,10 @@ export class ReviewView {
     this.snap = await getJson(`/api/reviews/${encodeURIComponent(this.id)}`);
     this.buildModel();
     this.render();
-    if (this.snap.doc && this.snap.state === "open") void this.runChecks();
+    if (this.snap.doc && this.snap.state === "open") {
+      void this.refreshPreview();
+      void this.runChecks();
+    }
   }
 
   /** A `web.review` event from the sidecar: another window decided or reloaded. */
@@ -110,25 +113,36 @@ export class ReviewView {
       this.issues = [{ path: "", message: `Could not check the settings: ${err.message}` }];
     }
     this.renderIssues();
+    void this.refreshPreview();
   }
 
+  /** What completion fills in (cheap, no pool contact): refreshed after every check. */
+  async refreshPreview() {
+    try {
+      const res = await postJson(`/api/reviews/${this.id}/complete`, { doc: this.currentDoc() });
+      this.extras.complete = res.labels ?? {};
+      if (res.pools) this.snap.pools = res.pools;
+      this.extras.completeError = null;
+    } catch (err) {
+      this.extras.completeError = err.message;
+    }
+    this.renderExtras();
+  }
+
+  /** The preflight reaches each pool: run on load and on "Run again", not on every keystroke. */
   async runChecks() {
-    const feats = this.snap.features ?? {};
-    if (!feats.complete && !feats.preflight) return;
-    const doc = this.currentDoc();
+    if (!this.snap.features?.preflight) return;
     this.extras.checking = true;
     this.renderExtras();
-    const [complete, preflight] = await Promise.allSettled([
-      feats.complete ? postJson(`/api/reviews/${this.id}/complete`, { doc }) : Promise.resolve({ labels: {} }),
-      feats.preflight ? postJson(`/api/reviews/${this.id}/preflight`, { doc }) : Promise.resolve({ labels: {} }),
-    ]);
-    this.extras = {
-      checking: false,
-      complete: complete.status === "fulfilled" ? complete.value.labels ?? {} : {},
-      completeError: complete.status === "rejected" ? complete.reason.message : null,
-      preflight: preflight.status === "fulfilled" ? preflight.value.labels ?? {} : {},
-      preflightError: preflight.status === "rejected" ? preflight.reason.message : null,
-    };
+    try {
+      const res = await postJson(`/api/reviews/${this.id}/preflight`, { doc: this.currentDoc() });
+      this.extras.preflight = res.labels ?? {};
+      this.extras.preflightError = null;
+    } catch (err) {
+      this.extras.preflight = {};
+      this.extras.preflightError = err.message;
+    }
+    this.extras.checking = false;
     this.renderExtras();
   }
 
@@ -190,15 +204,28 @@ export class ReviewView {
       return h("div", { class: "card", dataset: { label: card.label } }, head, h("div", { class: "card-issues", id: `issues-${card.label}` }), h("pre", { class: "raw" }, JSON.stringify(card.entry, null, 2)));
     }
     const rows = card.fields.map((f) => this.renderField(f));
-    const missing = Object.keys(this.shape.properties).filter((k) => !card.fields.some((f) => f.key === k));
-    const addRows = missing.map((k) =>
-      h(
-        "div",
-        { class: "add-row" },
-        h("button", { type: "button", class: "btn btn-small", onclick: () => this.addField(card, k) }, `+ ${k}`),
-        h("span", { class: "help" }, this.explainFor(k, describeProperty(this.shape.properties[k], this.snap.entry_schema))),
+    const addable = (k) => {
+      const e = this.snap.explain?.[k];
+      return !card.fields.some((f) => f.key === k) && e?.group !== "completed" && !e?.deprecated;
+    };
+    const missing = Object.keys(this.shape.properties).filter(addable);
+    const groups = this.snap.groups ?? {};
+    const byGroup = new Map();
+    for (const k of missing) {
+      const g = this.snap.explain?.[k]?.group ?? "";
+      byGroup.set(g, [...(byGroup.get(g) ?? []), k]);
+    }
+    const addRows = [...byGroup].map(([g, keys]) => [
+      g ? h("div", { class: "group-title" }, groups[g] ?? g) : null,
+      keys.map((k) =>
+        h(
+          "div",
+          { class: "add-row" },
+          h("button", { type: "button", class: "btn btn-small", onclick: () => this.addField(card, k) }, `+ ${k}`),
+          h("div", { class: "help" }, this.explainFor(k, describeProperty(this.shape.properties[k], this.snap.entry_schema))),
+        ),
       ),
-    );
+    ]);
     return h(
       "div",
       { class: "card", dataset: { label: card.label } },
@@ -210,8 +237,16 @@ export class ReviewView {
     );
   }
 
+  /** The explanation beside a key: what it means, then its default and where it applies. */
   explainFor(key, prop) {
-    return this.snap.explain?.[key] ?? prop?.description ?? (prop ? "" : NOT_IN_SCHEMA);
+    const e = this.snap.explain?.[key];
+    if (!e) return h("div", {}, prop?.description ?? (prop ? "" : NOT_IN_SCHEMA));
+    const meta = [
+      e.default !== undefined ? `Default: ${e.default}` : null,
+      e.providers ? `Used with PROVIDER ${e.providers.join(" or ")}` : null,
+      e.example !== undefined ? `Example: ${e.example}` : null,
+    ].filter(Boolean);
+    return h("div", {}, h("div", {}, e.description), e.deprecated ? h("div", { class: "warn-text small" }, `Deprecated: ${e.deprecated}`) : null, meta.length ? h("div", { class: "meta" }, meta.join(" · ")) : null);
   }
 
   renderField(f) {
@@ -229,7 +264,7 @@ export class ReviewView {
       input = h("select", { id, oninput: onInput }, h("option", { value: "" }, "(not set)"), opts.map((o) => h("option", { value: o, selected: o === f.text }, o)));
       input.value = f.text;
     } else if (f.kind === "json") input = h("textarea", { id, rows: Math.min(8, f.text.split("\n").length), spellcheck: "false", oninput: onInput }, f.text);
-    else input = h("input", { type: "text", id, value: f.text, spellcheck: "false", autocomplete: "off", placeholder: f.prop?.default !== undefined ? `default: ${toText(f.prop.default)}` : "", oninput: onInput });
+    else input = h("input", { type: "text", id, value: f.text, spellcheck: "false", autocomplete: "off", placeholder: this.snap.explain?.[f.key]?.example !== undefined ? `e.g. ${this.snap.explain[f.key].example}` : "", oninput: onInput });
     const required = this.shape.required.has(f.key);
     return h(
       "div",
@@ -254,39 +289,45 @@ export class ReviewView {
     this.root.querySelector(`#${CSS.escape(`f-${card.label}-${key}`)}`)?.focus();
   }
 
-  /** Put each issue beside its field; others at the top of the card or of the page. */
+  /** Put each issue beside its field; others at the top of the card or of the page. Warnings do not block. */
   renderIssues() {
     const byField = new Map();
     const byCard = new Map();
     const global = [];
-    for (const card of this.model) for (const f of card.fields) if (f.jsonError) byField.set(`${card.label}.${f.key}`, [f.jsonError]);
+    const add = (map, key, item) => map.set(key, [...(map.get(key) ?? []), item]);
+    for (const card of this.model) for (const f of card.fields) if (f.jsonError) add(byField, `${card.label}.${f.key}`, { message: f.jsonError, severity: "error" });
     for (const issue of this.issues) {
+      const item = { message: issue.message, severity: issue.severity ?? "error" };
       const parts = issue.path ? issue.path.split(".") : [];
       const card = this.model.find((c) => c.label === parts[0]);
       const field = card?.fields.find((f) => f.key === parts[1]);
-      if (field) byField.set(`${card.label}.${field.key}`, [...(byField.get(`${card.label}.${field.key}`) ?? []), issue.message]);
-      else if (card) byCard.set(card.label, [...(byCard.get(card.label) ?? []), issue.message]);
-      else global.push(issue.message);
+      if (field) add(byField, `${card.label}.${field.key}`, item);
+      else if (card) add(byCard, card.label, item);
+      else global.push(item);
     }
+    const errors = (list) => list.filter((i) => i.severity === "error").length;
+    let total = errors(global);
     for (const card of this.model) {
-      let count = byCard.get(card.label)?.length ?? 0;
+      let count = errors(byCard.get(card.label) ?? []);
+      let warnings = (byCard.get(card.label) ?? []).length - count;
       for (const f of card.fields) {
-        const msgs = byField.get(`${card.label}.${f.key}`) ?? [];
-        count += msgs.length;
+        const items = byField.get(`${card.label}.${f.key}`) ?? [];
+        count += errors(items);
+        warnings += items.length - errors(items);
         const el = this.root.querySelector(`#${CSS.escape(`err-${card.label}-${f.key}`)}`);
-        if (el) mount(el, msgs.map((m) => h("div", {}, m)));
-        el?.closest(".field")?.classList.toggle("invalid", msgs.length > 0);
+        if (el) mount(el, items.map((i) => h("div", { class: i.severity === "error" ? "" : "warn-text" }, richText(i.message))));
+        el?.closest(".field")?.classList.toggle("invalid", errors(items) > 0);
+        el?.closest(".field")?.classList.toggle("warned", items.length > 0 && errors(items) === 0);
       }
+      total += count;
       const ci = this.root.querySelector(`#${CSS.escape(`issues-${card.label}`)}`);
-      if (ci) mount(ci, (byCard.get(card.label) ?? []).map((m) => h("div", { class: "issue" }, m)));
+      if (ci) mount(ci, (byCard.get(card.label) ?? []).map((i) => h("div", { class: i.severity === "error" ? "issue" : "issue issue-warn" }, richText(i.message))));
       const st = this.root.querySelector(`#${CSS.escape(`status-${card.label}`)}`);
-      if (st) mount(st, count === 0 ? badge("valid", "ok") : badge(`${count} problem${count > 1 ? "s" : ""}`, "bad"));
+      if (st) mount(st, count > 0 ? badge(`${count} problem${count > 1 ? "s" : ""}`, "bad") : badge("valid", "ok"), warnings > 0 ? badge(`${warnings} warning${warnings > 1 ? "s" : ""}`, "warn") : null);
     }
-    this.globalIssues = global;
-    this.problemCount = global.length + [...byField.values(), ...byCard.values()].reduce((a, m) => a + m.length, 0);
-    const gi = this.root.querySelector("#global-issues");
-    if (gi) gi.remove();
-    if (global.length > 0) this.bannerEl?.prepend(h("div", { class: "banner banner-bad", id: "global-issues" }, global.map((m) => h("div", {}, m))));
+    this.problemCount = total;
+    this.root.querySelector("#global-issues")?.remove();
+    if (global.length > 0) this.bannerEl?.prepend(h("div", { class: `banner ${errors(global) ? "banner-bad" : "banner-warn"}`, id: "global-issues" }, global.map((i) => h("div", {}, richText(i.message)))));
     this.renderActions();
   }
 
@@ -297,33 +338,33 @@ export class ReviewView {
       if (!el) continue;
       const filled = this.extras.complete[card.label];
       const checks = this.extras.preflight[card.label];
+      const needs = this.snap.pools?.[card.label];
       const completeBox = h(
         "div",
         { class: "extra" },
         h("h3", {}, "Filled in when the run starts"),
-        !feats.complete
-          ? h("p", { class: "muted" }, "This sidecar cannot preview completion (the executors service is not loaded).")
-          : this.extras.checking
-            ? h("p", { class: "muted" }, h("span", { class: "spinner" }), " computing…")
-            : this.extras.completeError
-              ? h("p", { class: "bad-text" }, this.extras.completeError)
-              : filled && Object.keys(filled).length > 0
-                ? h("dl", { class: "kv" }, Object.entries(filled).map(([k, v]) => [h("dt", {}, h("code", {}, k)), h("dd", {}, h("code", {}, toText(v)))]))
-                : h("p", { class: "muted" }, "Nothing to fill in."),
+        this.extras.completeError
+            ? h("p", { class: "bad-text" }, this.extras.completeError)
+            : filled
+              ? h("dl", { class: "kv" }, filled.map((v) => [h("dt", {}, h("code", {}, v.key)), h("dd", {}, v.value !== null && v.value !== undefined ? h("code", { class: "filled" }, toText(v.value)) : null, h("span", { class: "muted small" }, v.value !== null && v.value !== undefined ? " " : "", richText(v.note)))]))
+              : h("p", { class: "muted" }, "Fix the problems above to see what completion fills in."),
       );
       const preflightBox = h(
         "div",
         { class: "extra" },
         h("h3", {}, "Preflight checks", feats.preflight ? h("button", { type: "button", class: "btn btn-small btn-ghost", disabled: this.extras.checking, onclick: () => void this.runChecks() }, "Run again") : null),
         !feats.preflight
-          ? h("p", { class: "muted" }, "This sidecar cannot run preflight checks (the executors service is not loaded).")
+          ? h("p", { class: "muted" }, "This sidecar cannot run preflight checks yet (no executors.preflight method).")
           : this.extras.checking
             ? h("p", { class: "muted" }, h("span", { class: "spinner" }), " checking the pool…")
             : this.extras.preflightError
               ? h("p", { class: "bad-text" }, this.extras.preflightError)
-              : h("ul", { class: "checks" }, (checks ?? []).map((c) => h("li", { class: c.ok ? "check ok" : "check bad" }, h("span", { class: "mark" }, c.ok ? "✓" : "✗"), h("span", { class: "check-name" }, c.name), h("span", { class: "check-msg" }, c.message)))),
+              : !checks || checks.length === 0
+                ? h("p", { class: "muted" }, "No checks ran for this executor.")
+                : h("ul", { class: "checks" }, checks.map((c) => h("li", { class: c.ok ? "check ok" : "check bad" }, h("span", { class: "mark" }, c.ok ? "✓" : "✗"), h("span", { class: "check-name" }, c.name), h("span", { class: "check-msg" }, c.message)))),
       );
-      mount(el, completeBox, preflightBox);
+      const needsBox = needs?.length ? h("details", { class: "needs" }, h("summary", {}, "What this pool must provide"), h("ul", {}, needs.map((n) => h("li", {}, n)))) : null;
+      mount(el, h("div", { class: "extras-grid" }, completeBox, preflightBox), needsBox);
     }
   }
 
@@ -349,7 +390,10 @@ export class ReviewView {
 
   banner(kind, text, extra) {
     this.bannerEl?.querySelectorAll(".banner:not(#global-issues)").forEach((b) => b.remove());
-    this.bannerEl?.append(h("div", { class: `banner banner-${kind}`, id: "banner" }, h("div", {}, text), extra ?? null));
+    const el = h("div", { class: `banner banner-${kind}`, id: "banner" }, h("div", {}, richText(text)), extra ?? null);
+    this.bannerEl?.append(el);
+    // the buttons are at the bottom, the banner at the top: bring it into view
+    el.scrollIntoView({ block: "nearest", behavior: "smooth" });
   }
 
   lockInputs() {
@@ -400,7 +444,10 @@ export class ReviewView {
       this.buildModel();
       this.render();
       this.banner("info", "Reloaded the file from disk.");
-      if (this.snap.doc) void this.runChecks();
+      if (this.snap.doc) {
+        void this.refreshPreview();
+        void this.runChecks();
+      }
     } catch (err) {
       this.banner("bad", err.message);
     }
