@@ -18,7 +18,8 @@ export function executorsModule(ctx: DaemonContext, deps: ExecutorsModuleDeps = 
   return {
     name: "executors",
     service,
-    methods: [...staticMethods(), ...poolMethods(service)],
+    // without the SSH layer only the file methods exist (callers test for the others)
+    methods: [...staticMethods(), ...(deps.hosts ? poolMethods(service) : [])],
     status: () => service.status(),
     close: () => service.close(),
   };
