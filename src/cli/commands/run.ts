@@ -2,10 +2,10 @@
  * `parsl-sidecar run -- COMMAND...`: start a sidecar (or use --connection), run COMMAND with
  * PARSL_SIDECAR_CONNECTION_FILE set, forward signals, tear down, return COMMAND's exit code.
  */
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { Daemon } from "../../daemon/daemon.js";
-import { SidecarError } from "../../errors.js";
 import { supervise } from "../../jobs/supervise.js";
 import { CONNECTION_ENV, defaultRuntimeDir, ensurePrivateDir } from "../../rpc/connection-file.js";
 import type { LogLevel } from "../../util/logger.js";
@@ -29,23 +29,26 @@ export function registerRun(program: Command): void {
     .passThroughOptions()
     .action(async (command: string[], opts: RunOptions) => {
       let daemon: Daemon | undefined;
+      let privateDir: string | undefined;
       try {
         let connectionFile: string;
         if (opts.connection) {
           connectionFile = resolveConnectionFile(opts.connection);
         } else {
-          const runtimeDir = ensurePrivateDir(join(defaultRuntimeDir(), `run-${process.pid}`));
-          daemon = await Daemon.start({ runtimeDir, stderrLevel: opts.logLevel });
+          privateDir = ensurePrivateDir(join(defaultRuntimeDir(), `run-${process.pid}`));
+          daemon = await Daemon.start({ runtimeDir: privateDir, stderrLevel: opts.logLevel });
           connectionFile = daemon.connectionFile;
         }
         const res = await supervise(command, { env: { ...process.env, [CONNECTION_ENV]: connectionFile } });
         if (res.error) process.stderr.write(`parsl-sidecar: ${res.error}\n`);
         await daemon?.close(`command ended with ${res.exitCode}`);
+        if (privateDir) rmSync(privateDir, { recursive: true, force: true });
         if (opts.json) process.stdout.write(`${JSON.stringify({ exit_code: res.exitCode, signal: res.signal ?? null, duration_ms: res.durationMs })}\n`);
         process.exit(res.exitCode);
       } catch (err) {
         await daemon?.close("run failed").catch(() => undefined);
-        fail(err instanceof SidecarError ? err : err, opts);
+        if (privateDir) rmSync(privateDir, { recursive: true, force: true });
+        fail(err, opts);
       }
     });
 }

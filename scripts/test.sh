@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# npm test: lint, typecheck, then every TypeScript (vitest) and Python (pytest) test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\n[test] %s\n' "$*" >&2; }
+bash scripts/setup.sh
+
+say "typecheck (tsc strict, sources and tests)"
+node_modules/.bin/tsc -p tsconfig.json --noEmit
+node_modules/.bin/tsc -p tsconfig.test.json
+say "circular imports (madge)"
+node_modules/.bin/madge --circular --extensions ts --ts-config tsconfig.json src >/dev/null || { node_modules/.bin/madge --circular --extensions ts src; exit 1; }
+say "python lint (ruff) and types (mypy --strict)"
+(cd python && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check . && ../.venv/bin/mypy)
+
+say "TypeScript tests (vitest)"
+node_modules/.bin/vitest run "$@"
+
+say "Python tests (pytest)"
+set +e
+.venv/bin/pytest python/tests
+rc=$?
+set -e
+[ $rc -eq 5 ] && { echo "pytest collected no tests" >&2; exit 1; }
+exit $rc
