@@ -51,7 +51,8 @@ export interface RemoteExecDeps {
 }
 
 /** Run `command` remotely and collect its output; a timeout kills the remote process group. */
-export async function remoteExec(deps: RemoteExecDeps, command: string, opts: ExecOptions = {}, onData?: (stream: "stdout" | "stderr", chunk: Buffer) => void): Promise<ExecResult> {
+export async function remoteExec(deps: RemoteExecDeps, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+  const onData = opts.onOutput;
   const started = Date.now();
   const script = buildScript(command, opts);
   const { channel, done } = await deps.open(wrapRemote(script));
