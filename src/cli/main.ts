@@ -6,6 +6,7 @@ import { registerCall } from "./commands/call.js";
 import { registerExecutors } from "./commands/executors.js";
 import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
+import { registerSsh } from "./commands/ssh.js";
 import { registerStatus } from "./commands/status.js";
 import { EXIT } from "./exit-codes.js";
 
@@ -23,6 +24,7 @@ registerStatus(program);
 registerCall(program);
 registerRun(program);
 registerExecutors(program);
+registerSsh(program);
 
 try {
   await program.parseAsync(process.argv);

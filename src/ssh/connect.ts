@@ -9,7 +9,7 @@ import { arch } from "node:os";
 import type { Duplex } from "node:stream";
 import { Client, type ConnectConfig } from "ssh2";
 import { SidecarError } from "../errors.js";
-import { authFailed, planAuth, type AuthOptions } from "./auth.js";
+import { authFailed, planAuth, type AuthOptions, type AuthPlan } from "./auth.js";
 import type { ResolvedHost } from "./config.js";
 import { checkHostKey, knownTypes } from "./host-key.js";
 import { preferredHostKeyAlgorithms } from "./known-hosts.js";
@@ -86,7 +86,20 @@ export async function checkResolvable(host: ResolvedHost): Promise<void> {
 
 /** Handshake and authenticate one hop, directly or over `sock` (a channel of the previous hop). */
 export function connectHop(host: ResolvedHost, settings: HopSettings, sock?: Duplex, via?: ResolvedHost): Promise<Hop> {
-  const plan = planAuth(host, settings.auth);
+  // planned when the server asks, so that an unreachable host is reported before a key problem
+  let plan: AuthPlan | undefined;
+  let planError: SidecarError | undefined;
+  let next = 0;
+  const authHandler = (): AuthPlan["methods"][number] | false => {
+    if (!plan && !planError) {
+      try {
+        plan = planAuth(host, settings.auth);
+      } catch (err) {
+        planError = err as SidecarError;
+      }
+    }
+    return plan?.methods[next++] ?? false;
+  };
   return new Promise<Hop>((resolve, reject) => {
     const client = new Client();
     let refused: SidecarError | undefined;
@@ -106,7 +119,7 @@ export function connectHop(host: ResolvedHost, settings: HopSettings, sock?: Dup
     });
     client.on("error", (err: Error & { level?: string; code?: string }) => {
       if (refused) return fail(refused);
-      if (err.level === "client-authentication") return fail(authFailed(host, plan, err));
+      if (err.level === "client-authentication") return fail(planError ?? authFailed(host, plan ?? { methods: [], described: [], problems: [] }, err));
       if (err.level === "client-timeout") return fail(connectError(host, Object.assign(new Error(`timed out after ${settings.readyTimeoutMs} ms waiting for the SSH handshake`), { code: "ETIMEDOUT" }), via));
       return fail(connectError(host, err, via));
     });
@@ -122,7 +135,7 @@ export function connectHop(host: ResolvedHost, settings: HopSettings, sock?: Dup
     });
     const cfg: ConnectConfig = {
       username: host.user,
-      authHandler: plan.methods as unknown as ConnectConfig["authHandler"],
+      authHandler: authHandler as unknown as ConnectConfig["authHandler"],
       hostVerifier: (key: Buffer) => {
         const d = checkHostKey(host, key);
         fp = d.fingerprint;
