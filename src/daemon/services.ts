@@ -4,6 +4,7 @@
  */
 import { executorsModule } from "../executors/module.js";
 import { sshModule } from "../ssh/module.js";
+import { webModule } from "../web/module.js";
 import type { DaemonContext, ServiceModule } from "./module.js";
 
 export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[]> {
@@ -12,5 +13,6 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   const ssh = sshModule(ctx);
   modules.push(ssh);
   modules.push(executorsModule(ctx));
+  modules.push(webModule(ctx));
   return modules;
 }
