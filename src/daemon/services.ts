@@ -3,10 +3,12 @@
  * factory, given the context and the services it borrows from.
  */
 import { executorsModule } from "../executors/module.js";
+import { webModule } from "../web/module.js";
 import type { DaemonContext, ServiceModule } from "./module.js";
 
 export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[]> {
   const modules: ServiceModule[] = [];
   modules.push(executorsModule(ctx));
+  modules.push(webModule(ctx));
   return modules;
 }
