@@ -23,7 +23,6 @@ import contextlib
 import logging
 import os
 import platform
-import socket
 from typing import Any
 
 import parsl
@@ -83,11 +82,12 @@ def default_owner() -> str:
     Returns
     -------
     str
-        ``$PARSL_SIDECAR_JOB`` under ``parsl-sidecar run`` (the job's teardown then releases
-        them), else ``parsl:<host>:<pid>`` (released when this process exits).
+        ``job:<id>`` under ``parsl-sidecar run`` (``$PARSL_SIDECAR_JOB``; the job's teardown
+        releases them), else ``pid:<this process>`` (released when this process exits; the
+        sidecar also notices the process gone).
     """
     job = os.environ.get("PARSL_SIDECAR_JOB")
-    return job if job else f"parsl:{socket.gethostname()}:{os.getpid()}"
+    return f"job:{job}" if job else f"pid:{os.getpid()}"
 
 
 def _provider(r: dict[str, Any], link: PoolLink, client: Client, owner: str) -> ExecutionProvider:
