@@ -74,3 +74,31 @@ export function listeners(): string[] {
 export function isListening(port: number): boolean {
   return listeners().some((a) => a.endsWith(`:${port}`));
 }
+
+/** Write to host:port (an echo) without end, reading back; resolves with the bytes echoed once the connection breaks. */
+export function streamUntilBroken(host: string, port: number): { echoed: () => number; broken: Promise<number> } {
+  let n = 0;
+  const chunk = Buffer.alloc(256 * 1024, 7);
+  const s = connect({ host, port });
+  const pump = (): void => {
+    while (!s.destroyed && s.write(chunk));
+  };
+  s.on("connect", pump);
+  s.on("drain", pump);
+  s.on("data", (b: Buffer) => (n += b.length));
+  const broken = new Promise<number>((resolve) => {
+    s.on("error", () => s.destroy());
+    s.on("close", () => resolve(n));
+  });
+  return { echoed: () => n, broken };
+}
+
+/** Listening addresses owned by these pids (ss -Hltnp), e.g. for "nothing left listening" checks. */
+export function listenersOf(pids: number[]): string[] {
+  const want = new Set(pids);
+  return execFileSync("ss", ["-Hltnp"], { encoding: "utf8" })
+    .split("\n")
+    .filter((l) => [...l.matchAll(/pid=(\d+)/g)].some((m) => want.has(Number(m[1]))))
+    .map((l) => l.trim().split(/\s+/)[3]!)
+    .sort();
+}
