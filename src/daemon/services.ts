@@ -12,7 +12,7 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   // first in, last closed: everything below borrows SSH connections from ssh.pool
   const ssh = sshModule(ctx);
   modules.push(ssh);
-  modules.push(executorsModule(ctx));
+  modules.push(executorsModule(ctx, { hosts: ssh.pool }));
   modules.push(webModule(ctx));
   return modules;
 }
