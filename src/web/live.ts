@@ -86,7 +86,7 @@ export class LiveState {
 
   /** Stop a job the way `parsl-sidecar kill` does. */
   async killJob(id: string): Promise<unknown> {
-    return await this.ctx.call("jobs.kill", { id });
+    return await this.ctx.call("jobs.kill", { job: id });
   }
 
   close(): void {

@@ -150,7 +150,7 @@ export class LiveView {
   }
 
   renderTiles() {
-    const running = this.jobs.jobs.filter((j) => RUNNING.has(String(pick(j, "state", "status") ?? "").toLowerCase())).length;
+    const running = this.jobs.jobs.filter((j) => (typeof j.live === "boolean" ? j.live : RUNNING.has(String(pick(j, "state", "status") ?? "").toLowerCase()))).length;
     const up = this.tunnels.tunnels.filter((t) => stateKind(pick(t, "state", "status")) === "ok").length;
     const active = [...this.transfers.values()].filter((t) => !transferFinished(t)).length;
     const failed = [...this.transfers.values()].filter((t) => pick(t, "error") !== undefined).length;
@@ -172,7 +172,7 @@ export class LiveView {
       const cmd = pick(j, "command", "cmd", "argv");
       const started = pick(j, "started_at", "start", "started", "start_time");
       const pools = pick(j, "pools", "pool");
-      const live = RUNNING.has(state.toLowerCase());
+      const live = typeof j.live === "boolean" ? j.live && !["succeeded", "failed", "killed", "timed-out", "lost"].includes(state) : RUNNING.has(state.toLowerCase());
       const stopping = this.stopping.has(id);
       return h(
         "tr",
