@@ -7,6 +7,7 @@ import { registerExecutors } from "./commands/executors.js";
 import { registerExecutorsEdit } from "./commands/executors-edit.js";
 import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
+import { registerSsh } from "./commands/ssh.js";
 import { registerStatus } from "./commands/status.js";
 import { registerUi } from "./commands/ui.js";
 import { EXIT } from "./exit-codes.js";
@@ -25,6 +26,7 @@ registerStatus(program);
 registerCall(program);
 registerRun(program);
 registerExecutors(program);
+registerSsh(program);
 registerUi(program);
 registerExecutorsEdit(program);
 
