@@ -15,7 +15,7 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   modules.push(ssh);
   const tunnels = tunnelsModule(ctx, ssh.pool);
   modules.push(tunnels);
-  modules.push(executorsModule(ctx));
+  modules.push(executorsModule(ctx, { hosts: ssh.pool }));
   modules.push(webModule(ctx));
   return modules;
 }

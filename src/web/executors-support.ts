@@ -8,6 +8,7 @@ import { z } from "zod";
 import type { DaemonContext } from "../daemon/module.js";
 import { checkExecutors, COMPLETED_KEYS, executorEntrySchema, explainKeys, explainPools, GROUP_TITLES, resolveExecutor, type ResolvedExecutor } from "../executors/index.js";
 import { localVersions } from "../executors/versions.js";
+import { loadConfig, resolveTarget } from "../ssh/config.js";
 
 export interface ValidationIssue {
   /** dotted path, label first: `cpu_executor.CORES_PER_WORKER`; "" for the whole file */
@@ -61,13 +62,34 @@ export function checkForPage(doc: unknown): CheckResult {
   };
 }
 
+/** Where ~/.ssh/config says a target logs in; undefined when it cannot be read. */
+export type SshLookup = (target: string) => { hostName: string; user: string; fromConfig: boolean } | undefined;
+
+/** A lookup through the user's ssh config, read once. */
+export function sshConfigLookup(): SshLookup {
+  let loaded: ReturnType<typeof loadConfig> | undefined;
+  return (target) => {
+    try {
+      loaded ??= loadConfig();
+      const h = resolveTarget(target, loaded);
+      return { hostName: h.hostName, user: h.user, fromConfig: h.matchedSection };
+    } catch {
+      return undefined;
+    }
+  };
+}
+
 /** What completion will write for one executor: the values known now, and how the others are found. */
-export function completionPreview(r: ResolvedExecutor): CompletedValue[] {
+export function completionPreview(r: ResolvedExecutor, lookup: SshLookup = () => undefined): CompletedValue[] {
   const where = r.isLocal ? "this machine" : `\`${r.target}\``;
+  const ssh = r.isLocal || r.resolver !== "none" ? undefined : lookup(r.target);
   const relay = r.provider !== "local";
   const notes: Record<(typeof COMPLETED_KEYS)[number], { value: unknown; note: string }> = {
-    HOST_IP: { value: r.hostIp ?? (r.isLocal ? "127.0.0.1" : null), note: r.resolver === "parallelworks" ? "asked from Parallel Works when the run starts" : `address of ${where} from ~/.ssh/config or DNS` },
-    HOST_USER: { value: r.hostUser, note: r.isLocal ? "you" : `the SSH user of ${where} (~/.ssh/config or your login name)` },
+    HOST_IP: {
+      value: r.hostIp ?? (r.isLocal ? "127.0.0.1" : (ssh?.hostName ?? null)),
+      note: r.resolver === "parallelworks" ? "asked from Parallel Works when the run starts" : ssh ? (ssh.fromConfig ? `HostName of ${where} in ~/.ssh/config` : `the host of ${where}, resolved by DNS when connecting`) : `address of ${where} from ~/.ssh/config or DNS`,
+    },
+    HOST_USER: { value: r.hostUser ?? ssh?.user ?? null, note: r.isLocal ? "you" : ssh?.fromConfig ? `User of ${where} in ~/.ssh/config (or your login name)` : `the SSH user of ${where} (your login name unless the target names one)` },
     INTERCHANGE_PORT: { value: r.interchangePort, note: "a free port on 127.0.0.1 here, picked when the run starts" },
     WORKER_PORT: { value: r.workerPort, note: relay ? "a free port of the relay on the head node, picked when the run starts" : "a free port on the head node's loopback, picked when the run starts" },
     DIAL_ADDRESS: { value: r.dialAddress ?? (relay ? null : "127.0.0.1"), note: relay ? "the head node's cluster-side address, where compute nodes reach the relay" : "the head node's loopback: workers start there" },
@@ -88,7 +110,8 @@ export function executorsSupport(ctx: Pick<DaemonContext, "call" | "hasMethod">)
     check: checkForPage,
     complete: async (doc) => {
       const res = checkExecutors(doc);
-      return Object.fromEntries(Object.entries(res.executors).map(([label, e]) => [label, completionPreview(resolveExecutor(label, e))]));
+      const lookup = sshConfigLookup();
+      return Object.fromEntries(Object.entries(res.executors).map(([label, e]) => [label, completionPreview(resolveExecutor(label, e), lookup)]));
     },
     preflight: async (doc) => {
       versions ??= localVersions().then((v) => (v?.parsl ? { python: v.python, parsl: v.parsl } : undefined));

@@ -6,9 +6,12 @@ import { readFileSync, writeFileSync } from "node:fs";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkExecutors } from "../../src/executors/index.js";
-import { warnSkip } from "../testbed/hooks.js";
+import { stopAllAfterAll, warnSkip } from "../testbed/hooks.js";
+import { sshdEntry, writeSshConfig } from "../testbed/ssh-config.js";
+import { startSshd, type Sshd } from "../testbed/sshd.js";
 import { haveChromium, launchChromium, openReview, shot, startSidecar, TWO_POOLS, type Sidecar } from "./helpers.js";
 
+stopAllAfterAll();
 const skip = haveChromium ? false : warnSkip("web page browser tests", "/usr/bin/chromium is not installed (bash scripts/install-system-deps.sh installs it)");
 
 /** Open a link in a fresh browser context (its own cookies: another "browser") and wait until ready. */
@@ -35,13 +38,18 @@ async function picture(page: Page, name: string): Promise<void> {
 describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
   let s: Sidecar;
   let browser: Browser;
+  let sshd: Sshd;
   beforeAll(async () => {
+    // the pool `koehr_cpu` is a real sshd, reached through an ssh config as users have it
+    sshd = await startSshd();
+    process.env.PARSL_SIDECAR_SSH_CONFIG = writeSshConfig(sshd.dir, [sshdEntry("koehr_cpu", sshd)]);
     s = await startSidecar();
     browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
     await s?.close();
+    delete process.env.PARSL_SIDECAR_SSH_CONFIG;
   });
 
   it("shows a form per executor, validates as typed with the CLI's message, and Accept writes the file keeping order and unknown keys", async () => {
@@ -57,8 +65,9 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     // an unknown key is shown, marked, and warned about, but does not block
     await expect.poll(() => page.locator("#err-cpu_executor-MY_TEAM_NOTE").textContent()).toMatch(/Unknown key/);
     await expect.poll(() => page.locator("#accept").isEnabled()).toBe(true);
-    // what completion fills in is shown per label
-    await expect.poll(() => page.locator('#extras-gpu_executor .kv').textContent()).toMatch(/WORKER_PORT/);
+    // what completion fills in is shown per label: the host from the ssh config, ports picked at start
+    await expect.poll(() => page.locator("#extras-cpu_executor .kv").textContent()).toMatch(/HOST_IP127\.0\.0\.1 HostName of koehr_cpu in ~\/\.ssh\/config/);
+    await expect.poll(() => page.locator("#extras-gpu_executor .kv").textContent()).toMatch(/WORKER_PORTa free port on the head node's loopback/);
     await picture(page, "review-form");
 
     await page.fill("#f-cpu_executor-CORES_PER_WORKER", "abc");
@@ -192,8 +201,11 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     const { url } = await s.client.call<{ url: string }>("web.open", {});
     const page = await openPage(browser, url);
     await expect.poll(() => page.locator("#tab-live").getAttribute("aria-selected")).toBe("true");
-    s.daemon.log.info({ pool: "koehr_cpu" }, "pool koehr_cpu connected");
-    await expect.poll(() => page.locator("#logs").textContent()).toMatch(/pool koehr_cpu connected/);
+    // a real SSH connection to the pool: the Pools panel and the log follow it
+    const ran = await s.client.call<{ exit_code: number }>("ssh.exec", { target: "koehr_cpu", command: "true" });
+    expect(ran.exit_code).toBe(0);
+    await expect.poll(() => page.locator('#connections tr[data-target="koehr_cpu"]').textContent()).toMatch(new RegExp(`${sshd.user}@127\\.0\\.0\\.1:${sshd.port}.*ready`));
+    await expect.poll(() => page.locator("#logs").textContent()).toMatch(/ssh koehr_cpu: ready/);
     // transfers arrive as `transfer.progress` events on the sidecar's bus (the staging service emits them)
     for (const bytes of [25, 50, 75]) s.daemon.events.emit("transfer.progress", { id: "t-1", src: "s3://bucket/inputs.tar", dst: "koehr_cpu:/home/me/inputs.tar", bytes: bytes * 1024 * 1024, total: 100 * 1024 * 1024 });
     s.daemon.events.emit("transfer.progress", { id: "t-2", src: "gs://bucket/model.bin", dst: "google_gpu:/scratch/model.bin", bytes: 1024, total: 4096, error: "STAGING_PERMISSION: cannot write /scratch/model.bin" });

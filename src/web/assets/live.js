@@ -22,6 +22,8 @@ export class LiveView {
     this.root = root;
     this.jobs = { available: true, jobs: [] };
     this.tunnels = { available: true, tunnels: [] };
+    this.conns = { available: true, connections: [] };
+    this.connTimer = undefined;
     this.transfers = new Map();
     this.logs = [];
     this.events = [];
@@ -38,6 +40,7 @@ export class LiveView {
     const transferCanvas = h("canvas", { class: "chart", id: "chart-transfers", "aria-label": "transfer throughput" });
     this.jobsEl = h("div", { id: "jobs" });
     this.tunnelsEl = h("div", { id: "tunnels" });
+    this.connsEl = h("div", { id: "connections" });
     this.transfersEl = h("div", { id: "transfers" });
     this.logsEl = h("div", { class: "logs", id: "logs" });
     this.eventsEl = h("div", { class: "events", id: "events" });
@@ -53,9 +56,10 @@ export class LiveView {
         h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Transfer throughput"), legend([["#9333ea", "all transfers"]])), transferCanvas),
       ),
       h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Jobs")), this.jobsEl),
+      h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Pools"), h("span", { class: "muted small" }, "SSH connections to the pools' head nodes")), this.connsEl),
       h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Tunnels")), this.tunnelsEl),
       h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Transfers")), this.transfersEl),
-      h("div", { class: "grid2" }, h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Sidecar log")), this.logsEl), h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Connections and environments")), this.eventsEl)),
+      h("div", { class: "grid2" }, h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Sidecar log")), this.logsEl), h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "SSH, tunnel and environment events")), this.eventsEl)),
     );
     this.tunnelChart = new RateChart(tunnelCanvas, [
       { key: "tunnel_in", label: "in", color: "#2563eb" },
@@ -68,6 +72,7 @@ export class LiveView {
     const snap = await getJson("/api/live");
     this.jobs = snap.jobs;
     this.tunnels = snap.tunnels;
+    this.conns = snap.connections;
     for (const t of snap.transfers) this.transfers.set(String(t.id), t);
     this.logs = snap.logs.slice(-MAX_LOGS);
     this.events = snap.events.slice(-MAX_EVENTS);
@@ -84,6 +89,7 @@ export class LiveView {
     this.renderTransfers();
     this.renderTiles();
     void this.refreshJobs();
+    void this.refreshConnections();
   }
 
   onSample({ sample, tunnels }) {
@@ -113,6 +119,10 @@ export class LiveView {
       this.renderTransfers();
       this.renderTiles();
     } else if (top === "ssh" || top === "env" || top === "tunnel") {
+      if (top === "ssh") {
+        clearTimeout(this.connTimer);
+        this.connTimer = setTimeout(() => void this.refreshConnections(), 150);
+      }
       this.events.push(e);
       if (this.events.length > MAX_EVENTS) this.events.shift();
       this.renderEvents();
@@ -129,6 +139,40 @@ export class LiveView {
     this.renderTiles();
   }
 
+  async refreshConnections() {
+    try {
+      this.conns = await getJson("/api/connections");
+    } catch (err) {
+      this.conns = { available: true, connections: this.conns.connections, error: err.message };
+    }
+    this.renderConnections();
+    this.renderTiles();
+  }
+
+  renderConnections() {
+    if (!this.conns.available) return mount(this.connsEl, h("p", { class: "empty" }, "This sidecar has no SSH service."));
+    const rows = this.conns.connections.map((c) => {
+      const state = String(c.state ?? "unknown");
+      const jumps = Array.isArray(c.jumps) && c.jumps.length ? ` via ${c.jumps.join(" → ")}` : "";
+      return h(
+        "tr",
+        { dataset: { target: String(c.target) } },
+        h("td", {}, h("code", {}, String(c.target))),
+        h("td", {}, h("code", {}, `${c.user ?? "?"}@${c.host ?? "?"}:${c.port ?? 22}`), jumps ? h("div", { class: "muted small" }, jumps) : null),
+        h("td", {}, badge(state, stateKind(state)), c.last_error ? h("div", { class: "bad-text small" }, String(c.last_error)) : null),
+        h("td", { class: "num" }, String(c.reconnects ?? 0)),
+        h("td", { class: "num" }, String(c.sessions ?? 0)),
+        h("td", {}, c.connected_at ? time(c.connected_at) : "–", c.connected_at && state === "ready" ? h("div", { class: "muted small" }, duration(Date.now() - c.connected_at)) : null),
+        h("td", { class: "muted small" }, c.cipher ? String(c.cipher) : "–"),
+      );
+    });
+    mount(
+      this.connsEl,
+      this.conns.error ? h("p", { class: "bad-text" }, this.conns.error) : null,
+      rows.length === 0 ? h("p", { class: "empty" }, "No SSH connections open.") : h("table", { class: "table" }, h("thead", {}, h("tr", {}, ["Pool", "Login", "State", "Reconnects", "Sessions", "Connected", "Cipher"].map((c) => h("th", { class: c === "Reconnects" || c === "Sessions" ? "num" : "" }, c)))), h("tbody", {}, rows)),
+    );
+  }
+
   computeTunnelRates(ts) {
     for (const t of this.tunnels.tunnels) {
       const id = String(pick(t, "id", "name") ?? "");
@@ -142,6 +186,7 @@ export class LiveView {
   renderAll() {
     this.renderTiles();
     this.renderJobs();
+    this.renderConnections();
     this.renderTunnels();
     this.renderTransfers();
     mount(this.logsEl);
@@ -150,17 +195,18 @@ export class LiveView {
   }
 
   renderTiles() {
-    const running = this.jobs.jobs.filter((j) => RUNNING.has(String(pick(j, "state", "status") ?? "").toLowerCase())).length;
+    const running = this.jobs.jobs.filter((j) => (typeof j.live === "boolean" ? j.live : RUNNING.has(String(pick(j, "state", "status") ?? "").toLowerCase()))).length;
     const up = this.tunnels.tunnels.filter((t) => stateKind(pick(t, "state", "status")) === "ok").length;
+    const ready = this.conns.connections.filter((c) => c.state === "ready").length;
     const active = [...this.transfers.values()].filter((t) => !transferFinished(t)).length;
     const failed = [...this.transfers.values()].filter((t) => pick(t, "error") !== undefined).length;
     const tile = (label, value, sub) => h("div", { class: "tile" }, h("div", { class: "tile-label" }, label), h("div", { class: "tile-value" }, String(value)), h("div", { class: "tile-sub" }, sub));
     mount(
       this.tiles,
       tile("Jobs running", running, `${this.jobs.jobs.length} known`),
+      tile("Pools connected", ready, `${this.conns.connections.length} SSH connection${this.conns.connections.length === 1 ? "" : "s"}`),
       tile("Tunnels up", up, `${this.tunnels.tunnels.length} total`),
       tile("Transfers active", active, failed > 0 ? `${failed} failed` : `${this.transfers.size} seen`),
-      tile("Log lines", this.logs.length, "most recent kept"),
     );
   }
 
@@ -172,7 +218,7 @@ export class LiveView {
       const cmd = pick(j, "command", "cmd", "argv");
       const started = pick(j, "started_at", "start", "started", "start_time");
       const pools = pick(j, "pools", "pool");
-      const live = RUNNING.has(state.toLowerCase());
+      const live = typeof j.live === "boolean" ? j.live && !["succeeded", "failed", "killed", "timed-out", "lost"].includes(state) : RUNNING.has(state.toLowerCase());
       const stopping = this.stopping.has(id);
       return h(
         "tr",
@@ -271,7 +317,7 @@ export class LiveView {
   }
 
   renderEvents() {
-    if (this.events.length === 0) return mount(this.eventsEl, h("p", { class: "empty" }, "No connection or environment events yet."));
+    if (this.events.length === 0) return mount(this.eventsEl, h("p", { class: "empty" }, "No SSH, tunnel or environment events yet."));
     mount(
       this.eventsEl,
       [...this.events].reverse().map((e) => h("div", { class: "event" }, h("span", { class: "log-time" }, time(e.ts)), h("code", { class: "event-topic" }, e.topic), h("span", { class: "event-data" }, summary(e.data)))),
