@@ -29,6 +29,11 @@ __all__ = ["Engine", "Pending", "reply_error"]
 
 log = logging.getLogger("parsl_sidecar")
 
+_NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE = int(zmq.SNDMORE)
+_SNDMORE_NOBLOCK = _SNDMORE | _NOBLOCK
+_RCVMORE = int(zmq.RCVMORE)
+
 
 class Pending:
     """One call waiting for its reply."""
@@ -212,7 +217,7 @@ class Engine(threading.Thread):
             _settle(p.future, error=self.closed_error(p.method))
 
     def _send_outbox(self) -> None:
-        outbox, pending, send = self.outbox, self.pending, self.sock.send_multipart
+        outbox, pending, send = self.outbox, self.pending, self.sock.send
         while outbox:
             p = outbox.popleft()
             if p.future.done():
@@ -220,8 +225,13 @@ class Engine(threading.Thread):
             pending[p.id] = p
             if p.deadline != math.inf:
                 heapq.heappush(self._deadlines, (p.deadline, p.id))
+            delimiter, signature, header, body = p.frames
             try:
-                send(p.frames, zmq.NOBLOCK)
+                # a DEALER queues a whole message or none of it: only the first part can block
+                send(delimiter, _SNDMORE_NOBLOCK)
+                send(signature, _SNDMORE)
+                send(header, _SNDMORE)
+                send(body)
             except zmq.Again:
                 del pending[p.id]
                 _settle(
@@ -239,12 +249,19 @@ class Engine(threading.Thread):
             heapq.heapify(self._deadlines)
 
     def _receive(self) -> None:
-        recv, open_, pending = self.sock.recv_multipart, self._env.open, self.pending
+        recv, more, open_, pending = (
+            self.sock.recv,
+            self.sock.getsockopt,
+            self._env.open,
+            self.pending,
+        )
         while True:
             try:
-                frames = recv(zmq.NOBLOCK)
+                frames = [recv(_NOBLOCK)]
             except zmq.Again:
                 return
+            while more(_RCVMORE):
+                frames.append(recv())
             msg = open_(frames)
             if msg is None:
                 continue

@@ -38,6 +38,10 @@ ProgressCallback = Callable[[dict[str, Any]], None]
 
 # how often a waiting call looks whether its client was closed meanwhile
 _SLICE_MS = 250
+# plain ints: pyzmq's enum flags cost more than the send itself on the hot path
+_SNDMORE = int(zmq.SNDMORE)
+_RCVMORE = int(zmq.RCVMORE)
+_RCVTIMEO = int(zmq.RCVTIMEO)
 _CLIENTS: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
@@ -279,8 +283,14 @@ class Client:
             slot.busy = True
         try:
             msg_id = f"{self._session}-{next(self._ids):x}"
-            frames = self._request(state.packer, msg_id, method, body)
-            slot.sock.send_multipart(frames)
+            delimiter, signature, header, payload = self._request(
+                state.packer, msg_id, method, body
+            )
+            send = slot.sock.send
+            send(delimiter, _SNDMORE)
+            send(signature, _SNDMORE)
+            send(header, _SNDMORE)
+            send(payload)
             return self._wait(slot, msg_id, method, wait, on_progress)
         finally:
             with self._lock:
@@ -517,6 +527,7 @@ class Client:
         on_progress: ProgressCallback | None,
     ) -> Any:
         sock, open_ = slot.sock, self._envelope.open
+        recv, more = sock.recv, sock.getsockopt
         deadline = time.monotonic() + timeout
         while True:
             wait_ms = _SLICE_MS
@@ -526,14 +537,16 @@ class Client:
                     raise self._timeout_error(method, timeout)
                 wait_ms = min(_SLICE_MS, math.ceil(remaining * 1000))
             if slot.rcvtimeo != wait_ms:
-                sock.setsockopt(zmq.RCVTIMEO, wait_ms)
+                sock.setsockopt(_RCVTIMEO, wait_ms)
                 slot.rcvtimeo = wait_ms
             try:
-                frames = sock.recv_multipart()
+                frames = [recv()]
             except zmq.Again:
                 if self._closed:
                     raise self._closed_error(method) from None
                 continue
+            while more(_RCVMORE):  # the rest of a multipart message is already here
+                frames.append(recv())
             msg = open_(frames)
             if msg is None:
                 continue

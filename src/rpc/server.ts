@@ -28,7 +28,9 @@ interface Subscription {
 const SUBSCRIPTION_LEASE_MS = 60_000;
 
 export class RpcServer {
-  private readonly socket = new Router({ linger: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
+  // sendTimeout 0: a ROUTER never blocks a send (it drops for an unroutable or full peer), and
+  // zeromq.js then skips a poll of the socket state per send and resolves every send at once
+  private readonly socket = new Router({ linger: 0, sendTimeout: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
   private readonly out = new SendQueue(this.socket);
   private readonly guard = new ReplayGuard();
   private readonly inFlight = new Map<string, { identity: Buffer; id: string; done: Promise<void> }>();
