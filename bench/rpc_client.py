@@ -19,9 +19,8 @@ import time
 from typing import Any
 
 import msgpack
-import zmq
-
 import parsl_sidecar
+import zmq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WINDOW = 64
@@ -69,8 +68,14 @@ def ours_throughput(client: parsl_sidecar.Client, n: int) -> float:
 def payload(i: int) -> bytes:
     # about the size of our request's header + body
     return msgpack.packb(
-        {"v": 1, "id": f"0123456789ab-{i:x}", "type": "request", "method": "sidecar.ping",
-         "ts": time.time_ns() // 1_000_000, "pad": "x" * 24}
+        {
+            "v": 1,
+            "id": f"0123456789ab-{i:x}",
+            "type": "request",
+            "method": "sidecar.ping",
+            "ts": time.time_ns() // 1_000_000,
+            "pad": "x" * 24,
+        }
     )
 
 
@@ -156,16 +161,20 @@ def main() -> None:
             os.unlink(os.path.join(tmp, f))
         os.rmdir(tmp)
     med = {k: statistics.median(v) for k, v in res.items()}
-    print(json.dumps({
-        "p50_us": round(med["p50"], 1),
-        "p99_us": round(med["p99"], 1),
-        "calls_per_s": round(med["cps"]),
-        "floor_p50_us": round(med["fp50"], 1),
-        "floor_p99_us": round(med["fp99"], 1),
-        "floor_calls_per_s": round(med["fcps"]),
-        "rounds": rounds,
-        "calls_per_round": {"latency": n_lat, "throughput": n_tp},
-    }))
+    print(
+        json.dumps(
+            {
+                "p50_us": round(med["p50"], 1),
+                "p99_us": round(med["p99"], 1),
+                "calls_per_s": round(med["cps"]),
+                "floor_p50_us": round(med["fp50"], 1),
+                "floor_p99_us": round(med["fp99"], 1),
+                "floor_calls_per_s": round(med["fcps"]),
+                "rounds": rounds,
+                "calls_per_round": {"latency": n_lat, "throughput": n_tp},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
