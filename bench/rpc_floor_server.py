@@ -5,6 +5,7 @@ Usage: rpc_floor_server.py rep|router ENDPOINT. Echoes every message unchanged u
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -13,7 +14,8 @@ import zmq
 
 def main() -> None:
     kind, endpoint = sys.argv[1], sys.argv[2]
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # exit at once: a clean sys.exit would wait in zmq's context teardown for the open socket
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     ctx = zmq.Context()
     sock = ctx.socket(zmq.REP if kind == "rep" else zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)

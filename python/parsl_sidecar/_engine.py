@@ -72,14 +72,12 @@ def reply_error(payload: Any) -> SidecarError:
 
 
 def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
-    if future.done():
-        return
     try:
         if error is not None:
             future.set_exception(error)
         else:
             future.set_result(result)
-    except InvalidStateError:  # cancelled by its owner meanwhile
+    except InvalidStateError:  # cancelled by its owner, or already settled
         pass
 
 
@@ -131,8 +129,11 @@ class Engine(threading.Thread):
         self._deadlines: list[tuple[float, str]] = []
         self.renew_every = math.inf
         self._next_renew = math.inf
+        self._pipe_lock = threading.Lock()
+        self._pipe_open = True
         self.stopping = False
         self.finished = False
+        self.on_exit: Callable[[], None] | None = None
         self.closed_error: Callable[[str], SidecarError] = lambda method: SidecarUnreachable(
             f"The client closed before {method} was answered"
         )
@@ -148,9 +149,10 @@ class Engine(threading.Thread):
 
     def wake(self) -> None:
         """Make the thread look at its outbox and flags now."""
-        # full (it is awake anyway) or closed (it is gone)
-        with contextlib.suppress(OSError):
-            os.write(self._wfd, b"\0")
+        # under the lock: once closed, the fd number may belong to someone else's file
+        with self._pipe_lock, contextlib.suppress(OSError):  # full: it is awake anyway
+            if self._pipe_open:
+                os.write(self._wfd, b"\0")
 
     def set_lease(self, renew_every: float) -> None:
         """Renew the subscription every ``renew_every`` seconds (``inf`` stops renewing)."""
@@ -186,14 +188,18 @@ class Engine(threading.Thread):
         except Exception:  # a bug here must not hang every caller: fail them all below
             log.exception("parsl_sidecar I/O thread failed")
         finally:
-            self.finished = True
             for p in self.pending.values():
                 _settle(p.future, error=self.closed_error(p.method))
             self.pending.clear()
-            self._fail_outbox()
             self.sock.close(linger=0)
-            os.close(self._rfd)
-            os.close(self._wfd)
+            with self._pipe_lock:
+                self._pipe_open = False
+                os.close(self._rfd)
+                os.close(self._wfd)
+            self.finished = True  # after this, submit() fails what it queues itself
+            self._fail_outbox()
+            if self.on_exit is not None:
+                self.on_exit()
 
     def _poll_ms(self) -> int:
         nearest = min(self._next_renew, self._deadlines[0][0] if self._deadlines else math.inf)

@@ -383,11 +383,14 @@ class Client:
             engine = self._engine
         if self._closed or engine is None:
             return
-        if left:
-            self.call_async("sidecar.subscribe", topics=self._topics()).result()
-        else:
-            engine.set_lease(math.inf)
-            self.call_async("sidecar.unsubscribe").result()
+        try:
+            if left:
+                self.call_async("sidecar.subscribe", topics=self._topics()).result()
+            else:
+                engine.set_lease(math.inf)
+                self.call_async("sidecar.unsubscribe").result()
+        except SidecarError as e:  # the lease runs out on its own
+            log.debug("unsubscribing failed: %s", e)
 
     def _renew(self) -> Pending | None:
         engine = self._engine
@@ -501,6 +504,10 @@ class Client:
             self._termed = True
             self._ctx.term()
 
+    def _engine_exited(self) -> None:
+        with self._lock:
+            self._maybe_term()
+
     def _start_engine(self) -> Engine:
         with self._lock:
             if self._closed:
@@ -515,6 +522,7 @@ class Client:
                     self._renew,
                 )
                 self._engine.closed_error = self._closed_error
+                self._engine.on_exit = self._engine_exited
                 self._engine.start()
             return self._engine
 
