@@ -143,7 +143,8 @@ class Engine(threading.Thread):
         self.outbox.append(p)
         if self.finished:
             self._fail_outbox()
-        elif not self._woken:
+        elif not self._woken and threading.current_thread() is not self:
+            # (a call made from a callback on this thread is sent before it polls again)
             self._woken = True
             self.wake()
 
@@ -175,7 +176,6 @@ class Engine(threading.Thread):
                     if item == self._rfd:
                         self._drain_pipe()
                 self._woken = False
-                self._send_outbox()
                 self._receive()
                 now = time.monotonic()
                 if self._deadlines and self._deadlines[0][0] <= now:
@@ -185,6 +185,8 @@ class Engine(threading.Thread):
                     p = self._renew()
                     if p is not None:
                         self.outbox.append(p)
+                # last: this also sends what callbacks above called from this thread
+                self._send_outbox()
         except Exception:  # a bug here must not hang every caller: fail them all below
             log.exception("parsl_sidecar I/O thread failed")
         finally:
@@ -202,9 +204,11 @@ class Engine(threading.Thread):
                 self.on_exit()
 
     def _poll_ms(self) -> int:
+        if self.outbox:
+            return 0
         nearest = min(self._next_renew, self._deadlines[0][0] if self._deadlines else math.inf)
         if math.isinf(nearest):
-            return -1 if not self.outbox else 0
+            return -1
         return max(0, math.ceil((nearest - time.monotonic()) * 1000))
 
     def _drain_pipe(self) -> None:
