@@ -9,6 +9,7 @@ import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
 import { registerSsh } from "./commands/ssh.js";
 import { registerStatus } from "./commands/status.js";
+import { registerTunnels } from "./commands/tunnels.js";
 import { registerUi } from "./commands/ui.js";
 import { EXIT } from "./exit-codes.js";
 
@@ -27,6 +28,7 @@ registerCall(program);
 registerRun(program);
 registerExecutors(program);
 registerSsh(program);
+registerTunnels(program);
 registerUi(program);
 registerExecutorsEdit(program);
 

@@ -4,6 +4,7 @@
  */
 import { executorsModule } from "../executors/module.js";
 import { sshModule } from "../ssh/module.js";
+import { tunnelsModule } from "../tunnels/module.js";
 import { webModule } from "../web/module.js";
 import type { DaemonContext, ServiceModule } from "./module.js";
 
@@ -12,6 +13,8 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   // first in, last closed: everything below borrows SSH connections from ssh.pool
   const ssh = sshModule(ctx);
   modules.push(ssh);
+  const tunnels = tunnelsModule(ctx, ssh.pool);
+  modules.push(tunnels);
   modules.push(executorsModule(ctx, { hosts: ssh.pool }));
   modules.push(webModule(ctx));
   return modules;
