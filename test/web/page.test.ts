@@ -3,6 +3,7 @@
 // that does not parse, a file changed on disk, two browsers accepting at once, the token, and
 // the live view. Screenshots of each state go to test-artifacts/web/.
 import { readFileSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -213,7 +214,7 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     await ctx.close();
   });
 
-  it("the live view shows the sidecar's log lines and transfers as they happen", async () => {
+  it("the live view shows the sidecar's log lines, a real tunnel's bytes and transfers as they happen", async () => {
     const { url } = await s.client.call<{ url: string }>("web.open", {});
     const page = await openPage(browser, url);
     await expect.poll(() => page.locator("#tab-live").getAttribute("aria-selected")).toBe("true");
@@ -222,6 +223,31 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     expect(ran.exit_code).toBe(0);
     await expect.poll(() => page.locator('#connections tr[data-target="koehr_cpu"]').textContent()).toMatch(new RegExp(`${sshd.user}@127\\.0\\.0\\.1:${sshd.port}.*ready`));
     await expect.poll(() => page.locator("#logs").textContent()).toMatch(/ssh koehr_cpu: ready/);
+    // a real tunnel through the pool's sshd to an echo server; traffic through it shows as bytes and in the chart
+    const echo: Server = createServer((sock) => sock.pipe(sock));
+    await new Promise<void>((r) => echo.listen(0, "127.0.0.1", () => r()));
+    const echoPort = (echo.address() as { port: number }).port;
+    const t = await s.client.call<{ id: string; local_port: number }>("tunnels.open", { target: "koehr_cpu", kind: "local", remote_host: "127.0.0.1", remote_port: echoPort, owner: "web-test" });
+    await expect.poll(() => page.locator(`tr[data-tunnel="${t.id}"]`).textContent()).toMatch(/open/);
+    const sock = connect(t.local_port, "127.0.0.1");
+    let echoed = 0;
+    sock.on("data", (b) => (echoed += b.length));
+    const chunk = Buffer.alloc(256 * 1024, 7);
+    // keep traffic flowing across a few one-second samples
+    const cookieCtx = page.context();
+    const sampled = async (): Promise<boolean> => {
+      const live = (await (await cookieCtx.request.get(new URL("/api/live", page.url()).toString())).json()) as { samples: Array<{ tunnel_in: number; tunnel_out: number }> };
+      return live.samples.some((x) => x.tunnel_in > 0 && x.tunnel_out > 0);
+    };
+    const pump = setInterval(() => sock.write(chunk), 50);
+    try {
+      await expect.poll(sampled, { timeout: 30_000 }).toBe(true);
+    } finally {
+      clearInterval(pump);
+    }
+    await expect.poll(() => echoed).toBeGreaterThan(0);
+    await expect.poll(() => page.locator(`tr[data-tunnel="${t.id}"] td.num`).first().textContent()).toMatch(/MiB|KiB/);
+    sock.destroy();
     // transfers arrive as `transfer.progress` events on the sidecar's bus (the staging service emits them)
     for (const bytes of [25, 50, 75]) s.daemon.events.emit("transfer.progress", { id: "t-1", src: "s3://bucket/inputs.tar", dst: "koehr_cpu:/home/me/inputs.tar", bytes: bytes * 1024 * 1024, total: 100 * 1024 * 1024 });
     s.daemon.events.emit("transfer.progress", { id: "t-2", src: "gs://bucket/model.bin", dst: "google_gpu:/scratch/model.bin", bytes: 1024, total: 4096, error: "STAGING_PERMISSION: cannot write /scratch/model.bin" });
@@ -229,6 +255,8 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     await expect.poll(() => page.locator('[data-transfer="t-2"]').textContent()).toMatch(/cannot write/);
     await expect.poll(() => page.locator("canvas#chart-transfers").isVisible()).toBe(true);
     await picture(page, "live");
+    await s.client.call("tunnels.close", { id: t.id });
+    await new Promise<void>((r) => echo.close(() => r()));
     await page.context().close();
   });
 });
