@@ -3,10 +3,19 @@
  * factory, given the context and the services it borrows from.
  */
 import { executorsModule } from "../executors/module.js";
+import { sshModule } from "../ssh/module.js";
+import { tunnelsModule } from "../tunnels/module.js";
+import { webModule } from "../web/module.js";
 import type { DaemonContext, ServiceModule } from "./module.js";
 
 export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[]> {
   const modules: ServiceModule[] = [];
-  modules.push(executorsModule(ctx));
+  // first in, last closed: everything below borrows SSH connections from ssh.pool
+  const ssh = sshModule(ctx);
+  modules.push(ssh);
+  const tunnels = tunnelsModule(ctx, ssh.pool);
+  modules.push(tunnels);
+  modules.push(executorsModule(ctx, { hosts: ssh.pool }));
+  modules.push(webModule(ctx));
   return modules;
 }
