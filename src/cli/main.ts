@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.js";
 import { registerCall } from "./commands/call.js";
+import { registerJobs } from "./commands/jobs.js";
 import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
 import { registerStatus } from "./commands/status.js";
@@ -21,6 +22,7 @@ registerServe(program);
 registerStatus(program);
 registerCall(program);
 registerRun(program);
+registerJobs(program);
 
 try {
   await program.parseAsync(process.argv);
