@@ -14,9 +14,12 @@ export class LocalHost implements HostLease {
   readonly target = "local";
   readonly isLocal = true;
 
+  /** `env`: variables added to every command's environment */
+  constructor(private readonly env: Record<string, string> = {}) {}
+
   exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     const started = Date.now();
-    const child = start(command, opts);
+    const child = start(command, { ...opts, env: { ...this.env, ...opts.env } });
     let stdout = "";
     let stderr = "";
     let timedOut = false;
@@ -42,7 +45,7 @@ export class LocalHost implements HostLease {
   }
 
   async spawn(command: string, opts: SpawnOptions = {}): Promise<HostProcess> {
-    const child = start(command, opts);
+    const child = start(command, { ...opts, env: { ...this.env, ...opts.env } });
     const exited = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) => {
       child.on("close", (exitCode, signal) => resolve({ exitCode, signal }));
       child.on("error", () => resolve({ exitCode: null, signal: null }));

@@ -49,9 +49,9 @@ export class PoolWatchdog {
   ) {}
 
   /** Start the watchdog on `host` and wait until it is ready. */
-  static async start(host: Host, jobId: string, opts: { boundS: number; graceS: number; heartbeatS?: number }): Promise<PoolWatchdog> {
+  static async start(host: Host, jobId: string, opts: { boundS: number; graceMs: number; heartbeatS?: number }): Promise<PoolWatchdog> {
     const wd = new PoolWatchdog(host, jobId);
-    wd.proc = await host.spawn(watchdogCommand(jobId, opts.boundS, opts.graceS, shellQuote));
+    wd.proc = await host.spawn(watchdogCommand(jobId, opts.boundS, opts.graceMs, shellQuote));
     wd.proc.stdin.on("error", () => undefined);
     wd.proc.stderr.resume();
     const rl = createInterface({ input: wd.proc.stdout });
@@ -63,7 +63,9 @@ export class PoolWatchdog {
       await wd.proc.kill("SIGKILL").catch(() => undefined);
       throw new Error(`the watchdog on ${host.target} did not start (${ready ?? "no output"})`);
     }
-    wd.timer = setInterval(() => wd.send("hb"), (opts.heartbeatS ?? HEARTBEAT_S) * 1000);
+    // several heartbeats per bound, so that one late timer does not look like a dead sidecar
+    const everyS = opts.heartbeatS ?? Math.min(HEARTBEAT_S, opts.boundS / 4);
+    wd.timer = setInterval(() => wd.send("hb"), everyS * 1000);
     wd.timer.unref();
     return wd;
   }
@@ -86,8 +88,9 @@ export class PoolWatchdog {
   async kill(graceMs: number): Promise<RemoteCleanup> {
     this.stopHeartbeat();
     if (this.ended) return { ...parseDone(this.host.target, undefined), error: "the watchdog had already exited" };
-    this.send(`kill ${Math.ceil(graceMs / 1000)}`);
+    this.send(`kill ${Math.round(graceMs)}`);
     const line = await this.next(graceMs + 30_000);
+    this.ended = true;
     return parseDone(this.host.target, line);
   }
 
@@ -144,9 +147,9 @@ export class PoolWatchdog {
  * the same script, fed the resources from the record, run once over exec.
  */
 export async function cleanupOnHost(host: Host, jobId: string, resources: JobResource[], graceMs: number): Promise<RemoteCleanup> {
-  const lines = [...resources.map((r) => resourceLine(r)).filter((l): l is string => l !== undefined), `kill ${Math.ceil(graceMs / 1000)}`];
+  const lines = [...resources.map((r) => resourceLine(r)).filter((l): l is string => l !== undefined), `kill ${Math.round(graceMs)}`];
   try {
-    const res = await host.exec(watchdogCommand(jobId, 3600, Math.ceil(graceMs / 1000), shellQuote), { stdin: `${lines.join("\n")}\n`, timeoutMs: graceMs + 60_000 });
+    const res = await host.exec(watchdogCommand(jobId, 3600, graceMs, shellQuote), { stdin: `${lines.join("\n")}\n`, timeoutMs: graceMs + 60_000 });
     const done = res.stdout.split("\n").find((l) => l.startsWith("done "));
     return parseDone(host.target, done ?? (res.stderr.trim() || `exit ${res.exitCode}`));
   } catch (err) {

@@ -11,7 +11,7 @@ import type { HostLease, HostPool } from "../ssh/host.js";
 import { formatDuration } from "../util/duration.js";
 import type { Logger } from "../util/logger.js";
 import type { JobContext, JobPreparer, RunSpec } from "./job-context.js";
-import { killLocalJob } from "./local-kill.js";
+import { killLocalJob, type LocalKillResult } from "./local-kill.js";
 import { cleanupTargets, PoolWatchdog } from "./pool-watchdog.js";
 import { JOB_ENV, readProc } from "./proc.js";
 import type { JobRecord, JobState, JobStore } from "./record.js";
@@ -40,7 +40,7 @@ export class JobRunner {
   private pgid = 0;
   private tracker: ProcessTracker | undefined;
   private ending: { state: JobState; reason: string } | undefined;
-  private localKill: Promise<unknown> | undefined;
+  private localKill: Promise<LocalKillResult> | undefined;
   private readonly watchdogs = new Map<string, Promise<PoolWatchdog | undefined>>();
   private readonly leases: HostLease[] = [];
   private readonly closers: Array<{ stage: TeardownStage; name: string; close: Closer }> = [];
@@ -109,7 +109,7 @@ export class JobRunner {
         try {
           const lease = await this.deps.hosts.acquire(target, `job:${this.id}`);
           this.leases.push(lease);
-          return await PoolWatchdog.start(lease, this.id, { boundS: this.deps.watchdogBoundS, graceS: this.spec.graceMs / 1000 });
+          return await PoolWatchdog.start(lease, this.id, { boundS: this.deps.watchdogBoundS, graceMs: this.spec.graceMs });
         } catch (err) {
           this.deps.log.warn({ job: this.id, target, err: (err as Error).message }, "no watchdog on this pool; its cleanup relies on the sidecar");
           return undefined;
@@ -199,8 +199,9 @@ export class JobRunner {
   /** After COMMAND ended: its leftovers, then the pools, then tunnels; never throws. */
   private async teardown(): Promise<NonNullable<JobRecord["cleanup"]>> {
     const errors: string[] = [];
-    await this.localKill?.catch(() => undefined);
+    const first = await this.localKill?.catch(() => undefined);
     const local = await killLocalJob(this.localSpec(), this.spec.graceMs);
+    local.signalled += first?.signalled ?? 0;
     const rec = this.record();
     const live = new Map<string, PoolWatchdog>();
     for (const [target, wd] of this.watchdogs) {

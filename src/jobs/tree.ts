@@ -32,20 +32,22 @@ export function collectJobProcesses(spec: JobProcessSpec, procs: ProcInfo[] = li
   }
   const found = new Map<number, ProcInfo>();
   const queue: ProcInfo[] = [];
+  const add = (p: ProcInfo): void => {
+    if (found.has(p.pid) || exclude.has(p.pid) || p.pid <= 1) return;
+    found.set(p.pid, p);
+    queue.push(p);
+  };
   for (const p of procs) {
-    if (exclude.has(p.pid) || p.pid <= 1) continue;
-    if (pgids.has(p.pgid) || known.has(`${p.pid}:${p.startTime}`) || (spec.scanEnv !== false && !isGone(p) && hasEnvEntry(p.pid, marker))) {
-      found.set(p.pid, p);
-      queue.push(p);
-    }
+    if (pgids.has(p.pgid) || known.has(`${p.pid}:${p.startTime}`) || (spec.scanEnv !== false && !isGone(p) && hasEnvEntry(p.pid, marker))) add(p);
   }
+  // the groups that marked processes belong to (a daemon's group leader may have set the marker
+  // only for its children), except the groups of the processes never to touch
+  const safeGroups = new Set(procs.filter((p) => exclude.has(p.pid)).map((p) => p.pgid));
+  const moreGroups = new Set([...found.values()].map((p) => p.pgid).filter((g) => g > 1 && !pgids.has(g) && !safeGroups.has(g)));
+  for (const p of procs) if (moreGroups.has(p.pgid)) add(p);
   while (queue.length > 0) {
     const p = queue.pop()!;
-    for (const c of byParent.get(p.pid) ?? []) {
-      if (found.has(c.pid) || exclude.has(c.pid)) continue;
-      found.set(c.pid, c);
-      queue.push(c);
-    }
+    for (const c of byParent.get(p.pid) ?? []) add(c);
   }
   return [...found.values()].filter((p) => !isGone(p));
 }
