@@ -38,6 +38,8 @@ export function exitCodeFor(code: ErrorCode | string): number {
       return EXIT.JOB_NOT_OWNED;
     case "JOB_FINISHED":
       return EXIT.JOB_FINISHED;
+    case "REVIEW_CANCELLED":
+      return EXIT.CANCELLED;
     default:
       return EXIT.ERROR;
   }

@@ -1,9 +1,9 @@
 /**
- * The host pool used where no sidecar is running (`jobs` and `kill` acting from a record):
- * `local`, and the SSH pool for every other target.
+ * The host pool used where no sidecar is running (`jobs` and `kill` acting from a record, `run
+ * --connection`): the SSH pool, which also serves `local`. Imported lazily, so that commands that
+ * never reach a pool do not load ssh2.
  */
 import type { HostPool } from "../ssh/host.js";
-import { LocalOnlyPool } from "./local-host.js";
 
 export interface OwnedHostPool {
   pool: HostPool;
@@ -11,5 +11,7 @@ export interface OwnedHostPool {
 }
 
 export async function openHostPool(): Promise<OwnedHostPool> {
-  return { pool: new LocalOnlyPool(), close: async () => undefined };
+  const { SshPool } = await import("../ssh/pool.js");
+  const pool = new SshPool();
+  return { pool, close: () => pool.close() };
 }

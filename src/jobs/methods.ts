@@ -4,7 +4,9 @@ import type { DaemonContext, ServiceModule } from "../daemon/module.js";
 import { defineMethod } from "../rpc/registry.js";
 import type { HostPool } from "../ssh/host.js";
 import { JobRecordSchema } from "./record.js";
-import { JobResourceSchema } from "./resources.js";
+import type { ExecutorsService } from "../executors/service.js";
+import { executorsPreparer } from "./executors-preparer.js";
+import { type JobResource, JobResourceSchema, type OwnerRelease } from "./resources.js";
 import { DEFAULT_GRACE_MS, JobsService } from "./service.js";
 
 const JobViewSchema = JobRecordSchema.extend({ live: z.boolean() });
@@ -14,14 +16,31 @@ export interface JobsModule extends ServiceModule {
   service: JobsService;
 }
 
-/** The jobs service module: `hosts` reaches the pools (watchdogs, remote cleanup). */
-export function createJobsModule(ctx: DaemonContext, deps: { hosts: HostPool; watchdogBoundS?: number }): JobsModule {
-  const service = new JobsService({ stateDir: ctx.stateDir, log: ctx.log, events: ctx.events, hosts: deps.hosts, ...(deps.watchdogBoundS ? { watchdogBoundS: deps.watchdogBoundS } : {}) });
+export interface JobsModuleDeps {
+  /** reaches the pools (watchdogs, remote cleanup): the SSH pool, which also serves `local` */
+  hosts: HostPool;
+  /** services holding things under the job id, released at teardown (executors, tunnels) */
+  owners?: OwnerRelease[];
+  /** completes `run --executors FILE` before COMMAND starts */
+  executors?: Pick<ExecutorsService, "complete">;
+  /** who owns a worker block (executors.block events), so its process group joins the job */
+  blockOwner?: (blockId: string) => string | undefined;
+  watchdogBoundS?: number;
+}
+
+/** The jobs service module. */
+export function createJobsModule(ctx: DaemonContext, deps: JobsModuleDeps): JobsModule {
+  const service = new JobsService({ stateDir: ctx.stateDir, log: ctx.log, events: ctx.events, hosts: deps.hosts, owners: deps.owners ?? [], ...(deps.watchdogBoundS ? { watchdogBoundS: deps.watchdogBoundS } : {}) });
+  if (deps.executors) service.addPreparer(executorsPreparer(deps.executors, ctx.runtimeDir));
+  const stopFollowing = deps.blockOwner ? followBlocks(ctx, service, deps.blockOwner) : () => undefined;
   return {
     name: "jobs",
     service,
     status: () => service.status(),
-    close: () => service.close(),
+    close: async () => {
+      stopFollowing();
+      await service.close();
+    },
     methods: [
       defineMethod({
         name: "jobs.list",
@@ -72,4 +91,24 @@ export function createJobsModule(ctx: DaemonContext, deps: { hosts: HostPool; wa
       }),
     ],
   };
+}
+
+/** Worker blocks the executors service starts for a job become the job's remote groups (watched by the pool's watchdog). */
+function followBlocks(ctx: DaemonContext, service: JobsService, ownerOf: (blockId: string) => string | undefined): () => void {
+  const held = new Map<string, { job: string; resource: JobResource }>();
+  return ctx.events.on(["executors.block"], (e) => {
+    const d = e.data as { id?: string; target?: string; state?: string; pgid?: number | null };
+    if (!d.id) return;
+    if (d.state === "running" && d.target && d.pgid) {
+      const job = ownerOf(d.id);
+      if (!job || !service.store.exists(job)) return;
+      const resource: JobResource = { kind: "remote_group", target: d.target, pgid: d.pgid, label: `block ${d.id}` };
+      held.set(d.id, { job, resource });
+      service.add(job, resource).catch((err: unknown) => ctx.log.warn({ job, block: d.id, err: (err as Error).message }, "could not add a worker block to its job"));
+    } else if (d.state !== "running") {
+      const h = held.get(d.id);
+      held.delete(d.id);
+      if (h) service.remove(h.job, h.resource).catch(() => undefined);
+    }
+  });
 }

@@ -49,9 +49,9 @@ export class PoolWatchdog {
   ) {}
 
   /** Start the watchdog on `host` and wait until it is ready. */
-  static async start(host: Host, jobId: string, opts: { boundS: number; graceMs: number; heartbeatS?: number }): Promise<PoolWatchdog> {
+  static async start(host: Host, jobId: string, opts: { boundS: number; graceMs: number; heartbeatS?: number; env?: Record<string, string> }): Promise<PoolWatchdog> {
     const wd = new PoolWatchdog(host, jobId);
-    wd.proc = await host.spawn(watchdogCommand(jobId, opts.boundS, opts.graceMs, shellQuote));
+    wd.proc = await host.spawn(watchdogCommand(jobId, opts.boundS, opts.graceMs, shellQuote), opts.env ? { env: opts.env } : {});
     wd.proc.stdin.on("error", () => undefined);
     wd.proc.stderr.resume();
     const rl = createInterface({ input: wd.proc.stdout });

@@ -79,3 +79,15 @@ export interface JobResources {
    */
   onTeardown(jobId: string, stage: TeardownStage, name: string, close: Closer): () => void;
 }
+
+/**
+ * A service that holds things under an owner string and can release them all: the executors
+ * service (worker blocks and their tunnels) and the tunnels service. A job's teardown releases
+ * owner = the job id (the Python side uses $PARSL_SIDECAR_JOB as its owner).
+ */
+export interface OwnerRelease {
+  name: string;
+  /** `remote` runs with the pools' cleanup, `tunnels` after it */
+  stage: TeardownStage;
+  release(owner: string): Promise<unknown>;
+}

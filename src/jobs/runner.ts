@@ -15,7 +15,7 @@ import { killLocalJob, type LocalKillResult } from "./local-kill.js";
 import { cleanupTargets, PoolWatchdog } from "./pool-watchdog.js";
 import { JOB_ENV, readProc } from "./proc.js";
 import type { JobRecord, JobState, JobStore } from "./record.js";
-import { type Closer, type JobResource, resourceKey, type TeardownStage } from "./resources.js";
+import { type Closer, type JobResource, type OwnerRelease, resourceKey, type TeardownStage } from "./resources.js";
 import { signalExitCode, supervise, type SuperviseResult } from "./supervise.js";
 import { ProcessTracker } from "./tracker.js";
 
@@ -26,6 +26,7 @@ export interface RunnerDeps {
   hosts: HostPool;
   watchdogBoundS: number;
   preparers: JobPreparer[];
+  owners: OwnerRelease[];
 }
 
 export interface RunOutcome {
@@ -208,17 +209,24 @@ export class JobRunner {
       const w = await wd;
       if (w?.alive) live.set(target, w);
     }
-    const remote = await cleanupTargets(rec, this.deps.hosts, this.spec.graceMs, live);
+    const release = async (stage: TeardownStage): Promise<void> => {
+      const closers = this.closers.filter((x) => x.stage === stage).reverse();
+      const owners = this.deps.owners.filter((o) => o.stage === stage);
+      await Promise.all([
+        ...closers.map(async (c) => {
+          await Promise.resolve()
+            .then(() => c.close())
+            .catch((err: unknown) => errors.push(`${c.name}: ${(err as Error).message}`));
+        }),
+        ...owners.map(async (o) => {
+          await o.release(this.id).catch((err: unknown) => errors.push(`${o.name}: ${(err as Error).message}`));
+        }),
+      ]);
+    };
+    // the pools: watchdogs (groups, marked daemons, one scancel/qdel) and the services' own release
+    const [remote] = await Promise.all([cleanupTargets(rec, this.deps.hosts, this.spec.graceMs, live), release("remote")]);
     for (const r of remote) if (r.error) errors.push(`${r.target}: ${r.error}`);
-    for (const stage of ["remote", "tunnels"] as const) {
-      for (const c of this.closers.filter((x) => x.stage === stage).reverse()) {
-        try {
-          await c.close();
-        } catch (err) {
-          errors.push(`${c.name}: ${(err as Error).message}`);
-        }
-      }
-    }
+    await release("tunnels");
     for (const l of this.leases) l.release();
     return { local_signalled: local.signalled, local_left: local.left, remote: remote.map((r) => ({ ...r })), errors };
   }

@@ -8,7 +8,7 @@ import type { HostPool } from "../ssh/host.js";
 import type { Logger } from "../util/logger.js";
 import { killFromRecord, reconcile, supervisorAlive } from "./lifecycle.js";
 import { isFinal, type JobRecord, JobStore } from "./record.js";
-import { type Closer, type JobResource, type JobResources, resourceKey, type TeardownStage } from "./resources.js";
+import { type Closer, type JobResource, type JobResources, type OwnerRelease, resourceKey, type TeardownStage } from "./resources.js";
 import type { JobPreparer, RunSpec } from "./job-context.js";
 import { JobRunner, type RunOutcome } from "./runner.js";
 import { DEFAULT_WATCHDOG_BOUND_S } from "./watchdog-script.js";
@@ -24,6 +24,8 @@ export interface JobsServiceOptions {
   hosts: HostPool;
   /** seconds without a heartbeat after which a pool's watchdog cleans up (default 30) */
   watchdogBoundS?: number;
+  /** services that hold things under the job id as owner, released at teardown */
+  owners?: OwnerRelease[];
 }
 
 export const DEFAULT_GRACE_MS = 10_000;
@@ -60,7 +62,7 @@ export class JobsService implements JobResources {
     }
     const runner = new JobRunner(spec, {
       store: this.store, log: this.opts.log, events: this.opts.events, hosts: this.opts.hosts,
-      watchdogBoundS: this.opts.watchdogBoundS ?? envBound() ?? DEFAULT_WATCHDOG_BOUND_S, preparers: [...this.preparers],
+      watchdogBoundS: this.opts.watchdogBoundS ?? envBound() ?? DEFAULT_WATCHDOG_BOUND_S, preparers: [...this.preparers], owners: this.opts.owners ?? [],
     });
     this.runners.set(spec.id, runner);
     void runner.done.finally(() => this.runners.delete(spec.id));

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { LocalHost } from "../../src/jobs/local-host.js";
+import { LocalHost } from "../../src/ssh/local-host.js";
 import { cleanupOnHost, PoolWatchdog } from "../../src/jobs/pool-watchdog.js";
 import { alive, FIXTURES, jobProcesses, pidsFrom, reap, type Sandbox, sandbox, waitFor } from "./helpers.js";
 
@@ -87,8 +87,8 @@ describe("pool watchdog", () => {
     mkdirSync(bin);
     for (const name of ["scancel", "qdel"]) symlinkSync(join(FIXTURES, "fake-scheduler.sh"), join(bin, name));
     const log = join(box.dir, "scheduler.log");
-    const host = new LocalHost({ PATH: `${bin}:${process.env.PATH}`, FAKE_SCHEDULER_LOG: log });
-    const wd = await PoolWatchdog.start(host, "wd-sched", { boundS: 30, graceMs: 0 });
+    const env = { PATH: `${bin}:${process.env.PATH}`, FAKE_SCHEDULER_LOG: log };
+    const wd = await PoolWatchdog.start(new LocalHost(), "wd-sched", { boundS: 30, graceMs: 0, env });
     watchdogs.push(wd);
     for (const id of ["101", "102", "103"]) wd.add({ kind: "scheduler_job", target: "local", scheduler: "slurm", id });
     wd.add({ kind: "scheduler_job", target: "local", scheduler: "pbspro", id: "7.server" });

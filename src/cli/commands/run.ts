@@ -10,8 +10,9 @@ import type { Command } from "commander";
 import { resolveConnectionFile } from "../../client/client.js";
 import { Daemon } from "../../daemon/daemon.js";
 import { EventBus } from "../../events.js";
+import { EXECUTORS_ENV } from "../../jobs/executors-preparer.js";
 import { checkJobId, newJobId } from "../../jobs/job-id.js";
-import { LocalOnlyPool } from "../../jobs/local-host.js";
+import { openHostPool, type OwnedHostPool } from "../../jobs/hosts.js";
 import type { JobsModule } from "../../jobs/methods.js";
 import { DEFAULT_GRACE_MS, JobsService } from "../../jobs/service.js";
 import { CONNECTION_ENV, defaultRuntimeDir, ensurePrivateDir, readConnectionFile } from "../../rpc/connection-file.js";
@@ -19,6 +20,7 @@ import { parseDuration } from "../../util/duration.js";
 import { silentLogger, type LogLevel } from "../../util/logger.js";
 import { defaultStateDir } from "../../util/paths.js";
 import { fail } from "../output.js";
+import { reviewOrCancel } from "../review.js";
 
 interface RunOptions {
   job?: string;
@@ -30,6 +32,8 @@ interface RunOptions {
   logLevel: LogLevel;
   json?: boolean;
   quiet?: boolean;
+  review?: boolean;
+  complete: boolean;
 }
 
 export function registerRun(program: Command): void {
@@ -38,7 +42,8 @@ export function registerRun(program: Command): void {
     .description("run COMMAND as a job: start a sidecar, prepare its pools, run it, and tear everything down when it ends")
     .argument("<command...>", "the workflow command, after --, e.g. -- python main.py")
     .option("--job <name>", "job id to use instead of a generated job-<dir>-<date>-<random>")
-    .option("--executors <file>", "executors.json to complete (hosts, ports, tunnels) before COMMAND starts")
+    .option("--executors <file>", "executors.json to complete (hosts, ports, worker tunnels) before COMMAND starts; COMMAND gets the completed copy as $PARSL_SIDECAR_EXECUTORS")
+    .option("--no-complete", "do not complete --executors here; COMMAND gets the file as it is (its parsl_config completes it)")
     .option("--env <spec...>", "environments to ensure before COMMAND starts")
     .option("--timeout <duration>", "stop the job after this long (e.g. 30s, 5m, 1h); exit code 124")
     .option("--grace <duration>", "time between SIGTERM and SIGKILL when stopping", "10s")
@@ -46,10 +51,12 @@ export function registerRun(program: Command): void {
     .option("--log-level <level>", "sidecar log level on stderr", "warn")
     .option("--json", "print a JSON summary on stdout when COMMAND ends")
     .option("-q, --quiet", "do not print the job id")
+    .option("--review", "before COMMAND starts, review the executors file (--executors, default executors.json) on the local page (Cancel exits 4)")
     .passThroughOptions()
     .action(async (command: string[], opts: RunOptions) => {
       let daemon: Daemon | undefined;
       let privateDir: string | undefined;
+      let hosts: OwnedHostPool | undefined;
       try {
         const id = opts.job ? checkJobId(opts.job) : newJobId(process.cwd());
         const timeoutMs = opts.timeout === undefined ? undefined : parseDuration(opts.timeout, "--timeout");
@@ -59,24 +66,29 @@ export function registerRun(program: Command): void {
         if (opts.connection) {
           const file = resolve(resolveConnectionFile(opts.connection));
           sidecar = { pid: readConnectionFile(file).pid, connection_file: file };
-          jobs = new JobsService({ stateDir: defaultStateDir(), log: silentLogger, events: new EventBus(), hosts: new LocalOnlyPool() });
+          hosts = await openHostPool();
+          jobs = new JobsService({ stateDir: defaultStateDir(), log: silentLogger, events: new EventBus(), hosts: hosts.pool });
         } else {
           privateDir = ensurePrivateDir(join(defaultRuntimeDir(), `run-${process.pid}`));
           daemon = await Daemon.start({ runtimeDir: privateDir, stderrLevel: opts.logLevel });
           sidecar = { pid: process.pid, connection_file: daemon.connectionFile };
           jobs = (daemon.getModule("jobs") as JobsModule).service;
         }
+        if (opts.review) await reviewOrCancel(sidecar.connection_file, opts.executors ?? "executors.json");
         if (!opts.quiet) process.stderr.write(`parsl-sidecar: job ${id}\n`);
+        const env: NodeJS.ProcessEnv = { ...process.env, [CONNECTION_ENV]: sidecar.connection_file };
+        if (opts.executors && !opts.complete) env[EXECUTORS_ENV] = resolve(opts.executors);
         const runner = jobs.start({
-          id, command, cwd: process.cwd(), env: { ...process.env, [CONNECTION_ENV]: sidecar.connection_file }, graceMs, sidecar,
+          id, command, cwd: process.cwd(), env, graceMs, sidecar,
           ...(timeoutMs === undefined ? {} : { timeoutMs }),
-          ...(opts.executors ? { executors: resolve(opts.executors) } : {}),
+          ...(opts.executors && opts.complete ? { executors: resolve(opts.executors) } : {}),
           ...(opts.env?.length ? { envs: opts.env } : {}),
         });
         const out = await runner.done;
         if (out.error) process.stderr.write(`parsl-sidecar: ${out.error}\n`);
         else if (out.record.state === "timed-out" || out.record.state === "killed") process.stderr.write(`parsl-sidecar: job ${id} ${out.record.state}: ${out.record.reason}\n`);
         await daemon?.close(`job ${id} ended: ${out.record.state}`);
+        await hosts?.close();
         if (privateDir) rmSync(privateDir, { recursive: true, force: true });
         if (opts.json) {
           const r = out.record;
@@ -85,6 +97,7 @@ export function registerRun(program: Command): void {
         process.exit(out.exitCode);
       } catch (err) {
         await daemon?.close("run failed").catch(() => undefined);
+        await hosts?.close().catch(() => undefined);
         if (privateDir) rmSync(privateDir, { recursive: true, force: true });
         fail(err, opts);
       }

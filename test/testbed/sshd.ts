@@ -1,0 +1,182 @@
+// A private OpenSSH sshd per test: own temp dir, host key, authorized key, free port; on loopback
+// or on an address inside a network namespace. Stopped by PID.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { userInfo } from "node:os";
+import { join } from "node:path";
+import getPort from "get-port";
+import { descendants, killAll, requireBinary, spawnDaemon, waitForPort, type Daemon } from "./procs.js";
+import { makeTempDir, registerStopper, removeTempDir } from "./registry.js";
+import { freePortInNetns } from "./netns-port.js";
+
+export interface SshdOptions {
+  /** Listen address. @default "127.0.0.1" */
+  host?: string;
+  /** Run inside this network namespace (the host address must exist there). */
+  netns?: string;
+  /** Fixed port; by default a free one. */
+  port?: number;
+  /** Extra sshd_config lines; they win over the defaults (sshd takes the first value seen). */
+  extraConfig?: string[];
+  /** Also make a passphrase-protected key (authorized). `true` uses "testbed-passphrase". */
+  encryptedKey?: boolean | string;
+  /** Also make a key that is NOT authorized, for negative tests. */
+  unauthorizedKey?: boolean;
+}
+
+export interface Sshd {
+  host: string;
+  port: number;
+  user: string;
+  netns: string | undefined;
+  dir: string;
+  configPath: string;
+  logPath: string;
+  pid: number;
+  /** Private key (ed25519, no passphrase), authorized for `user`. */
+  keyPath: string;
+  /** `[host]:port ssh-ed25519 AAAA...` for the current host key. */
+  hostKeyPublic: string;
+  /** known_hosts file holding hostKeyPublic as it was at start (not updated by rotateHostKey). */
+  knownHostsPath: string;
+  encryptedKeyPath?: string;
+  encryptedKeyPassphrase?: string;
+  unauthorizedKeyPath?: string;
+  /** Arguments for the system `ssh` client: `ssh ...sshArgs() command` (ends with user@host). */
+  sshArgs(o?: { identity?: string; knownHosts?: string }): string[];
+  stop(): Promise<void>;
+  /** Stops and starts again: same port, same host key. */
+  restart(): Promise<void>;
+  /** Kills the per-connection sshd processes (and their sessions); the listener stays. */
+  killConnections(): Promise<number>;
+  /** New host key, then restart. Returns the new known_hosts line. */
+  rotateHostKey(): Promise<string>;
+}
+
+const SSHD = "/usr/sbin/sshd";
+const KEYGEN = "/usr/bin/ssh-keygen";
+
+function keygen(path: string, passphrase = "", comment = "parsl-sidecar-testbed"): string {
+  execFileSync(requireBinary(KEYGEN), ["-q", "-t", "ed25519", "-N", passphrase, "-C", comment, "-f", path], {
+    stdio: "ignore",
+  });
+  return readFileSync(`${path}.pub`, "utf8").trim();
+}
+
+/** `host` for port 22, `[host]:port` otherwise, as ssh writes it in known_hosts. */
+export function knownHostsName(host: string, port: number): string {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+
+function renderConfig(dir: string, host: string, port: number, extra: string[]): string {
+  // Lines before a Match block go first (first value wins); a Match block must come last.
+  const m = extra.findIndex((l) => /^\s*match\s/i.test(l));
+  const [front, matchBlock] = m < 0 ? [extra, []] : [extra.slice(0, m), extra.slice(m)];
+  return [
+    ...front,
+    `ListenAddress ${host}`,
+    `Port ${port}`,
+    `HostKey ${join(dir, "host_ed25519")}`,
+    `PidFile ${join(dir, "sshd.pid")}`,
+    `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+    "PasswordAuthentication no",
+    "KbdInteractiveAuthentication no",
+    "PubkeyAuthentication yes",
+    "PermitRootLogin prohibit-password",
+    "UsePAM no",
+    "StrictModes no",
+    "UseDNS no",
+    "PrintMotd no",
+    "LogLevel VERBOSE",
+    "Subsystem sftp internal-sftp",
+    ...matchBlock,
+    "",
+  ].join("\n");
+}
+
+/** Starts a private sshd and waits until its port accepts connections. */
+export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
+  requireBinary(SSHD);
+  mkdirSync("/run/sshd", { recursive: true });
+  const host = opts.host ?? "127.0.0.1";
+  const port = opts.port ?? (opts.netns ? await freePortInNetns(opts.netns, host) : await getPort({ host }));
+  const dir = makeTempDir("sshd");
+  const user = userInfo().username;
+  const keyPath = join(dir, "id_ed25519");
+  const authorized = [keygen(keyPath)];
+  let hostPub = keygen(join(dir, "host_ed25519"), "", "testbed-host");
+  const sshd: Sshd = {
+    host, port, user, netns: opts.netns, dir, keyPath,
+    configPath: join(dir, "sshd_config"),
+    logPath: join(dir, "sshd.log"),
+    knownHostsPath: join(dir, "known_hosts"),
+    pid: 0,
+    hostKeyPublic: "",
+    sshArgs: (o = {}) => [
+      "-F", "none", "-i", o.identity ?? keyPath, "-p", String(port),
+      "-o", `UserKnownHostsFile=${o.knownHosts ?? sshd.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes",
+      "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10",
+      `${user}@${host}`,
+    ],
+    stop: async () => {
+      unregister();
+      await stopDaemon();
+      removeTempDir(dir);
+    },
+    restart: async () => {
+      await stopDaemon();
+      await launch();
+    },
+    killConnections: async () => {
+      // Per-connection sshd processes call setsid(), so they are not in the listener's group.
+      const kids = daemon ? descendants(daemon.pid) : [];
+      killAll(kids);
+      return kids.length;
+    },
+    rotateHostKey: async () => {
+      rmSync(join(dir, "host_ed25519"), { force: true });
+      rmSync(join(dir, "host_ed25519.pub"), { force: true });
+      hostPub = keygen(join(dir, "host_ed25519"), "", "testbed-host");
+      sshd.hostKeyPublic = `${knownHostsName(host, port)} ${hostPub.split(" ").slice(0, 2).join(" ")}`;
+      await sshd.restart();
+      return sshd.hostKeyPublic;
+    },
+  };
+  if (opts.encryptedKey) {
+    sshd.encryptedKeyPassphrase = typeof opts.encryptedKey === "string" ? opts.encryptedKey : "testbed-passphrase";
+    sshd.encryptedKeyPath = join(dir, "id_ed25519_encrypted");
+    authorized.push(keygen(sshd.encryptedKeyPath, sshd.encryptedKeyPassphrase));
+  }
+  if (opts.unauthorizedKey) {
+    sshd.unauthorizedKeyPath = join(dir, "id_ed25519_unauthorized");
+    keygen(sshd.unauthorizedKeyPath);
+  }
+  writeFileSync(join(dir, "authorized_keys"), authorized.join("\n") + "\n", { mode: 0o600 });
+  sshd.hostKeyPublic = `${knownHostsName(host, port)} ${hostPub.split(" ").slice(0, 2).join(" ")}`;
+  writeFileSync(sshd.knownHostsPath, sshd.hostKeyPublic + "\n");
+  writeFileSync(sshd.configPath, renderConfig(dir, host, port, opts.extraConfig ?? []));
+
+  let daemon: Daemon | undefined;
+  async function launch(): Promise<void> {
+    daemon = spawnDaemon(SSHD, ["-D", "-e", "-f", sshd.configPath], {
+      name: `sshd ${host}:${port}`, logPath: sshd.logPath, netns: opts.netns, marker: dir,
+    });
+    sshd.pid = daemon.pid;
+    await waitForPort(host, port, { daemon, netns: opts.netns, timeoutMs: 15000 });
+  }
+  async function stopDaemon(): Promise<void> {
+    if (!daemon) return;
+    const d = daemon;
+    daemon = undefined;
+    killAll(descendants(d.pid));
+    await d.stop();
+  }
+  const unregister = registerStopper(() => sshd.stop());
+  try {
+    await launch();
+  } catch (err) {
+    await sshd.stop();
+    throw err;
+  }
+  return sshd;
+}
