@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.js";
 import { registerCall } from "./commands/call.js";
+import { registerEnv } from "./commands/env.js";
 import { registerExecutors } from "./commands/executors.js";
 import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
@@ -22,6 +23,7 @@ registerServe(program);
 registerStatus(program);
 registerCall(program);
 registerRun(program);
+registerEnv(program);
 registerExecutors(program);
 
 try {
