@@ -41,7 +41,8 @@ L=${L}; H=$(hostname 2>/dev/null || uname -n); ME=$$
 D=$(dirname "$L")
 mkdir -p "$D" 2>/dev/null; [ -d "$D" ] && [ -w "$D" ] || { echo "ERROR cannot write to $D (for the lock $L)"; exit 3; }
 if [ ${shellQuote(mechanism)} != mkdir ] && command -v flock >/dev/null 2>&1; then
-  exec 9>>"$L" || { echo "ERROR cannot open $L"; exit 3; }
+  ( : >>"$L" ) 2>/dev/null || { echo "ERROR cannot create $L"; exit 3; }
+  exec 9>>"$L"
   if ! flock -n 9; then echo "WAIT $(head -c 200 "$L" 2>/dev/null)"; flock 9 || exit 3; fi
   echo "$H $ME" > "$L"
   echo "LOCKED flock"

@@ -1,14 +1,15 @@
 // The conda backend against the stand-in conda (test/fixtures/conda): exact command lines, the
 // YAML copy, the hash skip, the lock, unfinished ensures, and the bad inputs of the issue.
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ensureEnv } from "../../src/env/ensure.js";
 import type { EnvSpec } from "../../src/env/spec.js";
 import { isSidecarError, SidecarError } from "../../src/errors.js";
 import { LocalHost } from "../../src/ssh/local-host.js";
-import { cleanupTmp, fakeCondaDir, FIXTURES, standinCalls, tmp, VENV_PY } from "./helpers.js";
+import { warnSkip } from "../testbed/hooks.js";
+import { cleanupTmp, fakeCondaDir, FIXTURES, makeReadOnly, standinCalls, tmp, VENV_PY } from "./helpers.js";
 
 afterAll(cleanupTmp);
 const host = new LocalHost();
@@ -223,15 +224,8 @@ describe("conda backend (stand-in conda)", { timeout: 60_000 }, () => {
   it("an unwritable CONDA_DIR is a clear ENV_FAILED (read-only mount, so root is refused too)", async (ctx) => {
     const { spec, condaDir } = setup();
     const envs = join(condaDir, "envs");
-    let mounted = false;
-    if (process.getuid?.() === 0) {
-      try {
-        execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", envs], { stdio: "ignore" });
-        mounted = true;
-      } catch {
-        ctx.skip();
-      }
-    } else chmodSync(envs, 0o555);
+    const undo = makeReadOnly(envs);
+    if (!undo) return ctx.skip(warnSkip("unwritable CONDA_DIR test", "cannot mount a read-only tmpfs here"));
     try {
       const err = await rejection(ensureEnv(host, spec));
       expect(err.code).toBe("ENV_FAILED");
@@ -239,7 +233,7 @@ describe("conda backend (stand-in conda)", { timeout: 60_000 }, () => {
       expect(err.message).toContain(`CONDA_DIR=${condaDir}`);
       expect(standinCalls(condaDir)).toEqual([]);
     } finally {
-      if (mounted) execFileSync("umount", [envs]);
+      undo();
     }
   });
 

@@ -1,6 +1,7 @@
 // Shared pieces of the env tests: temp dirs, the conda stand-in laid out as a CONDA_DIR, a
 // stand-in Miniforge installer, and a wheelhouse with Parsl for offline uv installs.
 import { execFileSync } from "node:child_process";
+import { chmodSync as chmod } from "node:fs";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -116,4 +117,22 @@ export function pathWithoutPython(dir: string): string {
   mkdirSync(bin, { recursive: true });
   execFileSync("sh", ["-c", `for f in /usr/bin/* /bin/*; do n=$(basename "$f"); case "$n" in python*|pydoc*|pip*|uv|uvx) continue;; esac; [ -e "${bin}/$n" ] || ln -s "$f" "${bin}/$n"; done`]);
   return bin;
+}
+
+/**
+ * Make `dir` unwritable even for root: a read-only tmpfs mounted on it (as root), else mode 0555.
+ * Returns the undo, or undefined when neither works (the caller skips loudly).
+ */
+export function makeReadOnly(dir: string): (() => void) | undefined {
+  mkdirSync(dir, { recursive: true });
+  if (process.getuid?.() === 0) {
+    try {
+      execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", dir], { stdio: "ignore" });
+      return () => execFileSync("umount", [dir]);
+    } catch {
+      return undefined;
+    }
+  }
+  chmod(dir, 0o555);
+  return () => chmod(dir, 0o755);
 }
