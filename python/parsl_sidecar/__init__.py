@@ -11,6 +11,8 @@ ZeroMQ RPC::
 
 from __future__ import annotations
 
+from typing import Any
+
 from .client import Client, Event, Subscription, connect
 from .connection import ConnectionInfo, default_runtime_dir, resolve_connection_file
 from .errors import (
@@ -56,5 +58,15 @@ __all__ = [
     "__version__",
     "connect",
     "default_runtime_dir",
+    "parsl_config",
     "resolve_connection_file",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # parsl_config imports Parsl (an optional dependency): load it on first use only
+    if name == "parsl_config":
+        from .config import parsl_config
+
+        return parsl_config
+    raise AttributeError(f"module 'parsl_sidecar' has no attribute {name!r}")

@@ -77,6 +77,7 @@ ERROR_CODES: tuple[str, ...] = (
     "COMMAND_NOT_FOUND",
     # web
     "WEB_CONFLICT",
+    "REVIEW_CANCELLED",
 )
 
 

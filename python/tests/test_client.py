@@ -246,3 +246,13 @@ def test_sidecar_error_is_catchable_generically(client: Client) -> None:
     with pytest.raises(SidecarError) as ei:
         client.call("nope.nope")
     assert ei.value.code == "UNKNOWN_METHOD"
+
+
+def test_reply_right_after_progress_is_not_held_back(client: Client) -> None:
+    # the server once stranded a reply queued in the same tick its send queue drained
+    for i in range(20):
+        seen: list[dict[str, Any]] = []
+        assert client.call(
+            "sidecar.echo", value=i, progress_steps=2, timeout=5, on_progress=seen.append
+        ) == {"value": i}
+        assert len(seen) == 2

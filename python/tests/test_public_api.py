@@ -27,6 +27,7 @@ EXPECTED = [
     "__version__",
     "connect",
     "default_runtime_dir",
+    "parsl_config",
     "resolve_connection_file",
 ]
 

@@ -4,11 +4,17 @@
  */
 import { envModule } from "../env/module.js";
 import { executorsModule } from "../executors/module.js";
+import { sshModule } from "../ssh/module.js";
+import { webModule } from "../web/module.js";
 import type { DaemonContext, ServiceModule } from "./module.js";
 
 export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[]> {
   const modules: ServiceModule[] = [];
+  // first in, last closed: everything below borrows SSH connections from ssh.pool
+  const ssh = sshModule(ctx);
+  modules.push(ssh);
   modules.push(executorsModule(ctx));
-  modules.push(envModule(ctx));
+  modules.push(webModule(ctx));
+  modules.push(envModule(ctx, { pool: ssh.pool }));
   return modules;
 }

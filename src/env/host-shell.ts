@@ -1,7 +1,8 @@
 /** Small shell helpers over a Host: checked exec, ~ paths, file upload, atomic writes, temp dirs. */
 import { readFile, stat } from "node:fs/promises";
 import { SidecarError, type ErrorCode } from "../errors.js";
-import { shellQuote, type ExecOptions, type ExecResult, type Host } from "../ssh/host.js";
+import { shellQuote, type ExecOptions, type ExecResult, type Host, type HostLease } from "../ssh/host.js";
+import { isSshLease, type SshLease } from "../ssh/pool.js";
 
 export { shellQuote };
 
@@ -37,17 +38,11 @@ export async function writeHostFile(host: Host, path: string, content: string | 
   await execChecked(host, `cat > ${shellQuote(tmp)}${chmod} && mv -f ${shellQuote(tmp)} ${shellQuote(path)} || { rm -f ${shellQuote(tmp)}; exit 1; }`, `Writing ${path}`, { stdin: content });
 }
 
-interface SftpLike {
-  fastPut(local: string, remote: string, cb: (err: Error | null | undefined) => void): void;
-  end(): void;
-}
-
 /** Copy a local file to the host (SFTP when the lease offers it, else streamed through `cat`). */
 export async function putFile(host: Host, localPath: string, remotePath: string): Promise<void> {
   const size = (await stat(localPath)).size;
-  const sftpOf = (host as unknown as { sftp?: () => Promise<SftpLike> }).sftp;
-  if (!host.isLocal && typeof sftpOf === "function" && size > 1024 * 1024) {
-    const sftp = await sftpOf.call(host);
+  if (isSshLease(host as HostLease) && size > 1024 * 1024) {
+    const sftp = await (host as SshLease).sftp();
     try {
       await new Promise<void>((res, rej) => sftp.fastPut(localPath, remotePath, (err) => (err ? rej(err) : res())));
     } catch (err) {

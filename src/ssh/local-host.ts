@@ -30,8 +30,14 @@ export class LocalHost implements HostLease {
       let timedOut = false;
       let timer: NodeJS.Timeout | undefined;
       let killTimer: NodeJS.Timeout | undefined;
-      child.stdout.on("data", (b: Buffer) => out.push(b));
-      child.stderr.on("data", (b: Buffer) => err.push(b));
+      child.stdout.on("data", (b: Buffer) => {
+        out.push(b);
+        opts.onOutput?.("stdout", b);
+      });
+      child.stderr.on("data", (b: Buffer) => {
+        err.push(b);
+        opts.onOutput?.("stderr", b);
+      });
       child.stdin.on("error", () => undefined);
       child.on("error", (e: NodeJS.ErrnoException) => {
         clearTimeout(timer);

@@ -7,6 +7,9 @@ import { CONNECTION_ENV } from "../../rpc/connection-file.js";
 import { ensureWire } from "../../env/module.js";
 import type { SpecParams } from "../../env/params.js";
 import { EnvService, localOnlyPool } from "../../env/service.js";
+import type { HostPool } from "../../ssh/host.js";
+import { SshPool } from "../../ssh/pool.js";
+import { isLocalTarget } from "../../ssh/target.js";
 import type { EnvProgress } from "../../env/step.js";
 import { SidecarError } from "../../errors.js";
 import { withClient } from "../client.js";
@@ -100,6 +103,17 @@ function progressLine(p: EnvProgress | Record<string, unknown>): void {
   process.stderr.write(`[${String(p.target)}] ${String(p.env)}: ${String(p.phase)}: ${String(p.message)}${frac}\n`);
 }
 
+/** In this process: `local` needs no pool; a pool target gets a private SSH pool, closed after. */
+async function withService<T>(target: string, fn: (s: EnvService) => Promise<T>): Promise<T> {
+  if (isLocalTarget(target)) return await fn(new EnvService(localOnlyPool));
+  const pool = new SshPool();
+  try {
+    return await fn(new EnvService(pool as HostPool));
+  } finally {
+    await pool.close();
+  }
+}
+
 function useSidecar(o: Opts): boolean {
   return o.connection !== undefined || Boolean(process.env[CONNECTION_ENV]);
 }
@@ -140,7 +154,7 @@ export function registerEnv(program: Command): void {
           process.once("SIGINT", stop);
           process.once("SIGTERM", stop);
           try {
-            const out = await new EnvService(localOnlyPool).ensure(params, { ...(onProgress ? { onProgress } : {}), signal: abort.signal, force: o.force ?? false, lockTimeoutMs });
+            const out = await withService(params.target, (s) => s.ensure(params, { ...(onProgress ? { onProgress } : {}), signal: abort.signal, force: o.force ?? false, lockTimeoutMs }));
             res = ensureWire(out);
           } finally {
             process.off("SIGINT", stop);
@@ -159,7 +173,7 @@ export function registerEnv(program: Command): void {
       const params = paramsOf(o);
       const res = useSidecar(o)
         ? await withClient(o.connection, (c) => c.call<Record<string, unknown>>("env.describe", params as unknown as Record<string, unknown>, { timeout: 120_000 }))
-        : ((await new EnvService(localOnlyPool).describe(params)) as unknown as Record<string, unknown>);
+        : ((await withService(params.target, (s) => s.describe(params))) as unknown as Record<string, unknown>);
       if (o.json) return printJson(res);
       process.stdout.write(`${String(res.target)}: ${String(res.name ?? res.prefix ?? "-")} (${String(res.backend ?? "-")}) ${String(res.state)}${res.prefix ? ` at ${String(res.prefix)}` : ""}\n`);
       if (res.python) process.stdout.write(`  python ${String(res.python)}, parsl ${String(res.parsl ?? "not installed")}\n`);

@@ -150,4 +150,20 @@ export function registerExecutors(program: Command): void {
         fail(err, opts);
       }
     });
+
+  cmd
+    .command("release")
+    .description("close the worker tunnels and cancel the worker blocks held for OWNER (see `complete --owner`)")
+    .argument("<owner>", "the owner given to complete (default owner: sidecar)")
+    .option("--connection <file>", "connection file")
+    .option("--json", "machine-readable output")
+    .action(async (ownerName: string, opts: Opts) => {
+      try {
+        const res = await withClient(opts.connection, (c) => c.call<{ tunnels: number; blocks: number }>("executors.release", { owner: ownerName }, { timeout: 120_000 }));
+        if (opts.json) printJson(res);
+        else process.stdout.write(`released ${ownerName}: ${res.tunnels} tunnel(s), ${res.blocks} block(s)\n`);
+      } catch (err) {
+        fail(err, opts);
+      }
+    });
 }
