@@ -46,7 +46,7 @@ if [ ${shellQuote(mechanism)} != mkdir ] && command -v flock >/dev/null 2>&1; th
   if ! flock -n 9; then echo "WAIT $(head -c 200 "$L" 2>/dev/null)"; flock 9 || exit 3; fi
   echo "$H $ME" > "$L"
   echo "LOCKED flock"
-  cat >/dev/null
+  cat >/dev/null 9>&-
   exit 0
 fi
 [ ${shellQuote(mechanism)} = flock ] && { echo "ERROR flock is not installed"; exit 3; }
@@ -89,7 +89,7 @@ export async function acquireLock(host: Host, lock: string, opts: LockOptions = 
       done = true;
       clearTimeout(timer);
       if (err) {
-        void proc.kill("SIGTERM");
+        proc.kill("SIGTERM").catch(() => undefined);
         proc.stdin.destroy();
         reject(err);
       } else resolve(held!);
@@ -112,8 +112,10 @@ export async function acquireLock(host: Host, lock: string, opts: LockOptions = 
           release: () => {
             released ??= (async () => {
               lines.close();
+              // stdout may be the same duplex as stdin (an SSH channel): keep it flowing so it can close
+              proc.stdout.resume();
               proc.stdin.end();
-              const t = setTimeout(() => void proc.kill("SIGTERM"), 10_000);
+              const t = setTimeout(() => proc.kill("SIGTERM").catch(() => undefined), 10_000);
               await proc.exited.catch(() => undefined);
               clearTimeout(t);
             })();

@@ -82,7 +82,7 @@ export async function runStep(host: Host, command: string, what: string, opts: S
     stderr = keepTail(stderr + s);
     err.push(s);
   });
-  const onAbort = (): void => void proc.kill("SIGTERM");
+  const onAbort = (): void => void proc.kill("SIGTERM").catch(() => undefined);
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   const streamsDone = Promise.all([new Promise((r) => proc.stdout.once("close", r)), new Promise((r) => proc.stderr.once("close", r))]);
   const exit = await proc.exited;
