@@ -1,5 +1,7 @@
 // What `cli.ts up KIND` starts, and the JSON it prints for each kind.
+import { startGcs } from "./gcs.js";
 import { canUseNamespaces, createTopology } from "./netns.js";
+import { startS3 } from "./s3.js";
 import { startSlurm, type Slurm, type SlurmOptions } from "./slurm.js";
 import { startSshd, type Sshd } from "./sshd.js";
 
@@ -92,7 +94,24 @@ async function upSlurm(o: KindOptions): Promise<Record<string, unknown>> {
   return info;
 }
 
+async function upS3(): Promise<Record<string, unknown>> {
+  const s = await startS3();
+  return { endpoint: s.endpoint, host: s.host, port: s.port, region: s.region, accessKeyId: s.accessKeyId,
+    secretAccessKey: s.secretAccessKey, pid: s.pid, logPath: s.logPath, env: s.env };
+}
+
+async function upGcs(o: KindOptions): Promise<Record<string, unknown>> {
+  if (o.backend !== undefined && o.backend !== "memory" && o.backend !== "filesystem") {
+    throw new Error(`Expected \`--backend\` to be memory or filesystem, got \`${o.backend}\``);
+  }
+  const g = await startGcs({ backend: o.backend });
+  return { apiEndpoint: g.apiEndpoint, host: g.host, port: g.port, projectId: g.projectId, pid: g.pid,
+    logPath: g.logPath, env: g.env };
+}
+
 export const KINDS: Record<string, Starter> = {
+  s3: upS3,
+  gcs: upGcs,
   topology: upTopology,
   slurm: upSlurm,
   sshd: async (o) =>
