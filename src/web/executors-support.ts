@@ -7,7 +7,8 @@
 import { z } from "zod";
 import type { DaemonContext } from "../daemon/module.js";
 import { checkExecutors, COMPLETED_KEYS, executorEntrySchema, explainKeys, explainPools, GROUP_TITLES, resolveExecutor, type ResolvedExecutor } from "../executors/index.js";
-import { localVersions } from "../executors/versions.js";
+import { localPython, localVersions } from "../executors/versions.js";
+import { SidecarError } from "../errors.js";
 import { loadConfig, resolveTarget } from "../ssh/config.js";
 
 export interface ValidationIssue {
@@ -26,6 +27,8 @@ export interface PreflightCheck {
   name: string;
   ok: boolean;
   message: string;
+  /** not failed, just not possible before the run starts (the tunnel opens at completion) */
+  pending?: boolean;
 }
 
 /** One value completion fills in: known now (`value`), or how it is found at start (`note`). */
@@ -98,10 +101,19 @@ export function completionPreview(r: ResolvedExecutor, lookup: SshLookup = () =>
   return COMPLETED_KEYS.map((key) => ({ key, ...notes[key] }));
 }
 
+/** Before a run the worker tunnel cannot be open yet: that check is pending, not failed. */
+export function reviewCheck(c: PreflightCheck & { code?: string }, entry: Record<string, unknown>): PreflightCheck {
+  const out: PreflightCheck = { name: c.name, ok: c.ok, message: c.message };
+  if (c.name === "tunnel" && !c.ok && c.code === "TUNNEL_NOT_FOUND" && entry.TUNNEL_ID === undefined) {
+    return { ...out, ok: true, pending: true, message: "opened when the run starts: completion picks the ports and opens the tunnel after Accept" };
+  }
+  return out;
+}
+
 export function executorsSupport(ctx: Pick<DaemonContext, "call" | "hasMethod">): ExecutorsSupport {
   let schema: Record<string, unknown> | undefined;
   let explained: Record<string, Record<string, unknown>> | undefined;
-  let versions: Promise<{ python: string; parsl: string } | undefined> | undefined;
+  let versions: { python: string; parsl: string } | undefined;
   return {
     entrySchema: () => (schema ??= z.toJSONSchema(executorEntrySchema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>),
     explain: () => (explained ??= Object.fromEntries(explainKeys().map((k) => [k.name, { ...k }]))),
@@ -114,10 +126,15 @@ export function executorsSupport(ctx: Pick<DaemonContext, "call" | "hasMethod">)
       return Object.fromEntries(Object.entries(res.executors).map(([label, e]) => [label, completionPreview(resolveExecutor(label, e), lookup)]));
     },
     preflight: async (doc) => {
-      versions ??= localVersions().then((v) => (v?.parsl ? { python: v.python, parsl: v.parsl } : undefined));
-      const local = await versions;
-      const res = (await ctx.call("executors.preflight", { executors: doc, raise: false, ...(local ? { local } : {}) })) as { executors: Array<{ label: string; checks: PreflightCheck[] }> };
-      return Object.fromEntries(res.executors.map((e) => [e.label, e.checks]));
+      if (!versions) {
+        const v = await localVersions();
+        if (!v?.parsl) {
+          throw new SidecarError("VERSION_SKEW", `Cannot read the Python and Parsl versions of this machine's \`${localPython()}\`${v?.parslError ? ` (${v.parslError})` : ""}; start the sidecar with PARSL_SIDECAR_PYTHON set to the workflow's interpreter`);
+        }
+        versions = { python: v.python, parsl: v.parsl };
+      }
+      const res = (await ctx.call("executors.preflight", { executors: doc, raise: false, local: versions })) as { executors: Array<{ label: string; checks: Array<PreflightCheck & { code?: string }> }> };
+      return Object.fromEntries(res.executors.map((e) => [e.label, e.checks.map((c) => reviewCheck(c, (doc[e.label] ?? {}) as Record<string, unknown>))]));
     },
     features: () => ({ complete: true, preflight: ctx.hasMethod("executors.preflight") }),
   };

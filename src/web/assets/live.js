@@ -256,22 +256,27 @@ export class LiveView {
       const id = String(pick(t, "id", "name") ?? "");
       const state = String(pick(t, "state", "status") ?? "unknown");
       const r = this.tunnelRates.get(id);
+      const err = pick(t, "error", "last_error");
+      const changes = Array.isArray(t.port_changes) ? t.port_changes : [];
+      const lastChange = changes.at(-1);
       return h(
         "tr",
-        {},
-        h("td", {}, h("code", {}, id), h("div", { class: "muted small" }, String(pick(t, "kind", "direction", "type") ?? ""))),
-        h("td", {}, String(pick(t, "pool", "host", "target") ?? "–")),
-        h("td", {}, h("code", {}, ports(t))),
+        { dataset: { tunnel: id } },
+        h("td", {}, h("code", {}, id), h("div", { class: "muted small" }, [pick(t, "kind", "direction", "type"), t.owner ? `owner ${t.owner}` : null].filter(Boolean).join(" · "))),
+        h("td", {}, String(pick(t, "target", "pool", "host") ?? "–"), t.reach ? h("div", { class: "muted small" }, `reach: ${t.reach}`) : null),
+        h("td", {}, h("code", {}, ports(t)), lastChange ? h("div", { class: "warn-text small" }, `${lastChange.which} ${lastChange.from} → ${lastChange.to}: ${lastChange.reason}`) : null),
         h("td", { class: "num" }, bytes(tunnelIn(t)), r ? h("div", { class: "muted small" }, rate(r.in)) : null),
         h("td", { class: "num" }, bytes(tunnelOut(t)), r ? h("div", { class: "muted small" }, rate(r.out)) : null),
+        h("td", { class: "num" }, String(pickNum(t, "connections") ?? 0)),
         h("td", { class: "num" }, String(pickNum(t, "reconnects", "reconnect_count", "reconnections") ?? 0)),
-        h("td", {}, badge(state, stateKind(state)), pick(t, "error", "last_error") ? h("div", { class: "bad-text small" }, String(pick(t, "error", "last_error"))) : null),
+        h("td", {}, badge(state, stateKind(state)), err ? h("div", { class: "bad-text small" }, String(err)) : null),
       );
     });
+    const numeric = new Set(["Bytes in", "Bytes out", "Conns", "Reconnects"]);
     mount(
       this.tunnelsEl,
       this.tunnels.error ? h("p", { class: "bad-text" }, this.tunnels.error) : null,
-      rows.length === 0 ? h("p", { class: "empty" }, "No tunnels.") : h("table", { class: "table" }, h("thead", {}, h("tr", {}, ["Tunnel", "Pool", "Ports", "Bytes in", "Bytes out", "Reconnects", "State"].map((c) => h("th", { class: c.startsWith("Bytes") || c === "Reconnects" ? "num" : "" }, c)))), h("tbody", {}, rows)),
+      rows.length === 0 ? h("p", { class: "empty" }, "No tunnels.") : h("table", { class: "table" }, h("thead", {}, h("tr", {}, ["Tunnel", "Pool", "Ports", "Bytes in", "Bytes out", "Conns", "Reconnects", "State"].map((c) => h("th", { class: numeric.has(c) ? "num" : "" }, c)))), h("tbody", {}, rows)),
     );
   }
 
@@ -333,8 +338,11 @@ function tunnelOut(t) {
   return pickNum(t, "bytes_out", "bytesOut", "tx_bytes") ?? pickNum(t.bytes ?? {}, "out", "tx") ?? 0;
 }
 
+/** Where each end listens: for a reverse tunnel the pool's dial address reaches a port here. */
 function ports(t) {
   const local = pick(t, "local_port", "localPort", "bind_port");
+  if (t.kind === "reverse" && t.dial_port !== undefined) return `pool ${t.dial_host ?? "?"}:${t.dial_port} → here :${local ?? "?"}`;
+  if (t.kind === "local" && t.remote_port !== undefined) return `here :${local ?? "?"} → ${t.remote_host ?? "?"}:${t.remote_port}`;
   const remote = pick(t, "remote_port", "remotePort", "dest_port");
   if (local !== undefined || remote !== undefined) return `${local ?? "?"} ↔ ${remote ?? "?"}`;
   const p = pick(t, "ports", "port");
