@@ -290,18 +290,19 @@ export class LiveView {
         { class: "transfers" },
         list.map((t) => {
           const done = pickNum(t, "bytes", "done", "bytes_done", "transferred", "bytes_transferred") ?? 0;
-          const total = pickNum(t, "total", "bytes_total", "size");
+          const total = pickNum(t, "total_bytes", "total", "bytes_total", "size");
           const err = pick(t, "error");
           const pct = total ? Math.min(100, (done / total) * 100) : transferFinished(t) ? 100 : 0;
-          const state = String(pick(t, "state", "status") ?? (err ? "failed" : transferFinished(t) ? "done" : "running"));
-          const r = pickNum(t, "rate", "bytes_per_s", "rate_bps");
-          const errText = typeof err === "object" ? err.message ?? JSON.stringify(err) : err;
+          const state = String(pick(t, "state", "status") ?? (err || t.ok === false ? "failed" : transferFinished(t) ? "done" : "running"));
+          const r = transferFinished(t) ? undefined : pickNum(t, "rate_bps", "rate", "bytes_per_s");
+          const files = pickNum(t, "total_files") ? ` · ${t.files ?? 0} of ${t.total_files} files` : "";
+          const errText = err && typeof err === "object" ? [err.code, err.message ?? JSON.stringify(err)].filter(Boolean).join(": ") : err;
           return h(
             "div",
             { class: "transfer", dataset: { transfer: String(t.id) } },
             h("div", { class: "transfer-head" }, h("code", { class: "transfer-name" }, transferName(t)), badge(state, err ? "bad" : stateKind(state))),
             h("div", { class: `bar${err ? " bar-bad" : ""}` }, h("div", { class: "bar-fill", style: `width:${pct.toFixed(1)}%` })),
-            h("div", { class: "transfer-meta muted small" }, `${bytes(done)}${total ? ` of ${bytes(total)} (${pct.toFixed(0)}%)` : ""}`, r !== undefined ? ` · ${rate(r)}` : "", ` · ${time(t.updated)}`),
+            h("div", { class: "transfer-meta muted small" }, `${bytes(done)}${total ? ` of ${bytes(total)} (${pct.toFixed(0)}%)` : ""}${files}`, r !== undefined ? ` · ${rate(r)}` : "", t.skipped ? ` · ${t.skipped} skipped (identical)` : "", ` · ${time(t.updated)}`),
             errText ? h("div", { class: "bad-text small" }, String(errText)) : null,
           );
         }),
