@@ -5,6 +5,7 @@ import { VERSION } from "../version.js";
 import { registerCall } from "./commands/call.js";
 import { registerExecutors } from "./commands/executors.js";
 import { registerExecutorsEdit } from "./commands/executors-edit.js";
+import { registerJobs } from "./commands/jobs.js";
 import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
 import { registerSsh } from "./commands/ssh.js";
@@ -31,6 +32,7 @@ registerSsh(program);
 registerTunnels(program);
 registerUi(program);
 registerExecutorsEdit(program);
+registerJobs(program);
 
 try {
   await program.parseAsync(process.argv);

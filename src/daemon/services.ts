@@ -3,6 +3,7 @@
  * factory, given the context and the services it borrows from.
  */
 import { executorsModule } from "../executors/module.js";
+import { createJobsModule } from "../jobs/methods.js";
 import { sshModule } from "../ssh/module.js";
 import { tunnelsModule } from "../tunnels/module.js";
 import { webModule } from "../web/module.js";
@@ -15,7 +16,10 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   modules.push(ssh);
   const tunnels = tunnelsModule(ctx, ssh.pool);
   modules.push(tunnels);
-  modules.push(executorsModule(ctx, { hosts: ssh.pool }));
+  const executors = executorsModule(ctx, { hosts: ssh.pool });
+  modules.push(executors);
+  // jobs close before what they hold: a job's teardown releases its blocks and tunnels (owner = job id)
+  modules.push(createJobsModule(ctx, { hosts: ssh.pool, executors: executors.service, blockOwner: (id) => executors.service.blocks?.list().find((b) => b.id === id)?.owner, owners: [{ name: "executors", stage: "remote", release: (o) => executors.service.release(o) }, { name: "tunnels", stage: "tunnels", release: (o) => tunnels.manager.closeOwner(o) }] }));
   modules.push(webModule(ctx));
   return modules;
 }
