@@ -8,6 +8,8 @@ import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkExecutors } from "../../src/executors/index.js";
+import type { JobsModule } from "../../src/jobs/methods.js";
+import { alive, jobProcesses } from "../jobs/helpers.js";
 import { stopAllAfterAll, warnSkip } from "../testbed/hooks.js";
 import { sshdEntry, writeSshConfig } from "../testbed/ssh-config.js";
 import { startSshd, type Sshd } from "../testbed/sshd.js";
@@ -259,6 +261,31 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     await picture(page, "live");
     await s.client.call("tunnels.close", { id: t.id });
     await new Promise<void>((r) => echo.close(() => r()));
+    await page.context().close();
+  });
+
+  it("Stop on a running job kills it the way `parsl-sidecar kill` does: the job and its children are gone", async () => {
+    const jobs = (s.daemon.getModule("jobs") as JobsModule).service;
+    const id = "web-stop-test";
+    const runner = jobs.start({ id, command: ["sh", "-c", "sleep 300 & sleep 301; wait"], cwd: s.dir, env: { ...process.env }, graceMs: 2000, sidecar: { pid: process.pid, connection_file: s.daemon.connectionFile } });
+    const { url } = await s.client.call<{ url: string }>("web.open", {});
+    const page = await openPage(browser, url);
+    const row = page.locator(`tr[data-job="${id}"]`);
+    await expect.poll(() => row.textContent()).toMatch(/running.*sh -c 'sleep 300 & sleep 301; wait'/);
+    const running = await s.client.call<{ pgid: number; tracked: Array<{ pid: number }> }>("jobs.get", { job: id });
+    await expect.poll(() => page.locator("#jobs").textContent()).toMatch(/Stop/);
+    await picture(page, "live-job-running");
+    await row.locator("button", { hasText: "Stop" }).click();
+    const out = await runner.done;
+    expect(out.record.state).toBe("killed");
+    await expect.poll(() => row.textContent()).toMatch(/killed/);
+    expect(await row.locator("button").count()).toBe(0);
+    await picture(page, "live-job-stopped");
+    const after = await s.client.call<{ tracked: Array<{ pid: number }> }>("jobs.get", { job: id });
+    const pids = [running.pgid, ...running.tracked.map((p) => p.pid), ...after.tracked.map((p) => p.pid)];
+    expect(pids.filter(alive)).toEqual([]);
+    // nothing carrying the job's marker or in its group is left anywhere on this machine
+    expect(jobProcesses(id, [running.pgid])).toEqual([]);
     await page.context().close();
   });
 });

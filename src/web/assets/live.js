@@ -12,7 +12,7 @@ const RUNNING = new Set(["running", "starting", "started", "pending", "stopping"
 function stateKind(state) {
   const s = String(state ?? "").toLowerCase();
   if (["running", "up", "open", "connected", "ready", "done", "ok", "completed", "succeeded", "active"].includes(s)) return "ok";
-  if (["failed", "error", "down", "closed", "killed", "lost"].includes(s)) return "bad";
+  if (["failed", "error", "down", "closed", "killed", "lost", "timed-out"].includes(s)) return "bad";
   if (["starting", "pending", "reconnecting", "connecting", "stopping", "queued"].includes(s)) return "warn";
   return "muted";
 }
@@ -224,10 +224,10 @@ export class LiveView {
         "tr",
         { dataset: { job: id } },
         h("td", {}, h("code", {}, id)),
-        h("td", {}, badge(state, stateKind(state))),
-        h("td", { class: "cmd" }, h("code", {}, Array.isArray(cmd) ? cmd.join(" ") : String(cmd ?? "–"))),
+        h("td", {}, badge(state, stateKind(state)), !live && j.reason ? h("div", { class: "muted small" }, String(j.reason)) : null),
+        h("td", { class: "cmd" }, h("code", {}, Array.isArray(cmd) ? cmd.map(shellWord).join(" ") : String(cmd ?? "–"))),
         h("td", {}, time(started), live && started ? h("div", { class: "muted small" }, duration(Date.now() - new Date(started).getTime())) : null),
-        h("td", {}, Array.isArray(pools) ? pools.join(", ") : String(pools ?? "–")),
+        h("td", {}, Array.isArray(pools) ? pools.join(", ") || "–" : String(pools ?? "–")),
         h("td", { class: "right" }, live ? h("button", { type: "button", class: "btn btn-small btn-danger", disabled: stopping, onclick: () => void this.stop(id) }, stopping ? "Stopping…" : "Stop") : null),
       );
     });
@@ -329,6 +329,12 @@ export class LiveView {
       [...this.events].reverse().map((e) => h("div", { class: "event" }, h("span", { class: "log-time" }, time(e.ts)), h("code", { class: "event-topic" }, e.topic), h("span", { class: "event-data" }, summary(e.data)))),
     );
   }
+}
+
+/** An argument as a shell would need it written. */
+function shellWord(a) {
+  const s = String(a);
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
 }
 
 function tunnelIn(t) {
