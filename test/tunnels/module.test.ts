@@ -114,7 +114,7 @@ describe("worker tunnels for the executors service", () => {
     const s = await sshSetup();
     const echo = await echoServer();
     const dir = makeTempDir("tun-worker");
-    const mod = tunnelsModule({ log: createLogger({ stderrLevel: "silent" }), events: new EventBus(), runtimeDir: dir, stateDir: dir, connectionFile: join(dir, "x.json"), requestShutdown: () => undefined }, s.pool);
+    const mod = tunnelsModule({ log: createLogger({ stderrLevel: "silent" }), events: new EventBus(), runtimeDir: dir, stateDir: dir, connectionFile: join(dir, "x.json"), requestShutdown: () => undefined, call: async () => undefined, hasMethod: () => false }, s.pool);
     try {
       const t = await mod.workerTunnels.open({ target: "pool", localPort: echo.port, relay: true, owner: "job:w", label: "cpu" });
       expect(mod.workerTunnels.get(t.id)).toMatchObject({ id: t.id, target: "pool", localPort: echo.port, dialPort: t.dialPort, state: "open" });
