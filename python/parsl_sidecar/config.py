@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import platform
+import sys
 from typing import Any
 
 import parsl
@@ -172,6 +173,12 @@ def executors_config(
             "heartbeat_period": int(r["heartbeatPeriod"]),
             "heartbeat_threshold": int(r["heartbeatThreshold"]),
             "encrypted": True,
+            # this interpreter's interchange, whatever the PATH (interchange.py lives in its bin)
+            "interchange_launch_cmd": [
+                sys.executable,
+                "-m",
+                "parsl.executors.high_throughput.interchange",
+            ],
             "provider": _provider(r, link, client, owner),
         }
         if r.get("maxWorkersPerNode") is not None:
