@@ -4,5 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 printf '[demo] running examples/demo/main.py through parsl-sidecar run\n' >&2
+root=$PWD
 cd examples/demo
-exec node ../../dist/cli/main.js run -- ../../.venv/bin/python main.py "$@"
+# the environment's bin first on PATH: Parsl starts interchange.py and process_worker_pool.py from there
+export PATH="$root/.venv/bin:$PATH" VIRTUAL_ENV="$root/.venv"
+exec node "$root/dist/cli/main.js" run -- python main.py "$@"

@@ -52,6 +52,7 @@ export const ErrorCodes = [
   "COMMAND_NOT_FOUND",
   // web
   "WEB_CONFLICT",
+  "REVIEW_CANCELLED",
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

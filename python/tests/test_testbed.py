@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import urllib.request
 
+import boto3
 import pytest
 from testbed import testbed_up
 
@@ -23,3 +26,45 @@ def test_sshd_up_and_down() -> None:
         pid = sshd["pid"]
         assert _alive(pid)
     assert not _alive(pid)
+
+
+@pytest.mark.timeout(60)
+def test_s3_with_boto3() -> None:
+    with testbed_up("s3") as s3:
+        client = boto3.client(
+            "s3",
+            endpoint_url=s3["endpoint"],
+            region_name=s3["region"],
+            aws_access_key_id=s3["accessKeyId"],
+            aws_secret_access_key=s3["secretAccessKey"],
+        )
+        client.create_bucket(Bucket="py-bucket")
+        client.put_object(Bucket="py-bucket", Key="k", Body=b"hello")
+        assert client.get_object(Bucket="py-bucket", Key="k")["Body"].read() == b"hello"
+        client.close()
+    assert not _alive(s3["pid"])
+
+
+@pytest.mark.timeout(60)
+def test_gcs_json_api() -> None:
+    with testbed_up("gcs") as gcs:
+        url = f"{gcs['apiEndpoint']}/storage/v1/b?project={gcs['projectId']}"
+        req = urllib.request.Request(
+            url, data=json.dumps({"name": "py"}).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert json.load(resp)["name"] == "py"
+    assert not _alive(gcs["pid"])
+
+
+@pytest.mark.timeout(120)
+def test_slurm_over_ssh() -> None:
+    with testbed_up("slurm", sshd=True) as slurm:
+        # The sshd sets SLURM_CONF for its sessions, like a login node.
+        cmd = "sbatch --wait --wrap true >/dev/null && squeue -h | wc -l"
+        out = subprocess.run(
+            ["ssh", *slurm["sshd"]["sshArgs"], cmd], capture_output=True, text=True, timeout=90
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "0"

@@ -26,6 +26,8 @@ export function exitCodeFor(code: ErrorCode | string): number {
       return EXIT.USAGE;
     case "COMMAND_NOT_FOUND":
       return EXIT.COMMAND_NOT_FOUND;
+    case "REVIEW_CANCELLED":
+      return EXIT.CANCELLED;
     default:
       return EXIT.ERROR;
   }

@@ -3,9 +3,13 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.js";
 import { registerCall } from "./commands/call.js";
+import { registerExecutors } from "./commands/executors.js";
+import { registerExecutorsEdit } from "./commands/executors-edit.js";
 import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
+import { registerSsh } from "./commands/ssh.js";
 import { registerStatus } from "./commands/status.js";
+import { registerUi } from "./commands/ui.js";
 import { EXIT } from "./exit-codes.js";
 
 const program = new Command();
@@ -21,6 +25,10 @@ registerServe(program);
 registerStatus(program);
 registerCall(program);
 registerRun(program);
+registerExecutors(program);
+registerSsh(program);
+registerUi(program);
+registerExecutorsEdit(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -25,9 +25,9 @@ interface Pending {
   method: string;
 }
 
-/** Find the connection file: explicit path, $PARSL_SIDECAR_CONNECTION_FILE, or the default runtime dir. */
+/** Find the connection file: explicit path, $PARSL_SIDECAR_CONNECTION_FILE, or the default runtime dir (an empty value counts as unset). */
 export function resolveConnectionFile(path?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return path ?? env[CONNECTION_ENV] ?? join(defaultRuntimeDir(env), CONNECTION_FILE_NAME);
+  return path || env[CONNECTION_ENV] || join(defaultRuntimeDir(env), CONNECTION_FILE_NAME);
 }
 
 export class SidecarClient {

@@ -60,11 +60,15 @@ export class Daemon {
     const releaseLock = acquireLock(join(runtimeDir, "sidecar.lock"));
     const connectionFile = join(runtimeDir, CONNECTION_FILE_NAME);
     const logFile = join(runtimeDir, "sidecar.log");
-    const log = createLogger({ file: logFile, fileLevel: opts.fileLevel ?? "debug", stderrLevel: opts.stderrLevel ?? "warn", base: { pid: process.pid } });
+    const events = new EventBus();
+    // recent log lines (info and above, redacted) become `log` events for the web page and subscribers
+    const tap = { level: "info" as const, write: (record: Record<string, unknown>) => events.emit("log", record) };
+    const log = createLogger({ file: logFile, fileLevel: opts.fileLevel ?? "debug", stderrLevel: opts.stderrLevel ?? "warn", base: { pid: process.pid }, tap });
     if (remote) log.warn({ endpoint }, "listening on a non-loopback address (--allow-remote): requests are signed, but events and replies are not encrypted");
     const key = newKey();
-    const events = new EventBus();
     const registry = new Registry();
+    const inProcess = new AbortController();
+    let localCalls = 0;
     let daemon: Daemon | undefined;
     const ctx: DaemonContext = {
       log,
@@ -72,6 +76,9 @@ export class Daemon {
       runtimeDir,
       stateDir: opts.stateDir ?? defaultStateDir(),
       connectionFile,
+      call: (method, params = {}) =>
+        registry.invoke(method, params, { client: "in-process", requestId: `local-${(localCalls++).toString(36)}`, progress: () => undefined, signal: inProcess.signal, events, log }),
+      hasMethod: (method) => registry.names().includes(method),
       requestShutdown: (reason) => {
         setImmediate(() => void daemon?.close(reason));
       },
@@ -96,6 +103,7 @@ export class Daemon {
       };
       writeConnectionFile(connectionFile, info);
       daemon = new Daemon(info, connectionFile, runtimeDir, log, events, registry, server, modules, releaseLock, opts);
+      void daemon.closed().then(() => inProcess.abort());
       log.info({ endpoint: bound, connectionFile, methods: registry.names().length }, "sidecar listening");
       return daemon;
     } catch (err) {

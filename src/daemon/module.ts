@@ -10,6 +10,10 @@ export interface DaemonContext {
   stateDir: string;
   /** the connection file of this sidecar (children get it as PARSL_SIDECAR_CONNECTION_FILE) */
   connectionFile: string;
+  /** call another service's RPC method in-process (params validated as over the RPC) */
+  call(method: string, params?: Record<string, unknown>): Promise<unknown>;
+  /** whether a method of that name is registered (services may be absent) */
+  hasMethod(method: string): boolean;
   /** ask the daemon to shut down (after the current reply is sent) */
   requestShutdown(reason: string): void;
 }

@@ -25,8 +25,10 @@ export interface Header {
   ts: number;
 }
 
-// Plain maps and no records: the Python side decodes with the stock msgpack library.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, int64AsType: "number" });
+// Plain maps and no records: the Python side decodes with the stock msgpack library. Like JSON,
+// an `undefined` property is left out and an `undefined` array item is nil (msgpackr would
+// otherwise write an extension type other decoders do not know). skipValues is untyped.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, int64AsType: "number", encodeUndefinedAsNil: true, ...{ skipValues: [undefined] } });
 
 export function encode(value: unknown): Buffer {
   return packr.pack(value);

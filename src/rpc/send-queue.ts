@@ -14,23 +14,27 @@ export class SendQueue {
 
   push(frames: Frames): void {
     this.queue.push(frames);
-    this.draining ??= this.drain().finally(() => {
-      this.draining = undefined;
-    });
+    this.draining ??= this.drain();
   }
 
   private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      const frames = this.queue.shift()!;
-      try {
-        await this.socket.send(frames);
-      } catch {
-        // a closed socket or an unroutable peer: the message is lost, like any ZeroMQ drop
-        if (this.socket.closed) {
-          this.queue.length = 0;
-          return;
+    try {
+      while (this.queue.length > 0) {
+        const frames = this.queue.shift()!;
+        try {
+          await this.socket.send(frames);
+        } catch {
+          // a closed socket or an unroutable peer: the message is lost, like any ZeroMQ drop
+          if (this.socket.closed) {
+            this.queue.length = 0;
+            return;
+          }
         }
       }
+    } finally {
+      // in the same tick as the empty-queue check: a push after this starts a new drain (a
+      // `.finally()` callback would run a microtask later and strand a message pushed between)
+      this.draining = undefined;
     }
   }
 

@@ -130,12 +130,14 @@ export class RpcServer {
       return this.send(identity, "reply", header.id, { error: new SidecarError("SHUTTING_DOWN", "The sidecar is shutting down").toPayload() });
     }
     const key = `${identity.toString("hex")}/${header.id}`;
-    const done = this.handle(identity, header, msg.body).finally(() => {
+    // registered before the handler runs, so that a synchronous handler (status) counts itself
+    const entry = { identity, id: header.id, done: Promise.resolve() };
+    this.inFlight.set(key, entry);
+    this.stats.inFlight = this.inFlight.size;
+    entry.done = this.handle(identity, header, msg.body).finally(() => {
       this.inFlight.delete(key);
       this.stats.inFlight = this.inFlight.size;
     });
-    this.inFlight.set(key, { identity, id: header.id, done });
-    this.stats.inFlight = this.inFlight.size;
   }
 
   private async handle(identity: Buffer, header: Header, body: unknown): Promise<void> {

@@ -22,6 +22,8 @@ export interface ExecOptions {
   stdin?: string | Buffer;
   /** fail (kill the remote process group) after this many ms */
   timeoutMs?: number;
+  /** called with each output chunk as it arrives (the result still holds all of it) */
+  onOutput?: (stream: "stdout" | "stderr", chunk: Buffer) => void;
 }
 
 export interface SpawnOptions {

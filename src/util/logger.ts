@@ -38,6 +38,22 @@ export interface LoggerOptions {
   /** level of the human lines on stderr */
   stderrLevel?: LogLevel;
   base?: Record<string, unknown>;
+  /** also hand each record (already redacted) at `level` or above to `write`, e.g. to emit `log` events */
+  tap?: { level: LogLevel; write(record: Record<string, unknown>): void };
+}
+
+/** A pino destination that parses each JSON line and hands `{level, msg, time, ...fields}` to `write`. */
+function tapStream(write: (record: Record<string, unknown>) => void): { write(line: string): void } {
+  return {
+    write(line: string) {
+      try {
+        const { level, pid: _pid, hostname: _h, ...rest } = JSON.parse(line) as Record<string, unknown>;
+        write({ ...rest, level: LEVEL_NAMES[Number(level)] ?? String(level) });
+      } catch {
+        // a line that does not parse is not worth an event
+      }
+    },
+  };
 }
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
@@ -48,6 +64,9 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   }
   if (opts.stderrLevel && opts.stderrLevel !== "silent") {
     streams.push({ level: opts.stderrLevel, stream: humanStream(process.stderr) });
+  }
+  if (opts.tap && opts.tap.level !== "silent") {
+    streams.push({ level: opts.tap.level, stream: tapStream(opts.tap.write) });
   }
   if (streams.length === 0) return pino({ level: "silent" });
   const minLevel = streams.map((s) => pino.levels.values[s.level as string] ?? 30).reduce((a, b) => Math.min(a, b));

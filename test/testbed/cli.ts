@@ -19,7 +19,8 @@ options:
   --backend NAME         gcs: memory | filesystem (default memory)
   --slurm                topology: also run Slurm (slurmctld in head, slurmd in compute)
   --compute-sshd         topology: also run an sshd in the compute namespace
-  --topology             slurm: same as "up topology --slurm"`;
+  --topology             slurm: same as "up topology --slurm"
+  --sshd                 slurm: also an sshd on 127.0.0.1 whose sessions have SLURM_CONF set`;
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -37,6 +38,7 @@ async function main(argv: string[]): Promise<number> {
       slurm: { type: "boolean" },
       "compute-sshd": { type: "boolean" },
       topology: { type: "boolean" },
+      sshd: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -75,6 +77,7 @@ async function main(argv: string[]): Promise<number> {
     slurm: values.slurm,
     computeSshd: values["compute-sshd"],
     topology: values.topology,
+    sshd: values.sshd,
   };
   let info: Record<string, unknown>;
   try {

@@ -27,6 +27,12 @@ export interface SpawnOptions {
   cwd?: string;
   /** Run inside this network namespace (`ip netns exec NS ...`). */
   netns?: string;
+  /**
+   * How to enter `netns`: `ip` (`ip netns exec`, which also remounts /sys for the namespace) or
+   * `nsenter` (network namespace only; /sys/fs/cgroup stays visible, which slurmd needs).
+   * @default "ip"
+   */
+  netnsVia?: "ip" | "nsenter";
   /** Value for the marker env variable (usually the owning temp dir). */
   marker?: string;
 }
@@ -42,12 +48,12 @@ export function requireBinary(path: string): string {
 /** Starts a long-running process with stdout+stderr appended to `logPath`. */
 export function spawnDaemon(cmd: string, args: string[], opts: SpawnOptions): Daemon {
   const fd = openSync(opts.logPath, "a");
-  const [file, argv] = opts.netns ? ["ip", ["netns", "exec", opts.netns, cmd, ...args]] : [cmd, args];
+  const [file, ...argv] = opts.netns ? [...netnsCommand(opts.netns, opts.netnsVia ?? "ip"), cmd, ...args] : [cmd, ...args];
   const env = { ...(opts.env ?? process.env), ...(opts.marker ? { [MARKER_ENV]: opts.marker } : {}) };
   let child: ChildProcess;
   try {
     // Own process group: a Ctrl-C on the terminal reaches us first, and we stop it in order.
-    child = spawn(file, argv, { stdio: ["ignore", fd, fd], env, cwd: opts.cwd, detached: true });
+    child = spawn(file!, argv, { stdio: ["ignore", fd, fd], env, cwd: opts.cwd, detached: true });
   } finally {
     closeSync(fd);
   }
@@ -79,6 +85,11 @@ export function spawnDaemon(cmd: string, args: string[], opts: SpawnOptions): Da
   };
   registerPid(pid);
   return daemon;
+}
+
+/** The command prefix that runs a program inside a network namespace. */
+export function netnsCommand(netns: string, via: "ip" | "nsenter" = "ip"): string[] {
+  return via === "ip" ? ["ip", "netns", "exec", netns] : ["nsenter", `--net=/run/netns/${netns}`, "--"];
 }
 
 export function alive(pid: number): boolean {

@@ -11,11 +11,14 @@ import { CONNECTION_ENV, defaultRuntimeDir, ensurePrivateDir } from "../../rpc/c
 import type { LogLevel } from "../../util/logger.js";
 import { resolveConnectionFile } from "../../client/client.js";
 import { fail } from "../output.js";
+import { reviewOrCancel } from "../review.js";
 
 interface RunOptions {
   connection?: string;
   logLevel: LogLevel;
   json?: boolean;
+  review?: boolean;
+  executors?: string;
 }
 
 export function registerRun(program: Command): void {
@@ -26,6 +29,8 @@ export function registerRun(program: Command): void {
     .option("--connection <file>", "use this running sidecar instead of starting one")
     .option("--log-level <level>", "sidecar log level on stderr", "warn")
     .option("--json", "print a JSON summary on stdout when COMMAND ends")
+    .option("--executors <file>", "the executors file", "executors.json")
+    .option("--review", "before COMMAND starts, review the executors file on the local page (Cancel exits 4)")
     .passThroughOptions()
     .action(async (command: string[], opts: RunOptions) => {
       let daemon: Daemon | undefined;
@@ -39,6 +44,7 @@ export function registerRun(program: Command): void {
           daemon = await Daemon.start({ runtimeDir: privateDir, stderrLevel: opts.logLevel });
           connectionFile = daemon.connectionFile;
         }
+        if (opts.review) await reviewOrCancel(connectionFile, opts.executors ?? "executors.json");
         const res = await supervise(command, { env: { ...process.env, [CONNECTION_ENV]: connectionFile } });
         if (res.error) process.stderr.write(`parsl-sidecar: ${res.error}\n`);
         await daemon?.close(`command ended with ${res.exitCode}`);

@@ -1,0 +1,72 @@
+"""parsl_sidecar: the Python side of parsl-sidecar.
+
+Talks to the sidecar daemon (``parsl-sidecar serve`` / ``parsl-sidecar run``) over its signed
+ZeroMQ RPC::
+
+    import parsl_sidecar
+
+    with parsl_sidecar.connect() as client:
+        client.call("sidecar.ping")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .client import Client, Event, Subscription, connect
+from .connection import ConnectionInfo, default_runtime_dir, resolve_connection_file
+from .errors import (
+    ERROR_CODES,
+    AlreadyRunning,
+    EnvError,
+    ExecutorsError,
+    InvalidParams,
+    JobError,
+    ShuttingDown,
+    SidecarError,
+    SidecarTimeout,
+    SidecarUnreachable,
+    SSHError,
+    StagingError,
+    TunnelError,
+    UnknownMethod,
+    VersionMismatch,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ERROR_CODES",
+    "AlreadyRunning",
+    "Client",
+    "ConnectionInfo",
+    "EnvError",
+    "Event",
+    "ExecutorsError",
+    "InvalidParams",
+    "JobError",
+    "SSHError",
+    "ShuttingDown",
+    "SidecarError",
+    "SidecarTimeout",
+    "SidecarUnreachable",
+    "StagingError",
+    "Subscription",
+    "TunnelError",
+    "UnknownMethod",
+    "VersionMismatch",
+    "__version__",
+    "connect",
+    "default_runtime_dir",
+    "parsl_config",
+    "resolve_connection_file",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # parsl_config imports Parsl (an optional dependency): load it on first use only
+    if name == "parsl_config":
+        from .config import parsl_config
+
+        return parsl_config
+    raise AttributeError(f"module 'parsl_sidecar' has no attribute {name!r}")

@@ -1,0 +1,276 @@
+"""The client's background I/O thread: one DEALER socket carrying many calls at once.
+
+``Client.call_async`` and ``Client.subscribe`` go through it. Callers pack and sign in their own
+thread, append to a deque and wake the thread through a pipe; the thread sends, matches replies
+to Futures by id, runs progress and event callbacks, expires deadlines and renews the event lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
+from typing import Any
+
+import msgpack
+import zmq
+
+from ._wire import Envelope
+from .errors import SidecarError, SidecarUnreachable, error_from_code
+
+__all__ = ["Engine", "Pending", "reply_error"]
+
+log = logging.getLogger("parsl_sidecar")
+
+
+class Pending:
+    """One call waiting for its reply."""
+
+    __slots__ = ("deadline", "frames", "future", "id", "method", "on_progress", "timeout")
+
+    def __init__(
+        self,
+        msg_id: str,
+        frames: list[bytes],
+        future: Future[Any],
+        method: str,
+        timeout: float,
+        on_progress: Callable[[dict[str, Any]], None] | None,
+    ) -> None:
+        self.id = msg_id
+        self.frames = frames
+        self.future = future
+        self.method = method
+        self.timeout = timeout
+        self.deadline = math.inf if math.isinf(timeout) else time.monotonic() + timeout
+        self.on_progress = on_progress
+
+
+def reply_error(payload: Any) -> SidecarError:
+    """Turn a reply's ``error`` map into the matching :class:`SidecarError` subclass."""
+    if not isinstance(payload, dict):
+        return SidecarError(f"Malformed error reply from the sidecar: {payload!r}", "INTERNAL")
+    code = payload.get("code")
+    data = payload.get("data")
+    return error_from_code(
+        code if isinstance(code, str) else "INTERNAL",
+        str(payload.get("message", "")),
+        data if isinstance(data, dict) else None,
+    )
+
+
+def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
+    if future.done():
+        return
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:  # cancelled by its owner meanwhile
+        pass
+
+
+class Engine(threading.Thread):
+    """The I/O thread of one client.
+
+    Parameters
+    ----------
+    ctx : zmq.Context
+        The client's context.
+    endpoint : str
+        Where the sidecar listens.
+    envelope : Envelope
+        Signs and checks messages.
+    timeout_error : callable
+        Builds the exception for a call that timed out: ``(method, timeout) -> SidecarError``.
+    on_event : callable
+        Receives each event message's header and body.
+    renew : callable
+        Returns a Pending that renews the event subscription (called every lease/3).
+    """
+
+    def __init__(
+        self,
+        ctx: zmq.Context[Any],
+        endpoint: str,
+        envelope: Envelope,
+        timeout_error: Callable[[str, float], SidecarError],
+        on_event: Callable[[dict[str, Any], Any], None],
+        renew: Callable[[], Pending | None],
+    ) -> None:
+        super().__init__(name="parsl-sidecar-io", daemon=True)
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SNDHWM, 100_000)
+        self.sock.setsockopt(zmq.RCVHWM, 100_000)
+        self.sock.connect(endpoint)
+        self.packer = msgpack.Packer(use_bin_type=True)
+        self._env = envelope
+        self._timeout_error = timeout_error
+        self._on_event = on_event
+        self._renew = renew
+        self._rfd, self._wfd = os.pipe()
+        os.set_blocking(self._rfd, False)
+        os.set_blocking(self._wfd, False)
+        self.outbox: deque[Pending] = deque()
+        self._woken = False
+        self.pending: dict[str, Pending] = {}
+        self._deadlines: list[tuple[float, str]] = []
+        self.renew_every = math.inf
+        self._next_renew = math.inf
+        self.stopping = False
+        self.finished = False
+        self.closed_error: Callable[[str], SidecarError] = lambda method: SidecarUnreachable(
+            f"The client closed before {method} was answered"
+        )
+
+    def submit(self, p: Pending) -> None:
+        """Queue a call from any thread."""
+        self.outbox.append(p)
+        if self.finished:
+            self._fail_outbox()
+        elif not self._woken:
+            self._woken = True
+            self.wake()
+
+    def wake(self) -> None:
+        """Make the thread look at its outbox and flags now."""
+        # full (it is awake anyway) or closed (it is gone)
+        with contextlib.suppress(OSError):
+            os.write(self._wfd, b"\0")
+
+    def set_lease(self, renew_every: float) -> None:
+        """Renew the subscription every ``renew_every`` seconds (``inf`` stops renewing)."""
+        self.renew_every = renew_every
+        self._next_renew = time.monotonic() + renew_every
+        self.wake()
+
+    def stop(self) -> None:
+        """Ask the thread to fail what is pending, close its socket and exit."""
+        self.stopping = True
+        self.wake()
+
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(self._rfd, zmq.POLLIN)
+        try:
+            while not self.stopping:
+                for item, _ in poller.poll(self._poll_ms()):
+                    if item == self._rfd:
+                        self._drain_pipe()
+                self._woken = False
+                self._send_outbox()
+                self._receive()
+                now = time.monotonic()
+                if self._deadlines and self._deadlines[0][0] <= now:
+                    self._expire(now)
+                if now >= self._next_renew:
+                    self._next_renew = now + self.renew_every
+                    p = self._renew()
+                    if p is not None:
+                        self.outbox.append(p)
+        except Exception:  # a bug here must not hang every caller: fail them all below
+            log.exception("parsl_sidecar I/O thread failed")
+        finally:
+            self.finished = True
+            for p in self.pending.values():
+                _settle(p.future, error=self.closed_error(p.method))
+            self.pending.clear()
+            self._fail_outbox()
+            self.sock.close(linger=0)
+            os.close(self._rfd)
+            os.close(self._wfd)
+
+    def _poll_ms(self) -> int:
+        nearest = min(self._next_renew, self._deadlines[0][0] if self._deadlines else math.inf)
+        if math.isinf(nearest):
+            return -1 if not self.outbox else 0
+        return max(0, math.ceil((nearest - time.monotonic()) * 1000))
+
+    def _drain_pipe(self) -> None:
+        try:
+            while os.read(self._rfd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _fail_outbox(self) -> None:
+        while True:
+            try:
+                p = self.outbox.popleft()
+            except IndexError:
+                return
+            _settle(p.future, error=self.closed_error(p.method))
+
+    def _send_outbox(self) -> None:
+        outbox, pending, send = self.outbox, self.pending, self.sock.send_multipart
+        while outbox:
+            p = outbox.popleft()
+            if p.future.done():
+                continue
+            pending[p.id] = p
+            if p.deadline != math.inf:
+                heapq.heappush(self._deadlines, (p.deadline, p.id))
+            try:
+                send(p.frames, zmq.NOBLOCK)
+            except zmq.Again:
+                del pending[p.id]
+                _settle(
+                    p.future,
+                    error=SidecarUnreachable(
+                        f"Cannot send {p.method}: 100000 messages are queued for a sidecar that "
+                        "is not reading them; is it running?"
+                    ),
+                )
+        if len(self._deadlines) > 2 * len(pending) + 1024:
+            # completed calls leave their deadlines behind; drop them in one pass
+            self._deadlines = [
+                (p.deadline, p.id) for p in pending.values() if p.deadline != math.inf
+            ]
+            heapq.heapify(self._deadlines)
+
+    def _receive(self) -> None:
+        recv, open_, pending = self.sock.recv_multipart, self._env.open, self.pending
+        while True:
+            try:
+                frames = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            msg = open_(frames)
+            if msg is None:
+                continue
+            header, body = msg
+            kind = header.get("type")
+            if kind == "reply":
+                p = pending.pop(header.get("reply_to"), None)  # type: ignore[arg-type]
+                if p is None:
+                    continue
+                if isinstance(body, dict) and "error" in body:
+                    _settle(p.future, error=reply_error(body["error"]))
+                else:
+                    _settle(p.future, body.get("result") if isinstance(body, dict) else None)
+            elif kind == "progress":
+                p = pending.get(header.get("reply_to"))  # type: ignore[arg-type]
+                if p is not None and p.on_progress is not None:
+                    try:
+                        p.on_progress(body)
+                    except Exception:
+                        log.exception("progress callback for %s failed", p.method)
+            elif kind == "event":
+                self._on_event(header, body)
+
+    def _expire(self, now: float) -> None:
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, msg_id = heapq.heappop(self._deadlines)
+            p = self.pending.pop(msg_id, None)
+            if p is not None:
+                _settle(p.future, error=self._timeout_error(p.method, p.timeout))

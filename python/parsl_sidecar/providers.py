@@ -1,0 +1,545 @@
+"""Parsl providers that start workers on a remote pool through the sidecar.
+
+Parsl removed SSH channels in 2024.12: its providers run sbatch, qsub or the worker command on
+the machine that runs the workflow. These providers run them on the pool's head node over the
+sidecar's SSH connection instead, and work in a hand-written Parsl config too::
+
+    from parsl.config import Config
+    from parsl.executors import HighThroughputExecutor
+    from parsl_sidecar.providers import SidecarSlurmProvider, pool_launch_cmd
+
+    HighThroughputExecutor(
+        label="hpc",
+        address="127.0.0.1",
+        worker_port=interchange_port,          # the local end of a sidecar tunnel
+        launch_cmd=pool_launch_cmd(dial_address, worker_port),
+        provider=SidecarSlurmProvider("me@login.hpc", partition="debug", label="hpc"),
+    )
+
+- :class:`SidecarLocalProvider`: workers on the head node; each block is a process group the
+  sidecar starts, tracks and kills as a whole.
+- :class:`SidecarSlurmProvider` / :class:`SidecarPBSProProvider`: Parsl's own SlurmProvider /
+  PBSProProvider, with ``execute_wait`` and the submit script carried to the head node.
+
+Each provider copies the executor's CurveZMQ certificate directory (``encrypted=True``) to the
+pool, mode 0700, and rewrites ``--cert_dir`` in the worker command to that copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from parsl.jobs.states import JobState, JobStatus
+from parsl.launchers import SingleNodeLauncher
+from parsl.launchers.base import Launcher
+from parsl.providers import PBSProProvider, SlurmProvider
+from parsl.providers.base import ExecutionProvider
+from parsl.providers.errors import SubmitException
+from parsl.utils import RepresentationMixin
+
+from ._pool import PoolLink, shell_path
+from .client import Client
+
+__all__ = [
+    "SidecarLocalProvider",
+    "SidecarPBSProProvider",
+    "SidecarSlurmProvider",
+    "pool_launch_cmd",
+]
+
+log = logging.getLogger("parsl_sidecar.providers")
+
+_WORKER_ARGS = (
+    "{debug} {max_workers_per_node} "
+    "-p {prefetch_capacity} "
+    "-c {cores_per_worker} "
+    "-m {mem_per_worker} "
+    "--poll {poll_period} "
+    "--cert_dir {cert_dir} "
+    "--logdir={logdir} "
+    "--logconf={logconf} "
+    "--block_id={{block_id}} "
+    "--hb_period={heartbeat_period} "
+    "{address_probe_timeout_string} "
+    "--hb_threshold={heartbeat_threshold} "
+    "--drain_period={drain_period} "
+    "--cpu-affinity {cpu_affinity} "
+    "{enable_mpi_mode} "
+    "--mpi-launcher={mpi_launcher} "
+    "--available-accelerators {accelerators}"
+)
+
+
+def pool_launch_cmd(dial_address: str, worker_port: int, python: str | None = None) -> str:
+    """A HighThroughputExecutor ``launch_cmd`` whose workers dial the pool-side tunnel end.
+
+    Parsl's default command passes ``-a {addresses}`` (the interchange's own addresses) and
+    ``--port={worker_port}`` (the port it bound here); behind a tunnel, workers must dial the
+    pool-side address and port instead, which can differ.
+
+    Parameters
+    ----------
+    dial_address : str
+        IP address workers dial on the pool (the head node's loopback, or the relay's
+        cluster-side address); ``DIAL_ADDRESS`` of a completed executors.json.
+    worker_port : int
+        Port workers dial on the pool (``WORKER_PORT``).
+    python : str, optional
+        The pool's interpreter; the worker pool then runs as
+        ``<python> -m parsl.executors.high_throughput.process_worker_pool`` instead of
+        ``process_worker_pool.py`` from PATH.
+
+    Returns
+    -------
+    str
+        A format string with Parsl's launch-command fields (``{cores_per_worker}``...).
+    """
+    exe = (
+        "process_worker_pool.py"
+        if python is None
+        else f"{shell_path(python)} -m parsl.executors.high_throughput.process_worker_pool"
+    )
+    return f"{exe} -a {dial_address} --port={int(worker_port)} {_WORKER_ARGS}"
+
+
+def _submit_exception(
+    job_name: str,
+    message: str,
+    stdout: str | None = None,
+    stderr: str | None = None,
+    retcode: int | None = None,
+) -> SubmitException:
+    return SubmitException(job_name, message, stdout, stderr, retcode)  # type: ignore[no-untyped-call]
+
+
+_STATES = {
+    "running": JobState.RUNNING,
+    "completed": JobState.COMPLETED,
+    "failed": JobState.FAILED,
+    "cancelled": JobState.CANCELLED,
+}
+
+
+class SidecarLocalProvider(ExecutionProvider, RepresentationMixin):
+    """Workers on a pool's head node, started over the sidecar's SSH connection.
+
+    Each block runs ``worker_init`` and the launcher-wrapped worker command with bash in its
+    own process group on the head node; status comes from the sidecar, and cancel kills the
+    whole group (SIGTERM, then SIGKILL).
+
+    Parameters
+    ----------
+    target : str
+        SSH target of the head node (``user@host[:port]``, a ~/.ssh/config alias, or
+        ``local``).
+    nodes_per_block, init_blocks, min_blocks, max_blocks, parallelism : int or float
+        As for Parsl's LocalProvider.
+    worker_init : str
+        Shell commands run before the workers (e.g. activating an environment).
+    launcher : Launcher
+        Wraps the worker command (default SingleNodeLauncher).
+    remote_dir : str
+        Working directory on the pool (created); certificates go under it.
+    label : str
+        The executor's label, for messages.
+    owner : str, optional
+        Who holds the blocks in the sidecar (default ``pid:<this process>``); blocks are
+        cancelled when that owner is released or this process exits.
+    client : Client, optional
+        A sidecar client; by default one is connected with ``connection_file``.
+    connection_file : str, optional
+        The sidecar's connection file.
+    cmd_timeout : int
+        Seconds to wait for the sidecar to start a block.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        nodes_per_block: int = 1,
+        init_blocks: int = 1,
+        min_blocks: int = 0,
+        max_blocks: int = 1,
+        parallelism: float = 1,
+        worker_init: str = "",
+        launcher: Launcher | None = None,
+        remote_dir: str = "~/parsl-sidecar",
+        label: str = "",
+        owner: str | None = None,
+        client: Client | None = None,
+        connection_file: str | None = None,
+        cmd_timeout: int = 60,
+    ) -> None:
+        self._label = "sidecar-local"
+        self.target = target
+        self.nodes_per_block = nodes_per_block
+        self.init_blocks = init_blocks
+        self.min_blocks = min_blocks
+        self.max_blocks = max_blocks
+        self.parallelism = parallelism
+        self.worker_init = worker_init
+        self.launcher = launcher if launcher is not None else SingleNodeLauncher()
+        self.remote_dir = remote_dir
+        self.executor_label = label
+        self.owner = owner or f"pid:{os.getpid()}"
+        self.cmd_timeout = cmd_timeout
+        self.script_dir: str | None = None
+        self.resources: dict[object, Any] = {}
+        self.cores_per_node: int | None = None
+        self.mem_per_node: float | None = None
+        self.link = PoolLink(
+            target,
+            client=client,
+            connection_file=connection_file,
+            remote_dir=remote_dir,
+            label=label,
+        )
+
+    @property
+    def label(self) -> str:
+        """The provider's label."""
+        return self._label
+
+    @property
+    def status_polling_interval(self) -> int:
+        """Seconds between status polls."""
+        return 5
+
+    def submit(self, command: str, tasks_per_node: int, job_name: str = "parsl.sidecar") -> str:
+        """Start one block on the head node.
+
+        Parameters
+        ----------
+        command : str
+            The worker command from the executor.
+        tasks_per_node : int
+            Worker pools per node.
+        job_name : str
+            Name of the block.
+
+        Returns
+        -------
+        str
+            The block id.
+        """
+        job_name = f"{job_name}.{time.time()}"
+        try:
+            command = self.link.prepare_command(command)
+        except Exception as e:
+            raise _submit_exception(job_name, f"Executor `{self.executor_label}`: {e}") from e
+        script = f"{self.worker_init}\nexport JOBNAME={job_name}\n" + self.launcher(
+            command, tasks_per_node, self.nodes_per_block
+        )
+        params: dict[str, Any] = {
+            "target": self.target,
+            "script": script,
+            "owner": self.owner,
+            "owner_pid": os.getpid(),
+            "label": self.executor_label,
+            "cwd": self.remote_dir,
+        }
+        out = err = None
+        if self.script_dir:
+            out = os.path.join(os.path.abspath(self.script_dir), f"{job_name}.out")
+            err = os.path.join(os.path.abspath(self.script_dir), f"{job_name}.err")
+            params["stdout_path"], params["stderr_path"] = out, err
+        try:
+            info = self.link.client.call("executors.blocks.start", params, timeout=self.cmd_timeout)
+        except Exception as e:
+            raise _submit_exception(
+                job_name,
+                f"Executor `{self.executor_label}`: cannot start a worker block on "
+                f"`{self.target}`: {e}",
+            ) from e
+        block_id = str(info["id"])
+        self.resources[block_id] = {
+            "job_id": block_id,
+            "status": JobStatus(JobState.RUNNING),
+            "stdout": out,
+            "stderr": err,
+        }
+        log.debug("started block %s on %s (pgid %s)", block_id, self.target, info.get("pgid"))
+        return block_id
+
+    def status(self, job_ids: Sequence[object]) -> list[JobStatus]:
+        """Ask the sidecar for the blocks' states.
+
+        Parameters
+        ----------
+        job_ids : sequence
+            Block ids from :meth:`submit`.
+
+        Returns
+        -------
+        list of JobStatus
+            One per id.
+        """
+        live = [str(j) for j in job_ids if not self.resources[j]["status"].terminal]
+        if live:
+            res = self.link.client.call("executors.blocks.status", ids=live)
+            for b in res["blocks"]:
+                r = self.resources[b["id"]]
+                state = _STATES.get(b["state"], JobState.UNKNOWN)
+                message = None
+                if state == JobState.FAILED:
+                    message = (b.get("tail") or "").strip()[-2000:] or None
+                r["status"] = JobStatus(
+                    state,
+                    message=message,
+                    exit_code=b.get("exit_code"),
+                    stdout_path=r["stdout"],
+                    stderr_path=r["stderr"],
+                )
+        return [self.resources[j]["status"] for j in job_ids]
+
+    def cancel(self, job_ids: Sequence[object]) -> list[bool]:
+        """Kill the blocks' process groups on the head node.
+
+        Parameters
+        ----------
+        job_ids : sequence
+            Block ids from :meth:`submit`.
+
+        Returns
+        -------
+        list of bool
+            Whether each block is gone.
+        """
+        ids = [str(j) for j in job_ids]
+        if not ids:
+            return []
+        res = self.link.client.call("executors.blocks.cancel", ids=ids, timeout=60)
+        for j, ok in zip(ids, res["cancelled"], strict=False):
+            if ok and j in self.resources:
+                self.resources[j]["status"] = JobStatus(JobState.CANCELLED)
+        return [bool(x) for x in res["cancelled"]]
+
+
+class _RemoteCluster:
+    """What the Slurm and PBS Pro providers share: commands and scripts on the head node."""
+
+    link: PoolLink
+    script_dir: str | None
+    executor_label: str
+    resources: dict[str, Any]
+    cmd_timeout: int
+
+    def _setup(
+        self,
+        target: str,
+        *,
+        remote_dir: str,
+        remote_script_dir: str | None,
+        label: str,
+        client: Client | None,
+        connection_file: str | None,
+    ) -> None:
+        self.link = PoolLink(
+            target,
+            client=client,
+            connection_file=connection_file,
+            remote_dir=remote_dir,
+            label=label,
+        )
+        self.executor_label = label
+        self._remote_script_dir = remote_script_dir or f"{remote_dir.rstrip('/')}/submit_scripts"
+        self._fetched: set[str] = set()
+
+    @property
+    def remote_script_dir(self) -> str:
+        """Absolute directory on the pool for submit scripts and job output."""
+        return self.link.absolute(self._remote_script_dir)
+
+    def _to_remote(self, text: str) -> str:
+        local = self.script_dir
+        if not local:
+            return text
+        return text.replace(os.path.abspath(local), self.remote_script_dir)
+
+    def execute_wait(self, cmd: str, timeout: float | None = None) -> tuple[int, str, str]:
+        """Run a scheduler command on the head node (Parsl calls this for sbatch, squeue...)."""
+        t = self.cmd_timeout if timeout is None else timeout
+        return self.link.exec(self._to_remote(cmd), timeout=t)
+
+    def _write_submit_script(
+        self, template: str, script_filename: str, job_name: str, configs: dict[str, Any]
+    ) -> None:
+        super()._write_submit_script(template, script_filename, job_name, configs)  # type: ignore[misc]
+        with open(script_filename) as f:
+            text = f.read()
+        self.link.put_file(self._to_remote(script_filename), self._to_remote(text), mode=0o700)
+
+    def _fetch_output(self) -> None:
+        """Copy the output of jobs that ended to the local paths Parsl reads."""
+        for job_id, r in self.resources.items():
+            st = r.get("status")
+            if st is None or not st.terminal or job_id in self._fetched:
+                continue
+            self._fetched.add(job_id)
+            for key in ("job_stdout_path", "job_stderr_path"):
+                path = r.get(key)
+                if not path:
+                    continue
+                rc, out, _err = self.link.exec(
+                    f"tail -c 65536 {shell_path(self._to_remote(path))} 2>/dev/null", timeout=30
+                )
+                if rc == 0:
+                    try:
+                        with open(path, "w") as f:
+                            f.write(out)
+                    except OSError:
+                        pass
+
+    def _submit_error(self, job_name: str, e: Exception, scheduler: str) -> SubmitException:
+        if isinstance(e, SubmitException):
+            out = (e.stderr or "").strip() or (e.stdout or "").strip() or e.message
+            return _submit_exception(
+                job_name,
+                f"Executor `{self.executor_label}`: {scheduler} on pool `{self.link.target}` "
+                f"failed (exit {e.retcode}): {out}",
+                e.stdout,
+                e.stderr,
+                e.retcode,
+            )
+        return _submit_exception(
+            job_name,
+            f"Executor `{self.executor_label}`: {scheduler} on pool `{self.link.target}` "
+            f"failed: {e}",
+        )
+
+
+class SidecarSlurmProvider(_RemoteCluster, SlurmProvider):  # type: ignore[misc]
+    """Parsl's SlurmProvider with sbatch, squeue/sacct and scancel run on the head node.
+
+    Parameters
+    ----------
+    target : str
+        SSH target of the head node.
+    remote_dir : str
+        Working directory on the pool (certificates go under it).
+    remote_script_dir : str, optional
+        Where submit scripts and job output go on the pool (default
+        ``<remote_dir>/submit_scripts``); it must be visible to the compute nodes.
+    label : str
+        The executor's label, for messages.
+    client, connection_file
+        The sidecar to use (default: the one of ``$PARSL_SIDECAR_CONNECTION_FILE``).
+    **kwargs
+        Everything SlurmProvider takes (partition, account, walltime, launcher...).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        remote_dir: str = "~/parsl-sidecar",
+        remote_script_dir: str | None = None,
+        label: str = "",
+        client: Client | None = None,
+        connection_file: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._setup(
+            target,
+            remote_dir=remote_dir,
+            remote_script_dir=remote_script_dir,
+            label=label,
+            client=client,
+            connection_file=connection_file,
+        )
+        self.cmd_timeout = int(kwargs.get("cmd_timeout", 10))
+        self.script_dir = None
+        SlurmProvider.__init__(self, **kwargs)
+
+    def submit(self, command: str, tasks_per_node: int, job_name: str = "parsl.slurm") -> str:
+        """Stage the certificates, write the script on the head node and sbatch it there."""
+        try:
+            command = self.link.prepare_command(command)
+            job_id: str | None = SlurmProvider.submit(self, command, tasks_per_node, job_name)
+        except Exception as e:
+            raise self._submit_error(job_name, e, "sbatch") from e
+        if not job_id:
+            raise _submit_exception(
+                job_name, f"Executor `{self.executor_label}`: sbatch gave no job id"
+            )
+        return job_id
+
+    @property
+    def status_polling_interval(self) -> int:
+        """Seconds between squeue polls (one command over the kept SSH connection)."""
+        return 20
+
+    def _status(self) -> None:
+        SlurmProvider._status(self)  # type: ignore[no-untyped-call]
+        self._fetch_output()
+
+
+class SidecarPBSProProvider(_RemoteCluster, PBSProProvider):  # type: ignore[misc]
+    """Parsl's PBSProProvider with qsub, qstat and qdel run on the head node.
+
+    Parameters
+    ----------
+    target : str
+        SSH target of the head node.
+    remote_dir : str
+        Working directory on the pool.
+    remote_script_dir : str, optional
+        Where submit scripts and job output go on the pool (default
+        ``<remote_dir>/submit_scripts``).
+    label : str
+        The executor's label, for messages.
+    client, connection_file
+        The sidecar to use.
+    **kwargs
+        Everything PBSProProvider takes (queue, account, select_options, walltime...).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        remote_dir: str = "~/parsl-sidecar",
+        remote_script_dir: str | None = None,
+        label: str = "",
+        client: Client | None = None,
+        connection_file: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._setup(
+            target,
+            remote_dir=remote_dir,
+            remote_script_dir=remote_script_dir,
+            label=label,
+            client=client,
+            connection_file=connection_file,
+        )
+        PBSProProvider.__init__(self, **kwargs)  # type: ignore[no-untyped-call]
+
+    def submit(self, command: str, tasks_per_node: int, job_name: str = "parsl") -> str:
+        """Stage the certificates, write the script on the head node and qsub it there."""
+        try:
+            command = self.link.prepare_command(command)
+            job_id: str | None = PBSProProvider.submit(  # type: ignore[no-untyped-call]
+                self, command, tasks_per_node, job_name
+            )
+        except Exception as e:
+            raise self._submit_error(job_name, e, "qsub") from e
+        if not job_id:
+            raise _submit_exception(
+                job_name, f"Executor `{self.executor_label}`: qsub gave no job id"
+            )
+        return job_id
+
+    @property
+    def status_polling_interval(self) -> int:
+        """Seconds between qstat polls (one command over the kept SSH connection)."""
+        return 20
+
+    def _status(self) -> None:
+        PBSProProvider._status(self)  # type: ignore[no-untyped-call]
+        self._fetch_output()

@@ -1,0 +1,119 @@
+"""Pools for the executors tests: sshd instances from the test bed, an ssh config naming them,
+and a real sidecar that reaches them (PARSL_SIDECAR_SSH_CONFIG)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sidecar_proc import Sidecar, cli_args, short_tmpdir, wait_for_file
+from testbed import testbed_up
+
+import parsl_sidecar
+
+
+@dataclass
+class Pools:
+    """Running sshd pools (by alias), the sidecar that reaches them, and a scratch dir."""
+
+    sidecar: Sidecar
+    sshds: dict[str, dict[str, Any]]
+    ssh_config: Path
+    tmp: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def client(self) -> parsl_sidecar.Client:
+        return parsl_sidecar.connect(self.sidecar.connection_file, timeout=120)
+
+    def write_executors(self, executors: dict[str, Any], name: str = "executors.json") -> Path:
+        path = self.tmp / name
+        path.write_text(json.dumps(executors, indent=4) + "\n")
+        return path
+
+    def entry(self, alias: str, **extra: Any) -> dict[str, Any]:
+        """An executors.json entry for a loopback pool that runs this test's Python."""
+        run_dir = self.tmp / "pools" / alias
+        return {
+            "POOL": alias,
+            "PYTHON": sys.executable,
+            "RUN_DIR": str(run_dir),
+            "WORKER_LOGDIR_ROOT": str(run_dir / "logs"),
+            "CORES_PER_WORKER": 1,
+            "MAX_WORKERS_PER_NODE": 2,
+            **extra,
+        }
+
+
+def ssh_config_text(sshds: dict[str, dict[str, Any]]) -> str:
+    blocks = []
+    for alias, s in sshds.items():
+        blocks.append(
+            f"Host {alias}\n    HostName {s['host']}\n    Port {s['port']}\n    User {s['user']}\n"
+            f"    IdentityFile {s['keyPath']}\n    UserKnownHostsFile {s['knownHostsPath']}\n"
+            "    StrictHostKeyChecking yes\n"
+        )
+    return "\n".join(blocks)
+
+
+def start_sidecar_env(runtime_dir: Path, env: dict[str, str]) -> Sidecar:
+    """`parsl-sidecar serve` with extra environment (the ssh config)."""
+    args = ["serve", "--runtime-dir", str(runtime_dir), "--log-level", "warn"]
+    stderr_path = Path(tempfile.mkstemp(prefix="psc-stderr-", dir="/tmp")[1])
+    with open(stderr_path, "wb") as err:
+        proc = subprocess.Popen(
+            cli_args(*args),
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+            env={**os.environ, **env},
+        )
+    connection_file = runtime_dir / "sidecar.json"
+    wait_for_file(connection_file, proc, stderr_path)
+    return Sidecar(proc, runtime_dir, connection_file, stderr_path)
+
+
+@contextlib.contextmanager
+def running_pools(*aliases: str, **sshd_opts: Any) -> Iterator[Pools]:
+    """Start one sshd per alias and a sidecar whose ssh config names them."""
+    tmp = short_tmpdir("psc-pools-")
+    with contextlib.ExitStack() as stack:
+        sshds = {a: stack.enter_context(testbed_up("sshd", **sshd_opts)) for a in aliases}
+        cfg = tmp / "ssh_config"
+        cfg.write_text(ssh_config_text(sshds))
+        cfg.chmod(0o600)
+        runtime = short_tmpdir()
+        sc = start_sidecar_env(runtime, {"PARSL_SIDECAR_SSH_CONFIG": str(cfg)})
+        try:
+            yield Pools(sc, sshds, cfg, tmp)
+        finally:
+            code = sc.stop()
+            out = sc.stderr()
+            shutil.rmtree(runtime, ignore_errors=True)
+            os.unlink(sc.stderr_path)
+            shutil.rmtree(tmp, ignore_errors=True)
+            assert code == 0, f"sidecar exited with {code}; stderr:\n{out}"
+
+
+def processes_matching(text: str) -> list[str]:
+    """Command lines of live processes that contain ``text`` (this test's own excluded)."""
+    out = []
+    me = os.getpid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmd:
+            out.append(f"{pid}: {cmd}")
+    return out

@@ -1,0 +1,221 @@
+"""End to end: real Parsl, a real sidecar, real sshd pools on loopback, real tunnels."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import parsl
+import pytest
+from parsl.data_provider.files import File
+from pools import Pools, processes_matching, running_pools
+
+import parsl_sidecar
+from parsl_sidecar import ExecutorsError, parsl_config
+
+pytestmark = pytest.mark.slow
+TESTS = Path(__file__).resolve().parent
+
+
+def pool_entry(pools: Pools, alias: str, **extra: Any) -> dict[str, Any]:
+    init = f"export POOL_NAME={alias}; export PYTHONPATH={TESTS}"
+    return pools.entry(alias, WORKER_INIT=init, **extra)
+
+
+def tunnels(pools: Pools) -> list[dict[str, Any]]:
+    with pools.client() as c:
+        res = c.call("tunnels.list")
+    items: list[dict[str, Any]] = res["tunnels"] if isinstance(res, dict) else res
+    return [t for t in items if t.get("state") not in ("closed",)]
+
+
+def blocks(pools: Pools) -> list[dict[str, Any]]:
+    with pools.client() as c:
+        out: list[dict[str, Any]] = c.call("executors.blocks.list")["blocks"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_pools() -> Any:
+    with running_pools("pool_a", "pool_b") as p:
+        yield p
+
+
+@pytest.mark.timeout(600)
+def test_two_pools_many_apps(two_pools: Pools) -> None:
+    pools = two_pools
+    path = pools.write_executors(
+        {"exec_a": pool_entry(pools, "pool_a"), "exec_b": pool_entry(pools, "pool_b")}
+    )
+
+    import e2e_apps
+
+    client = pools.client()
+    cfg = parsl_config(path, client=client, run_dir=str(pools.tmp / "runinfo"))
+    owner = parsl_sidecar.config.default_owner()
+    assert [e.label for e in cfg.executors] == ["exec_a", "exec_b"]
+    for e in cfg.executors:
+        assert e.address == "127.0.0.1"
+        assert e.encrypted is True
+    outdir = pools.tmp / "out"
+    outdir.mkdir()
+    with parsl.load(cfg):
+        apps = ("exec_a", "exec_b")
+        sq = {x: parsl.python_app(e2e_apps.square, executors=[x]) for x in apps}
+        echo = {x: parsl.bash_app(e2e_apps.echo_pool, executors=[x]) for x in apps}
+        py = [sq["exec_a" if i % 2 else "exec_b"](i) for i in range(120)]
+        sh = [
+            echo["exec_a" if i % 2 else "exec_b"](i, outputs=[File(str(outdir / f"{i}.txt"))])
+            for i in range(100)
+        ]
+        results = [f.result(timeout=300) for f in py]
+        for f in sh:
+            assert f.result(timeout=300) == 0
+    parsl.clear()
+    assert [r[0] for r in results] == [i * i for i in range(120)]
+    assert [r[1] for r in results] == ["pool_a" if i % 2 else "pool_b" for i in range(120)]
+    written = {int(p.stem): p.read_text().split() for p in outdir.iterdir()}
+    assert len(written) == 100
+    assert Counter(v[0] for v in written.values()) == {"pool_a": 50, "pool_b": 50}
+    assert all(int(v[1]) == k for k, v in written.items())
+    # the workers' blocks ended with the DFK; releasing the owner closes the tunnels
+    assert all(b["state"] != "running" for b in blocks(pools))
+    with pools.client() as c:
+        c.call("executors.release", owner=owner)
+    assert tunnels(pools) == []
+    assert processes_matching("process_worker_pool") == []
+    client.close()
+
+
+@pytest.mark.timeout(300)
+def test_bad_executors_json(two_pools: Pools) -> None:
+    path = two_pools.write_executors(
+        {"exec_a": {"POOL": "pool_a", "CORES_PER_WORKER": "four"}}, "bad.json"
+    )
+    with pytest.raises(ExecutorsError) as e:
+        parsl_config(path, connection_file=str(two_pools.sidecar.connection_file))
+    assert e.value.code == "EXECUTORS_INVALID"
+    assert "`exec_a.CORES_PER_WORKER`" in str(e.value)
+    assert '"four"' in str(e.value)
+    broken = two_pools.tmp / "broken.json"
+    broken.write_text('{"exec_a": {"POOL": }')
+    with pytest.raises(ExecutorsError, match=r"broken\.json is not valid JSON"):
+        parsl_config(broken, connection_file=str(two_pools.sidecar.connection_file))
+    assert tunnels(two_pools) == []
+
+
+@pytest.mark.timeout(300)
+def test_unreachable_pool(two_pools: Pools) -> None:
+    # a port nobody listens on: the connection is refused
+    path = two_pools.write_executors(
+        {
+            "exec_a": pool_entry(two_pools, "pool_a"),
+            "gone": {"SSH_TARGET": "root@127.0.0.1:1", "PYTHON": sys.executable},
+        },
+        "unreachable.json",
+    )
+    with pytest.raises(ExecutorsError) as e:
+        parsl_config(path, connection_file=str(two_pools.sidecar.connection_file))
+    assert e.value.code == "POOL_UNREACHABLE"
+    assert "Executor `gone`" in str(e.value)
+    assert "root@127.0.0.1:1" in str(e.value)
+    # the tunnel already opened for exec_a was closed again: all or nothing
+    assert tunnels(two_pools) == []
+
+
+def versioned_python(tmp: Path, version: str) -> str:
+    """A Python `version` virtual environment with this machine's Parsl, made with uv."""
+    base = Path(f"/root/.pyenv/versions/{version}/bin/python3")
+    if not base.exists():
+        pytest.skip(f"SKIPPED LOUDLY: {base} is missing; the version-mismatch test needs it")
+    venv = Path(f"/tmp/psc-venv-py{version}-parsl-{parsl.__version__}")
+    py = venv / "bin" / "python"
+    if not py.exists():
+        uv = Path(sys.executable).parent / "uv"
+        r = subprocess.run(
+            [str(uv), "venv", "--python", str(base), str(venv)], capture_output=True, text=True
+        )
+        r2 = subprocess.run(
+            [str(uv), "pip", "install", "--python", str(py), f"parsl=={parsl.__version__}"],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode or r2.returncode:
+            pytest.skip(f"SKIPPED LOUDLY: cannot build {venv} from PyPI: {r.stderr}{r2.stderr}")
+    return str(py)
+
+
+@pytest.mark.timeout(600)
+def test_version_mismatch(two_pools: Pools) -> None:
+    py312 = versioned_python(two_pools.tmp, "3.12.1")
+    path = two_pools.write_executors(
+        {
+            "exec_a": pool_entry(two_pools, "pool_a"),
+            "old_py": pool_entry(two_pools, "pool_b", PYTHON=py312),
+        },
+        "mismatch.json",
+    )
+    with pytest.raises(ExecutorsError) as e:
+        parsl_config(path, connection_file=str(two_pools.sidecar.connection_file))
+    msg = str(e.value)
+    assert e.value.code == "VERSION_SKEW"
+    assert "Executor `old_py`" in msg
+    assert "Python 3.12.1 there vs " + ".".join(map(str, sys.version_info[:3])) + " here" in msg
+    assert f"pip install parsl=={parsl.__version__}" in msg
+    assert "exec_a" not in msg.replace("`exec_a`", "")  # exec_a passed
+    failure = e.value.data["failures"][0]
+    assert failure["pool_python"] == "3.12.1" and failure["pool_parsl"] == parsl.__version__
+    # nothing left: no tunnel, no worker
+    assert tunnels(two_pools) == []
+    assert processes_matching("process_worker_pool") == []
+
+    no_parsl = pool_entry(two_pools, "pool_b", PYTHON="/root/.pyenv/versions/3.10.13/bin/python3")
+    path = two_pools.write_executors({"bare": no_parsl}, "bare.json")
+    with pytest.raises(ExecutorsError) as e2:
+        parsl_config(path, connection_file=str(two_pools.sidecar.connection_file))
+    assert e2.value.code == "VERSION_SKEW"
+    assert "Parsl is not importable" in str(e2.value)
+    assert "Python 3.10.13" in str(e2.value)
+    assert tunnels(two_pools) == []
+
+
+@pytest.mark.timeout(300)
+def test_complete_cli_writes_atomically(two_pools: Pools) -> None:
+    path = two_pools.write_executors({"exec_a": pool_entry(two_pools, "pool_a")}, "in.json")
+    path.chmod(0o640)
+    before = path.read_text()
+    out = two_pools.tmp / "out.json"
+    from sidecar_proc import cli_args
+
+    r = subprocess.run(
+        [
+            *cli_args("executors", "complete", str(path), str(out)),
+            "--connection",
+            str(two_pools.sidecar.connection_file),
+            "--owner",
+            "cli-test",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert path.read_text() == before  # input left alone
+    done = json.loads(out.read_text())["exec_a"]
+    assert out.stat().st_mode & 0o777 == 0o640
+    assert done["HOST_USER"] and done["HOST_IP"] == "127.0.0.1"
+    assert done["DIAL_ADDRESS"] == "127.0.0.1"
+    assert isinstance(done["INTERCHANGE_PORT"], int) and isinstance(done["WORKER_PORT"], int)
+    assert [t["id"] for t in tunnels(two_pools)] == [done["TUNNEL_ID"]]
+    with two_pools.client() as c:
+        assert c.call("executors.release", owner="cli-test")["tunnels"] == 1
+    deadline = time.monotonic() + 30
+    while tunnels(two_pools) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert tunnels(two_pools) == []

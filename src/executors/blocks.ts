@@ -1,0 +1,175 @@
+/**
+ * Worker blocks started on a pool's head node (SidecarLocalProvider): each is a shell script run
+ * in its own process group over the pool's SSH connection, tracked until it exits and killed as
+ * a whole group on cancel or when its owner goes away.
+ */
+import { randomBytes } from "node:crypto";
+import { createWriteStream, type WriteStream } from "node:fs";
+import { SidecarError } from "../errors.js";
+import type { EventBus } from "../events.js";
+import { shellQuote, type HostLease, type HostPool, type HostProcess } from "../ssh/host.js";
+import type { Logger } from "../util/logger.js";
+
+export type BlockState = "running" | "completed" | "failed" | "cancelled";
+
+export interface BlockInfo {
+  id: string;
+  target: string;
+  owner: string;
+  label: string;
+  state: BlockState;
+  pgid: number | null;
+  exit_code: number | null;
+  signal: string | null;
+  started_at: number;
+  ended_at: number | null;
+  /** the last lines of stderr (and stdout), for error messages */
+  tail: string;
+}
+
+interface Block {
+  info: BlockInfo;
+  proc: HostProcess;
+  lease: HostLease;
+  cancelling: boolean;
+  files: WriteStream[];
+}
+
+const TAIL_BYTES = 4096;
+/** ended blocks kept for status queries */
+const KEEP_ENDED = 1000;
+
+export interface StartBlock {
+  target: string;
+  /** a bash script (Parsl's launcher output, after worker_init) */
+  script: string;
+  owner: string;
+  label: string;
+  /** directory on the pool to run in (created) */
+  cwd?: string | undefined;
+  /** files on this machine receiving the block's output (Parsl's JobStatus reads them) */
+  stdout_path?: string | undefined;
+  stderr_path?: string | undefined;
+}
+
+export class BlockManager {
+  private readonly blocks = new Map<string, Block>();
+
+  constructor(
+    private readonly hosts: HostPool,
+    private readonly log: Logger,
+    private readonly events: EventBus,
+  ) {}
+
+  async start(req: StartBlock): Promise<BlockInfo> {
+    const lease = await this.hosts.acquire(req.target, `executors:block:${req.owner}`);
+    const id = `blk-${randomBytes(5).toString("hex")}`;
+    const cd = req.cwd === undefined ? "" : `mkdir -p ${remoteDir(req.cwd)} && cd ${remoteDir(req.cwd)} && `;
+    let proc: HostProcess;
+    try {
+      proc = await lease.spawn(`${cd}exec bash -c ${shellQuote(req.script)}`);
+    } catch (err) {
+      lease.release();
+      throw new SidecarError("PROVIDER_FAILED", `Executor \`${req.label}\`: cannot start a worker block on \`${req.target}\`: ${(err as Error).message}`, { cause: err });
+    }
+    const info: BlockInfo = { id, target: req.target, owner: req.owner, label: req.label, state: "running", pgid: null, exit_code: null, signal: null, started_at: Date.now(), ended_at: null, tail: "" };
+    const block: Block = { info, proc, lease, cancelling: false, files: [] };
+    this.blocks.set(id, block);
+    const capture = (stream: NodeJS.ReadableStream, path: string | undefined): void => {
+      const file = path ? createWriteStream(path, { flags: "a", mode: 0o600 }) : undefined;
+      if (file) {
+        file.on("error", () => undefined);
+        block.files.push(file);
+      }
+      stream.on("data", (chunk: Buffer) => {
+        file?.write(chunk);
+        info.tail = (info.tail + chunk.toString("utf8")).slice(-TAIL_BYTES);
+      });
+    };
+    capture(proc.stdout, req.stdout_path);
+    capture(proc.stderr, req.stderr_path);
+    proc.stdin.end();
+    info.pgid = await proc.pgid.catch(() => null);
+    void proc.exited.then(
+      (r) => this.ended(block, r.exitCode, r.signal),
+      (err: unknown) => this.ended(block, null, null, (err as Error).message),
+    );
+    this.events.emit("executors.block", { id, label: req.label, target: req.target, state: "running", pgid: info.pgid });
+    this.log.info({ id, label: req.label, target: req.target, pgid: info.pgid }, "worker block started");
+    return { ...info };
+  }
+
+  private ended(block: Block, exitCode: number | null, signal: string | null, error?: string): void {
+    const info = block.info;
+    if (info.ended_at !== null) return;
+    info.exit_code = exitCode;
+    info.signal = signal;
+    info.ended_at = Date.now();
+    info.state = block.cancelling ? "cancelled" : exitCode === 0 ? "completed" : "failed";
+    if (error) info.tail = `${info.tail}\n${error}`.slice(-TAIL_BYTES);
+    for (const f of block.files) f.end();
+    block.lease.release();
+    this.events.emit("executors.block", { id: info.id, label: info.label, target: info.target, state: info.state, exit_code: exitCode, signal });
+    this.log.info({ id: info.id, state: info.state, exitCode, signal }, "worker block ended");
+    this.trim();
+  }
+
+  private trim(): void {
+    const ended = [...this.blocks.values()].filter((b) => b.info.ended_at !== null);
+    for (const b of ended.slice(0, Math.max(0, ended.length - KEEP_ENDED))) this.blocks.delete(b.info.id);
+  }
+
+  status(ids: string[]): BlockInfo[] {
+    return ids.map((id) => {
+      const b = this.blocks.get(id);
+      if (!b) return { id, target: "", owner: "", label: "", state: "failed" as const, pgid: null, exit_code: null, signal: null, started_at: 0, ended_at: 0, tail: "unknown block (the sidecar may have restarted)" };
+      return { ...b.info };
+    });
+  }
+
+  /** SIGTERM the blocks' process groups, SIGKILL after `graceMs`; resolves when they are gone. */
+  async cancel(ids: string[], graceMs = 5000): Promise<boolean[]> {
+    return await Promise.all(
+      ids.map(async (id) => {
+        const b = this.blocks.get(id);
+        if (!b) return false;
+        if (b.info.ended_at !== null) return true;
+        b.cancelling = true;
+        await b.proc.kill("SIGTERM").catch(() => undefined);
+        const gone = await Promise.race([b.proc.exited.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), graceMs).unref())]);
+        if (!gone) {
+          await b.proc.kill("SIGKILL").catch(() => undefined);
+          await Promise.race([b.proc.exited.catch(() => undefined), new Promise((r) => setTimeout(r, graceMs).unref())]);
+        }
+        return true;
+      }),
+    );
+  }
+
+  list(owner?: string): BlockInfo[] {
+    return [...this.blocks.values()].filter((b) => owner === undefined || b.info.owner === owner).map((b) => ({ ...b.info }));
+  }
+
+  /** Cancel every running block of an owner. */
+  async release(owner: string): Promise<number> {
+    const ids = this.list(owner).filter((b) => b.state === "running").map((b) => b.id);
+    await this.cancel(ids);
+    return ids.length;
+  }
+
+  running(): number {
+    return [...this.blocks.values()].filter((b) => b.info.state === "running").length;
+  }
+
+  async close(): Promise<void> {
+    const ids = [...this.blocks.values()].filter((b) => b.info.state === "running").map((b) => b.info.id);
+    await this.cancel(ids, 2000);
+  }
+}
+
+/** A directory for a shell command line; a leading ~/ stays expandable. */
+export function remoteDir(path: string): string {
+  if (path === "~" || path === "$HOME") return '"$HOME"';
+  const m = /^(~|\$HOME)\/(.*)$/.exec(path);
+  return m ? `"$HOME"/${shellQuote(m[2]!)}` : shellQuote(path);
+}

@@ -1,0 +1,54 @@
+/** Python and Parsl versions of an interpreter, here or on a pool: one small probe script. */
+import { execa } from "execa";
+
+export interface PythonVersions {
+  python: string;
+  /** null when Parsl cannot be imported */
+  parsl: string | null;
+  executable: string;
+  /** why parsl could not be imported */
+  parslError?: string;
+}
+
+/** Prints one JSON line; works on Python 2.7+ so that an old python3 still answers. */
+export const VERSION_PROBE = [
+  "import sys, json",
+  "out = {'python': '%d.%d.%d' % sys.version_info[:3], 'executable': sys.executable, 'parsl': None}",
+  "try:",
+  "    import parsl.version",
+  "    out['parsl'] = parsl.version.VERSION",
+  "except Exception as e:",
+  "    out['parslError'] = '%s: %s' % (type(e).__name__, e)",
+  "print('PSC-VERSIONS ' + json.dumps(out))",
+].join("\n");
+
+/** Find the probe's line in a command's output (a login banner or WORKER_INIT may print too). */
+export function parseVersionProbe(stdout: string): PythonVersions | undefined {
+  const line = stdout.split("\n").find((l) => l.startsWith("PSC-VERSIONS "));
+  if (!line) return undefined;
+  try {
+    return JSON.parse(line.slice("PSC-VERSIONS ".length)) as PythonVersions;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Python minor (3.11) of a full version (3.11.2). */
+export function pythonMinor(v: string): string {
+  return v.split(".").slice(0, 2).join(".");
+}
+
+/** The interpreter that runs workflows here: PARSL_SIDECAR_PYTHON, else python3. */
+export function localPython(env: NodeJS.ProcessEnv = process.env): string {
+  return env.PARSL_SIDECAR_PYTHON || "python3";
+}
+
+/** Versions of a Python on this machine, or undefined when it cannot run. */
+export async function localVersions(python = localPython()): Promise<PythonVersions | undefined> {
+  try {
+    const res = await execa(python, ["-c", VERSION_PROBE], { timeout: 20_000, reject: false });
+    return parseVersionProbe(res.stdout);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * One SSH connection to a target (through its jump hosts) that survives: keepalive notices a
+ * dead link, reconnects run with capped exponential backoff, and users hear `ready`/`down`.
+ */
+import { EventEmitter } from "node:events";
+import type { Client, ClientChannel } from "ssh2";
+import { SidecarError, toSidecarError } from "../errors.js";
+import type { ResolvedHost } from "./config.js";
+import { connectChain, type Hop, type HopSettings } from "./connect.js";
+
+export type SshState = "connecting" | "ready" | "reconnecting" | "closed" | "failed";
+
+export interface ReconnectPolicy {
+  /** first retry after this many ms @default 100 */
+  initialMs: number;
+  /** delays double up to this @default 10000 */
+  maxMs: number;
+}
+
+export interface ConnectionSettings extends HopSettings {
+  reconnect: ReconnectPolicy;
+  /** concurrent session channels (exec, spawn, sftp) per connection; OpenSSH's MaxSessions is 10 @default 10 */
+  maxSessions: number;
+}
+
+export interface ConnectionInfo {
+  target: string;
+  state: SshState;
+  host: string;
+  port: number;
+  user: string;
+  jumps: string[];
+  generation: number;
+  reconnects: number;
+  server_version: string | null;
+  fingerprint: string | null;
+  cipher: string | null;
+  connected_at: number | null;
+  sessions: number;
+  queued_sessions: number;
+  last_error: string | null;
+}
+
+/**
+ * Events: `ready` (client, generation) after every successful connect, `down` (error) when the
+ * link is lost, `state` (state, data).
+ */
+export class SshConnection extends EventEmitter {
+  state: SshState = "connecting";
+  generation = 0;
+  reconnects = 0;
+  lastError: SidecarError | undefined;
+  private hops: Hop[] = [];
+  private connectedAt: number | undefined;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private sessions = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(
+    readonly target: string,
+    readonly chain: ResolvedHost[],
+    private readonly settings: ConnectionSettings,
+  ) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  /** The target's ssh2 Client while connected. */
+  get client(): Client | undefined {
+    return this.state === "ready" ? this.hops[this.hops.length - 1]?.client : undefined;
+  }
+
+  get host(): ResolvedHost {
+    return this.chain[this.chain.length - 1]!;
+  }
+
+  /** First connect; errors are thrown as they are (no retry). */
+  async open(): Promise<void> {
+    const hops = await connectChain(this.chain, this.settings);
+    if (this.state === "closed") {
+      for (const h of hops) h.client.end();
+      throw new SidecarError("SSH_CONNECT", `The connection to \`${this.target}\` was closed while it was opening`);
+    }
+    this.adopt(hops);
+  }
+
+  private setState(state: SshState, data: Record<string, unknown> = {}): void {
+    this.state = state;
+    this.emit("state", state, { target: this.target, generation: this.generation, reconnects: this.reconnects, ...data });
+  }
+
+  private adopt(hops: Hop[]): void {
+    this.hops = hops;
+    this.generation++;
+    this.attempt = 0;
+    this.connectedAt = Date.now();
+    const gen = this.generation;
+    for (const h of hops) {
+      h.client.on("error", (err: Error) => this.onDown(gen, err));
+      h.client.on("close", () => this.onDown(gen));
+    }
+    this.setState("ready");
+    this.emit("ready", this.client, gen);
+  }
+
+  private onDown(gen: number, err?: Error): void {
+    if (gen !== this.generation || this.state !== "ready") return;
+    this.lastError = new SidecarError("SSH_CONNECT", `Lost the connection to \`${this.target}\`${err ? `: ${err.message}` : ""}`, { cause: err });
+    for (const h of this.hops) h.client.end();
+    this.hops = [];
+    this.sessions = 0;
+    this.setState("reconnecting", { error: this.lastError.message });
+    this.emit("down", this.lastError);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    const { initialMs, maxMs } = this.settings.reconnect;
+    const delay = Math.min(maxMs, initialMs * 2 ** this.attempt);
+    this.attempt++;
+    this.timer = setTimeout(() => void this.retry(), delay);
+  }
+
+  private async retry(): Promise<void> {
+    if (this.state !== "reconnecting") return;
+    try {
+      const hops = await connectChain(this.chain, this.settings);
+      if (this.state !== "reconnecting") {
+        for (const h of hops) h.client.end();
+        return;
+      }
+      this.reconnects++;
+      this.adopt(hops);
+    } catch (err) {
+      if (this.state !== "reconnecting") return;
+      this.lastError = toSidecarError(err, "SSH_CONNECT");
+      if (this.lastError.code === "SSH_HOST_KEY") {
+        this.setState("failed", { error: this.lastError.message, code: this.lastError.code });
+        this.emit("failed", this.lastError);
+        for (const w of this.waiting.splice(0)) w();
+        return;
+      }
+      this.emit("state", this.state, { target: this.target, attempt: this.attempt, error: this.lastError.message });
+      this.schedule();
+    }
+  }
+
+  /** The client once connected, waiting up to `timeoutMs` through a reconnect. */
+  async ready(timeoutMs: number): Promise<Client> {
+    const c = this.client;
+    if (c) return c;
+    if (this.state === "closed") throw new SidecarError("SSH_CONNECT", `The connection to \`${this.target}\` is closed`);
+    if (this.state === "failed") throw this.lastError ?? new SidecarError("SSH_CONNECT", `The connection to \`${this.target}\` failed`);
+    return await new Promise<Client>((resolve, reject) => {
+      const onReady = (client: Client): void => {
+        cleanup();
+        resolve(client);
+      };
+      const onEnd = (): void => {
+        cleanup();
+        reject(this.state === "failed" && this.lastError ? this.lastError : new SidecarError("SSH_CONNECT", `The connection to \`${this.target}\` is closed`));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new SidecarError("SSH_CONNECT", `Not connected to \`${this.target}\` after waiting ${timeoutMs} ms (${this.state}${this.lastError ? `; last error: ${this.lastError.message}` : ""})`, { data: { target: this.target, state: this.state } }));
+      }, timeoutMs);
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.off("ready", onReady);
+        this.off("closed", onEnd);
+        this.off("failed", onEnd);
+      };
+      this.on("ready", onReady);
+      this.on("closed", onEnd);
+      this.on("failed", onEnd);
+    });
+  }
+
+  /** Take a session slot (exec, spawn, sftp); `release` gives it back. */
+  async session(timeoutMs: number): Promise<{ client: Client; release: () => void }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const client = await this.ready(Math.max(1, deadline - Date.now()));
+      if (this.sessions < this.settings.maxSessions) {
+        this.sessions++;
+        const gen = this.generation;
+        let released = false;
+        return {
+          client,
+          release: () => {
+            if (released) return;
+            released = true;
+            if (gen === this.generation) this.sessions = Math.max(0, this.sessions - 1);
+            this.waiting.shift()?.();
+          },
+        };
+      }
+      await new Promise<void>((resolve, reject) => {
+        const wake = (): void => {
+          clearTimeout(t);
+          resolve();
+        };
+        const t = setTimeout(() => {
+          const i = this.waiting.indexOf(wake);
+          if (i >= 0) this.waiting.splice(i, 1);
+          reject(new SidecarError("SSH_EXEC", `No free session channel on \`${this.target}\` after ${timeoutMs} ms: ${this.settings.maxSessions} are in use (sshd's MaxSessions)`));
+        }, Math.max(1, deadline - Date.now()));
+        this.waiting.push(wake);
+      });
+    }
+  }
+
+  /** A direct-tcpip channel from the target to host:port. */
+  async forwardOut(srcHost: string, srcPort: number, dstHost: string, dstPort: number, timeoutMs: number): Promise<ClientChannel> {
+    const client = await this.ready(timeoutMs);
+    return await new Promise((resolve, reject) => {
+      client.forwardOut(srcHost, srcPort, dstHost, dstPort, (err, ch) => (err ? reject(new SidecarError("SSH_CONNECT", `\`${this.target}\` could not connect to ${dstHost}:${dstPort}: ${err.message}`, { cause: err })) : resolve(ch)));
+    });
+  }
+
+  info(): ConnectionInfo {
+    const last = this.hops[this.hops.length - 1];
+    return {
+      target: this.target,
+      state: this.state,
+      host: this.host.hostName,
+      port: this.host.port,
+      user: this.host.user,
+      jumps: this.chain.slice(0, -1).map((h) => h.target),
+      generation: this.generation,
+      reconnects: this.reconnects,
+      server_version: last?.serverVersion ?? null,
+      fingerprint: last?.fingerprint ?? null,
+      cipher: last?.cipher ?? null,
+      connected_at: this.connectedAt ?? null,
+      sessions: this.sessions,
+      queued_sessions: this.waiting.length,
+      last_error: this.lastError?.message ?? null,
+    };
+  }
+
+  /** End the connection for good. */
+  close(): void {
+    if (this.state === "closed") return;
+    clearTimeout(this.timer);
+    const hops = this.hops;
+    this.hops = [];
+    this.setState("closed");
+    for (const h of hops.reverse()) h.client.end();
+    this.emit("closed");
+    for (const w of this.waiting.splice(0)) w();
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * The SSH pool: the only owner of SSH connections. One connection per target, shared by every
+ * lease (exec, spawn, SFTP, tunnels), opened on first acquire and closed with the last release.
+ */
+import type { ClientChannel, SFTPWrapper } from "ssh2";
+import { SidecarError } from "../errors.js";
+import type { EventBus } from "../events.js";
+import type { Logger } from "../util/logger.js";
+import type { AuthOptions } from "./auth.js";
+import { loadConfig, resolveChain } from "./config.js";
+import { SshConnection, type ConnectionInfo, type ReconnectPolicy } from "./connection.js";
+import type { ExecOptions, ExecResult, HostLease, HostPool, HostProcess, SpawnOptions } from "./host.js";
+import { LocalHost } from "./local-host.js";
+import { killGroupCommand, openExec, remoteExec, remoteSpawn, type RemoteExecDeps } from "./ssh-exec.js";
+import { isLocalTarget } from "./target.js";
+
+export interface SshPoolOptions {
+  events?: EventBus;
+  log?: Logger;
+  /** ssh config file (default $PARSL_SIDECAR_SSH_CONFIG, else ~/.ssh/config) */
+  configPath?: string;
+  auth?: AuthOptions;
+  /** keepalive interval when the config has no ServerAliveInterval @default 15000 */
+  keepaliveMs?: number;
+  /** keepalive count when the config has no ServerAliveCountMax @default 3 */
+  keepaliveCount?: number;
+  /** SSH handshake timeout (ConnectTimeout wins when set) @default 20000 */
+  readyTimeoutMs?: number;
+  reconnect?: Partial<ReconnectPolicy>;
+  /** how long exec/spawn wait for a reconnect before failing @default 30000 */
+  waitReadyMs?: number;
+  /** session channels per connection @default 10 */
+  maxSessions?: number;
+}
+
+interface Entry {
+  conn: SshConnection;
+  opening: Promise<void>;
+  leases: Map<number, string>;
+}
+
+/** What an SSH lease offers besides HostLease, for src modules (not over RPC). */
+export interface SshLease extends HostLease {
+  readonly isLocal: false;
+  readonly connection: SshConnection;
+  /** a new SFTP session on the connection (the caller ends it) */
+  sftp(): Promise<SFTPWrapper>;
+  /** a direct-tcpip channel from the pool host to dstHost:dstPort */
+  forwardOut(dstHost: string, dstPort: number, srcHost?: string, srcPort?: number): Promise<ClientChannel>;
+}
+
+export function isSshLease(lease: HostLease): lease is SshLease {
+  return !lease.isLocal && "connection" in lease;
+}
+
+export class SshPool implements HostPool {
+  private readonly entries = new Map<string, Entry>();
+  private nextLease = 1;
+  private closed = false;
+
+  constructor(private readonly opts: SshPoolOptions = {}) {}
+
+  /** Borrow `target` (`local`, `user@host[:port]` or an alias) for `owner`. */
+  async acquire(target: string, owner: string): Promise<HostLease> {
+    if (this.closed) throw new SidecarError("SHUTTING_DOWN", "The SSH pool is closed");
+    if (isLocalTarget(target)) return new LocalHost();
+    let entry = this.entries.get(target);
+    if (!entry) {
+      const chain = resolveChain(target, loadConfig(this.opts.configPath));
+      const conn = this.newConnection(target, chain);
+      const created: Entry = { conn, opening: conn.open(), leases: new Map() };
+      entry = created;
+      this.entries.set(target, entry);
+      created.opening.catch(() => {
+        if (this.entries.get(target) === created) this.entries.delete(target);
+        conn.close();
+      });
+    }
+    const id = this.nextLease++;
+    entry.leases.set(id, owner);
+    try {
+      await entry.opening;
+    } catch (err) {
+      entry.leases.delete(id);
+      throw err;
+    }
+    return this.lease(entry, id);
+  }
+
+  private newConnection(target: string, chain: ReturnType<typeof resolveChain>): SshConnection {
+    const host = chain[chain.length - 1]!;
+    const o = this.opts;
+    const conn = new SshConnection(target, chain, {
+      auth: o.auth ?? {},
+      keepaliveMs: host.serverAliveInterval > 0 ? host.serverAliveInterval * 1000 : (o.keepaliveMs ?? 15_000),
+      keepaliveCount: host.serverAliveInterval > 0 ? host.serverAliveCountMax : (o.keepaliveCount ?? host.serverAliveCountMax),
+      readyTimeoutMs: host.connectTimeout > 0 ? host.connectTimeout * 1000 : (o.readyTimeoutMs ?? 20_000),
+      reconnect: { initialMs: o.reconnect?.initialMs ?? 100, maxMs: o.reconnect?.maxMs ?? 10_000 },
+      maxSessions: o.maxSessions ?? 10,
+      log: (msg, data) => o.log?.info(data ?? {}, msg),
+    });
+    conn.on("state", (state: string, data: Record<string, unknown>) => {
+      o.events?.emit("ssh.state", { ...data, state });
+      o.log?.info({ ...data, state }, `ssh ${target}: ${state}`);
+    });
+    return conn;
+  }
+
+  private lease(entry: Entry, id: number): SshLease {
+    const conn = entry.conn;
+    const waitMs = this.opts.waitReadyMs ?? 30_000;
+    const deps: RemoteExecDeps = {
+      target: conn.target,
+      open: async (command) => {
+        const { client, release } = await conn.session(waitMs);
+        try {
+          return { channel: await openExec(client, command), done: release };
+        } catch (err) {
+          release();
+          throw err;
+        }
+      },
+      killGroup: async (pgid, signal) => {
+        const { client, release } = await conn.session(waitMs);
+        try {
+          const ch = await openExec(client, killGroupCommand(pgid, signal));
+          await new Promise<void>((r) => {
+            ch.on("close", () => r());
+            ch.resume();
+            ch.stderr.resume();
+            ch.end();
+          });
+        } finally {
+          release();
+        }
+      },
+    };
+    let released = false;
+    const pool = this;
+    return {
+      target: conn.target,
+      isLocal: false,
+      connection: conn,
+      exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
+        return remoteExec(deps, command, opts);
+      },
+      spawn(command: string, opts?: SpawnOptions): Promise<HostProcess> {
+        return remoteSpawn(deps, command, opts);
+      },
+      async sftp(): Promise<SFTPWrapper> {
+        const { client, release } = await conn.session(waitMs);
+        return await new Promise((resolve, reject) =>
+          client.sftp((err, sftp) => {
+            if (err) {
+              release();
+              reject(new SidecarError("SSH_EXEC", `Cannot open an SFTP session on \`${conn.target}\`: ${err.message}`, { cause: err }));
+            } else {
+              sftp.on("close", release);
+              resolve(sftp);
+            }
+          }),
+        );
+      },
+      forwardOut(dstHost: string, dstPort: number, srcHost = "127.0.0.1", srcPort = 0): Promise<ClientChannel> {
+        return conn.forwardOut(srcHost, srcPort, dstHost, dstPort, waitMs);
+      },
+      release(): void {
+        if (released) return;
+        released = true;
+        pool.releaseLease(entry, id);
+      },
+    };
+  }
+
+  private releaseLease(entry: Entry, id: number): void {
+    entry.leases.delete(id);
+    if (entry.leases.size === 0 && this.entries.get(entry.conn.target) === entry) {
+      this.entries.delete(entry.conn.target);
+      entry.conn.close();
+    }
+  }
+
+  /** The live connections, for `ssh.list` and status. */
+  list(): Array<ConnectionInfo & { leases: number; owners: string[] }> {
+    return [...this.entries.values()].map((e) => ({ ...e.conn.info(), leases: e.leases.size, owners: [...new Set(e.leases.values())] }));
+  }
+
+  /** The connection for a target, if one is open. */
+  connection(target: string): SshConnection | undefined {
+    return this.entries.get(target)?.conn;
+  }
+
+  /** Close every connection (daemon shutdown). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const e of this.entries.values()) e.conn.close();
+    this.entries.clear();
+  }
+}

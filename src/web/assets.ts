@@ -1,0 +1,41 @@
+/**
+ * The page's static files, served straight from src/web/assets of the package (no build step):
+ * found from this module's location, listed once, and only those names are ever served.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, extname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".svg": "image/svg+xml",
+};
+
+/** The package root: the nearest directory above this module holding package.json. */
+export function packageRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
+  let dir = from;
+  while (!existsSync(join(dir, "package.json"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`no package.json above ${from}`);
+    dir = up;
+  }
+  return dir;
+}
+
+export class Assets {
+  readonly dir: string;
+  private readonly names: Set<string>;
+
+  constructor(dir: string = join(packageRoot(), "src", "web", "assets")) {
+    this.dir = dir;
+    this.names = new Set(readdirSync(dir).filter((n) => TYPES[extname(n)] !== undefined));
+  }
+
+  /** The file's bytes and type, or undefined for anything not in the asset folder. */
+  get(name: string): { body: Buffer; type: string } | undefined {
+    if (!this.names.has(name)) return undefined;
+    return { body: readFileSync(join(this.dir, name)), type: TYPES[extname(name)]! };
+  }
+}

@@ -1,0 +1,194 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Dealer } from "zeromq";
+import { z } from "zod";
+import { SidecarClient } from "../../src/client/client.js";
+import { SidecarError } from "../../src/errors.js";
+import { EventBus, type SidecarEvent } from "../../src/events.js";
+import type { ConnectionInfo } from "../../src/rpc/connection-file.js";
+import { pack, unpack } from "../../src/rpc/envelope.js";
+import { defineMethod, Registry } from "../../src/rpc/registry.js";
+import { RpcServer } from "../../src/rpc/server.js";
+import { silentLogger } from "../../src/util/logger.js";
+import { newKey } from "../../src/rpc/connection-file.js";
+
+function methods(server: () => RpcServer): Registry {
+  const r = new Registry();
+  r.add(
+    defineMethod({
+      name: "t.echo",
+      description: "echo",
+      params: z.object({ value: z.unknown().optional(), delay_ms: z.number().int().min(0).default(0), steps: z.number().int().default(0) }).strict(),
+      result: z.object({ value: z.unknown() }),
+      handler: async (p, ctx) => {
+        for (let i = 1; i <= p.steps; i++) ctx.progress({ step: i });
+        if (p.delay_ms) await new Promise((r) => setTimeout(r, p.delay_ms));
+        return { value: p.value ?? null };
+      },
+    }),
+    defineMethod({
+      name: "t.fail",
+      description: "fails with a known code",
+      params: z.object({}),
+      result: z.object({}),
+      handler: () => {
+        throw new SidecarError("STAGING_NOT_FOUND", "no such file", { data: { path: "/x" } });
+      },
+    }),
+    defineMethod({
+      name: "t.crash",
+      description: "a bug",
+      params: z.object({}),
+      result: z.object({}),
+      handler: () => {
+        throw new TypeError("oops");
+      },
+    }),
+    defineMethod({
+      name: "sidecar.subscribe",
+      description: "subscribe",
+      params: z.object({ topics: z.array(z.string()).default([]), history: z.boolean().default(false) }),
+      result: z.unknown(),
+      handler: (p, ctx) => ({ lease_ms: server().subscribe(ctx.client, p.topics), history: [] }),
+    }),
+    defineMethod({
+      name: "sidecar.unsubscribe",
+      description: "unsubscribe",
+      params: z.object({}),
+      result: z.unknown(),
+      handler: (_p, ctx) => {
+        server().unsubscribe(ctx.client);
+        return { ok: true };
+      },
+    }),
+  );
+  return r;
+}
+
+for (const transport of ["ipc", "tcp"] as const) {
+  describe(`RpcServer over ${transport}`, () => {
+    let dir: string;
+    let key: Buffer;
+    let info: ConnectionInfo;
+    let client: SidecarClient;
+    const events = new EventBus();
+    let srv: RpcServer;
+
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), "psc-srv-"));
+      key = newKey();
+      srv = new RpcServer(key, methods(() => srv), events, silentLogger);
+      const endpoint = await srv.bind(transport === "ipc" ? `ipc://${join(dir, "s.sock")}` : "tcp://127.0.0.1:*");
+      info = { endpoint, protocol_version: 1, signature_scheme: "hmac-sha256", key: key.toString("hex"), pid: process.pid, started_at: new Date().toISOString(), version: "test" };
+      client = SidecarClient.fromInfo(info);
+    });
+
+    afterAll(async () => {
+      client?.close();
+      await srv?.close(100);
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("answers many concurrent calls, each with its own result", async () => {
+      const values = Array.from({ length: 200 }, (_, i) => `v${i}`);
+      const got = await Promise.all(values.map((value, i) => client.call<{ value: string }>("t.echo", { value, delay_ms: i % 7 })));
+      expect(got.map((g) => g.value)).toEqual(values);
+    });
+
+    it("does not hold a fast call behind a slow one", async () => {
+      let slowDone = false;
+      const slow = client.call("t.echo", { delay_ms: 800 }).then(() => (slowDone = true));
+      await client.call("t.echo", { value: 1 });
+      expect(slowDone).toBe(false);
+      await slow;
+    });
+
+    it("sends progress before the reply", async () => {
+      const seen: unknown[] = [];
+      await client.call("t.echo", { steps: 3 }, { onProgress: (p) => seen.push(p) });
+      expect(seen).toEqual([{ step: 1 }, { step: 2 }, { step: 3 }]);
+    });
+
+    it("reports an unknown method", async () => {
+      await expect(client.call("t.nope")).rejects.toMatchObject({ code: "UNKNOWN_METHOD", message: expect.stringContaining("t.nope") });
+    });
+
+    it("names the field and the value of invalid params", async () => {
+      const err = await client.call("t.echo", { delay_ms: "x" }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SidecarError);
+      expect((err as SidecarError).code).toBe("INVALID_PARAMS");
+      expect((err as SidecarError).message).toContain("params.delay_ms");
+      expect((err as SidecarError).message).toContain('`"x"` (string)');
+    });
+
+    it("carries a handler's error code and data, and hides nothing of a bug but its message", async () => {
+      await expect(client.call("t.fail")).rejects.toMatchObject({ code: "STAGING_NOT_FOUND", data: { path: "/x" } });
+      await expect(client.call("t.crash")).rejects.toMatchObject({ code: "INTERNAL", message: "oops" });
+    });
+
+    it("drops a message signed with another key and counts it", async () => {
+      const before = srv.stats.dropped.signature;
+      const forged = SidecarClient.fromInfo({ ...info, key: newKey().toString("hex") });
+      try {
+        await expect(forged.call("t.echo", {}, { timeout: 300 })).rejects.toMatchObject({ code: "TIMEOUT" });
+      } finally {
+        forged.close();
+      }
+      expect(srv.stats.dropped.signature).toBe(before + 1);
+      await expect(client.call("t.echo", { value: 2 })).resolves.toEqual({ value: 2 });
+    });
+
+    it("answers another protocol version with VERSION_MISMATCH", async () => {
+      const d = new Dealer({ linger: 0 });
+      d.connect(info.endpoint);
+      try {
+        await d.send(pack(key, { v: 2, id: "x-1", type: "request", method: "t.echo", ts: Date.now() }, {}));
+        const [frames] = await Promise.all([d.receive()]);
+        const msg = unpack(key, frames);
+        expect(msg.ok).toBe(true);
+        if (msg.ok) {
+          expect(msg.header.reply_to).toBe("x-1");
+          expect(msg.body).toMatchObject({ error: { code: "VERSION_MISMATCH", data: { got: 2, supported: [1] } } });
+        }
+      } finally {
+        d.close();
+      }
+    });
+
+    it("drops a replayed message", async () => {
+      const d = new Dealer({ linger: 0, receiveTimeout: 500 });
+      d.connect(info.endpoint);
+      try {
+        const frames = pack(key, { v: 1, id: "r-1", type: "request", method: "t.echo", ts: Date.now() }, { value: "once" });
+        await d.send(frames);
+        await d.receive();
+        const before = srv.stats.dropped.replay;
+        await d.send(frames);
+        await expect(d.receive()).rejects.toMatchObject({ code: "EAGAIN" });
+        expect(srv.stats.dropped.replay).toBe(before + 1);
+      } finally {
+        d.close();
+      }
+    });
+
+    it("delivers subscribed events by topic prefix until unsubscribed", async () => {
+      const got: SidecarEvent[] = [];
+      let arrived!: () => void;
+      const jobEvent = new Promise<void>((r) => (arrived = r));
+      const stop = await client.subscribe(["job"], (e) => {
+        got.push(e);
+        if (e.topic === "job.state") arrived();
+      });
+      expect(srv.subscriberCount).toBe(1);
+      events.emit("tunnel.state", { up: true }); // not subscribed: never sent
+      events.emit("jobs", { x: 1 }); // a prefix match must end at a dot
+      events.emit("job.state", { id: 1 });
+      await jobEvent; // events to one client arrive in order, so the others were not sent
+      expect(got.map((e) => [e.topic, e.data])).toEqual([["job.state", { id: 1 }]]);
+      await stop();
+      expect(srv.subscriberCount).toBe(0);
+    });
+  });
+}

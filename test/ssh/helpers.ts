@@ -1,0 +1,44 @@
+// Shared set-up for the SSH tests: a private sshd, an ssh config naming it, and a pool.
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { EventBus } from "../../src/events.js";
+import { SshPool, type SshPoolOptions } from "../../src/ssh/pool.js";
+import { sshdEntry, writeSshConfig, type SshConfigEntry } from "../testbed/ssh-config.js";
+import { startSshd, type Sshd, type SshdOptions } from "../testbed/sshd.js";
+
+export interface SshSetup {
+  sshd: Sshd;
+  configPath: string;
+  events: EventBus;
+  pool: SshPool;
+}
+
+/** The config entry for `sshd` under `alias`: its key, its known_hosts, no agent. */
+export function entryFor(alias: string, sshd: Sshd, extra: Record<string, string | number> = {}, over: Partial<SshConfigEntry> = {}): SshConfigEntry {
+  return sshdEntry(alias, sshd, { extra: { IdentitiesOnly: "yes", IdentityAgent: "none", StrictHostKeyChecking: "yes", ...extra }, ...over });
+}
+
+/** Start an sshd and a pool that reaches it as alias `pool`. */
+export async function sshSetup(opts: { sshd?: SshdOptions; extra?: Record<string, string | number>; pool?: SshPoolOptions; entries?: (s: Sshd) => SshConfigEntry[] } = {}): Promise<SshSetup> {
+  const sshd = await startSshd(opts.sshd ?? {});
+  const entries = [entryFor("pool", sshd, opts.extra), ...(opts.entries?.(sshd) ?? [])];
+  const configPath = writeSshConfig(sshd.dir, entries, "client_config");
+  const events = new EventBus();
+  const pool = new SshPool({ configPath, events, reconnect: { initialMs: 50, maxMs: 1000 }, ...opts.pool });
+  return { sshd, configPath, events, pool };
+}
+
+/** A unique token for process command lines (to find them with pgrep). */
+export function token(): string {
+  return String(100000 + (randomBytes(3).readUIntBE(0, 3) % 800000));
+}
+
+/** Poll `check` until it returns true or `timeoutMs` passes; returns the last value. */
+export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 10000, everyMs = 50): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(everyMs);
+  }
+}

@@ -1,0 +1,145 @@
+// The SSH pool against a real OpenSSH sshd: exec (exit codes, stderr, stdin, env, cwd,
+// timeout), spawn with process-group kill, and one shared connection per target.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { HostLease } from "../../src/ssh/host.js";
+import { isSshLease } from "../../src/ssh/pool.js";
+import { stopAllAfterAll } from "../testbed/hooks.js";
+import { eventually, sshSetup, token, type SshSetup } from "./helpers.js";
+
+stopAllAfterAll();
+
+describe("SshPool exec and spawn", () => {
+  let s: SshSetup;
+  let lease: HostLease;
+  beforeAll(async () => {
+    s = await sshSetup();
+    lease = await s.pool.acquire("pool", "test");
+  }, 30000);
+  afterAll(async () => {
+    lease?.release();
+    await s?.pool.close();
+    await s?.sshd.stop();
+  }, 30000);
+
+  const running = async (tok: string): Promise<string> => (await lease.exec(`pgrep -f '^sleep 60${tok}' || true`)).stdout.trim();
+
+  it("returns exit code, stdout and stderr in one shape", { timeout: 20000 }, async () => {
+    const r = await lease.exec("echo out; echo err >&2; exit 3");
+    expect(r).toMatchObject({ exitCode: 3, signal: null, stdout: "out\n", stderr: "err\n", timedOut: false });
+    expect(r.durationMs).toBeGreaterThanOrEqual(0);
+    const ok = await lease.exec("true");
+    expect(ok).toMatchObject({ exitCode: 0, signal: null, stdout: "", stderr: "", timedOut: false });
+  });
+
+  it("passes stdin, env and cwd", { timeout: 20000 }, async () => {
+    expect((await lease.exec("cat", { stdin: "line1\nline2" })).stdout).toBe("line1\nline2");
+    const r = await lease.exec(`printf '%s|' "$FOO" "$BAR"; pwd`, { env: { FOO: "a b'c $HOME", BAR: "" }, cwd: "/tmp" });
+    expect(r.stdout).toBe("a b'c $HOME||/tmp\n");
+    const bad = await lease.exec("pwd", { cwd: "/does/not/exist" });
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.stderr).toMatch(/does\/not\/exist/);
+  });
+
+  it("rejects a bad environment variable name", { timeout: 20000 }, async () => {
+    await expect(lease.exec("true", { env: { "A-B": "x" } })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+  });
+
+  it("reports a signal as the signal", { timeout: 20000 }, async () => {
+    const r = await lease.exec("kill -KILL $$");
+    expect(r.exitCode).toBeNull();
+    expect(r.signal).toBe("SIGKILL");
+  });
+
+  it("a timeout kills the whole remote process group", { timeout: 30000 }, async () => {
+    const tok = token();
+    const r = await lease.exec(`sleep 60${tok} & (sleep 60${tok} &); sleep 60${tok}`, { timeoutMs: 800 });
+    expect(r.timedOut).toBe(true);
+    expect(r.exitCode).toBeNull();
+    expect(await eventually(async () => (await running(tok)) === "")).toBe(true);
+  });
+
+  it("spawn runs in its own process group and kill() takes grandchildren too", { timeout: 30000 }, async () => {
+    const tok = token();
+    const p = await lease.spawn(`echo started; sleep 60${tok} & (sleep 60${tok} &); sleep 60${tok}`);
+    const pgid = await p.pgid;
+    expect(pgid).toBeGreaterThan(1);
+    const first = await new Promise<string>((resolve) => p.stdout.once("data", (b: Buffer) => resolve(b.toString())));
+    expect(first).toBe("started\n");
+    expect(await eventually(async () => (await running(tok)).split("\n").length === 3)).toBe(true);
+    const groups = await lease.exec(`ps -o pgid= -p $(pgrep -d, -f '^sleep 60${tok}') | sort -u`);
+    expect(groups.stdout.trim()).toBe(String(pgid));
+    await p.kill("SIGTERM");
+    const exit = await p.exited;
+    expect(exit.signal).toBe("SIGTERM");
+    expect(await eventually(async () => (await running(tok)) === "")).toBe(true);
+  });
+
+  it("spawn streams stdin to stdout and keeps stderr clean of the pgid line", { timeout: 20000 }, async () => {
+    const p = await lease.spawn("cat; echo done >&2");
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    p.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    p.stdin.end("hello");
+    expect(await p.exited).toEqual({ exitCode: 0, signal: null });
+    expect(out).toBe("hello");
+    expect(err).toBe("done\n");
+  });
+
+  it("shares one connection per target and closes it with the last lease", { timeout: 20000 }, async () => {
+    const a = await s.pool.acquire("pool", "a");
+    const b = await s.pool.acquire("pool", "b");
+    expect(isSshLease(a) && isSshLease(b) && a.connection === b.connection).toBe(true);
+    const info = s.pool.list().find((c) => c.target === "pool")!;
+    expect(info.leases).toBe(3);
+    expect(info.owners.sort()).toEqual(["a", "b", "test"]);
+    expect(info.state).toBe("ready");
+    expect(info.server_version).toMatch(/OpenSSH/);
+    expect(info.fingerprint).toMatch(/^SHA256:/);
+    expect(info.cipher).toMatch(/aes128-gcm|chacha20/);
+    a.release();
+    b.release();
+    b.release(); // twice is harmless
+    expect(s.pool.list().find((c) => c.target === "pool")!.leases).toBe(1);
+  });
+
+  it("closes the connection when the last lease is released", { timeout: 20000 }, async () => {
+    const other = await s.pool.acquire(`${s.sshd.user}@${s.sshd.host}:${s.sshd.port}`, "x").catch((e: unknown) => e);
+    // a raw target has no IdentityFile/known_hosts from the config: refused, and nothing kept open
+    expect(other).toMatchObject({ code: expect.stringMatching(/SSH_AUTH|SSH_HOST_KEY/) });
+    expect(s.pool.list().map((c) => c.target)).toEqual(["pool"]);
+  });
+
+  it("gives SFTP and forwardOut to other modules", { timeout: 20000 }, async () => {
+    if (!isSshLease(lease)) throw new Error("expected an ssh lease");
+    const sftp = await lease.sftp();
+    const names = await new Promise<string[]>((res, rej) => sftp.readdir(s.sshd.dir, (e, l) => (e ? rej(e) : res(l.map((x) => x.filename)))));
+    expect(names).toContain("sshd_config");
+    sftp.end();
+    const ch = await lease.forwardOut(s.sshd.host, s.sshd.port);
+    const banner = await new Promise<string>((res) => ch.once("data", (b: Buffer) => res(b.toString())));
+    expect(banner).toMatch(/^SSH-2.0-OpenSSH/);
+    ch.close();
+  });
+});
+
+describe("local host", () => {
+  it("exec and spawn with group kill", { timeout: 20000 }, async () => {
+    const { SshPool } = await import("../../src/ssh/pool.js");
+    const pool = new SshPool();
+    const local = await pool.acquire("local", "t");
+    expect(local.isLocal).toBe(true);
+    const r = await local.exec("echo $FOO; cat; exit 4", { env: { FOO: "bar" }, stdin: "in" });
+    expect(r).toMatchObject({ exitCode: 4, stdout: "bar\nin", timedOut: false });
+    const tok = token();
+    const t = await local.exec(`sleep 60${tok} & sleep 60${tok}`, { timeoutMs: 300 });
+    expect(t.timedOut).toBe(true);
+    const p = await local.spawn(`(sleep 60${tok} &); sleep 60${tok}`);
+    expect(await p.pgid).toBeGreaterThan(1);
+    await p.kill();
+    await p.exited;
+    expect(await eventually(async () => (await local.exec(`pgrep -f '^sleep 60${tok}' || true`)).stdout.trim() === "")).toBe(true);
+    local.release();
+    await pool.close();
+  });
+});

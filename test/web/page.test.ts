@@ -1,0 +1,206 @@
+// The page in a real browser (Debian's chromium driven by playwright-core) against a real
+// sidecar: the review form, validation as typed with the CLI's messages, Accept, Cancel, a file
+// that does not parse, a file changed on disk, two browsers accepting at once, the token, and
+// the live view. Screenshots of each state go to test-artifacts/web/.
+import { readFileSync, writeFileSync } from "node:fs";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkExecutors } from "../../src/executors/index.js";
+import { warnSkip } from "../testbed/hooks.js";
+import { haveChromium, launchChromium, openReview, shot, startSidecar, TWO_POOLS, type Sidecar } from "./helpers.js";
+
+const skip = haveChromium ? false : warnSkip("web page browser tests", "/usr/bin/chromium is not installed (bash scripts/install-system-deps.sh installs it)");
+
+/** Open a link in a fresh browser context (its own cookies: another "browser") and wait until ready. */
+async function openPage(browser: Browser, url: string): Promise<Page> {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("console", (m) => m.type() === "error" && !m.text().includes("403") && errors.push(m.text()));
+  (page as Page & { errors: string[] }).errors = errors;
+  await page.goto(url);
+  await page.waitForSelector("body[data-ready=true]");
+  return page;
+}
+
+/** A full-page picture: the viewport grows to the page so sticky bars sit where they belong. */
+async function picture(page: Page, name: string): Promise<void> {
+  const height = await page.locator("html").evaluate((el) => el.scrollHeight);
+  await page.setViewportSize({ width: 1280, height: Math.max(600, Math.min(height, 4000)) });
+  await page.screenshot({ path: shot(name) });
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
+  let s: Sidecar;
+  let browser: Browser;
+  beforeAll(async () => {
+    s = await startSidecar();
+    browser = await launchChromium();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await s?.close();
+  });
+
+  it("shows a form per executor, validates as typed with the CLI's message, and Accept writes the file keeping order and unknown keys", async () => {
+    const file = s.write("two-pools.json", TWO_POOLS);
+    const r = await openReview(s, file);
+    const waiting = s.client.call<{ outcome: string }>("web.review_wait", { id: r.id }, { timeout: 0 });
+    const page = await openPage(browser, r.url);
+    expect(new URL(page.url()).searchParams.get("token")).toBeNull();
+    await expect.poll(() => page.locator(".card[data-label]").count()).toBe(2);
+    await expect.poll(() => page.locator("#file-path").textContent()).toBe(file);
+    // the explanation of a key sits beside it
+    expect(await page.locator('.card[data-label="cpu_executor"] .field[data-key="CORES_PER_WORKER"] .help').textContent()).toMatch(/Cores each worker uses/);
+    // an unknown key is shown, marked, and warned about, but does not block
+    await expect.poll(() => page.locator("#err-cpu_executor-MY_TEAM_NOTE").textContent()).toMatch(/Unknown key/);
+    await expect.poll(() => page.locator("#accept").isEnabled()).toBe(true);
+    // what completion fills in is shown per label
+    await expect.poll(() => page.locator('#extras-gpu_executor .kv').textContent()).toMatch(/WORKER_PORT/);
+    await picture(page, "review-form");
+
+    await page.fill("#f-cpu_executor-CORES_PER_WORKER", "abc");
+    const cli = checkExecutors({ ...JSON.parse(TWO_POOLS), cpu_executor: { ...JSON.parse(TWO_POOLS).cpu_executor, CORES_PER_WORKER: "abc" } });
+    const expected = cli.errors.find((e) => e.key === "CORES_PER_WORKER")!.message;
+    await expect.poll(() => page.locator("#err-cpu_executor-CORES_PER_WORKER").textContent()).toBe(expected.replaceAll("`", ""));
+    expect(await page.locator("#accept").isDisabled()).toBe(true);
+    expect(await page.locator("#problem-count").textContent()).toMatch(/1 problem/);
+    await picture(page, "review-invalid");
+
+    await page.fill("#f-cpu_executor-CORES_PER_WORKER", "2");
+    await expect.poll(() => page.locator("#err-cpu_executor-CORES_PER_WORKER").textContent()).toBe("");
+    await expect.poll(() => page.locator("#accept").isEnabled()).toBe(true);
+    await page.fill("#f-gpu_executor-RUN_DIR", "/scratch/me/run");
+    await expect.poll(() => page.locator("#accept").isEnabled()).toBe(true);
+    await page.click("#accept");
+    await expect.poll(() => page.locator("#banner").textContent()).toMatch(/Accepted/);
+    await picture(page, "review-accepted");
+    expect((await waiting).outcome).toBe("accepted");
+
+    const text = readFileSync(file, "utf8");
+    const original = JSON.parse(TWO_POOLS);
+    const written = JSON.parse(text);
+    expect(Object.keys(written)).toEqual(Object.keys(original));
+    expect(Object.keys(written.cpu_executor)).toEqual(Object.keys(original.cpu_executor));
+    expect(written.cpu_executor).toEqual({ ...original.cpu_executor, CORES_PER_WORKER: 2 });
+    expect(written.gpu_executor).toEqual({ ...original.gpu_executor, RUN_DIR: "/scratch/me/run" });
+    expect(text.split("\n")[1]).toBe('    "cpu_executor": {');
+    expect((page as Page & { errors: string[] }).errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it("Cancel: the page says so and the wait ends with cancelled", async () => {
+    const file = s.write("cancel.json", TWO_POOLS);
+    const r = await openReview(s, file);
+    const waiting = s.client.call<{ outcome: string }>("web.review_wait", { id: r.id }, { timeout: 0 });
+    const page = await openPage(browser, r.url);
+    await page.click("#cancel");
+    await expect.poll(() => page.locator("#banner").textContent()).toMatch(/Cancelled/);
+    expect((await waiting).outcome).toBe("cancelled");
+    expect(await page.locator("#accept").isDisabled()).toBe(true);
+    await picture(page, "review-cancelled");
+    expect(readFileSync(file, "utf8")).toBe(TWO_POOLS);
+    await page.context().close();
+  });
+
+  it("a file that does not parse: the page shows where (line and column) and offers Reload", async () => {
+    const bad = TWO_POOLS.replace('"CONDA_ENV": "parsl_py39",', '"CONDA_ENV": "parsl_py39"');
+    const file = s.write("broken.json", bad);
+    const r = await openReview(s, file);
+    const page = await openPage(browser, r.url);
+    await expect.poll(() => page.locator("#parse-error .parse-msg").textContent()).toMatch(/at line 5, column 9/);
+    expect(await page.locator("#parse-error .src-bad").textContent()).toMatch(/CONDA_DIR/);
+    expect(await page.locator("#accept").isDisabled()).toBe(true);
+    await picture(page, "review-parse-error");
+    // fixed in an editor, then Reload: the form appears
+    writeFileSync(file, TWO_POOLS);
+    await page.click("#reload");
+    await expect.poll(() => page.locator(".card[data-label]").count()).toBe(2);
+    await page.context().close();
+  });
+
+  it("a file changed on disk while open: the page says so and does not overwrite", async () => {
+    const file = s.write("changed.json", TWO_POOLS);
+    const r = await openReview(s, file);
+    const page = await openPage(browser, r.url);
+    await page.fill("#f-gpu_executor-CORES_PER_WORKER", "6");
+    const theirs = TWO_POOLS.replace('"POOL": "google_gpu"', '"POOL": "google_gpu_v2"');
+    writeFileSync(file, theirs);
+    await expect.poll(() => page.locator("#accept").isEnabled()).toBe(true);
+    await page.click("#accept");
+    await expect.poll(() => page.locator("#banner").textContent()).toMatch(/changed on disk since this page loaded it/);
+    await picture(page, "review-changed-on-disk");
+    expect(readFileSync(file, "utf8")).toBe(theirs);
+    await page.context().close();
+  });
+
+  it("two browsers accept at once: one wins, the other is told", async () => {
+    const file = s.write("race.json", TWO_POOLS);
+    const r = await openReview(s, file);
+    const second = await s.client.call<{ url: string }>("web.open", { review: r.id });
+    const [a, b] = await Promise.all([openPage(browser, r.url), openPage(browser, second.url)]);
+    await a.fill("#f-cpu_executor-CORES_PER_WORKER", "3");
+    await b.fill("#f-cpu_executor-CORES_PER_WORKER", "5");
+    await expect.poll(() => a.locator("#accept").isEnabled()).toBe(true);
+    await expect.poll(() => b.locator("#accept").isEnabled()).toBe(true);
+    // both press Accept in the same moment; whichever is second is refused (409) or, if the
+    // first one's event arrived before its click, already shows that the other window accepted
+    const press = (p: Page): Promise<void> => p.locator("#accept").evaluate((el) => (el as unknown as { click(): void }).click());
+    await Promise.all([press(a), press(b)]);
+    const texts = async (): Promise<string[]> => [(await a.locator("#banner").textContent()) ?? "", (await b.locator("#banner").textContent()) ?? ""];
+    await expect.poll(async () => (await texts()).every((t) => t !== "")).toBe(true);
+    const [ta, tb] = await texts();
+    const winners = [ta, tb].filter((t) => /^Accepted/.test(t!));
+    const losers = [ta, tb].filter((t) => /already accepted|accepted in another window/.test(t!));
+    expect(winners).toHaveLength(1);
+    expect(losers).toHaveLength(1);
+    const cores = JSON.parse(readFileSync(file, "utf8")).cpu_executor.CORES_PER_WORKER;
+    expect(cores).toBe(/^Accepted/.test(ta!) ? 3 : 5);
+    await picture(/^Accepted/.test(ta!) ? a : b, "two-browsers-winner");
+    await picture(/^Accepted/.test(ta!) ? b : a, "two-browsers-told");
+    await a.context().close();
+    await b.context().close();
+  });
+
+  it("refuses the page, the API and the event stream without the token", async () => {
+    const { url } = await s.client.call<{ url: string }>("web.open", {});
+    const origin = new URL(url).origin;
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 400 } });
+    const page = await ctx.newPage();
+    const res = await page.goto(`${origin}/`);
+    expect(res!.status()).toBe(403);
+    expect(await page.textContent("body")).toMatch(/Forbidden/);
+    await page.screenshot({ path: shot("forbidden") });
+    for (const path of ["/api/state", "/api/events", "/api/live", "/assets/app.js"]) {
+      expect((await ctx.request.get(`${origin}${path}`)).status(), path).toBe(403);
+    }
+    // the same link works once, and the cookie it sets opens the API
+    expect((await page.goto(url))!.status()).toBe(200);
+    expect((await ctx.request.get(`${origin}/api/state`)).status()).toBe(200);
+    const cookies = await ctx.cookies();
+    expect(cookies[0]).toMatchObject({ httpOnly: true, sameSite: "Strict" });
+    // the link is spent: a new browser cannot use it
+    const other = await browser.newContext();
+    expect((await (await other.newPage()).goto(url))!.status()).toBe(403);
+    await other.close();
+    await ctx.close();
+  });
+
+  it("the live view shows the sidecar's log lines and transfers as they happen", async () => {
+    const { url } = await s.client.call<{ url: string }>("web.open", {});
+    const page = await openPage(browser, url);
+    await expect.poll(() => page.locator("#tab-live").getAttribute("aria-selected")).toBe("true");
+    s.daemon.log.info({ pool: "koehr_cpu" }, "pool koehr_cpu connected");
+    await expect.poll(() => page.locator("#logs").textContent()).toMatch(/pool koehr_cpu connected/);
+    // transfers arrive as `transfer.progress` events on the sidecar's bus (the staging service emits them)
+    for (const bytes of [25, 50, 75]) s.daemon.events.emit("transfer.progress", { id: "t-1", src: "s3://bucket/inputs.tar", dst: "koehr_cpu:/home/me/inputs.tar", bytes: bytes * 1024 * 1024, total: 100 * 1024 * 1024 });
+    s.daemon.events.emit("transfer.progress", { id: "t-2", src: "gs://bucket/model.bin", dst: "google_gpu:/scratch/model.bin", bytes: 1024, total: 4096, error: "STAGING_PERMISSION: cannot write /scratch/model.bin" });
+    await expect.poll(() => page.locator('[data-transfer="t-1"] .transfer-meta').textContent()).toMatch(/75\.0 MiB of 100 MiB \(75%\)/);
+    await expect.poll(() => page.locator('[data-transfer="t-2"]').textContent()).toMatch(/cannot write/);
+    await expect.poll(() => page.locator("canvas#chart-transfers").isVisible()).toBe(true);
+    await picture(page, "live");
+    await page.context().close();
+  });
+});
