@@ -4,6 +4,7 @@
  */
 import { executorsModule } from "../executors/module.js";
 import { sshModule } from "../ssh/module.js";
+import { stagingModule } from "../staging/module.js";
 import { webModule } from "../web/module.js";
 import type { DaemonContext, ServiceModule } from "./module.js";
 
@@ -13,6 +14,7 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   const ssh = sshModule(ctx);
   modules.push(ssh);
   modules.push(executorsModule(ctx));
+  modules.push(stagingModule(ctx, { hosts: ssh.pool }));
   modules.push(webModule(ctx));
   return modules;
 }

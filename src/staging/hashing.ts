@@ -85,16 +85,21 @@ export class S3EtagHasher {
   }
 }
 
-/** Whether two digest sets agree on every algorithm both have; `undefined` when none is shared. */
+/**
+ * Whether two digest sets agree on every checksum both have; `undefined` when they share none.
+ * Equal S3 ETags mean equal content, but different ones do not mean different content (the
+ * ETag depends on how the object was uploaded), so an ETag only ever confirms.
+ */
 export function digestsAgree(a: Digests, b: Digests): boolean | undefined {
   let shared = false;
-  for (const k of ["sha256", "md5", "crc32c", "etag"] as const) {
+  for (const k of ["sha256", "md5", "crc32c"] as const) {
     const x = a[k];
     const y = b[k];
     if (x !== undefined && y !== undefined) {
       shared = true;
-      if (x.toLowerCase() !== y.toLowerCase() && !(k === "crc32c" && x === y)) return false;
+      if (k === "crc32c" ? x !== y : x.toLowerCase() !== y.toLowerCase()) return false;
     }
   }
-  return shared ? true : undefined;
+  if (shared) return true;
+  return a.etag !== undefined && a.etag === b.etag ? true : undefined;
 }

@@ -1,5 +1,6 @@
 /** Decides which files are already identical at the destination (size, then a shared checksum). */
 import { digestsAgree } from "./hashing.js";
+import { forEachLimit } from "./retry.js";
 import type { DigestAlgo, Digests, Store, StoreEntry } from "./store.js";
 
 export interface Side {
@@ -7,6 +8,18 @@ export interface Side {
   /** absolute path or key of each relative name */
   pathOf(rel: string): string;
   entries: Map<string, StoreEntry>;
+}
+
+async function enrich(rels: string[], side: Side): Promise<void> {
+  if (side.store.digest) return;
+  const poor = rels.filter((r) => {
+    const d = side.entries.get(r)!.digests;
+    return d.sha256 === undefined && d.md5 === undefined && d.crc32c === undefined;
+  });
+  await forEachLimit(poor, 16, async (r) => {
+    const st = await side.store.stat(side.pathOf(r));
+    if (st) Object.assign(side.entries.get(r)!.digests, st.digests);
+  });
 }
 
 /** The algorithm both sides can provide for this pair, reading data where needed. */
@@ -27,10 +40,17 @@ function pickAlgo(src: Store, s: Digests, dst: Store, d: Digests): DigestAlgo | 
 export async function identicalFiles(names: string[], src: Side, dst: Side): Promise<Set<string>> {
   const same = new Set<string>();
   const need: Record<DigestAlgo, string[]> = { sha256: [], md5: [] };
-  for (const rel of names) {
+  const candidates = names.filter((rel) => {
     const s = src.entries.get(rel);
     const d = dst.entries.get(rel);
-    if (!s || !d || d.type !== "file" || s.size !== d.size) continue;
+    return s !== undefined && d !== undefined && d.type === "file" && s.size === d.size;
+  });
+  // object listings lack metadata (S3 multipart objects keep their checksum there): ask for it
+  await enrich(candidates, src);
+  await enrich(candidates, dst);
+  for (const rel of candidates) {
+    const s = src.entries.get(rel)!;
+    const d = dst.entries.get(rel)!;
     const agree = digestsAgree(s.digests, d.digests);
     if (agree === true) same.add(rel);
     if (agree !== undefined) continue;

@@ -3,6 +3,7 @@
  * choose by shape (a tar stream for many small files to or from a pool, else per-file streams
  * with bounded concurrency), copy, verify, and commit so that nothing partial is left behind.
  */
+import { setMaxListeners } from "node:events";
 import { SidecarError } from "../errors.js";
 import { copyFile } from "./copy-file.js";
 import { stagingFailure } from "./failures.js";
@@ -41,6 +42,8 @@ function joinPath(store: Store, root: string, rel: string): string {
 
 export async function runTransfer(spec: TransferSpec): Promise<TransferResult> {
   const started = performance.now();
+  // many concurrent requests listen on the same signal
+  if (spec.signal) setMaxListeners(0, spec.signal);
   const progress = new Progress(spec.id, spec.onProgress);
   const ctx = { item: spec.item, src: spec.src.store.url(spec.src.path), dst: spec.dst.store.url(spec.dst.path) };
   try {

@@ -11,7 +11,7 @@ import { safeRelative } from "../safe-path.js";
 import { type Digests, type PutOptions, type StagedWrite, type Store, type StoreEntry, tempName } from "../store.js";
 
 export interface GcsStoreOptions {
-  /** custom endpoint (with authentication); default $PARSL_SIDECAR_GCS_ENDPOINT. $STORAGE_EMULATOR_HOST is an emulator (no authentication). */
+  /** custom endpoint (with authentication); default $PARSL_SIDECAR_GCS_ENDPOINT. $STORAGE_EMULATOR_HOST names an emulator (no authentication). */
   endpoint?: string | undefined;
   projectId?: string | undefined;
   /** files up to this size are sent in one verified request @default 8 MiB */
@@ -43,6 +43,20 @@ async function collect(data: AsyncIterable<Buffer>, max: number): Promise<{ head
   }
 }
 
+/**
+ * The library uses $STORAGE_EMULATOR_HOST verbatim as its base URL (without /storage/v1), unlike
+ * gcloud and the Python client; the endpoint is passed explicitly instead.
+ */
+function withoutEmulatorEnv<T>(fn: () => T): T {
+  const saved = process.env.STORAGE_EMULATOR_HOST;
+  delete process.env.STORAGE_EMULATOR_HOST;
+  try {
+    return fn();
+  } finally {
+    if (saved !== undefined) process.env.STORAGE_EMULATOR_HOST = saved;
+  }
+}
+
 export class GcsStore implements Store {
   readonly kind = "gcs" as const;
   readonly storage: Storage;
@@ -52,10 +66,12 @@ export class GcsStore implements Store {
     private readonly opts: GcsStoreOptions = {},
   ) {
     const endpoint = opts.endpoint ?? process.env.PARSL_SIDECAR_GCS_ENDPOINT;
+    const emulator = process.env.STORAGE_EMULATOR_HOST;
     const o: StorageOptions = { retryOptions: { autoRetry: true, maxRetries: 3 } };
-    if (endpoint) Object.assign(o, { apiEndpoint: endpoint, useAuthWithCustomEndpoint: true });
-    if (opts.projectId) o.projectId = opts.projectId;
-    this.storage = new Storage(o);
+    if (endpoint) Object.assign(o, { apiEndpoint: endpoint.replace(/\/storage\/v1\/?$/, ""), useAuthWithCustomEndpoint: true });
+    else if (emulator) Object.assign(o, { apiEndpoint: (/^https?:\/\//.test(emulator) ? emulator : `http://${emulator}`).replace(/\/storage\/v1\/?$/, ""), useAuthWithCustomEndpoint: false });
+    if (opts.projectId ?? process.env.GOOGLE_CLOUD_PROJECT) o.projectId = opts.projectId ?? process.env.GOOGLE_CLOUD_PROJECT;
+    this.storage = withoutEmulatorEnv(() => new Storage(o));
   }
 
   url(key: string): string {

@@ -63,7 +63,14 @@ export class PoolStore implements Store {
 
   async put(path: string, data: Readable, opts: PutOptions = {}): Promise<StagedWrite> {
     const tmp = posix.join(posix.dirname(path), tempName(posix.basename(path)));
-    const { stdout } = await spawnWithInput(this.host, `write ${path}`, putScript(path, tmp, opts.size, opts.mode), data, opts.signal);
+    let stdout: string;
+    try {
+      ({ stdout } = await spawnWithInput(this.host, `write ${path}`, putScript(path, tmp, opts.size, opts.mode), data, opts.signal));
+    } catch (err) {
+      // the script removes its file on a short write, but not if it was killed with the connection
+      await this.host.exec(`rm -f -- ${shq(tmp)}`, { timeoutMs: 30_000 }).catch(() => undefined);
+      throw err;
+    }
     const m = /^size (\d+)\n([0-9a-f]{64})/.exec(stdout);
     if (!m) {
       await this.host.exec(`rm -f -- ${shq(tmp)}`).catch(() => undefined);

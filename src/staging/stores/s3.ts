@@ -46,6 +46,7 @@ function digestsFrom(etag: string | undefined, meta: Record<string, string> | un
     if (/^[0-9a-f]{32}$/i.test(e)) d.md5 = e.toLowerCase();
   }
   if (meta?.sha256 && /^[0-9a-f]{64}$/i.test(meta.sha256)) d.sha256 = meta.sha256.toLowerCase();
+  if (!d.md5 && meta?.md5 && /^[0-9a-f]{32}$/i.test(meta.md5)) d.md5 = meta.md5.toLowerCase();
   return d;
 }
 
@@ -79,6 +80,8 @@ export class S3Store implements Store {
     readonly bucket: string,
     private readonly opts: S3StoreOptions = {},
   ) {
+    // the SDK warns about Node 20 on every start; nothing a sidecar user can act on
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
     const endpoint = opts.endpoint ?? process.env.PARSL_SIDECAR_S3_ENDPOINT ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
     this.client = new S3Client({
       region: opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1",
@@ -149,7 +152,8 @@ export class S3Store implements Store {
     const first = await it.next();
     const firstBuf = first.done ? Buffer.alloc(0) : first.value;
     const second = first.done ? first : await it.next();
-    const meta = (d: Digests): Record<string, string> | undefined => (d.sha256 ? { sha256: d.sha256 } : undefined);
+    // multipart ETags are no checksum of the content: keep what is known as metadata
+    const meta = (d: Digests): Record<string, string> | undefined => (d.sha256 ? { sha256: d.sha256 } : d.md5 ? { md5: d.md5 } : undefined);
     if (second.done) {
       const md5 = createHash("md5").update(firstBuf).digest();
       return {
