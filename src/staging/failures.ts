@@ -45,7 +45,11 @@ export function classify(err: unknown): ErrorCode {
 
 /** Whether a retry may help: network drops, throttling, 5xx, a lost SSH connection. */
 export function isTransient(err: unknown): boolean {
-  if (err instanceof SidecarError) return err.code === "SSH_CONNECT" || err.data?.transient === true;
+  if (err instanceof SidecarError) {
+    if (err.code === "SSH_CONNECT" || err.data?.transient === true) return true;
+    // a channel refused on a connection that is going away
+    return err.code === "SSH_EXEC" && /No response from server|Not connected|connection|closed/i.test(err.message);
+  }
   const e = err as { code?: unknown; name?: unknown; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
   const code = typeof e?.code === "string" ? e.code : "";
   if (["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "EAI_AGAIN", "ENOTFOUND", "ECONNABORTED", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_SOCKET"].includes(code)) return true;
@@ -67,14 +71,16 @@ export interface FailureContext {
 
 /** A SidecarError naming the item, both URLs and the cause (credentials scrubbed). */
 export function stagingFailure(err: unknown, ctx: FailureContext): SidecarError {
-  const code = classify(err);
+  const original = classify(err);
+  // a lost SSH connection and the like still fail a *staging* call: keep their code as data
+  const code: ErrorCode = original.startsWith("STAGING_") || original === "SHUTTING_DOWN" ? original : "STAGING_FAILED";
   if (err instanceof SidecarError && err.data?.staged === true) return err;
   const cause = scrub(errText(err)).replace(/\s+/g, " ").trim();
   const what = ctx.item ? `\`${ctx.item}\` ` : "";
   const entry = ctx.entry ? ` (entry \`${ctx.entry}\`)` : "";
-  const hint = HINTS[code] ?? "";
+  const hint = HINTS[code] ?? (original.startsWith("SSH_") ? " (the SSH connection to the pool failed, after retries)" : "");
   return new SidecarError(code, `Staging ${what}from ${ctx.src} to ${ctx.dst} failed${entry}: ${cause}${hint}`, {
-    data: { staged: true, item: ctx.item, src: ctx.src, dst: ctx.dst, entry: ctx.entry, cause: cause.slice(0, 2000) },
+    data: { staged: true, item: ctx.item, src: ctx.src, dst: ctx.dst, entry: ctx.entry, cause: cause.slice(0, 2000), ...(original !== code ? { cause_code: original } : {}) },
   });
 }
 

@@ -3,12 +3,14 @@
  * reports progress as `transfer.progress` / `transfer.done` events and as progress messages.
  */
 import { randomBytes } from "node:crypto";
-import { SidecarError, toSidecarError } from "../errors.js";
+import { SidecarError } from "../errors.js";
 import type { EventBus } from "../events.js";
 import type { Logger } from "../util/logger.js";
+import { stagingFailure } from "./failures.js";
 import { formatLocation, parseLocation } from "./location.js";
 import type { ProgressSnapshot } from "./progress.js";
 import { StoreFactory, type OpenedStore, type StoreFactoryOptions } from "./stores/open.js";
+import { withRetry } from "./retry.js";
 import { runTransfer, type TransferResult } from "./transfer.js";
 
 export interface TransferParams {
@@ -97,9 +99,10 @@ export class StagingService {
     try {
       rec.state = "running";
       const owner = p.owner ?? "staging";
-      const src = await this.stores.open(srcLoc, owner);
+      const open = (loc: typeof srcLoc): Promise<OpenedStore> => withRetry(() => this.stores.open(loc, owner), { signal: sig });
+      const src = await open(srcLoc);
       opened.push(src);
-      const dst = await this.stores.open(dstLoc, owner);
+      const dst = await open(dstLoc);
       opened.push(dst);
       let type = p.type ?? "auto";
       if (type === "auto") {
@@ -123,13 +126,13 @@ export class StagingService {
       this.opts.log?.info({ id, item: rec.item, src: rec.src, dst: rec.dst, bytes: res.bytes, files: res.files, skipped: res.skipped, duration_ms: res.duration_ms, method: res.method }, "transfer done");
       return { ...res, id, src: rec.src, dst: rec.dst };
     } catch (err) {
-      const e = toSidecarError(err, "STAGING_FAILED");
+      const e = stagingFailure(err, { item: p.item, src: rec.src, dst: rec.dst });
       Object.assign(rec, { state: "failed", error: { code: e.code, message: e.message } });
       this.opts.events?.emit("transfer.done", { id, item: rec.item, src: rec.src, dst: rec.dst, ok: false, error: { code: e.code, message: e.message } });
       this.opts.log?.warn({ id, item: rec.item, src: rec.src, dst: rec.dst, code: e.code, error: e.message }, "transfer failed");
       throw e;
     } finally {
-      for (const o of opened) o.release();
+      for (const o of opened) await o.release().catch(() => undefined);
       free();
     }
   }

@@ -34,7 +34,11 @@ export interface Bed {
 export const BUCKET = "psc-stage";
 
 export async function startBed(): Promise<Bed> {
-  const { sshd, pool } = await sshSetup();
+  // Remote sessions get their own HOME: root's ~/.bashrc here runs `pyenv rehash`, whose global
+  // lock file is left behind when a test kills connections mid-session, and then every later SSH
+  // session on the machine waits 60 s for it.
+  const home = mkdtempSync("/tmp/psc-staging-home-");
+  const { sshd, pool } = await sshSetup({ sshd: { extraConfig: [`SetEnv HOME=${home}`] } });
   const [s3, gcs] = await Promise.all([startS3(), startGcs()]);
   Object.assign(process.env, s3.env, gcs.env, { AWS_EC2_METADATA_DISABLED: "true", METADATA_SERVER_DETECTION: "none", AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" });
   const s3c = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: s3.region, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
@@ -99,6 +103,7 @@ export async function startBed(): Promise<Bed> {
       await pool.close();
       s3c.destroy();
       rmSync(tmp, { recursive: true, force: true });
+      rmSync(home, { recursive: true, force: true });
     },
   };
   return bed;

@@ -5,6 +5,7 @@
  */
 import { Storage, type File, type StorageOptions } from "@google-cloud/storage";
 import { createHash } from "node:crypto";
+import { SidecarError } from "../../errors.js";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { safeRelative } from "../safe-path.js";
@@ -60,6 +61,8 @@ function withoutEmulatorEnv<T>(fn: () => T): T {
 export class GcsStore implements Store {
   readonly kind = "gcs" as const;
   readonly storage: Storage;
+  private readonly authenticated: boolean;
+  private authOk = false;
 
   constructor(
     readonly bucket: string,
@@ -72,6 +75,18 @@ export class GcsStore implements Store {
     else if (emulator) Object.assign(o, { apiEndpoint: (/^https?:\/\//.test(emulator) ? emulator : `http://${emulator}`).replace(/\/storage\/v1\/?$/, ""), useAuthWithCustomEndpoint: false });
     if (opts.projectId ?? process.env.GOOGLE_CLOUD_PROJECT) o.projectId = opts.projectId ?? process.env.GOOGLE_CLOUD_PROJECT;
     this.storage = withoutEmulatorEnv(() => new Storage(o));
+    this.authenticated = Boolean(endpoint) || !emulator;
+  }
+
+  /** Find credentials once up front so that their absence reads as such (not as a missing file). */
+  private async ready(): Promise<void> {
+    if (!this.authenticated || this.authOk) return;
+    try {
+      await this.storage.authClient.getClient();
+      this.authOk = true;
+    } catch (err) {
+      throw new SidecarError("STAGING_CREDENTIALS", `No usable Google Cloud credentials for gs://${this.bucket}: ${(err as Error).message.split("\n")[0]}`, { cause: err });
+    }
   }
 
   url(key: string): string {
@@ -87,6 +102,7 @@ export class GcsStore implements Store {
   }
 
   async stat(key: string): Promise<StoreEntry | undefined> {
+    await this.ready();
     if (key !== "" && !key.endsWith("/")) {
       try {
         const [m] = await this.file(key).getMetadata();
@@ -102,6 +118,7 @@ export class GcsStore implements Store {
   }
 
   async list(root: string): Promise<StoreEntry[]> {
+    await this.ready();
     const prefix = this.prefixOf(root);
     const [files] = await this.storage.bucket(this.bucket).getFiles({ prefix, autoPaginate: true });
     const out: StoreEntry[] = [];
@@ -120,6 +137,7 @@ export class GcsStore implements Store {
   }
 
   async read(key: string): Promise<Readable> {
+    await this.ready();
     const f = this.file(key);
     // surface a missing object or bucket here rather than in the middle of the stream
     await f.getMetadata();
@@ -127,6 +145,7 @@ export class GcsStore implements Store {
   }
 
   async put(key: string, data: Readable, opts: PutOptions = {}): Promise<StagedWrite> {
+    await this.ready();
     const max = this.opts.singleRequestMax ?? 8 * 1024 * 1024;
     const { head, size, rest } = await collect(data, max);
     const meta = (d: Digests): Record<string, string> => (d.sha256 ? { sha256: d.sha256 } : {});

@@ -12,8 +12,8 @@ export interface OpenedStore {
   store: Store;
   /** the path or key inside the store */
   path: string;
-  /** give back what this use holds (a pool lease) */
-  release(): void;
+  /** give back what this use holds (a pool lease, after cleaning temporary files a drop left) */
+  release(): Promise<void>;
 }
 
 export interface StoreFactoryOptions {
@@ -33,22 +33,22 @@ export class StoreFactory {
   async open(loc: Location, owner: string): Promise<OpenedStore> {
     switch (loc.kind) {
       case "local":
-        return { store: this.local, path: loc.path, release: () => undefined };
+        return { store: this.local, path: loc.path, release: async () => undefined };
       case "s3": {
         let s = this.s3.get(loc.bucket);
         if (!s) this.s3.set(loc.bucket, (s = new S3Store(loc.bucket, this.opts.s3)));
-        return { store: s, path: loc.key, release: () => undefined };
+        return { store: s, path: loc.key, release: async () => undefined };
       }
       case "gcs": {
         let s = this.gcs.get(loc.bucket);
         if (!s) this.gcs.set(loc.bucket, (s = new GcsStore(loc.bucket, this.opts.gcs)));
-        return { store: s, path: loc.key, release: () => undefined };
+        return { store: s, path: loc.key, release: async () => undefined };
       }
       case "pool": {
         if (!this.opts.pool) throw new SidecarError("STAGING_INVALID", `Cannot reach ${loc.target}: this sidecar has no SSH pool`);
         const lease = await this.opts.pool.acquire(loc.target, owner);
         const store = new PoolStore(lease);
-        return { store, path: loc.path, release: () => lease.release() };
+        return { store, path: loc.path, release: () => store.close() };
       }
     }
   }

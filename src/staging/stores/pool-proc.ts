@@ -12,6 +12,11 @@ export function remoteError(host: HostLease, what: string, res: { exitCode: numb
   return new SidecarError(classify(err), `${what} on ${host.target} failed: ${text}`, { data: { target: host.target, exit_code: res.exitCode } });
 }
 
+/** The script ended without an exit status: the channel closed under it (connection lost). */
+export function lostError(host: HostLease, what: string): SidecarError {
+  return new SidecarError("SSH_CONNECT", `The connection to ${host.target} was lost during ${what}`, { data: { target: host.target, transient: true } });
+}
+
 /** exec, throwing on a non-zero exit (except the codes in `ok`). */
 export async function execOk(host: HostLease, what: string, script: string, opts: { stdin?: string | Buffer; ok?: number[] } = {}): Promise<ExecResult> {
   const res = await host.exec(script, opts.stdin === undefined ? {} : { stdin: opts.stdin });
@@ -46,13 +51,18 @@ export async function spawnWithInput(host: HostLease, what: string, script: stri
   const exit = await waitExit(proc, feedErr !== undefined);
   await Promise.all([outDone, errDone]);
   const stderr = Buffer.concat(err).toString("utf8");
+  if (exit.exitCode === null && exit.signal === null && !isOwnError(feedErr)) throw lostError(host, what);
   if (exit.exitCode !== 0) {
-    if (feedErr !== undefined && exit.exitCode === null && !stderr) throw feedErr;
     if (feedErr !== undefined && !stderr.trim()) throw feedErr;
     throw remoteError(host, what, { ...exit, stderr });
   }
   if (feedErr !== undefined) throw feedErr;
   return { stdout: Buffer.concat(out).toString("utf8"), stderr };
+}
+
+/** An error of the data being fed (the source), as opposed to the pool side going away. */
+function isOwnError(err: unknown): boolean {
+  return err instanceof SidecarError || (err !== undefined && (err as { code?: string }).code !== "ERR_STREAM_PREMATURE_CLOSE" && (err as { code?: string }).code !== "EPIPE");
 }
 
 async function waitExit(proc: HostProcess, killSoon: boolean): Promise<{ exitCode: number | null; signal: string | null }> {
@@ -81,6 +91,7 @@ export async function spawnReader(host: HostLease, what: string, script: string,
       const exit = await proc.exited;
       await errDone;
       finished = true;
+      if (exit.exitCode === null && exit.signal === null) throw lostError(host, what);
       if (exit.exitCode !== 0) throw remoteError(host, what, { ...exit, stderr: Buffer.concat(err).toString("utf8") });
     } finally {
       if (!finished) void proc.kill("SIGTERM").catch(() => undefined);

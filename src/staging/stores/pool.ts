@@ -11,13 +11,30 @@ import { safeRelative, safeSymlinkTarget } from "../safe-path.js";
 import { type DigestAlgo, type PutOptions, type StagedTree, type StagedWrite, type Store, type StoreEntry, type TreeItem, type TreeWriter, tempName } from "../store.js";
 import { decodeTar } from "../tar/decoder.js";
 import { TarEncoder } from "../tar/encoder.js";
-import { execOk, remoteError, spawnReader, spawnWithInput } from "./pool-proc.js";
+import { execOk, lostError, remoteError, spawnReader, spawnWithInput } from "./pool-proc.js";
 import { commitScript, commitTreeScript, digestScript, listScript, parseDigests, putScript, statScript, tarScript, untarScript } from "./pool-scripts.js";
 
 export class PoolStore implements Store {
   readonly kind = "pool" as const;
+  /** temporary files and trees not yet known to be gone (a dropped connection can leave them) */
+  private readonly pending = new Set<string>();
 
   constructor(readonly host: HostLease) {}
+
+  /** Remove a temporary path; it stays pending (for close) unless the pool confirms. */
+  private async discard(tmp: string): Promise<void> {
+    const res = await this.host.exec(`rm -rf -- ${shq(tmp)}`, { timeoutMs: 30_000 }).catch(() => undefined);
+    if (res?.exitCode === 0) this.pending.delete(tmp);
+  }
+
+  /** Clean what is still pending, waiting for the connection to come back for a while. */
+  async cleanup(patienceMs = 30_000): Promise<void> {
+    const deadline = Date.now() + patienceMs;
+    while (this.pending.size > 0 && Date.now() < deadline) {
+      for (const tmp of [...this.pending]) await this.discard(tmp);
+      if (this.pending.size > 0) await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 
   url(path: string): string {
     return `ssh://${this.host.target}${path}`;
@@ -63,17 +80,18 @@ export class PoolStore implements Store {
 
   async put(path: string, data: Readable, opts: PutOptions = {}): Promise<StagedWrite> {
     const tmp = posix.join(posix.dirname(path), tempName(posix.basename(path)));
+    this.pending.add(tmp);
     let stdout: string;
     try {
       ({ stdout } = await spawnWithInput(this.host, `write ${path}`, putScript(path, tmp, opts.size, opts.mode), data, opts.signal));
     } catch (err) {
       // the script removes its file on a short write, but not if it was killed with the connection
-      await this.host.exec(`rm -f -- ${shq(tmp)}`, { timeoutMs: 30_000 }).catch(() => undefined);
+      await this.discard(tmp);
       throw err;
     }
     const m = /^size (\d+)\n([0-9a-f]{64})/.exec(stdout);
     if (!m) {
-      await this.host.exec(`rm -f -- ${shq(tmp)}`).catch(() => undefined);
+      await this.discard(tmp);
       throw new SidecarError("STAGING_FAILED", `Unexpected reply writing ${this.url(path)}: ${JSON.stringify(stdout.slice(0, 200))}`);
     }
     return {
@@ -81,10 +99,9 @@ export class PoolStore implements Store {
       digests: { sha256: m[2]! },
       commit: async () => {
         await execOk(this.host, `rename into ${path}`, commitScript(tmp, path));
+        this.pending.delete(tmp);
       },
-      abort: async () => {
-        await this.host.exec(`rm -f -- ${shq(tmp)}`).catch(() => undefined);
-      },
+      abort: () => this.discard(tmp),
     };
   }
 
@@ -93,7 +110,13 @@ export class PoolStore implements Store {
   }
 
   async remove(path: string): Promise<void> {
-    await execOk(this.host, `remove ${path}`, `rm -rf -- ${shq(path)}`);
+    try {
+      await execOk(this.host, `remove ${path}`, `rm -rf -- ${shq(path)}`);
+    } catch (err) {
+      // retried by cleanup() when the connection is back
+      if (!(err instanceof SidecarError) || !err.code.startsWith("STAGING_")) this.pending.add(path);
+      throw err;
+    }
   }
 
   async digest(paths: string[], algo: DigestAlgo): Promise<Map<string, string>> {
@@ -114,18 +137,18 @@ export class PoolStore implements Store {
   async writeTree(root: string): Promise<TreeWriter> {
     const exists = (await this.stat(root).catch(() => undefined))?.type === "directory";
     const tmp = exists ? posix.join(root, tempName("tree")) : posix.join(posix.dirname(root), tempName(posix.basename(root)));
+    this.pending.add(tmp);
     const proc = await this.host.spawn(untarScript(tmp));
     const errChunks: Buffer[] = [];
     proc.stderr.on("data", (b: Buffer) => errChunks.push(b));
     proc.stdout.resume();
     const enc = new TarEncoder(proc.stdin);
     const names: string[] = [];
-    const cleanup = async (): Promise<void> => {
-      await this.host.exec(`rm -rf -- ${shq(tmp)}`).catch(() => undefined);
-    };
+    const cleanup = (): Promise<void> => this.discard(tmp);
     let failed: SidecarError | undefined;
     const exited = proc.exited.then((exit) => {
-      if (exit.exitCode !== 0) failed = remoteError(this.host, `extract into ${root}`, { ...exit, stderr: Buffer.concat(errChunks).toString("utf8") });
+      if (exit.exitCode === null && exit.signal === null) failed = lostError(this.host, `extract into ${root}`);
+      else if (exit.exitCode !== 0) failed = remoteError(this.host, `extract into ${root}`, { ...exit, stderr: Buffer.concat(errChunks).toString("utf8") });
       return exit;
     });
     const guard = async <T>(p: Promise<T>): Promise<T> => {
@@ -165,6 +188,7 @@ export class PoolStore implements Store {
           digests: new Map(names.map((n) => [n, { sha256: digests.get(`./${n}`)! }])),
           commit: async () => {
             await execOk(this.host, `move the tree into ${root}`, commitTreeScript(tmp, root, exists));
+            this.pending.delete(tmp);
           },
           abort: cleanup,
         };
@@ -179,6 +203,7 @@ export class PoolStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.cleanup();
     this.host.release();
   }
 }
