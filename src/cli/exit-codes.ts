@@ -8,6 +8,12 @@ export const EXIT = {
   UNREACHABLE: 3,
   /** `run`: the review page was cancelled */
   CANCELLED: 4,
+  /** `kill`/`jobs`: no such job */
+  JOB_NOT_FOUND: 10,
+  /** `kill`: the job belongs to another user */
+  JOB_NOT_OWNED: 11,
+  /** `kill`: the job already ended */
+  JOB_FINISHED: 12,
   /** `run`: --timeout fired (as timeout(1) does) */
   TIMEOUT: 124,
   /** `run`: COMMAND could not be started */
@@ -26,6 +32,12 @@ export function exitCodeFor(code: ErrorCode | string): number {
       return EXIT.USAGE;
     case "COMMAND_NOT_FOUND":
       return EXIT.COMMAND_NOT_FOUND;
+    case "JOB_NOT_FOUND":
+      return EXIT.JOB_NOT_FOUND;
+    case "JOB_NOT_OWNED":
+      return EXIT.JOB_NOT_OWNED;
+    case "JOB_FINISHED":
+      return EXIT.JOB_FINISHED;
     case "REVIEW_CANCELLED":
       return EXIT.CANCELLED;
     default:

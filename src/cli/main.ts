@@ -5,10 +5,12 @@ import { VERSION } from "../version.js";
 import { registerCall } from "./commands/call.js";
 import { registerExecutors } from "./commands/executors.js";
 import { registerExecutorsEdit } from "./commands/executors-edit.js";
+import { registerJobs } from "./commands/jobs.js";
 import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
 import { registerSsh } from "./commands/ssh.js";
 import { registerStatus } from "./commands/status.js";
+import { registerTunnels } from "./commands/tunnels.js";
 import { registerUi } from "./commands/ui.js";
 import { EXIT } from "./exit-codes.js";
 
@@ -27,8 +29,10 @@ registerCall(program);
 registerRun(program);
 registerExecutors(program);
 registerSsh(program);
+registerTunnels(program);
 registerUi(program);
 registerExecutorsEdit(program);
+registerJobs(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -114,6 +114,11 @@ export class Daemon {
     }
   }
 
+  /** A service module by name (e.g. `jobs`), for code that hosts the daemon in-process. */
+  getModule(name: string): ServiceModule | undefined {
+    return this.modules.find((m) => m.name === name);
+  }
+
   /** Resolves with the reason once the daemon has closed. */
   closed(): Promise<string> {
     return this.closedPromise;

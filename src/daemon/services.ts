@@ -3,8 +3,10 @@
  * factory, given the context and the services it borrows from.
  */
 import { executorsModule } from "../executors/module.js";
+import { createJobsModule } from "../jobs/methods.js";
 import { sshModule } from "../ssh/module.js";
 import { stagingModule } from "../staging/module.js";
+import { tunnelsModule } from "../tunnels/module.js";
 import { webModule } from "../web/module.js";
 import type { DaemonContext, ServiceModule } from "./module.js";
 
@@ -13,7 +15,12 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   // first in, last closed: everything below borrows SSH connections from ssh.pool
   const ssh = sshModule(ctx);
   modules.push(ssh);
-  modules.push(executorsModule(ctx));
+  const tunnels = tunnelsModule(ctx, ssh.pool);
+  modules.push(tunnels);
+  const executors = executorsModule(ctx, { hosts: ssh.pool });
+  modules.push(executors);
+  // jobs close before what they hold: a job's teardown releases its blocks and tunnels (owner = job id)
+  modules.push(createJobsModule(ctx, { hosts: ssh.pool, executors: executors.service, blockOwner: (id) => executors.service.blocks?.list().find((b) => b.id === id)?.owner, owners: [{ name: "executors", stage: "remote", release: (o) => executors.service.release(o) }, { name: "tunnels", stage: "tunnels", release: (o) => tunnels.manager.closeOwner(o) }] }));
   modules.push(stagingModule(ctx, { hosts: ssh.pool }));
   modules.push(webModule(ctx));
   return modules;

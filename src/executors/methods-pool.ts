@@ -107,10 +107,7 @@ export function poolMethods(svc: ExecutorsService): MethodDef[] {
       description: "Start a worker block on a pool's head node: `script` (bash) in its own process group, in `cwd` (created), output appended to stdout_path/stderr_path here.",
       params: z.object({ target: z.string().min(1), script: z.string().min(1), owner, owner_pid: z.number().int().positive().optional(), label: z.string().default(""), cwd: z.string().optional(), stdout_path: z.string().optional(), stderr_path: z.string().optional() }).strict(),
       result: blockInfo,
-      handler: async (p) => {
-        svc.own(p.owner, p.owner_pid);
-        return await svc.blockManager().start(p);
-      },
+      handler: async (p) => await svc.startBlock(p, p.owner_pid),
     }),
     defineMethod({
       name: "executors.blocks.status",

@@ -7,7 +7,7 @@ import { SidecarError } from "../errors.js";
 import type { EventBus } from "../events.js";
 import type { HostPool } from "../ssh/host.js";
 import type { Logger } from "../util/logger.js";
-import { BlockManager } from "./blocks.js";
+import { BlockManager, type BlockInfo, type StartBlock } from "./blocks.js";
 import { completeExecutors, type CompleteOutcome, type CompleteRequest } from "./complete.js";
 import { preflightExecutor, type ExecutorPreflight, type LocalVersions } from "./preflight.js";
 import type { ResolvedExecutor } from "./resolve.js";
@@ -70,8 +70,18 @@ export class ExecutorsService {
     this.own(owner, pid);
     const deps = { hosts: this.hosts(), tunnels: this.deps.tunnels, ...(this.deps.resolver ? { resolver: this.deps.resolver } : {}) };
     const res = await completeExecutors({ ...req, owner }, deps);
+    // noted again: the sweeper may have released the owner while completion ran
+    this.own(owner, pid);
     for (const id of res.opened) this.owners.get(owner)!.tunnels.add(id);
     return res;
+  }
+
+  /** Start a worker block for an owner (released with it, or when its pid is gone). */
+  async startBlock(req: StartBlock, pid?: number): Promise<BlockInfo> {
+    this.own(req.owner, pid);
+    const info = await this.blockManager().start(req);
+    this.own(req.owner, pid);
+    return info;
   }
 
   async preflight(executors: ResolvedExecutor[], local: LocalVersions): Promise<ExecutorPreflight[]> {

@@ -43,16 +43,20 @@ export function sendError(res: ServerResponse, err: unknown): void {
 export async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
   const type = req.headers["content-type"] ?? "";
   if (!type.startsWith("application/json")) throw new SidecarError("INVALID_PARAMS", `Expected a JSON body (Content-Type application/json), got \`${type}\``);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new SidecarError("INVALID_PARAMS", "The request body is larger than 1 MiB");
-    chunks.push(chunk as Buffer);
-  }
+  const text = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      // past the limit keep reading (and dropping), so that the client gets the reply, not a reset
+      if (size <= MAX_BODY) chunks.push(chunk);
+    });
+    req.on("end", () => (size > MAX_BODY ? reject(new SidecarError("INVALID_PARAMS", "The request body is larger than 1 MiB")) : resolve(Buffer.concat(chunks).toString("utf8"))));
+    req.on("error", reject);
+  });
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    value = JSON.parse(text);
   } catch (err) {
     throw new SidecarError("INVALID_PARAMS", `The request body is not JSON: ${(err as Error).message}`);
   }

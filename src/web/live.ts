@@ -1,6 +1,6 @@
 /**
- * What the live view shows, gathered in the sidecar: jobs and tunnels from their services' list
- * methods, transfers from `transfer.*` events, and bytes-per-second samples (once a second, the
+ * What the live view shows, gathered in the sidecar: jobs, SSH connections and tunnels from their
+ * services' list methods, transfers from `transfer.*` events, and bytes-per-second samples (once a second, the
  * last ten minutes) of tunnels and transfers for the charts.
  */
 import type { DaemonContext } from "../daemon/module.js";
@@ -79,6 +79,11 @@ export class LiveState {
     return { available: true, jobs: listOf(await this.ctx.call("jobs.list", {}), "jobs") };
   }
 
+  async connections(): Promise<{ available: boolean; connections: Array<Record<string, unknown>> }> {
+    if (!this.ctx.hasMethod("ssh.list")) return { available: false, connections: [] };
+    return { available: true, connections: listOf(await this.ctx.call("ssh.list", {}), "connections") };
+  }
+
   async tunnels(): Promise<{ available: boolean; tunnels: Array<Record<string, unknown>> }> {
     if (!this.ctx.hasMethod("tunnels.list")) return { available: false, tunnels: [] };
     return { available: true, tunnels: listOf(await this.ctx.call("tunnels.list", {}), "tunnels") };
@@ -86,7 +91,7 @@ export class LiveState {
 
   /** Stop a job the way `parsl-sidecar kill` does. */
   async killJob(id: string): Promise<unknown> {
-    return await this.ctx.call("jobs.kill", { id });
+    return await this.ctx.call("jobs.kill", { job: id });
   }
 
   close(): void {

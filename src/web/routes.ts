@@ -42,10 +42,11 @@ export function routes(deps: RouteDeps): Record<string, Handler> {
       openEventStream(res, deps.events, deps.live);
     },
     "GET /api/live": async (_req, res) => {
-      const [jobs, tunnels] = await Promise.all([deps.live.jobs().catch(errorList), deps.live.tunnels().catch(errorList)]);
+      const [jobs, tunnels, connections] = await Promise.all([deps.live.jobs().catch(errorList), deps.live.tunnels().catch(errorList), deps.live.connections().catch(errorList)]);
       sendJson(res, 200, {
         jobs,
         tunnels,
+        connections,
         transfers: [...deps.live.transfers.values()],
         samples: deps.live.samples,
         logs: deps.events.history(["log"]).slice(-200),
@@ -53,6 +54,7 @@ export function routes(deps: RouteDeps): Record<string, Handler> {
       });
     },
     "GET /api/jobs": async (_req, res) => sendJson(res, 200, await deps.live.jobs()),
+    "GET /api/connections": async (_req, res) => sendJson(res, 200, await deps.live.connections()),
     "POST /api/jobs": async (_req, res, _url, parts) => {
       if (parts.length !== 2 || parts[1] !== "stop") throw new SidecarError("INVALID_ARGUMENT", "Expected POST /api/jobs/ID/stop");
       sendJson(res, 200, { result: (await deps.live.killJob(parts[0]!)) ?? null });
@@ -86,6 +88,6 @@ export function routes(deps: RouteDeps): Record<string, Handler> {
   return r;
 }
 
-function errorList(err: unknown): { available: true; error: string; jobs: []; tunnels: [] } {
-  return { available: true, error: err instanceof Error ? err.message : String(err), jobs: [], tunnels: [] };
+function errorList(err: unknown): { available: true; error: string; jobs: []; tunnels: []; connections: [] } {
+  return { available: true, error: err instanceof Error ? err.message : String(err), jobs: [], tunnels: [], connections: [] };
 }

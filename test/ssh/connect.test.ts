@@ -11,12 +11,14 @@ import { stopAllAfterAll } from "../testbed/hooks.js";
 import { childrenTree } from "../testbed/registry.js";
 import { writeSshConfig } from "../testbed/ssh-config.js";
 import { startSshd, type Sshd } from "../testbed/sshd.js";
+import { listenersOf } from "../tunnels/helpers.js";
 import { entryFor, eventually } from "./helpers.js";
 
 stopAllAfterAll();
 
-function listening(): string {
-  return execFileSync("ss", ["-Hltn"], { encoding: "utf8" }).split("\n").map((l) => l.trim().split(/\s+/)[3]).filter(Boolean).sort().join(" ");
+/** What this test process and the sshds (with their sessions) listen on. */
+function listening(...sshds: Sshd[]): string[] {
+  return listenersOf([process.pid, ...sshds.flatMap((s) => [s.pid, ...childrenTree(s.pid)])]);
 }
 
 describe("connecting", () => {
@@ -91,14 +93,14 @@ describe("connecting", () => {
 
   it("malformed targets, unknown aliases and refused ports are clear errors and leave nothing open", { timeout: 30000 }, async () => {
     const pool = poolWith({});
-    const before = listening();
+    const before = listening(sshd);
     await expect(pool.acquire("user@", "t")).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
     await expect(pool.acquire("h:99999", "t")).rejects.toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringContaining("1-65535") });
     await expect(pool.acquire("nosuchalias", "t")).rejects.toMatchObject({ code: "SSH_CONFIG", message: expect.stringMatching(/Unknown host `nosuchalias`: there is no `Host nosuchalias` entry in .*cfg/) });
     const free = sshd.port === 1 ? 2 : 1; // nothing listens on port 1
     await expect(pool.acquire(`127.0.0.1:${free}`, "t")).rejects.toMatchObject({ code: "SSH_CONNECT", message: expect.stringContaining("connection refused") });
     expect(pool.list()).toEqual([]);
-    expect(listening()).toBe(before);
+    expect(listening(sshd)).toEqual(before);
   });
 
   it("a changed host key is refused naming the host and both fingerprints", { timeout: 30000 }, async () => {
@@ -160,12 +162,12 @@ describe("ProxyJump", () => {
 
   it("a jump host that refuses forwarding is a clear error and leaves nothing listening", { timeout: 30000 }, async () => {
     const pool = new SshPool({ configPath });
-    const before = listening();
+    const before = listening(jump, target, refusing);
     const err = await pool.acquire("behind-refusing", "t").catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "SSH_CONNECT" });
     expect((err as Error).message).toMatch(/Jump host `refusing` could not open a connection to 127\.0\.0\.1:\d+ \(for `behind-refusing`\)/);
     expect(pool.list()).toEqual([]);
-    expect(listening()).toBe(before);
+    expect(listening(jump, target, refusing)).toEqual(before);
     await pool.close();
   });
 });

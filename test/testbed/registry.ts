@@ -49,13 +49,18 @@ export function registerExitCleanup(fn: () => void): () => void {
   return () => syncCleanups.delete(fn);
 }
 
-/** Stops everything registered, newest first. Safe to call more than once. */
+/**
+ * Stops everything registered, newest first, then removes the remaining temp dirs from
+ * makeTempDir(). Safe to call more than once. (Vitest's forked workers may end without running
+ * "exit" handlers, so this, via stopAllAfterAll(), is the cleanup that counts in tests.)
+ */
 export async function stopAll(): Promise<void> {
   const list = [...stoppers].reverse();
   stoppers.clear();
   for (const stop of list) {
     try { await stop(); } catch (err) { console.warn(`testbed: stop failed: ${String(err)}`); }
   }
+  for (const dir of tempDirs) removeTempDir(dir);
 }
 
 let hooked = false;
@@ -71,6 +76,10 @@ function installExitHook(): void {
     }
     for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   });
+  // Vitest ends its forked workers with SIGTERM, which skips "exit" handlers: turn it into an exit.
+  if (process.env.VITEST && process.listenerCount("SIGTERM") === 0) {
+    process.on("SIGTERM", () => process.exit(143));
+  }
 }
 
 function sigkill(list: number[]): void {

@@ -9,24 +9,31 @@ import { Daemon } from "../../src/daemon/daemon.js";
 export const CHROMIUM = "/usr/bin/chromium";
 export const ARTIFACTS = join(import.meta.dirname, "..", "..", "test-artifacts", "web");
 
-/** Two pools as in the original README, with a key the schema does not know. */
-export const TWO_POOLS = `{
+/**
+ * Two pools as in the original README, with a key the schema does not know. `runDir` is where
+ * a preflight may create directories; `cpuPython` sets the first pool's PYTHON.
+ */
+export function twoPools(runDir = "/home/me/tmp", cpuPython?: string): string {
+  return `{
     "cpu_executor": {
         "POOL": "koehr_cpu",
         "CONDA_ENV": "parsl_py39",
         "CONDA_DIR": "/contrib/me/miniconda3",
-        "RUN_DIR": "/home/me/tmp",
+        "RUN_DIR": "${runDir}",${cpuPython ? `\n        "PYTHON": "${cpuPython}",` : ""}
         "CORES_PER_WORKER": 4,
         "CREATE_SINGULARITY_CONTAINER": "true",
         "MY_TEAM_NOTE": "ask Alvaro before changing"
     },
     "gpu_executor": {
         "POOL": "google_gpu",
-        "RUN_DIR": "/home/me/tmp",
+        "RUN_DIR": "${runDir}",
         "CORES_PER_WORKER": 8
     }
 }
 `;
+}
+
+export const TWO_POOLS = twoPools();
 
 export interface Sidecar {
   daemon: Daemon;

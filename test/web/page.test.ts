@@ -3,12 +3,20 @@
 // that does not parse, a file changed on disk, two browsers accepting at once, the token, and
 // the live view. Screenshots of each state go to test-artifacts/web/.
 import { readFileSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Server } from "node:net";
+import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkExecutors } from "../../src/executors/index.js";
-import { warnSkip } from "../testbed/hooks.js";
-import { haveChromium, launchChromium, openReview, shot, startSidecar, TWO_POOLS, type Sidecar } from "./helpers.js";
+import { stopAllAfterAll, warnSkip } from "../testbed/hooks.js";
+import { sshdEntry, writeSshConfig } from "../testbed/ssh-config.js";
+import { startSshd, type Sshd } from "../testbed/sshd.js";
+import { haveChromium, launchChromium, openReview, shot, startSidecar, twoPools, type Sidecar } from "./helpers.js";
 
+stopAllAfterAll();
+/** the workflow's Python here (with Parsl); the first pool uses it too, the second the system python3 */
+const VENV_PYTHON = join(import.meta.dirname, "..", "..", ".venv", "bin", "python");
+let POOLS = "";
 const skip = haveChromium ? false : warnSkip("web page browser tests", "/usr/bin/chromium is not installed (bash scripts/install-system-deps.sh installs it)");
 
 /** Open a link in a fresh browser context (its own cookies: another "browser") and wait until ready. */
@@ -35,17 +43,25 @@ async function picture(page: Page, name: string): Promise<void> {
 describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
   let s: Sidecar;
   let browser: Browser;
+  let sshd: Sshd;
   beforeAll(async () => {
+    // the pool `koehr_cpu` is a real sshd, reached through an ssh config as users have it
+    sshd = await startSshd();
+    process.env.PARSL_SIDECAR_SSH_CONFIG = writeSshConfig(sshd.dir, [sshdEntry("koehr_cpu", sshd), sshdEntry("google_gpu", sshd)]);
+    process.env.PARSL_SIDECAR_PYTHON = VENV_PYTHON;
+    POOLS = twoPools(join(sshd.dir, "pool"), VENV_PYTHON);
     s = await startSidecar();
     browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
     await s?.close();
+    delete process.env.PARSL_SIDECAR_SSH_CONFIG;
+    delete process.env.PARSL_SIDECAR_PYTHON;
   });
 
   it("shows a form per executor, validates as typed with the CLI's message, and Accept writes the file keeping order and unknown keys", async () => {
-    const file = s.write("two-pools.json", TWO_POOLS);
+    const file = s.write("two-pools.json", POOLS);
     const r = await openReview(s, file);
     const waiting = s.client.call<{ outcome: string }>("web.review_wait", { id: r.id }, { timeout: 0 });
     const page = await openPage(browser, r.url);
@@ -57,12 +73,22 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     // an unknown key is shown, marked, and warned about, but does not block
     await expect.poll(() => page.locator("#err-cpu_executor-MY_TEAM_NOTE").textContent()).toMatch(/Unknown key/);
     await expect.poll(() => page.locator("#accept").isEnabled()).toBe(true);
-    // what completion fills in is shown per label
-    await expect.poll(() => page.locator('#extras-gpu_executor .kv').textContent()).toMatch(/WORKER_PORT/);
+    // what completion fills in is shown per label: the host from the ssh config, ports picked at start
+    await expect.poll(() => page.locator("#extras-cpu_executor .kv").textContent()).toMatch(/HOST_IP127\.0\.0\.1 HostName of koehr_cpu in ~\/\.ssh\/config/);
+    await expect.poll(() => page.locator("#extras-gpu_executor .kv").textContent()).toMatch(/WORKER_PORTa free port on the head node's loopback/);
+    // the preflight reached each pool: green where the versions match, red where they do not,
+    // the tunnel pending (it opens at completion, after Accept)
+    const check = (label: string, name: string) => page.locator(`#extras-${label} [data-check="${name}"]`);
+    await expect.poll(() => check("cpu_executor", "versions").getAttribute("class"), { timeout: 30_000 }).toBe("check ok");
+    expect(await check("cpu_executor", "reachable").getAttribute("class")).toBe("check ok");
+    expect(await check("cpu_executor", "directories").getAttribute("class")).toBe("check ok");
+    expect(await check("cpu_executor", "tunnel").getAttribute("class")).toBe("check pending");
+    await expect.poll(() => check("gpu_executor", "versions").getAttribute("class")).toBe("check bad");
+    expect(await check("gpu_executor", "versions").textContent()).toMatch(/Parsl is not importable/);
     await picture(page, "review-form");
 
     await page.fill("#f-cpu_executor-CORES_PER_WORKER", "abc");
-    const cli = checkExecutors({ ...JSON.parse(TWO_POOLS), cpu_executor: { ...JSON.parse(TWO_POOLS).cpu_executor, CORES_PER_WORKER: "abc" } });
+    const cli = checkExecutors({ ...JSON.parse(POOLS), cpu_executor: { ...JSON.parse(POOLS).cpu_executor, CORES_PER_WORKER: "abc" } });
     const expected = cli.errors.find((e) => e.key === "CORES_PER_WORKER")!.message;
     await expect.poll(() => page.locator("#err-cpu_executor-CORES_PER_WORKER").textContent()).toBe(expected.replaceAll("`", ""));
     expect(await page.locator("#accept").isDisabled()).toBe(true);
@@ -80,7 +106,7 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     expect((await waiting).outcome).toBe("accepted");
 
     const text = readFileSync(file, "utf8");
-    const original = JSON.parse(TWO_POOLS);
+    const original = JSON.parse(POOLS);
     const written = JSON.parse(text);
     expect(Object.keys(written)).toEqual(Object.keys(original));
     expect(Object.keys(written.cpu_executor)).toEqual(Object.keys(original.cpu_executor));
@@ -92,7 +118,7 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
   });
 
   it("Cancel: the page says so and the wait ends with cancelled", async () => {
-    const file = s.write("cancel.json", TWO_POOLS);
+    const file = s.write("cancel.json", POOLS);
     const r = await openReview(s, file);
     const waiting = s.client.call<{ outcome: string }>("web.review_wait", { id: r.id }, { timeout: 0 });
     const page = await openPage(browser, r.url);
@@ -101,12 +127,12 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     expect((await waiting).outcome).toBe("cancelled");
     expect(await page.locator("#accept").isDisabled()).toBe(true);
     await picture(page, "review-cancelled");
-    expect(readFileSync(file, "utf8")).toBe(TWO_POOLS);
+    expect(readFileSync(file, "utf8")).toBe(POOLS);
     await page.context().close();
   });
 
   it("a file that does not parse: the page shows where (line and column) and offers Reload", async () => {
-    const bad = TWO_POOLS.replace('"CONDA_ENV": "parsl_py39",', '"CONDA_ENV": "parsl_py39"');
+    const bad = POOLS.replace('"CONDA_ENV": "parsl_py39",', '"CONDA_ENV": "parsl_py39"');
     const file = s.write("broken.json", bad);
     const r = await openReview(s, file);
     const page = await openPage(browser, r.url);
@@ -115,18 +141,18 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     expect(await page.locator("#accept").isDisabled()).toBe(true);
     await picture(page, "review-parse-error");
     // fixed in an editor, then Reload: the form appears
-    writeFileSync(file, TWO_POOLS);
+    writeFileSync(file, POOLS);
     await page.click("#reload");
     await expect.poll(() => page.locator(".card[data-label]").count()).toBe(2);
     await page.context().close();
   });
 
   it("a file changed on disk while open: the page says so and does not overwrite", async () => {
-    const file = s.write("changed.json", TWO_POOLS);
+    const file = s.write("changed.json", POOLS);
     const r = await openReview(s, file);
     const page = await openPage(browser, r.url);
     await page.fill("#f-gpu_executor-CORES_PER_WORKER", "6");
-    const theirs = TWO_POOLS.replace('"POOL": "google_gpu"', '"POOL": "google_gpu_v2"');
+    const theirs = POOLS.replace('"POOL": "google_gpu"', '"POOL": "google_gpu_v2"');
     writeFileSync(file, theirs);
     await expect.poll(() => page.locator("#accept").isEnabled()).toBe(true);
     await page.click("#accept");
@@ -137,7 +163,7 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
   });
 
   it("two browsers accept at once: one wins, the other is told", async () => {
-    const file = s.write("race.json", TWO_POOLS);
+    const file = s.write("race.json", POOLS);
     const r = await openReview(s, file);
     const second = await s.client.call<{ url: string }>("web.open", { review: r.id });
     const [a, b] = await Promise.all([openPage(browser, r.url), openPage(browser, second.url)]);
@@ -188,12 +214,40 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     await ctx.close();
   });
 
-  it("the live view shows the sidecar's log lines and transfers as they happen", async () => {
+  it("the live view shows the sidecar's log lines, a real tunnel's bytes and transfers as they happen", async () => {
     const { url } = await s.client.call<{ url: string }>("web.open", {});
     const page = await openPage(browser, url);
     await expect.poll(() => page.locator("#tab-live").getAttribute("aria-selected")).toBe("true");
-    s.daemon.log.info({ pool: "koehr_cpu" }, "pool koehr_cpu connected");
-    await expect.poll(() => page.locator("#logs").textContent()).toMatch(/pool koehr_cpu connected/);
+    // a real SSH connection to the pool: the Pools panel and the log follow it
+    const ran = await s.client.call<{ exit_code: number }>("ssh.exec", { target: "koehr_cpu", command: "true" });
+    expect(ran.exit_code).toBe(0);
+    await expect.poll(() => page.locator('#connections tr[data-target="koehr_cpu"]').textContent()).toMatch(new RegExp(`${sshd.user}@127\\.0\\.0\\.1:${sshd.port}.*ready`));
+    await expect.poll(() => page.locator("#logs").textContent()).toMatch(/ssh koehr_cpu: ready/);
+    // a real tunnel through the pool's sshd to an echo server; traffic through it shows as bytes and in the chart
+    const echo: Server = createServer((sock) => sock.pipe(sock));
+    await new Promise<void>((r) => echo.listen(0, "127.0.0.1", () => r()));
+    const echoPort = (echo.address() as { port: number }).port;
+    const t = await s.client.call<{ id: string; local_port: number }>("tunnels.open", { target: "koehr_cpu", kind: "local", remote_host: "127.0.0.1", remote_port: echoPort, owner: "web-test" });
+    await expect.poll(() => page.locator(`tr[data-tunnel="${t.id}"]`).textContent()).toMatch(/open/);
+    const sock = connect(t.local_port, "127.0.0.1");
+    let echoed = 0;
+    sock.on("data", (b) => (echoed += b.length));
+    const chunk = Buffer.alloc(256 * 1024, 7);
+    // keep traffic flowing across a few one-second samples
+    const cookieCtx = page.context();
+    const sampled = async (): Promise<boolean> => {
+      const live = (await (await cookieCtx.request.get(new URL("/api/live", page.url()).toString())).json()) as { samples: Array<{ tunnel_in: number; tunnel_out: number }> };
+      return live.samples.some((x) => x.tunnel_in > 0 && x.tunnel_out > 0);
+    };
+    const pump = setInterval(() => sock.write(chunk), 50);
+    try {
+      await expect.poll(sampled, { timeout: 30_000 }).toBe(true);
+    } finally {
+      clearInterval(pump);
+    }
+    await expect.poll(() => echoed).toBeGreaterThan(0);
+    await expect.poll(() => page.locator(`tr[data-tunnel="${t.id}"] td.num`).first().textContent()).toMatch(/MiB|KiB/);
+    sock.destroy();
     // transfers arrive as `transfer.progress` events on the sidecar's bus (the staging service emits them)
     for (const bytes of [25, 50, 75]) s.daemon.events.emit("transfer.progress", { id: "t-1", src: "s3://bucket/inputs.tar", dst: "koehr_cpu:/home/me/inputs.tar", bytes: bytes * 1024 * 1024, total: 100 * 1024 * 1024 });
     s.daemon.events.emit("transfer.progress", { id: "t-2", src: "gs://bucket/model.bin", dst: "google_gpu:/scratch/model.bin", bytes: 1024, total: 4096, error: "STAGING_PERMISSION: cannot write /scratch/model.bin" });
@@ -201,6 +255,8 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     await expect.poll(() => page.locator('[data-transfer="t-2"]').textContent()).toMatch(/cannot write/);
     await expect.poll(() => page.locator("canvas#chart-transfers").isVisible()).toBe(true);
     await picture(page, "live");
+    await s.client.call("tunnels.close", { id: t.id });
+    await new Promise<void>((r) => echo.close(() => r()));
     await page.context().close();
   });
 });

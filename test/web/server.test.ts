@@ -122,4 +122,25 @@ describe("web server security", { timeout: 30_000 }, () => {
     const line = live.logs.find((e: { data: { msg: string } }) => e.data.msg === "a line for the page");
     expect(line.data).toMatchObject({ level: "info", pool: "koehr_cpu" });
   });
+
+  it("answers bad requests with a clear error, not a stack", async () => {
+    const h = { cookie, origin, "content-type": "application/json" };
+    const notJson = await raw(`${origin}/api/validate`, { method: "POST", headers: h, body: "{nope" });
+    expect(notJson.status).toBe(400);
+    expect(JSON.parse(notJson.body).error.message).toMatch(/not JSON/);
+    const plain = await raw(`${origin}/api/validate`, { method: "POST", headers: { ...h, "content-type": "text/plain" }, body: "{}" });
+    expect(plain.status).toBe(400);
+    const big = await raw(`${origin}/api/validate`, { method: "POST", headers: h, body: `{"doc": "${"x".repeat(2 * 1024 * 1024)}"}` });
+    expect(big.status).toBe(400);
+    const unknown = await raw(`${origin}/api/reviews/nope`, { headers: { cookie } });
+    expect(unknown.status).toBe(400);
+    expect(JSON.parse(unknown.body).error.message).toMatch(/No review with id `nope`/);
+    expect((await raw(`${origin}/api/nothing-here`, { headers: { cookie } })).status).toBe(404);
+    expect((await raw(`${origin}/assets/../package.json`, { headers: { cookie } })).status).toBe(404);
+    expect((await raw(`${origin}/assets/%2e%2e%2fpackage.json`, { headers: { cookie } })).status).toBe(404);
+  });
+
+  it("web.review of a file that cannot be read fails with INVALID_ARGUMENT", async () => {
+    await expect(s.client.call("web.review", { file: `${s.dir}/missing.json` })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringMatching(/Cannot read the executors file/) });
+  });
 });

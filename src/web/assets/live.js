@@ -22,6 +22,8 @@ export class LiveView {
     this.root = root;
     this.jobs = { available: true, jobs: [] };
     this.tunnels = { available: true, tunnels: [] };
+    this.conns = { available: true, connections: [] };
+    this.connTimer = undefined;
     this.transfers = new Map();
     this.logs = [];
     this.events = [];
@@ -38,6 +40,7 @@ export class LiveView {
     const transferCanvas = h("canvas", { class: "chart", id: "chart-transfers", "aria-label": "transfer throughput" });
     this.jobsEl = h("div", { id: "jobs" });
     this.tunnelsEl = h("div", { id: "tunnels" });
+    this.connsEl = h("div", { id: "connections" });
     this.transfersEl = h("div", { id: "transfers" });
     this.logsEl = h("div", { class: "logs", id: "logs" });
     this.eventsEl = h("div", { class: "events", id: "events" });
@@ -53,9 +56,10 @@ export class LiveView {
         h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Transfer throughput"), legend([["#9333ea", "all transfers"]])), transferCanvas),
       ),
       h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Jobs")), this.jobsEl),
+      h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Pools"), h("span", { class: "muted small" }, "SSH connections to the pools' head nodes")), this.connsEl),
       h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Tunnels")), this.tunnelsEl),
       h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Transfers")), this.transfersEl),
-      h("div", { class: "grid2" }, h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Sidecar log")), this.logsEl), h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Connections and environments")), this.eventsEl)),
+      h("div", { class: "grid2" }, h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Sidecar log")), this.logsEl), h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "SSH, tunnel and environment events")), this.eventsEl)),
     );
     this.tunnelChart = new RateChart(tunnelCanvas, [
       { key: "tunnel_in", label: "in", color: "#2563eb" },
@@ -68,6 +72,7 @@ export class LiveView {
     const snap = await getJson("/api/live");
     this.jobs = snap.jobs;
     this.tunnels = snap.tunnels;
+    this.conns = snap.connections;
     for (const t of snap.transfers) this.transfers.set(String(t.id), t);
     this.logs = snap.logs.slice(-MAX_LOGS);
     this.events = snap.events.slice(-MAX_EVENTS);
@@ -84,6 +89,7 @@ export class LiveView {
     this.renderTransfers();
     this.renderTiles();
     void this.refreshJobs();
+    void this.refreshConnections();
   }
 
   onSample({ sample, tunnels }) {
@@ -113,6 +119,10 @@ export class LiveView {
       this.renderTransfers();
       this.renderTiles();
     } else if (top === "ssh" || top === "env" || top === "tunnel") {
+      if (top === "ssh") {
+        clearTimeout(this.connTimer);
+        this.connTimer = setTimeout(() => void this.refreshConnections(), 150);
+      }
       this.events.push(e);
       if (this.events.length > MAX_EVENTS) this.events.shift();
       this.renderEvents();
@@ -129,6 +139,40 @@ export class LiveView {
     this.renderTiles();
   }
 
+  async refreshConnections() {
+    try {
+      this.conns = await getJson("/api/connections");
+    } catch (err) {
+      this.conns = { available: true, connections: this.conns.connections, error: err.message };
+    }
+    this.renderConnections();
+    this.renderTiles();
+  }
+
+  renderConnections() {
+    if (!this.conns.available) return mount(this.connsEl, h("p", { class: "empty" }, "This sidecar has no SSH service."));
+    const rows = this.conns.connections.map((c) => {
+      const state = String(c.state ?? "unknown");
+      const jumps = Array.isArray(c.jumps) && c.jumps.length ? ` via ${c.jumps.join(" → ")}` : "";
+      return h(
+        "tr",
+        { dataset: { target: String(c.target) } },
+        h("td", {}, h("code", {}, String(c.target))),
+        h("td", {}, h("code", {}, `${c.user ?? "?"}@${c.host ?? "?"}:${c.port ?? 22}`), jumps ? h("div", { class: "muted small" }, jumps) : null),
+        h("td", {}, badge(state, stateKind(state)), c.last_error ? h("div", { class: "bad-text small" }, String(c.last_error)) : null),
+        h("td", { class: "num" }, String(c.reconnects ?? 0)),
+        h("td", { class: "num" }, String(c.sessions ?? 0)),
+        h("td", {}, c.connected_at ? time(c.connected_at) : "–", c.connected_at && state === "ready" ? h("div", { class: "muted small" }, duration(Date.now() - c.connected_at)) : null),
+        h("td", { class: "muted small" }, c.cipher ? String(c.cipher) : "–"),
+      );
+    });
+    mount(
+      this.connsEl,
+      this.conns.error ? h("p", { class: "bad-text" }, this.conns.error) : null,
+      rows.length === 0 ? h("p", { class: "empty" }, "No SSH connections open.") : h("table", { class: "table" }, h("thead", {}, h("tr", {}, ["Pool", "Login", "State", "Reconnects", "Sessions", "Connected", "Cipher"].map((c) => h("th", { class: c === "Reconnects" || c === "Sessions" ? "num" : "" }, c)))), h("tbody", {}, rows)),
+    );
+  }
+
   computeTunnelRates(ts) {
     for (const t of this.tunnels.tunnels) {
       const id = String(pick(t, "id", "name") ?? "");
@@ -142,6 +186,7 @@ export class LiveView {
   renderAll() {
     this.renderTiles();
     this.renderJobs();
+    this.renderConnections();
     this.renderTunnels();
     this.renderTransfers();
     mount(this.logsEl);
@@ -150,17 +195,18 @@ export class LiveView {
   }
 
   renderTiles() {
-    const running = this.jobs.jobs.filter((j) => RUNNING.has(String(pick(j, "state", "status") ?? "").toLowerCase())).length;
+    const running = this.jobs.jobs.filter((j) => (typeof j.live === "boolean" ? j.live : RUNNING.has(String(pick(j, "state", "status") ?? "").toLowerCase()))).length;
     const up = this.tunnels.tunnels.filter((t) => stateKind(pick(t, "state", "status")) === "ok").length;
+    const ready = this.conns.connections.filter((c) => c.state === "ready").length;
     const active = [...this.transfers.values()].filter((t) => !transferFinished(t)).length;
     const failed = [...this.transfers.values()].filter((t) => pick(t, "error") !== undefined).length;
     const tile = (label, value, sub) => h("div", { class: "tile" }, h("div", { class: "tile-label" }, label), h("div", { class: "tile-value" }, String(value)), h("div", { class: "tile-sub" }, sub));
     mount(
       this.tiles,
       tile("Jobs running", running, `${this.jobs.jobs.length} known`),
+      tile("Pools connected", ready, `${this.conns.connections.length} SSH connection${this.conns.connections.length === 1 ? "" : "s"}`),
       tile("Tunnels up", up, `${this.tunnels.tunnels.length} total`),
       tile("Transfers active", active, failed > 0 ? `${failed} failed` : `${this.transfers.size} seen`),
-      tile("Log lines", this.logs.length, "most recent kept"),
     );
   }
 
@@ -172,7 +218,7 @@ export class LiveView {
       const cmd = pick(j, "command", "cmd", "argv");
       const started = pick(j, "started_at", "start", "started", "start_time");
       const pools = pick(j, "pools", "pool");
-      const live = RUNNING.has(state.toLowerCase());
+      const live = typeof j.live === "boolean" ? j.live && !["succeeded", "failed", "killed", "timed-out", "lost"].includes(state) : RUNNING.has(state.toLowerCase());
       const stopping = this.stopping.has(id);
       return h(
         "tr",
@@ -210,22 +256,27 @@ export class LiveView {
       const id = String(pick(t, "id", "name") ?? "");
       const state = String(pick(t, "state", "status") ?? "unknown");
       const r = this.tunnelRates.get(id);
+      const err = pick(t, "error", "last_error");
+      const changes = Array.isArray(t.port_changes) ? t.port_changes : [];
+      const lastChange = changes.at(-1);
       return h(
         "tr",
-        {},
-        h("td", {}, h("code", {}, id), h("div", { class: "muted small" }, String(pick(t, "kind", "direction", "type") ?? ""))),
-        h("td", {}, String(pick(t, "pool", "host", "target") ?? "–")),
-        h("td", {}, h("code", {}, ports(t))),
+        { dataset: { tunnel: id } },
+        h("td", {}, h("code", {}, id), h("div", { class: "muted small" }, [pick(t, "kind", "direction", "type"), t.owner ? `owner ${t.owner}` : null].filter(Boolean).join(" · "))),
+        h("td", {}, String(pick(t, "target", "pool", "host") ?? "–"), t.reach ? h("div", { class: "muted small" }, `reach: ${t.reach}`) : null),
+        h("td", {}, h("code", {}, ports(t)), lastChange ? h("div", { class: "warn-text small" }, `${lastChange.which} ${lastChange.from} → ${lastChange.to}: ${lastChange.reason}`) : null),
         h("td", { class: "num" }, bytes(tunnelIn(t)), r ? h("div", { class: "muted small" }, rate(r.in)) : null),
         h("td", { class: "num" }, bytes(tunnelOut(t)), r ? h("div", { class: "muted small" }, rate(r.out)) : null),
+        h("td", { class: "num" }, String(pickNum(t, "connections") ?? 0)),
         h("td", { class: "num" }, String(pickNum(t, "reconnects", "reconnect_count", "reconnections") ?? 0)),
-        h("td", {}, badge(state, stateKind(state)), pick(t, "error", "last_error") ? h("div", { class: "bad-text small" }, String(pick(t, "error", "last_error"))) : null),
+        h("td", {}, badge(state, stateKind(state)), err ? h("div", { class: "bad-text small" }, String(err)) : null),
       );
     });
+    const numeric = new Set(["Bytes in", "Bytes out", "Conns", "Reconnects"]);
     mount(
       this.tunnelsEl,
       this.tunnels.error ? h("p", { class: "bad-text" }, this.tunnels.error) : null,
-      rows.length === 0 ? h("p", { class: "empty" }, "No tunnels.") : h("table", { class: "table" }, h("thead", {}, h("tr", {}, ["Tunnel", "Pool", "Ports", "Bytes in", "Bytes out", "Reconnects", "State"].map((c) => h("th", { class: c.startsWith("Bytes") || c === "Reconnects" ? "num" : "" }, c)))), h("tbody", {}, rows)),
+      rows.length === 0 ? h("p", { class: "empty" }, "No tunnels.") : h("table", { class: "table" }, h("thead", {}, h("tr", {}, ["Tunnel", "Pool", "Ports", "Bytes in", "Bytes out", "Conns", "Reconnects", "State"].map((c) => h("th", { class: numeric.has(c) ? "num" : "" }, c)))), h("tbody", {}, rows)),
     );
   }
 
@@ -271,7 +322,7 @@ export class LiveView {
   }
 
   renderEvents() {
-    if (this.events.length === 0) return mount(this.eventsEl, h("p", { class: "empty" }, "No connection or environment events yet."));
+    if (this.events.length === 0) return mount(this.eventsEl, h("p", { class: "empty" }, "No SSH, tunnel or environment events yet."));
     mount(
       this.eventsEl,
       [...this.events].reverse().map((e) => h("div", { class: "event" }, h("span", { class: "log-time" }, time(e.ts)), h("code", { class: "event-topic" }, e.topic), h("span", { class: "event-data" }, summary(e.data)))),
@@ -287,8 +338,11 @@ function tunnelOut(t) {
   return pickNum(t, "bytes_out", "bytesOut", "tx_bytes") ?? pickNum(t.bytes ?? {}, "out", "tx") ?? 0;
 }
 
+/** Where each end listens: for a reverse tunnel the pool's dial address reaches a port here. */
 function ports(t) {
   const local = pick(t, "local_port", "localPort", "bind_port");
+  if (t.kind === "reverse" && t.dial_port !== undefined) return `pool ${t.dial_host ?? "?"}:${t.dial_port} → here :${local ?? "?"}`;
+  if (t.kind === "local" && t.remote_port !== undefined) return `here :${local ?? "?"} → ${t.remote_host ?? "?"}:${t.remote_port}`;
   const remote = pick(t, "remote_port", "remotePort", "dest_port");
   if (local !== undefined || remote !== undefined) return `${local ?? "?"} ↔ ${remote ?? "?"}`;
   const p = pick(t, "ports", "port");

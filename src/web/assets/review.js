@@ -144,6 +144,7 @@ export class ReviewView {
     }
     this.extras.checking = false;
     this.renderExtras();
+    this.renderActions();
   }
 
   // ---- rendering ----
@@ -358,14 +359,21 @@ export class ReviewView {
           : this.extras.checking
             ? h("p", { class: "muted" }, h("span", { class: "spinner" }), " checking the pool…")
             : this.extras.preflightError
-              ? h("p", { class: "bad-text" }, this.extras.preflightError)
+              ? h("p", { class: "bad-text" }, richText(this.extras.preflightError))
               : !checks || checks.length === 0
                 ? h("p", { class: "muted" }, "No checks ran for this executor.")
-                : h("ul", { class: "checks" }, checks.map((c) => h("li", { class: c.ok ? "check ok" : "check bad" }, h("span", { class: "mark" }, c.ok ? "✓" : "✗"), h("span", { class: "check-name" }, c.name), h("span", { class: "check-msg" }, c.message)))),
+                : h("ul", { class: "checks" }, checks.map((c) => h("li", { class: c.pending ? "check pending" : c.ok ? "check ok" : "check bad", dataset: { check: c.name } }, h("span", { class: "mark" }, c.pending ? "…" : c.ok ? "✓" : "✗"), h("span", { class: "check-name" }, c.name), h("span", { class: "check-msg" }, richText(c.message))))),
       );
       const needsBox = needs?.length ? h("details", { class: "needs" }, h("summary", {}, "What this pool must provide"), h("ul", {}, needs.map((n) => h("li", {}, n)))) : null;
       mount(el, h("div", { class: "extras-grid" }, completeBox, preflightBox), needsBox);
     }
+  }
+
+  /** Failed preflight checks do not block Accept (the pool may be fixed meanwhile), but are said. */
+  preflightNote() {
+    const failed = Object.values(this.extras.preflight ?? {}).flat().filter((c) => !c.ok).length;
+    if (failed === 0) return null;
+    return h("span", { class: "warn-text", id: "preflight-note" }, ` · ${failed} preflight check${failed > 1 ? "s" : ""} failed: the run will stop there unless the pool is fixed`);
   }
 
   renderActions() {
@@ -379,7 +387,7 @@ export class ReviewView {
         ? h("span", { class: "bad-text" }, "The file does not parse")
         : problems > 0
           ? h("span", { class: "bad-text", id: "problem-count" }, `${problems} problem${problems > 1 ? "s" : ""} to fix before accepting`)
-          : h("span", { class: "ok-text", id: "problem-count" }, "All settings are valid");
+          : h("span", { class: "ok-text", id: "problem-count" }, "All settings are valid", this.preflightNote());
     mount(
       this.actionsEl,
       h("div", { class: "action-status" }, status),

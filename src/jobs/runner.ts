@@ -1,0 +1,237 @@
+/**
+ * One job supervised by this process: its record, the preparers (environments, executors and
+ * tunnels), COMMAND in its own process group, the /proc tracker, the timeout, the pools'
+ * watchdogs, and the teardown in order: COMMAND's processes, then remote workers and scheduler
+ * jobs, then tunnels and relays.
+ */
+import { hostname } from "node:os";
+import { EXIT } from "../cli/exit-codes.js";
+import type { EventBus } from "../events.js";
+import type { HostLease, HostPool } from "../ssh/host.js";
+import { formatDuration } from "../util/duration.js";
+import type { Logger } from "../util/logger.js";
+import type { JobContext, JobPreparer, RunSpec } from "./job-context.js";
+import { killLocalJob, type LocalKillResult } from "./local-kill.js";
+import { cleanupTargets, PoolWatchdog } from "./pool-watchdog.js";
+import { JOB_ENV, readProc } from "./proc.js";
+import type { JobRecord, JobState, JobStore } from "./record.js";
+import { type Closer, type JobResource, type OwnerRelease, resourceKey, type TeardownStage } from "./resources.js";
+import { signalExitCode, supervise, type SuperviseResult } from "./supervise.js";
+import { ProcessTracker } from "./tracker.js";
+
+export interface RunnerDeps {
+  store: JobStore;
+  log: Logger;
+  events: EventBus;
+  hosts: HostPool;
+  watchdogBoundS: number;
+  preparers: JobPreparer[];
+  owners: OwnerRelease[];
+}
+
+export interface RunOutcome {
+  record: JobRecord;
+  exitCode: number;
+  /** why COMMAND could not be started (or the job not prepared) */
+  error?: string;
+}
+
+export class JobRunner {
+  readonly done: Promise<RunOutcome>;
+  private pgid = 0;
+  private tracker: ProcessTracker | undefined;
+  private ending: { state: JobState; reason: string } | undefined;
+  private localKill: Promise<LocalKillResult> | undefined;
+  private readonly watchdogs = new Map<string, Promise<PoolWatchdog | undefined>>();
+  private readonly leases: HostLease[] = [];
+  private readonly closers: Array<{ stage: TeardownStage; name: string; close: Closer }> = [];
+  private readonly abort = new AbortController();
+
+  constructor(
+    readonly spec: RunSpec,
+    private readonly deps: RunnerDeps,
+  ) {
+    const now = new Date().toISOString();
+    deps.store.write({
+      version: 1, id: spec.id, command: spec.command, cwd: spec.cwd, uid: process.getuid?.() ?? 0, host: hostname(),
+      state: "starting", created_at: now, started_at: now, ended_at: null, exit_code: null, signal: null, reason: null,
+      timeout_ms: spec.timeoutMs ?? null, supervisor: { pid: process.pid, start_time: readProc("self")?.startTime ?? 0 }, sidecar: spec.sidecar,
+      pgid: null, tracked: [], pools: [], resources: [], kill_requested: null, cleanup: null,
+    });
+    this.emit("starting");
+    this.done = this.run();
+  }
+
+  get id(): string {
+    return this.spec.id;
+  }
+
+  record(): JobRecord {
+    return this.deps.store.read(this.id);
+  }
+
+  /** Stop the job (from `kill`, a timeout or a signal) and wait for the whole teardown. */
+  kill(graceMs: number, state: JobState = "killed", reason = "stopped by parsl-sidecar kill"): Promise<RunOutcome> {
+    this.ending ??= { state, reason };
+    this.abort.abort();
+    if (state === "killed") this.deps.store.update(this.id, (r) => (r.kill_requested ??= { at: new Date().toISOString(), by_pid: process.pid, grace_ms: graceMs }));
+    this.localKill ??= killLocalJob(this.localSpec(), graceMs);
+    return this.done;
+  }
+
+  async addResource(r: JobResource): Promise<void> {
+    this.deps.store.update(this.id, (rec) => {
+      if (!rec.resources.some((x) => resourceKey(x) === resourceKey(r))) rec.resources.push(r);
+      if ("target" in r && r.target && !rec.pools.includes(r.target)) rec.pools.push(r.target);
+    });
+    if (r.kind === "remote_group" || r.kind === "scheduler_job") (await this.watchdog(r.target))?.add(r);
+  }
+
+  async removeResource(r: JobResource): Promise<void> {
+    this.deps.store.update(this.id, (rec) => {
+      rec.resources = rec.resources.filter((x) => resourceKey(x) !== resourceKey(r));
+    });
+    if (r.kind === "remote_group" || r.kind === "scheduler_job") (await this.watchdogs.get(r.target))?.remove(r);
+  }
+
+  onTeardown(stage: TeardownStage, name: string, close: Closer): () => void {
+    const entry = { stage, name, close };
+    this.closers.push(entry);
+    return () => {
+      const i = this.closers.indexOf(entry);
+      if (i >= 0) this.closers.splice(i, 1);
+    };
+  }
+
+  private watchdog(target: string): Promise<PoolWatchdog | undefined> {
+    let wd = this.watchdogs.get(target);
+    if (!wd) {
+      wd = (async () => {
+        try {
+          const lease = await this.deps.hosts.acquire(target, `job:${this.id}`);
+          this.leases.push(lease);
+          return await PoolWatchdog.start(lease, this.id, { boundS: this.deps.watchdogBoundS, graceMs: this.spec.graceMs });
+        } catch (err) {
+          this.deps.log.warn({ job: this.id, target, err: (err as Error).message }, "no watchdog on this pool; its cleanup relies on the sidecar");
+          return undefined;
+        }
+      })();
+      this.watchdogs.set(target, wd);
+    }
+    return wd;
+  }
+
+  private localSpec(): Parameters<typeof killLocalJob>[0] {
+    const rec = this.record();
+    const groups = rec.resources.flatMap((r) => (r.kind === "local_group" ? [r.pgid] : []));
+    return { jobId: this.id, pgids: this.pgid ? [this.pgid, ...groups] : groups, known: this.tracker?.refs() ?? rec.tracked, exclude: [process.pid] };
+  }
+
+  private async prepare(): Promise<{ env: NodeJS.ProcessEnv; error?: string }> {
+    const env: NodeJS.ProcessEnv = { ...this.spec.env };
+    const ctx: JobContext = {
+      id: this.id, cwd: this.spec.cwd, executors: this.spec.executors, envs: this.spec.envs ?? [],
+      addResource: (r) => this.addResource(r), onTeardown: (stage, name, close) => this.onTeardown(stage, name, close),
+      signal: this.abort.signal, log: this.deps.log,
+    };
+    for (const p of this.deps.preparers) {
+      if (this.ending) break;
+      try {
+        Object.assign(env, (await p.prepare(ctx))?.env ?? {});
+      } catch (err) {
+        return { env, error: `${p.name}: ${(err as Error).message}` };
+      }
+    }
+    return { env };
+  }
+
+  private supervise(env: NodeJS.ProcessEnv): Promise<SuperviseResult> {
+    return supervise(this.spec.command, {
+      env: { ...env, [JOB_ENV]: this.id },
+      cwd: this.spec.cwd,
+      onStart: (pid) => {
+        this.pgid = pid;
+        this.deps.store.update(this.id, (r) => (r.pgid = pid));
+        this.tracker = new ProcessTracker(pid, (refs) => this.deps.store.update(this.id, (r) => (r.tracked = refs)));
+        this.tracker.start();
+      },
+      onSignal: (sig) => {
+        // the signal went to COMMAND's group: it gets the grace period to end by itself, a second signal ends it now
+        if (this.ending) {
+          this.localKill = killLocalJob(this.localSpec(), 0);
+          return;
+        }
+        this.ending = { state: "killed", reason: `parsl-sidecar run received ${sig}` };
+        setTimeout(() => (this.localKill ??= killLocalJob(this.localSpec(), 0)), this.spec.graceMs).unref();
+      },
+    });
+  }
+
+  private async run(): Promise<RunOutcome> {
+    const { spec } = this;
+    const timer = spec.timeoutMs ? setTimeout(() => void this.kill(spec.graceMs, "timed-out", `ran longer than --timeout ${formatDuration(spec.timeoutMs!)}`), spec.timeoutMs) : undefined;
+    const prep = await this.prepare();
+    let res: SuperviseResult;
+    if (prep.error) {
+      this.ending ??= { state: "failed", reason: `preparing the job failed: ${prep.error}` };
+      res = { exitCode: EXIT.ERROR, signal: undefined, error: prep.error, durationMs: 0 };
+    } else if (this.ending) {
+      res = { exitCode: signalExitCode("SIGTERM"), signal: "SIGTERM", error: undefined, durationMs: 0 };
+    } else {
+      this.deps.store.update(this.id, (r) => (r.state = "running"));
+      this.emit("running");
+      res = await this.supervise(prep.env);
+    }
+    if (timer) clearTimeout(timer);
+    this.tracker?.stop();
+    const cleanup = await this.teardown();
+    let exitCode = res.exitCode;
+    const rec = this.deps.store.update(this.id, (r) => {
+      if (r.kill_requested && !this.ending) this.ending = { state: "killed", reason: "stopped by parsl-sidecar kill" };
+      const state: JobState = this.ending?.state ?? (res.exitCode === 0 ? "succeeded" : "failed");
+      if (state === "timed-out") exitCode = EXIT.TIMEOUT;
+      Object.assign(r, { state, ended_at: new Date().toISOString(), exit_code: exitCode, signal: res.signal ?? null, cleanup });
+      r.reason = this.ending?.reason ?? res.error ?? (res.signal ? `COMMAND was killed by ${res.signal}` : `COMMAND exited with ${res.exitCode}`);
+    });
+    this.emit(rec.state, { exit_code: exitCode });
+    return { record: rec, exitCode, ...(res.error ? { error: res.error } : {}) };
+  }
+
+  /** After COMMAND ended: its leftovers, then the pools, then tunnels; never throws. */
+  private async teardown(): Promise<NonNullable<JobRecord["cleanup"]>> {
+    const errors: string[] = [];
+    const first = await this.localKill?.catch(() => undefined);
+    const local = await killLocalJob(this.localSpec(), this.spec.graceMs);
+    local.signalled += first?.signalled ?? 0;
+    const rec = this.record();
+    const live = new Map<string, PoolWatchdog>();
+    for (const [target, wd] of this.watchdogs) {
+      const w = await wd;
+      if (w?.alive) live.set(target, w);
+    }
+    const release = async (stage: TeardownStage): Promise<void> => {
+      const closers = this.closers.filter((x) => x.stage === stage).reverse();
+      const owners = this.deps.owners.filter((o) => o.stage === stage);
+      await Promise.all([
+        ...closers.map(async (c) => {
+          await Promise.resolve()
+            .then(() => c.close())
+            .catch((err: unknown) => errors.push(`${c.name}: ${(err as Error).message}`));
+        }),
+        ...owners.map(async (o) => {
+          await o.release(this.id).catch((err: unknown) => errors.push(`${o.name}: ${(err as Error).message}`));
+        }),
+      ]);
+    };
+    // the pools: watchdogs (groups, marked daemons, one scancel/qdel) and the services' own release
+    const [remote] = await Promise.all([cleanupTargets(rec, this.deps.hosts, this.spec.graceMs, live), release("remote")]);
+    for (const r of remote) if (r.error) errors.push(`${r.target}: ${r.error}`);
+    await release("tunnels");
+    for (const l of this.leases) l.release();
+    return { local_signalled: local.signalled, local_left: local.left, remote: remote.map((r) => ({ ...r })), errors };
+  }
+
+  private emit(state: string, extra: Record<string, unknown> = {}): void {
+    this.deps.events.emit("job.state", { job: this.id, state, ...extra });
+  }
+}

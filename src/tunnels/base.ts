@@ -1,0 +1,151 @@
+/** State, events and the SSH lease shared by reverse and local tunnels. */
+import { SidecarError } from "../errors.js";
+import type { EventBus } from "../events.js";
+import type { HostPool } from "../ssh/host.js";
+import { isSshLease, type SshLease } from "../ssh/pool.js";
+import type { Logger } from "../util/logger.js";
+import type { BindMode, CheckResult, TunnelKind, TunnelRecord, TunnelState } from "./types.js";
+
+export interface TunnelDeps {
+  pool: HostPool;
+  events?: EventBus;
+  log?: Logger;
+  /** how long a reconnect may take before the tunnel is marked failed @default 0 (never) */
+  waitReadyMs?: number;
+}
+
+export interface TunnelSpec {
+  id: string;
+  kind: TunnelKind;
+  target: string;
+  owner: string;
+  local_host: string;
+  local_port: number;
+  remote_host: string;
+  remote_port: number;
+  bind: BindMode;
+}
+
+export abstract class TunnelBase {
+  protected lease: SshLease | undefined;
+  protected readonly rec: TunnelRecord;
+  protected closing = false;
+  private readonly unhook: Array<() => void> = [];
+
+  constructor(
+    spec: TunnelSpec,
+    protected readonly deps: TunnelDeps,
+  ) {
+    this.rec = {
+      ...spec,
+      state: "opening",
+      reach: spec.kind === "local" ? "local" : "loopback",
+      dial_host: spec.kind === "local" ? spec.local_host : "127.0.0.1",
+      dial_port: spec.kind === "local" ? spec.local_port : spec.remote_port,
+      dial_hosts: [],
+      relay: null,
+      bytes_in: 0,
+      bytes_out: 0,
+      connections: 0,
+      total_connections: 0,
+      reconnects: 0,
+      port_changes: [],
+      last_check: null,
+      error: null,
+      created_at: Date.now(),
+    };
+  }
+
+  get id(): string {
+    return this.rec.id;
+  }
+
+  get owner(): string {
+    return this.rec.owner;
+  }
+
+  record(): TunnelRecord {
+    return { ...this.rec, dial_hosts: [...this.rec.dial_hosts], port_changes: [...this.rec.port_changes], relay: this.rec.relay ? { ...this.rec.relay } : null };
+  }
+
+  protected emit(extra: Record<string, unknown> = {}): void {
+    const r = this.rec;
+    const data = { id: r.id, kind: r.kind, target: r.target, owner: r.owner, state: r.state, reach: r.reach, local_port: r.local_port, remote_port: r.remote_port, dial_host: r.dial_host, dial_port: r.dial_port, reconnects: r.reconnects, error: r.error, ...extra };
+    this.deps.events?.emit("tunnel.state", data);
+    this.deps.log?.info(data, `tunnel ${r.id}: ${r.state}`);
+  }
+
+  protected setState(state: TunnelState, extra: Record<string, unknown> = {}): void {
+    this.rec.state = state;
+    this.emit(extra);
+  }
+
+  protected portChanged(which: "remote_port" | "dial_port", from: number, to: number, reason: string): void {
+    if (from === to || from === 0) return;
+    this.rec.port_changes.push({ at: Date.now(), which, from, to, reason });
+    this.deps.log?.warn({ id: this.rec.id, which, from, to, reason }, `tunnel ${this.rec.id}: ${which} moved`);
+  }
+
+  /** Borrow the target's connection and follow its reconnects. */
+  protected async acquire(): Promise<SshLease> {
+    const lease = await this.deps.pool.acquire(this.rec.target, `tunnel:${this.rec.id}`);
+    if (!isSshLease(lease)) {
+      lease.release();
+      throw new SidecarError("INVALID_ARGUMENT", `Tunnels need an ssh target, got \`${this.rec.target}\``);
+    }
+    this.lease = lease;
+    const conn = lease.connection;
+    const onDown = (err: Error): void => {
+      if (this.closing || this.rec.state === "closed") return;
+      this.rec.error = err.message;
+      this.setState("reconnecting");
+      this.onDown();
+    };
+    const onReady = (): void => {
+      if (this.closing || this.rec.state === "closed") return;
+      void this.reestablish();
+    };
+    const onFailed = (err: Error): void => {
+      if (this.closing) return;
+      this.rec.error = err.message;
+      this.setState("failed");
+    };
+    conn.on("down", onDown);
+    conn.on("ready", onReady);
+    conn.on("failed", onFailed);
+    this.unhook.push(() => conn.off("down", onDown), () => conn.off("ready", onReady), () => conn.off("failed", onFailed));
+    return lease;
+  }
+
+  private async reestablish(): Promise<void> {
+    try {
+      await this.reopen();
+      this.rec.reconnects++;
+      const check = await this.check();
+      this.rec.error = check.ok ? null : `end-to-end check failed: ${check.error}`;
+      this.setState("open", { check });
+    } catch (err) {
+      if (this.closing) return;
+      this.rec.error = (err as Error).message;
+      this.emit({ error: this.rec.error });
+    }
+  }
+
+  /** Recording a check result. */
+  protected noteCheck(r: CheckResult): CheckResult {
+    this.rec.last_check = r;
+    return r;
+  }
+
+  protected releaseLease(): void {
+    for (const u of this.unhook.splice(0)) u();
+    this.lease?.release();
+    this.lease = undefined;
+  }
+
+  /** the link went down: drop what lived on it */
+  protected abstract onDown(): void;
+  /** the link is back: re-create listeners/relays (ports may move) */
+  protected abstract reopen(): Promise<void>;
+  abstract check(): Promise<CheckResult>;
+}

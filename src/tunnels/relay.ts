@@ -1,0 +1,71 @@
+/**
+ * The head-node relay: a python3 process started over exec that listens on the cluster-side
+ * address and forwards to the loopback end of a reverse tunnel. It exits when its exec channel
+ * closes (stdin EOF) and is killed by process group on close.
+ */
+import { SidecarError } from "../errors.js";
+import type { HostProcess } from "../ssh/host.js";
+import type { SshLease } from "../ssh/pool.js";
+import { relayCommand } from "./scripts.js";
+
+export interface Relay {
+  interpreter: string;
+  listenHost: string;
+  port: number;
+  pgid: number | null;
+  proc: HostProcess;
+  /** EOF on stdin, then TERM to the group; resolves when it has exited (or after 3 s) */
+  stop(): Promise<void>;
+}
+
+function firstLine(proc: HostProcess, timeoutMs: number): Promise<string> {
+  return new Promise((resolve) => {
+    let buf = "";
+    let err = "";
+    const onErr = (b: Buffer): void => {
+      err += b.toString();
+    };
+    const finish = (line: string): void => {
+      clearTimeout(timer);
+      proc.stdout.off("data", onData);
+      proc.stderr.off("data", onErr);
+      proc.stdout.resume();
+      proc.stderr.resume();
+      resolve(line);
+    };
+    const onData = (b: Buffer): void => {
+      buf += b.toString();
+      const nl = buf.indexOf("\n");
+      if (nl >= 0) finish(buf.slice(0, nl));
+    };
+    const timer = setTimeout(() => finish(`ERROR no answer from the relay in ${timeoutMs} ms ${err.trim()}`), timeoutMs);
+    proc.stdout.on("data", onData);
+    proc.stderr.on("data", onErr);
+    void proc.exited.then((e) => setTimeout(() => finish(`ERROR the relay exited (${e.exitCode ?? e.signal}) ${err.trim().slice(-300)}`), 50));
+  });
+}
+
+/** Start a relay on `listenHost:wantPort` (0 = any) forwarding to 127.0.0.1:`targetPort`. */
+export async function startRelay(lease: SshLease, python: string, listenHost: string, wantPort: number, targetPort: number, bindWaitS: number): Promise<Relay> {
+  const proc = await lease.spawn(relayCommand(python, listenHost, wantPort, targetPort, bindWaitS));
+  const line = await firstLine(proc, 15_000 + bindWaitS * 1000);
+  const m = /^LISTEN (\S+) (\d+)$/.exec(line.trim());
+  let pgid: number | null = null;
+  try {
+    pgid = await Promise.race([proc.pgid, new Promise<number>((_, rej) => setTimeout(() => rej(new Error("no pgid")), 2000))]);
+  } catch {
+    pgid = null;
+  }
+  const stop = async (): Promise<void> => {
+    proc.stdin.end();
+    if (pgid !== null) await proc.kill("SIGTERM").catch(() => undefined);
+    await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 3000))]);
+  };
+  if (!m) {
+    await stop();
+    throw new SidecarError("TUNNEL_FAILED", `The relay on \`${lease.target}\` could not listen on ${listenHost}:${wantPort}: ${line.replace(/^ERROR /, "")}`, {
+      data: { target: lease.target, listen: `${listenHost}:${wantPort}`, bind_failed: /^ERROR bind/.test(line) },
+    });
+  }
+  return { interpreter: python, listenHost, port: Number(m[2]), pgid, proc, stop };
+}

@@ -1,0 +1,132 @@
+// The executors service against a real sshd: worker blocks (process groups started, tracked,
+// killed), preflight (versions, directories, unreachable pools), completion of a `local` pool
+// and the all-or-nothing rule, release by owner.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isSidecarError } from "../../src/errors.js";
+import { EventBus } from "../../src/events.js";
+import { resolveExecutor } from "../../src/executors/resolve.js";
+import { ExecutorsService } from "../../src/executors/service.js";
+import { createLogger } from "../../src/util/logger.js";
+import { localVersions } from "../../src/executors/versions.js";
+import { stopAllAfterAll } from "../testbed/hooks.js";
+import { eventually, sshSetup, token, type SshSetup } from "../ssh/helpers.js";
+
+stopAllAfterAll();
+
+const venvPython = resolve(".venv/bin/python");
+
+describe("ExecutorsService", () => {
+  let s: SshSetup;
+  let svc: ExecutorsService;
+  let dir: string;
+  let local: { python: string; parsl: string };
+  beforeAll(async () => {
+    s = await sshSetup();
+    dir = mkdtempSync(join(tmpdir(), "psc-exec-svc-"));
+    svc = new ExecutorsService({ hosts: s.pool, tunnels: undefined, log: createLogger(), events: new EventBus(), sweepMs: 200 });
+    const v = await localVersions(venvPython);
+    local = { python: v!.python, parsl: v!.parsl! };
+  }, 60_000);
+  afterAll(async () => {
+    await svc?.close();
+    await s?.pool.close();
+    await s?.sshd.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  const alive = async (tok: string): Promise<boolean> => {
+    const lease = await s.pool.acquire("pool", "test");
+    try {
+      return (await lease.exec(`pgrep -f '^sleep 6${tok}' >/dev/null && echo yes || echo no`)).stdout.trim() === "yes";
+    } finally {
+      lease.release();
+    }
+  };
+
+  it("starts a block in its own process group, reports it, and kills the whole group", { timeout: 60_000 }, async () => {
+    const tok = token();
+    const out = join(dir, "b1.out");
+    // a child and a grandchild that would outlive a plain kill of the script
+    const b = await svc.blockManager().start({ target: "pool", script: `echo started; (sleep 6${tok} & sleep 6${tok}; wait) & wait`, owner: "o1", label: "cpu", cwd: join(dir, "run"), stdout_path: out });
+    expect(b.state).toBe("running");
+    expect(b.pgid).toBeGreaterThan(1);
+    expect(await eventually(() => alive(tok), 10_000)).toBe(true);
+    expect(svc.blockManager().status([b.id])[0]!.state).toBe("running");
+    expect(await svc.blockManager().cancel([b.id], 2000)).toEqual([true]);
+    expect(svc.blockManager().status([b.id])[0]!.state).toBe("cancelled");
+    expect(await eventually(async () => !(await alive(tok)), 10_000)).toBe(true);
+    expect(readFileSync(out, "utf8")).toBe("started\n");
+  });
+
+  it("reports a failed block with its exit code and output tail", { timeout: 60_000 }, async () => {
+    const b = await svc.blockManager().start({ target: "pool", script: "echo boom >&2; exit 7", owner: "o2", label: "cpu" });
+    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.state !== "running", 10_000)).toBe(true);
+    const st = svc.blockManager().status([b.id])[0]!;
+    expect(st).toMatchObject({ state: "failed", exit_code: 7 });
+    expect(st.tail).toContain("boom");
+    expect(svc.blockManager().status(["nope"])[0]!.state).toBe("failed");
+  });
+
+  it("releases an owner's blocks, also when the owner's process is gone", { timeout: 60_000 }, async () => {
+    const tok = token();
+    const b = await svc.startBlock({ target: "pool", script: `sleep 6${tok}`, owner: "o3", label: "cpu" }, 999_999_99);
+    expect(b.state).toBe("running");
+    // the sweeper sees pid 99999999 is not running and releases o3
+    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.state === "cancelled", 15_000)).toBe(true);
+    expect(await alive(tok)).toBe(false);
+  });
+
+  it("preflight passes for a matching pool and names versions, dirs and tunnel problems", { timeout: 120_000 }, async () => {
+    const ok = resolveExecutor("cpu", { SSH_TARGET: "pool", PYTHON: venvPython, RUN_DIR: join(dir, "ok") });
+    const [good] = await svc.preflight([ok], local);
+    // not completed: no tunnel yet; everything else passes
+    expect(good!.checks.map((c) => [c.name, c.ok])).toEqual([["reachable", true], ["versions", true], ["directories", true], ["tunnel", false], ["scheduler", true]]);
+    expect(good!.python).toBe(local.python);
+
+    const skew = resolveExecutor("old", { SSH_TARGET: "pool", PYTHON: venvPython, RUN_DIR: "/proc/nope" });
+    const [bad] = await svc.preflight([skew], { python: "3.99.1", parsl: "1999.01.01" });
+    const byName = Object.fromEntries(bad!.checks.map((c) => [c.name, c]));
+    expect(byName.versions!.code).toBe("VERSION_SKEW");
+    expect(byName.versions!.message).toContain("Executor `old`");
+    expect(byName.versions!.message).toContain(`Python ${local.python} there vs 3.99.1 here`);
+    expect(byName.versions!.message).toContain(`Parsl ${local.parsl} there vs 1999.01.01 here`);
+    expect(byName.directories!.ok).toBe(false);
+    expect(byName.directories!.message).toContain("/proc/nope");
+    expect(byName.tunnel!.code).toBe("TUNNEL_NOT_FOUND");
+
+    const missing = resolveExecutor("nopy", { SSH_TARGET: "pool", PYTHON: "/no/such/python", RUN_DIR: join(dir, "ok") });
+    const [np] = await svc.preflight([missing], local);
+    expect(np!.checks.find((c) => c.name === "versions")!.message).toContain("cannot run `/no/such/python`");
+  });
+
+  it("preflight and completion name an unreachable pool; completion closes nothing it did not open", { timeout: 120_000 }, async () => {
+    const gone = resolveExecutor("gone", { SSH_TARGET: "root@127.0.0.1:1", RUN_DIR: join(dir, "g") });
+    const [r] = await svc.preflight([gone], local);
+    expect(r!.checks).toHaveLength(1);
+    expect(r!.checks[0]!).toMatchObject({ name: "reachable", ok: false, code: "POOL_UNREACHABLE" });
+    expect(r!.checks[0]!.message).toContain("Executor `gone`: pool `root@127.0.0.1:1` is unreachable");
+    try {
+      await svc.complete({ json: { here: { SSH_TARGET: "local" }, gone: { SSH_TARGET: "root@127.0.0.1:1" } }, file: "x.json", reuse: true }, "o4");
+      expect.unreachable();
+    } catch (err) {
+      expect(isSidecarError(err, "POOL_UNREACHABLE")).toBe(true);
+      expect((err as Error).message).toContain("Executor `gone`: cannot reach pool `root@127.0.0.1:1`");
+    }
+  });
+
+  it("completes a local pool without a tunnel", { timeout: 60_000 }, async () => {
+    const res = await svc.complete({ json: { here: { SSH_TARGET: "local", CORES_PER_WORKER: 2, MINE: "kept" } }, file: "x.json", reuse: true }, "o5");
+    const e = res.executors.here as Record<string, unknown>;
+    expect(e).toMatchObject({ SSH_TARGET: "local", CORES_PER_WORKER: 2, MINE: "kept", HOST_IP: "127.0.0.1", DIAL_ADDRESS: "127.0.0.1" });
+    expect(e.WORKER_PORT).toBe(e.INTERCHANGE_PORT);
+    expect(e.TUNNEL_ID).toBeUndefined();
+    expect(Object.keys(e).slice(0, 3)).toEqual(["SSH_TARGET", "CORES_PER_WORKER", "MINE"]);
+  });
+
+  it("needs a tunnels service for a remote pool", { timeout: 60_000 }, async () => {
+    await expect(svc.complete({ json: { cpu: { SSH_TARGET: "pool" } }, file: "x.json", reuse: true }, "o6")).rejects.toThrow(/Executor `cpu`: this sidecar has no tunnels service/);
+  });
+});

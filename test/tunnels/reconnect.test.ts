@@ -1,0 +1,106 @@
+// Tunnels that survive: the connection killed mid-stream, sshd restarted, and a hung
+// connection whose old port is still held on the pool (the tunnel moves and says so).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EventBus, type SidecarEvent } from "../../src/events.js";
+import { SshPool } from "../../src/ssh/pool.js";
+import { TunnelManager } from "../../src/tunnels/manager.js";
+import type { TunnelRecord } from "../../src/tunnels/types.js";
+import { entryFor, eventually } from "../ssh/helpers.js";
+import { stopAllAfterAll } from "../testbed/hooks.js";
+import { childrenTree } from "../testbed/registry.js";
+import { writeSshConfig } from "../testbed/ssh-config.js";
+import { startSshd, type Sshd } from "../testbed/sshd.js";
+import { echoServer, roundTrip, streamUntilBroken, type Echo } from "./helpers.js";
+
+stopAllAfterAll();
+
+/** Reconnect bound used in these tests: keepalive 1 s x 2, backoff 50..500 ms (docs/tunnels.md). */
+const BOUND_MS = 15000;
+
+describe("tunnels survive", () => {
+  let sshd: Sshd;
+  let pool: SshPool;
+  let tunnels: TunnelManager;
+  let echo: Echo;
+  const events: SidecarEvent[] = [];
+  beforeAll(async () => {
+    sshd = await startSshd();
+    const configPath = writeSshConfig(sshd.dir, [entryFor("pool", sshd, { ServerAliveInterval: 1, ServerAliveCountMax: 2 })], "client_config");
+    const bus = new EventBus();
+    bus.on(["tunnel"], (e) => events.push(e));
+    pool = new SshPool({ configPath, events: bus, reconnect: { initialMs: 50, maxMs: 500 } });
+    tunnels = new TunnelManager({ pool, events: bus });
+    echo = await echoServer();
+  }, 30000);
+  afterAll(async () => {
+    await tunnels?.closeAll();
+    await pool?.close();
+    await echo?.close();
+    await sshd?.stop();
+  }, 30000);
+
+  const rec = (id: string): TunnelRecord => tunnels.list().find((t) => t.id === id)!;
+  const reopened = (id: string, n: number) => eventually(() => rec(id).reconnects >= n && rec(id).state === "open", BOUND_MS);
+
+  it("killConnections mid-stream: the stream breaks, the tunnel comes back on the same ports", { timeout: 60000 }, async () => {
+    const loop = await tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", owner: "t" });
+    const relay = await tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", remote_host: "127.0.0.2", owner: "t" });
+    expect(relay.reach).toBe("relay");
+    const stream = streamUntilBroken(loop.dial_host, loop.dial_port);
+    expect(await eventually(() => stream.echoed() > 1 << 20, 10000, 10)).toBe(true);
+    await sshd.killConnections();
+    expect(await stream.broken).toBeGreaterThan(1 << 20);
+    expect(await reopened(loop.id, 1)).toBe(true);
+    expect(await reopened(relay.id, 1)).toBe(true);
+    expect(rec(loop.id)).toMatchObject({ remote_port: loop.remote_port, dial_port: loop.dial_port, last_check: { ok: true } });
+    expect(rec(relay.id)).toMatchObject({ dial_port: relay.dial_port, last_check: { ok: true } });
+    expect((await roundTrip(loop.dial_host, loop.dial_port)).got.length).toBe(64 * 1024);
+    expect((await roundTrip("127.0.0.2", relay.dial_port)).got.length).toBe(64 * 1024);
+    const states = events.filter((e) => e.data.id === loop.id).map((e) => e.data.state);
+    expect(states).toEqual(expect.arrayContaining(["open", "reconnecting"]));
+    await tunnels.closeAll();
+  });
+
+  it("sshd restarted: the tunnel comes back", { timeout: 60000 }, async () => {
+    const t = await tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", owner: "t" });
+    await sshd.restart();
+    expect(await reopened(t.id, 1)).toBe(true);
+    expect((await roundTrip(t.dial_host, rec(t.id).dial_port)).got.length).toBe(64 * 1024);
+    await tunnels.closeAll();
+  });
+
+  it("a hung connection still holds the old port on the pool: the tunnel moves and reports it", { timeout: 60000 }, async () => {
+    const t = await tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", remote_host: "127.0.0.2", owner: "t" });
+    const kids = childrenTree(sshd.pid);
+    for (const k of kids) {
+      try {
+        process.kill(k, "SIGSTOP");
+      } catch {
+        // gone
+      }
+    }
+    try {
+      expect(await reopened(t.id, 1)).toBe(true);
+      const now = rec(t.id);
+      expect(now.dial_port).not.toBe(t.dial_port);
+      expect(now.remote_port).not.toBe(t.remote_port);
+      expect(now.port_changes).toEqual(expect.arrayContaining([
+        expect.objectContaining({ which: "dial_port", from: t.dial_port, to: now.dial_port }),
+        expect.objectContaining({ which: "remote_port", from: t.remote_port, to: now.remote_port }),
+      ]));
+      const ev = events.filter((e) => e.data.id === t.id && e.data.state === "open").pop()!;
+      expect(ev.data.dial_port).toBe(now.dial_port);
+      expect((await roundTrip("127.0.0.2", now.dial_port)).got.length).toBe(64 * 1024);
+    } finally {
+      for (const k of kids) {
+        try {
+          process.kill(k, "SIGKILL");
+          process.kill(k, "SIGCONT");
+        } catch {
+          // gone
+        }
+      }
+    }
+    await tunnels.closeAll();
+  });
+});

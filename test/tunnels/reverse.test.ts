@@ -1,0 +1,150 @@
+// Reverse tunnels against a real sshd: loopback, relay (GatewayPorts no), gateway binds, the
+// end-to-end check, a taken port, and closing leaves nothing listening on either side.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EventBus, type SidecarEvent } from "../../src/events.js";
+import { SshPool } from "../../src/ssh/pool.js";
+import { TunnelManager } from "../../src/tunnels/manager.js";
+import { stopAllAfterAll } from "../testbed/hooks.js";
+import { writeSshConfig } from "../testbed/ssh-config.js";
+import { startSshd, type Sshd } from "../testbed/sshd.js";
+import { entryFor, eventually } from "../ssh/helpers.js";
+import { echoServer, isListening, roundTrip, type Echo } from "./helpers.js";
+
+stopAllAfterAll();
+
+interface Bed {
+  sshd: Sshd;
+  pool: SshPool;
+  tunnels: TunnelManager;
+  events: SidecarEvent[];
+}
+
+async function bed(extraConfig: string[] = []): Promise<Bed> {
+  const sshd = await startSshd({ extraConfig });
+  const configPath = writeSshConfig(sshd.dir, [entryFor("pool", sshd, { ServerAliveInterval: 1, ServerAliveCountMax: 2 })], "client_config");
+  const bus = new EventBus();
+  const events: SidecarEvent[] = [];
+  bus.on(["tunnel"], (e) => events.push(e));
+  const pool = new SshPool({ configPath, events: bus, reconnect: { initialMs: 50, maxMs: 500 } });
+  return { sshd, pool, tunnels: new TunnelManager({ pool, events: bus }), events };
+}
+
+async function closeBed(b: Bed | undefined): Promise<void> {
+  await b?.tunnels.closeAll();
+  await b?.pool.close();
+  await b?.sshd.stop();
+}
+
+describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
+  let b: Bed;
+  let echo: Echo;
+  beforeAll(async () => {
+    b = await bed();
+    echo = await echoServer();
+  }, 30000);
+  afterAll(async () => {
+    await closeBed(b);
+    await echo?.close();
+  }, 30000);
+
+  it("loopback: carries a round trip, counts bytes, and closes both ends", { timeout: 30000 }, async () => {
+    const t = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", owner: "test" });
+    expect(t).toMatchObject({ state: "open", reach: "loopback", dial_host: "127.0.0.1", local_port: echo.port, relay: null, last_check: { ok: true } });
+    expect(t.dial_port).toBe(t.remote_port);
+    const accepted = echo.accepted;
+    const { sent, got } = await roundTrip(t.dial_host, t.dial_port, 1 << 20);
+    expect(got.equals(sent)).toBe(true);
+    expect(echo.accepted).toBe(accepted + 1); // the check before did not reach the service
+    const rec = b.tunnels.list().find((x) => x.id === t.id)!;
+    expect(rec.bytes_in).toBeGreaterThanOrEqual(1 << 20);
+    expect(rec.bytes_out).toBeGreaterThanOrEqual(1 << 20);
+    expect(rec.total_connections).toBe(1);
+    const check = await b.tunnels.check(t.id);
+    expect(check.ok).toBe(true);
+    expect(echo.accepted).toBe(accepted + 1);
+    await b.tunnels.close(t.id);
+    expect(isListening(t.remote_port)).toBe(false);
+    expect(b.pool.list()).toEqual([]);
+  });
+
+  it("cluster: sshd bound loopback only, so a relay listens on the cluster-side address", { timeout: 30000 }, async () => {
+    const t = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", remote_host: "127.0.0.2", owner: "test" });
+    expect(t).toMatchObject({ state: "open", reach: "relay", dial_host: "127.0.0.2", last_check: { ok: true } });
+    expect(t.relay).toMatchObject({ interpreter: expect.stringMatching(/python/), listen: `127.0.0.2:${t.dial_port}` });
+    expect(t.dial_port).not.toBe(t.remote_port);
+    const { sent, got } = await roundTrip("127.0.0.2", t.dial_port, 256 * 1024);
+    expect(got.equals(sent)).toBe(true);
+    const lease = await b.pool.acquire("pool", "look");
+    const pgid = t.relay!.pgid!;
+    expect((await lease.exec(`ps -o pid= -g ${pgid} | wc -l`)).stdout.trim()).not.toBe("0");
+    await b.tunnels.close(t.id);
+    expect(await eventually(async () => (await lease.exec(`ps -o pid= -g ${pgid} | wc -l`)).stdout.trim() === "0")).toBe(true);
+    const ss = (await lease.exec("ss -Hltn")).stdout;
+    expect(ss).not.toContain(`:${t.dial_port} `);
+    expect(ss).not.toContain(`:${t.remote_port} `);
+    lease.release();
+  });
+
+  it("a remote port that is taken moves to another, and the change is reported", { timeout: 30000 }, async () => {
+    const blocker = await echoServer();
+    try {
+      const t = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", remote_port: blocker.port, owner: "test" });
+      expect(t.remote_port).not.toBe(blocker.port);
+      expect(t.port_changes).toContainEqual(expect.objectContaining({ which: "remote_port", from: blocker.port, to: t.remote_port }));
+      expect((await roundTrip("127.0.0.1", t.dial_port)).got.length).toBe(64 * 1024);
+      await b.tunnels.close(t.id);
+    } finally {
+      await blocker.close();
+    }
+  });
+
+  it("a free remote port that was asked for is used", { timeout: 30000 }, async () => {
+    const probe = await echoServer();
+    const want = probe.port;
+    await probe.close();
+    const t = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", remote_port: want, owner: "test" });
+    expect(t.remote_port).toBe(want);
+    expect(t.port_changes).toEqual([]);
+    await b.tunnels.close(t.id);
+  });
+
+  it("closeOwner closes every tunnel of that owner", { timeout: 30000 }, async () => {
+    const a = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", owner: "job:42" });
+    const c = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", owner: "job:43" });
+    expect(await b.tunnels.closeOwner("job:42")).toBe(1);
+    expect(b.tunnels.list().map((t) => t.id)).toEqual([c.id]);
+    expect(isListening(a.remote_port)).toBe(false);
+    await b.tunnels.closeAll();
+    expect(isListening(c.remote_port)).toBe(false);
+  });
+});
+
+describe("reverse tunnel, sshd that allows non-loopback binds", () => {
+  it("GatewayPorts clientspecified: sshd binds the cluster-side address itself (no relay)", { timeout: 60000 }, async () => {
+    const b = await bed(["GatewayPorts clientspecified"]);
+    const echo = await echoServer();
+    try {
+      const t = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, remote_host: "127.0.0.2", owner: "test" });
+      expect(t).toMatchObject({ reach: "gateway", relay: null, dial_host: "127.0.0.2" });
+      expect(t.dial_port).toBe(t.remote_port);
+      expect((await roundTrip("127.0.0.2", t.dial_port)).got.length).toBe(64 * 1024);
+    } finally {
+      await closeBed(b);
+      await echo.close();
+    }
+  });
+
+  it("GatewayPorts yes with the default bind: wildcard listener, every head address reported", { timeout: 60000 }, async () => {
+    const b = await bed(["GatewayPorts yes"]);
+    const echo = await echoServer();
+    try {
+      const t = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, owner: "test" });
+      expect(t.reach).toBe("gateway");
+      expect(t.dial_hosts).toContain(t.dial_host);
+      expect((await roundTrip("127.0.0.1", t.dial_port)).got.length).toBe(64 * 1024);
+    } finally {
+      await closeBed(b);
+      await echo.close();
+    }
+  });
+});
