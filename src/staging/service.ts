@@ -25,6 +25,8 @@ export interface TransferParams {
   item?: string | undefined;
   /** caller's name for the owner of pool leases */
   owner?: string | undefined;
+  /** also accept `TARGET:/abs/path` and bare local paths (the CLI) */
+  cliForms?: boolean | undefined;
 }
 
 export interface TransferRecord {
@@ -81,8 +83,8 @@ export class StagingService {
   /** Run one transfer; `onProgress` gets throttled snapshots. */
   async transfer(p: TransferParams, onProgress?: (s: ProgressSnapshot) => void, signal?: AbortSignal): Promise<TransferResult & { id: string; src: string; dst: string }> {
     if (this.closed) throw new SidecarError("SHUTTING_DOWN", "The staging service is closed");
-    const srcLoc = parseLocation(p.src, { cwd: p.cwd, host: p.host });
-    const dstLoc = parseLocation(p.dst, { cwd: p.cwd, host: p.host });
+    const srcLoc = parseLocation(p.src, { cwd: p.cwd, host: p.host, cliForms: p.cliForms === true });
+    const dstLoc = parseLocation(p.dst, { cwd: p.cwd, host: p.host, cliForms: p.cliForms === true });
     const id = `tr-${randomBytes(5).toString("hex")}`;
     const rec: TransferRecord = {
       id, item: p.item ?? null, src: formatLocation(srcLoc), dst: formatLocation(dstLoc), type: p.type ?? "auto", state: "queued", started_at: new Date().toISOString(),
