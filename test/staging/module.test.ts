@@ -68,7 +68,7 @@ describe("staging RPC methods and CLI", () => {
   it("staging.log writes into the sidecar's log", { timeout: 30000 }, async () => {
     await client.call("staging.log", { message: "app done", fields: { app: "simulate", bytes: 12 } });
     await new Promise((res) => setTimeout(res, 300));
-    const log = readFileSync(daemon.info.log_file, "utf8");
+    const log = readFileSync(daemon.info.log_file!, "utf8");
     expect(log).toMatch(/"source":"workflow".*"app":"simulate".*"msg":"app done"/);
   });
 
