@@ -65,6 +65,8 @@ export class StagingService {
   private readonly limit: number;
   private closed = false;
   private readonly abort = new AbortController();
+  /** cleanups of failed transfers (temporaries a dropped connection left), finishing in the background */
+  private readonly cleanups = new Set<Promise<void>>();
 
   constructor(private readonly opts: StagingServiceOptions = {}) {
     this.stores = new StoreFactory(opts);
@@ -97,6 +99,7 @@ export class StagingService {
       throw new SidecarError("SHUTTING_DOWN", "The sidecar shut down before this transfer started");
     }
     const opened: OpenedStore[] = [];
+    let ok = false;
     const sig = signal ? AbortSignal.any([signal, this.abort.signal]) : this.abort.signal;
     try {
       rec.state = "running";
@@ -126,6 +129,7 @@ export class StagingService {
       Object.assign(rec, { state: "done", duration_ms: res.duration_ms, method: res.method, skipped: res.skipped });
       this.opts.events?.emit("transfer.done", { id, item: rec.item, src: rec.src, dst: rec.dst, ok: true, bytes: res.bytes, files: res.files, skipped: res.skipped, duration_ms: res.duration_ms, method: res.method });
       this.opts.log?.info({ id, item: rec.item, src: rec.src, dst: rec.dst, bytes: res.bytes, files: res.files, skipped: res.skipped, duration_ms: res.duration_ms, method: res.method }, "transfer done");
+      ok = true;
       return { ...res, id, src: rec.src, dst: rec.dst };
     } catch (err) {
       const e = stagingFailure(err, { item: p.item, src: rec.src, dst: rec.dst });
@@ -134,7 +138,13 @@ export class StagingService {
       this.opts.log?.warn({ id, item: rec.item, src: rec.src, dst: rec.dst, code: e.code, error: e.message }, "transfer failed");
       throw e;
     } finally {
-      for (const o of opened) await o.release().catch(() => undefined);
+      const released = Promise.all(opened.map((o) => o.release().catch(() => undefined))).then(() => undefined);
+      if (ok) await released;
+      else {
+        // the caller hears of the failure now; leftovers wait for the connection to come back
+        this.cleanups.add(released);
+        void released.finally(() => this.cleanups.delete(released));
+      }
       free();
     }
   }
@@ -150,6 +160,11 @@ export class StagingService {
     }
   }
 
+  /** Resolves once the background cleanups of failed transfers are done. */
+  async idle(): Promise<void> {
+    while (this.cleanups.size > 0) await Promise.all([...this.cleanups]);
+  }
+
   list(): TransferRecord[] {
     return [...this.records.values()].map((r) => ({ ...r }));
   }
@@ -163,6 +178,7 @@ export class StagingService {
     this.closed = true;
     this.abort.abort(new SidecarError("SHUTTING_DOWN", "The sidecar is shutting down"));
     for (const w of this.waiting.splice(0)) w();
+    await this.idle();
     await this.stores.close();
   }
 }

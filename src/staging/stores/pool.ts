@@ -28,7 +28,7 @@ export class PoolStore implements Store {
   }
 
   /** Clean what is still pending, waiting for the connection to come back for a while. */
-  async cleanup(patienceMs = 30_000): Promise<void> {
+  async cleanup(patienceMs = 120_000): Promise<void> {
     const deadline = Date.now() + patienceMs;
     while (this.pending.size > 0 && Date.now() < deadline) {
       for (const tmp of [...this.pending]) await this.discard(tmp);
