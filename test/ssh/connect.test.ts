@@ -57,6 +57,21 @@ describe("connecting", () => {
     await expect(pool.acquire("h", "t")).rejects.toMatchObject({ code: "SSH_HOST_KEY", message: expect.stringContaining("not in known_hosts") });
   });
 
+  it("authenticates with an ssh-agent (IdentityAgent), no key file needed", { timeout: 30000 }, async () => {
+    const sock = join(sshd.dir, "agent.sock");
+    const agent = execFileSync("ssh-agent", ["-s", "-a", sock], { encoding: "utf8" });
+    const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent)![1]);
+    try {
+      execFileSync("ssh-add", [sshd.keyPath], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: "ignore" });
+      const pool = poolWith({ IdentityAgent: sock }, { identityFile: join(sshd.dir, "no-such-key") });
+      const l = await pool.acquire("h", "t");
+      expect((await l.exec("echo via-agent")).stdout).toBe("via-agent\n");
+      l.release();
+    } finally {
+      process.kill(pid, "SIGTERM");
+    }
+  });
+
   it("a wrong key is SSH_AUTH naming the user and key", { timeout: 30000 }, async () => {
     const pool = poolWith({}, { identityFile: sshd.unauthorizedKeyPath! });
     const err = await pool.acquire("h", "t").catch((e: unknown) => e);
