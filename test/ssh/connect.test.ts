@@ -223,6 +223,21 @@ describe("surviving", () => {
     l.release();
   });
 
+  it("a host key that changes across a reconnect stops the retries; a later acquire starts afresh", { timeout: 30000 }, async () => {
+    const l = await pool.acquire("h", "t");
+    const known = readFileSync(sshd.knownHostsPath, "utf8");
+    await sshd.rotateHostKey(); // restarts sshd: the connection drops, the reconnect meets the new key
+    expect(await eventually(() => pool.list()[0]!.state === "failed", 15000)).toBe(true);
+    expect(events.some((e) => e.data.state === "failed")).toBe(true);
+    await expect(l.exec("true")).rejects.toMatchObject({ code: "SSH_HOST_KEY" });
+    writeFileSync(sshd.knownHostsPath, `${sshd.hostKeyPublic}\n`);
+    const fresh = await pool.acquire("h", "t2");
+    expect((await fresh.exec("echo fresh")).stdout).toBe("fresh\n");
+    fresh.release();
+    l.release();
+    expect(known).not.toBe(readFileSync(sshd.knownHostsPath, "utf8"));
+  });
+
   it("a hung connection is noticed by keepalive (interval x count) and replaced", { timeout: 30000 }, async () => {
     const l = await pool.acquire("h", "t");
     const gen = pool.list()[0]!.generation;
