@@ -4,6 +4,7 @@ import type { DaemonContext, ServiceModule } from "../daemon/module.js";
 import type { HostPool } from "../ssh/host.js";
 import { defineMethod } from "../rpc/registry.js";
 import { describeParams, ensureParams } from "./params.js";
+import { envPreparer } from "./preparer.js";
 import { EnvService, localOnlyPool, type EnsureOutcome } from "./service.js";
 
 /** snake_case form of an ensure outcome, as it crosses the RPC. */
@@ -32,9 +33,15 @@ export function ensureWire(o: EnsureOutcome): Record<string, unknown> {
   };
 }
 
-/** Build the env module; `pool` is the daemon's SSH pool (`local` only when absent). */
-export function envModule(ctx: DaemonContext, deps: { pool?: HostPool } = {}): ServiceModule {
+/** Something that runs preparers before a job's COMMAND (the jobs service). */
+export interface PreparerHost {
+  addPreparer(p: ReturnType<typeof envPreparer>): void;
+}
+
+/** Build the env module; `pool` is the daemon's SSH pool (`local` only when absent); `jobs` gets the `run --env` preparer. */
+export function envModule(ctx: DaemonContext, deps: { pool?: HostPool; jobs?: PreparerHost } = {}): ServiceModule {
   const service = new EnvService(deps.pool ?? localOnlyPool, ctx.events);
+  deps.jobs?.addPreparer(envPreparer(service));
   return {
     name: "env",
     methods: [
