@@ -5,33 +5,8 @@ import type { HostPool } from "../ssh/host.js";
 import { defineMethod } from "../rpc/registry.js";
 import { describeParams, ensureParams } from "./params.js";
 import { envPreparer } from "./preparer.js";
-import { EnvService, localOnlyPool, type EnsureOutcome } from "./service.js";
-
-/** snake_case form of an ensure outcome, as it crosses the RPC. */
-export function ensureWire(o: EnsureOutcome): Record<string, unknown> {
-  const e = o.env;
-  return {
-    env: e && {
-      target: e.target,
-      backend: e.backend,
-      name: e.name,
-      prefix: e.prefix,
-      action: e.action,
-      hash: e.hash,
-      file: e.file,
-      tool: e.tool,
-      python: e.python,
-      parsl: e.parsl,
-      interpreter: e.interpreter,
-      activation: { path_prepend: e.activation.pathPrepend, set: e.activation.set, unset: e.activation.unset, scripts: e.activation.scripts },
-      worker_init: e.workerInit,
-      dropped_keys: e.dropped,
-      waited: e.waited,
-      duration_ms: e.durationMs,
-    },
-    container: o.container,
-  };
-}
+import { EnvService, localOnlyPool } from "./service.js";
+import { ensureWire } from "./wire.js";
 
 /** Something that runs preparers before a job's COMMAND (the jobs service). */
 export interface PreparerHost {

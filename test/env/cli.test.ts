@@ -10,6 +10,8 @@ import type { SidecarEvent } from "../../src/events.js";
 import { cleanupTmp, tmp, UV, VENV_PY, wheelhouse } from "./helpers.js";
 import { execFileSync } from "node:child_process";
 
+// the installed executable (entry.js: `env` loads only its own module); run goes through main.js
+const BIN = resolve(import.meta.dirname, "../../dist/cli/entry.js");
 const MAIN = resolve(import.meta.dirname, "../../dist/cli/main.js");
 let dir = "";
 let wheels = "";
@@ -17,7 +19,7 @@ let reqs = "";
 const parslVersion = execFileSync(VENV_PY, ["-c", "import importlib.metadata as m; print(m.version('parsl'))"], { encoding: "utf8" }).trim();
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  return execa(process.execPath, [MAIN, ...args], { reject: false, timeout: 180_000, env: { PARSL_SIDECAR_RUNTIME_DIR: join(dir, "rt"), PARSL_SIDECAR_CONNECTION_FILE: "", ...env } });
+  return execa(process.execPath, [BIN, ...args], { reject: false, timeout: 180_000, env: { PARSL_SIDECAR_RUNTIME_DIR: join(dir, "rt"), PARSL_SIDECAR_CONNECTION_FILE: "", ...env } });
 }
 
 beforeAll(() => {
@@ -58,6 +60,13 @@ describe("env CLI and RPC", { timeout: 180_000 }, () => {
     expect(slash.stderr).toContain("Invalid environment name `a/b`");
     const usage = await cli(["env", "ensure", "--file", yaml, "--backend", "pip"]);
     expect(usage.exitCode).toBe(2);
+    // the same command through the full program
+    const full = await execa(process.execPath, [MAIN, "env", "ensure", "--file", yaml, "--name", "a/b"], { reject: false });
+    expect(full.exitCode).toBe(1);
+    expect(full.stderr).toContain("Invalid environment name `a/b`");
+    const help = await cli(["env", "ensure", "--help"]);
+    expect(help.stdout).toContain("--install-conda");
+    expect((await cli(["--help"])).stdout).toContain("env ");
   });
 
   it("env.ensure over RPC: progress messages to the caller, env.progress and env.state events, env.describe", async () => {
