@@ -17,7 +17,7 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   modules.push(ssh);
   const tunnels = tunnelsModule(ctx, ssh.pool);
   modules.push(tunnels);
-  const executors = executorsModule(ctx, { hosts: ssh.pool });
+  const executors = executorsModule(ctx, { hosts: ssh.pool, tunnels: tunnels.workerTunnels });
   modules.push(executors);
   // jobs close before what they hold: a job's teardown releases its blocks and tunnels (owner = job id)
   const jobs = createJobsModule(ctx, { hosts: ssh.pool, executors: executors.service, blockOwner: (id) => executors.service.blocks?.list().find((b) => b.id === id)?.owner, owners: [{ name: "executors", stage: "remote", release: (o) => executors.service.release(o) }, { name: "tunnels", stage: "tunnels", release: (o) => tunnels.manager.closeOwner(o) }] });
