@@ -5,7 +5,8 @@
  * a script without the hash check does every time — `uv venv` (existing) + `uv pip install -r`
  * here, and the same through OpenSSH's `ssh` to the pool.
  * Last line: {"bench":"env","first_local_s","second_local_s","first_pool_s","second_pool_s",
- * "peer_second_local_s","peer_second_pool_s","goal","met",...}
+ * "peer_second_local_s","peer_second_pool_s","goal","met",...}; also the same unchanged ensure as a
+ * library call (`library_second_local_s`) and `node -e 0` (`node_startup_s`), to show the load.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -15,9 +16,11 @@ import { execa } from "execa";
 import { startSshd } from "../test/testbed/sshd.js";
 import { stopAll } from "../test/testbed/registry.js";
 import { wheelhouse } from "../test/env/helpers.js";
+import { ensureEnv } from "../src/env/ensure.js";
+import { LocalHost } from "../src/ssh/local-host.js";
 
 const quick = process.argv.includes("--quick");
-const reps = quick ? 3 : 9;
+const reps = quick ? 2 : 9;
 const repo = resolve(import.meta.dirname, "..");
 // the installed executable (package.json bin)
 const main = join(repo, "dist", "cli", "entry.js");
@@ -69,6 +72,9 @@ try {
   const secondPool: number[] = [];
   const peerLocal: number[] = [];
   const peerPool: number[] = [];
+  const nodeFloor: number[] = [];
+  const library: number[] = [];
+  const spec = { backend: "uv" as const, prefix: localPrefix, file: reqs, uv, findLinks: [wheels], noIndex: true };
   for (let i = 0; i < reps; i++) {
     // alternate ours and the peer's, so that load changes hit both alike
     const a = await ensure("local", localPrefix);
@@ -78,6 +84,13 @@ try {
     secondPool.push(b.s);
     peerLocal.push(await peer("local", localPrefix));
     peerPool.push(await peer("pool", poolPrefix));
+    // what ours costs beyond starting node: the same ensure as a library call, and `node -e 0`
+    let t0 = performance.now();
+    await ensureEnv(new LocalHost(), spec);
+    library.push((performance.now() - t0) / 1000);
+    t0 = performance.now();
+    await execa(process.execPath, ["-e", "0"]);
+    nodeFloor.push((performance.now() - t0) / 1000);
     log(`round ${i + 1}/${reps}: second local ${a.s.toFixed(3)} s, pool ${b.s.toFixed(3)} s; peer local ${peerLocal.at(-1)!.toFixed(3)} s, pool ${peerPool.at(-1)!.toFixed(3)} s`);
   }
   const out = {
@@ -88,6 +101,8 @@ try {
     second_pool_s: round(median(secondPool)),
     peer_second_local_s: round(median(peerLocal)),
     peer_second_pool_s: round(median(peerPool)),
+    library_second_local_s: round(median(library)),
+    node_startup_s: round(median(nodeFloor)),
     second_local_min_s: round(Math.min(...second)),
     second_pool_min_s: round(Math.min(...secondPool)),
     reps,
