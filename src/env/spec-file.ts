@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { isDeepStrictEqual } from "node:util";
-import { isMap, isNode, isScalar, parseDocument, type Document } from "yaml";
+import type { Document } from "yaml";
 import { SidecarError } from "../errors.js";
 import type { EnvSpec } from "./spec.js";
 
@@ -34,7 +34,9 @@ async function readUserFile(path: string, what: string): Promise<Buffer> {
 }
 
 /** Parse a conda environment file; ENV_INVALID names the file and line of a syntax error. */
-export function parseCondaYaml(path: string, bytes: Buffer): { content: Buffer; dropped: string[] } {
+export async function parseCondaYaml(path: string, bytes: Buffer): Promise<{ content: Buffer; dropped: string[] }> {
+  // loaded here: the uv backend and the CLI's start-up do not need a YAML parser
+  const { isMap, parseDocument } = await import("yaml");
   const text = bytes.toString("utf8");
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
@@ -57,7 +59,7 @@ export function parseCondaYaml(path: string, bytes: Buffer): { content: Buffer; 
   if (dropped.length === 0) return { content: bytes, dropped };
   const want = doc.toJS() as Record<string, unknown>;
   for (const k of dropped) delete want[k];
-  const cut = cutTopLevelKeys(text, doc, dropped);
+  const cut = cutTopLevelKeys(text, doc, dropped, await import("yaml"));
   if (cut !== undefined && isDeepStrictEqual(parseDocument(cut).toJS(), want)) return { content: Buffer.from(cut, "utf8"), dropped };
   // a flow mapping or an unusual layout: let the library write it (comments may move)
   for (const k of dropped) doc.delete(k);
@@ -65,7 +67,8 @@ export function parseCondaYaml(path: string, bytes: Buffer): { content: Buffer; 
 }
 
 /** Remove whole lines holding top-level `keys` (and their values) from the text; undefined if not a plain block mapping. */
-function cutTopLevelKeys(text: string, doc: Document, keys: string[]): string | undefined {
+function cutTopLevelKeys(text: string, doc: Document, keys: string[], y: typeof import("yaml")): string | undefined {
+  const { isMap, isNode, isScalar } = y;
   const map = doc.contents;
   if (!isMap(map) || map.flow) return undefined;
   const ranges: Array<[number, number]> = [];
@@ -94,7 +97,7 @@ export async function loadSpecFile(spec: EnvSpec): Promise<LoadedSpecFile> {
   const bytes = await readUserFile(spec.file, what);
   const sha256 = createHash("sha256").update(bytes).digest("hex");
   if (spec.backend === "conda") {
-    const { content, dropped } = parseCondaYaml(spec.file, bytes);
+    const { content, dropped } = await parseCondaYaml(spec.file, bytes);
     return { path: spec.file, bytes, content, copyName: "environment.yml", dropped, sha256 };
   }
   const name = basename(spec.file);
