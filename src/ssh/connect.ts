@@ -129,6 +129,8 @@ export function connectHop(host: ResolvedHost, settings: HopSettings, sock?: Dup
       settled = true;
       client.removeAllListeners("close");
       client.removeAllListeners("error");
+      // small request/reply messages (Parsl's tasks, RPC) must not wait for Nagle's algorithm
+      client.setNoDelay(true);
       const hop: Hop = { host, client, serverVersion: (client as unknown as { _remoteVer?: string })._remoteVer ?? "", fingerprint: fp };
       if (cipher) hop.cipher = cipher;
       resolve(hop);
