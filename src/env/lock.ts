@@ -78,7 +78,7 @@ trap 'rm -rf "$LD"' EXIT
 trap 'exit 1' HUP INT TERM
 echo "$H $ME" > "$LD/owner.tmp" && mv "$LD/owner.tmp" "$LD/owner"
 touch "$LD/beat"
-( while sleep 30; do touch "$LD/beat" 2>/dev/null || exit 0; done ) </dev/null >/dev/null 2>&1 &
+( while sleep 5; do kill -0 "$ME" 2>/dev/null || exit 0; touch "$LD/beat" 2>/dev/null || exit 0; done ) </dev/null >/dev/null 2>&1 &
 B=$!
 echo "LOCKED mkdir"
 ${WATCH_LOOP}
