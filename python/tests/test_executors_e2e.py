@@ -214,8 +214,29 @@ def test_complete_cli_writes_atomically(two_pools: Pools) -> None:
     assert done["DIAL_ADDRESS"] == "127.0.0.1"
     assert isinstance(done["INTERCHANGE_PORT"], int) and isinstance(done["WORKER_PORT"], int)
     assert [t["id"] for t in tunnels(two_pools)] == [done["TUNNEL_ID"]]
+    # --in-place rewrites the input itself, atomically, keeping its mode and indentation
+    inplace = two_pools.write_executors({"exec_a": pool_entry(two_pools, "pool_a")}, "ip.json")
+    inplace.chmod(0o600)
+    r2 = subprocess.run(
+        [
+            *cli_args("executors", "complete", str(inplace), "--in-place"),
+            "--connection",
+            str(two_pools.sidecar.connection_file),
+            "--owner",
+            "cli-test",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r2.returncode == 0, r2.stderr
+    assert inplace.stat().st_mode & 0o777 == 0o600
+    text = inplace.read_text()
+    assert '\n    "exec_a": {\n        "POOL": "pool_a",' in text
+    assert json.loads(text)["exec_a"]["TUNNEL_ID"] != done["TUNNEL_ID"]
+    assert not [p for p in two_pools.tmp.iterdir() if p.name.endswith(".tmp")]
     with two_pools.client() as c:
-        assert c.call("executors.release", owner="cli-test")["tunnels"] == 1
+        assert c.call("executors.release", owner="cli-test")["tunnels"] == 2
     deadline = time.monotonic() + 30
     while tunnels(two_pools) and time.monotonic() < deadline:
         time.sleep(0.1)
