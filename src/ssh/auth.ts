@@ -4,7 +4,7 @@
  * password.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import ssh2 from "ssh2";
+import { ssh2 } from "./ssh2-lazy.js";
 import { SidecarError } from "../errors.js";
 import type { ResolvedHost } from "./config.js";
 
@@ -59,7 +59,7 @@ export function planAuth(host: ResolvedHost, opts: AuthOptions = {}): AuthPlan {
       plan.problems.push(`identity file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       continue;
     }
-    const parsed = ssh2.utils.parseKey(data, passphrase);
+    const parsed = ssh2().utils.parseKey(data, passphrase);
     if (parsed instanceof Error) {
       const encrypted = /encrypted|passphrase|decrypt/i.test(parsed.message);
       if (encrypted && passphrase === undefined) plan.problems.push(`identity file ${file} is encrypted and $${envName} is not set`);
