@@ -29,6 +29,11 @@ __all__ = ["Engine", "Pending", "reply_error"]
 
 log = logging.getLogger("parsl_sidecar")
 
+_NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE = int(zmq.SNDMORE)
+_SNDMORE_NOBLOCK = _SNDMORE | _NOBLOCK
+_RCVMORE = int(zmq.RCVMORE)
+
 
 class Pending:
     """One call waiting for its reply."""
@@ -67,14 +72,12 @@ def reply_error(payload: Any) -> SidecarError:
 
 
 def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
-    if future.done():
-        return
     try:
         if error is not None:
             future.set_exception(error)
         else:
             future.set_result(result)
-    except InvalidStateError:  # cancelled by its owner meanwhile
+    except InvalidStateError:  # cancelled by its owner, or already settled
         pass
 
 
@@ -126,8 +129,11 @@ class Engine(threading.Thread):
         self._deadlines: list[tuple[float, str]] = []
         self.renew_every = math.inf
         self._next_renew = math.inf
+        self._pipe_lock = threading.Lock()
+        self._pipe_open = True
         self.stopping = False
         self.finished = False
+        self.on_exit: Callable[[], None] | None = None
         self.closed_error: Callable[[str], SidecarError] = lambda method: SidecarUnreachable(
             f"The client closed before {method} was answered"
         )
@@ -137,15 +143,17 @@ class Engine(threading.Thread):
         self.outbox.append(p)
         if self.finished:
             self._fail_outbox()
-        elif not self._woken:
+        elif not self._woken and threading.current_thread() is not self:
+            # (a call made from a callback on this thread is sent before it polls again)
             self._woken = True
             self.wake()
 
     def wake(self) -> None:
         """Make the thread look at its outbox and flags now."""
-        # full (it is awake anyway) or closed (it is gone)
-        with contextlib.suppress(OSError):
-            os.write(self._wfd, b"\0")
+        # under the lock: once closed, the fd number may belong to someone else's file
+        with self._pipe_lock, contextlib.suppress(OSError):  # full: it is awake anyway
+            if self._pipe_open:
+                os.write(self._wfd, b"\0")
 
     def set_lease(self, renew_every: float) -> None:
         """Renew the subscription every ``renew_every`` seconds (``inf`` stops renewing)."""
@@ -168,7 +176,6 @@ class Engine(threading.Thread):
                     if item == self._rfd:
                         self._drain_pipe()
                 self._woken = False
-                self._send_outbox()
                 self._receive()
                 now = time.monotonic()
                 if self._deadlines and self._deadlines[0][0] <= now:
@@ -178,22 +185,30 @@ class Engine(threading.Thread):
                     p = self._renew()
                     if p is not None:
                         self.outbox.append(p)
+                # last: this also sends what callbacks above called from this thread
+                self._send_outbox()
         except Exception:  # a bug here must not hang every caller: fail them all below
             log.exception("parsl_sidecar I/O thread failed")
         finally:
-            self.finished = True
             for p in self.pending.values():
                 _settle(p.future, error=self.closed_error(p.method))
             self.pending.clear()
-            self._fail_outbox()
             self.sock.close(linger=0)
-            os.close(self._rfd)
-            os.close(self._wfd)
+            with self._pipe_lock:
+                self._pipe_open = False
+                os.close(self._rfd)
+                os.close(self._wfd)
+            self.finished = True  # after this, submit() fails what it queues itself
+            self._fail_outbox()
+            if self.on_exit is not None:
+                self.on_exit()
 
     def _poll_ms(self) -> int:
+        if self.outbox:
+            return 0
         nearest = min(self._next_renew, self._deadlines[0][0] if self._deadlines else math.inf)
         if math.isinf(nearest):
-            return -1 if not self.outbox else 0
+            return -1
         return max(0, math.ceil((nearest - time.monotonic()) * 1000))
 
     def _drain_pipe(self) -> None:
@@ -212,7 +227,7 @@ class Engine(threading.Thread):
             _settle(p.future, error=self.closed_error(p.method))
 
     def _send_outbox(self) -> None:
-        outbox, pending, send = self.outbox, self.pending, self.sock.send_multipart
+        outbox, pending, send = self.outbox, self.pending, self.sock.send
         while outbox:
             p = outbox.popleft()
             if p.future.done():
@@ -220,8 +235,13 @@ class Engine(threading.Thread):
             pending[p.id] = p
             if p.deadline != math.inf:
                 heapq.heappush(self._deadlines, (p.deadline, p.id))
+            delimiter, signature, header, body = p.frames
             try:
-                send(p.frames, zmq.NOBLOCK)
+                # a DEALER queues a whole message or none of it: only the first part can block
+                send(delimiter, _SNDMORE_NOBLOCK)
+                send(signature, _SNDMORE)
+                send(header, _SNDMORE)
+                send(body)
             except zmq.Again:
                 del pending[p.id]
                 _settle(
@@ -239,12 +259,19 @@ class Engine(threading.Thread):
             heapq.heapify(self._deadlines)
 
     def _receive(self) -> None:
-        recv, open_, pending = self.sock.recv_multipart, self._env.open, self.pending
+        recv, more, open_, pending = (
+            self.sock.recv,
+            self.sock.getsockopt,
+            self._env.open,
+            self.pending,
+        )
         while True:
             try:
-                frames = recv(zmq.NOBLOCK)
+                frames = [recv(_NOBLOCK)]
             except zmq.Again:
                 return
+            while more(_RCVMORE):
+                frames.append(recv())
             msg = open_(frames)
             if msg is None:
                 continue

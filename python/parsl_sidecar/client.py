@@ -38,6 +38,10 @@ ProgressCallback = Callable[[dict[str, Any]], None]
 
 # how often a waiting call looks whether its client was closed meanwhile
 _SLICE_MS = 250
+# plain ints: pyzmq's enum flags cost more than the send itself on the hot path
+_SNDMORE = int(zmq.SNDMORE)
+_RCVMORE = int(zmq.RCVMORE)
+_RCVTIMEO = int(zmq.RCVTIMEO)
 _CLIENTS: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
@@ -279,8 +283,14 @@ class Client:
             slot.busy = True
         try:
             msg_id = f"{self._session}-{next(self._ids):x}"
-            frames = self._request(state.packer, msg_id, method, body)
-            slot.sock.send_multipart(frames)
+            delimiter, signature, header, payload = self._request(
+                state.packer, msg_id, method, body
+            )
+            send = slot.sock.send
+            send(delimiter, _SNDMORE)
+            send(signature, _SNDMORE)
+            send(header, _SNDMORE)
+            send(payload)
             return self._wait(slot, msg_id, method, wait, on_progress)
         finally:
             with self._lock:
@@ -373,11 +383,14 @@ class Client:
             engine = self._engine
         if self._closed or engine is None:
             return
-        if left:
-            self.call_async("sidecar.subscribe", topics=self._topics()).result()
-        else:
-            engine.set_lease(math.inf)
-            self.call_async("sidecar.unsubscribe").result()
+        try:
+            if left:
+                self.call_async("sidecar.subscribe", topics=self._topics()).result()
+            else:
+                engine.set_lease(math.inf)
+                self.call_async("sidecar.unsubscribe").result()
+        except SidecarError as e:  # the lease runs out on its own
+            log.debug("unsubscribing failed: %s", e)
 
     def _renew(self) -> Pending | None:
         engine = self._engine
@@ -491,6 +504,10 @@ class Client:
             self._termed = True
             self._ctx.term()
 
+    def _engine_exited(self) -> None:
+        with self._lock:
+            self._maybe_term()
+
     def _start_engine(self) -> Engine:
         with self._lock:
             if self._closed:
@@ -505,6 +522,7 @@ class Client:
                     self._renew,
                 )
                 self._engine.closed_error = self._closed_error
+                self._engine.on_exit = self._engine_exited
                 self._engine.start()
             return self._engine
 
@@ -517,6 +535,7 @@ class Client:
         on_progress: ProgressCallback | None,
     ) -> Any:
         sock, open_ = slot.sock, self._envelope.open
+        recv, more = sock.recv, sock.getsockopt
         deadline = time.monotonic() + timeout
         while True:
             wait_ms = _SLICE_MS
@@ -526,14 +545,16 @@ class Client:
                     raise self._timeout_error(method, timeout)
                 wait_ms = min(_SLICE_MS, math.ceil(remaining * 1000))
             if slot.rcvtimeo != wait_ms:
-                sock.setsockopt(zmq.RCVTIMEO, wait_ms)
+                sock.setsockopt(_RCVTIMEO, wait_ms)
                 slot.rcvtimeo = wait_ms
             try:
-                frames = sock.recv_multipart()
+                frames = [recv()]
             except zmq.Again:
                 if self._closed:
                     raise self._closed_error(method) from None
                 continue
+            while more(_RCVMORE):  # the rest of a multipart message is already here
+                frames.append(recv())
             msg = open_(frames)
             if msg is None:
                 continue

@@ -256,3 +256,20 @@ def test_reply_right_after_progress_is_not_held_back(client: Client) -> None:
             "sidecar.echo", value=i, progress_steps=2, timeout=5, on_progress=seen.append
         ) == {"value": i}
         assert len(seen) == 2
+
+
+def test_calls_made_from_callbacks_on_the_io_thread_are_sent(client: Client) -> None:
+    # a done-callback runs on the I/O thread; what it starts must go out without a wakeup
+    done = threading.Event()
+    got: list[int] = []
+
+    def step(fut: Any) -> None:
+        got.append(fut.result()["value"])
+        if len(got) < 50:
+            client.call_async("sidecar.echo", value=len(got), timeout=30).add_done_callback(step)
+        else:
+            done.set()
+
+    client.call_async("sidecar.echo", value=0, timeout=30).add_done_callback(step)
+    assert done.wait(60)
+    assert got == list(range(50))

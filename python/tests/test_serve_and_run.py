@@ -151,3 +151,19 @@ def test_run_command_not_found_gives_127(runtime_dir: Path) -> None:
     assert res.returncode == 127
     assert "not found" in res.stderr and "parsl-sidecar-no-such-command-xyz" in res.stderr
     assert list(runtime_dir.iterdir()) == []
+
+
+def test_client_of_a_sidecar_that_went_away(runtime_dir: Path) -> None:
+    sc = start_sidecar(runtime_dir)
+    with parsl_sidecar.connect(sc.connection_file, timeout=1.0) as c:
+        sub = c.subscribe(["job"], lambda e: None)
+        endpoint = c.endpoint
+        assert sc.stop() == 0
+        with pytest.raises(parsl_sidecar.SidecarTimeout) as ei:
+            c.call("sidecar.ping")
+        assert "sidecar.ping" in str(ei.value) and "1 s" in str(ei.value)
+        assert endpoint in str(ei.value)
+        with pytest.raises(parsl_sidecar.SidecarTimeout):
+            c.call_async("sidecar.status").result(30)
+        sub.close()  # the unsubscribe times out; closing still succeeds
+    assert c._termed

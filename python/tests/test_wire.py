@@ -38,3 +38,10 @@ def test_request_frames_open_and_tampering_is_rejected() -> None:
 def test_javascript_undefined_decodes_as_none() -> None:
     assert decode(b"\x92\xd4\x00\x00\x01") == [None, 1]
     assert decode(b"\xd4\x05\x07") == msgpack.ExtType(5, b"\x07")
+
+
+def test_long_keys_are_hashed_first_as_hmac_does() -> None:
+    key = bytes(range(100))
+    header, body = b"\x80", b"\x80"
+    expected = hmac.new(key, struct.pack(">I", 1) + header + body, hashlib.sha256).hexdigest()
+    assert Envelope(key).sign(header, body) == expected.encode()

@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.js";
 import { registerCall } from "./commands/call.js";
+import { registerEnv } from "./commands/env.js";
 import { registerExecutors } from "./commands/executors.js";
 import { registerExecutorsEdit } from "./commands/executors-edit.js";
 import { registerJobs } from "./commands/jobs.js";
@@ -27,6 +28,7 @@ registerServe(program);
 registerStatus(program);
 registerCall(program);
 registerRun(program);
+registerEnv(program);
 registerExecutors(program);
 registerSsh(program);
 registerTunnels(program);

@@ -2,6 +2,7 @@
  * The composition root of the services. Adding a capability is one line here: its module
  * factory, given the context and the services it borrows from.
  */
+import { envModule } from "../env/module.js";
 import { executorsModule } from "../executors/module.js";
 import { createJobsModule } from "../jobs/methods.js";
 import { sshModule } from "../ssh/module.js";
@@ -21,5 +22,6 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   // jobs close before what they hold: a job's teardown releases its blocks and tunnels (owner = job id)
   modules.push(createJobsModule(ctx, { hosts: ssh.pool, executors: executors.service, blockOwner: (id) => executors.service.blocks?.list().find((b) => b.id === id)?.owner, owners: [{ name: "executors", stage: "remote", release: (o) => executors.service.release(o) }, { name: "tunnels", stage: "tunnels", release: (o) => tunnels.manager.closeOwner(o) }] }));
   modules.push(webModule(ctx));
+  modules.push(envModule(ctx, { pool: ssh.pool }));
   return modules;
 }

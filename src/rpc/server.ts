@@ -28,7 +28,9 @@ interface Subscription {
 const SUBSCRIPTION_LEASE_MS = 60_000;
 
 export class RpcServer {
-  private readonly socket = new Router({ linger: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
+  // sendTimeout 0: a ROUTER never blocks a send (it drops for an unroutable or full peer), and
+  // zeromq.js then skips a poll of the socket state per send and resolves every send at once
+  private readonly socket = new Router({ linger: 0, sendTimeout: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
   private readonly out = new SendQueue(this.socket);
   private readonly guard = new ReplayGuard();
   private readonly inFlight = new Map<string, { identity: Buffer; id: string; done: Promise<void> }>();
@@ -129,20 +131,21 @@ export class RpcServer {
     if (this.closing) {
       return this.send(identity, "reply", header.id, { error: new SidecarError("SHUTTING_DOWN", "The sidecar is shutting down").toPayload() });
     }
-    const key = `${identity.toString("hex")}/${header.id}`;
+    const client = identity.toString("hex");
+    const key = `${client}/${header.id}`;
     // registered before the handler runs, so that a synchronous handler (status) counts itself
     const entry = { identity, id: header.id, done: Promise.resolve() };
     this.inFlight.set(key, entry);
     this.stats.inFlight = this.inFlight.size;
-    entry.done = this.handle(identity, header, msg.body).finally(() => {
+    entry.done = this.handle(identity, client, key, header, msg.body).finally(() => {
       this.inFlight.delete(key);
       this.stats.inFlight = this.inFlight.size;
     });
   }
 
-  private async handle(identity: Buffer, header: Header, body: unknown): Promise<void> {
+  private async handle(identity: Buffer, client: string, key: string, header: Header, body: unknown): Promise<void> {
     const ctx: CallContext = {
-      client: identity.toString("hex"),
+      client,
       requestId: header.id,
       progress: (data) => this.send(identity, "progress", header.id, data),
       signal: this.abort.signal,
@@ -159,7 +162,7 @@ export class RpcServer {
       else this.log.debug({ method: header.method, code: e.code, err: e.message }, "method returned an error");
       reply = { error: e.toPayload() };
     }
-    if (!this.inFlight.has(`${identity.toString("hex")}/${header.id}`) && this.closing) return; // already failed by close()
+    if (!this.inFlight.has(key) && this.closing) return; // already failed by close()
     this.stats.replied++;
     this.send(identity, "reply", header.id, reply);
   }

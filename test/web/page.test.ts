@@ -8,6 +8,8 @@ import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkExecutors } from "../../src/executors/index.js";
+import type { JobsModule } from "../../src/jobs/methods.js";
+import { alive, jobProcesses } from "../jobs/helpers.js";
 import { stopAllAfterAll, warnSkip } from "../testbed/hooks.js";
 import { sshdEntry, writeSshConfig } from "../testbed/ssh-config.js";
 import { startSshd, type Sshd } from "../testbed/sshd.js";
@@ -248,15 +250,42 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     await expect.poll(() => echoed).toBeGreaterThan(0);
     await expect.poll(() => page.locator(`tr[data-tunnel="${t.id}"] td.num`).first().textContent()).toMatch(/MiB|KiB/);
     sock.destroy();
-    // transfers arrive as `transfer.progress` events on the sidecar's bus (the staging service emits them)
-    for (const bytes of [25, 50, 75]) s.daemon.events.emit("transfer.progress", { id: "t-1", src: "s3://bucket/inputs.tar", dst: "koehr_cpu:/home/me/inputs.tar", bytes: bytes * 1024 * 1024, total: 100 * 1024 * 1024 });
-    s.daemon.events.emit("transfer.progress", { id: "t-2", src: "gs://bucket/model.bin", dst: "google_gpu:/scratch/model.bin", bytes: 1024, total: 4096, error: "STAGING_PERMISSION: cannot write /scratch/model.bin" });
-    await expect.poll(() => page.locator('[data-transfer="t-1"] .transfer-meta').textContent()).toMatch(/75\.0 MiB of 100 MiB \(75%\)/);
-    await expect.poll(() => page.locator('[data-transfer="t-2"]').textContent()).toMatch(/cannot write/);
+    // transfers arrive as `transfer.progress` / `transfer.done` events on the sidecar's bus, in the staging service's shape
+    const mib = 1024 * 1024;
+    for (const bytes of [25, 50, 75]) s.daemon.events.emit("transfer.progress", { id: "t-1", item: "inputs", src: "s3://bucket/inputs.tar", dst: "ssh://koehr_cpu/home/me/inputs.tar", bytes: bytes * mib, total_bytes: 100 * mib, files: 1, total_files: 1, skipped: 0, rate_bps: 12 * mib });
+    s.daemon.events.emit("transfer.progress", { id: "t-2", item: "model", src: "gs://bucket/model.bin", dst: "ssh://google_gpu/scratch/model.bin", bytes: 1024, total_bytes: 4096, files: 0, total_files: 1, skipped: 0, rate_bps: 2048 });
+    s.daemon.events.emit("transfer.done", { id: "t-2", item: "model", src: "gs://bucket/model.bin", dst: "ssh://google_gpu/scratch/model.bin", ok: false, error: { code: "STAGING_PERMISSION", message: "cannot write /scratch/model.bin" } });
+    await expect.poll(() => page.locator('[data-transfer="t-1"] .transfer-meta').textContent()).toMatch(/75\.0 MiB of 100 MiB \(75%\) · 1 of 1 files · 12\.0 MiB\/s/);
+    await expect.poll(() => page.locator('[data-transfer="t-2"]').textContent()).toMatch(/failed.*STAGING_PERMISSION: cannot write/);
     await expect.poll(() => page.locator("canvas#chart-transfers").isVisible()).toBe(true);
     await picture(page, "live");
     await s.client.call("tunnels.close", { id: t.id });
     await new Promise<void>((r) => echo.close(() => r()));
+    await page.context().close();
+  });
+
+  it("Stop on a running job kills it the way `parsl-sidecar kill` does: the job and its children are gone", async () => {
+    const jobs = (s.daemon.getModule("jobs") as JobsModule).service;
+    const id = "web-stop-test";
+    const runner = jobs.start({ id, command: ["sh", "-c", "sleep 300 & sleep 301; wait"], cwd: s.dir, env: { ...process.env }, graceMs: 2000, sidecar: { pid: process.pid, connection_file: s.daemon.connectionFile } });
+    const { url } = await s.client.call<{ url: string }>("web.open", {});
+    const page = await openPage(browser, url);
+    const row = page.locator(`tr[data-job="${id}"]`);
+    await expect.poll(() => row.textContent()).toMatch(/running.*sh -c 'sleep 300 & sleep 301; wait'/);
+    const running = await s.client.call<{ pgid: number; tracked: Array<{ pid: number }> }>("jobs.get", { job: id });
+    await expect.poll(() => page.locator("#jobs").textContent()).toMatch(/Stop/);
+    await picture(page, "live-job-running");
+    await row.locator("button", { hasText: "Stop" }).click();
+    const out = await runner.done;
+    expect(out.record.state).toBe("killed");
+    await expect.poll(() => row.textContent()).toMatch(/killed/);
+    expect(await row.locator("button").count()).toBe(0);
+    await picture(page, "live-job-stopped");
+    const after = await s.client.call<{ tracked: Array<{ pid: number }> }>("jobs.get", { job: id });
+    const pids = [running.pgid, ...running.tracked.map((p) => p.pid), ...after.tracked.map((p) => p.pid)];
+    expect(pids.filter(alive)).toEqual([]);
+    // nothing carrying the job's marker or in its group is left anywhere on this machine
+    expect(jobProcesses(id, [running.pgid])).toEqual([]);
     await page.context().close();
   });
 });

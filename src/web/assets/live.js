@@ -12,7 +12,7 @@ const RUNNING = new Set(["running", "starting", "started", "pending", "stopping"
 function stateKind(state) {
   const s = String(state ?? "").toLowerCase();
   if (["running", "up", "open", "connected", "ready", "done", "ok", "completed", "succeeded", "active"].includes(s)) return "ok";
-  if (["failed", "error", "down", "closed", "killed", "lost"].includes(s)) return "bad";
+  if (["failed", "error", "down", "closed", "killed", "lost", "timed-out"].includes(s)) return "bad";
   if (["starting", "pending", "reconnecting", "connecting", "stopping", "queued"].includes(s)) return "warn";
   return "muted";
 }
@@ -224,10 +224,10 @@ export class LiveView {
         "tr",
         { dataset: { job: id } },
         h("td", {}, h("code", {}, id)),
-        h("td", {}, badge(state, stateKind(state))),
-        h("td", { class: "cmd" }, h("code", {}, Array.isArray(cmd) ? cmd.join(" ") : String(cmd ?? "–"))),
+        h("td", {}, badge(state, stateKind(state)), !live && j.reason ? h("div", { class: "muted small" }, String(j.reason)) : null),
+        h("td", { class: "cmd" }, h("code", {}, Array.isArray(cmd) ? cmd.map(shellWord).join(" ") : String(cmd ?? "–"))),
         h("td", {}, time(started), live && started ? h("div", { class: "muted small" }, duration(Date.now() - new Date(started).getTime())) : null),
-        h("td", {}, Array.isArray(pools) ? pools.join(", ") : String(pools ?? "–")),
+        h("td", {}, Array.isArray(pools) ? pools.join(", ") || "–" : String(pools ?? "–")),
         h("td", { class: "right" }, live ? h("button", { type: "button", class: "btn btn-small btn-danger", disabled: stopping, onclick: () => void this.stop(id) }, stopping ? "Stopping…" : "Stop") : null),
       );
     });
@@ -290,18 +290,19 @@ export class LiveView {
         { class: "transfers" },
         list.map((t) => {
           const done = pickNum(t, "bytes", "done", "bytes_done", "transferred", "bytes_transferred") ?? 0;
-          const total = pickNum(t, "total", "bytes_total", "size");
+          const total = pickNum(t, "total_bytes", "total", "bytes_total", "size");
           const err = pick(t, "error");
           const pct = total ? Math.min(100, (done / total) * 100) : transferFinished(t) ? 100 : 0;
-          const state = String(pick(t, "state", "status") ?? (err ? "failed" : transferFinished(t) ? "done" : "running"));
-          const r = pickNum(t, "rate", "bytes_per_s", "rate_bps");
-          const errText = typeof err === "object" ? err.message ?? JSON.stringify(err) : err;
+          const state = String(pick(t, "state", "status") ?? (err || t.ok === false ? "failed" : transferFinished(t) ? "done" : "running"));
+          const r = transferFinished(t) ? undefined : pickNum(t, "rate_bps", "rate", "bytes_per_s");
+          const files = pickNum(t, "total_files") ? ` · ${t.files ?? 0} of ${t.total_files} files` : "";
+          const errText = err && typeof err === "object" ? [err.code, err.message ?? JSON.stringify(err)].filter(Boolean).join(": ") : err;
           return h(
             "div",
             { class: "transfer", dataset: { transfer: String(t.id) } },
             h("div", { class: "transfer-head" }, h("code", { class: "transfer-name" }, transferName(t)), badge(state, err ? "bad" : stateKind(state))),
             h("div", { class: `bar${err ? " bar-bad" : ""}` }, h("div", { class: "bar-fill", style: `width:${pct.toFixed(1)}%` })),
-            h("div", { class: "transfer-meta muted small" }, `${bytes(done)}${total ? ` of ${bytes(total)} (${pct.toFixed(0)}%)` : ""}`, r !== undefined ? ` · ${rate(r)}` : "", ` · ${time(t.updated)}`),
+            h("div", { class: "transfer-meta muted small" }, `${bytes(done)}${total ? ` of ${bytes(total)} (${pct.toFixed(0)}%)` : ""}${files}`, r !== undefined ? ` · ${rate(r)}` : "", t.skipped ? ` · ${t.skipped} skipped (identical)` : "", ` · ${time(t.updated)}`),
             errText ? h("div", { class: "bad-text small" }, String(errText)) : null,
           );
         }),
@@ -328,6 +329,12 @@ export class LiveView {
       [...this.events].reverse().map((e) => h("div", { class: "event" }, h("span", { class: "log-time" }, time(e.ts)), h("code", { class: "event-topic" }, e.topic), h("span", { class: "event-data" }, summary(e.data)))),
     );
   }
+}
+
+/** An argument as a shell would need it written. */
+function shellWord(a) {
+  const s = String(a);
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
 }
 
 function tunnelIn(t) {

@@ -1,0 +1,47 @@
+/**
+ * Benchmark `rpc`: the Python client against a real sidecar over ipc (p50/p99 of one call at a
+ * time, calls/s with 64 in flight) and, in the same run, the floor: a raw pyzmq echo between two
+ * Python processes. Usage: npm run bench -- rpc [--quick]. The last line is one JSON object.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { execa } from "execa";
+import { pidAlive, readConnectionFile } from "../src/rpc/connection-file.js";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const quick = process.argv.includes("--quick");
+const GOAL = { p50_ratio_max: 1.5, calls_per_s_min: 20_000 };
+
+async function startSidecar(dir: string): Promise<{ pid: number; file: string }> {
+  const child = spawn(process.execPath, [join(ROOT, "dist/cli/main.js"), "serve", "--runtime-dir", dir, "--log-level", "warn"], { detached: true, stdio: ["ignore", "ignore", "inherit"] });
+  child.unref();
+  const file = join(dir, "sidecar.json");
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    try {
+      if (readConnectionFile(file).pid === child.pid) return { pid: child.pid, file };
+    } catch {
+      /* not yet */
+    }
+  }
+  throw new Error("the sidecar did not start within 30 s");
+}
+
+const dir = mkdtempSync(join(tmpdir(), "psc-bench-"));
+const sidecar = await startSidecar(dir);
+try {
+  const py = await execa(join(ROOT, ".venv/bin/python"), [join(ROOT, "bench/rpc_client.py"), "--connection", sidecar.file, ...(quick ? ["--quick"] : [])], { stderr: "inherit", timeout: 15 * 60_000 });
+  const m = JSON.parse(py.stdout.trim().split("\n").at(-1)!) as Record<string, number>;
+  const p50Ratio = Math.round((m.p50_us! / m.floor_p50_us!) * 100) / 100;
+  const met = p50Ratio <= GOAL.p50_ratio_max && m.calls_per_s! >= GOAL.calls_per_s_min;
+  const machine = `${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, node ${process.version}`;
+  process.stdout.write(`${JSON.stringify({ bench: "rpc", ...m, p50_ratio: p50Ratio, goal: GOAL, met, transport: "ipc", quick, machine })}\n`);
+} finally {
+  process.kill(sidecar.pid, "SIGTERM");
+  const deadline = Date.now() + 10_000;
+  while (pidAlive(sidecar.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  rmSync(dir, { recursive: true, force: true });
+}
