@@ -126,7 +126,18 @@ class PoolLink:
             params["stdin"] = stdin
         res = self.client.call("ssh.exec", params, timeout=timeout + 60)
         code = res.get("exit_code", res.get("exitCode"))
-        return (code if isinstance(code, int) else -1), res.get("stdout", ""), res.get("stderr", "")
+        if not isinstance(code, int):
+            log.warning(
+                "%s: `%s` on `%s` ended without an exit code (timed out: %s, signal: %s): %s",
+                self._who(),
+                command[:200],
+                self.target,
+                res.get("timed_out"),
+                res.get("signal"),
+                str(res.get("stderr", "")).strip()[-500:],
+            )
+            code = -1
+        return code, res.get("stdout", ""), res.get("stderr", "")
 
     def home(self) -> str:
         """The SSH user's home directory on the pool."""

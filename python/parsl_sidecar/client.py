@@ -14,11 +14,9 @@ import math
 import os
 import secrets
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -26,9 +24,11 @@ import msgpack
 import zmq
 
 from ._engine import Engine, Pending, reply_error
+from ._slots import Slot, ThreadSockets
 from ._wire import PROTOCOL_VERSION, Envelope
 from .connection import ConnectionInfo, read_connection_file, resolve_connection_file
 from .errors import SidecarError, SidecarTimeout, SidecarUnreachable, VersionMismatch
+from .events import Event, Subscription, Subscriptions
 
 __all__ = ["Client", "Event", "Subscription", "connect"]
 
@@ -36,12 +36,6 @@ log = logging.getLogger("parsl_sidecar")
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 
-# how often a waiting call looks whether its client was closed meanwhile
-_SLICE_MS = 250
-# plain ints: pyzmq's enum flags cost more than the send itself on the hot path
-_SNDMORE = int(zmq.SNDMORE)
-_RCVMORE = int(zmq.RCVMORE)
-_RCVTIMEO = int(zmq.RCVTIMEO)
 _CLIENTS: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
@@ -52,74 +46,6 @@ def _after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork)
-
-
-@dataclass(frozen=True)
-class Event:
-    """One event from the sidecar (see ``Client.subscribe``).
-
-    Attributes
-    ----------
-    topic : str
-        Dotted topic, e.g. ``"transfer.progress"``.
-    ts : float
-        The sidecar's clock when it was emitted, milliseconds since the epoch.
-    data : dict
-        The event's fields.
-    """
-
-    topic: str
-    ts: float
-    data: dict[str, Any]
-
-
-def _matches(prefixes: tuple[str, ...], topic: str) -> bool:
-    return not prefixes or any(p in ("*", topic) or topic.startswith(p + ".") for p in prefixes)
-
-
-class Subscription:
-    """A callback receiving events; ``close()`` (or leaving the ``with`` block) ends it."""
-
-    def __init__(self, client: Client, topics: tuple[str, ...], callback: Callable[[Event], None]):
-        self.client = client
-        self.topics = topics
-        self.callback = callback
-        self.closed = False
-
-    def matches(self, topic: str) -> bool:
-        """Whether an event of ``topic`` goes to this subscription."""
-        return _matches(self.topics, topic)
-
-    def close(self) -> None:
-        """Stop receiving events; the sidecar is told when no subscription is left."""
-        if not self.closed:
-            self.closed = True
-            self.client._unsubscribe(self)
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _Slot:
-    """A thread's own socket, and whether a call is using it right now."""
-
-    __slots__ = ("busy", "rcvtimeo", "sock")
-
-    def __init__(self, sock: zmq.Socket[bytes]) -> None:
-        self.sock = sock
-        self.busy = False
-        self.rcvtimeo = -1
-
-
-class _ThreadState:
-    __slots__ = ("__weakref__", "packer", "slot")
-
-    def __init__(self) -> None:
-        self.packer = msgpack.Packer(use_bin_type=True)
-        self.slot: _Slot | None = None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -209,10 +135,9 @@ class Client:
         self._version = PROTOCOL_VERSION
         self._ctx: zmq.Context[Any] = zmq.Context()
         self._lock = threading.RLock()
-        self._local = threading.local()
-        self._slots: set[_Slot] = set()
+        self._sockets = ThreadSockets(self._ctx, info.endpoint, self._thread_ended)
         self._engine: Engine | None = None
-        self._subs: list[Subscription] = []
+        self._subs = Subscriptions()
         self._closed = False
         self._forked = False
         self._termed = False
@@ -275,29 +200,30 @@ class Client:
         """
         body = self._params(params, kwparams)
         wait = self.timeout if timeout is None else _check_timeout(timeout)
-        state = self._state()
+        state = self._sockets.state()
         with self._lock:
             if self._closed:
                 raise self._closed_error(method)
-            slot = state.slot if state.slot is not None else self._open_slot(state)
+            slot = state.slot if state.slot is not None else self._sockets.open(state)
             slot.busy = True
         try:
             msg_id = f"{self._session}-{next(self._ids):x}"
-            delimiter, signature, header, payload = self._request(
-                state.packer, msg_id, method, body
-            )
-            send = slot.sock.send
-            send(delimiter, _SNDMORE)
-            send(signature, _SNDMORE)
-            send(header, _SNDMORE)
-            send(payload)
-            return self._wait(slot, msg_id, method, wait, on_progress)
+            slot.send(self._request(state.packer, msg_id, method, body))
+            msg = slot.wait_reply(self._envelope, msg_id, wait, on_progress, self._is_closed)
         finally:
             with self._lock:
                 slot.busy = False
                 if self._closed:
-                    self._close_slot(slot)
+                    self._sockets.close(slot)
                     self._maybe_term()
+        if msg is None:
+            if self._closed:
+                raise self._closed_error(method)
+            raise self._timeout_error(method, wait)
+        body = msg[1]
+        if isinstance(body, dict) and "error" in body:
+            raise reply_error(body["error"])
+        return body.get("result") if isinstance(body, dict) else None
 
     def call_async(
         self,
@@ -324,7 +250,7 @@ class Client:
         if self._closed:
             raise self._closed_error(method)
         msg_id = f"{self._session}-{next(self._ids):x}"
-        frames = self._request(self._state().packer, msg_id, method, body)
+        frames = self._request(self._sockets.state().packer, msg_id, method, body)
         future: Future[Any] = Future()
         engine.submit(Pending(msg_id, frames, future, method, wait, on_progress))
         return future
@@ -350,16 +276,14 @@ class Client:
         Subscription
             ``close()`` it to stop; the lease is renewed in the background meanwhile.
         """
-        sub = Subscription(self, tuple(topics), callback)
-        with self._lock:
-            self._subs.append(sub)
+        sub = Subscription(tuple(topics), callback, self._unsubscribe)
+        self._subs.add(sub)
         try:
             res = self.call_async(
-                "sidecar.subscribe", topics=self._topics(), history=history
+                "sidecar.subscribe", topics=self._subs.topics(), history=history
             ).result()
         except BaseException:
-            with self._lock:
-                self._subs.remove(sub)
+            self._subs.remove(sub)
             raise
         engine = self._engine
         if engine is not None:
@@ -369,23 +293,14 @@ class Client:
                 callback(Event(e["topic"], e["ts"], e.get("data") or {}))
         return sub
 
-    def _topics(self) -> list[str]:
-        with self._lock:
-            if any(not s.topics for s in self._subs):
-                return []
-            return sorted({t for s in self._subs for t in s.topics})
-
     def _unsubscribe(self, sub: Subscription) -> None:
-        with self._lock:
-            if sub in self._subs:
-                self._subs.remove(sub)
-            left = bool(self._subs)
-            engine = self._engine
+        left = self._subs.remove(sub)
+        engine = self._engine
         if self._closed or engine is None:
             return
         try:
             if left:
-                self.call_async("sidecar.subscribe", topics=self._topics()).result()
+                self.call_async("sidecar.subscribe", topics=self._subs.topics()).result()
             else:
                 engine.set_lease(math.inf)
                 self.call_async("sidecar.unsubscribe").result()
@@ -397,25 +312,10 @@ class Client:
         if engine is None or not self._subs:
             return None
         msg_id = f"{self._session}-{next(self._ids):x}"
-        params = {"topics": self._topics()}
+        params = {"topics": self._subs.topics()}
         frames = self._request(engine.packer, msg_id, "sidecar.subscribe", params)
         future: Future[Any] = Future()
         return Pending(msg_id, frames, future, "sidecar.subscribe", min(self.timeout, 60.0), None)
-
-    def _on_event(self, header: dict[str, Any], body: Any) -> None:
-        if not isinstance(body, dict):
-            return
-        topic = str(body.get("topic", header.get("topic", "")))
-        data = body.get("data")
-        event = Event(
-            topic, body.get("ts", header.get("ts", 0)), data if isinstance(data, dict) else {}
-        )
-        for sub in list(self._subs):
-            if sub.matches(topic):
-                try:
-                    sub.callback(event)
-                except Exception:
-                    log.exception("event callback for %s failed", topic)
 
     # --- closing -----------------------------------------------------------------------------
 
@@ -438,9 +338,7 @@ class Client:
             if threading.current_thread() is not engine:
                 engine.join(5.0)
         with self._lock:
-            for slot in list(self._slots):
-                if not slot.busy:
-                    self._close_slot(slot)
+            self._sockets.close_idle()
             self._maybe_term()
 
     def __enter__(self) -> Client:
@@ -470,37 +368,19 @@ class Client:
         except (TypeError, ValueError, OverflowError) as e:
             raise TypeError(f"Cannot encode the params of {method} as MessagePack: {e}") from e
 
-    def _state(self) -> _ThreadState:
-        try:
-            state: _ThreadState = self._local.state
-        except AttributeError:
-            state = self._local.state = _ThreadState()
-        return state
+    def _is_closed(self) -> bool:
+        return self._closed
 
-    def _open_slot(self, state: _ThreadState) -> _Slot:
-        sock: zmq.Socket[bytes] = self._ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self.info.endpoint)
-        slot = state.slot = _Slot(sock)
-        self._slots.add(slot)
-        # a thread that ends drops its state: close its socket then
-        weakref.finalize(state, self._release, slot).atexit = False
-        return slot
-
-    def _release(self, slot: _Slot) -> None:
+    def _thread_ended(self, slot: Slot) -> None:
         with self._lock:
             if not self._forked:
-                self._close_slot(slot)
+                self._sockets.close(slot)
             self._maybe_term()
-
-    def _close_slot(self, slot: _Slot) -> None:
-        if slot in self._slots:
-            self._slots.discard(slot)
-            slot.sock.close(linger=0)
 
     def _maybe_term(self) -> None:
         engine_done = self._engine is None or self._engine.finished
-        if self._closed and engine_done and not (self._termed or self._forked or self._slots):
+        idle = not self._sockets.slots
+        if self._closed and engine_done and idle and not (self._termed or self._forked):
             self._termed = True
             self._ctx.term()
 
@@ -518,56 +398,13 @@ class Client:
                     self.info.endpoint,
                     self._envelope,
                     self._timeout_error,
-                    self._on_event,
+                    self._subs.dispatch,
                     self._renew,
                 )
                 self._engine.closed_error = self._closed_error
                 self._engine.on_exit = self._engine_exited
                 self._engine.start()
             return self._engine
-
-    def _wait(
-        self,
-        slot: _Slot,
-        msg_id: str,
-        method: str,
-        timeout: float,
-        on_progress: ProgressCallback | None,
-    ) -> Any:
-        sock, open_ = slot.sock, self._envelope.open
-        recv, more = sock.recv, sock.getsockopt
-        deadline = time.monotonic() + timeout
-        while True:
-            wait_ms = _SLICE_MS
-            if timeout != math.inf:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise self._timeout_error(method, timeout)
-                wait_ms = min(_SLICE_MS, math.ceil(remaining * 1000))
-            if slot.rcvtimeo != wait_ms:
-                sock.setsockopt(_RCVTIMEO, wait_ms)
-                slot.rcvtimeo = wait_ms
-            try:
-                frames = [recv()]
-            except zmq.Again:
-                if self._closed:
-                    raise self._closed_error(method) from None
-                continue
-            while more(_RCVMORE):  # the rest of a multipart message is already here
-                frames.append(recv())
-            msg = open_(frames)
-            if msg is None:
-                continue
-            header, body = msg
-            if header.get("reply_to") != msg_id:
-                continue  # a late reply to an earlier call that timed out
-            kind = header.get("type")
-            if kind == "reply":
-                if isinstance(body, dict) and "error" in body:
-                    raise reply_error(body["error"])
-                return body.get("result") if isinstance(body, dict) else None
-            if kind == "progress" and on_progress is not None:
-                on_progress(body)
 
     def _timeout_error(self, method: str, timeout: float) -> SidecarError:
         where = f" (its log: {self.info.log_file})" if self.info.log_file else ""

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import os
 import platform
-import socket
+import sys
 from typing import Any
 
 import parsl
@@ -83,11 +83,12 @@ def default_owner() -> str:
     Returns
     -------
     str
-        ``$PARSL_SIDECAR_JOB`` under ``parsl-sidecar run`` (the job's teardown then releases
-        them), else ``parsl:<host>:<pid>`` (released when this process exits).
+        The job id under ``parsl-sidecar run`` (``$PARSL_SIDECAR_JOB``; the job's teardown
+        releases them), else ``pid:<this process>`` (released when this process exits; the
+        sidecar also notices the process gone).
     """
     job = os.environ.get("PARSL_SIDECAR_JOB")
-    return job if job else f"parsl:{socket.gethostname()}:{os.getpid()}"
+    return job if job else f"pid:{os.getpid()}"
 
 
 def _provider(r: dict[str, Any], link: PoolLink, client: Client, owner: str) -> ExecutionProvider:
@@ -172,6 +173,12 @@ def executors_config(
             "heartbeat_period": int(r["heartbeatPeriod"]),
             "heartbeat_threshold": int(r["heartbeatThreshold"]),
             "encrypted": True,
+            # this interpreter's interchange, whatever the PATH (interchange.py lives in its bin)
+            "interchange_launch_cmd": [
+                sys.executable,
+                "-m",
+                "parsl.executors.high_throughput.interchange",
+            ],
             "provider": _provider(r, link, client, owner),
         }
         if r.get("maxWorkersPerNode") is not None:
@@ -184,7 +191,7 @@ def executors_config(
 
 
 def parsl_config(
-    executors: str | os.PathLike[str] = "executors.json",
+    executors: str | os.PathLike[str] | None = None,
     *,
     labels: list[str] | None = None,
     connection_file: str | None = None,
@@ -198,8 +205,10 @@ def parsl_config(
 
     Parameters
     ----------
-    executors : str or PathLike
-        The executors.json (completed or not; it is not rewritten).
+    executors : str or PathLike, optional
+        The executors.json (completed or not; it is not rewritten). Default
+        ``$PARSL_SIDECAR_EXECUTORS`` (the copy ``parsl-sidecar run --executors FILE`` completed
+        for the job), else ``executors.json``.
     labels : list of str, optional
         Only these executors.
     connection_file : str, optional
@@ -231,6 +240,8 @@ def parsl_config(
     TunnelError
         A worker tunnel could not be opened or does not carry connections.
     """
+    if executors is None:
+        executors = os.environ.get("PARSL_SIDECAR_EXECUTORS") or "executors.json"
     path = os.path.abspath(os.fspath(executors))
     client = client if client is not None else connect(connection_file)
     owner = owner or default_owner()

@@ -121,7 +121,7 @@ def test_threads_get_their_own_answers(client: Client) -> None:
     # the sockets of finished threads are closed, not kept until the client closes
     del threads
     gc.collect()
-    wait_until(lambda: len(client._slots) <= 1, "dead threads' sockets to close")
+    wait_until(lambda: len(client._sockets.slots) <= 1, "dead threads' sockets to close")
 
 
 def test_slow_call_does_not_delay_a_ping_from_another_thread(client: Client) -> None:
@@ -207,7 +207,7 @@ def test_close_fails_calls_in_flight(sidecar: Sidecar) -> None:
 
     th = threading.Thread(target=blocking)
     th.start()
-    wait_until(lambda: any(s.busy for s in c._slots), "the blocking call to start")
+    wait_until(lambda: any(s.busy for s in c._sockets.slots), "the blocking call to start")
     c.close()
     with pytest.raises(SidecarUnreachable):
         fut.result(30)
@@ -235,8 +235,8 @@ def test_subscribe_and_unsubscribe_round_trip(client: Client) -> None:
     assert subscribers() == before + 1
     assert sub.matches("log") and sub.matches("log.x") and not sub.matches("logs")
     with client.subscribe(["job"], received.append):
-        assert client._topics() == ["job", "log"]
-    assert client._topics() == ["log"]
+        assert client._subs.topics() == ["job", "log"]
+    assert client._subs.topics() == ["log"]
     sub.close()
     assert subscribers() == before
     assert all(e.topic.startswith("log") for e in received)

@@ -102,7 +102,8 @@ def test_slurm_workers_on_a_compute_node(cluster: Pools) -> None:
     assert htex.address == "127.0.0.1"
     # workers dial the relay on the head node's cluster side, not loopback
     head = cluster.extra["head"]["computeSideAddr"]
-    assert f"-a {head} " in htex.launch_cmd
+    dial = htex.launch_cmd.split(" -a ", 1)[1].split(" ", 1)[0].split(",")
+    assert head in dial and "127.0.0.1" not in dial
     my_netns = os.readlink("/proc/self/ns/net")
 
     def where() -> tuple[str, str]:
@@ -139,8 +140,8 @@ def test_bad_partition_caught_by_preflight(cluster: Pools) -> None:
 
 @pytest.mark.timeout(900)
 def test_failed_sbatch_names_the_executor(cluster: Pools) -> None:
-    # more nodes than the cluster has: sbatch itself refuses the job
-    path = cluster.write_executors({"hpc_big": slurm_entry(cluster, NODES_PER_BLOCK=5)}, "b.json")
+    # more memory than the node has: sbatch itself refuses the job
+    path = cluster.write_executors({"hpc_big": slurm_entry(cluster, MEM_PER_NODE=1000)}, "b.json")
     import e2e_apps
 
     cfg = parsl_config(
@@ -156,7 +157,8 @@ def test_failed_sbatch_names_the_executor(cluster: Pools) -> None:
             fut.result(timeout=600)
     parsl.clear()
     msg = str(e.value)
-    assert "Executor `hpc_big`: sbatch on pool `hpc` failed" in msg, msg
+    assert "Executor `hpc_big`: sbatch on pool `hpc` failed (exit 1)" in msg, repr(e.value)
+    assert "Requested node configuration is not available" in msg
     assert squeue(cluster) == []
     with contextlib.suppress(Exception), cluster.client() as c:
         c.call("executors.release", owner="sbatch-fail")

@@ -10,6 +10,7 @@ import { registerJobs } from "./commands/jobs.js";
 import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
 import { registerSsh } from "./commands/ssh.js";
+import { registerStage } from "./commands/stage.js";
 import { registerStatus } from "./commands/status.js";
 import { registerTunnels } from "./commands/tunnels.js";
 import { registerUi } from "./commands/ui.js";
@@ -35,6 +36,7 @@ registerTunnels(program);
 registerUi(program);
 registerExecutorsEdit(program);
 registerJobs(program);
+registerStage(program);
 
 try {
   await program.parseAsync(process.argv);

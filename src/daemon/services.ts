@@ -6,6 +6,7 @@ import { envModule } from "../env/module.js";
 import { executorsModule } from "../executors/module.js";
 import { createJobsModule } from "../jobs/methods.js";
 import { sshModule } from "../ssh/module.js";
+import { stagingModule } from "../staging/module.js";
 import { tunnelsModule } from "../tunnels/module.js";
 import { webModule } from "../web/module.js";
 import type { DaemonContext, ServiceModule } from "./module.js";
@@ -17,10 +18,11 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   modules.push(ssh);
   const tunnels = tunnelsModule(ctx, ssh.pool);
   modules.push(tunnels);
-  const executors = executorsModule(ctx, { hosts: ssh.pool });
+  const executors = executorsModule(ctx, { hosts: ssh.pool, tunnels: tunnels.manager });
   modules.push(executors);
   // jobs close before what they hold: a job's teardown releases its blocks and tunnels (owner = job id)
   modules.push(createJobsModule(ctx, { hosts: ssh.pool, executors: executors.service, blockOwner: (id) => executors.service.blocks?.list().find((b) => b.id === id)?.owner, owners: [{ name: "executors", stage: "remote", release: (o) => executors.service.release(o) }, { name: "tunnels", stage: "tunnels", release: (o) => tunnels.manager.closeOwner(o) }] }));
+  modules.push(stagingModule(ctx, { hosts: ssh.pool }));
   modules.push(webModule(ctx));
   modules.push(envModule(ctx, { pool: ssh.pool }));
   return modules;

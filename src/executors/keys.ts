@@ -92,7 +92,7 @@ export const KEYS: readonly KeySpec[] = [
   { name: "HOST_USER", group: "completed", schema: text("a user name"), description: "User on the pool's head node." },
   { name: "INTERCHANGE_PORT", group: "completed", schema: port(), description: "Port on this machine the interchange binds (on 127.0.0.1 only); the tunnel carries workers to it." },
   { name: "WORKER_PORT", group: "completed", schema: port(), description: "Port on the pool that workers dial (the tunnel's pool end, or the relay's); can differ from INTERCHANGE_PORT." },
-  { name: "DIAL_ADDRESS", group: "completed", schema: text("an IP address"), description: "Address on the pool that workers dial: the head node's loopback for PROVIDER local, the relay's cluster-side address for compute nodes." },
+  { name: "DIAL_ADDRESS", group: "completed", schema: text("an IP address, or several separated by commas"), description: "Address on the pool that workers dial: the head node's loopback for PROVIDER local; for compute nodes the head node's addresses where the relay listens (comma separated: Parsl's worker uses the first that answers)." },
   { name: "TUNNEL_ID", group: "completed", schema: text("a tunnel id"), description: "Id of the sidecar tunnel that carries this executor's workers (`parsl-sidecar tunnels list`)." },
   { name: "WORKER_PORT_1", group: "completed", schema: port(), deprecated: "Parsl has one worker port since 2025.06.30; completion fills WORKER_PORT and INTERCHANGE_PORT", description: "Old first worker port (ignored)." },
   { name: "WORKER_PORT_2", group: "completed", schema: port(), deprecated: "Parsl has one worker port since 2025.06.30; completion fills WORKER_PORT and INTERCHANGE_PORT", description: "Old second worker port (ignored)." },

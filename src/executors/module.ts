@@ -4,17 +4,20 @@ import type { HostPool } from "../ssh/host.js";
 import { poolMethods } from "./methods-pool.js";
 import { staticMethods } from "./methods-static.js";
 import { ExecutorsService } from "./service.js";
-import type { WorkerTunnels } from "./tunnel-port.js";
+import { workerTunnels, type TunnelManagerLike, type WorkerTunnels } from "./tunnel-port.js";
 
 export interface ExecutorsModuleDeps {
   /** the SSH pool (HostPool); without it only schema/check/explain work */
   hosts?: HostPool | undefined;
-  /** reverse tunnels with relay, adapted from the tunnels service */
-  tunnels?: WorkerTunnels | undefined;
+  /** the tunnels service's manager (reverse tunnels with a head-node relay) */
+  tunnels?: TunnelManagerLike | undefined;
+  /** or an adapted one (tests) */
+  workerTunnels?: WorkerTunnels | undefined;
 }
 
 export function executorsModule(ctx: DaemonContext, deps: ExecutorsModuleDeps = {}): ServiceModule & { service: ExecutorsService } {
-  const service = new ExecutorsService({ hosts: deps.hosts, tunnels: deps.tunnels, log: ctx.log, events: ctx.events });
+  const tunnels = deps.workerTunnels ?? (deps.tunnels ? workerTunnels(deps.tunnels) : undefined);
+  const service = new ExecutorsService({ hosts: deps.hosts, tunnels, log: ctx.log, events: ctx.events });
   return {
     name: "executors",
     service,

@@ -106,11 +106,16 @@ async function checkTunnel(lease: HostLease, r: ResolvedExecutor, tunnels: Worke
   }
   const t = tunnels?.get(r.tunnelId);
   if (!t) return { name: "tunnel", ok: false, code: "TUNNEL_NOT_FOUND", message: `Executor \`${r.label}\`: tunnel ${r.tunnelId} is not open in this sidecar (it closed, or the file was completed by another sidecar); complete the file again` };
-  const probe = `import socket,sys\ntry:\n    socket.create_connection((sys.argv[1], int(sys.argv[2])), 10).close(); print("PSC-TUNNEL ok")\nexcept Exception as e:\n    print("PSC-TUNNEL " + str(e))`;
-  const res = await lease.exec(`${r.python} -c ${shellQuote(probe)} ${shellQuote(r.dialAddress)} ${r.workerPort} 2>&1 || python3 -c ${shellQuote(probe)} ${shellQuote(r.dialAddress)} ${r.workerPort}`, { timeoutMs: 30_000 });
+  if (tunnels?.check) {
+    const c = await tunnels.check(t.id);
+    if (!c.ok) return { name: "tunnel", ok: false, code: "TUNNEL_FAILED", message: `Executor \`${r.label}\`: the end-to-end check of tunnel ${t.id} (pool \`${r.target}\`, ${r.dialAddress} port ${r.workerPort}) failed: ${c.error ?? "no answer"}` };
+  }
+  const probe = `import socket,sys\nerr = []\nfor a in sys.argv[1].split(","):\n    try:\n        socket.create_connection((a, int(sys.argv[2])), 10).close(); print("PSC-TUNNEL ok"); break\n    except Exception as e:\n        err.append("%s: %s" % (a, e))\nelse:\n    print("PSC-TUNNEL " + "; ".join(err))`;
+  const args = `${shellQuote(r.dialAddress)} ${r.workerPort}`;
+  const res = await lease.exec(`${r.python} -c ${shellQuote(probe)} ${args} 2>&1 || python3 -c ${shellQuote(probe)} ${args}`, { timeoutMs: 60_000 });
   const line = res.stdout.split("\n").find((l) => l.startsWith("PSC-TUNNEL ")) ?? "PSC-TUNNEL no answer";
   if (line !== "PSC-TUNNEL ok") {
-    return { name: "tunnel", ok: false, code: "TUNNEL_FAILED", message: `Executor \`${r.label}\`: workers on pool \`${r.target}\` cannot connect to ${r.dialAddress}:${r.workerPort} (tunnel ${t.id}, ${t.state}): ${line.slice(11)}` };
+    return { name: "tunnel", ok: false, code: "TUNNEL_FAILED", message: `Executor \`${r.label}\`: workers on pool \`${r.target}\` cannot connect to ${r.dialAddress} port ${r.workerPort} (tunnel ${t.id}, ${t.state}): ${line.slice(11)}` };
   }
   return { name: "tunnel", ok: true, message: `${r.dialAddress}:${r.workerPort} on the pool accepts connections (tunnel ${t.id}, ${t.state})` };
 }

@@ -19,6 +19,7 @@ export interface TunnelSpec {
   kind: TunnelKind;
   target: string;
   owner: string;
+  label: string | null;
   local_host: string;
   local_port: number;
   remote_host: string;

@@ -23,6 +23,8 @@ export interface OpenTunnelParams {
   bind?: BindMode;
   /** `job:<id>`, `pid:<n>` (closed when that process here exits), `client:<id>`, or any label */
   owner: string;
+  /** what it is for, shown in listings */
+  label?: string;
 }
 
 export class TunnelManager {
@@ -44,6 +46,7 @@ export class TunnelManager {
       kind: p.kind,
       target: p.target,
       owner: p.owner,
+      label: p.label ?? null,
       local_host: localHost,
       local_port: localPort,
       remote_host: p.remote_host ?? (p.kind === "local" ? "127.0.0.1" : ""),

@@ -12,6 +12,7 @@ const recordSchema = z.object({
   kind: z.enum(["reverse", "local"]),
   target: z.string(),
   owner: z.string(),
+  label: z.string().nullable(),
   state: z.enum(["opening", "open", "reconnecting", "failed", "closed"]),
   bind: z.enum(["loopback", "cluster", "auto"]),
   reach: z.enum(["gateway", "relay", "loopback", "local"]),
@@ -34,8 +35,17 @@ const recordSchema = z.object({
   created_at: z.number(),
 });
 
+/** The shape the executors service asks for (src/executors/tunnel-port.ts), without importing it. */
+export interface WorkerTunnelsAdapter {
+  open(req: { target: string; localPort: number; relay: boolean; owner: string; label: string }): Promise<{ id: string; dialHost: string; dialPort: number }>;
+  close(id: string): Promise<void>;
+  get(id: string): { id: string; target: string; localPort: number; dialHost: string; dialPort: number; state: string } | undefined;
+}
+
 export interface TunnelsModule extends ServiceModule {
   manager: TunnelManager;
+  /** worker tunnels for the executors service: a relay/gateway bind when compute nodes must reach it */
+  workerTunnels: WorkerTunnelsAdapter;
 }
 
 /** Create the tunnels module; it borrows connections from `pool`. */
@@ -44,6 +54,19 @@ export function tunnelsModule(ctx: DaemonContext, pool: HostPool): TunnelsModule
   return {
     name: "tunnels",
     manager,
+    workerTunnels: {
+      open: async (req) => {
+        const t = await manager.open({ target: req.target, kind: "reverse", local_port: req.localPort, bind: req.relay ? "cluster" : "loopback", owner: req.owner, label: req.label });
+        return { id: t.id, dialHost: t.dial_host, dialPort: t.dial_port };
+      },
+      close: async (id) => {
+        await manager.close(id, "released by its executor").catch(() => undefined);
+      },
+      get: (id) => {
+        const t = manager.list().find((r) => r.id === id);
+        return t ? { id: t.id, target: t.target, localPort: t.local_port, dialHost: t.dial_host, dialPort: t.dial_port, state: t.state } : undefined;
+      },
+    },
     methods: [
       defineMethod({
         name: "tunnels.open",
@@ -59,6 +82,7 @@ export function tunnelsModule(ctx: DaemonContext, pool: HostPool): TunnelsModule
             remote_host: z.string().min(1).optional(),
             bind: z.enum(["loopback", "cluster", "auto"]).optional(),
             owner: z.string().min(1).optional(),
+            label: z.string().min(1).max(200).optional(),
           })
           .strict(),
         result: recordSchema,

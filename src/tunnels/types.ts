@@ -27,6 +27,8 @@ export interface TunnelRecord {
   kind: TunnelKind;
   target: string;
   owner: string;
+  /** what it is for, in listings (e.g. the executor label) */
+  label: string | null;
   state: TunnelState;
   bind: BindMode;
   reach: Reach;

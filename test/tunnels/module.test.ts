@@ -105,3 +105,29 @@ describe("tunnels RPC and CLI", () => {
     expect(ps.stdout.trim()).toBe("");
   });
 });
+
+describe("worker tunnels for the executors service", () => {
+  it("open gives where workers dial (relay on a loopback-only sshd), get and close follow it", { timeout: 60000 }, async () => {
+    const { tunnelsModule } = await import("../../src/tunnels/module.js");
+    const { EventBus } = await import("../../src/events.js");
+    const { createLogger } = await import("../../src/util/logger.js");
+    const s = await sshSetup();
+    const echo = await echoServer();
+    const dir = makeTempDir("tun-worker");
+    const mod = tunnelsModule({ log: createLogger({ stderrLevel: "silent" }), events: new EventBus(), runtimeDir: dir, stateDir: dir, connectionFile: join(dir, "x.json"), requestShutdown: () => undefined, call: async () => undefined, hasMethod: () => false }, s.pool);
+    try {
+      const t = await mod.workerTunnels.open({ target: "pool", localPort: echo.port, relay: true, owner: "job:w", label: "cpu" });
+      expect(mod.workerTunnels.get(t.id)).toMatchObject({ id: t.id, target: "pool", localPort: echo.port, dialPort: t.dialPort, state: "open" });
+      expect(mod.manager.list()[0]).toMatchObject({ label: "cpu", owner: "job:w", reach: "relay" });
+      // the relay listens on every address of the head node; this test stays on loopback
+      expect((await roundTrip("127.0.0.1", t.dialPort)).got.length).toBe(64 * 1024);
+      await mod.workerTunnels.close(t.id);
+      expect(mod.workerTunnels.get(t.id)).toBeUndefined();
+    } finally {
+      await mod.close?.();
+      await s.pool.close();
+      await echo.close();
+      await s.sshd.stop();
+    }
+  });
+});

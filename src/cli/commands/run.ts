@@ -21,6 +21,7 @@ import { silentLogger, type LogLevel } from "../../util/logger.js";
 import { defaultStateDir } from "../../util/paths.js";
 import { fail } from "../output.js";
 import { reviewOrCancel } from "../review.js";
+import { printPageLink } from "./ui.js";
 
 interface RunOptions {
   job?: string;
@@ -33,6 +34,7 @@ interface RunOptions {
   json?: boolean;
   quiet?: boolean;
   review?: boolean;
+  ui?: boolean;
   complete: boolean;
 }
 
@@ -51,6 +53,7 @@ export function registerRun(program: Command): void {
     .option("--log-level <level>", "sidecar log level on stderr", "warn")
     .option("--json", "print a JSON summary on stdout when COMMAND ends")
     .option("-q, --quiet", "do not print the job id")
+    .option("--ui", "print a link to the sidecar's live page (jobs, pools, tunnels, transfers, log) before COMMAND starts")
     .option("--review", "before COMMAND starts, review the executors file (--executors, default executors.json) on the local page (Cancel exits 4)")
     .passThroughOptions()
     .action(async (command: string[], opts: RunOptions) => {
@@ -74,6 +77,7 @@ export function registerRun(program: Command): void {
           sidecar = { pid: process.pid, connection_file: daemon.connectionFile };
           jobs = (daemon.getModule("jobs") as JobsModule).service;
         }
+        if (opts.ui) await printPageLink(sidecar.connection_file);
         if (opts.review) await reviewOrCancel(sidecar.connection_file, opts.executors ?? "executors.json");
         if (!opts.quiet) process.stderr.write(`parsl-sidecar: job ${id}\n`);
         const env: NodeJS.ProcessEnv = { ...process.env, [CONNECTION_ENV]: sidecar.connection_file };
