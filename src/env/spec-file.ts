@@ -7,7 +7,13 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { isDeepStrictEqual } from "node:util";
-import { isMap, isNode, isScalar, parseDocument, type Document } from "yaml";
+import { createRequire } from "node:module";
+import type { Document } from "yaml";
+
+// yaml (70-odd files) loads on first use: the sidecar's start-up (`run -- true`) should not pay for it
+const require = createRequire(import.meta.url);
+let yamlLib: typeof import("yaml") | undefined;
+const yaml = (): typeof import("yaml") => (yamlLib ??= require("yaml") as typeof import("yaml"));
 import { SidecarError } from "../errors.js";
 import type { EnvSpec } from "./spec.js";
 
@@ -36,7 +42,7 @@ async function readUserFile(path: string, what: string): Promise<Buffer> {
 /** Parse a conda environment file; ENV_INVALID names the file and line of a syntax error. */
 export function parseCondaYaml(path: string, bytes: Buffer): { content: Buffer; dropped: string[] } {
   const text = bytes.toString("utf8");
-  const doc = parseDocument(text, { prettyErrors: true });
+  const doc = yaml().parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const line = e.linePos?.[0]?.line;
@@ -46,7 +52,7 @@ export function parseCondaYaml(path: string, bytes: Buffer): { content: Buffer; 
       data: { file: path, line: line ?? null, column: col ?? null },
     });
   }
-  if (!isMap(doc.contents)) {
+  if (!yaml().isMap(doc.contents)) {
     throw new SidecarError("ENV_INVALID", `${path}: a conda environment file must be a mapping with \`dependencies:\` (and optionally \`channels:\`), got ${doc.contents === null ? "an empty document" : "something else"}`, { data: { file: path } });
   }
   const deps = doc.get("dependencies");
@@ -58,7 +64,7 @@ export function parseCondaYaml(path: string, bytes: Buffer): { content: Buffer; 
   const want = doc.toJS() as Record<string, unknown>;
   for (const k of dropped) delete want[k];
   const cut = cutTopLevelKeys(text, doc, dropped);
-  if (cut !== undefined && isDeepStrictEqual(parseDocument(cut).toJS(), want)) return { content: Buffer.from(cut, "utf8"), dropped };
+  if (cut !== undefined && isDeepStrictEqual(yaml().parseDocument(cut).toJS(), want)) return { content: Buffer.from(cut, "utf8"), dropped };
   // a flow mapping or an unusual layout: let the library write it (comments may move)
   for (const k of dropped) doc.delete(k);
   return { content: Buffer.from(doc.toString({ lineWidth: 0 }), "utf8"), dropped };
@@ -67,13 +73,13 @@ export function parseCondaYaml(path: string, bytes: Buffer): { content: Buffer; 
 /** Remove whole lines holding top-level `keys` (and their values) from the text; undefined if not a plain block mapping. */
 function cutTopLevelKeys(text: string, doc: Document, keys: string[]): string | undefined {
   const map = doc.contents;
-  if (!isMap(map) || map.flow) return undefined;
+  if (!yaml().isMap(map) || map.flow) return undefined;
   const ranges: Array<[number, number]> = [];
   for (const pair of map.items) {
-    if (!isScalar(pair.key) || !keys.includes(String(pair.key.value))) continue;
+    if (!yaml().isScalar(pair.key) || !keys.includes(String(pair.key.value))) continue;
     const kr = pair.key.range;
     if (!kr) return undefined;
-    const vr = isNode(pair.value) && pair.value.range ? pair.value.range : kr;
+    const vr = yaml().isNode(pair.value) && pair.value.range ? pair.value.range : kr;
     const start = text.lastIndexOf("\n", kr[0] - 1) + 1;
     if (text.slice(start, kr[0]).trim() !== "") return undefined;
     let end = vr[2];
