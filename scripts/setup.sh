@@ -20,7 +20,7 @@ if [ ! -f dist/cli/main.js ] || [ "$(cat .stamps/build 2>/dev/null)" != "$src_ha
   say "building TypeScript (tsc)"
   rm -rf dist
   npx tsc -p tsconfig.json
-  chmod +x dist/cli/main.js
+  chmod +x dist/cli/main.js dist/cli/entry.js
   echo "$src_hash" > .stamps/build
 fi
 

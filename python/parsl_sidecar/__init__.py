@@ -15,6 +15,7 @@ from typing import Any
 
 from .client import Client, Event, Subscription, connect
 from .connection import ConnectionInfo, default_runtime_dir, resolve_connection_file
+from .decorators import StagingSpecError, log_app, stage_app
 from .errors import (
     ERROR_CODES,
     AlreadyRunning,
@@ -48,9 +49,11 @@ __all__ = [
     "SSHError",
     "ShuttingDown",
     "SidecarError",
+    "SidecarStaging",
     "SidecarTimeout",
     "SidecarUnreachable",
     "StagingError",
+    "StagingSpecError",
     "Subscription",
     "TunnelError",
     "UnknownMethod",
@@ -58,15 +61,21 @@ __all__ = [
     "__version__",
     "connect",
     "default_runtime_dir",
+    "log_app",
     "parsl_config",
     "resolve_connection_file",
+    "stage_app",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # parsl_config imports Parsl (an optional dependency): load it on first use only
+    # parsl_config and SidecarStaging import Parsl (an optional dependency): load on first use
     if name == "parsl_config":
         from .config import parsl_config
 
         return parsl_config
+    if name == "SidecarStaging":
+        from .staging import SidecarStaging
+
+        return SidecarStaging
     raise AttributeError(f"module 'parsl_sidecar' has no attribute {name!r}")

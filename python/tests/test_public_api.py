@@ -17,9 +17,11 @@ EXPECTED = [
     "SSHError",
     "ShuttingDown",
     "SidecarError",
+    "SidecarStaging",
     "SidecarTimeout",
     "SidecarUnreachable",
     "StagingError",
+    "StagingSpecError",
     "Subscription",
     "TunnelError",
     "UnknownMethod",
@@ -27,8 +29,10 @@ EXPECTED = [
     "__version__",
     "connect",
     "default_runtime_dir",
+    "log_app",
     "parsl_config",
     "resolve_connection_file",
+    "stage_app",
 ]
 
 

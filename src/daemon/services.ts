@@ -21,9 +21,10 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   const executors = executorsModule(ctx, { hosts: ssh.pool, tunnels: tunnels.manager });
   modules.push(executors);
   // jobs close before what they hold: a job's teardown releases its blocks and tunnels (owner = job id)
-  modules.push(createJobsModule(ctx, { hosts: ssh.pool, executors: executors.service, blockOwner: (id) => executors.service.blocks?.list().find((b) => b.id === id)?.owner, owners: [{ name: "executors", stage: "remote", release: (o) => executors.service.release(o) }, { name: "tunnels", stage: "tunnels", release: (o) => tunnels.manager.closeOwner(o) }] }));
+  const jobs = createJobsModule(ctx, { hosts: ssh.pool, executors: executors.service, blockOwner: (id) => executors.service.blocks?.list().find((b) => b.id === id)?.owner, owners: [{ name: "executors", stage: "remote", release: (o) => executors.service.release(o) }, { name: "tunnels", stage: "tunnels", release: (o) => tunnels.manager.closeOwner(o) }] });
+  modules.push(jobs);
   modules.push(stagingModule(ctx, { hosts: ssh.pool }));
   modules.push(webModule(ctx));
-  modules.push(envModule(ctx, { pool: ssh.pool }));
+  modules.push(envModule(ctx, { pool: ssh.pool, jobs: jobs.service }));
   return modules;
 }

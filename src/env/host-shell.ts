@@ -1,8 +1,8 @@
 /** Small shell helpers over a Host: checked exec, ~ paths, file upload, atomic writes, temp dirs. */
 import { readFile, stat } from "node:fs/promises";
 import { SidecarError, type ErrorCode } from "../errors.js";
-import { shellQuote, type ExecOptions, type ExecResult, type Host, type HostLease } from "../ssh/host.js";
-import { isSshLease, type SshLease } from "../ssh/pool.js";
+import { shellQuote, type ExecOptions, type ExecResult, type Host } from "../ssh/host.js";
+import type { SshLease } from "../ssh/pool.js";
 
 export { shellQuote };
 
@@ -41,7 +41,8 @@ export async function writeHostFile(host: Host, path: string, content: string | 
 /** Copy a local file to the host (SFTP when the lease offers it, else streamed through `cat`). */
 export async function putFile(host: Host, localPath: string, remotePath: string): Promise<void> {
   const size = (await stat(localPath)).size;
-  if (isSshLease(host as HostLease) && size > 1024 * 1024) {
+  // an SSH lease (isSshLease without loading the pool, which the CLI's local path does not need)
+  if (!host.isLocal && "connection" in host && "sftp" in host && size > 1024 * 1024) {
     const sftp = await (host as SshLease).sftp();
     try {
       await new Promise<void>((res, rej) => sftp.fastPut(localPath, remotePath, (err) => (err ? rej(err) : res())));

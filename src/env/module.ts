@@ -4,37 +4,19 @@ import type { DaemonContext, ServiceModule } from "../daemon/module.js";
 import type { HostPool } from "../ssh/host.js";
 import { defineMethod } from "../rpc/registry.js";
 import { describeParams, ensureParams } from "./params.js";
-import { EnvService, localOnlyPool, type EnsureOutcome } from "./service.js";
+import { envPreparer } from "./preparer.js";
+import { EnvService, localOnlyPool } from "./service.js";
+import { ensureWire } from "./wire.js";
 
-/** snake_case form of an ensure outcome, as it crosses the RPC. */
-export function ensureWire(o: EnsureOutcome): Record<string, unknown> {
-  const e = o.env;
-  return {
-    env: e && {
-      target: e.target,
-      backend: e.backend,
-      name: e.name,
-      prefix: e.prefix,
-      action: e.action,
-      hash: e.hash,
-      file: e.file,
-      tool: e.tool,
-      python: e.python,
-      parsl: e.parsl,
-      interpreter: e.interpreter,
-      activation: { path_prepend: e.activation.pathPrepend, set: e.activation.set, unset: e.activation.unset, scripts: e.activation.scripts },
-      worker_init: e.workerInit,
-      dropped_keys: e.dropped,
-      waited: e.waited,
-      duration_ms: e.durationMs,
-    },
-    container: o.container,
-  };
+/** Something that runs preparers before a job's COMMAND (the jobs service). */
+export interface PreparerHost {
+  addPreparer(p: ReturnType<typeof envPreparer>): void;
 }
 
-/** Build the env module; `pool` is the daemon's SSH pool (`local` only when absent). */
-export function envModule(ctx: DaemonContext, deps: { pool?: HostPool } = {}): ServiceModule {
+/** Build the env module; `pool` is the daemon's SSH pool (`local` only when absent); `jobs` gets the `run --env` preparer. */
+export function envModule(ctx: DaemonContext, deps: { pool?: HostPool; jobs?: PreparerHost } = {}): ServiceModule {
   const service = new EnvService(deps.pool ?? localOnlyPool, ctx.events);
+  deps.jobs?.addPreparer(envPreparer(service));
   return {
     name: "env",
     methods: [

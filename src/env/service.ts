@@ -7,7 +7,7 @@ import { LocalHost } from "../ssh/local-host.js";
 import { activationFor, workerInit } from "./activation.js";
 import { ensureContainer, type ContainerResult } from "./container.js";
 import { ensureEnv, isCurrent, probeInputFor, type EnsureResult } from "./ensure.js";
-import { specFromParams, type SpecParams } from "./params.js";
+import { specFromParams, type SpecParams } from "./spec-params.js";
 import { probe } from "./probe.js";
 import { loadSpecFile, specHash } from "./spec-file.js";
 import { checkSpec } from "./spec.js";
@@ -46,7 +46,7 @@ export interface DescribeOutcome {
 /** A pool that only knows `local` (until the daemon hands the SSH pool to the env module). */
 export const localOnlyPool: HostPool = {
   async acquire(target: string) {
-    if (target === "local" || target === "localhost") return new LocalHost();
+    if (target === "local") return new LocalHost();
     throw new SidecarError("SSH_CONFIG", `This sidecar has no SSH pool; only \`local\` can be used, not \`${target}\``, { data: { target } });
   },
 };

@@ -7,13 +7,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { isDeepStrictEqual } from "node:util";
-import { createRequire } from "node:module";
 import type { Document } from "yaml";
-
-// yaml (70-odd files) loads on first use: the sidecar's start-up (`run -- true`) should not pay for it
-const require = createRequire(import.meta.url);
-let yamlLib: typeof import("yaml") | undefined;
-const yaml = (): typeof import("yaml") => (yamlLib ??= require("yaml") as typeof import("yaml"));
 import { SidecarError } from "../errors.js";
 import type { EnvSpec } from "./spec.js";
 
@@ -40,9 +34,11 @@ async function readUserFile(path: string, what: string): Promise<Buffer> {
 }
 
 /** Parse a conda environment file; ENV_INVALID names the file and line of a syntax error. */
-export function parseCondaYaml(path: string, bytes: Buffer): { content: Buffer; dropped: string[] } {
+export async function parseCondaYaml(path: string, bytes: Buffer): Promise<{ content: Buffer; dropped: string[] }> {
+  // loaded here: the uv backend and the CLI's start-up do not need a YAML parser
+  const { isMap, parseDocument } = await import("yaml");
   const text = bytes.toString("utf8");
-  const doc = yaml().parseDocument(text, { prettyErrors: true });
+  const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const line = e.linePos?.[0]?.line;
@@ -52,7 +48,7 @@ export function parseCondaYaml(path: string, bytes: Buffer): { content: Buffer; 
       data: { file: path, line: line ?? null, column: col ?? null },
     });
   }
-  if (!yaml().isMap(doc.contents)) {
+  if (!isMap(doc.contents)) {
     throw new SidecarError("ENV_INVALID", `${path}: a conda environment file must be a mapping with \`dependencies:\` (and optionally \`channels:\`), got ${doc.contents === null ? "an empty document" : "something else"}`, { data: { file: path } });
   }
   const deps = doc.get("dependencies");
@@ -63,23 +59,24 @@ export function parseCondaYaml(path: string, bytes: Buffer): { content: Buffer; 
   if (dropped.length === 0) return { content: bytes, dropped };
   const want = doc.toJS() as Record<string, unknown>;
   for (const k of dropped) delete want[k];
-  const cut = cutTopLevelKeys(text, doc, dropped);
-  if (cut !== undefined && isDeepStrictEqual(yaml().parseDocument(cut).toJS(), want)) return { content: Buffer.from(cut, "utf8"), dropped };
+  const cut = cutTopLevelKeys(text, doc, dropped, await import("yaml"));
+  if (cut !== undefined && isDeepStrictEqual(parseDocument(cut).toJS(), want)) return { content: Buffer.from(cut, "utf8"), dropped };
   // a flow mapping or an unusual layout: let the library write it (comments may move)
   for (const k of dropped) doc.delete(k);
   return { content: Buffer.from(doc.toString({ lineWidth: 0 }), "utf8"), dropped };
 }
 
 /** Remove whole lines holding top-level `keys` (and their values) from the text; undefined if not a plain block mapping. */
-function cutTopLevelKeys(text: string, doc: Document, keys: string[]): string | undefined {
+function cutTopLevelKeys(text: string, doc: Document, keys: string[], y: typeof import("yaml")): string | undefined {
+  const { isMap, isNode, isScalar } = y;
   const map = doc.contents;
-  if (!yaml().isMap(map) || map.flow) return undefined;
+  if (!isMap(map) || map.flow) return undefined;
   const ranges: Array<[number, number]> = [];
   for (const pair of map.items) {
-    if (!yaml().isScalar(pair.key) || !keys.includes(String(pair.key.value))) continue;
+    if (!isScalar(pair.key) || !keys.includes(String(pair.key.value))) continue;
     const kr = pair.key.range;
     if (!kr) return undefined;
-    const vr = yaml().isNode(pair.value) && pair.value.range ? pair.value.range : kr;
+    const vr = isNode(pair.value) && pair.value.range ? pair.value.range : kr;
     const start = text.lastIndexOf("\n", kr[0] - 1) + 1;
     if (text.slice(start, kr[0]).trim() !== "") return undefined;
     let end = vr[2];
@@ -100,7 +97,7 @@ export async function loadSpecFile(spec: EnvSpec): Promise<LoadedSpecFile> {
   const bytes = await readUserFile(spec.file, what);
   const sha256 = createHash("sha256").update(bytes).digest("hex");
   if (spec.backend === "conda") {
-    const { content, dropped } = parseCondaYaml(spec.file, bytes);
+    const { content, dropped } = await parseCondaYaml(spec.file, bytes);
     return { path: spec.file, bytes, content, copyName: "environment.yml", dropped, sha256 };
   }
   const name = basename(spec.file);

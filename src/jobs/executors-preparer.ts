@@ -31,7 +31,7 @@ export function executorsPreparer(service: Pick<ExecutorsService, "complete">, o
       const out = join(outDir, `executors-${job.id}.json`);
       writeFileAtomic(out, `${JSON.stringify(res.executors, null, 2)}\n`, { mode: 0o600 });
       for (const w of res.warnings) job.log.warn({ job: job.id }, w);
-      return { env: { ...job.env, [EXECUTORS_ENV]: out } };
+      return { env: { [EXECUTORS_ENV]: out } };
     },
   };
 }

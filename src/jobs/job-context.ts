@@ -25,7 +25,7 @@ export interface JobContext {
   cwd: string;
   executors: string | undefined;
   envs: string[];
-  /** COMMAND's environment so far (earlier preparers' changes included) */
+  /** COMMAND's environment so far (earlier preparers' changes included; read-only) */
   env: NodeJS.ProcessEnv;
   /** COMMAND so far */
   command: string[];
@@ -40,13 +40,13 @@ export interface JobContext {
 
 /**
  * A step before COMMAND starts (environments, executors completion and tunnels). It may return
- * COMMAND's new environment (the whole of it: `job.env` changed) and a new COMMAND (e.g. `python`
- * resolved to an environment's interpreter); a throw fails the job (exit code 1) after
- * teardown. `handles` names the run options it serves (`executors`, `env`), so that run can
- * refuse an option nobody serves.
+ * variables to set in COMMAND's environment (merged over `job.env`; an empty string blanks one)
+ * and a new COMMAND; a throw fails the job (exit code 1) after teardown. `handles` names the run
+ * options it serves (`executors`, `env`), so that run can refuse an option nobody serves;
+ * preparers handling `env` run first (COMMAND's interpreter), then the others in the order added.
  */
 export interface JobPreparer {
   name: string;
   handles: Array<"executors" | "env">;
-  prepare(job: JobContext): Promise<{ env?: NodeJS.ProcessEnv; command?: string[] } | void>;
+  prepare(job: JobContext): Promise<{ env?: Record<string, string>; command?: string[] } | void>;
 }

@@ -5,8 +5,6 @@ import { defineMethod } from "../rpc/registry.js";
 import type { HostPool } from "../ssh/host.js";
 import { JobRecordSchema } from "./record.js";
 import type { ExecutorsService } from "../executors/service.js";
-import { EnvService } from "../env/service.js";
-import { envPreparer } from "./env-preparer.js";
 import { executorsPreparer } from "./executors-preparer.js";
 import { type JobResource, JobResourceSchema, type OwnerRelease } from "./resources.js";
 import { DEFAULT_GRACE_MS, JobsService } from "./service.js";
@@ -33,8 +31,6 @@ export interface JobsModuleDeps {
 /** The jobs service module. */
 export function createJobsModule(ctx: DaemonContext, deps: JobsModuleDeps): JobsModule {
   const service = new JobsService({ stateDir: ctx.stateDir, log: ctx.log, events: ctx.events, hosts: deps.hosts, owners: deps.owners ?? [], ...(deps.watchdogBoundS ? { watchdogBoundS: deps.watchdogBoundS } : {}) });
-  // environments first (COMMAND's interpreter), then executors completion and its tunnels
-  service.addPreparer(envPreparer(new EnvService(deps.hosts, ctx.events)));
   if (deps.executors) service.addPreparer(executorsPreparer(deps.executors, ctx.runtimeDir));
   const stopBlocks = deps.blockOwner ? followBlocks(ctx, service, deps.blockOwner) : () => undefined;
   const stopTunnels = followTunnels(ctx, service);

@@ -139,7 +139,7 @@ export class JobRunner {
       };
       try {
         const out = await p.prepare(ctx);
-        if (out?.env) env = out.env;
+        if (out?.env) env = { ...env, ...out.env };
         if (out?.command?.length) command = out.command;
       } catch (err) {
         return { env, command, error: `${p.name}: ${(err as Error).message}` };

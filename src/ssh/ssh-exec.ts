@@ -22,6 +22,16 @@ export function openExec(client: Client, command: string): Promise<ClientChannel
   });
 }
 
+/**
+ * The exit status ssh2 recorded on the channel. A fast command's exit-status can arrive in the
+ * same TCP read as the exec reply, i.e. before the caller (behind an await) listens for 'exit'.
+ */
+function recordedExit(channel: ClientChannel): { exitCode: number | null; signal: string | null } | undefined {
+  const e = (channel as unknown as { _exit?: { code?: number | null; signal?: string } })._exit;
+  if (!e || (e.code === undefined && e.signal === undefined)) return undefined;
+  return { exitCode: typeof e.code === "number" ? e.code : null, signal: signalName(e.signal) };
+}
+
 function signalName(sig: string | undefined | null): string | null {
   if (!sig) return null;
   return sig.startsWith("SIG") ? sig : `SIG${sig}`;
@@ -91,6 +101,11 @@ export async function remoteExec(deps: RemoteExecDeps, command: string, opts: Ex
       done();
       const rest = sniffer.end();
       if (rest.length > 0) err.add(rest);
+      const missed = gotExit ? undefined : recordedExit(channel);
+      if (missed) {
+        gotExit = true;
+        ({ exitCode, signal } = missed);
+      }
       if (!gotExit && !timedOut) {
         reject(new SidecarError("SSH_CONNECT", `The connection to \`${deps.target}\` was lost while running a remote command (it may still be running there${pgid ? ` as process group ${pgid}` : ""})`, { data: { target: deps.target, pgid } }));
         return;
@@ -146,7 +161,7 @@ export async function remoteSpawn(deps: RemoteExecDeps, command: string, opts: S
       const rest = sniffer.end();
       if (rest.length > 0) stderr.write(rest);
       if (!stderr.writableEnded) stderr.end();
-      resolve(exit);
+      resolve(exit.exitCode === null && exit.signal === null ? (recordedExit(channel) ?? exit) : exit);
     });
   });
   return {

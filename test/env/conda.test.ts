@@ -89,6 +89,13 @@ describe("conda backend (stand-in conda)", { timeout: 60_000 }, () => {
     expect(calls[1]!.file_content).toContain("- scipy");
   });
 
+  it("--force runs conda again even when the hash matches", async () => {
+    const { condaDir, spec } = setup("dependencies:\n  - python\n");
+    await ensureEnv(host, spec);
+    expect((await ensureEnv(host, spec, { force: true })).action).toBe("updated");
+    expect(standinCalls(condaDir).map((c) => c.argv[1])).toEqual(["create", "update"]);
+  });
+
   it("passes the user's bytes unchanged when there is no name:/prefix: to drop", async () => {
     const yaml = "dependencies:\n  - python=3.11\n";
     const { condaDir, spec } = setup(yaml);

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseLocalConf, readLocalConf } from "../../src/env/local-conf.js";
-import { specFromParams } from "../../src/env/params.js";
+import { specFromParams } from "../../src/env/spec-params.js";
 import { checkSpec, containerFromKeys, specFromKeys } from "../../src/env/spec.js";
 import { isSidecarError } from "../../src/errors.js";
 import { cleanupTmp, tmp } from "./helpers.js";

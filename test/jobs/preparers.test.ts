@@ -26,8 +26,9 @@ describe.skipIf(!existsSync(UV))("run --env", () => {
   it("a broken environment fails the job before COMMAND starts (exit 1)", { timeout: 60_000 }, async () => {
     box = sandbox();
     writeFileSync(join(box.dir, "env.yml"), "dependencies: [\n");
+    writeFileSync(join(box.dir, "local.conf"), `CONDA_ENV=wf\nLOCAL_CONDA_YAML=env.yml\nCONDA_DIR=${join(box.dir, "conda")}\n`);
     const marker = join(box.dir, "ran");
-    const r = await cli(["run", "--job", "bad-env", "--json", "--env", join(box.dir, "env.yml"), "--", "touch", marker], box.env);
+    const r = await cli(["run", "--job", "bad-env", "--json", "--env", join(box.dir, "local.conf"), "--", "touch", marker], box.env);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/parsl-sidecar: env: .*env\.yml:\d+/);
     expect(existsSync(marker)).toBe(false);

@@ -250,13 +250,14 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     await expect.poll(() => echoed).toBeGreaterThan(0);
     await expect.poll(() => page.locator(`tr[data-tunnel="${t.id}"] td.num`).first().textContent()).toMatch(/MiB|KiB/);
     sock.destroy();
-    // transfers arrive as `transfer.progress` / `transfer.done` events on the sidecar's bus, in the staging service's shape
-    const mib = 1024 * 1024;
-    for (const bytes of [25, 50, 75]) s.daemon.events.emit("transfer.progress", { id: "t-1", item: "inputs", src: "s3://bucket/inputs.tar", dst: "ssh://koehr_cpu/home/me/inputs.tar", bytes: bytes * mib, total_bytes: 100 * mib, files: 1, total_files: 1, skipped: 0, rate_bps: 12 * mib });
-    s.daemon.events.emit("transfer.progress", { id: "t-2", item: "model", src: "gs://bucket/model.bin", dst: "ssh://google_gpu/scratch/model.bin", bytes: 1024, total_bytes: 4096, files: 0, total_files: 1, skipped: 0, rate_bps: 2048 });
-    s.daemon.events.emit("transfer.done", { id: "t-2", item: "model", src: "gs://bucket/model.bin", dst: "ssh://google_gpu/scratch/model.bin", ok: false, error: { code: "STAGING_PERMISSION", message: "cannot write /scratch/model.bin" } });
-    await expect.poll(() => page.locator('[data-transfer="t-1"] .transfer-meta').textContent()).toMatch(/75\.0 MiB of 100 MiB \(75%\) · 1 of 1 files · 12\.0 MiB\/s/);
-    await expect.poll(() => page.locator('[data-transfer="t-2"]').textContent()).toMatch(/failed.*STAGING_PERMISSION: cannot write/);
+    // real transfers by the staging service: one to the pool, one whose source does not exist
+    const src = join(s.dir, "inputs.bin");
+    writeFileSync(src, Buffer.alloc(24 * 1024 * 1024, 3));
+    const done = await s.client.call<{ id: string; bytes: number }>("staging.transfer", { src: `file://${src}`, dst: `ssh://koehr_cpu${join(sshd.dir, "pool", "inputs.bin")}`, item: "inputs" }, { timeout: 60_000 });
+    expect(done.bytes).toBe(24 * 1024 * 1024);
+    await expect.poll(() => page.locator(`[data-transfer="${done.id}"]`).textContent()).toMatch(/done.*24\.0 MiB of 24\.0 MiB \(100%\)/);
+    await expect(s.client.call("staging.transfer", { src: `file://${join(s.dir, "missing.bin")}`, dst: `ssh://google_gpu${join(sshd.dir, "pool", "missing.bin")}`, item: "model" })).rejects.toMatchObject({ code: "STAGING_NOT_FOUND" });
+    await expect.poll(() => page.locator(".transfer", { hasText: "missing.bin" }).textContent()).toMatch(/failed.*STAGING_NOT_FOUND/);
     await expect.poll(() => page.locator("canvas#chart-transfers").isVisible()).toBe(true);
     await picture(page, "live");
     await s.client.call("tunnels.close", { id: t.id });

@@ -1,19 +1,18 @@
 /**
  * `parsl-sidecar env ensure|show`: make a Python environment (conda or uv) exist on this machine
  * or a pool, or show its state. Runs in this process, or through a sidecar with --connection.
+ * The service, the SSH pool and the RPC client are imported when used: the unchanged case on
+ * this machine loads neither ssh2 nor zeromq nor zod.
  */
 import type { Command } from "commander";
-import { CONNECTION_ENV } from "../../rpc/connection-file.js";
-import { ensureWire } from "../../env/module.js";
 import type { SpecParams } from "../../env/params.js";
-import { EnvService, localOnlyPool } from "../../env/service.js";
-import type { HostPool } from "../../ssh/host.js";
-import { SshPool } from "../../ssh/pool.js";
-import { isLocalTarget } from "../../ssh/target.js";
+import type { EnvService } from "../../env/service.js";
 import type { EnvProgress } from "../../env/step.js";
 import { SidecarError } from "../../errors.js";
-import { withClient } from "../client.js";
+import type { SidecarClient } from "../../client/client.js";
 import { fail, printJson } from "../output.js";
+
+const CONNECTION_ENV = "PARSL_SIDECAR_CONNECTION_FILE";
 
 interface Opts {
   target: string;
@@ -105,13 +104,20 @@ function progressLine(p: EnvProgress | Record<string, unknown>): void {
 
 /** In this process: `local` needs no pool; a pool target gets a private SSH pool, closed after. */
 async function withService<T>(target: string, fn: (s: EnvService) => Promise<T>): Promise<T> {
-  if (isLocalTarget(target)) return await fn(new EnvService(localOnlyPool));
+  const { EnvService, localOnlyPool } = await import("../../env/service.js");
+  if (target === "local") return await fn(new EnvService(localOnlyPool));
+  const { SshPool } = await import("../../ssh/pool.js");
   const pool = new SshPool();
   try {
-    return await fn(new EnvService(pool as HostPool));
+    return await fn(new EnvService(pool));
   } finally {
     await pool.close();
   }
+}
+
+async function withClient<T>(connection: string | undefined, fn: (c: SidecarClient) => Promise<T>): Promise<T> {
+  const { withClient: open } = await import("../client.js");
+  return await open(connection, fn);
 }
 
 function useSidecar(o: Opts): boolean {
@@ -155,7 +161,7 @@ export function registerEnv(program: Command): void {
           process.once("SIGTERM", stop);
           try {
             const out = await withService(params.target, (s) => s.ensure(params, { ...(onProgress ? { onProgress } : {}), signal: abort.signal, force: o.force ?? false, lockTimeoutMs }));
-            res = ensureWire(out);
+            res = (await import("../../env/wire.js")).ensureWire(out);
           } finally {
             process.off("SIGINT", stop);
             process.off("SIGTERM", stop);

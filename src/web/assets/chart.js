@@ -51,7 +51,7 @@ export class RateChart {
     const pts = this.points.filter((p) => p.ts >= t0);
     let max = 0;
     for (const p of pts) for (const s of this.series) max = Math.max(max, p[s.key] ?? 0);
-    const top = niceCeil(max);
+    const { top, ticks } = niceScale(max);
     const x = (ts) => pad.l + ((ts - t0) / span) * (w - pad.l - pad.r);
     const y = (v) => hgt - pad.b - (v / top) * (hgt - pad.t - pad.b);
     g.font = "11px system-ui, sans-serif";
@@ -60,8 +60,8 @@ export class RateChart {
     g.lineWidth = 1;
     g.textAlign = "right";
     g.textBaseline = "middle";
-    for (let i = 0; i <= 4; i++) {
-      const v = (top * i) / 4;
+    for (let i = 0; i <= ticks; i++) {
+      const v = (top * i) / ticks;
       const yy = Math.round(y(v)) + 0.5;
       g.beginPath();
       g.moveTo(pad.l, yy);
@@ -94,13 +94,13 @@ export class RateChart {
   }
 }
 
-/** A round upper bound for the y axis in the unit the values need (B, KiB, MiB...), at least 1 KiB/s. */
-function niceCeil(v) {
-  if (v <= 1024) return 1024;
+/** A round top for the y axis in the unit the values need (B, KiB, MiB...), at least 1 KiB/s, and a tick count that divides it evenly. */
+function niceScale(v) {
+  if (v <= 1024) return { top: 1024, ticks: 4 };
   let unit = 1;
   while (v / unit >= 1024) unit *= 1024;
   const x = v / unit;
   const p = 10 ** Math.floor(Math.log10(x));
-  for (const m of [1, 2, 4, 5, 8, 10]) if (m * p >= x) return m * p * unit;
-  return 10 * p * unit;
+  for (const [m, ticks] of [[1, 4], [2, 4], [4, 4], [5, 5], [8, 4], [10, 5]]) if (m * p >= x) return { top: m * p * unit, ticks };
+  return { top: 10 * p * unit, ticks: 5 };
 }
