@@ -127,26 +127,29 @@ export class JobRunner {
     return { jobId: this.id, pgids: this.pgid ? [this.pgid, ...groups] : groups, known: this.tracker?.refs() ?? rec.tracked, exclude: [process.pid] };
   }
 
-  private async prepare(): Promise<{ env: NodeJS.ProcessEnv; error?: string }> {
-    const env: NodeJS.ProcessEnv = { ...this.spec.env };
-    const ctx: JobContext = {
-      id: this.id, cwd: this.spec.cwd, executors: this.spec.executors, envs: this.spec.envs ?? [],
-      addResource: (r) => this.addResource(r), onTeardown: (stage, name, close) => this.onTeardown(stage, name, close),
-      signal: this.abort.signal, log: this.deps.log,
-    };
+  private async prepare(): Promise<{ env: NodeJS.ProcessEnv; command: string[]; error?: string }> {
+    let env: NodeJS.ProcessEnv = { ...this.spec.env };
+    let command = [...this.spec.command];
     for (const p of this.deps.preparers) {
       if (this.ending) break;
+      const ctx: JobContext = {
+        id: this.id, cwd: this.spec.cwd, executors: this.spec.executors, envs: this.spec.envs ?? [], env: { ...env }, command: [...command],
+        addResource: (r) => this.addResource(r), onTeardown: (stage, name, close) => this.onTeardown(stage, name, close),
+        signal: this.abort.signal, log: this.deps.log,
+      };
       try {
-        Object.assign(env, (await p.prepare(ctx))?.env ?? {});
+        const out = await p.prepare(ctx);
+        if (out?.env) env = { ...env, ...out.env };
+        if (out?.command?.length) command = out.command;
       } catch (err) {
-        return { env, error: `${p.name}: ${(err as Error).message}` };
+        return { env, command, error: `${p.name}: ${(err as Error).message}` };
       }
     }
-    return { env };
+    return { env, command };
   }
 
-  private supervise(env: NodeJS.ProcessEnv): Promise<SuperviseResult> {
-    return supervise(this.spec.command, {
+  private supervise(command: string[], env: NodeJS.ProcessEnv): Promise<SuperviseResult> {
+    return supervise(command, {
       env: { ...env, [JOB_ENV]: this.id },
       cwd: this.spec.cwd,
       onStart: (pid) => {
@@ -180,7 +183,7 @@ export class JobRunner {
     } else {
       this.deps.store.update(this.id, (r) => (r.state = "running"));
       this.emit("running");
-      res = await this.supervise(prep.env);
+      res = await this.supervise(prep.command, prep.env);
     }
     if (timer) clearTimeout(timer);
     this.tracker?.stop();

@@ -5,14 +5,14 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import ssh2 from "ssh2";
+import { ssh2 } from "./ssh2-lazy.js";
 import { SidecarError } from "../errors.js";
 import type { ResolvedHost } from "./config.js";
 
 /** Default env var holding the passphrase of encrypted identity files. */
 export const PASSPHRASE_ENV = "PARSL_SIDECAR_KEY_PASSPHRASE";
 
-type ParsedKey = Exclude<ReturnType<typeof ssh2.utils.parseKey>, Error | unknown[]>;
+type ParsedKey = Exclude<ReturnType<typeof import("ssh2").utils.parseKey>, Error | unknown[]>;
 
 export type AuthMethod = { type: "agent"; username: string; agent: string } | { type: "publickey"; username: string; key: ParsedKey };
 
@@ -23,7 +23,7 @@ function parseCached(data: Buffer, passphrase: string | undefined): ParsedKey | 
   const id = createHash("sha256").update(data).update("\0").update(passphrase ?? "").digest("hex");
   let parsed = parsedKeys.get(id);
   if (parsed === undefined) {
-    const r = ssh2.utils.parseKey(data, passphrase);
+    const r = ssh2().utils.parseKey(data, passphrase);
     parsed = r instanceof Error ? r : ((Array.isArray(r) ? r[0] : r) as ParsedKey | undefined) ?? new Error("no key in the file");
     if (parsedKeys.size > 64) parsedKeys.clear();
     parsedKeys.set(id, parsed);

@@ -7,7 +7,8 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { arch } from "node:os";
 import type { Duplex } from "node:stream";
-import { Client, type ConnectConfig } from "ssh2";
+import type { Client, ConnectConfig } from "ssh2";
+import { ssh2 } from "./ssh2-lazy.js";
 import { SidecarError } from "../errors.js";
 import { authFailed, planAuth, type AuthOptions, type AuthPlan } from "./auth.js";
 import type { ResolvedHost } from "./config.js";
@@ -101,7 +102,7 @@ export function connectHop(host: ResolvedHost, settings: HopSettings, sock?: Dup
     return plan?.methods[next++] ?? false;
   };
   return new Promise<Hop>((resolve, reject) => {
-    const client = new Client();
+    const client = new (ssh2().Client)();
     let refused: SidecarError | undefined;
     let fp = "";
     let cipher: string | undefined;
