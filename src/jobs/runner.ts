@@ -12,7 +12,7 @@ import { formatDuration } from "../util/duration.js";
 import type { Logger } from "../util/logger.js";
 import type { JobContext, JobPreparer, RunSpec } from "./job-context.js";
 import { killLocalJob, type LocalKillResult } from "./local-kill.js";
-import { cleanupTargets, PoolWatchdog } from "./pool-watchdog.js";
+import { cleanupTargets, PoolWatchdog, runToken } from "./pool-watchdog.js";
 import { JOB_ENV, readProc } from "./proc.js";
 import type { JobRecord, JobState, JobStore } from "./record.js";
 import { type Closer, type JobResource, type OwnerRelease, resourceKey, type TeardownStage } from "./resources.js";
@@ -46,6 +46,7 @@ export class JobRunner {
   private readonly leases: HostLease[] = [];
   private readonly closers: Array<{ stage: TeardownStage; name: string; close: Closer }> = [];
   private readonly abort = new AbortController();
+  private tearingDown = false;
 
   constructor(
     readonly spec: RunSpec,
@@ -106,19 +107,41 @@ export class JobRunner {
   private watchdog(target: string): Promise<PoolWatchdog | undefined> {
     let wd = this.watchdogs.get(target);
     if (!wd) {
-      wd = (async () => {
-        try {
-          const lease = await this.deps.hosts.acquire(target, `job:${this.id}`);
-          this.leases.push(lease);
-          return await PoolWatchdog.start(lease, this.id, { boundS: this.deps.watchdogBoundS, graceMs: this.spec.graceMs });
-        } catch (err) {
-          this.deps.log.warn({ job: this.id, target, err: (err as Error).message }, "no watchdog on this pool; its cleanup relies on the sidecar");
-          return undefined;
-        }
-      })();
+      wd = this.startWatchdog(target);
       this.watchdogs.set(target, wd);
     }
     return wd;
+  }
+
+  /**
+   * Start a pool's watchdog and hand it what the record holds for that pool. One lost with its
+   * SSH connection is started again (it takes over the lost one's state on the pool) until the
+   * teardown; the old one exits by itself.
+   */
+  private async startWatchdog(target: string): Promise<PoolWatchdog | undefined> {
+    const again = (): void => {
+      if (this.tearingDown) return;
+      setTimeout(() => {
+        if (!this.tearingDown) this.watchdogs.set(target, this.startWatchdog(target));
+      }, 1000).unref();
+    };
+    try {
+      const lease = await this.deps.hosts.acquire(target, `job:${this.id}`);
+      this.leases.push(lease);
+      const rec = this.record();
+      const wd = await PoolWatchdog.start(lease, this.id, { run: runToken(rec.supervisor), boundS: this.deps.watchdogBoundS, graceMs: this.spec.graceMs });
+      for (const r of rec.resources) if ((r.kind === "remote_group" || r.kind === "scheduler_job") && r.target === target) wd.add(r);
+      void wd.ended$.then(() => {
+        if (wd.endedOnPurpose) return;
+        this.deps.log.warn({ job: this.id, target }, "the pool's watchdog was lost (its SSH connection dropped?); starting another");
+        again();
+      });
+      return wd;
+    } catch (err) {
+      this.deps.log.warn({ job: this.id, target, err: (err as Error).message }, "cannot start the pool's watchdog yet; retrying");
+      again();
+      return undefined;
+    }
   }
 
   private localSpec(): Parameters<typeof killLocalJob>[0] {
@@ -203,6 +226,7 @@ export class JobRunner {
   /** After COMMAND ended: its leftovers, then the pools, then tunnels; never throws. */
   private async teardown(): Promise<NonNullable<JobRecord["cleanup"]>> {
     const errors: string[] = [];
+    this.tearingDown = true;
     const first = await this.localKill?.catch(() => undefined);
     const local = await killLocalJob(this.localSpec(), this.spec.graceMs);
     local.signalled += first?.signalled ?? 0;

@@ -27,7 +27,7 @@ beforeAll(async () => {
   slurm = await startSlurm();
   sshd = await startSshd({ extraConfig: [`SetEnv SLURM_CONF=${slurm.env.SLURM_CONF}`] });
   const config = writeSshConfig(sshd.dir, [entryFor("slurmpool", sshd)], "client_config");
-  box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: config, POOL_TARGET: "slurmpool", SLURM_JOBS: "3" });
+  box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: config, POOL_TARGET: "slurmpool", SLURM_JOBS: "3", PARSL_SIDECAR_WATCHDOG_S: "3" });
 }, 90_000);
 afterAll(async () => {
   await sshd?.stop();
@@ -52,7 +52,7 @@ async function startJob(job: string): Promise<{ run: ReturnType<typeof startCli>
 }
 
 async function emptied(ids: string[]): Promise<string[]> {
-  for (let i = 0; i < 100 && (await queued(ids)).length > 0; i++) await sleep(100);
+  for (let i = 0; i < 200 && (await queued(ids)).length > 0; i++) await sleep(100);
   return queued(ids);
 }
 

@@ -95,8 +95,8 @@ describe("jobs on an SSH pool (sshd on loopback)", () => {
     }
   });
 
-  it("a SIGKILLed sidecar: the watchdog on the pool stops the workers (its SSH connection dropped)", { timeout: 90_000 }, async () => {
-    box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath });
+  it("a SIGKILLed sidecar: the watchdog on the pool stops the workers within its bound (its SSH connection dropped)", { timeout: 90_000 }, async () => {
+    box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath, PARSL_SIDECAR_WATCHDOG_S: "3" });
     const { run, pool } = await startJob(box, "ssh-lost");
     run.child.kill("SIGKILL");
     await run.exited;
@@ -104,6 +104,20 @@ describe("jobs on an SSH pool (sshd on loopback)", () => {
     const listed = await cli(["jobs", "--json"], box.env);
     expect(JSON.parse(listed.stdout).jobs[0]).toMatchObject({ id: "ssh-lost", state: "lost" });
     expect(jobProcesses("ssh-lost")).toEqual([]);
+  });
+
+  it("the SSH connection drops and comes back: the workers survive (a new watchdog takes over), kill still cleans up", { timeout: 90_000 }, async () => {
+    box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath, PARSL_SIDECAR_WATCHDOG_S: "3" });
+    const { run, pool, cmd } = await startJob(box, "ssh-blip");
+    await sshd.killConnections();
+    // longer than the bound (3 s) plus a check: an orphaned watchdog would have cleaned up by now
+    await new Promise((r) => setTimeout(r, 8000));
+    expect(pool.every(alive)).toBe(true);
+    const killed = await cli(["kill", "ssh-blip", "--grace", "300ms", "--json"], box.env);
+    expect(killed.code).toBe(0);
+    expect(JSON.parse(killed.stdout).cleanup.remote).toEqual([expect.objectContaining({ target: "pool", groups: 1, left: 0 })]);
+    expect((await run.done).code).toBe(137);
+    expect([...pool, ...cmd].filter(alive)).toEqual([]);
   });
 
   it("kill from the record when the sidecar is gone reaches the pool over SSH", { timeout: 90_000 }, async () => {
