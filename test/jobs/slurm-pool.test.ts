@@ -12,7 +12,7 @@ import { startSlurm, type Slurm } from "../testbed/slurm.js";
 import { writeSshConfig } from "../testbed/ssh-config.js";
 import { startSshd, type Sshd } from "../testbed/sshd.js";
 import { entryFor } from "../ssh/helpers.js";
-import { cli, FIXTURES, type Sandbox, sandbox, startCli, waitFor } from "./helpers.js";
+import { cli, FIXTURES, jobProcesses, reap, type Sandbox, sandbox, startCli, waitFor } from "./helpers.js";
 
 stopAllAfterAll();
 
@@ -30,6 +30,7 @@ beforeAll(async () => {
   box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: config, POOL_TARGET: "slurmpool", SLURM_JOBS: "3", PARSL_SIDECAR_WATCHDOG_S: "3" });
 }, 90_000);
 afterAll(async () => {
+  reap([...jobProcesses("slurm-kill"), ...jobProcesses("slurm-lost")]); // only after a failure
   await sshd?.stop();
   await slurm?.stop();
   box?.cleanup();
@@ -72,6 +73,8 @@ describe.skipIf(missing.length > 0)("jobs on a Slurm pool", () => {
     run.child.kill("SIGKILL");
     await run.exited;
     expect(await emptied(ids)).toEqual([]);
+    // and nothing else of the job (the sshd here is this machine: COMMAND's processes too)
+    await waitFor("the job's processes to be gone", () => jobProcesses("slurm-lost").length === 0, 20_000);
     await slurm.waitIdle(30_000);
   });
 });
