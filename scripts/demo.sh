@@ -8,4 +8,5 @@ root=$PWD
 cd examples/demo
 # the environment's bin first on PATH: Parsl starts interchange.py and process_worker_pool.py from there
 export PATH="$root/.venv/bin:$PATH" VIRTUAL_ENV="$root/.venv"
-exec node "$root/dist/cli/main.js" run -- python main.py "$@"
+rm -rf results
+exec node "$root/dist/cli/main.js" run --executors executors.json -- python main.py "$@"
