@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -60,6 +61,7 @@ def main() -> int:
             files.append(postprocess(simulate(i), outputs=[out]).outputs[0])
         summary = summarize(inputs=files).result()
     parsl.clear()
+    shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(summary))
     ok = summary["n"] == n and summary["pools"] == ["pool_b"]
     print("multihost OK" if ok else "multihost FAILED")

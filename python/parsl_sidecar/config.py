@@ -169,6 +169,7 @@ def executors_config(
             "launch_cmd": pool_launch_cmd(str(r["dialAddress"]), int(r["workerPort"]), python),
             "worker_logdir_root": link.absolute(str(r["workerLogdirRoot"])),
             "cores_per_worker": float(r["coresPerWorker"]),
+            "prefetch_capacity": int(r.get("prefetchCapacity", 0)),
             "worker_debug": bool(r["workerDebug"]),
             "heartbeat_period": int(r["heartbeatPeriod"]),
             "heartbeat_threshold": int(r["heartbeatThreshold"]),

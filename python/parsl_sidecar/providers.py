@@ -350,6 +350,28 @@ class _RemoteCluster:
         self._remote_script_dir = remote_script_dir or f"{remote_dir.rstrip('/')}/submit_scripts"
         self._fetched: set[str] = set()
 
+    def _record_job(self, job_id: str, scheduler: str) -> None:
+        """Record a submitted scheduler job with the sidecar's job (``$PARSL_SIDECAR_JOB``).
+
+        ``parsl-sidecar kill`` and the end of ``parsl-sidecar run`` then cancel it (one
+        scancel/qdel per pool), and so does the pool's watchdog if the sidecar dies.
+        """
+        job = os.environ.get("PARSL_SIDECAR_JOB")
+        if not job:
+            return
+        resource: dict[str, Any] = {
+            "kind": "scheduler_job",
+            "target": self.link.target,
+            "scheduler": scheduler,
+            "id": str(job_id),
+        }
+        if self.executor_label:
+            resource["label"] = self.executor_label
+        try:
+            self.link.client.call("jobs.register_resource", job=job, resource=resource)
+        except Exception as e:  # the block runs; only the job's cleanup will not know it
+            log.warning("could not record %s job %s with job %s: %s", scheduler, job_id, job, e)
+
     @property
     def remote_script_dir(self) -> str:
         """Absolute directory on the pool for submit scripts and job output."""
@@ -467,6 +489,7 @@ class SidecarSlurmProvider(_RemoteCluster, SlurmProvider):  # type: ignore[misc]
             raise _submit_exception(
                 job_name, f"Executor `{self.executor_label}`: sbatch gave no job id"
             )
+        self._record_job(job_id, "slurm")
         return job_id
 
     @property
@@ -533,6 +556,7 @@ class SidecarPBSProProvider(_RemoteCluster, PBSProProvider):  # type: ignore[mis
             raise _submit_exception(
                 job_name, f"Executor `{self.executor_label}`: qsub gave no job id"
             )
+        self._record_job(job_id, "pbspro")
         return job_id
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -213,9 +214,77 @@ def test_complete_cli_writes_atomically(two_pools: Pools) -> None:
     assert done["DIAL_ADDRESS"] == "127.0.0.1"
     assert isinstance(done["INTERCHANGE_PORT"], int) and isinstance(done["WORKER_PORT"], int)
     assert [t["id"] for t in tunnels(two_pools)] == [done["TUNNEL_ID"]]
+    # --in-place rewrites the input itself, atomically, keeping its mode and indentation
+    inplace = two_pools.write_executors({"exec_a": pool_entry(two_pools, "pool_a")}, "ip.json")
+    inplace.chmod(0o600)
+    r2 = subprocess.run(
+        [
+            *cli_args("executors", "complete", str(inplace), "--in-place"),
+            "--connection",
+            str(two_pools.sidecar.connection_file),
+            "--owner",
+            "cli-test",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r2.returncode == 0, r2.stderr
+    assert inplace.stat().st_mode & 0o777 == 0o600
+    text = inplace.read_text()
+    assert '\n    "exec_a": {\n        "POOL": "pool_a",' in text
+    assert json.loads(text)["exec_a"]["TUNNEL_ID"] != done["TUNNEL_ID"]
+    assert not [p for p in two_pools.tmp.iterdir() if p.name.endswith(".tmp")]
     with two_pools.client() as c:
-        assert c.call("executors.release", owner="cli-test")["tunnels"] == 1
+        assert c.call("executors.release", owner="cli-test")["tunnels"] == 2
     deadline = time.monotonic() + 30
     while tunnels(two_pools) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert tunnels(two_pools) == []
+
+
+WORKFLOW = """
+import os, sys, parsl
+sys.path.insert(0, {tests!r})
+import e2e_apps
+from parsl_sidecar import parsl_config
+cfg = parsl_config(run_dir={run_dir!r})  # $PARSL_SIDECAR_EXECUTORS, owner = the job
+app = parsl.python_app(e2e_apps.square, executors=["exec_a"])
+with parsl.load(cfg):
+    print("RESULT", sum(app(i).result()[0] for i in range(10)), os.environ["PARSL_SIDECAR_JOB"])
+"""
+
+
+@pytest.mark.timeout(600)
+def test_run_with_executors_job_teardown(two_pools: Pools) -> None:
+    from sidecar_proc import cli_args
+
+    path = two_pools.write_executors({"exec_a": pool_entry(two_pools, "pool_a")}, "job.json")
+    wf = two_pools.tmp / "wf.py"
+    wf.write_text(WORKFLOW.format(tests=str(TESTS), run_dir=str(two_pools.tmp / "ri-job")))
+    r = subprocess.run(
+        [
+            *cli_args("run"),
+            "--executors",
+            str(path),
+            "--job",
+            "exec-e2e-job",
+            "--",
+            sys.executable,
+            str(wf),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=500,
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "PARSL_SIDECAR_SSH_CONFIG": str(two_pools.ssh_config),
+            "PARSL_SIDECAR_RUNTIME_DIR": str(two_pools.tmp / "rt-job"),
+        },
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "RESULT 285 exec-e2e-job" in r.stdout
+    # the job's private sidecar completed the file for the job and tore everything down
+    assert processes_matching("process_worker_pool") == []
+    assert processes_matching(str(two_pools.tmp / "rt-job")) == []

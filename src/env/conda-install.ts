@@ -75,6 +75,7 @@ export async function installConda(ctx: BackendContext, condaDir: string): Promi
           phase: "install",
           onProgress: ctx.progress,
           signal: ctx.signal,
+          watch: lock,
           ...(ctx.hostEnv ? { env: ctx.hostEnv } : {}),
         });
       } catch (err) {

@@ -97,6 +97,7 @@ export const condaBackend: EnvBackend = {
       phase: mode,
       onProgress: ctx.progress,
       signal: ctx.signal,
+      ...(ctx.watch ? { watch: ctx.watch } : {}),
       parse: parseCondaRecord,
       explain: explainConda,
       ...(ctx.hostEnv ? { env: ctx.hostEnv } : {}),

@@ -70,6 +70,7 @@ export async function ensureContainer(host: Host, spec: ContainerSpec, opts: Con
     progress(argv.join(" "));
     await runStep(host, argv.map(shellQuote).join(" "), `Building ${seen.path} with ${seen.builder}`, {
       phase: "container",
+      watch: lock,
       ...(opts.onProgress ? { onProgress: (p) => progress(p.message) } : {}),
       signal: opts.signal,
       ...(opts.hostEnv ? { env: opts.hostEnv } : {}),

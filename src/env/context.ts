@@ -27,6 +27,8 @@ export interface BackendContext {
   lock: Omit<LockOptions, "onWait" | "env">;
   /** where downloads are cached on this machine */
   cacheDir: string | undefined;
+  /** the held environment lock's watchdog, for the tool's process group (set during build) */
+  watch?: { watch(pgid: number): void; unwatch(): void };
 }
 
 /** What a backend reports after making the environment match the file. */

@@ -146,7 +146,7 @@ export async function ensureEnv(host: Host, spec: EnvSpec, opts: EnsureOptions =
     tmp = await hostTempDir(host);
     const fileOnHost = `${tmp.path}/${file.copyName}`;
     await writeHostFile(host, fileOnHost, file.content);
-    const outcome = await backend.build({ ...ctx, probe: pr }, tool, prefix, fileOnHost);
+    const outcome = await backend.build({ ...ctx, probe: pr, watch: lock }, tool, prefix, fileOnHost);
     pr = await probe(host, probeInputFor(spec, prefix), hostEnv);
     if (!pr.versions && (spec.backend === "uv" || pr.versionsError)) {
       throw new SidecarError("ENV_FAILED", `The environment ${prefix} on ${host.target} was built but its interpreter does not run: ${pr.versionsError ?? "no bin/python"}`, { data: { target: host.target, prefix } });

@@ -3,7 +3,10 @@
  * hold it: `flock` on `<parent>/.<name>.parsl-sidecar.lock` when the host has flock (the kernel
  * drops it if the holder dies), else an atomic `mkdir` of `<...>.lock.d` with the holder's host
  * and pid inside and stale-lock detection (a dead pid on the same host, or no heartbeat for 2 min).
- * Releasing closes the holder's stdin; losing the connection does the same.
+ * Releasing closes the holder's stdin; losing the connection does the same. The holder also
+ * watches the tool running under the lock: if its stdin closes while a tool's process group is
+ * registered (the sidecar died or lost the connection), it stops that group before letting go,
+ * so that no orphaned conda or uv keeps writing into an environment somebody else now locks.
  */
 import { createInterface } from "node:readline";
 import { SidecarError } from "../errors.js";
@@ -24,8 +27,17 @@ export interface LockOptions {
 export interface HeldLock {
   path: string;
   mechanism: "flock" | "mkdir";
+  /** stop this process group on the host if we go away while holding the lock */
+  watch(pgid: number): void;
+  /** the watched group ended normally */
+  unwatch(): void;
   release(): Promise<void>;
 }
+
+/** Reads watch/unwatch lines until stdin closes, then stops a group still watched. */
+const WATCH_LOOP = `W=""
+while IFS= read -r line; do case "$line" in "watch "*) W=\${line#watch };; unwatch) W="";; esac; done
+[ -n "$W" ] && kill -TERM -"$W" 2>/dev/null`;
 
 /** The lock path for a directory: `<parent>/.<basename>.parsl-sidecar.lock`. */
 export function lockPathFor(dir: string): string {
@@ -46,7 +58,7 @@ if [ ${shellQuote(mechanism)} != mkdir ] && command -v flock >/dev/null 2>&1; th
   if ! flock -n 9; then echo "WAIT $(head -c 200 "$L" 2>/dev/null)"; flock 9 || exit 3; fi
   echo "$H $ME" > "$L"
   echo "LOCKED flock"
-  cat >/dev/null 9>&-
+  ${WATCH_LOOP}
   exit 0
 fi
 [ ${shellQuote(mechanism)} = flock ] && { echo "ERROR flock is not installed"; exit 3; }
@@ -66,10 +78,10 @@ trap 'rm -rf "$LD"' EXIT
 trap 'exit 1' HUP INT TERM
 echo "$H $ME" > "$LD/owner.tmp" && mv "$LD/owner.tmp" "$LD/owner"
 touch "$LD/beat"
-( while sleep 30; do touch "$LD/beat" 2>/dev/null || exit 0; done ) </dev/null >/dev/null 2>&1 &
+( while sleep 5; do kill -0 "$ME" 2>/dev/null || exit 0; touch "$LD/beat" 2>/dev/null || exit 0; done ) </dev/null >/dev/null 2>&1 &
 B=$!
 echo "LOCKED mkdir"
-cat >/dev/null
+${WATCH_LOOP}
 kill $B 2>/dev/null
 exit 0
 `;
@@ -109,6 +121,12 @@ export async function acquireLock(host: Host, lock: string, opts: LockOptions = 
         finish(undefined, {
           path: mechanism === "flock" ? lock : `${lock}.d`,
           mechanism,
+          watch: (pgid) => {
+            if (Number.isInteger(pgid) && pgid > 1 && !proc.stdin.writableEnded) proc.stdin.write(`watch ${pgid}\n`);
+          },
+          unwatch: () => {
+            if (!proc.stdin.writableEnded) proc.stdin.write("unwatch\n");
+          },
           release: () => {
             released ??= (async () => {
               lines.close();

@@ -23,6 +23,8 @@ export interface StepOptions {
   parse?: (record: string) => { message: string; fraction?: number } | undefined;
   /** explain a failure from the collected output (e.g. conda's JSON error) */
   explain?: (stdout: string, stderr: string) => string | undefined;
+  /** the lock's watchdog: told the command's process group while it runs */
+  watch?: { watch(pgid: number): void; unwatch(): void };
 }
 
 export interface StepResult {
@@ -58,6 +60,7 @@ export async function runStep(host: Host, command: string, what: string, opts: S
   if (opts.signal?.aborted) throw new SidecarError("SHUTTING_DOWN", `${what} on ${host.target} was cancelled before it started`);
   const proc = await host.spawn(command, opts.env ? { env: opts.env } : {});
   proc.stdin.end();
+  if (opts.watch) proc.pgid.then((p) => opts.watch!.watch(p)).catch(() => undefined);
   let stdout = "";
   let stderr = "";
   let last = 0;
@@ -86,6 +89,7 @@ export async function runStep(host: Host, command: string, what: string, opts: S
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   const streamsDone = Promise.all([new Promise((r) => proc.stdout.once("close", r)), new Promise((r) => proc.stderr.once("close", r))]);
   const exit = await proc.exited;
+  opts.watch?.unwatch();
   await Promise.race([streamsDone, new Promise((r) => setTimeout(r, 2000))]);
   opts.signal?.removeEventListener("abort", onAbort);
   out.end();

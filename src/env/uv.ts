@@ -45,6 +45,7 @@ async function bootstrapUv(ctx: BackendContext): Promise<ToolInfo> {
         phase: "install",
         onProgress: ctx.progress,
         signal: ctx.signal,
+        watch: lock,
         ...(ctx.hostEnv ? { env: ctx.hostEnv } : {}),
       });
     }
@@ -87,10 +88,10 @@ export const uvBackend: EnvBackend = {
     if (state !== "venv") {
       await execChecked(ctx.host, `mkdir -p "$(dirname ${pathWord(prefix)})"`, `Creating the parent of ${prefix}`, ctx.hostEnv ? { env: ctx.hostEnv } : {});
       ctx.progress({ phase: "create", message: cmds.venv.join(" ") });
-      await runStep(ctx.host, cmds.venv.map(shellQuote).join(" "), `\`uv venv\` of ${prefix}`, { phase: "create", onProgress: ctx.progress, signal: ctx.signal, env });
+      await runStep(ctx.host, cmds.venv.map(shellQuote).join(" "), `\`uv venv\` of ${prefix}`, { phase: "create", onProgress: ctx.progress, signal: ctx.signal, env, ...(ctx.watch ? { watch: ctx.watch } : {}) });
     }
     ctx.progress({ phase: "install", message: cmds.install.join(" ") });
-    await runStep(ctx.host, cmds.install.map(shellQuote).join(" "), `\`uv pip install\` into ${prefix}`, { phase: "install", onProgress: ctx.progress, signal: ctx.signal, env });
+    await runStep(ctx.host, cmds.install.map(shellQuote).join(" "), `\`uv pip install\` into ${prefix}`, { phase: "install", onProgress: ctx.progress, signal: ctx.signal, env, ...(ctx.watch ? { watch: ctx.watch } : {}) });
     return { action: state === "venv" ? "updated" : "created" };
   },
 };

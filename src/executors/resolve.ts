@@ -19,6 +19,7 @@ export interface ResolvedExecutor {
   coresPerWorker: number;
   maxWorkersPerNode: number | null;
   memPerWorker: number | null;
+  prefetchCapacity: number;
   nodesPerBlock: number;
   initBlocks: number;
   minBlocks: number;
@@ -100,6 +101,7 @@ export function resolveExecutor(label: string, e: Record<string, unknown>): Reso
     coresPerWorker: num(e.CORES_PER_WORKER) ?? 1,
     maxWorkersPerNode: num(e.MAX_WORKERS_PER_NODE) ?? null,
     memPerWorker: num(e.MEM_PER_WORKER) ?? null,
+    prefetchCapacity: num(e.PREFETCH_CAPACITY) ?? 0,
     nodesPerBlock: num(e.NODES_PER_BLOCK) ?? 1,
     initBlocks: num(e.INIT_BLOCKS) ?? 1,
     minBlocks: num(e.MIN_BLOCKS) ?? 0,

@@ -1,5 +1,4 @@
 /** Python and Parsl versions of an interpreter, here or on a pool: one small probe script. */
-import { execa } from "execa";
 
 export interface PythonVersions {
   python: string;
@@ -46,6 +45,8 @@ export function localPython(env: NodeJS.ProcessEnv = process.env): string {
 /** Versions of a Python on this machine, or undefined when it cannot run. */
 export async function localVersions(python = localPython()): Promise<PythonVersions | undefined> {
   try {
+    // loaded here: execa costs ~100 ms of start-up that the sidecar should not pay up front
+    const { execa } = await import("execa");
     const res = await execa(python, ["-c", VERSION_PROBE], { timeout: 20_000, reject: false });
     return parseVersionProbe(res.stdout);
   } catch {

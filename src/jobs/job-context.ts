@@ -25,6 +25,10 @@ export interface JobContext {
   cwd: string;
   executors: string | undefined;
   envs: string[];
+  /** COMMAND's environment so far (earlier preparers' changes included; read-only) */
+  env: NodeJS.ProcessEnv;
+  /** COMMAND so far */
+  command: string[];
   /** record something started for the job (remote groups, scheduler jobs, tunnels) */
   addResource(r: JobResource): Promise<void>;
   /** run `close` when the job is torn down (stage remote, then tunnels) */
@@ -35,13 +39,14 @@ export interface JobContext {
 }
 
 /**
- * A step before COMMAND starts (environments, executors completion and tunnels). It returns
- * variables to add to COMMAND's environment; a throw fails the job (exit code 1) after teardown.
- * `handles` names the run options it serves (`executors`, `env`), so that run can refuse an
- * option nobody serves.
+ * A step before COMMAND starts (environments, executors completion and tunnels). It may return
+ * variables to set in COMMAND's environment (merged over `job.env`; an empty string blanks one)
+ * and a new COMMAND; a throw fails the job (exit code 1) after teardown. `handles` names the run
+ * options it serves (`executors`, `env`), so that run can refuse an option nobody serves;
+ * preparers handling `env` run first (COMMAND's interpreter), then the others in the order added.
  */
 export interface JobPreparer {
   name: string;
   handles: Array<"executors" | "env">;
-  prepare(job: JobContext): Promise<{ env?: Record<string, string> } | void>;
+  prepare(job: JobContext): Promise<{ env?: Record<string, string>; command?: string[] } | void>;
 }

@@ -6,7 +6,7 @@
 import type { HostPool } from "../ssh/host.js";
 import { killLocalJob } from "./local-kill.js";
 import { cleanupTargets } from "./pool-watchdog.js";
-import { procAlive } from "./proc.js";
+import { procAlive, readProc } from "./proc.js";
 import { isFinal, type JobRecord, type JobStore } from "./record.js";
 
 export function supervisorAlive(rec: JobRecord): boolean {
@@ -46,7 +46,8 @@ export async function killFromRecord(store: JobStore, rec: JobRecord, hosts: Hos
   store.update(rec.id, (r) => (r.kill_requested ??= { at: new Date().toISOString(), by_pid: process.pid, grace_ms: graceMs }));
   const alive = supervisorAlive(rec);
   const cleanup = await cleanupFromRecord(rec, hosts, graceMs);
-  if (alive) {
+  // a stopped supervisor (SIGSTOP) cannot write how COMMAND ended: do not wait for it
+  if (alive && readProc(rec.supervisor.pid)?.state !== "T") {
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline && supervisorAlive(rec)) {
       const now = store.read(rec.id);

@@ -32,13 +32,15 @@ export interface JobsModuleDeps {
 export function createJobsModule(ctx: DaemonContext, deps: JobsModuleDeps): JobsModule {
   const service = new JobsService({ stateDir: ctx.stateDir, log: ctx.log, events: ctx.events, hosts: deps.hosts, owners: deps.owners ?? [], ...(deps.watchdogBoundS ? { watchdogBoundS: deps.watchdogBoundS } : {}) });
   if (deps.executors) service.addPreparer(executorsPreparer(deps.executors, ctx.runtimeDir));
-  const stopFollowing = deps.blockOwner ? followBlocks(ctx, service, deps.blockOwner) : () => undefined;
+  const stopBlocks = deps.blockOwner ? followBlocks(ctx, service, deps.blockOwner) : () => undefined;
+  const stopTunnels = followTunnels(ctx, service);
   return {
     name: "jobs",
     service,
     status: () => service.status(),
     close: async () => {
-      stopFollowing();
+      stopBlocks();
+      stopTunnels();
       await service.close();
     },
     methods: [
@@ -101,7 +103,7 @@ function followBlocks(ctx: DaemonContext, service: JobsService, ownerOf: (blockI
     if (!d.id) return;
     if (d.state === "running" && d.target && d.pgid) {
       const job = ownerOf(d.id);
-      if (!job || !service.store.exists(job)) return;
+      if (!job || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(job) || !service.store.exists(job)) return;
       const resource: JobResource = { kind: "remote_group", target: d.target, pgid: d.pgid, label: `block ${d.id}` };
       held.set(d.id, { job, resource });
       service.add(job, resource).catch((err: unknown) => ctx.log.warn({ job, block: d.id, err: (err as Error).message }, "could not add a worker block to its job"));
@@ -110,5 +112,16 @@ function followBlocks(ctx: DaemonContext, service: JobsService, ownerOf: (blockI
       held.delete(d.id);
       if (h) service.remove(h.job, h.resource).catch(() => undefined);
     }
+  });
+}
+
+/** Tunnels opened with a job id as owner show in the job (`jobs` lists them; teardown closes them by owner). */
+function followTunnels(ctx: DaemonContext, service: JobsService): () => void {
+  return ctx.events.on(["tunnel.state"], (e) => {
+    const d = e.data as { id?: string; owner?: string; state?: string; kind?: string; target?: string; local_port?: number; remote_port?: number };
+    if (!d.id || !d.owner || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(d.owner) || !service.store.exists(d.owner)) return;
+    const resource: JobResource = { kind: "tunnel", id: d.id, ...(d.target ? { target: d.target } : {}), description: `${d.kind ?? "tunnel"} ${d.local_port ?? "?"} -> ${d.remote_port ?? "?"}` };
+    // kept after the tunnel closed: the record says which tunnels the job had
+    if (d.state === "open" && !service.resources(d.owner).some((r) => r.kind === "tunnel" && r.id === d.id)) service.add(d.owner, resource).catch(() => undefined);
   });
 }

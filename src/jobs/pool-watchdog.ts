@@ -42,6 +42,11 @@ export class PoolWatchdog {
   private readonly lines: string[] = [];
   private waiters: Array<(line: string | undefined) => void> = [];
   private ended = false;
+  private intended = false;
+  private closed = false;
+  private resolveEnded!: () => void;
+  /** resolves when the watchdog's process or channel ended */
+  readonly ended$: Promise<void> = new Promise((r) => (this.resolveEnded = r));
 
   private constructor(
     readonly host: Host,
@@ -49,9 +54,9 @@ export class PoolWatchdog {
   ) {}
 
   /** Start the watchdog on `host` and wait until it is ready. */
-  static async start(host: Host, jobId: string, opts: { boundS: number; graceMs: number; heartbeatS?: number; env?: Record<string, string> }): Promise<PoolWatchdog> {
+  static async start(host: Host, jobId: string, opts: { run: string; boundS: number; graceMs: number; heartbeatS?: number; env?: Record<string, string> }): Promise<PoolWatchdog> {
     const wd = new PoolWatchdog(host, jobId);
-    wd.proc = await host.spawn(watchdogCommand(jobId, opts.boundS, opts.graceMs, shellQuote), opts.env ? { env: opts.env } : {});
+    wd.proc = await host.spawn(watchdogCommand(jobId, opts.run, opts.boundS, opts.graceMs, shellQuote), opts.env ? { env: opts.env } : {});
     wd.proc.stdin.on("error", () => undefined);
     wd.proc.stderr.resume();
     const rl = createInterface({ input: wd.proc.stdout });
@@ -74,6 +79,11 @@ export class PoolWatchdog {
     return !this.ended;
   }
 
+  /** Whether it ended because the sidecar told it to (kill, stop), not because it was lost. */
+  get endedOnPurpose(): boolean {
+    return this.intended;
+  }
+
   add(r: JobResource): void {
     const line = resourceLine(r);
     if (line) this.send(line);
@@ -87,6 +97,7 @@ export class PoolWatchdog {
   /** Clean up the job on this pool now; resolves with the watchdog's report. */
   async kill(graceMs: number): Promise<RemoteCleanup> {
     this.stopHeartbeat();
+    this.intended = true;
     if (this.ended) return { ...parseDone(this.host.target, undefined), error: "the watchdog had already exited" };
     this.send(`kill ${Math.round(graceMs)}`);
     const line = await this.next(graceMs + 30_000);
@@ -97,6 +108,7 @@ export class PoolWatchdog {
   /** The job ended and its resources are gone: let the watchdog exit without cleaning. */
   async stop(): Promise<void> {
     this.stopHeartbeat();
+    this.intended = true;
     if (this.ended) return;
     this.send("stop");
     await this.next(10_000);
@@ -119,9 +131,12 @@ export class PoolWatchdog {
   }
 
   private close(): void {
+    if (this.ended && this.closed) return;
     this.ended = true;
+    this.closed = true;
     this.stopHeartbeat();
     for (const w of this.waiters.splice(0)) w(undefined);
+    this.resolveEnded();
   }
 
   private next(timeoutMs: number): Promise<string | undefined> {
@@ -146,10 +161,10 @@ export class PoolWatchdog {
  * Clean up a job on a pool without a running watchdog (the sidecar that started it is gone):
  * the same script, fed the resources from the record, run once over exec.
  */
-export async function cleanupOnHost(host: Host, jobId: string, resources: JobResource[], graceMs: number): Promise<RemoteCleanup> {
+export async function cleanupOnHost(host: Host, jobId: string, run: string, resources: JobResource[], graceMs: number): Promise<RemoteCleanup> {
   const lines = [...resources.map((r) => resourceLine(r)).filter((l): l is string => l !== undefined), `kill ${Math.round(graceMs)}`];
   try {
-    const res = await host.exec(watchdogCommand(jobId, 3600, graceMs, shellQuote), { stdin: `${lines.join("\n")}\n`, timeoutMs: graceMs + 60_000 });
+    const res = await host.exec(watchdogCommand(jobId, run, 3600, graceMs, shellQuote), { stdin: `${lines.join("\n")}\n`, timeoutMs: graceMs + 60_000 });
     const done = res.stdout.split("\n").find((l) => l.startsWith("done "));
     return parseDone(host.target, done ?? (res.stderr.trim() || `exit ${res.exitCode}`));
   } catch (err) {
@@ -161,7 +176,7 @@ export async function cleanupOnHost(host: Host, jobId: string, resources: JobRes
  * Clean up every pool a job used, in parallel: through its live watchdog where there is one,
  * else over a plain exec from the record.
  */
-export async function cleanupTargets(rec: { id: string; resources: JobResource[] }, hosts: HostPool, graceMs: number, watchdogs: Map<string, PoolWatchdog> = new Map()): Promise<RemoteCleanup[]> {
+export async function cleanupTargets(rec: { id: string; resources: JobResource[]; supervisor: { pid: number; start_time: number } }, hosts: HostPool, graceMs: number, watchdogs: Map<string, PoolWatchdog> = new Map()): Promise<RemoteCleanup[]> {
   const targets = new Set(rec.resources.flatMap((r) => (r.kind === "remote_group" || r.kind === "scheduler_job" ? [r.target] : [])));
   for (const t of watchdogs.keys()) targets.add(t);
   return Promise.all(
@@ -171,7 +186,7 @@ export async function cleanupTargets(rec: { id: string; resources: JobResource[]
       try {
         const lease = await hosts.acquire(target, `job:${rec.id}`);
         try {
-          return await cleanupOnHost(lease, rec.id, rec.resources.filter((r) => "target" in r && r.target === target), graceMs);
+          return await cleanupOnHost(lease, rec.id, runToken(rec.supervisor), rec.resources.filter((r) => "target" in r && r.target === target), graceMs);
         } finally {
           lease.release();
         }
@@ -180,4 +195,9 @@ export async function cleanupTargets(rec: { id: string; resources: JobResource[]
       }
     }),
   );
+}
+
+/** Names one run of a job (its supervisor's pid and start time) for the watchdog's state on a pool. */
+export function runToken(supervisor: { pid: number; start_time: number }): string {
+  return `${supervisor.pid}-${supervisor.start_time}`;
 }

@@ -12,7 +12,7 @@ import { formatDuration } from "../util/duration.js";
 import type { Logger } from "../util/logger.js";
 import type { JobContext, JobPreparer, RunSpec } from "./job-context.js";
 import { killLocalJob, type LocalKillResult } from "./local-kill.js";
-import { cleanupTargets, PoolWatchdog } from "./pool-watchdog.js";
+import { cleanupTargets, PoolWatchdog, runToken } from "./pool-watchdog.js";
 import { JOB_ENV, readProc } from "./proc.js";
 import type { JobRecord, JobState, JobStore } from "./record.js";
 import { type Closer, type JobResource, type OwnerRelease, resourceKey, type TeardownStage } from "./resources.js";
@@ -46,6 +46,7 @@ export class JobRunner {
   private readonly leases: HostLease[] = [];
   private readonly closers: Array<{ stage: TeardownStage; name: string; close: Closer }> = [];
   private readonly abort = new AbortController();
+  private tearingDown = false;
 
   constructor(
     readonly spec: RunSpec,
@@ -106,19 +107,41 @@ export class JobRunner {
   private watchdog(target: string): Promise<PoolWatchdog | undefined> {
     let wd = this.watchdogs.get(target);
     if (!wd) {
-      wd = (async () => {
-        try {
-          const lease = await this.deps.hosts.acquire(target, `job:${this.id}`);
-          this.leases.push(lease);
-          return await PoolWatchdog.start(lease, this.id, { boundS: this.deps.watchdogBoundS, graceMs: this.spec.graceMs });
-        } catch (err) {
-          this.deps.log.warn({ job: this.id, target, err: (err as Error).message }, "no watchdog on this pool; its cleanup relies on the sidecar");
-          return undefined;
-        }
-      })();
+      wd = this.startWatchdog(target);
       this.watchdogs.set(target, wd);
     }
     return wd;
+  }
+
+  /**
+   * Start a pool's watchdog and hand it what the record holds for that pool. One lost with its
+   * SSH connection is started again (it takes over the lost one's state on the pool) until the
+   * teardown; the old one exits by itself.
+   */
+  private async startWatchdog(target: string): Promise<PoolWatchdog | undefined> {
+    const again = (): void => {
+      if (this.tearingDown) return;
+      setTimeout(() => {
+        if (!this.tearingDown) this.watchdogs.set(target, this.startWatchdog(target));
+      }, 1000).unref();
+    };
+    try {
+      const lease = await this.deps.hosts.acquire(target, `job:${this.id}`);
+      this.leases.push(lease);
+      const rec = this.record();
+      const wd = await PoolWatchdog.start(lease, this.id, { run: runToken(rec.supervisor), boundS: this.deps.watchdogBoundS, graceMs: this.spec.graceMs });
+      for (const r of rec.resources) if ((r.kind === "remote_group" || r.kind === "scheduler_job") && r.target === target) wd.add(r);
+      void wd.ended$.then(() => {
+        if (wd.endedOnPurpose) return;
+        this.deps.log.warn({ job: this.id, target }, "the pool's watchdog was lost (its SSH connection dropped?); starting another");
+        again();
+      });
+      return wd;
+    } catch (err) {
+      this.deps.log.warn({ job: this.id, target, err: (err as Error).message }, "cannot start the pool's watchdog yet; retrying");
+      again();
+      return undefined;
+    }
   }
 
   private localSpec(): Parameters<typeof killLocalJob>[0] {
@@ -127,26 +150,29 @@ export class JobRunner {
     return { jobId: this.id, pgids: this.pgid ? [this.pgid, ...groups] : groups, known: this.tracker?.refs() ?? rec.tracked, exclude: [process.pid] };
   }
 
-  private async prepare(): Promise<{ env: NodeJS.ProcessEnv; error?: string }> {
-    const env: NodeJS.ProcessEnv = { ...this.spec.env };
-    const ctx: JobContext = {
-      id: this.id, cwd: this.spec.cwd, executors: this.spec.executors, envs: this.spec.envs ?? [],
-      addResource: (r) => this.addResource(r), onTeardown: (stage, name, close) => this.onTeardown(stage, name, close),
-      signal: this.abort.signal, log: this.deps.log,
-    };
+  private async prepare(): Promise<{ env: NodeJS.ProcessEnv; command: string[]; error?: string }> {
+    let env: NodeJS.ProcessEnv = { ...this.spec.env };
+    let command = [...this.spec.command];
     for (const p of this.deps.preparers) {
       if (this.ending) break;
+      const ctx: JobContext = {
+        id: this.id, cwd: this.spec.cwd, executors: this.spec.executors, envs: this.spec.envs ?? [], env: { ...env }, command: [...command],
+        addResource: (r) => this.addResource(r), onTeardown: (stage, name, close) => this.onTeardown(stage, name, close),
+        signal: this.abort.signal, log: this.deps.log,
+      };
       try {
-        Object.assign(env, (await p.prepare(ctx))?.env ?? {});
+        const out = await p.prepare(ctx);
+        if (out?.env) env = { ...env, ...out.env };
+        if (out?.command?.length) command = out.command;
       } catch (err) {
-        return { env, error: `${p.name}: ${(err as Error).message}` };
+        return { env, command, error: `${p.name}: ${(err as Error).message}` };
       }
     }
-    return { env };
+    return { env, command };
   }
 
-  private supervise(env: NodeJS.ProcessEnv): Promise<SuperviseResult> {
-    return supervise(this.spec.command, {
+  private supervise(command: string[], env: NodeJS.ProcessEnv): Promise<SuperviseResult> {
+    return supervise(command, {
       env: { ...env, [JOB_ENV]: this.id },
       cwd: this.spec.cwd,
       onStart: (pid) => {
@@ -180,7 +206,7 @@ export class JobRunner {
     } else {
       this.deps.store.update(this.id, (r) => (r.state = "running"));
       this.emit("running");
-      res = await this.supervise(prep.env);
+      res = await this.supervise(prep.command, prep.env);
     }
     if (timer) clearTimeout(timer);
     this.tracker?.stop();
@@ -200,6 +226,7 @@ export class JobRunner {
   /** After COMMAND ended: its leftovers, then the pools, then tunnels; never throws. */
   private async teardown(): Promise<NonNullable<JobRecord["cleanup"]>> {
     const errors: string[] = [];
+    this.tearingDown = true;
     const first = await this.localKill?.catch(() => undefined);
     const local = await killLocalJob(this.localSpec(), this.spec.graceMs);
     local.signalled += first?.signalled ?? 0;

@@ -62,7 +62,8 @@ export class JobsService implements JobResources {
     }
     const runner = new JobRunner(spec, {
       store: this.store, log: this.opts.log, events: this.opts.events, hosts: this.opts.hosts,
-      watchdogBoundS: this.opts.watchdogBoundS ?? envBound() ?? DEFAULT_WATCHDOG_BOUND_S, preparers: [...this.preparers], owners: this.opts.owners ?? [],
+      watchdogBoundS: this.opts.watchdogBoundS ?? envBound() ?? DEFAULT_WATCHDOG_BOUND_S,
+      preparers: [...this.preparers.filter((p) => p.handles.includes("env")), ...this.preparers.filter((p) => !p.handles.includes("env"))], owners: this.opts.owners ?? [],
     });
     this.runners.set(spec.id, runner);
     void runner.done.finally(() => this.runners.delete(spec.id));

@@ -3,15 +3,33 @@
  * identity file (an encrypted key's passphrase comes from an environment variable). Never a
  * password.
  */
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import ssh2 from "ssh2";
+import { ssh2 } from "./ssh2-lazy.js";
 import { SidecarError } from "../errors.js";
 import type { ResolvedHost } from "./config.js";
 
 /** Default env var holding the passphrase of encrypted identity files. */
 export const PASSPHRASE_ENV = "PARSL_SIDECAR_KEY_PASSPHRASE";
 
-export type AuthMethod = { type: "agent"; username: string; agent: string } | { type: "publickey"; username: string; key: Buffer; passphrase?: string };
+type ParsedKey = Exclude<ReturnType<typeof import("ssh2").utils.parseKey>, Error | unknown[]>;
+
+export type AuthMethod = { type: "agent"; username: string; agent: string } | { type: "publickey"; username: string; key: ParsedKey };
+
+/** Parsed keys by file content and passphrase: decrypting a key (bcrypt) costs ~1 s, once is enough. */
+const parsedKeys = new Map<string, ParsedKey | Error>();
+
+function parseCached(data: Buffer, passphrase: string | undefined): ParsedKey | Error {
+  const id = createHash("sha256").update(data).update("\0").update(passphrase ?? "").digest("hex");
+  let parsed = parsedKeys.get(id);
+  if (parsed === undefined) {
+    const r = ssh2().utils.parseKey(data, passphrase);
+    parsed = r instanceof Error ? r : ((Array.isArray(r) ? r[0] : r) as ParsedKey | undefined) ?? new Error("no key in the file");
+    if (parsedKeys.size > 64) parsedKeys.clear();
+    parsedKeys.set(id, parsed);
+  }
+  return parsed;
+}
 
 export interface AuthPlan {
   methods: AuthMethod[];
@@ -59,22 +77,19 @@ export function planAuth(host: ResolvedHost, opts: AuthOptions = {}): AuthPlan {
       plan.problems.push(`identity file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       continue;
     }
-    const parsed = ssh2.utils.parseKey(data, passphrase);
-    if (parsed instanceof Error) {
-      const encrypted = /encrypted|passphrase|decrypt/i.test(parsed.message);
+    const key = parseCached(data, passphrase);
+    if (key instanceof Error) {
+      const encrypted = /encrypted|passphrase|decrypt/i.test(key.message);
       if (encrypted && passphrase === undefined) plan.problems.push(`identity file ${file} is encrypted and $${envName} is not set`);
       else if (encrypted) plan.problems.push(`identity file ${file} could not be decrypted with the passphrase in $${envName}`);
-      else plan.problems.push(`identity file ${file} is not a private key ssh2 can read (${parsed.message})`);
+      else plan.problems.push(`identity file ${file} is not a private key ssh2 can read (${key.message})`);
       continue;
     }
-    const key = Array.isArray(parsed) ? parsed[0] : parsed;
-    if (!key || !key.isPrivateKey()) {
+    if (!key.isPrivateKey()) {
       plan.problems.push(`identity file ${file} holds no private key`);
       continue;
     }
-    const m: AuthMethod = { type: "publickey", username, key: data };
-    if (passphrase !== undefined) m.passphrase = passphrase;
-    plan.methods.push(m);
+    plan.methods.push({ type: "publickey", username, key });
     plan.described.push(`key ${file} (${key.type})`);
   }
   if (plan.methods.length === 0) {

@@ -7,7 +7,8 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { arch } from "node:os";
 import type { Duplex } from "node:stream";
-import { Client, type ConnectConfig } from "ssh2";
+import type { Client, ConnectConfig } from "ssh2";
+import { ssh2 } from "./ssh2-lazy.js";
 import { SidecarError } from "../errors.js";
 import { authFailed, planAuth, type AuthOptions, type AuthPlan } from "./auth.js";
 import type { ResolvedHost } from "./config.js";
@@ -101,7 +102,7 @@ export function connectHop(host: ResolvedHost, settings: HopSettings, sock?: Dup
     return plan?.methods[next++] ?? false;
   };
   return new Promise<Hop>((resolve, reject) => {
-    const client = new Client();
+    const client = new (ssh2().Client)();
     let refused: SidecarError | undefined;
     let fp = "";
     let cipher: string | undefined;
@@ -129,6 +130,8 @@ export function connectHop(host: ResolvedHost, settings: HopSettings, sock?: Dup
       settled = true;
       client.removeAllListeners("close");
       client.removeAllListeners("error");
+      // small request/reply messages (Parsl's tasks, RPC) must not wait for Nagle's algorithm
+      client.setNoDelay(true);
       const hop: Hop = { host, client, serverVersion: (client as unknown as { _remoteVer?: string })._remoteVer ?? "", fingerprint: fp };
       if (cipher) hop.cipher = cipher;
       resolve(hop);

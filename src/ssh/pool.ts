@@ -65,6 +65,11 @@ export class SshPool implements HostPool {
     if (this.closed) throw new SidecarError("SHUTTING_DOWN", "The SSH pool is closed");
     if (isLocalTarget(target)) return new LocalHost();
     let entry = this.entries.get(target);
+    // a connection that gave up (host key changed) is not reused: the next user starts afresh
+    if (entry && (entry.conn.state === "failed" || entry.conn.state === "closed")) {
+      this.entries.delete(target);
+      entry = undefined;
+    }
     if (!entry) {
       const chain = resolveChain(target, loadConfig(this.opts.configPath));
       const conn = this.newConnection(target, chain);
@@ -174,10 +179,9 @@ export class SshPool implements HostPool {
 
   private releaseLease(entry: Entry, id: number): void {
     entry.leases.delete(id);
-    if (entry.leases.size === 0 && this.entries.get(entry.conn.target) === entry) {
-      this.entries.delete(entry.conn.target);
-      entry.conn.close();
-    }
+    if (entry.leases.size > 0) return;
+    if (this.entries.get(entry.conn.target) === entry) this.entries.delete(entry.conn.target);
+    entry.conn.close();
   }
 
   /** The live connections, for `ssh.list` and status. */

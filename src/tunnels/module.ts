@@ -35,17 +35,9 @@ const recordSchema = z.object({
   created_at: z.number(),
 });
 
-/** The shape the executors service asks for (src/executors/tunnel-port.ts), without importing it. */
-export interface WorkerTunnelsAdapter {
-  open(req: { target: string; localPort: number; relay: boolean; owner: string; label: string }): Promise<{ id: string; dialHost: string; dialPort: number }>;
-  close(id: string): Promise<void>;
-  get(id: string): { id: string; target: string; localPort: number; dialHost: string; dialPort: number; state: string } | undefined;
-}
-
 export interface TunnelsModule extends ServiceModule {
+  /** open/list/close/closeOwner for other modules (jobs release owners; executors open worker tunnels) */
   manager: TunnelManager;
-  /** worker tunnels for the executors service: a relay/gateway bind when compute nodes must reach it */
-  workerTunnels: WorkerTunnelsAdapter;
 }
 
 /** Create the tunnels module; it borrows connections from `pool`. */
@@ -54,19 +46,6 @@ export function tunnelsModule(ctx: DaemonContext, pool: HostPool): TunnelsModule
   return {
     name: "tunnels",
     manager,
-    workerTunnels: {
-      open: async (req) => {
-        const t = await manager.open({ target: req.target, kind: "reverse", local_port: req.localPort, bind: req.relay ? "cluster" : "loopback", owner: req.owner, label: req.label });
-        return { id: t.id, dialHost: t.dial_host, dialPort: t.dial_port };
-      },
-      close: async (id) => {
-        await manager.close(id, "released by its executor").catch(() => undefined);
-      },
-      get: (id) => {
-        const t = manager.list().find((r) => r.id === id);
-        return t ? { id: t.id, target: t.target, localPort: t.local_port, dialHost: t.dial_host, dialPort: t.dial_port, state: t.state } : undefined;
-      },
-    },
     methods: [
       defineMethod({
         name: "tunnels.open",

@@ -194,6 +194,7 @@ export class ReverseTunnel extends TunnelBase {
     if (head && head.length > 0) this.rec.bytes_in += head.length;
     const finish = splice(sock, ch, this.rec, () => this.live.delete(finish));
     this.live.add(finish);
+    ch.resume(); // a connection held during a check was paused
   }
 
   async check(): Promise<CheckResult> {

@@ -1,6 +1,6 @@
 // The conda backend against the stand-in conda (test/fixtures/conda): exact command lines, the
 // YAML copy, the hash skip, the lock, unfinished ensures, and the bad inputs of the issue.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -9,7 +9,7 @@ import type { EnvSpec } from "../../src/env/spec.js";
 import { isSidecarError, SidecarError } from "../../src/errors.js";
 import { LocalHost } from "../../src/ssh/local-host.js";
 import { warnSkip } from "../testbed/hooks.js";
-import { cleanupTmp, fakeCondaDir, FIXTURES, makeReadOnly, standinCalls, tmp, VENV_PY } from "./helpers.js";
+import { cleanupTmp, fakeCondaDir, FIXTURES, makeReadOnly, REPO, standinCalls, tmp, VENV_PY } from "./helpers.js";
 
 afterAll(cleanupTmp);
 const host = new LocalHost();
@@ -162,6 +162,40 @@ describe("conda backend (stand-in conda)", { timeout: 60_000 }, () => {
     const again = await ensureEnv(host, spec);
     expect(again.action).toBe("updated");
     expect(standinCalls(condaDir).map((c) => c.argv[1])).toEqual(["create", "update"]);
+  });
+
+  it("a sidecar killed midway (SIGKILL): the lock holder stops the running conda, nothing is recorded, the next ensure proceeds", async () => {
+    const { condaDir, spec, file } = setup("dependencies:\n  - python\n  - standin-slow\n");
+    // node itself (not the tsx wrapper, which would survive as a parent without its child)
+    const child = spawn(process.execPath, ["--import", "tsx", join(FIXTURES, "ensure-child.ts"), JSON.stringify(spec)], { cwd: REPO, stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    await new Promise<void>((res, rej) => {
+      child.stdout!.on("data", (b: Buffer) => {
+        out += b.toString();
+        if (out.includes("fetching standin-slow")) res();
+      });
+      child.on("exit", () => rej(new Error(`the child ended early:\n${out}`)));
+    });
+    const prefix = join(condaDir, "envs/parsl_py311");
+    const condaRunning = (): boolean => {
+      for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+        try {
+          if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(prefix)) return true;
+        } catch {
+          // gone meanwhile
+        }
+      }
+      return false;
+    };
+    expect(condaRunning()).toBe(true);
+    child.kill("SIGKILL");
+    const deadline = Date.now() + 20_000;
+    while (condaRunning() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(condaRunning()).toBe(false);
+    expect(existsSync(join(prefix, "conda-meta/parsl-sidecar.json"))).toBe(false);
+    writeFileSync(file, "dependencies:\n  - python\n");
+    const next = await ensureEnv(host, spec, { lockTimeoutMs: 20_000 });
+    expect(next.action).toBe("updated");
   });
 
   it("a failing conda (PackagesNotFoundError) is ENV_FAILED with conda's message and leaves no record; an old record is dropped", async () => {

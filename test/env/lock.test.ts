@@ -1,6 +1,6 @@
 // The environment lock for real on this machine: flock and the mkdir fallback, waiting, stale
 // locks left by a killed holder, the timeout.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
@@ -10,6 +10,19 @@ import { LocalHost } from "../../src/ssh/local-host.js";
 import { cleanupTmp, tmp } from "./helpers.js";
 
 afterAll(cleanupTmp);
+
+/** Processes whose command line names `lock`. */
+function holders(lock: string): number {
+  let n = 0;
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(lock)) n++;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return n;
+}
 const host = new LocalHost();
 
 describe("environment lock", { timeout: 60_000 }, () => {
@@ -38,6 +51,9 @@ describe("environment lock", { timeout: 60_000 }, () => {
       expect(got).toBe(true);
       await held.release();
       if (mechanism === "mkdir") expect(existsSync(`${lock}.d`)).toBe(false);
+      const deadline = Date.now() + 15_000;
+      while (holders(lock) > 0 && Date.now() < deadline) await sleep(200);
+      expect(holders(lock)).toBe(0);
     });
 
     it(`${mechanism}: a holder killed with SIGKILL does not block the next one`, async () => {
@@ -50,6 +66,10 @@ describe("environment lock", { timeout: 60_000 }, () => {
       expect(next.mechanism).toBe(mechanism);
       await next.release();
       await first.release();
+      // nothing of either holder is left (the mkdir heartbeat loop ends with its holder)
+      const deadline = Date.now() + 15_000;
+      while (holders(lock) > 0 && Date.now() < deadline) await sleep(200);
+      expect(holders(lock)).toBe(0);
     });
   }
 

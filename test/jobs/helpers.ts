@@ -39,7 +39,7 @@ export interface CliResult {
  * Start the CLI; `done` resolves when it exited and its output closed, `exited` when the process
  * itself is gone (processes it left may hold its output open).
  */
-export function startCli(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; done: Promise<CliResult>; exited: Promise<void> } {
+export function startCli(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; done: Promise<CliResult>; exited: Promise<void>; output: () => { stdout: string; stderr: string } } {
   const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
@@ -47,7 +47,7 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv): { child: Child
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
   const done = new Promise<CliResult>((res) => child.on("close", (code, signal) => res({ code, signal, stdout, stderr })));
   const exited = new Promise<void>((res) => child.on("exit", () => res()));
-  return { child, done, exited };
+  return { child, done, exited, output: () => ({ stdout, stderr }) };
 }
 
 export function cli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {

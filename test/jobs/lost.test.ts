@@ -30,8 +30,8 @@ async function startJobWithPool(b: Sandbox, job: string) {
 }
 
 describe("a sidecar that dies", () => {
-  it("SIGKILL: the pool's watchdog stops the job's processes there at once; `jobs` then marks the job lost", { timeout: 60_000 }, async () => {
-    box = sandbox();
+  it("SIGKILL: the pool's watchdog stops the job's processes there within its bound; `jobs` then marks the job lost", { timeout: 60_000 }, async () => {
+    box = sandbox({ PARSL_SIDECAR_WATCHDOG_S: "2" });
     const { run, pool, cmd } = await startJobWithPool(box, "lost-kill");
     const rec = new JobStore(box.env.PARSL_SIDECAR_STATE_DIR!).read("lost-kill");
     expect(rec.resources).toEqual([expect.objectContaining({ kind: "remote_group", target: "local", label: "workers" })]);
@@ -39,9 +39,10 @@ describe("a sidecar that dies", () => {
 
     run.child.kill("SIGKILL");
     await run.done;
-    // the watchdog sees its stdin end when the sidecar's process (or SSH connection) goes away;
+    // the watchdog sees its stdin end when the sidecar's process (or SSH connection) goes away and
+    // cleans up when no new instance took over within the bound (2 s + one 2 s check + grace);
     // on the `local` pool, COMMAND's processes carry the job's marker too, so they go as well
-    await waitFor("the pool's workers to be gone", () => pool.every((p) => !alive(p)), 10_000);
+    await waitFor("the pool's workers to be gone", () => pool.every((p) => !alive(p)), 15_000);
     await waitFor("COMMAND's processes to be gone", () => cmd.every((p) => !alive(p)), 10_000);
     expect(jobProcesses("lost-kill")).toEqual([]);
 

@@ -37,7 +37,7 @@ describe("pool watchdog", () => {
   it("kills the job's process groups and marked daemons on `kill`", { timeout: 30_000 }, async () => {
     box = sandbox();
     const { pgid, pids } = await startWorkers(box, "wd-kill");
-    const wd = await PoolWatchdog.start(new LocalHost(), "wd-kill", { boundS: 30, graceMs: 1000 });
+    const wd = await PoolWatchdog.start(new LocalHost(), "wd-kill", { run: "t1", boundS: 30, graceMs: 1000 });
     watchdogs.push(wd);
     wd.add({ kind: "remote_group", target: "local", pgid });
     const report = await wd.kill(300);
@@ -47,10 +47,10 @@ describe("pool watchdog", () => {
     expect(jobProcesses("wd-kill")).toEqual([]);
   });
 
-  it("cleans up by itself when its stdin ends (the sidecar died)", { timeout: 30_000 }, async () => {
+  it("cleans up by itself once its stdin ended (the sidecar died) and the bound passed", { timeout: 30_000 }, async () => {
     box = sandbox();
     const { pgid, pids } = await startWorkers(box, "wd-eof");
-    const wd = await PoolWatchdog.start(new LocalHost(), "wd-eof", { boundS: 30, graceMs: 0 });
+    const wd = await PoolWatchdog.start(new LocalHost(), "wd-eof", { run: "t1", boundS: 2, graceMs: 0 });
     wd.add({ kind: "remote_group", target: "local", pgid });
     // what the pool sees when the sidecar's process or connection goes away
     (wd as unknown as { proc: { stdin: NodeJS.WritableStream } }).proc.stdin.end();
@@ -58,10 +58,26 @@ describe("pool watchdog", () => {
     expect(jobProcesses("wd-eof")).toEqual([]);
   });
 
+  it("a new instance (after a reconnect) takes over: the old one exits without cleaning up", { timeout: 40_000 }, async () => {
+    box = sandbox();
+    const { pgid, pids } = await startWorkers(box, "wd-take");
+    const first = await PoolWatchdog.start(new LocalHost(), "wd-take", { run: "t1", boundS: 2, graceMs: 0 });
+    first.add({ kind: "remote_group", target: "local", pgid });
+    (first as unknown as { proc: { stdin: NodeJS.WritableStream } }).proc.stdin.end();
+    const second = await PoolWatchdog.start(new LocalHost(), "wd-take", { run: "t1", boundS: 2, graceMs: 0, heartbeatS: 0.5 });
+    watchdogs.push(second);
+    await first.ended$;
+    await new Promise((r) => setTimeout(r, 5000));
+    expect(pids.every(alive)).toBe(true);
+    // the second knows the first's groups without being told again
+    expect(await second.kill(0)).toMatchObject({ groups: 1, left: 0 });
+    expect(pids.filter(alive)).toEqual([]);
+  });
+
   it("cleans up by itself when heartbeats stop for the bound (the network is gone)", { timeout: 30_000 }, async () => {
     box = sandbox();
     const { pgid, pids } = await startWorkers(box, "wd-hb");
-    const wd = await PoolWatchdog.start(new LocalHost(), "wd-hb", { boundS: 2, graceMs: 0, heartbeatS: 3600 });
+    const wd = await PoolWatchdog.start(new LocalHost(), "wd-hb", { run: "t1", boundS: 2, graceMs: 0, heartbeatS: 3600 });
     watchdogs.push(wd);
     wd.add({ kind: "remote_group", target: "local", pgid });
     await new Promise((r) => setTimeout(r, 1000));
@@ -73,7 +89,7 @@ describe("pool watchdog", () => {
   it("a heartbeat keeps it waiting", { timeout: 30_000 }, async () => {
     box = sandbox();
     const { pgid, pids } = await startWorkers(box, "wd-alive");
-    const wd = await PoolWatchdog.start(new LocalHost(), "wd-alive", { boundS: 2, graceMs: 0, heartbeatS: 0.5 });
+    const wd = await PoolWatchdog.start(new LocalHost(), "wd-alive", { run: "t1", boundS: 2, graceMs: 0, heartbeatS: 0.5 });
     watchdogs.push(wd);
     wd.add({ kind: "remote_group", target: "local", pgid });
     await new Promise((r) => setTimeout(r, 5000));
@@ -88,7 +104,7 @@ describe("pool watchdog", () => {
     for (const name of ["scancel", "qdel"]) symlinkSync(join(FIXTURES, "fake-scheduler.sh"), join(bin, name));
     const log = join(box.dir, "scheduler.log");
     const env = { PATH: `${bin}:${process.env.PATH}`, FAKE_SCHEDULER_LOG: log };
-    const wd = await PoolWatchdog.start(new LocalHost(), "wd-sched", { boundS: 30, graceMs: 0, env });
+    const wd = await PoolWatchdog.start(new LocalHost(), "wd-sched", { run: "t1", boundS: 30, graceMs: 0, env });
     watchdogs.push(wd);
     for (const id of ["101", "102", "103"]) wd.add({ kind: "scheduler_job", target: "local", scheduler: "slurm", id });
     wd.add({ kind: "scheduler_job", target: "local", scheduler: "pbspro", id: "7.server" });
@@ -101,7 +117,7 @@ describe("pool watchdog", () => {
   it("cleans up from a record over one exec when no watchdog runs", { timeout: 30_000 }, async () => {
     box = sandbox();
     const { pgid, pids } = await startWorkers(box, "wd-once");
-    const report = await cleanupOnHost(new LocalHost(), "wd-once", [{ kind: "remote_group", target: "local", pgid }], 200);
+    const report = await cleanupOnHost(new LocalHost(), "wd-once", "t1", [{ kind: "remote_group", target: "local", pgid }], 200);
     expect(report).toMatchObject({ groups: 1, left: 0 });
     expect(pids.filter(alive)).toEqual([]);
   });

@@ -57,6 +57,21 @@ describe("connecting", () => {
     await expect(pool.acquire("h", "t")).rejects.toMatchObject({ code: "SSH_HOST_KEY", message: expect.stringContaining("not in known_hosts") });
   });
 
+  it("authenticates with an ssh-agent (IdentityAgent), no key file needed", { timeout: 30000 }, async () => {
+    const sock = join(sshd.dir, "agent.sock");
+    const agent = execFileSync("ssh-agent", ["-s", "-a", sock], { encoding: "utf8" });
+    const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent)![1]);
+    try {
+      execFileSync("ssh-add", [sshd.keyPath], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: "ignore" });
+      const pool = poolWith({ IdentityAgent: sock }, { identityFile: join(sshd.dir, "no-such-key") });
+      const l = await pool.acquire("h", "t");
+      expect((await l.exec("echo via-agent")).stdout).toBe("via-agent\n");
+      l.release();
+    } finally {
+      process.kill(pid, "SIGTERM");
+    }
+  });
+
   it("a wrong key is SSH_AUTH naming the user and key", { timeout: 30000 }, async () => {
     const pool = poolWith({}, { identityFile: sshd.unauthorizedKeyPath! });
     const err = await pool.acquire("h", "t").catch((e: unknown) => e);
@@ -206,6 +221,21 @@ describe("surviving", () => {
     await sshd.restart();
     expect((await l.exec("echo after-restart")).stdout).toBe("after-restart\n");
     l.release();
+  });
+
+  it("a host key that changes across a reconnect stops the retries; a later acquire starts afresh", { timeout: 30000 }, async () => {
+    const l = await pool.acquire("h", "t");
+    const known = readFileSync(sshd.knownHostsPath, "utf8");
+    await sshd.rotateHostKey(); // restarts sshd: the connection drops, the reconnect meets the new key
+    expect(await eventually(() => pool.list()[0]!.state === "failed", 15000)).toBe(true);
+    expect(events.some((e) => e.data.state === "failed")).toBe(true);
+    await expect(l.exec("true")).rejects.toMatchObject({ code: "SSH_HOST_KEY" });
+    writeFileSync(sshd.knownHostsPath, `${sshd.hostKeyPublic}\n`);
+    const fresh = await pool.acquire("h", "t2");
+    expect((await fresh.exec("echo fresh")).stdout).toBe("fresh\n");
+    fresh.release();
+    l.release();
+    expect(known).not.toBe(readFileSync(sshd.knownHostsPath, "utf8"));
   });
 
   it("a hung connection is noticed by keepalive (interval x count) and replaced", { timeout: 30000 }, async () => {

@@ -110,6 +110,23 @@ describe("SshPool exec and spawn", () => {
     expect(s.pool.list().map((c) => c.target)).toEqual(["pool"]);
   });
 
+  it("two SFTP sessions transfer in parallel on one connection (ssh2 #485 trap)", { timeout: 60000 }, async () => {
+    if (!isSshLease(lease)) throw new Error("expected an ssh lease");
+    const { writeFileSync, readFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const src = join(s.sshd.dir, "big.bin");
+    const data = Buffer.alloc(8 << 20);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+    writeFileSync(src, data);
+    const [a, b] = await Promise.all([lease.sftp(), lease.sftp()]);
+    const put = (sftp: typeof a, dst: string) => new Promise<void>((res, rej) => sftp.fastPut(src, dst, { concurrency: 16 }, (e) => (e ? rej(e) : res())));
+    await Promise.all([put(a, join(s.sshd.dir, "copy-a")), put(b, join(s.sshd.dir, "copy-b"))]);
+    expect(readFileSync(join(s.sshd.dir, "copy-a")).equals(data)).toBe(true);
+    expect(readFileSync(join(s.sshd.dir, "copy-b")).equals(data)).toBe(true);
+    a.end();
+    b.end();
+  });
+
   it("gives SFTP and forwardOut to other modules", { timeout: 20000 }, async () => {
     if (!isSshLease(lease)) throw new Error("expected an ssh lease");
     const sftp = await lease.sftp();

@@ -106,8 +106,8 @@ describe("tunnels RPC and CLI", () => {
   });
 });
 
-describe("worker tunnels for the executors service", () => {
-  it("open gives where workers dial (relay on a loopback-only sshd), get and close follow it", { timeout: 60000 }, async () => {
+describe("the tunnels module for other modules", () => {
+  it("manager: a labelled worker tunnel with a relay, closed by its owner", { timeout: 60000 }, async () => {
     const { tunnelsModule } = await import("../../src/tunnels/module.js");
     const { EventBus } = await import("../../src/events.js");
     const { createLogger } = await import("../../src/util/logger.js");
@@ -116,13 +116,14 @@ describe("worker tunnels for the executors service", () => {
     const dir = makeTempDir("tun-worker");
     const mod = tunnelsModule({ log: createLogger({ stderrLevel: "silent" }), events: new EventBus(), runtimeDir: dir, stateDir: dir, connectionFile: join(dir, "x.json"), requestShutdown: () => undefined, call: async () => undefined, hasMethod: () => false }, s.pool);
     try {
-      const t = await mod.workerTunnels.open({ target: "pool", localPort: echo.port, relay: true, owner: "job:w", label: "cpu" });
-      expect(mod.workerTunnels.get(t.id)).toMatchObject({ id: t.id, target: "pool", localPort: echo.port, dialPort: t.dialPort, state: "open" });
-      expect(mod.manager.list()[0]).toMatchObject({ label: "cpu", owner: "job:w", reach: "relay" });
+      const t = await mod.manager.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", owner: "job:w", label: "cpu" });
+      expect(mod.manager.list()[0]).toMatchObject({ id: t.id, label: "cpu", owner: "job:w", reach: "relay", state: "open" });
       // the relay listens on every address of the head node; this test stays on loopback
-      expect((await roundTrip("127.0.0.1", t.dialPort)).got.length).toBe(64 * 1024);
-      await mod.workerTunnels.close(t.id);
-      expect(mod.workerTunnels.get(t.id)).toBeUndefined();
+      expect((await roundTrip("127.0.0.1", t.dial_port)).got.length).toBe(64 * 1024);
+      expect(mod.status?.()).toMatchObject({ tunnels: 1, open: 1 });
+      expect(await mod.manager.closeOwner("job:w")).toBe(1);
+      expect(mod.manager.list()).toEqual([]);
+      expect(isListening(t.dial_port)).toBe(false);
     } finally {
       await mod.close?.();
       await s.pool.close();

@@ -85,6 +85,17 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
     lease.release();
   });
 
+  it("a real connection that arrives during a check is held briefly, then carried untouched", { timeout: 30000 }, async () => {
+    const t = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", owner: "test" });
+    const before = echo.accepted;
+    const check = b.tunnels.check(t.id); // pending from now until the probe's exec returns
+    const [rt, ck] = await Promise.all([roundTrip(t.dial_host, t.dial_port, 128 * 1024), check]);
+    expect(rt.got.equals(rt.sent)).toBe(true);
+    expect(ck.ok).toBe(true);
+    expect(echo.accepted).toBe(before + 1);
+    await b.tunnels.close(t.id);
+  });
+
   it("a remote port that is taken moves to another, and the change is reported", { timeout: 30000 }, async () => {
     const blocker = await echoServer();
     try {

@@ -42,6 +42,8 @@ async function killThroughSidecar(rec: JobRecord, graceMs: number): Promise<bool
     return false;
   }
   try {
+    // a sidecar that does not answer at once (stopped, hung) is not waited for: act from the record
+    await client.call("sidecar.ping", {}, { timeout: 3000 });
     await client.call("jobs.kill", { job: rec.id, grace_ms: graceMs }, { timeout: graceMs + 120_000 });
   } catch (err) {
     if (isSidecarError(err, "JOB_FINISHED")) throw err;

@@ -3,10 +3,10 @@ import { SidecarError } from "../../errors.js";
 import type { HostPool } from "../../ssh/host.js";
 import type { Location } from "../location.js";
 import type { Store } from "../store.js";
-import { GcsStore, type GcsStoreOptions } from "./gcs.js";
+import type { GcsStore, GcsStoreOptions } from "./gcs.js";
 import { LocalStore } from "./local.js";
 import { PoolStore } from "./pool.js";
-import { S3Store, type S3StoreOptions } from "./s3.js";
+import type { S3Store, S3StoreOptions } from "./s3.js";
 
 export interface OpenedStore {
   store: Store;
@@ -36,12 +36,21 @@ export class StoreFactory {
         return { store: this.local, path: loc.path, release: async () => undefined };
       case "s3": {
         let s = this.s3.get(loc.bucket);
-        if (!s) this.s3.set(loc.bucket, (s = new S3Store(loc.bucket, this.opts.s3)));
+        // the cloud SDKs load on first use: they cost hundreds of ms of start-up (`run -- true`)
+        if (!s) {
+          const { S3Store } = await import("./s3.js");
+          s = this.s3.get(loc.bucket) ?? new S3Store(loc.bucket, this.opts.s3);
+          this.s3.set(loc.bucket, s);
+        }
         return { store: s, path: loc.key, release: async () => undefined };
       }
       case "gcs": {
         let s = this.gcs.get(loc.bucket);
-        if (!s) this.gcs.set(loc.bucket, (s = new GcsStore(loc.bucket, this.opts.gcs)));
+        if (!s) {
+          const { GcsStore } = await import("./gcs.js");
+          s = this.gcs.get(loc.bucket) ?? new GcsStore(loc.bucket, this.opts.gcs);
+          this.gcs.set(loc.bucket, s);
+        }
         return { store: s, path: loc.key, release: async () => undefined };
       }
       case "pool": {

@@ -1,0 +1,139 @@
+/**
+ * Jobs on a pool reached over SSH (a private sshd on loopback): `kill` stops the workers there
+ * through the watchdog and closes the job's tunnels on both sides; a SIGKILLed sidecar's workers
+ * go by themselves. Repeated to catch races.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { stopAllAfterAll } from "../testbed/hooks.js";
+import { writeSshConfig } from "../testbed/ssh-config.js";
+import { startSshd, type Sshd } from "../testbed/sshd.js";
+import { entryFor } from "../ssh/helpers.js";
+import { alive, cli, FIXTURES, jobProcesses, pidsFrom, reap, type Sandbox, sandbox, startCli, waitFor } from "./helpers.js";
+
+stopAllAfterAll();
+
+let sshd: Sshd;
+let configPath: string;
+beforeAll(async () => {
+  sshd = await startSshd();
+  configPath = writeSshConfig(sshd.dir, [entryFor("pool", sshd)], "client_config");
+}, 60_000);
+afterAll(async () => {
+  await sshd?.stop();
+});
+
+let box: Sandbox | undefined;
+const started: number[] = [];
+afterEach(() => {
+  reap(started.splice(0));
+  box?.cleanup();
+  box = undefined;
+});
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: "127.0.0.1", port });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+async function startJob(b: Sandbox, job: string, tunnels = false) {
+  const poolPids = join(b.dir, `pool-${job}`);
+  const cmdPids = join(b.dir, `cmd-${job}`);
+  const env = { ...b.env, POOL_TARGET: "pool", ...(tunnels ? { TUNNEL_PORT: String(sshd.port) } : {}) };
+  const run = startCli(["run", "--job", job, "--grace", "300ms", "--", join(FIXTURES, "job-with-pool.sh"), poolPids, cmdPids], env);
+  await waitFor("the job and its workers on the pool", () => existsSync(`${cmdPids}.ready`), 30_000);
+  const pool = pidsFrom(poolPids);
+  const cmd = pidsFrom(cmdPids);
+  started.push(...pool, ...cmd);
+  expect(pool).toHaveLength(3);
+  const ports = tunnels ? readFileSync(`${cmdPids}.tunnels`, "utf8").trim().split(" ").map(Number) : [];
+  return { run, pool, cmd, ports };
+}
+
+describe("jobs on an SSH pool (sshd on loopback)", () => {
+  it("kill stops the workers on the pool and closes the job's tunnels on both sides", { timeout: 90_000 }, async () => {
+    box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath });
+    const { run, pool, cmd, ports } = await startJob(box, "ssh-kill", true);
+    const [localPort, remotePort] = ports as [number, number];
+    expect(await listening(localPort)).toBe(true); // the local forward, here
+    expect(await listening(remotePort)).toBe(true); // the reverse tunnel's listener, on the pool
+
+    const listed = JSON.parse((await cli(["jobs", "--json"], box.env)).stdout).jobs[0];
+    expect(listed.pools).toEqual(["pool"]);
+    expect(listed.resources.filter((r: { kind: string }) => r.kind === "tunnel")).toHaveLength(2);
+
+    const killed = await cli(["kill", "ssh-kill", "--grace", "300ms", "--json"], box.env);
+    expect(killed.code).toBe(0);
+    const out = JSON.parse(killed.stdout);
+    expect(out.cleanup.remote).toEqual([expect.objectContaining({ target: "pool", groups: 1, left: 0 })]);
+    expect(out.cleanup.errors).toEqual([]);
+    expect((await run.done).code).toBe(137);
+    expect([...pool, ...cmd].filter(alive)).toEqual([]);
+    expect(jobProcesses("ssh-kill")).toEqual([]);
+    expect(await listening(localPort)).toBe(false);
+    expect(await listening(remotePort)).toBe(false);
+  });
+
+  it("kill leaves nothing on the pool, 20 times in a row", { timeout: 600_000 }, async () => {
+    box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath });
+    for (let i = 0; i < 20; i++) {
+      const job = `ssh-rep-${i}`;
+      const { run, pool, cmd } = await startJob(box, job);
+      const killed = await cli(["kill", job, "--grace", "300ms"], box.env);
+      expect(killed.code).toBe(0);
+      expect((await run.done).code).toBe(137);
+      expect([...pool, ...cmd].filter(alive)).toEqual([]);
+      expect(jobProcesses(job)).toEqual([]);
+    }
+  });
+
+  it("a SIGKILLed sidecar: the watchdog on the pool stops the workers within its bound (its SSH connection dropped)", { timeout: 90_000 }, async () => {
+    box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath, PARSL_SIDECAR_WATCHDOG_S: "3" });
+    const { run, pool } = await startJob(box, "ssh-lost");
+    run.child.kill("SIGKILL");
+    await run.exited;
+    await waitFor("the pool's workers to be gone", () => pool.every((p) => !alive(p)), 15_000);
+    const listed = await cli(["jobs", "--json"], box.env);
+    expect(JSON.parse(listed.stdout).jobs[0]).toMatchObject({ id: "ssh-lost", state: "lost" });
+    expect(jobProcesses("ssh-lost")).toEqual([]);
+  });
+
+  it("the SSH connection drops and comes back: the workers survive (a new watchdog takes over), kill still cleans up", { timeout: 90_000 }, async () => {
+    box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath, PARSL_SIDECAR_WATCHDOG_S: "3" });
+    const { run, pool, cmd } = await startJob(box, "ssh-blip");
+    await sshd.killConnections();
+    // longer than the bound (3 s) plus a check: an orphaned watchdog would have cleaned up by now
+    await new Promise((r) => setTimeout(r, 8000));
+    expect(pool.every(alive)).toBe(true);
+    const killed = await cli(["kill", "ssh-blip", "--grace", "300ms", "--json"], box.env);
+    expect(killed.code).toBe(0);
+    expect(JSON.parse(killed.stdout).cleanup.remote).toEqual([expect.objectContaining({ target: "pool", groups: 1, left: 0 })]);
+    expect((await run.done).code).toBe(137);
+    expect([...pool, ...cmd].filter(alive)).toEqual([]);
+  });
+
+  it("kill from the record when the sidecar is gone reaches the pool over SSH", { timeout: 90_000 }, async () => {
+    box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath, PARSL_SIDECAR_WATCHDOG_S: "3600" });
+    const { run, pool } = await startJob(box, "ssh-frozen");
+    run.child.kill("SIGSTOP"); // no heartbeat, connection still open: the watchdog waits its (long) bound
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      expect(pool.every(alive)).toBe(true);
+      const killed = await cli(["kill", "ssh-frozen", "--grace", "300ms", "--json"], box.env);
+      expect(killed.code).toBe(0);
+      expect(JSON.parse(killed.stdout).cleanup.remote).toEqual([expect.objectContaining({ target: "pool", groups: 1, left: 0 })]);
+      expect(pool.filter(alive)).toEqual([]);
+    } finally {
+      run.child.kill("SIGKILL");
+      await run.exited;
+    }
+  });
+});
