@@ -48,7 +48,7 @@ export function isTransient(err: unknown): boolean {
   if (err instanceof SidecarError) {
     if (err.code === "SSH_CONNECT" || err.data?.transient === true) return true;
     // a channel refused on a connection that is going away
-    return err.code === "SSH_EXEC" && /No response from server|Not connected|connection|closed/i.test(err.message);
+    return err.code === "SSH_EXEC" && /No response from server|Not connected|Unable to exec|connection|closed/i.test(err.message);
   }
   const e = err as { code?: unknown; name?: unknown; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
   const code = typeof e?.code === "string" ? e.code : "";

@@ -1,7 +1,7 @@
 /**
- * Reads many small files ahead, concurrently, into memory while keeping their order, so a
- * sequential consumer (a tar stream) never waits on one file's latency. Large files are opened
- * as streams when their turn comes.
+ * Reads many small files ahead, concurrently, into memory, and hands them out in the order they
+ * arrive (a tar stream does not care about order, and one slow object must not hold up the
+ * others); large files follow, one stream at a time.
  */
 import type { Readable } from "node:stream";
 
@@ -17,56 +17,48 @@ async function collect(stream: Readable): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-/**
- * Yields `items` in order. `open(item)` is called up to `concurrency` items ahead for items whose
- * `sizeOf` is at most `smallMax`, within `budget` bytes held at once.
- */
-export async function* prefetch<T>(
-  items: T[],
-  sizeOf: (item: T) => number,
-  open: (item: T) => Promise<Readable>,
-  opts: { concurrency?: number; smallMax?: number; budget?: number } = {},
-): AsyncGenerator<PrefetchItem<T>> {
+export interface PrefetchOptions {
+  /** loads in flight plus loaded and not yet taken @default 16 */
+  concurrency?: number;
+  /** files up to this size are read whole @default 1 MiB */
+  smallMax?: number;
+}
+
+/** Yields every item once: small ones as Buffers in completion order, then large ones as streams. */
+export async function* prefetch<T>(items: T[], sizeOf: (item: T) => number, open: (item: T) => Promise<Readable>, opts: PrefetchOptions = {}): AsyncGenerator<PrefetchItem<T>> {
   const concurrency = opts.concurrency ?? 16;
   const smallMax = opts.smallMax ?? 1024 * 1024;
-  const budget = opts.budget ?? 64 * 1024 * 1024;
-  const ahead = new Map<number, Promise<Buffer>>();
-  let held = 0;
+  const small = items.filter((it) => sizeOf(it) <= smallMax);
+  const large = items.filter((it) => sizeOf(it) > smallMax);
+  const ready: Array<{ item: T; data: Buffer } | { error: unknown }> = [];
+  let wake: (() => void) | undefined;
   let next = 0;
-  const fill = (from: number): void => {
-    while (next < items.length && ahead.size < concurrency) {
-      const it = items[next]!;
-      const size = sizeOf(it);
-      if (size > smallMax) {
-        // a large file stops read-ahead until it is reached
-        if (next > from) return;
-        return;
-      }
-      if (held + size > budget && ahead.size > 0) return;
-      held += size;
-      const p = open(it).then(collect);
-      p.catch(() => undefined);
-      ahead.set(next, p);
-      next++;
-    }
+  let inflight = 0;
+  const load = (it: T): void => {
+    inflight++;
+    open(it).then(collect).then(
+      (data) => ready.push({ item: it, data }),
+      (error: unknown) => ready.push({ error }),
+    ).finally(() => {
+      inflight--;
+      wake?.();
+    });
+  };
+  const fill = (): void => {
+    while (next < small.length && inflight + ready.length < concurrency) load(small[next++]!);
   };
   try {
-    for (let i = 0; i < items.length; i++) {
-      fill(i);
-      const it = items[i]!;
-      const pending = ahead.get(i);
-      if (pending) {
-        const buf = await pending;
-        ahead.delete(i);
-        held -= sizeOf(it);
-        fill(i + 1);
-        yield { item: it, data: buf };
-      } else {
-        next = Math.max(next, i + 1);
-        yield { item: it, data: await open(it) };
-      }
+    for (let taken = 0; taken < small.length; taken++) {
+      fill();
+      while (ready.length === 0) await new Promise<void>((r) => (wake = r));
+      wake = undefined;
+      const got = ready.shift()!;
+      if ("error" in got) throw got.error;
+      yield { item: got.item, data: got.data };
     }
+    for (const it of large) yield { item: it, data: await open(it) };
   } finally {
-    for (const p of ahead.values()) p.catch(() => undefined);
+    // loads still running settle on their own; nothing waits for them
+    next = small.length;
   }
 }

@@ -48,28 +48,43 @@ export interface PutOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** One file of a tree streamed in order (a tar stream): consume `stream` before the next. */
+/** One file given to a TreeWriter: a stream (consumed before the next) or the whole content. */
 export interface TreeItem {
   path: string;
   size: number;
   mode?: number | undefined;
+  /** the content as a stream (consume it before the next item) ... */
+  stream?: Readable | undefined;
+  /** ... or whole */
+  data?: Buffer | undefined;
+}
+
+/** A file read out of a tree stream, in order: consume `stream` before asking for the next. */
+export interface TreeReadItem {
+  path: string;
+  size: number;
   stream: Readable;
 }
 
-/** A whole tree written in one stream (the pool's tar over an exec channel). */
-export interface TreeWriter {
-  add(item: TreeItem): Promise<void>;
-  /** an empty directory */
-  addDirectory(path: string): Promise<void>;
-  /** end the stream; the tree is stored under a temporary name */
-  finish(): Promise<StagedTree>;
-  abort(): Promise<void>;
+/** What a tree stream will hold, known before it starts (its length is fixed up front). */
+export interface TreePlan {
+  files: Array<{ path: string; size: number }>;
+  /** empty directories */
+  dirs: string[];
 }
 
-export interface StagedTree {
-  /** relative path -> what the destination computed */
-  digests: Map<string, Digests>;
-  commit(): Promise<void>;
+/**
+ * A whole tree written in one stream (the pool's tar over an exec channel), holding exactly the
+ * planned files (any order) and directories. Nothing is visible until `finish`: the destination
+ * checks the stream's SHA-256 and tar's success, and only then puts the tree in place.
+ */
+export interface TreeWriter {
+  /** a promise only when the stream pushes back (whole files) or for streams */
+  add(item: TreeItem): Promise<void> | undefined;
+  /** an empty directory */
+  addDirectory(path: string): Promise<void>;
+  /** resolves once the tree is verified and in place */
+  finish(): Promise<void>;
   abort(): Promise<void>;
 }
 
@@ -82,6 +97,8 @@ export interface Store {
   /** every file under `root`, recursively, with relative names checked by safe-path */
   list(root: string): Promise<StoreEntry[]>;
   read(path: string, opts?: { signal?: AbortSignal | undefined; size?: number | undefined }): Promise<Readable>;
+  /** a small file whole, synchronously, when that is cheap (this machine's disk) */
+  readWholeSync?(path: string): Buffer;
   put(path: string, data: Readable, opts?: PutOptions): Promise<StagedWrite>;
   mkdir(path: string): Promise<void>;
   /** remove a file or a tree (cleanup) */
@@ -89,8 +106,8 @@ export interface Store {
   /** compute digests by reading the data (local and pool); absent for object stores */
   digest?(paths: string[], algo: DigestAlgo): Promise<Map<string, string>>;
   /** stream many files as one tar (pool only) */
-  readTree?(root: string, names: string[], opts?: { signal?: AbortSignal | undefined }): AsyncIterable<TreeItem>;
-  writeTree?(root: string, opts?: { signal?: AbortSignal | undefined }): Promise<TreeWriter>;
+  readTree?(root: string, names: string[], opts?: { signal?: AbortSignal | undefined }): AsyncIterable<TreeReadItem>;
+  writeTree?(root: string, plan: TreePlan): Promise<TreeWriter>;
   close(): Promise<void>;
 }
 

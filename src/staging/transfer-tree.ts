@@ -6,12 +6,12 @@
 import { Readable } from "node:stream";
 import { SidecarError } from "../errors.js";
 import { copyFile, verify } from "./copy-file.js";
-import { HashingStream } from "./hashing.js";
+import { digestOf, HashingStream } from "./hashing.js";
 import { prefetch } from "./prefetch.js";
 import { precomputeSha256 } from "./same-content.js";
 import type { Progress } from "./progress.js";
 import { forEachLimit, withRetry } from "./retry.js";
-import type { StagedWrite, Store, StoreEntry, TreeItem } from "./store.js";
+import type { StagedWrite, Store, StoreEntry } from "./store.js";
 import type { Location } from "./location.js";
 
 export interface Endpoint {
@@ -79,48 +79,75 @@ async function tarIn(job: TreeJob, fromTar: boolean): Promise<number> {
     async () => {
       let bytes = 0;
       let files = 0;
-      const writer = await dst.store.writeTree!(dst.path, { signal: job.signal });
+      let cleanupStreams = (): void => undefined;
+      const writer = await dst.store.writeTree!(dst.path, { files: job.files, dirs: job.dirs });
       try {
         const sums = new Map<string, { sha256?: string; md5?: string }>();
-        const items: AsyncIterable<{ path: string; data: Buffer | Readable }> = fromTar
-          ? mapTree(src.store.readTree!(src.path, job.files.map((e) => e.path), { signal: job.signal }))
-          : mapPrefetch(prefetch(job.files, (e) => e.size, (e) => src.store.read(job.pathOf(src.store, src.path, e.path), { signal: job.signal, size: e.size })));
-        for await (const it of items) {
-          const entry = byPath.get(it.path);
-          if (!entry) throw new SidecarError("STAGING_UNSAFE_PATH", `the source stream holds \`${it.path}\`, which its listing did not`, { data: { entry: it.path } });
+        // source streams in flight, destroyed on failure (an open file handle must not leak)
+        const open = new Set<Readable>();
+        cleanupStreams = () => {
+          for (const s of open) s.destroy();
+        };
+        const addOne = (path: string, data: Buffer | Readable): Promise<void> | undefined => {
+          const entry = byPath.get(path);
+          if (!entry) throw new SidecarError("STAGING_UNSAFE_PATH", `the source stream holds \`${path}\`, which its listing did not`, { data: { entry: path } });
+          const md5 = entry.digests.md5 !== undefined && entry.digests.sha256 === undefined;
+          files++;
+          if (Buffer.isBuffer(data)) {
+            // small files, whole: hash the buffer itself, and only to check the source's own claim
+            // (the stream as a whole is hashed by the encoder and checked by the pool)
+            const claims = entry.digests.sha256 !== undefined || entry.digests.md5 !== undefined;
+            sums.set(path, claims ? { sha256: digestOf(data, "sha256"), ...(md5 ? { md5: digestOf(data, "md5") } : {}) } : {});
+            bytes += data.length;
+            progress.addBytes(data.length);
+            progress.fileDone();
+            return writer.add({ path, size: entry.size, mode: entry.mode, data });
+          }
           const h = new HashingStream({
-            md5: entry.digests.md5 !== undefined && entry.digests.sha256 === undefined,
+            md5,
             onBytes: (n) => {
               bytes += n;
               progress.addBytes(n);
             },
           });
-          if (Buffer.isBuffer(it.data)) h.end(it.data);
-          else {
-            it.data.on("error", (e) => h.destroy(e));
-            it.data.pipe(h);
+          open.add(data);
+          data.on("error", (e) => h.destroy(e));
+          data.once("close", () => open.delete(data));
+          data.pipe(h);
+          return (async () => {
+            await writer.add({ path, size: entry.size, mode: entry.mode, stream: h });
+            await new Promise<void>((r) => (h.readableEnded || h.destroyed ? r() : h.once("end", () => r())));
+            sums.set(path, h.digests());
+            progress.fileDone();
+          })();
+        };
+        if (fromTar) {
+          for await (const it of src.store.readTree!(src.path, job.files.map((e) => e.path), { signal: job.signal })) await addOne(it.path, it.stream);
+        } else if (src.store.readWholeSync) {
+          // files here: read small ones synchronously in one loop, no promise per file
+          for (const e of job.files) {
+            const full = job.pathOf(src.store, src.path, e.path);
+            const p = e.size <= SMALL ? addOne(e.path, src.store.readWholeSync(full)) : addOne(e.path, await src.store.read(full, { signal: job.signal, size: e.size }));
+            if (p) await p;
           }
-          await writer.add({ path: it.path, size: entry.size, mode: entry.mode, stream: h });
-          await new Promise<void>((r) => (h.readableEnded || h.destroyed ? r() : h.once("end", () => r())));
-          sums.set(it.path, h.digests());
-          files++;
-          progress.fileDone();
+        } else {
+          const items = prefetch(job.files, (e) => e.size, (e) => src.store.read(job.pathOf(src.store, src.path, e.path), { signal: job.signal, size: e.size }));
+          for await (const it of items) {
+            const p = addOne(it.item.path, it.data);
+            if (p) await p;
+          }
         }
         for (const d of job.dirs) await writer.addDirectory(d);
-        const staged = await writer.finish();
-        try {
-          for (const e of job.files) {
-            const got = sums.get(e.path);
-            if (!got) throw new SidecarError("STAGING_FAILED", `\`${e.path}\` was listed but not sent`, { data: { entry: e.path } });
-            verify(`\`${e.path}\` at ${dst.store.url(dst.path)}`, e, got, e.size, { size: e.size, digests: staged.digests.get(e.path) ?? {} });
-          }
-          await staged.commit();
-        } catch (err) {
-          await staged.abort();
-          throw err;
+        for (const e of job.files) {
+          const got = sums.get(e.path);
+          if (!got) throw new SidecarError("STAGING_FAILED", `\`${e.path}\` was listed but not sent`, { data: { entry: e.path } });
+          // sizes were checked by the encoder; the source's own checksums here
+          verify(`\`${e.path}\` at ${dst.store.url(dst.path)}`, e, got, e.size, { size: e.size, digests: {} });
         }
+        await writer.finish();
         return bytes;
       } catch (err) {
+        cleanupStreams();
         await writer.abort().catch(() => undefined);
         progress.rewind(bytes, files);
         throw err;
@@ -130,13 +157,6 @@ async function tarIn(job: TreeJob, fromTar: boolean): Promise<number> {
   );
 }
 
-async function* mapTree(items: AsyncIterable<TreeItem>): AsyncGenerator<{ path: string; data: Readable }> {
-  for await (const it of items) yield { path: it.path, data: it.stream };
-}
-
-async function* mapPrefetch(items: AsyncIterable<{ item: StoreEntry; data: Buffer | Readable }>): AsyncGenerator<{ path: string; data: Buffer | Readable }> {
-  for await (const it of items) yield { path: it.item.path, data: it.data };
-}
 
 async function collect(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];

@@ -3,6 +3,7 @@ import { PassThrough, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { SidecarError } from "../../errors.js";
 import type { ExecResult, HostLease, HostProcess } from "../../ssh/host.js";
+import { isSshLease } from "../../ssh/pool.js";
 import { classify } from "../failures.js";
 
 /** An error for a script that failed on the pool, coded from its stderr. */
@@ -10,6 +11,42 @@ export function remoteError(host: HostLease, what: string, res: { exitCode: numb
   const text = res.stderr.trim().split("\n").slice(-5).join("; ") || `exit code ${res.exitCode ?? res.signal}`;
   const err = new Error(text);
   return new SidecarError(classify(err), `${what} on ${host.target} failed: ${text}`, { data: { target: host.target, exit_code: res.exitCode } });
+}
+
+/**
+ * Rejections for operations in flight when the SSH connection goes down: a channel caught in
+ * the drop does not always report its end, and nothing must wait for it forever.
+ */
+export class ConnectionWatch {
+  private readonly waiters = new Set<() => void>();
+  private readonly off: (() => void) | undefined;
+
+  constructor(private readonly host: HostLease) {
+    const conn = isSshLease(host) ? host.connection : undefined;
+    if (conn) {
+      const onDown = (): void => {
+        for (const w of [...this.waiters]) w();
+      };
+      conn.on("down", onDown);
+      this.off = () => conn.off("down", onDown);
+    }
+  }
+
+  /** A promise that rejects (with a lost-connection error) if the connection drops first. */
+  lost(what: string): { promise: Promise<never>; dispose(): void } {
+    let fire!: () => void;
+    const promise = new Promise<never>((_, reject) => {
+      fire = () => reject(lostError(this.host, what));
+    });
+    promise.catch(() => undefined);
+    this.waiters.add(fire);
+    return { promise, dispose: () => this.waiters.delete(fire) };
+  }
+
+  close(): void {
+    this.off?.();
+    this.waiters.clear();
+  }
 }
 
 /** The script ended without an exit status: the channel closed under it (connection lost). */
@@ -34,8 +71,22 @@ function drain(stream: Readable, into: Buffer[]): Promise<void> {
 }
 
 /** Feed `input` to a spawned script and collect its output; the script's failure wins over EPIPE. */
-export async function spawnWithInput(host: HostLease, what: string, script: string, input: Readable, signal?: AbortSignal): Promise<{ stdout: string; stderr: string }> {
+export async function spawnWithInput(host: HostLease, what: string, script: string, input: Readable, signal?: AbortSignal, watch?: ConnectionWatch): Promise<{ stdout: string; stderr: string }> {
+  const lost = watch?.lost(what);
+  try {
+    return await (lost ? Promise.race([runWithInput(host, what, script, input, signal, lost.promise), lost.promise]) : runWithInput(host, what, script, input, signal));
+  } finally {
+    lost?.dispose();
+  }
+}
+
+async function runWithInput(host: HostLease, what: string, script: string, input: Readable, signal?: AbortSignal, lost?: Promise<never>): Promise<{ stdout: string; stderr: string }> {
   const proc = await host.spawn(script);
+  lost?.catch(() => {
+    input.destroy();
+    proc.stdin.destroy();
+    proc.stdout.destroy();
+  });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const outDone = drain(proc.stdout, out);
@@ -76,8 +127,9 @@ async function waitExit(proc: HostProcess, killSoon: boolean): Promise<{ exitCod
 }
 
 /** A Readable of a spawned script's stdout that errors (with its stderr) when it fails. */
-export async function spawnReader(host: HostLease, what: string, script: string, stdin?: Buffer): Promise<{ stream: Readable; proc: HostProcess }> {
+export async function spawnReader(host: HostLease, what: string, script: string, stdin?: Buffer, watch?: ConnectionWatch): Promise<{ stream: Readable; proc: HostProcess }> {
   const proc = await host.spawn(script);
+  const lost = watch?.lost(what);
   const err: Buffer[] = [];
   const errDone = drain(proc.stderr, err);
   if (stdin) proc.stdin.end(stdin);
@@ -87,13 +139,15 @@ export async function spawnReader(host: HostLease, what: string, script: string,
     try {
       // through a PassThrough: iterating the channel itself would destroy it before its exit status arrives
       const out = proc.stdout.pipe(new PassThrough({ highWaterMark: 1 << 20 }));
+      lost?.promise.catch((err: unknown) => out.destroy(err as Error));
       for await (const chunk of out as AsyncIterable<Buffer>) yield chunk;
-      const exit = await proc.exited;
+      const exit = await (lost ? Promise.race([proc.exited, lost.promise]) : proc.exited);
       await errDone;
       finished = true;
       if (exit.exitCode === null && exit.signal === null) throw lostError(host, what);
       if (exit.exitCode !== 0) throw remoteError(host, what, { ...exit, stderr: Buffer.concat(err).toString("utf8") });
     } finally {
+      lost?.dispose();
       if (!finished) void proc.kill("SIGTERM").catch(() => undefined);
     }
   }

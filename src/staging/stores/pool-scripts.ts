@@ -6,18 +6,23 @@ export function hashTool(algo: "sha256" | "md5"): string {
   return `if command -v openssl >/dev/null 2>&1; then H="openssl dgst -${algo} -r"; else H="${algo}sum"; fi`;
 }
 
-/** Write stdin to a temporary file next to `path`, check its size, print `size N` and its SHA-256. */
+/**
+ * Write stdin (exactly `size` bytes when known) to a temporary file next to `path` while `tee`
+ * feeds a copy to openssl (overlapping hashing with the transfer); check the file's size and
+ * print `size N` and the SHA-256 of what was received. A short or failed write removes the file.
+ */
 export function putScript(path: string, tmp: string, size: number | undefined, mode: number | undefined): string {
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   return [
     `d=${q(dir)}; t=${q(tmp)}; n=${size === undefined ? "-" : String(size)}`,
     `mkdir -p -- "$d" || exit 1`,
-    `if [ "$n" = "-" ]; then cat > "$t"; else head -c "$n" > "$t"; fi || { rm -f -- "$t"; exit 1; }`,
+    hashTool("sha256"),
+    `sum=$( { if [ "$n" = "-" ]; then cat; else head -c "$n"; fi; } | { tee -- "$t" || : > "$t.failed"; } | $H ) || { rm -f -- "$t" "$t.failed"; exit 1; }`,
+    `if [ -e "$t.failed" ]; then rm -f -- "$t" "$t.failed"; exit 1; fi`,
     `got=$(wc -c < "$t") || { rm -f -- "$t"; exit 1; }; got=$((got + 0))`,
     `if [ "$n" != "-" ] && [ "$got" != "$n" ]; then rm -f -- "$t"; echo "the stream ended after $got of $n bytes (connection lost?)" >&2; exit 3; fi`,
     mode === undefined ? ":" : `chmod ${(mode & 0o777).toString(8)} -- "$t" || { rm -f -- "$t"; exit 1; }`,
-    hashTool("sha256"),
-    `printf 'size %s\\n' "$got"; $H "$t" || { rm -f -- "$t"; exit 1; }`,
+    `printf 'size %s\\n%s\\n' "$got" "$sum"`,
   ].join("\n");
 }
 
@@ -46,20 +51,42 @@ export function digestScript(algo: "sha256" | "md5", cwd?: string): string {
   return [cwd ? `cd -- ${q(cwd)} || exit 1` : ":", hashTool(algo), `xargs -0 -r $H`].join("\n");
 }
 
-/** Extract a tar from stdin into `tmp` (created). */
-export function untarScript(tmp: string): string {
-  return `mkdir -p -- ${q(tmp)} || exit 1\nexec tar -x -f - -C ${q(tmp)} --no-same-owner`;
+/** The two temporary directories a tree may be extracted into (inside `root` when it exists). */
+export function treeTemps(root: string, token: string): { inside: string; beside: string } {
+  const slash = root.lastIndexOf("/");
+  const parent = root.slice(0, slash) || "/";
+  return { inside: `${root}/.tree.psc-${token}.tmp`, beside: `${parent === "/" ? "" : parent}/.${root.slice(slash + 1)}.psc-${token}.tmp` };
 }
 
 /**
- * Put an extracted tree in place: a rename when `root` does not exist yet; otherwise files are
- * hard-linked over the old ones (each replaced whole), falling back to copying.
+ * One exec for a whole tree. stdin carries exactly `length` bytes of tar archive, then the
+ * SHA-256 (64 hex digits) the sender computed over them. The archive is extracted into a
+ * temporary directory while `tee` feeds a second copy to openssl (sha256sum without it); only
+ * when tar succeeded and both hashes agree is the tree put in place: a rename when `root` does
+ * not exist, else each file hard-linked (or copied) over the old one. Exit 4 on a mismatch.
+ * Needs GNU dd (`iflag=count_bytes`) to stop at the archive's end without reading past it.
  */
-export function commitTreeScript(tmp: string, root: string, tmpInside: boolean): string {
+export function treeScript(root: string, token: string, length: number): string {
+  const t = treeTemps(root, token);
   const parent = root.slice(0, root.lastIndexOf("/")) || "/";
-  const merge = `cp -alf -- ${q(tmp)}/. ${q(root)}/ 2>/dev/null || cp -af -- ${q(tmp)}/. ${q(root)}/ || exit 1; rm -rf -- ${q(tmp)}`;
-  if (tmpInside) return merge;
-  return `mkdir -p -- ${q(parent)} || exit 1\nif mv -T -- ${q(tmp)} ${q(root)} 2>/dev/null; then exit 0; fi\n${merge}`;
+  const merge = `{ cp -alf -- "$tmp"/. "$root"/ 2>/dev/null || cp -af -- "$tmp"/. "$root"/; } || { rm -rf -- "$tmp"; exit 1; }; rm -rf -- "$tmp"`;
+  return [
+    `root=${q(root)}`,
+    `if [ -d "$root" ]; then tmp=${q(t.inside)}; inside=1; else tmp=${q(t.beside)}; inside=0; mkdir -p -- ${q(parent)} || exit 1; fi`,
+    `mkdir -p -- "$tmp" || exit 1`,
+    `fifo="$tmp.fifo"; sum="$tmp.sum"`,
+    `mkfifo "$fifo" || { rm -rf -- "$tmp"; exit 1; }`,
+    `if command -v openssl >/dev/null 2>&1; then H="openssl dgst -sha256 -r"; else H="sha256sum"; fi`,
+    `$H < "$fifo" > "$sum" &`,
+    `dd iflag=count_bytes,fullblock count=${length} bs=1M 2>/dev/null | tee "$fifo" | { tar -x -f - -C "$tmp" --no-same-owner; st=$?; cat > /dev/null; exit $st; }`,
+    `st=$?; wait; rm -f -- "$fifo"`,
+    `if [ "$st" != 0 ]; then rm -rf -- "$tmp" "$sum"; exit 1; fi`,
+    `want=$(head -c 64); got=$(cut -c1-64 < "$sum"); rm -f -- "$sum"`,
+    `if [ "$want" != "$got" ]; then echo "psc-integrity got=$got sent=$want"; rm -rf -- "$tmp"; exit 4; fi`,
+    `if [ "$inside" = 1 ]; then ${merge}`,
+    `elif ! mv -T -- "$tmp" "$root" 2>/dev/null; then ${merge}`,
+    `fi`,
+  ].join("\n");
 }
 
 /** Tar the NUL-separated relative names given on stdin (regular files; links followed). */

@@ -8,23 +8,33 @@ import type { Readable } from "node:stream";
 import { SidecarError } from "../../errors.js";
 import type { HostLease } from "../../ssh/host.js";
 import { safeRelative, safeSymlinkTarget } from "../safe-path.js";
-import { type DigestAlgo, type PutOptions, type StagedTree, type StagedWrite, type Store, type StoreEntry, type TreeItem, type TreeWriter, tempName } from "../store.js";
+import { type DigestAlgo, type PutOptions, type StagedWrite, type Store, type StoreEntry, type TreePlan, type TreeReadItem, type TreeWriter, tempName } from "../store.js";
 import { decodeTar } from "../tar/decoder.js";
 import { TarEncoder } from "../tar/encoder.js";
-import { execOk, lostError, remoteError, spawnReader, spawnWithInput } from "./pool-proc.js";
-import { commitScript, commitTreeScript, digestScript, listScript, parseDigests, putScript, statScript, tarScript, untarScript } from "./pool-scripts.js";
+import { ConnectionWatch, execOk, lostError, remoteError, spawnReader, spawnWithInput } from "./pool-proc.js";
+import { commitScript, digestScript, listScript, parseDigests, putScript, statScript, tarScript, treeScript, treeTemps } from "./pool-scripts.js";
+import { archiveLength } from "../tar/header.js";
 
 export class PoolStore implements Store {
   readonly kind = "pool" as const;
   /** temporary files and trees not yet known to be gone (a dropped connection can leave them) */
   private readonly pending = new Set<string>();
 
-  constructor(readonly host: HostLease) {}
+  private readonly watch: ConnectionWatch;
+
+  constructor(readonly host: HostLease) {
+    this.watch = new ConnectionWatch(host);
+  }
 
   /** Remove a temporary path; it stays pending (for close) unless the pool confirms. */
   private async discard(tmp: string): Promise<void> {
-    const res = await this.host.exec(`rm -rf -- ${shq(tmp)}`, { timeoutMs: 30_000 }).catch(() => undefined);
+    const res = await this.host.exec(`rm -rf -- ${shq(tmp)} ${shq(`${tmp}.failed`)}`, { timeoutMs: 30_000 }).catch(() => undefined);
     if (res?.exitCode === 0) this.pending.delete(tmp);
+  }
+
+  /** Try to remove a temporary path now without waiting; close() retries what is left. */
+  private discardSoon(tmp: string): void {
+    void this.discard(tmp);
   }
 
   /** Clean what is still pending, waiting for the connection to come back for a while. */
@@ -75,7 +85,7 @@ export class PoolStore implements Store {
   }
 
   async read(path: string): Promise<Readable> {
-    return (await spawnReader(this.host, `read ${path}`, `exec cat -- ${shq(path)}`)).stream;
+    return (await spawnReader(this.host, `read ${path}`, `exec cat -- ${shq(path)}`, undefined, this.watch)).stream;
   }
 
   async put(path: string, data: Readable, opts: PutOptions = {}): Promise<StagedWrite> {
@@ -83,10 +93,11 @@ export class PoolStore implements Store {
     this.pending.add(tmp);
     let stdout: string;
     try {
-      ({ stdout } = await spawnWithInput(this.host, `write ${path}`, putScript(path, tmp, opts.size, opts.mode), data, opts.signal));
+      ({ stdout } = await spawnWithInput(this.host, `write ${path}`, putScript(path, tmp, opts.size, opts.mode), data, opts.signal, this.watch));
     } catch (err) {
-      // the script removes its file on a short write, but not if it was killed with the connection
-      await this.discard(tmp);
+      // the script removes its file on a short write, but not if it was killed with the connection;
+      // the caller hears of the failure now, the file is removed once the connection allows
+      this.discardSoon(tmp);
       throw err;
     }
     const m = /^size (\d+)\n([0-9a-f]{64})/.exec(stdout);
@@ -125,8 +136,8 @@ export class PoolStore implements Store {
     return parseDigests(res.stdout, paths, algo);
   }
 
-  async *readTree(root: string, names: string[]): AsyncIterable<TreeItem> {
-    const { stream } = await spawnReader(this.host, `tar of ${root}`, tarScript(root), Buffer.from(names.map((n) => `${n}\0`).join("")));
+  async *readTree(root: string, names: string[]): AsyncIterable<TreeReadItem> {
+    const { stream } = await spawnReader(this.host, `tar of ${root}`, tarScript(root), Buffer.from(names.map((n) => `${n}\0`).join("")), this.watch);
     try {
       yield* decodeTar(stream, this.url(root));
     } finally {
@@ -134,76 +145,86 @@ export class PoolStore implements Store {
     }
   }
 
-  async writeTree(root: string): Promise<TreeWriter> {
-    const exists = (await this.stat(root).catch(() => undefined))?.type === "directory";
-    const tmp = exists ? posix.join(root, tempName("tree")) : posix.join(posix.dirname(root), tempName(posix.basename(root)));
-    this.pending.add(tmp);
-    const proc = await this.host.spawn(untarScript(tmp));
+  async writeTree(root: string, plan: TreePlan): Promise<TreeWriter> {
+    const token = `${process.pid.toString(36)}${Math.random().toString(36).slice(2, 10)}`;
+    const temps = treeTemps(root, token);
+    const extra = [`${temps.inside}.fifo`, `${temps.inside}.sum`, `${temps.beside}.fifo`, `${temps.beside}.sum`];
+    for (const t of [temps.inside, temps.beside, ...extra]) this.pending.add(t);
+    const length = archiveLength(plan.files, plan.dirs);
+    const proc = await this.host.spawn(treeScript(root, token, length));
+    const out: Buffer[] = [];
     const errChunks: Buffer[] = [];
+    proc.stdout.on("data", (b: Buffer) => out.push(b));
     proc.stderr.on("data", (b: Buffer) => errChunks.push(b));
-    proc.stdout.resume();
     const enc = new TarEncoder(proc.stdin);
-    const names: string[] = [];
-    const cleanup = (): Promise<void> => this.discard(tmp);
     let failed: SidecarError | undefined;
-    const exited = proc.exited.then((exit) => {
-      if (exit.exitCode === null && exit.signal === null) failed = lostError(this.host, `extract into ${root}`);
-      else if (exit.exitCode !== 0) failed = remoteError(this.host, `extract into ${root}`, { ...exit, stderr: Buffer.concat(errChunks).toString("utf8") });
+    const lost = this.watch.lost(`writing the tree ${root}`);
+    lost.promise.catch(() => proc.stdin.destroy());
+    const noExit = { exitCode: null, signal: null };
+    const exited = Promise.race([proc.exited, lost.promise.catch(() => noExit)]).then((exit) => {
+      lost.dispose();
+      const stderr = Buffer.concat(errChunks).toString("utf8");
+      if (exit.exitCode === null && exit.signal === null) failed = lostError(this.host, `writing the tree ${root}`);
+      else if (exit.exitCode === 4) {
+        failed = new SidecarError("STAGING_INTEGRITY", `Integrity check failed for the tree at ${this.url(root)}: the SHA-256 of the archive the pool received differs from the one sent (${Buffer.concat(out).toString("utf8").trim()})`, { data: { transient: true } });
+      } else if (exit.exitCode !== 0) failed = remoteError(this.host, `write the tree ${root}`, { ...exit, stderr });
       return exit;
     });
+    const forget = (): void => {
+      for (const t of [temps.inside, temps.beside, ...extra]) this.pending.delete(t);
+    };
+    // the pool side ending first (no space, permission) must not leave us waiting for a drain
+    const ended = exited.then(() => {
+      throw failed ?? new SidecarError("STAGING_FAILED", `The pool side of the tree ${this.url(root)} ended before the stream did`);
+    });
+    ended.catch(() => undefined);
     const guard = async <T>(p: Promise<T>): Promise<T> => {
       try {
-        return await p;
+        return await Promise.race([p, ended]);
       } catch (err) {
-        // the extracting tar may have failed first (no space, permission): its message is better
+        // the pool side may have failed first: its message is better
         await Promise.race([exited, new Promise((r) => setTimeout(r, 300))]);
         throw failed ?? err;
       }
     };
     return {
-      add: async (item) => {
+      add: (item) => {
         if (failed) throw failed;
-        names.push(item.path);
-        await guard(enc.addFile(item.path, item.size, item.stream, undefined, item.mode));
+        if (item.data && item.data.length === item.size) {
+          const p = enc.addBuffer(item.path, item.data, undefined, item.mode);
+          return p && guard(p);
+        }
+        return guard(enc.addFile(item.path, item.size, item.data ?? item.stream!, undefined, item.mode));
       },
       addDirectory: async (path: string) => {
         await guard(enc.addDirectory(path));
       },
-      finish: async (): Promise<StagedTree> => {
-        await guard(enc.end());
+      finish: async () => {
+        const sha = await guard(enc.finishArchive());
+        if (enc.written !== length) {
+          throw new SidecarError("STAGING_INTEGRITY", `The archive for ${this.url(root)} came to ${enc.written} bytes, not the ${length} planned (a source file changed size?)`, { data: { transient: true } });
+        }
+        // the pool side exits once it has all: wait for that, not for the guard's early-exit rule
+        const closing = enc.close(Buffer.from(`${sha}\n`)).catch(() => undefined);
         await exited;
-        if (failed) {
-          await cleanup();
-          throw failed;
-        }
-        let digests: Map<string, string>;
-        try {
-          const res = await execOk(this.host, `sha256 of ${names.length} file(s)`, digestScript("sha256", tmp), { stdin: Buffer.from(names.map((n) => `./${n}\0`).join("")) });
-          digests = parseDigests(res.stdout, names.map((n) => `./${n}`), "sha256");
-        } catch (err) {
-          await cleanup();
-          throw err;
-        }
-        return {
-          digests: new Map(names.map((n) => [n, { sha256: digests.get(`./${n}`)! }])),
-          commit: async () => {
-            await execOk(this.host, `move the tree into ${root}`, commitTreeScript(tmp, root, exists));
-            this.pending.delete(tmp);
-          },
-          abort: cleanup,
-        };
+        await closing;
+        if (failed) throw failed; // the pool side removed its temporaries; close() checks
+        forget();
       },
       abort: async () => {
+        // never wait on a connection that may be going up and down: close() finishes the cleanup
         proc.stdin.destroy();
-        await proc.kill("SIGTERM").catch(() => undefined);
-        await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 5000))]);
-        await cleanup();
+        void proc.kill("SIGTERM").catch(() => undefined);
+        void exited.then(() => {
+          for (const t of [temps.inside, temps.beside, ...extra]) this.discardSoon(t);
+        });
       },
     };
   }
 
   async close(): Promise<void> {
     await this.cleanup();
+    this.watch.close();
     this.host.release();
   }
 }

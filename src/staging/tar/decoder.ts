@@ -5,7 +5,7 @@
 import { Readable } from "node:stream";
 import { SidecarError } from "../../errors.js";
 import { safeRelative } from "../safe-path.js";
-import type { TreeItem } from "../store.js";
+import type { TreeReadItem } from "../store.js";
 import { ByteReader } from "./byte-reader.js";
 import { BLOCK, decodeHeader, padding, parsePax } from "./header.js";
 
@@ -13,7 +13,7 @@ import { BLOCK, decodeHeader, padding, parsePax } from "./header.js";
  * Each yielded item's `stream` must be consumed (or destroyed) before asking for the next one;
  * an unconsumed rest is skipped.
  */
-export async function* decodeTar(source: Readable | AsyncIterable<Buffer>, where: string): AsyncGenerator<TreeItem> {
+export async function* decodeTar(source: Readable | AsyncIterable<Buffer>, where: string): AsyncGenerator<TreeReadItem> {
   const r = new ByteReader(source);
   let longName: string | undefined;
   let paxPath: string | undefined;

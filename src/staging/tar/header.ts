@@ -71,6 +71,18 @@ function rawHeader(name: string, flag: string, size: number, mode: number, mtime
   return b;
 }
 
+/** Bytes an archive of these files and directories takes, as TarEncoder writes it. */
+export function archiveLength(files: Array<{ path: string; size: number }>, dirs: string[]): number {
+  let n = 1024;
+  for (const f of files) {
+    const name = Buffer.byteLength(f.path);
+    n += name > 100 || /[^\x20-\x7e]/.test(f.path) || f.size > 0o77777777777 ? encodeHeader({ name: f.path, type: "file", size: f.size }).length : BLOCK;
+    n += f.size + padding(f.size);
+  }
+  for (const d of dirs) n += encodeHeader({ name: d, type: "directory", size: 0 }).length;
+  return n;
+}
+
 /** Zero padding up to the next block boundary. */
 export function padding(size: number): number {
   return (BLOCK - (size % BLOCK)) % BLOCK;
