@@ -56,6 +56,8 @@ export class SshConnection extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private sessions = 0;
   private readonly waiting: Array<() => void> = [];
+  private readonly generationEnds = new Map<number, () => void>();
+  private readonly generationEnded = new Map<number, Promise<void>>();
 
   constructor(
     readonly target: string,
@@ -104,8 +106,30 @@ export class SshConnection extends EventEmitter {
     this.emit("ready", this.client, gen);
   }
 
+  /**
+   * Resolves once connection generation `gen` is gone (at once if it already is). A channel on
+   * a connection that died does not always close (ssh2 closes channels only on a clean end), so
+   * exec and spawn use this to stop waiting for it.
+   */
+  ended(gen: number): Promise<void> {
+    if (gen !== this.generation || this.state !== "ready") return Promise.resolve();
+    let p = this.generationEnded.get(gen);
+    if (!p) {
+      p = new Promise<void>((resolve) => this.generationEnds.set(gen, resolve));
+      this.generationEnded.set(gen, p);
+    }
+    return p;
+  }
+
+  private endGeneration(gen: number): void {
+    this.generationEnds.get(gen)?.();
+    this.generationEnds.delete(gen);
+    this.generationEnded.delete(gen);
+  }
+
   private onDown(gen: number, err?: Error): void {
     if (gen !== this.generation || this.state !== "ready") return;
+    this.endGeneration(gen);
     this.lastError = new SidecarError("SSH_CONNECT", `Lost the connection to \`${this.target}\`${err ? `: ${err.message}` : ""}`, { cause: err });
     for (const h of this.hops) h.client.end();
     this.hops = [];
@@ -178,7 +202,7 @@ export class SshConnection extends EventEmitter {
   }
 
   /** Take a session slot (exec, spawn, sftp); `release` gives it back. */
-  async session(timeoutMs: number): Promise<{ client: Client; release: () => void }> {
+  async session(timeoutMs: number): Promise<{ client: Client; release: () => void; generation: number }> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const client = await this.ready(Math.max(1, deadline - Date.now()));
@@ -188,6 +212,7 @@ export class SshConnection extends EventEmitter {
         let released = false;
         return {
           client,
+          generation: gen,
           release: () => {
             if (released) return;
             released = true;
@@ -247,6 +272,7 @@ export class SshConnection extends EventEmitter {
     const hops = this.hops;
     this.hops = [];
     this.setState("closed");
+    this.endGeneration(this.generation);
     for (const h of hops.reverse()) h.client.end();
     this.emit("closed");
     for (const w of this.waiting.splice(0)) w();

@@ -117,9 +117,9 @@ export class SshPool implements HostPool {
     const deps: RemoteExecDeps = {
       target: conn.target,
       open: async (command) => {
-        const { client, release } = await conn.session(waitMs);
+        const { client, release, generation } = await conn.session(waitMs);
         try {
-          return { channel: await openExec(client, command), done: release };
+          return { channel: await openExec(client, command), done: release, gone: conn.ended(generation) };
         } catch (err) {
           release();
           throw err;

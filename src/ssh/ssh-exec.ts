@@ -9,7 +9,31 @@ import { buildScript, killGroupCommand, PgidSniffer, wrapRemote } from "./remote
 export const EXEC_MAX_OUTPUT = 64 * 1024 * 1024;
 
 /** How a session channel is obtained: waits for the connection and a free session slot. */
-export type OpenSession = (command: string) => Promise<{ channel: ClientChannel; done: () => void }>;
+export type OpenSession = (command: string) => Promise<{ channel: ClientChannel; done: () => void; gone?: Promise<void> }>;
+
+/** How long a channel may still close by itself after its connection went away. */
+const CLOSE_GRACE_MS = 500;
+
+/**
+ * ssh2 closes a channel only when its connection ends cleanly; when the connection dies under it
+ * the channel may never emit 'end' or 'close', and whoever waits on it would wait forever. Once
+ * the connection is gone, end and close it ourselves (the handlers then report a lost connection).
+ */
+function closeWhenGone(channel: ClientChannel, gone: Promise<void> | undefined): void {
+  if (!gone) return;
+  let closed = false;
+  channel.once("close", () => {
+    closed = true;
+  });
+  void gone.then(() => {
+    setTimeout(() => {
+      if (closed) return;
+      if (!channel.readableEnded) channel.push(null);
+      if (!channel.stderr.readableEnded) channel.stderr.push(null);
+      channel.emit("close");
+    }, CLOSE_GRACE_MS).unref();
+  });
+}
 
 /** Open an exec channel on a client. */
 export function openExec(client: Client, command: string): Promise<ClientChannel> {
@@ -65,7 +89,8 @@ export async function remoteExec(deps: RemoteExecDeps, command: string, opts: Ex
   const onData = opts.onOutput;
   const started = Date.now();
   const script = buildScript(command, opts);
-  const { channel, done } = await deps.open(wrapRemote(script));
+  const { channel, done, gone } = await deps.open(wrapRemote(script));
+  closeWhenGone(channel, gone);
   const out = new Collector();
   const err = new Collector();
   let pgid: number | undefined;
@@ -132,7 +157,8 @@ export async function remoteExec(deps: RemoteExecDeps, command: string, opts: Ex
 
 /** Start `command` remotely in its own process group and hand back its streams. */
 export async function remoteSpawn(deps: RemoteExecDeps, command: string, opts: SpawnOptions = {}): Promise<HostProcess> {
-  const { channel, done } = await deps.open(wrapRemote(buildScript(command, opts)));
+  const { channel, done, gone } = await deps.open(wrapRemote(buildScript(command, opts)));
+  closeWhenGone(channel, gone);
   const stderr = new PassThrough();
   let resolvePgid!: (p: number) => void;
   let rejectPgid!: (e: Error) => void;

@@ -160,3 +160,28 @@ describe("local host", () => {
     await pool.close();
   });
 });
+
+describe("a connection that dies under running commands", () => {
+  it("spawn reports its end, ended(gen) resolves, and the pool serves again", { timeout: 40000 }, async () => {
+    const s = await sshSetup();
+    const lease = await s.pool.acquire("pool", "test");
+    try {
+      if (!isSshLease(lease)) throw new Error("expected an SSH lease");
+      const conn = lease.connection;
+      const gen = conn.generation;
+      const ended = conn.ended(gen);
+      const p = await lease.spawn("sleep 60");
+      expect(await p.pgid).toBeGreaterThan(1);
+      await s.sshd.killConnections();
+      expect(await p.exited).toEqual({ exitCode: null, signal: null });
+      await ended;
+      await expect(conn.ended(gen)).resolves.toBeUndefined(); // a past generation: at once
+      expect(await eventually(async () => (await lease.exec("echo back").catch(() => ({ stdout: "" }))).stdout === "back\n")).toBe(true);
+      expect(conn.generation).toBeGreaterThan(gen);
+    } finally {
+      lease.release();
+      await s.pool.close();
+      await s.sshd.stop();
+    }
+  });
+});

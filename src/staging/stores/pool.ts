@@ -207,8 +207,9 @@ export class PoolStore implements Store {
         // the pool side exits once it has all: wait for that, not for the guard's early-exit rule
         const closing = enc.close(Buffer.from(`${sha}\n`)).catch(() => undefined);
         await exited;
-        await closing;
+        // after a failure (a lost connection) the last write may never be acknowledged: don't wait for it
         if (failed) throw failed; // the pool side removed its temporaries; close() checks
+        await closing;
         forget();
       },
       abort: async () => {
