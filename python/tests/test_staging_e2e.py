@@ -268,3 +268,21 @@ def test_wrappers_keep_the_signature() -> None:
     assert list(sig.parameters) == ["inputs_dict", "outputs_dict", "stdout", "stderr"]
     assert combine.__name__ == "combine" and combine.__wrapped__ is not None
     assert sys.modules["parsl_sidecar"].stage_app is stage_app
+
+
+@pytest.mark.timeout(300)
+def test_host_as_executor_label(
+    bed: StagingBed, dfk: Any, cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executors = cwd / "labels.json"
+    executors.write_text('{"cpu_executor": {"POOL": "some_pool", "SSH_TARGET": "pool"}}\n')
+    monkeypatch.setenv("PARSL_SIDECAR_EXECUTORS", str(executors))
+    (cwd / "label.txt").write_bytes(b"via label\n")
+    labelled = stage_app("cpu_executor")(bash_app(staging_apps.touch))
+    marker = bed.tmp / "label-ran"
+    dest = bed.tmp / "pool" / "label.txt"
+    fut = labelled(str(marker), inputs_dict={"x": spec("file", "pw://{cwd}/label.txt", dest)})
+    assert fut.result(timeout=120) == 0
+    assert dest.read_bytes() == b"via label\n"
+    done = [t for t in bed.client.call("staging.list_transfers")["transfers"] if t["item"] == "x"]
+    assert done and done[-1]["dst"] == f"ssh://pool{dest}"
