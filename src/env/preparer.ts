@@ -7,8 +7,8 @@
  */
 import { isAbsolute, resolve } from "node:path";
 import { SidecarError } from "../errors.js";
-import { commandEnv } from "./activation.js";
-import type { EnvService } from "./service.js";
+import { commandEnv, type Activation } from "./activation.js";
+import type { EnsureCall } from "./service.js";
 
 /** COMMAND's interpreter (the executors' preflight reads it as this machine's Python). */
 export const PYTHON_ENV = "PARSL_SIDECAR_PYTHON";
@@ -30,8 +30,13 @@ export function parseEnvSpec(spec: string, cwd: string): { target: string; conf:
   return { target, conf: isAbsolute(file) ? file : resolve(cwd, file) };
 }
 
+/** What the preparer needs of the env service: the service itself, or an RPC adapter (`run --connection`). */
+export interface EnvEnsurer {
+  ensure(params: { target: string; conf: string }, call: EnsureCall): Promise<{ env: { activation: Activation } | null }>;
+}
+
 /** The preparer for `run --env`; returns the variables COMMAND gets. */
-export function envPreparer(service: EnvService): { name: string; handles: Array<"env">; prepare(job: EnvJob): Promise<{ env: Record<string, string> }> } {
+export function envPreparer(service: EnvEnsurer): { name: string; handles: Array<"env">; prepare(job: EnvJob): Promise<{ env: Record<string, string> }> } {
   return {
     name: "env",
     handles: ["env"],

@@ -14,7 +14,14 @@ import type { JobPreparer } from "./job-context.js";
 
 export const EXECUTORS_ENV = "PARSL_SIDECAR_EXECUTORS";
 
-export function executorsPreparer(service: Pick<ExecutorsService, "complete">, outDir: string): JobPreparer {
+/**
+ * What the preparer needs of the executors service: the service itself (its owners are released
+ * by the job's teardown), or an RPC adapter with `release` (`run --connection`), called at the
+ * job's tunnels stage.
+ */
+export type ExecutorsCompleter = Pick<ExecutorsService, "complete"> & { release?: (owner: string) => Promise<unknown> };
+
+export function executorsPreparer(service: ExecutorsCompleter, outDir: string): JobPreparer {
   return {
     name: "executors",
     handles: ["executors"],
@@ -27,6 +34,8 @@ export function executorsPreparer(service: Pick<ExecutorsService, "complete">, o
         throw new SidecarError("EXECUTORS_INVALID", `Cannot read ${job.executors}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
       }
       const json = parseExecutorsText(text, job.executors);
+      const release = service.release;
+      if (release) job.onTeardown("tunnels", "executors", () => release(job.id).then(() => undefined));
       const res = await service.complete({ json, file: job.executors, reuse: true, signal: job.signal, progress: (label, message) => job.log.info({ job: job.id, label }, message) }, job.id);
       const out = join(outDir, `executors-${job.id}.json`);
       writeFileAtomic(out, `${JSON.stringify(res.executors, null, 2)}\n`, { mode: 0o600 });

@@ -23,6 +23,26 @@ describe.skipIf(!existsSync(UV))("run --env", () => {
     expect(r.stdout.trim()).toBe(`${prefix} ${prefix} in-env`);
   });
 
+  it("with --connection, ensures it through the running sidecar's env.ensure and activates it for COMMAND", { timeout: 180_000 }, async () => {
+    box = sandbox();
+    const prefix = join(box.dir, "envs", "wf2");
+    writeFileSync(join(box.dir, "requirements.txt"), "# no packages: the environment alone\n");
+    writeFileSync(join(box.dir, "local.conf"), `ENV_BACKEND=uv\nLOCAL_REQUIREMENTS=requirements.txt\nENV_PREFIX=${prefix}\nUV_PATH=${UV}\n`);
+    expect((await cli(["serve", "--detach"], box.env)).code).toBe(0);
+    const conn = join(box.env.PARSL_SIDECAR_RUNTIME_DIR!, "sidecar.json");
+    try {
+      const r = await cli(["run", "--connection", conn, "--env", join(box.dir, "local.conf"), "--", "python", "-c", "import sys; print(sys.prefix)"], box.env);
+      expect(r.stderr).not.toMatch(/failed|needs/);
+      expect(r.code).toBe(0);
+      expect(r.stdout.trim()).toBe(prefix);
+      // the sidecar did the work: it reports the environment as current
+      const d = await cli(["call", "env.describe", JSON.stringify({ conf: join(box.dir, "local.conf") }), "--connection", conn, "--json"], box.env);
+      expect(d.stdout).toMatch(/"state":\s*"current"/);
+    } finally {
+      await cli(["stop", "--connection", conn], box.env);
+    }
+  });
+
   it("a broken environment fails the job before COMMAND starts (exit 1)", { timeout: 60_000 }, async () => {
     box = sandbox();
     writeFileSync(join(box.dir, "env.yml"), "dependencies: [\n");

@@ -3,7 +3,7 @@
  * through the watchdog and closes the job's tunnels on both sides; a SIGKILLed sidecar's workers
  * go by themselves. Repeated to catch races.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -11,7 +11,7 @@ import { stopAllAfterAll } from "../testbed/hooks.js";
 import { writeSshConfig } from "../testbed/ssh-config.js";
 import { startSshd, type Sshd } from "../testbed/sshd.js";
 import { entryFor } from "../ssh/helpers.js";
-import { alive, cli, FIXTURES, jobProcesses, pidsFrom, reap, type Sandbox, sandbox, startCli, waitFor } from "./helpers.js";
+import { alive, cli, CLI, FIXTURES, jobProcesses, pidsFrom, reap, type Sandbox, sandbox, startCli, waitFor } from "./helpers.js";
 
 stopAllAfterAll();
 
@@ -134,6 +134,34 @@ describe("jobs on an SSH pool (sshd on loopback)", () => {
     } finally {
       run.child.kill("SIGKILL");
       await run.exited;
+    }
+  });
+});
+
+describe("run --connection with --executors (the pool's tunnels live in an already running sidecar)", () => {
+  it("completes over the sidecar's RPC, owns the worker tunnel for the job, and releases it when the job ends", { timeout: 90_000 }, async () => {
+    box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath });
+    const served = await cli(["serve", "--detach"], box.env);
+    expect(served.code).toBe(0);
+    const conn = join(box.env.PARSL_SIDECAR_RUNTIME_DIR!, "sidecar.json");
+    try {
+      const file = join(box.dir, "executors.json");
+      writeFileSync(file, JSON.stringify({ remote: { SSH_TARGET: "pool", CORES_PER_WORKER: 1 } }));
+      const during = join(box.dir, "tunnels-during.json");
+      const cmd = `cat "$PARSL_SIDECAR_EXECUTORS"; ${process.execPath} ${CLI} tunnels list --json --connection ${conn} > ${during}`;
+      const r = await cli(["run", "--job", "conn-exec", "--connection", conn, "--executors", file, "--", "sh", "-c", cmd], box.env);
+      expect(r.stderr).not.toMatch(/error|failed/i);
+      expect(r.code).toBe(0);
+      const done = JSON.parse(r.stdout) as { remote: Record<string, unknown> };
+      expect(done.remote).toMatchObject({ SSH_TARGET: "pool", HOST_IP: "127.0.0.1" });
+      expect(done.remote.WORKER_PORT).toEqual(expect.any(Number));
+      const tunnels = JSON.parse(readFileSync(during, "utf8")) as Array<{ owner: string }>;
+      expect(tunnels).toEqual([expect.objectContaining({ owner: "conn-exec" })]);
+      expect(await listening(done.remote.WORKER_PORT as number)).toBe(false); // the pool is this machine: its listener is gone
+      const after = JSON.parse((await cli(["tunnels", "list", "--json", "--connection", conn], box.env)).stdout) as unknown[];
+      expect(after).toEqual([]);
+    } finally {
+      await cli(["stop", "--connection", conn], box.env);
     }
   });
 });

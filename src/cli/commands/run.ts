@@ -7,9 +7,10 @@
 import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { resolveConnectionFile } from "../../client/client.js";
+import { resolveConnectionFile, SidecarClient } from "../../client/client.js";
 import { Daemon } from "../../daemon/daemon.js";
 import { EventBus } from "../../events.js";
+import { connectionPreparers } from "../../jobs/connection-preparers.js";
 import { EXECUTORS_ENV } from "../../jobs/executors-preparer.js";
 import { checkJobId, newJobId } from "../../jobs/job-id.js";
 import { openHostPool, type OwnedHostPool } from "../../jobs/hosts.js";
@@ -60,6 +61,7 @@ export function registerRun(program: Command): void {
       let daemon: Daemon | undefined;
       let privateDir: string | undefined;
       let hosts: OwnedHostPool | undefined;
+      let client: SidecarClient | undefined;
       try {
         const id = opts.job ? checkJobId(opts.job) : newJobId(process.cwd());
         const timeoutMs = opts.timeout === undefined ? undefined : parseDuration(opts.timeout, "--timeout");
@@ -71,6 +73,12 @@ export function registerRun(program: Command): void {
           sidecar = { pid: readConnectionFile(file).pid, connection_file: file };
           hosts = await openHostPool();
           jobs = new JobsService({ stateDir: defaultStateDir(), log: silentLogger, events: new EventBus(), hosts: hosts.pool });
+          if (opts.executors || opts.env?.length) {
+            // environments, executors and tunnels are the running sidecar's, asked over its RPC
+            client = SidecarClient.connect(file);
+            privateDir = ensurePrivateDir(join(defaultRuntimeDir(), `run-${process.pid}`));
+            for (const p of connectionPreparers(client, privateDir)) jobs.addPreparer(p);
+          }
         } else {
           privateDir = ensurePrivateDir(join(defaultRuntimeDir(), `run-${process.pid}`));
           daemon = await Daemon.start({ runtimeDir: privateDir, stderrLevel: opts.logLevel });
@@ -93,6 +101,7 @@ export function registerRun(program: Command): void {
         else if (out.record.state === "timed-out" || out.record.state === "killed") process.stderr.write(`parsl-sidecar: job ${id} ${out.record.state}: ${out.record.reason}\n`);
         await daemon?.close(`job ${id} ended: ${out.record.state}`);
         await hosts?.close();
+        client?.close();
         if (privateDir) rmSync(privateDir, { recursive: true, force: true });
         if (opts.json) {
           const r = out.record;
@@ -102,6 +111,7 @@ export function registerRun(program: Command): void {
       } catch (err) {
         await daemon?.close("run failed").catch(() => undefined);
         await hosts?.close().catch(() => undefined);
+        client?.close();
         if (privateDir) rmSync(privateDir, { recursive: true, force: true });
         fail(err, opts);
       }
