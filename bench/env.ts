@@ -23,7 +23,7 @@ const quick = process.argv.includes("--quick");
 const reps = quick ? 2 : 9;
 const repo = resolve(import.meta.dirname, "..");
 // the installed executable (package.json bin)
-const main = join(repo, "dist", "cli", "entry.js");
+const main = join(repo, "dist", "bin", "parsl-sidecar.js");
 const uv = join(repo, ".venv", "bin", "uv");
 const log = (msg: string): void => void process.stderr.write(`[bench env] ${msg}\n`);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -15,7 +15,7 @@ const quick = process.argv.includes("--quick");
 const GOAL = { p50_ratio_max: 1.5, calls_per_s_min: 20_000 };
 
 async function startSidecar(dir: string): Promise<{ pid: number; file: string }> {
-  const child = spawn(process.execPath, [join(ROOT, "dist/cli/main.js"), "serve", "--runtime-dir", dir, "--log-level", "warn"], { detached: true, stdio: ["ignore", "ignore", "inherit"] });
+  const child = spawn(process.execPath, [join(ROOT, "dist/bin/parsl-sidecar.js"), "serve", "--runtime-dir", dir, "--log-level", "warn"], { detached: true, stdio: ["ignore", "ignore", "inherit"] });
   child.unref();
   const file = join(dir, "sidecar.json");
   const deadline = Date.now() + 30_000;

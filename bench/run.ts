@@ -19,7 +19,7 @@ const quick = process.argv.includes("--quick");
 const runs = quick ? 9 : 31;
 const kills = quick ? 3 : 7;
 const repo = resolve(import.meta.dirname, "..");
-const cli = join(repo, "dist", "cli", "main.js");
+const cli = join(repo, "dist", "bin", "parsl-sidecar.js");
 const fixtures = join(repo, "test", "fixtures");
 const log = (msg: string): void => void process.stderr.write(`[bench run] ${msg}\n`);
 if (!existsSync(cli)) throw new Error(`${cli} is missing: npm run build`);

@@ -9,4 +9,4 @@ cd examples/demo
 # the environment's bin first on PATH: Parsl starts interchange.py and process_worker_pool.py from there
 export PATH="$root/.venv/bin:$PATH" VIRTUAL_ENV="$root/.venv"
 rm -rf results
-exec node "$root/dist/cli/main.js" run --executors executors.json -- python main.py "$@"
+exec node "$root/dist/bin/parsl-sidecar.js" run --executors executors.json -- python main.py "$@"

@@ -15,11 +15,12 @@ if [ ! -d node_modules ] || [ "$(cat .stamps/npm 2>/dev/null)" != "$lock_hash" ]
   echo "$lock_hash" > .stamps/npm
 fi
 
-src_hash=$( (find src -type f -name '*.ts' -print0 | sort -z | xargs -0 cat; cat tsconfig.json) | sha256sum | cut -c1-16)
-if [ ! -f dist/cli/main.js ] || [ "$(cat .stamps/build 2>/dev/null)" != "$src_hash" ]; then
-  say "building TypeScript (tsc)"
+src_hash=$( (find src -type f -name '*.ts' -print0 | sort -z | xargs -0 cat; cat tsconfig.json scripts/bundle.mjs package.json) | sha256sum | cut -c1-16)
+if [ ! -f dist/bin/parsl-sidecar.js ] || [ "$(cat .stamps/build 2>/dev/null)" != "$src_hash" ]; then
+  say "building TypeScript (tsc, then the CLI bundle in dist/bin with esbuild)"
   rm -rf dist
   npx tsc -p tsconfig.json
+  node scripts/bundle.mjs
   chmod +x dist/cli/main.js dist/cli/entry.js
   echo "$src_hash" > .stamps/build
 fi

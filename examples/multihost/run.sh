@@ -46,4 +46,4 @@ echo "executors: $work/executors.json" >&2
 export PARSL_SIDECAR_SSH_CONFIG="$work/ssh_config"
 export PATH="$root/.venv/bin:$PATH"
 cd "$here"
-node "$root/dist/cli/main.js" run -- python workflow.py "$work/executors.json" "$@"
+node "$root/dist/bin/parsl-sidecar.js" run -- python workflow.py "$work/executors.json" "$@"

@@ -18,7 +18,7 @@ import pytest
 import parsl_sidecar
 
 REPO = Path(__file__).resolve().parents[2]
-CLI = REPO / "dist" / "cli" / "main.js"
+CLI = REPO / "dist" / "bin" / "parsl-sidecar.js"
 
 
 def cli_args(*args: str) -> list[str]:

@@ -5,7 +5,7 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pidAlive } from "../../src/rpc/connection-file.js";
 
-const MAIN = resolve(import.meta.dirname, "../../dist/cli/main.js");
+const MAIN = resolve(import.meta.dirname, "../../dist/bin/parsl-sidecar.js");
 let dir: string;
 
 function cli(args: string[], env: Record<string, string> = {}) {

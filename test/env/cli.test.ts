@@ -10,9 +10,9 @@ import type { SidecarEvent } from "../../src/events.js";
 import { cleanupTmp, tmp, UV, VENV_PY, wheelhouse } from "./helpers.js";
 import { execFileSync } from "node:child_process";
 
-// the installed executable (entry.js: `env` loads only its own module); run goes through main.js
-const BIN = resolve(import.meta.dirname, "../../dist/cli/entry.js");
-const MAIN = resolve(import.meta.dirname, "../../dist/cli/main.js");
+// the installed executable (the bundle, dist/bin: `env` loads only its own chunk); MAIN is the same file
+const BIN = resolve(import.meta.dirname, "../../dist/bin/parsl-sidecar.js");
+const MAIN = resolve(import.meta.dirname, "../../dist/bin/parsl-sidecar.js");
 let dir = "";
 let wheels = "";
 let reqs = "";

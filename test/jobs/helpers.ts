@@ -7,7 +7,7 @@ import { collectJobProcesses } from "../../src/jobs/tree.js";
 import { readProc } from "../../src/jobs/proc.js";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
-export const CLI = join(ROOT, "dist/cli/main.js");
+export const CLI = join(ROOT, "dist/bin/parsl-sidecar.js");
 export const FIXTURES = join(ROOT, "test/fixtures");
 
 if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` (scripts/setup.sh does) before these tests`);
