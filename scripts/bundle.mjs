@@ -18,6 +18,18 @@ const outdir = join(root, "dist", "bin");
 // build, bundled, lost its named exports behind a dynamic import)
 const external = ["zeromq", "ssh2", "cpu-features", "msgpackr", "pino", "execa", "yaml", "@aws-sdk/*", "@google-cloud/*", "playwright-core"];
 
+// zod's namespace re-exports its ~50 message locales (about half of zod's code), which no tree
+// shaking can drop behind `z.locales`; the sidecar's messages are English (zod's default, `en`).
+const zodEnglishOnly = {
+  name: "zod-english-only",
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/](classic|core)$/.test(args.resolveDir) ? { path: join(args.resolveDir, "..", "locales", "en.js"), namespace: "zod-en" } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: "zod-en" }, (args) => ({ contents: `export { default as en } from ${JSON.stringify(args.path)};`, resolveDir: dirname(args.path) }));
+  },
+};
+
 rmSync(outdir, { recursive: true, force: true });
 await build({
   entryPoints: { "parsl-sidecar": join(root, "src", "cli", "entry.ts") },
@@ -31,6 +43,7 @@ await build({
   chunkNames: "chunks/[name]-[hash]",
   sourcemap: "linked",
   logLevel: "warning",
+  plugins: [zodEnglishOnly],
   // bundled CommonJS packages (commander) call require() for Node's built-ins
   banner: { js: 'import { createRequire as __psc_createRequire } from "node:module"; const require = __psc_createRequire(import.meta.url);' },
 });

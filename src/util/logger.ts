@@ -2,7 +2,7 @@
  * Structured logs: JSON lines to a file (owner-only) and a short human form to stderr, each with
  * its own level. Secrets are redacted by key name before anything is written.
  */
-import { openSync } from "node:fs";
+import { openSync, writeSync } from "node:fs";
 import { pino, type Logger as PinoLogger, type Level } from "pino";
 
 export type Logger = PinoLogger;
@@ -60,7 +60,9 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const streams: pino.StreamEntry[] = [];
   if (opts.file) {
     const fd = openSync(opts.file, "a", 0o600);
-    streams.push({ level: (opts.fileLevel ?? "debug") as Level, stream: pino.destination({ fd, sync: false }) });
+    // one write(2) per line: nothing is lost when the process dies, and no fsync at exit (pino's
+    // own destination flushes with an fsync when the process exits, ~10 ms of every `run`)
+    streams.push({ level: (opts.fileLevel ?? "debug") as Level, stream: { write: (line: string) => void writeSync(fd, line) } });
   }
   if (opts.stderrLevel && opts.stderrLevel !== "silent") {
     streams.push({ level: opts.stderrLevel, stream: humanStream(process.stderr) });
