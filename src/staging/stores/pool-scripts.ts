@@ -17,10 +17,12 @@ export function putScript(path: string, tmp: string, size: number | undefined, m
     `d=${q(dir)}; t=${q(tmp)}; n=${size === undefined ? "-" : String(size)}`,
     `mkdir -p -- "$d" || exit 1`,
     hashTool("sha256"),
-    `sum=$( { if [ "$n" = "-" ]; then cat; else head -c "$n"; fi; } | { tee -- "$t" || : > "$t.failed"; } | $H ) || { rm -f -- "$t" "$t.failed"; exit 1; }`,
+    // tee reads the channel itself (no head/cat in front: one copy of every byte less on the
+    // pool); a stream longer or shorter than n is caught by the size check below
+    `sum=$( { tee -- "$t" || : > "$t.failed"; } | $H ) || { rm -f -- "$t" "$t.failed"; exit 1; }`,
     `if [ -e "$t.failed" ]; then rm -f -- "$t" "$t.failed"; exit 1; fi`,
     `got=$(wc -c < "$t") || { rm -f -- "$t"; exit 1; }; got=$((got + 0))`,
-    `if [ "$n" != "-" ] && [ "$got" != "$n" ]; then rm -f -- "$t"; echo "the stream ended after $got of $n bytes (connection lost?)" >&2; exit 3; fi`,
+    `if [ "$n" != "-" ] && [ "$got" != "$n" ]; then rm -f -- "$t"; echo "received $got bytes where $n were sent (connection lost, or the source changed?)" >&2; exit 3; fi`,
     mode === undefined ? ":" : `chmod ${(mode & 0o777).toString(8)} -- "$t" || { rm -f -- "$t"; exit 1; }`,
     `printf 'size %s\\n%s\\n' "$got" "$sum"`,
   ].join("\n");
