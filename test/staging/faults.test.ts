@@ -1,7 +1,7 @@
 // Bad input and faults: each gives a clear STAGING_* error naming item, URLs and cause, and
 // leaves nothing partial (no file, no temporary name) at the destination.
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StagingService } from "../../src/staging/service.js";
@@ -93,6 +93,34 @@ describe("credentials", () => {
       expect(e.code).toBe("STAGING_CREDENTIALS");
       expect(e.message).toContain("`weights`");
       expect(e.message).not.toContain(secret);
+    } finally {
+      await service.close();
+      process.env = saved;
+    }
+  });
+
+  it("S3 credentials that expire are fetched again during a run, not read once (credential_process)", { timeout: 60_000 }, async () => {
+    const saved = { ...process.env };
+    const dir = join(bed.tmp, "aws-refresh");
+    mkdirSync(dir, { recursive: true });
+    const count = join(dir, "calls");
+    // a credential_process (as SSO or a vault helper would be) whose credentials expire within the
+    // SDK's refresh window: every signing after the first must ask for them again
+    const helper = join(dir, "creds.sh");
+    writeFileSync(helper, `#!/bin/sh\necho x >> ${count}\nexp=$(date -u -d '+60 seconds' +%Y-%m-%dT%H:%M:%SZ)\nprintf '{"Version":1,"AccessKeyId":"${bed.s3.accessKeyId}","SecretAccessKey":"${bed.s3.secretAccessKey}","Expiration":"%s"}' "$exp"\n`);
+    chmodSync(helper, 0o755);
+    writeFileSync(join(dir, "config"), `[default]\ncredential_process = ${helper}\n`);
+    delete process.env.AWS_ACCESS_KEY_ID;
+    delete process.env.AWS_SECRET_ACCESS_KEY;
+    Object.assign(process.env, { AWS_CONFIG_FILE: join(dir, "config"), AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/creds", AWS_EC2_METADATA_DISABLED: "true" });
+    const service = new StagingService({ pool: bed.pool });
+    const calls = (): number => (existsSync(count) ? readFileSync(count, "utf8").split("\n").filter(Boolean).length : 0);
+    try {
+      await service.transfer({ src: bed.url("local", "in/big.bin"), dst: `s3://${BUCKET}/refresh/a`, type: "file" });
+      const first = calls();
+      expect(first).toBeGreaterThanOrEqual(1);
+      await service.transfer({ src: bed.url("local", "in/big.bin"), dst: `s3://${BUCKET}/refresh/b`, type: "file" });
+      expect(calls()).toBeGreaterThan(first);
     } finally {
       await service.close();
       process.env = saved;
