@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -349,6 +350,7 @@ class _RemoteCluster:
         self.executor_label = label
         self._remote_script_dir = remote_script_dir or f"{remote_dir.rstrip('/')}/submit_scripts"
         self._fetched: set[str] = set()
+        self._last_exit = threading.local()  # per thread: the exit code of the last command
 
     def _record_job(self, job_id: str, scheduler: str) -> None:
         """Record a submitted scheduler job with the sidecar's job (``$PARSL_SIDECAR_JOB``).
@@ -386,7 +388,9 @@ class _RemoteCluster:
     def execute_wait(self, cmd: str, timeout: float | None = None) -> tuple[int, str, str]:
         """Run a scheduler command on the head node (Parsl calls this for sbatch, squeue...)."""
         t = self.cmd_timeout if timeout is None else timeout
-        return self.link.exec(self._to_remote(cmd), timeout=t)
+        rc, out, err = self.link.exec(self._to_remote(cmd), timeout=t)
+        self._last_exit.code = rc
+        return rc, out, err
 
     def _write_submit_script(
         self, template: str, script_filename: str, job_name: str, configs: dict[str, Any]
@@ -420,13 +424,16 @@ class _RemoteCluster:
     def _submit_error(self, job_name: str, e: Exception, scheduler: str) -> SubmitException:
         if isinstance(e, SubmitException):
             out = (e.stderr or "").strip() or (e.stdout or "").strip() or e.message
+            # PBSProProvider raises SubmitException without the exit code: qsub's is the
+            # last command this thread ran
+            code = e.retcode if e.retcode is not None else getattr(self._last_exit, "code", None)
             return _submit_exception(
                 job_name,
                 f"Executor `{self.executor_label}`: {scheduler} on pool `{self.link.target}` "
-                f"failed (exit {e.retcode}): {out}",
+                f"failed (exit {code}): {out}",
                 e.stdout,
                 e.stderr,
-                e.retcode,
+                code,
             )
         return _submit_exception(
             job_name,
@@ -545,6 +552,7 @@ class SidecarPBSProProvider(_RemoteCluster, PBSProProvider):  # type: ignore[mis
 
     def submit(self, command: str, tasks_per_node: int, job_name: str = "parsl") -> str:
         """Stage the certificates, write the script on the head node and qsub it there."""
+        self._last_exit.code = None
         try:
             command = self.link.prepare_command(command)
             job_id: str | None = PBSProProvider.submit(  # type: ignore[no-untyped-call]
