@@ -278,6 +278,9 @@ def _releaser(client: Client, owner: str) -> Any:
     def release() -> None:
         with contextlib.suppress(SidecarError, OSError):
             if not client.closed:
+                # a sidecar that already stopped took the owner's tunnels and blocks with it:
+                # do not wait out the release's timeout at interpreter exit
+                client.call("sidecar.ping", timeout=2)
                 client.call("executors.release", owner=owner, timeout=60)
 
     return release

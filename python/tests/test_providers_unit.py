@@ -63,3 +63,24 @@ def test_shell_path_and_cert_rewrite() -> None:
 def test_local_versions() -> None:
     v = local_versions()
     assert v["python"].count(".") == 2 and v["parsl"]
+
+
+def test_release_at_exit_does_not_wait_for_a_stopped_sidecar() -> None:
+    """parsl_config's atexit release gives up at once when the sidecar is already gone."""
+    import time
+
+    from sidecar_proc import running_sidecar
+
+    import parsl_sidecar
+    from parsl_sidecar.config import _releaser
+
+    with running_sidecar("ipc") as sc:
+        client = parsl_sidecar.connect(sc.connection_file, timeout=30)
+        release = _releaser(client, "gone-owner")
+        release()  # alive: releases (nothing to release) and returns
+        sc.stop()
+        t0 = time.monotonic()
+        release()
+        elapsed = time.monotonic() - t0
+        client.close()
+    assert elapsed < 5, f"release waited {elapsed:.1f} s for a stopped sidecar"
