@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,4 +117,34 @@ def processes_matching(text: str) -> list[str]:
             continue
         if text in cmd:
             out.append(f"{pid}: {cmd}")
+    return out
+
+
+def open_tunnels(p: Pools) -> list[dict[str, Any]]:
+    """The sidecar's tunnels that are not closed."""
+    with p.client() as c:
+        res = c.call("tunnels.list")
+    items: list[dict[str, Any]] = res["tunnels"] if isinstance(res, dict) else res
+    return [t for t in items if t.get("state") != "closed"]
+
+
+def wait_for(check: Any, what: str, timeout: float = 60) -> None:
+    """Poll ``check`` every 0.5 s until it is true; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def in_session(sid: int) -> list[int]:
+    """Live (non-zombie) processes of session ``sid``, from /proc."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            out.append(int(pid))
     return out

@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import parsl
 import pytest
 from parsl.data_provider.files import File
-from pools import Pools, processes_matching, running_pools
+from pools import Pools, in_session, open_tunnels, processes_matching, running_pools, wait_for
 from sidecar_proc import short_tmpdir
 
 from parsl_sidecar import parsl_config
@@ -39,19 +38,6 @@ def spool_jobs(p: Pools) -> list[dict[str, Any]]:
         Path(p.extra["spool"], "jobs").glob("*.json"), key=lambda f: int(f.name[:-5].split(".")[0])
     )
     return [json.loads(f.read_text()) for f in files]
-
-
-def in_session(sid: int) -> list[str]:
-    """Live processes of session ``sid`` (a stand-in job), from /proc."""
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            out.append(pid)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -93,21 +79,6 @@ def pbs_entry(p: Pools, **extra: Any) -> dict[str, Any]:
         "MAX_BLOCKS": 1,
         **extra,
     }
-
-
-def open_tunnels(p: Pools) -> list[dict[str, Any]]:
-    with p.client() as c:
-        res = c.call("tunnels.list")
-    items: list[dict[str, Any]] = res["tunnels"] if isinstance(res, dict) else res
-    return [t for t in items if t.get("state") != "closed"]
-
-
-def wait_for(check: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 @pytest.mark.timeout(900)

@@ -8,14 +8,20 @@ import contextlib
 import os
 import shutil
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import parsl
 import pytest
-from pools import Pools, processes_matching, ssh_config_text, start_sidecar_env
+from pools import (
+    Pools,
+    open_tunnels,
+    processes_matching,
+    ssh_config_text,
+    start_sidecar_env,
+    wait_for,
+)
 from sidecar_proc import short_tmpdir
 from testbed import TestbedError, testbed_up
 
@@ -74,21 +80,6 @@ def squeue(p: Pools) -> list[str]:
     with p.client() as c:
         r = c.call("ssh.exec", target="hpc", command="squeue -h -o %i", timeout=60)
     return [x for x in r["stdout"].split() if x]
-
-
-def open_tunnels(p: Pools) -> list[dict[str, Any]]:
-    with p.client() as c:
-        res = c.call("tunnels.list")
-    items: list[dict[str, Any]] = res["tunnels"] if isinstance(res, dict) else res
-    return [t for t in items if t.get("state") != "closed"]
-
-
-def wait_for(check: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 @pytest.mark.timeout(900)

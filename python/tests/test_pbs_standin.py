@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pools import in_session
 from sidecar_proc import short_tmpdir
 
 FAKE_PBS = Path(__file__).resolve().parent / "fixtures" / "fake_pbs"
@@ -58,19 +59,6 @@ class Pbs:
             if time.monotonic() > deadline:
                 raise AssertionError(f"job {jid} stayed {job['job_state']}, expected {state}")
             time.sleep(0.1)
-
-
-def in_session(sid: int) -> list[int]:
-    """Live (non-zombie) processes of session ``sid``, from /proc."""
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            out.append(int(pid))
-    return out
 
 
 @pytest.fixture
