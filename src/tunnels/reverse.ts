@@ -9,7 +9,7 @@ import { SidecarError } from "../errors.js";
 import { TunnelBase } from "./base.js";
 import { routeForwarded } from "./dispatch.js";
 import { startRelay, type Relay } from "./relay.js";
-import { CHECK_PREFIX, inspectCommand, parseLines, probeCommand } from "./scripts.js";
+import { CHECK_PREFIX, inspectCommand, parseLines, probeCommand, reclaimCommand } from "./scripts.js";
 import { splice } from "./splice.js";
 import type { CheckResult } from "./types.js";
 
@@ -48,6 +48,10 @@ export class ReverseTunnel extends TunnelBase {
   private unroute: (() => void) | undefined;
   private relay: Relay | undefined;
   private python: string | undefined;
+  /** the pool-side sshd process of the connection the tunnel was last checked on */
+  private sessionPid: number | undefined;
+  /** the relay's process group on the pool before the connection dropped */
+  private lostRelayPgid: number | null = null;
   private readonly live = new Set<() => void>();
   private readonly pending = new Map<string, () => void>();
 
@@ -71,6 +75,7 @@ export class ReverseTunnel extends TunnelBase {
     this.client = client;
     const opening = this.rec.state === "opening";
     const cluster = this.rec.bind !== "loopback";
+    if (!opening) await this.reclaim(lease);
     this.bindAddr = cluster ? this.rec.remote_host || "0.0.0.0" : "127.0.0.1";
     // first time in cluster mode: bind any port, then see what sshd really bound
     let port = await this.bind(client, opening && cluster ? 0 : wantRemote);
@@ -104,6 +109,24 @@ export class ReverseTunnel extends TunnelBase {
       this.rec.dial_host = this.rec.reach === "gateway" ? (WILDCARDS.has(this.bindAddr) ? (this.rec.dial_hosts[0] ?? "127.0.0.1") : this.bindAddr) : "127.0.0.1";
       this.rec.dial_port = port;
     }
+  }
+
+  /**
+   * After a reconnect: the previous connection may still be alive on the pool (a network drop)
+   * and hold the tunnel's ports there; end it (and its relay) so that the tunnel keeps its ports
+   * and the workers dialling them reconnect. Best effort: if it fails, the ports move (reported).
+   */
+  private async reclaim(lease: NonNullable<typeof this.lease>): Promise<void> {
+    if (this.sessionPid === undefined && this.lostRelayPgid === null) return;
+    try {
+      const r = await lease.exec(reclaimCommand(this.sessionPid, this.lostRelayPgid), { timeoutMs: 20_000 });
+      const ended = r.stdout.split("\n").filter((l) => l.startsWith("KILLED"));
+      if (ended.length > 0) this.deps.log?.warn({ id: this.rec.id, ended }, `tunnel ${this.rec.id}: ended what the dropped connection left holding its ports on the pool`);
+    } catch (err) {
+      this.deps.log?.warn({ id: this.rec.id, err: (err as Error).message }, `tunnel ${this.rec.id}: could not check the pool for the dropped connection's leftovers`);
+    }
+    this.sessionPid = undefined;
+    this.lostRelayPgid = null;
   }
 
   private async bind(client: Client, want: number): Promise<number> {
@@ -206,6 +229,8 @@ export class ReverseTunnel extends TunnelBase {
     this.pending.set(tok, () => (answered = true));
     try {
       const r = await lease.exec(probeCommand(this.python, this.rec.dial_host, this.rec.dial_port, tok), { timeoutMs: 20_000 });
+      const session = Number(parseLines(r.stdout).SESSION);
+      if (Number.isInteger(session) && session > 1) this.sessionPid = session;
       const line = parseLines(r.stdout).RESULT ?? `no result (exit ${r.exitCode}: ${r.stderr.trim().slice(0, 200)})`;
       const ok = line.startsWith("ok") && answered;
       return this.noteCheck(ok ? { ok, at: Date.now(), ms: Date.now() - t0 } : { ok, at: Date.now(), error: line.startsWith("ok") ? "the probe was answered by something other than this tunnel" : line });
@@ -220,6 +245,7 @@ export class ReverseTunnel extends TunnelBase {
     this.unroute?.();
     this.unroute = undefined;
     this.client = undefined;
+    this.lostRelayPgid = this.relay?.pgid ?? this.rec.relay?.pgid ?? null;
     this.relay = undefined;
     if (this.rec.relay) this.rec.relay.pgid = null;
   }

@@ -134,11 +134,15 @@ export function relayCommand(python: string, listenHost: string, listenPort: num
   return `exec ${python} -u -c ${shellQuote(RELAY_PY)} ${shellQuote(listenHost)} ${listenPort} 127.0.0.1 ${targetPort} ${bindWaitS}`;
 }
 
-/** Command that probes host:port end to end (python, else bash, else says so). */
+/**
+ * Command that probes host:port end to end (python, else bash, else says so). It also prints
+ * `SESSION <pid>`: the pool-side sshd process of this SSH connection (the probe shell's parent),
+ * which holds the connection's forwarded listeners (see reclaimCommand).
+ */
 export function probeCommand(python: string | undefined, host: string, port: number, token: string): string {
   const args = `${shellQuote(host)} ${port} ${shellQuote(token)}`;
   const find = python ? `py=${shellQuote(python)}` : `py=$(${FIND_PYTHON})`;
-  return `${find}; if [ -n "$py" ]; then "$py" -c ${shellQuote(PROBE_PY)} ${args}; elif command -v bash >/dev/null 2>&1; then bash -c ${shellQuote(PROBE_BASH)} probe ${args}; else echo "RESULT no python3 or bash on the pool to probe with"; fi`;
+  return `echo "SESSION $PPID"; ${find}; if [ -n "$py" ]; then "$py" -c ${shellQuote(PROBE_PY)} ${args}; elif command -v bash >/dev/null 2>&1; then bash -c ${shellQuote(PROBE_BASH)} probe ${args}; else echo "RESULT no python3 or bash on the pool to probe with"; fi`;
 }
 
 /** Command that prints `PYTHON name`, `ADDRS a b ...`, `HOSTADDR a` and, given a port, `LISTENERS ...`. */
@@ -162,4 +166,26 @@ export function parseLines(text: string): Record<string, string> {
     if (m) out[m[1]!] = m[2]!.trim();
   }
   return out;
+}
+
+/**
+ * Run over a new connection after a reconnect: end what the previous connection left holding the
+ * tunnel's ports on the pool when that connection is dead here but still alive there (a network
+ * drop: sshd keeps the session, and its listener, until it notices). Only processes of this user,
+ * and only the previous connection's sshd process (`sshd`/`sshd-session`, never this shell's own
+ * parent) and the previous relay's process group (its command line is the relay program) are
+ * killed. Prints `KILLED session <pid>` / `KILLED relay <pgid>` for what it ended.
+ */
+export function reclaimCommand(sessionPid: number | undefined, relayPgid: number | null | undefined): string {
+  const s = sessionPid ?? "";
+  const g = relayPgid ?? "";
+  return [
+    `me=$(id -u); S=${s}; G=${g}`,
+    `mine() { [ -n "$1" ] && [ -d "/proc/$1" ] && [ "$(stat -c %u "/proc/$1" 2>/dev/null)" = "$me" ]; }`,
+    `if mine "$S" && [ "$S" != "$PPID" ]; then case "$(cat "/proc/$S/comm" 2>/dev/null)" in sshd|sshd-session) kill -KILL "$S" 2>/dev/null && echo "KILLED session $S";; esac; fi`,
+    `if mine "$G" && [ "$G" != "$(ps -o pgid= -p $$ | tr -d ' ')" ] && grep -qa 'LISTEN %s %d' "/proc/$G/cmdline" 2>/dev/null; then kill -KILL "-$G" 2>/dev/null && echo "KILLED relay $G"; fi`,
+    // give the kernel a moment to release the listeners of what was killed
+    `i=0; while [ $i -lt 20 ] && { { [ -n "$S" ] && [ -d "/proc/$S" ] && ! grep -q '^State:.*Z' "/proc/$S/status" 2>/dev/null; } || { [ -n "$G" ] && [ -d "/proc/$G" ] && ! grep -q '^State:.*Z' "/proc/$G/status" 2>/dev/null; }; }; do sleep 0.1; i=$((i+1)); done`,
+    `true`,
+  ].join("\n");
 }
