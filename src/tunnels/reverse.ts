@@ -48,8 +48,8 @@ export class ReverseTunnel extends TunnelBase {
   private unroute: (() => void) | undefined;
   private relay: Relay | undefined;
   private python: string | undefined;
-  /** the pool-side sshd process of the connection the tunnel was last checked on */
-  private sessionPid: number | undefined;
+  /** the pool-side sshd process of the connection the tunnel was last checked on, and that machine's boot id */
+  private session: { pid: number; bootId: string } | undefined;
   /** the relay's process group on the pool before the connection dropped */
   private lostRelayPgid: number | null = null;
   private readonly live = new Set<() => void>();
@@ -117,15 +117,15 @@ export class ReverseTunnel extends TunnelBase {
    * and the workers dialling them reconnect. Best effort: if it fails, the ports move (reported).
    */
   private async reclaim(lease: NonNullable<typeof this.lease>): Promise<void> {
-    if (this.sessionPid === undefined && this.lostRelayPgid === null) return;
+    if (this.session === undefined) return;
     try {
-      const r = await lease.exec(reclaimCommand(this.sessionPid, this.lostRelayPgid), { timeoutMs: 20_000 });
+      const r = await lease.exec(reclaimCommand(this.session, this.lostRelayPgid), { timeoutMs: 20_000 });
       const ended = r.stdout.split("\n").filter((l) => l.startsWith("KILLED"));
       if (ended.length > 0) this.deps.log?.warn({ id: this.rec.id, ended }, `tunnel ${this.rec.id}: ended what the dropped connection left holding its ports on the pool`);
     } catch (err) {
       this.deps.log?.warn({ id: this.rec.id, err: (err as Error).message }, `tunnel ${this.rec.id}: could not check the pool for the dropped connection's leftovers`);
     }
-    this.sessionPid = undefined;
+    this.session = undefined;
     this.lostRelayPgid = null;
   }
 
@@ -229,8 +229,8 @@ export class ReverseTunnel extends TunnelBase {
     this.pending.set(tok, () => (answered = true));
     try {
       const r = await lease.exec(probeCommand(this.python, this.rec.dial_host, this.rec.dial_port, tok), { timeoutMs: 20_000 });
-      const session = Number(parseLines(r.stdout).SESSION);
-      if (Number.isInteger(session) && session > 1) this.sessionPid = session;
+      const [pid, bootId] = (parseLines(r.stdout).SESSION ?? "").split(" ");
+      if (Number(pid) > 1 && bootId) this.session = { pid: Number(pid), bootId };
       const line = parseLines(r.stdout).RESULT ?? `no result (exit ${r.exitCode}: ${r.stderr.trim().slice(0, 200)})`;
       const ok = line.startsWith("ok") && answered;
       return this.noteCheck(ok ? { ok, at: Date.now(), ms: Date.now() - t0 } : { ok, at: Date.now(), error: line.startsWith("ok") ? "the probe was answered by something other than this tunnel" : line });

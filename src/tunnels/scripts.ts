@@ -136,13 +136,14 @@ export function relayCommand(python: string, listenHost: string, listenPort: num
 
 /**
  * Command that probes host:port end to end (python, else bash, else says so). It also prints
- * `SESSION <pid>`: the pool-side sshd process of this SSH connection (the probe shell's parent),
- * which holds the connection's forwarded listeners (see reclaimCommand).
+ * `SESSION <pid> <boot id>`: the pool-side sshd process of this SSH connection (the probe
+ * shell's parent), which holds the connection's forwarded listeners, and the machine's boot id
+ * (a pool name may lead to another login node next time; see reclaimCommand).
  */
 export function probeCommand(python: string | undefined, host: string, port: number, token: string): string {
   const args = `${shellQuote(host)} ${port} ${shellQuote(token)}`;
   const find = python ? `py=${shellQuote(python)}` : `py=$(${FIND_PYTHON})`;
-  return `echo "SESSION $PPID"; ${find}; if [ -n "$py" ]; then "$py" -c ${shellQuote(PROBE_PY)} ${args}; elif command -v bash >/dev/null 2>&1; then bash -c ${shellQuote(PROBE_BASH)} probe ${args}; else echo "RESULT no python3 or bash on the pool to probe with"; fi`;
+  return `echo "SESSION $PPID $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; ${find}; if [ -n "$py" ]; then "$py" -c ${shellQuote(PROBE_PY)} ${args}; elif command -v bash >/dev/null 2>&1; then bash -c ${shellQuote(PROBE_BASH)} probe ${args}; else echo "RESULT no python3 or bash on the pool to probe with"; fi`;
 }
 
 /** Command that prints `PYTHON name`, `ADDRS a b ...`, `HOSTADDR a` and, given a port, `LISTENERS ...`. */
@@ -174,13 +175,15 @@ export function parseLines(text: string): Record<string, string> {
  * drop: sshd keeps the session, and its listener, until it notices). Only processes of this user,
  * and only the previous connection's sshd process (`sshd`/`sshd-session`, never this shell's own
  * parent) and the previous relay's process group (its command line is the relay program) are
- * killed. Prints `KILLED session <pid>` / `KILLED relay <pgid>` for what it ended.
+ * killed, and only on the machine (boot id) the previous connection was on. Prints
+ * `KILLED session <pid>` / `KILLED relay <pgid>` for what it ended.
  */
-export function reclaimCommand(sessionPid: number | undefined, relayPgid: number | null | undefined): string {
-  const s = sessionPid ?? "";
+export function reclaimCommand(session: { pid: number; bootId: string }, relayPgid: number | null): string {
   const g = relayPgid ?? "";
   return [
-    `me=$(id -u); S=${s}; G=${g}`,
+    // another machine (a login-node alias that led elsewhere) or another boot: nothing of ours here
+    `[ "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)" = ${shellQuote(session.bootId)} ] || exit 0`,
+    `me=$(id -u); S=${session.pid}; G=${g}`,
     `mine() { [ -n "$1" ] && [ -d "/proc/$1" ] && [ "$(stat -c %u "/proc/$1" 2>/dev/null)" = "$me" ]; }`,
     `if mine "$S" && [ "$S" != "$PPID" ]; then case "$(cat "/proc/$S/comm" 2>/dev/null)" in sshd|sshd-session) kill -KILL "$S" 2>/dev/null && echo "KILLED session $S";; esac; fi`,
     `if mine "$G" && [ "$G" != "$(ps -o pgid= -p $$ | tr -d ' ')" ] && grep -qa 'LISTEN %s %d' "/proc/$G/cmdline" 2>/dev/null; then kill -KILL "-$G" 2>/dev/null && echo "KILLED relay $G"; fi`,
