@@ -75,10 +75,16 @@ export class ReverseTunnel extends TunnelBase {
     this.client = client;
     const opening = this.rec.state === "opening";
     const cluster = this.rec.bind !== "loopback";
-    if (!opening) await this.reclaim(lease);
+    // a relay waits for its old port: end what the dropped connection left first
+    if (!opening && this.rec.reach === "relay") await this.reclaim(lease);
     this.bindAddr = cluster ? this.rec.remote_host || "0.0.0.0" : "127.0.0.1";
     // first time in cluster mode: bind any port, then see what sshd really bound
     let port = await this.bind(client, opening && cluster ? 0 : wantRemote);
+    if (!opening && this.rec.reach !== "relay" && port !== wantRemote && this.session) {
+      // the port workers dial is still held: by the dropped connection, most likely
+      await this.reclaim(lease);
+      port = await this.rebind(client, port, wantRemote);
+    }
     if (opening && cluster) {
       const info = parseLines((await lease.exec(inspectCommand(port), { timeoutMs: 20_000 })).stdout);
       this.python = info.PYTHON || undefined;
