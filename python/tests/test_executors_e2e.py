@@ -15,6 +15,7 @@ import parsl
 import pytest
 from parsl.data_provider.files import File
 from pools import Pools, processes_matching, running_pools
+from sidecar_proc import cli_args
 
 import parsl_sidecar
 from parsl_sidecar import ExecutorsError, parsl_config
@@ -186,26 +187,28 @@ def test_version_mismatch(two_pools: Pools) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_complete_cli_writes_atomically(two_pools: Pools) -> None:
-    path = two_pools.write_executors({"exec_a": pool_entry(two_pools, "pool_a")}, "in.json")
-    path.chmod(0o640)
-    before = path.read_text()
-    out = two_pools.tmp / "out.json"
-    from sidecar_proc import cli_args
-
-    r = subprocess.run(
+def complete_cli(pools: Pools, *args: str) -> subprocess.CompletedProcess[str]:
+    """`parsl-sidecar executors complete ARGS` against the pools' sidecar, owner `cli-test`."""
+    return subprocess.run(
         [
-            *cli_args("executors", "complete", str(path), str(out)),
+            *cli_args("executors", "complete", *args),
             "--connection",
-            str(two_pools.sidecar.connection_file),
+            str(pools.sidecar.connection_file),
             "--owner",
             "cli-test",
-            "--json",
         ],
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_complete_cli_writes_atomically(two_pools: Pools) -> None:
+    path = two_pools.write_executors({"exec_a": pool_entry(two_pools, "pool_a")}, "in.json")
+    path.chmod(0o640)
+    before = path.read_text()
+    out = two_pools.tmp / "out.json"
+    r = complete_cli(two_pools, str(path), str(out), "--json")
     assert r.returncode == 0, r.stderr
     assert path.read_text() == before  # input left alone
     done = json.loads(out.read_text())["exec_a"]
@@ -217,18 +220,7 @@ def test_complete_cli_writes_atomically(two_pools: Pools) -> None:
     # --in-place rewrites the input itself, atomically, keeping its mode and indentation
     inplace = two_pools.write_executors({"exec_a": pool_entry(two_pools, "pool_a")}, "ip.json")
     inplace.chmod(0o600)
-    r2 = subprocess.run(
-        [
-            *cli_args("executors", "complete", str(inplace), "--in-place"),
-            "--connection",
-            str(two_pools.sidecar.connection_file),
-            "--owner",
-            "cli-test",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r2 = complete_cli(two_pools, str(inplace), "--in-place")
     assert r2.returncode == 0, r2.stderr
     assert inplace.stat().st_mode & 0o777 == 0o600
     text = inplace.read_text()
@@ -257,8 +249,6 @@ with parsl.load(cfg):
 
 @pytest.mark.timeout(600)
 def test_run_with_executors_job_teardown(two_pools: Pools) -> None:
-    from sidecar_proc import cli_args
-
     path = two_pools.write_executors({"exec_a": pool_entry(two_pools, "pool_a")}, "job.json")
     wf = two_pools.tmp / "wf.py"
     wf.write_text(WORKFLOW.format(tests=str(TESTS), run_dir=str(two_pools.tmp / "ri-job")))

@@ -131,7 +131,7 @@ export class PoolWatchdog {
   }
 
   private close(): void {
-    if (this.ended && this.closed) return;
+    if (this.closed) return;
     this.ended = true;
     this.closed = true;
     this.stopHeartbeat();

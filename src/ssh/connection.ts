@@ -56,8 +56,7 @@ export class SshConnection extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private sessions = 0;
   private readonly waiting: Array<() => void> = [];
-  private readonly generationEnds = new Map<number, () => void>();
-  private readonly generationEnded = new Map<number, Promise<void>>();
+  private readonly generationEnds = new Map<number, { ended: Promise<void>; resolve: () => void }>();
 
   constructor(
     readonly target: string,
@@ -113,18 +112,18 @@ export class SshConnection extends EventEmitter {
    */
   ended(gen: number): Promise<void> {
     if (gen !== this.generation || this.state !== "ready") return Promise.resolve();
-    let p = this.generationEnded.get(gen);
-    if (!p) {
-      p = new Promise<void>((resolve) => this.generationEnds.set(gen, resolve));
-      this.generationEnded.set(gen, p);
+    let entry = this.generationEnds.get(gen);
+    if (!entry) {
+      let resolve!: () => void;
+      entry = { ended: new Promise<void>((r) => (resolve = r)), resolve };
+      this.generationEnds.set(gen, entry);
     }
-    return p;
+    return entry.ended;
   }
 
   private endGeneration(gen: number): void {
-    this.generationEnds.get(gen)?.();
+    this.generationEnds.get(gen)?.resolve();
     this.generationEnds.delete(gen);
-    this.generationEnded.delete(gen);
   }
 
   private onDown(gen: number, err?: Error): void {

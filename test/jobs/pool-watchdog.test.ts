@@ -33,6 +33,11 @@ async function startWorkers(b: Sandbox, job: string): Promise<{ pgid: number; pi
   return { pgid, pids };
 }
 
+/** What the pool sees when the sidecar's process or its connection goes away: the watchdog's stdin ends. */
+function endStdin(wd: PoolWatchdog): void {
+  (wd as unknown as { proc: { stdin: NodeJS.WritableStream } }).proc.stdin.end();
+}
+
 describe("pool watchdog", () => {
   it("kills the job's process groups and marked daemons on `kill`", { timeout: 30_000 }, async () => {
     box = sandbox();
@@ -53,7 +58,7 @@ describe("pool watchdog", () => {
     const wd = await PoolWatchdog.start(new LocalHost(), "wd-eof", { run: "t1", boundS: 2, graceMs: 0 });
     wd.add({ kind: "remote_group", target: "local", pgid });
     // what the pool sees when the sidecar's process or connection goes away
-    (wd as unknown as { proc: { stdin: NodeJS.WritableStream } }).proc.stdin.end();
+    endStdin(wd);
     await waitFor("the workers to be gone", () => pids.every((p) => !alive(p)), 20_000);
     expect(jobProcesses("wd-eof")).toEqual([]);
   });
@@ -63,7 +68,7 @@ describe("pool watchdog", () => {
     const { pgid, pids } = await startWorkers(box, "wd-take");
     const first = await PoolWatchdog.start(new LocalHost(), "wd-take", { run: "t1", boundS: 2, graceMs: 0 });
     first.add({ kind: "remote_group", target: "local", pgid });
-    (first as unknown as { proc: { stdin: NodeJS.WritableStream } }).proc.stdin.end();
+    endStdin(first);
     const second = await PoolWatchdog.start(new LocalHost(), "wd-take", { run: "t1", boundS: 2, graceMs: 0, heartbeatS: 0.5 });
     watchdogs.push(second);
     await first.ended$;

@@ -148,8 +148,8 @@ export class PoolStore implements Store {
   async writeTree(root: string, plan: TreePlan): Promise<TreeWriter> {
     const token = `${process.pid.toString(36)}${Math.random().toString(36).slice(2, 10)}`;
     const temps = treeTemps(root, token);
-    const extra = [`${temps.inside}.fifo`, `${temps.inside}.sum`, `${temps.beside}.fifo`, `${temps.beside}.sum`];
-    for (const t of [temps.inside, temps.beside, ...extra]) this.pending.add(t);
+    const temporaries = [temps.inside, temps.beside, ...[temps.inside, temps.beside].flatMap((t) => [`${t}.fifo`, `${t}.sum`])];
+    for (const t of temporaries) this.pending.add(t);
     const length = archiveLength(plan.files, plan.dirs);
     const proc = await this.host.spawn(treeScript(root, token, length));
     const out: Buffer[] = [];
@@ -171,7 +171,7 @@ export class PoolStore implements Store {
       return exit;
     });
     const forget = (): void => {
-      for (const t of [temps.inside, temps.beside, ...extra]) this.pending.delete(t);
+      for (const t of temporaries) this.pending.delete(t);
     };
     // the pool side ending first (no space, permission) must not leave us waiting for a drain
     const ended = exited.then(() => {
@@ -217,7 +217,7 @@ export class PoolStore implements Store {
         proc.stdin.destroy();
         void proc.kill("SIGTERM").catch(() => undefined);
         void exited.then(() => {
-          for (const t of [temps.inside, temps.beside, ...extra]) this.discardSoon(t);
+          for (const t of temporaries) this.discardSoon(t);
         });
       },
     };

@@ -80,7 +80,9 @@ export class TarEncoder {
     this.push(encodeHeader({ name, type: "file", size: data.length, mtime: mtime ?? Date.now() / 1000, ...(mode === undefined ? {} : { mode: mode & 0o777 }) }));
     if (data.length > 0) this.push(data);
     const p = padding(data.length);
-    return p > 0 ? this.push(ZEROS.subarray(0, p)) : this.heldBytes >= BATCH ? this.flush() : this.draining;
+    if (p > 0) this.push(ZEROS.subarray(0, p));
+    // push flushed whenever a batch filled; a write that met backpressure left `draining`
+    return this.draining;
   }
 
   /** Add a file; `data` must yield exactly `size` bytes. */
