@@ -17,11 +17,10 @@ fi
 
 src_hash=$( (find src -type f -name '*.ts' -print0 | sort -z | xargs -0 cat; cat tsconfig.json scripts/bundle.mjs package.json) | sha256sum | cut -c1-16)
 if [ ! -f dist/bin/parsl-sidecar.js ] || [ "$(cat .stamps/build 2>/dev/null)" != "$src_hash" ]; then
-  say "building TypeScript (tsc, then the CLI bundle in dist/bin with esbuild)"
+  say "building TypeScript (tsc, then the CLI bundle in dist/bin with esbuild and its V8 code cache)"
   rm -rf dist
   npx tsc -p tsconfig.json
   node scripts/bundle.mjs
-  chmod +x dist/cli/main.js dist/cli/entry.js
   echo "$src_hash" > .stamps/build
 fi
 

@@ -1,8 +1,8 @@
-#!/usr/bin/env node
 /**
  * The `parsl-sidecar` executable. Commands listed in FAST load only their own module (start-up
  * matters for them: `env ensure` is a no-op most of the time); everything else, and top-level
- * --help/--version, loads the full program (main.ts).
+ * --help/--version, loads the full program (main.ts). No top-level await: the bundle is
+ * CommonJS (scripts/bundle.mjs), so that V8's code cache can be used.
  */
 import type { Command } from "commander";
 
@@ -13,11 +13,13 @@ const FAST: Record<string, () => Promise<Register>> = {
   env: async () => (await import("./commands/env.js")).registerEnv,
 };
 
-const name = process.argv[2];
-const load = name === undefined ? undefined : FAST[name];
-if (load === undefined) {
-  await import("./main.js");
-} else {
+async function start(argv: string[]): Promise<void> {
+  const name = argv[2];
+  const load = name === undefined ? undefined : FAST[name];
+  if (load === undefined) {
+    await (await import("./main.js")).main(argv);
+    return;
+  }
   const [{ Command: CommandClass, CommanderError }, { VERSION }, { EXIT }, register] = await Promise.all([import("commander"), import("../version.js"), import("./exit-codes.js"), load()]);
   const program = new CommandClass();
   program
@@ -29,9 +31,15 @@ if (load === undefined) {
     .exitOverride();
   register(program);
   try {
-    await program.parseAsync(process.argv);
+    await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
     throw err;
   }
 }
+
+start(process.argv).catch((err: unknown) => {
+  // what an uncaught error did before: its stack on stderr, exit code 1 (EXIT.ERROR)
+  console.error(err);
+  process.exit(1);
+});

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /** The parsl-sidecar command: parse, call the library, print. */
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.js";
@@ -16,33 +15,36 @@ import { registerTunnels } from "./commands/tunnels.js";
 import { registerUi } from "./commands/ui.js";
 import { EXIT } from "./exit-codes.js";
 
-const program = new Command();
-program
-  .name("parsl-sidecar")
-  .description("Run native Parsl workflows from your machine on remote cluster pools over SSH.")
-  .version(VERSION)
-  .showHelpAfterError("(add --help for usage)")
-  .enablePositionalOptions()
-  .exitOverride();
+/** Parse `argv` (process.argv's shape) and run the command it names. */
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command();
+  program
+    .name("parsl-sidecar")
+    .description("Run native Parsl workflows from your machine on remote cluster pools over SSH.")
+    .version(VERSION)
+    .showHelpAfterError("(add --help for usage)")
+    .enablePositionalOptions()
+    .exitOverride();
 
-registerServe(program);
-registerStatus(program);
-registerCall(program);
-registerRun(program);
-registerEnv(program);
-registerExecutors(program);
-registerSsh(program);
-registerTunnels(program);
-registerUi(program);
-registerExecutorsEdit(program);
-registerJobs(program);
-registerStage(program);
+  registerServe(program);
+  registerStatus(program);
+  registerCall(program);
+  registerRun(program);
+  registerEnv(program);
+  registerExecutors(program);
+  registerSsh(program);
+  registerTunnels(program);
+  registerUi(program);
+  registerExecutorsEdit(program);
+  registerJobs(program);
+  registerStage(program);
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (err instanceof CommanderError) {
-    process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
+    }
+    throw err;
   }
-  throw err;
 }

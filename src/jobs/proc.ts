@@ -3,7 +3,7 @@
  * of each, and whether its environment carries a job's marker. `ps` is not used: its options
  * differ between systems and tree-kill libraries silently kill nothing where it lacks --ppid.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
 
 export interface ProcInfo {
   pid: number;
@@ -45,11 +45,24 @@ export function parseStat(text: string): ProcInfo | undefined {
   };
 }
 
+// one buffer for every read: listProcs reads a few hundred of these per scan (a stat line is
+// ~300 bytes; readFileSync's fstat and fresh buffer per file doubled the cost of a scan)
+const statBuf = Buffer.alloc(4096);
+
 export function readProc(pid: number | "self"): ProcInfo | undefined {
+  let fd: number;
   try {
-    return parseStat(readFileSync(`/proc/${pid}/stat`, "latin1"));
+    fd = openSync(`/proc/${pid}/stat`, "r");
   } catch {
     return undefined;
+  }
+  try {
+    const n = readSync(fd, statBuf, 0, statBuf.length, null);
+    return parseStat(n < statBuf.length ? statBuf.toString("latin1", 0, n) : readFileSync(`/proc/${pid}/stat`, "latin1"));
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -92,4 +105,12 @@ export function isGone(p: ProcInfo): boolean {
 export function procAlive(pid: number, startTime: number): boolean {
   const p = readProc(pid);
   return p !== undefined && p.startTime === startTime && !isGone(p);
+}
+
+let selfStart: number | undefined;
+
+/** This process's start time (clock ticks since boot); 0 where /proc cannot be read. */
+export function selfStartTime(): number {
+  selfStart ??= readProc(process.pid)?.startTime ?? 0;
+  return selfStart;
 }

@@ -13,7 +13,7 @@ import type { Logger } from "../util/logger.js";
 import type { JobContext, JobPreparer, RunSpec } from "./job-context.js";
 import { killLocalJob, type LocalKillResult } from "./local-kill.js";
 import { cleanupTargets, PoolWatchdog, runToken } from "./pool-watchdog.js";
-import { JOB_ENV, readProc } from "./proc.js";
+import { JOB_ENV, readProc, selfStartTime } from "./proc.js";
 import type { JobRecord, JobState, JobStore } from "./record.js";
 import { type Closer, type JobResource, type OwnerRelease, resourceKey, type TeardownStage } from "./resources.js";
 import { signalExitCode, supervise, type SuperviseResult } from "./supervise.js";
@@ -147,7 +147,7 @@ export class JobRunner {
   private localSpec(): Parameters<typeof killLocalJob>[0] {
     const rec = this.record();
     const groups = rec.resources.flatMap((r) => (r.kind === "local_group" ? [r.pgid] : []));
-    return { jobId: this.id, pgids: this.pgid ? [this.pgid, ...groups] : groups, known: this.tracker?.refs() ?? rec.tracked, exclude: [process.pid] };
+    return { jobId: this.id, pgids: this.pgid ? [this.pgid, ...groups] : groups, known: this.tracker?.refs() ?? rec.tracked, exclude: [process.pid], notBefore: selfStartTime() };
   }
 
   private async prepare(): Promise<{ env: NodeJS.ProcessEnv; command: string[]; error?: string }> {
@@ -177,9 +177,13 @@ export class JobRunner {
       cwd: this.spec.cwd,
       onStart: (pid) => {
         this.pgid = pid;
-        this.deps.store.update(this.id, (r) => (r.pgid = pid));
-        this.tracker = new ProcessTracker(pid, (refs) => this.deps.store.update(this.id, (r) => (r.tracked = refs)));
-        this.tracker.start();
+        const tracker = new ProcessTracker(pid, (refs) => this.deps.store.update(this.id, (r) => (r.tracked = refs)));
+        this.tracker = tracker;
+        tracker.start();
+        this.deps.store.update(this.id, (r) => {
+          r.pgid = pid;
+          r.tracked = tracker.refs();
+        });
       },
       onSignal: (sig) => {
         // the signal went to COMMAND's group: it gets the grace period to end by itself, a second signal ends it now

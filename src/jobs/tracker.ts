@@ -16,8 +16,9 @@ export class ProcessTracker {
     private readonly intervalMs = 500,
   ) {}
 
+  /** Look now and then every intervalMs; the first look's findings are in refs(), not reported. */
   start(): void {
-    this.poll();
+    this.poll(false);
     this.timer = setInterval(() => this.poll(), this.intervalMs);
     this.timer.unref();
   }
@@ -32,7 +33,7 @@ export class ProcessTracker {
   }
 
   /** One look at /proc: add new descendants (and group members), forget the dead. */
-  poll(): void {
+  poll(report = true): void {
     let changed = false;
     const procs = listProcs();
     const live = procs.filter((p) => !isGone(p));
@@ -51,6 +52,6 @@ export class ProcessTracker {
         changed = true;
       }
     }
-    if (changed) this.onChange(this.refs());
+    if (changed && report) this.onChange(this.refs());
   }
 }

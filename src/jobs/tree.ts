@@ -16,6 +16,12 @@ export interface JobProcessSpec {
   exclude: number[];
   /** look for the environment marker too (reads /proc/PID/environ of every process) */
   scanEnv?: boolean;
+  /**
+   * start time (clock ticks since boot) before which no process of the job can have started, e.g.
+   * the supervising process's own: older processes cannot carry the marker, so their environment
+   * is not read (on a busy machine most processes are older than the job)
+   */
+  notBefore?: number;
 }
 
 /** The job's live processes (zombies are dead and left out). */
@@ -38,7 +44,7 @@ export function collectJobProcesses(spec: JobProcessSpec, procs: ProcInfo[] = li
     queue.push(p);
   };
   for (const p of procs) {
-    if (pgids.has(p.pgid) || known.has(`${p.pid}:${p.startTime}`) || (spec.scanEnv !== false && !isGone(p) && hasEnvEntry(p.pid, marker))) add(p);
+    if (pgids.has(p.pgid) || known.has(`${p.pid}:${p.startTime}`) || (spec.scanEnv !== false && !isGone(p) && p.startTime >= (spec.notBefore ?? 0) && hasEnvEntry(p.pid, marker))) add(p);
   }
   // the groups that marked processes belong to (a daemon's group leader may have set the marker
   // only for its children), except the groups of the processes never to touch

@@ -20,7 +20,7 @@ afterAll(() => {
 });
 
 function cli(args: string[], extraEnv: Record<string, string> = {}): { child: ChildProcess; url: Promise<string>; exit: Promise<number>; out: () => string } {
-  const child = spawn(join(root, "node_modules", ".bin", "tsx"), [join(root, "src", "cli", "main.ts"), ...args], {
+  const child = spawn(join(root, "node_modules", ".bin", "tsx"), [join(root, "src", "cli", "entry.ts"), ...args], {
     cwd: dir,
     env: { ...process.env, PARSL_SIDECAR_RUNTIME_DIR: join(dir, "rt"), PARSL_SIDECAR_STATE_DIR: join(dir, "state"), ...extraEnv },
     stdio: ["ignore", "pipe", "pipe"],

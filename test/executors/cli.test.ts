@@ -7,7 +7,7 @@ import { SEED } from "./fixtures.js";
 
 const dir = mkdtempSync(join(tmpdir(), "psc-exec-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const cli = (...args: string[]) => execa("node_modules/.bin/tsx", ["src/cli/main.ts", ...args], { reject: false, timeout: 60_000 });
+const cli = (...args: string[]) => execa("node_modules/.bin/tsx", ["src/cli/entry.ts", ...args], { reject: false, timeout: 60_000 });
 
 function file(name: string, content: unknown): string {
   const p = join(dir, name);

@@ -57,7 +57,7 @@ describe("ssh RPC methods and CLI", () => {
   });
 
   it("CLI: ssh exec passes output and the exit code through", { timeout: 60000 }, async () => {
-    const cli = (...args: string[]) => execa("node_modules/.bin/tsx", ["src/cli/main.ts", ...args], { reject: false, timeout: 60_000 });
+    const cli = (...args: string[]) => execa("node_modules/.bin/tsx", ["src/cli/entry.ts", ...args], { reject: false, timeout: 60_000 });
     const r = await cli("ssh", "exec", "--connection", daemon.connectionFile, "pool", "--", "echo hi; echo oops >&2; exit 7");
     expect(r.exitCode).toBe(7);
     expect(r.stdout).toBe("hi");

@@ -73,7 +73,7 @@ describe("staging RPC methods and CLI", () => {
   });
 
   it("parsl-sidecar stage: TARGET:/path, --json, errors and exit codes", { timeout: 240_000 }, async () => {
-    const cli = (...args: string[]) => execa("node_modules/.bin/tsx", ["src/cli/main.ts", ...args], { reject: false, timeout: 60_000, env: { [SSH_CONFIG_ENV]: s.configPath } });
+    const cli = (...args: string[]) => execa("node_modules/.bin/tsx", ["src/cli/entry.ts", ...args], { reject: false, timeout: 60_000, env: { [SSH_CONFIG_ENV]: s.configPath } });
     const a = await cli("stage", join(dir, "src"), `pool:${dir}/cli-copy`, "--json");
     expect(a.exitCode).toBe(0);
     expect(JSON.parse(a.stdout)).toMatchObject({ files: 30, dst: `ssh://pool${dir}/cli-copy` });

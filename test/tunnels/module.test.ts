@@ -12,7 +12,7 @@ import { echoServer, isListening, listenersOf, roundTrip, type Echo } from "./he
 
 stopAllAfterAll();
 
-const cli = (...args: string[]) => execa("node_modules/.bin/tsx", ["src/cli/main.ts", ...args], { reject: false, timeout: 90_000 });
+const cli = (...args: string[]) => execa("node_modules/.bin/tsx", ["src/cli/entry.ts", ...args], { reject: false, timeout: 90_000 });
 
 describe("tunnels RPC and CLI", () => {
   let s: SshSetup;
