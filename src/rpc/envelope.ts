@@ -3,7 +3,9 @@
  * body, HMAC-SHA256 over both, checked in constant time.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { Packr } from "msgpackr";
+// msgpackr/pack: msgpackr without its optional native string extractor, whose loading (a native
+// addon looked up by libc) cost ~10 ms of every start; it only pays off for large messages
+import { Packr } from "msgpackr/pack";
 
 export const PROTOCOL_VERSION = 1;
 export const SIGNATURE_SCHEME = "hmac-sha256";
