@@ -1,8 +1,10 @@
 """The client's background I/O thread: one DEALER socket carrying many calls at once.
 
-``Client.call_async`` and ``Client.subscribe`` go through it. Callers pack and sign in their own
-thread, append to a deque and wake the thread through a pipe; the thread sends, matches replies
+``Client.call_async`` and ``Client.subscribe`` go through it. Callers pack in their own thread,
+append to a deque and wake the thread through a pipe; the thread signs and sends, matches replies
 to Futures by id, runs progress and event callbacks, expires deadlines and renews the event lease.
+Calls queued together go as one batch when the sidecar speaks batches (docs/protocol.md): one
+signature and one ZeroMQ message for all of them, and their replies come back the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import msgpack
 import zmq
 
-from ._wire import Envelope
+from ._wire import MAX_BATCH, Envelope
 from .errors import SidecarError, SidecarUnreachable, error_from_code
 
 __all__ = ["Engine", "Pending", "reply_error"]
@@ -38,19 +40,21 @@ _RCVMORE = int(zmq.RCVMORE)
 class Pending:
     """One call waiting for its reply."""
 
-    __slots__ = ("deadline", "frames", "future", "id", "method", "on_progress", "timeout")
+    __slots__ = ("body", "deadline", "future", "header", "id", "method", "on_progress", "timeout")
 
     def __init__(
         self,
         msg_id: str,
-        frames: list[bytes],
+        header: bytes,
+        body: bytes,
         future: Future[Any],
         method: str,
         timeout: float,
         on_progress: Callable[[dict[str, Any]], None] | None,
     ) -> None:
         self.id = msg_id
-        self.frames = frames
+        self.header = header
+        self.body = body
         self.future = future
         self.method = method
         self.timeout = timeout
@@ -134,6 +138,8 @@ class Engine(threading.Thread):
         self.stopping = False
         self.finished = False
         self.on_exit: Callable[[], None] | None = None
+        # set when the sidecar speaks batches: makes the id of each batch message
+        self.batch_id: Callable[[], str] | None = None
         self.closed_error: Callable[[str], SidecarError] = lambda method: SidecarUnreachable(
             f"The client closed before {method} was answered"
         )
@@ -227,30 +233,25 @@ class Engine(threading.Thread):
             _settle(p.future, error=self.closed_error(p.method))
 
     def _send_outbox(self) -> None:
-        outbox, pending, send = self.outbox, self.pending, self.sock.send
+        outbox, pending = self.outbox, self.pending
         while outbox:
-            p = outbox.popleft()
-            if p.future.done():
-                continue
-            pending[p.id] = p
-            if p.deadline != math.inf:
-                heapq.heappush(self._deadlines, (p.deadline, p.id))
-            delimiter, signature, header, body = p.frames
-            try:
-                # a DEALER queues a whole message or none of it: only the first part can block
-                send(delimiter, _SNDMORE_NOBLOCK)
-                send(signature, _SNDMORE)
-                send(header, _SNDMORE)
-                send(body)
-            except zmq.Again:
-                del pending[p.id]
-                _settle(
-                    p.future,
-                    error=SidecarUnreachable(
-                        f"Cannot send {p.method}: 100000 messages are queued for a sidecar that "
-                        "is not reading them; is it running?"
-                    ),
-                )
+            calls: list[Pending] = []
+            while outbox and len(calls) < MAX_BATCH:
+                p = outbox.popleft()
+                if not p.future.done():
+                    calls.append(p)
+            if not calls:
+                break
+            for p in calls:
+                pending[p.id] = p
+                if p.deadline != math.inf:
+                    heapq.heappush(self._deadlines, (p.deadline, p.id))
+            if len(calls) == 1 or self.batch_id is None:
+                for p in calls:
+                    self._send(self._env.frames(p.header, p.body), [p])
+            else:
+                items = [(p.header, p.body) for p in calls]
+                self._send(self._env.batch(self.packer, self.batch_id(), items), calls)
         if len(self._deadlines) > 2 * len(pending) + 1024:
             # completed calls leave their deadlines behind; drop them in one pass
             self._deadlines = [
@@ -258,13 +259,27 @@ class Engine(threading.Thread):
             ]
             heapq.heapify(self._deadlines)
 
+    def _send(self, frames: list[bytes], calls: list[Pending]) -> None:
+        send = self.sock.send
+        try:
+            # a DEALER queues a whole message or none of it: only the first part can block
+            send(frames[0], _SNDMORE_NOBLOCK)
+            send(frames[1], _SNDMORE)
+            send(frames[2], _SNDMORE)
+            send(frames[3])
+        except zmq.Again:
+            for p in calls:
+                del self.pending[p.id]
+                _settle(
+                    p.future,
+                    error=SidecarUnreachable(
+                        f"Cannot send {p.method}: 100000 messages are queued for a sidecar that "
+                        "is not reading them; is it running?"
+                    ),
+                )
+
     def _receive(self) -> None:
-        recv, more, open_, pending = (
-            self.sock.recv,
-            self.sock.getsockopt,
-            self._env.open,
-            self.pending,
-        )
+        recv, more, open_ = self.sock.recv, self.sock.getsockopt, self._env.open
         while True:
             try:
                 frames = [recv(_NOBLOCK)]
@@ -276,24 +291,34 @@ class Engine(threading.Thread):
             if msg is None:
                 continue
             header, body = msg
-            kind = header.get("type")
-            if kind == "reply":
-                p = pending.pop(header.get("reply_to"), None)  # type: ignore[arg-type]
-                if p is None:
-                    continue
-                if isinstance(body, dict) and "error" in body:
-                    _settle(p.future, error=reply_error(body["error"]))
-                else:
-                    _settle(p.future, body.get("result") if isinstance(body, dict) else None)
-            elif kind == "progress":
-                p = pending.get(header.get("reply_to"))  # type: ignore[arg-type]
-                if p is not None and p.on_progress is not None:
-                    try:
-                        p.on_progress(body)
-                    except Exception:
-                        log.exception("progress callback for %s failed", p.method)
-            elif kind == "event":
-                self._on_event(header, body)
+            if header.get("type") == "batch":
+                if isinstance(body, list):
+                    for item in body:
+                        if isinstance(item, list) and len(item) == 2 and isinstance(item[0], dict):
+                            self._dispatch(item[0], item[1])
+                continue
+            self._dispatch(header, body)
+
+    def _dispatch(self, header: dict[str, Any], body: Any) -> None:
+        pending = self.pending
+        kind = header.get("type")
+        if kind == "reply":
+            p = pending.pop(header.get("reply_to"), None)  # type: ignore[arg-type]
+            if p is None:
+                return
+            if isinstance(body, dict) and "error" in body:
+                _settle(p.future, error=reply_error(body["error"]))
+            else:
+                _settle(p.future, body.get("result") if isinstance(body, dict) else None)
+        elif kind == "progress":
+            p = pending.get(header.get("reply_to"))  # type: ignore[arg-type]
+            if p is not None and p.on_progress is not None:
+                try:
+                    p.on_progress(body)
+                except Exception:
+                    log.exception("progress callback for %s failed", p.method)
+        elif kind == "event":
+            self._on_event(header, body)
 
     def _expire(self, now: float) -> None:
         while self._deadlines and self._deadlines[0][0] <= now:

@@ -15,14 +15,19 @@ import msgpack
 
 __all__ = [
     "DELIMITER",
+    "MAX_BATCH",
     "PROTOCOL_VERSION",
     "Envelope",
     "decode",
+    "request_parts",
 ]
 
 PROTOCOL_VERSION = 1
 DELIMITER = b"<PSC|MSG>"
+# the most messages one batch may carry (docs/protocol.md, Batches)
+MAX_BATCH = 4096
 _LEN = struct.Struct(">I")
+_PAIR = b"\x92"  # MessagePack fixarray of 2: one [header, body] item of a batch
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
@@ -35,6 +40,22 @@ def _ext_hook(code: int, data: bytes) -> Any:
 def decode(data: bytes) -> Any:
     """Decode one MessagePack frame (strings as str, timestamps as datetime)."""
     return msgpack.unpackb(data, raw=False, strict_map_key=False, timestamp=3, ext_hook=_ext_hook)
+
+
+def request_parts(
+    packer: msgpack.Packer, msg_id: str, method: str, params: Any, version: int = 1
+) -> tuple[bytes, bytes]:
+    """Pack a request's header and body (signed later, alone or in a batch)."""
+    header = packer.pack(
+        {
+            "v": version,
+            "id": msg_id,
+            "type": "request",
+            "method": method,
+            "ts": time.time_ns() // 1_000_000,
+        }
+    )
+    return header, packer.pack(params)
 
 
 _IPAD = bytes(x ^ 0x36 for x in range(256))
@@ -77,17 +98,21 @@ class Envelope:
         self, packer: msgpack.Packer, msg_id: str, method: str, params: Any, version: int = 1
     ) -> list[bytes]:
         """Build the four frames of a request (delimiter, signature, header, body)."""
-        header = packer.pack(
-            {
-                "v": version,
-                "id": msg_id,
-                "type": "request",
-                "method": method,
-                "ts": time.time_ns() // 1_000_000,
-            }
-        )
-        body = packer.pack(params)
+        header, body = request_parts(packer, msg_id, method, params, version)
+        return self.frames(header, body)
+
+    def frames(self, header: bytes, body: bytes) -> list[bytes]:
+        """Sign packed header and body: the four frames of one message."""
         return [DELIMITER, self.sign(header, body), header, body]
+
+    def batch(
+        self, packer: msgpack.Packer, msg_id: str, items: list[tuple[bytes, bytes]]
+    ) -> list[bytes]:
+        """One signed message carrying packed ``(header, body)`` messages (MAX_BATCH at most)."""
+        ts = time.time_ns() // 1_000_000
+        header = packer.pack({"v": PROTOCOL_VERSION, "id": msg_id, "type": "batch", "ts": ts})
+        body = packer.pack_array_header(len(items)) + b"".join([_PAIR + h + b for h, b in items])
+        return self.frames(header, body)
 
     def open(self, frames: list[bytes]) -> tuple[dict[str, Any], Any] | None:
         """Check and decode received frames; ``None`` for anything unsigned or malformed."""

@@ -25,7 +25,7 @@ import zmq
 
 from ._engine import Engine, Pending, reply_error
 from ._slots import Slot, ThreadSockets
-from ._wire import PROTOCOL_VERSION, Envelope
+from ._wire import PROTOCOL_VERSION, Envelope, request_parts
 from .connection import ConnectionInfo, read_connection_file, resolve_connection_file
 from .errors import SidecarError, SidecarTimeout, SidecarUnreachable, VersionMismatch
 from .events import Event, Subscription, Subscriptions
@@ -250,9 +250,9 @@ class Client:
         if self._closed:
             raise self._closed_error(method)
         msg_id = f"{self._session}-{next(self._ids):x}"
-        frames = self._request(self._sockets.state().packer, msg_id, method, body)
+        header, packed = self._request_parts(self._sockets.state().packer, msg_id, method, body)
         future: Future[Any] = Future()
-        engine.submit(Pending(msg_id, frames, future, method, wait, on_progress))
+        engine.submit(Pending(msg_id, header, packed, future, method, wait, on_progress))
         return future
 
     # --- events ------------------------------------------------------------------------------
@@ -313,9 +313,10 @@ class Client:
             return None
         msg_id = f"{self._session}-{next(self._ids):x}"
         params = {"topics": self._subs.topics()}
-        frames = self._request(engine.packer, msg_id, "sidecar.subscribe", params)
+        header, body = self._request_parts(engine.packer, msg_id, "sidecar.subscribe", params)
         future: Future[Any] = Future()
-        return Pending(msg_id, frames, future, "sidecar.subscribe", min(self.timeout, 60.0), None)
+        wait = min(self.timeout, 60.0)
+        return Pending(msg_id, header, body, future, "sidecar.subscribe", wait, None)
 
     # --- closing -----------------------------------------------------------------------------
 
@@ -363,10 +364,18 @@ class Client:
         return {**params, **kwparams} if kwparams else params
 
     def _request(self, packer: msgpack.Packer, msg_id: str, method: str, body: Any) -> list[bytes]:
+        return self._envelope.frames(*self._request_parts(packer, msg_id, method, body))
+
+    def _request_parts(
+        self, packer: msgpack.Packer, msg_id: str, method: str, body: Any
+    ) -> tuple[bytes, bytes]:
         try:
-            return self._envelope.request(packer, msg_id, method, body, self._version)
+            return request_parts(packer, msg_id, method, body, self._version)
         except (TypeError, ValueError, OverflowError) as e:
             raise TypeError(f"Cannot encode the params of {method} as MessagePack: {e}") from e
+
+    def _batch_id(self) -> str:
+        return f"{self._session}-{next(self._ids):x}"
 
     def _is_closed(self) -> bool:
         return self._closed
@@ -403,6 +412,8 @@ class Client:
                 )
                 self._engine.closed_error = self._closed_error
                 self._engine.on_exit = self._engine_exited
+                if "batch" in self.info.features:
+                    self._engine.batch_id = self._batch_id
                 self._engine.start()
             return self._engine
 

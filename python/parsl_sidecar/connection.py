@@ -60,6 +60,8 @@ class ConnectionInfo:
         ISO 8601 start time.
     log_file : str or None
         The sidecar's JSON log file, when it has one.
+    features : tuple of str
+        Optional protocol features the sidecar speaks (``"batch"``: docs/protocol.md).
     """
 
     path: str
@@ -70,6 +72,7 @@ class ConnectionInfo:
     version: str = ""
     started_at: str = ""
     log_file: str | None = None
+    features: tuple[str, ...] = ()
 
 
 def default_runtime_dir(env: Mapping[str, str] | None = None) -> str:
@@ -189,6 +192,9 @@ def _parse(path: str, raw: dict[str, Any]) -> ConnectionInfo:
     if scheme != "hmac-sha256":
         raise _bad(path, f"expected `signature_scheme` to be 'hmac-sha256', got {scheme!r}")
     log_file = raw.get("log_file")
+    features = raw.get("features", [])
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise _bad(path, f"expected `features` to be a list of strings, got {features!r}")
     return ConnectionInfo(
         path=path,
         endpoint=endpoint,
@@ -198,4 +204,5 @@ def _parse(path: str, raw: dict[str, Any]) -> ConnectionInfo:
         version=str(raw.get("version", "")),
         started_at=str(raw.get("started_at", "")),
         log_file=log_file if isinstance(log_file, str) else None,
+        features=tuple(features),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import threading
@@ -273,3 +274,36 @@ def test_calls_made_from_callbacks_on_the_io_thread_are_sent(client: Client) -> 
     client.call_async("sidecar.echo", value=0, timeout=30).add_done_callback(step)
     assert done.wait(60)
     assert got == list(range(50))
+
+
+def test_calls_in_flight_travel_in_batches_and_each_gets_its_own_answer(client: Client) -> None:
+    assert "batch" in client.info.features
+    received = client.call("sidecar.status")["rpc"]["received"]
+    n = 2000
+    futures = [client.call_async("sidecar.echo", value=i) for i in range(n)]
+    bad = [
+        client.call_async("sidecar.nope"),
+        client.call_async("sidecar.echo", delay_ms="soon"),
+    ]
+    _, not_done = wait(futures + bad, timeout=60)
+    assert not not_done
+    assert [f.result()["value"] for f in futures] == list(range(n))
+    with pytest.raises(UnknownMethod):
+        bad[0].result()
+    with pytest.raises(InvalidParams, match="delay_ms"):
+        bad[1].result()
+    # the sidecar counts messages: 2,002 calls queued at once took far fewer of them
+    messages = client.call("sidecar.status")["rpc"]["received"] - received
+    assert messages < n / 4, messages
+
+
+def test_a_sidecar_without_batches_gets_one_message_per_call(sidecar: Sidecar) -> None:
+    info = parsl_sidecar.connection.read_connection_file(sidecar.connection_file)
+    old = parsl_sidecar.Client(dataclasses.replace(info, features=()))
+    try:
+        received = old.call("sidecar.status")["rpc"]["received"]
+        futures = [old.call_async("sidecar.echo", value=i) for i in range(200)]
+        assert [f.result(60)["value"] for f in futures] == list(range(200))
+        assert old.call("sidecar.status")["rpc"]["received"] - received == 201
+    finally:
+        old.close()

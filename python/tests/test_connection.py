@@ -94,6 +94,8 @@ def test_group_or_other_readable_file_is_refused(tmp: Path, mode: int) -> None:
         (valid(pid="12"), "pid"),
         (valid(protocol_version="1"), "protocol_version"),
         (valid(signature_scheme="md5"), "signature_scheme"),
+        (valid(features="batch"), "features"),
+        (valid(features=[1]), "features"),
     ],
 )
 def test_malformed_files_name_the_problem(tmp: Path, content: object, names: str) -> None:
@@ -101,6 +103,12 @@ def test_malformed_files_name_the_problem(tmp: Path, content: object, names: str
     with pytest.raises(SidecarUnreachable) as ei:
         read_connection_file(f)
     assert ei.value.code == "BAD_CONNECTION_FILE" and names in str(ei.value)
+
+
+def test_features_are_read_and_optional(tmp: Path) -> None:
+    assert read_connection_file(write(tmp / "a.json", valid())).features == ()
+    f = write(tmp / "b.json", valid(features=["batch", "later"]))
+    assert read_connection_file(f).features == ("batch", "later")
 
 
 def test_other_protocol_version_is_a_version_mismatch(tmp: Path) -> None:

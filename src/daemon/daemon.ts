@@ -6,7 +6,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { EventBus } from "../events.js";
 import { type ConnectionInfo, CONNECTION_FILE_NAME, defaultRuntimeDir, ensurePrivateDir, newKey, removeConnectionFile, writeConnectionFile } from "../rpc/connection-file.js";
-import { PROTOCOL_VERSION, SIGNATURE_SCHEME } from "../rpc/envelope.js";
+import { FEATURES, PROTOCOL_VERSION, SIGNATURE_SCHEME } from "../rpc/envelope.js";
 import { Registry } from "../rpc/registry.js";
 import { RpcServer } from "../rpc/server.js";
 import { createLogger, type Logger, type LogLevel } from "../util/logger.js";
@@ -100,6 +100,7 @@ export class Daemon {
         started_at: new Date().toISOString(),
         version: VERSION,
         log_file: logFile,
+        features: [...FEATURES],
       };
       writeConnectionFile(connectionFile, info);
       daemon = new Daemon(info, connectionFile, runtimeDir, log, events, registry, server, modules, releaseLock, opts);

@@ -21,6 +21,8 @@ export const ConnectionInfoSchema = z.object({
   started_at: z.string(),
   version: z.string(),
   log_file: z.string().optional(),
+  /** optional protocol features the sidecar speaks (e.g. "batch") */
+  features: z.array(z.string()).optional(),
 });
 export type ConnectionInfo = z.infer<typeof ConnectionInfoSchema>;
 

@@ -10,8 +10,12 @@ import { Packr } from "msgpackr/pack";
 export const PROTOCOL_VERSION = 1;
 export const SIGNATURE_SCHEME = "hmac-sha256";
 export const DELIMITER = Buffer.from("<PSC|MSG>");
+/** Optional protocol features this side speaks, listed in the connection file (docs/protocol.md). */
+export const FEATURES = ["batch"] as const;
+/** At most this many messages in one batch (a larger batch is dropped as malformed). */
+export const MAX_BATCH = 4096;
 
-export type MessageType = "request" | "reply" | "progress" | "event";
+export type MessageType = "request" | "reply" | "progress" | "event" | "batch";
 
 export interface Header {
   /** protocol version */
@@ -81,7 +85,7 @@ export function unpack(key: Buffer, frames: Buffer[]): Unpacked {
   return { ok: true, header, body, signature: sig.toString("latin1") };
 }
 
-function isHeader(h: unknown): h is Header {
+export function isHeader(h: unknown): h is Header {
   if (h === null || typeof h !== "object") return false;
   const o = h as Record<string, unknown>;
   return typeof o.v === "number" && typeof o.id === "string" && typeof o.type === "string" && typeof o.ts === "number";

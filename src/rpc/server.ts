@@ -8,7 +8,7 @@ import { Router } from "zeromq";
 import { SidecarError, toSidecarError, type ErrorPayload } from "../errors.js";
 import { type EventBus, matches } from "../events.js";
 import type { Logger } from "../util/logger.js";
-import { PROTOCOL_VERSION, pack, unpack, type Header, type MessageType } from "./envelope.js";
+import { isHeader, MAX_BATCH, PROTOCOL_VERSION, pack, unpack, type Header, type MessageType } from "./envelope.js";
 import type { CallContext, Registry } from "./registry.js";
 import { ReplayGuard } from "./replay-guard.js";
 import { SendQueue } from "./send-queue.js";
@@ -35,6 +35,9 @@ export class RpcServer {
   private readonly guard = new ReplayGuard();
   private readonly inFlight = new Map<string, { identity: Buffer; id: string; done: Promise<void> }>();
   private readonly subscriptions = new Map<string, Subscription>();
+  // replies to calls that came in a batch, per client, sent together at the end of the tick
+  private readonly batchOut = new Map<string, { identity: Buffer; items: Array<[Header, unknown]> }>();
+  private batchFlush: NodeJS.Immediate | undefined;
   private readonly abort = new AbortController();
   private readonly session = randomBytes(4).toString("hex");
   private counter = 0;
@@ -88,11 +91,38 @@ export class RpcServer {
     return `${this.session}-${(this.counter++).toString(36)}`;
   }
 
-  private send(identity: Buffer, type: MessageType, replyTo: string | undefined, body: unknown, topic?: string): void {
+  private header(type: MessageType, replyTo: string | undefined, topic?: string): Header & { topic?: string } {
     const header: Header & { topic?: string } = { v: PROTOCOL_VERSION, id: this.nextId(), type, ts: Date.now() };
     if (replyTo !== undefined) header.reply_to = replyTo;
     if (topic !== undefined) header.topic = topic;
-    this.out.push([identity, ...pack(this.key, header, body)]);
+    return header;
+  }
+
+  private send(identity: Buffer, type: MessageType, replyTo: string | undefined, body: unknown, topic?: string): void {
+    this.out.push([identity, ...pack(this.key, this.header(type, replyTo, topic), body)]);
+  }
+
+  /** A reply to a call that came in a batch: queued, and sent with the others of this tick. */
+  private sendBatched(identity: Buffer, client: string, replyTo: string, body: unknown): void {
+    let out = this.batchOut.get(client);
+    if (!out) this.batchOut.set(client, (out = { identity, items: [] }));
+    out.items.push([this.header("reply", replyTo), body]);
+    this.batchFlush ??= setImmediate(() => this.flushBatches());
+  }
+
+  private flushBatches(): void {
+    if (this.batchFlush) clearImmediate(this.batchFlush);
+    this.batchFlush = undefined;
+    for (const { identity, items } of this.batchOut.values()) {
+      if (items.length === 1) {
+        this.out.push([identity, ...pack(this.key, items[0]![0], items[0]![1])]);
+        continue;
+      }
+      for (let at = 0; at < items.length; at += MAX_BATCH) {
+        this.out.push([identity, ...pack(this.key, this.header("batch", undefined), items.slice(at, at + MAX_BATCH))]);
+      }
+    }
+    this.batchOut.clear();
   }
 
   private async receiveLoop(): Promise<void> {
@@ -121,29 +151,44 @@ export class RpcServer {
     const verdict = this.guard.check(msg.signature, msg.header.ts);
     if (verdict) return this.drop(verdict, `message ${msg.header.id}`);
     const { header } = msg;
+    const client = identity.toString("hex");
+    if (header.type === "batch" && header.v === PROTOCOL_VERSION) {
+      // one signed envelope around many requests (docs/protocol.md, Batches): each is served as
+      // if it had come alone, and their replies travel back in batches
+      const items = msg.body;
+      if (!Array.isArray(items) || items.length > MAX_BATCH || !items.every((it) => Array.isArray(it) && it.length === 2 && isHeader(it[0]))) {
+        return this.drop("decode", `batch ${header.id}: expected up to ${MAX_BATCH} [header, body] pairs`);
+      }
+      for (const [h, body] of items as Array<[Header, unknown]>) this.onRequest(identity, client, h, body, true);
+      return;
+    }
+    this.onRequest(identity, client, header, msg.body, false);
+  }
+
+  private onRequest(identity: Buffer, client: string, header: Header, body: unknown, batched: boolean): void {
+    const reply = (payload: unknown): void => (batched ? this.sendBatched(identity, client, header.id, payload) : this.send(identity, "reply", header.id, payload));
     if (header.v !== PROTOCOL_VERSION) {
       const err = new SidecarError("VERSION_MISMATCH", `Protocol version ${header.v} is not supported; this sidecar speaks version ${PROTOCOL_VERSION}. Use a client of the same parsl-sidecar release.`, {
         data: { got: header.v, supported: [PROTOCOL_VERSION] },
       });
-      return this.send(identity, "reply", header.id, { error: err.toPayload() });
+      return reply({ error: err.toPayload() });
     }
     if (header.type !== "request" || typeof header.method !== "string") return this.drop("type", `message type ${header.type}`);
     if (this.closing) {
-      return this.send(identity, "reply", header.id, { error: new SidecarError("SHUTTING_DOWN", "The sidecar is shutting down").toPayload() });
+      return reply({ error: new SidecarError("SHUTTING_DOWN", "The sidecar is shutting down").toPayload() });
     }
-    const client = identity.toString("hex");
     const key = `${client}/${header.id}`;
     // registered before the handler runs, so that a synchronous handler (status) counts itself
     const entry = { identity, id: header.id, done: Promise.resolve() };
     this.inFlight.set(key, entry);
     this.stats.inFlight = this.inFlight.size;
-    entry.done = this.handle(identity, client, key, header, msg.body).finally(() => {
+    entry.done = this.handle(identity, client, key, header, body, batched).finally(() => {
       this.inFlight.delete(key);
       this.stats.inFlight = this.inFlight.size;
     });
   }
 
-  private async handle(identity: Buffer, client: string, key: string, header: Header, body: unknown): Promise<void> {
+  private async handle(identity: Buffer, client: string, key: string, header: Header, body: unknown, batched: boolean): Promise<void> {
     const ctx: CallContext = {
       client,
       requestId: header.id,
@@ -164,7 +209,8 @@ export class RpcServer {
     }
     if (!this.inFlight.has(key) && this.closing) return; // already failed by close()
     this.stats.replied++;
-    this.send(identity, "reply", header.id, reply);
+    if (batched) this.sendBatched(identity, client, header.id, reply);
+    else this.send(identity, "reply", header.id, reply);
   }
 
   /** Stop taking requests, let in-flight ones finish for `graceMs`, fail the rest, close. */
@@ -183,6 +229,7 @@ export class RpcServer {
       }
     }
     this.abort.abort();
+    this.flushBatches();
     await this.out.flush(1000);
     this.socket.close();
     await this.loop?.catch(() => undefined);

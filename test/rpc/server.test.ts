@@ -173,6 +173,74 @@ for (const transport of ["ipc", "tcp"] as const) {
       }
     });
 
+    it("serves each call of a batch as if it came alone and sends the replies back batched", async () => {
+      const d = new Dealer({ linger: 0, receiveTimeout: 5000 });
+      d.connect(info.endpoint);
+      try {
+        const now = Date.now();
+        const item = (id: string, method: string, params: unknown, v = 1) => [{ v, id, type: "request", method, ts: now }, params];
+        const items = [
+          item("b-1", "t.echo", { value: 1 }),
+          item("b-2", "t.nope", {}),
+          item("b-3", "t.echo", { value: "x", bogus: true }),
+          item("b-4", "t.fail", {}),
+          item("b-5", "t.echo", {}, 2),
+          item("b-6", "t.echo", { value: 6, delay_ms: 30, steps: 1 }),
+        ];
+        await d.send(pack(key, { v: 1, id: "batch-1", type: "batch", ts: now }, items));
+        const replies = new Map<string, unknown>();
+        const progress: string[] = [];
+        let batches = 0;
+        while (replies.size < items.length) {
+          const msg = unpack(key, await d.receive());
+          if (!msg.ok) throw new Error(`bad reply: ${msg.detail}`);
+          const inner: Array<[Record<string, unknown>, unknown]> = msg.header.type === "batch" ? ((batches++, msg.body) as Array<[Record<string, unknown>, unknown]>) : [[msg.header as unknown as Record<string, unknown>, msg.body]];
+          for (const [h, body] of inner) {
+            if (h.type === "progress") progress.push(String(h.reply_to));
+            else replies.set(String(h.reply_to), body);
+          }
+        }
+        // the five that end at once come back in one message; the slow one alone, after its progress
+        expect(batches).toBe(1);
+        expect(progress).toEqual(["b-6"]);
+        expect(replies.get("b-1")).toEqual({ result: { value: 1 } });
+        expect(replies.get("b-2")).toMatchObject({ error: { code: "UNKNOWN_METHOD" } });
+        expect(replies.get("b-3")).toMatchObject({ error: { code: "INVALID_PARAMS", message: expect.stringContaining("bogus") } });
+        expect(replies.get("b-4")).toMatchObject({ error: { code: "STAGING_NOT_FOUND", data: { path: "/x" } } });
+        expect(replies.get("b-5")).toMatchObject({ error: { code: "VERSION_MISMATCH" } });
+        expect(replies.get("b-6")).toEqual({ result: { value: 6 } });
+        // a call sent alone is still answered alone
+        await d.send(pack(key, { v: 1, id: "single-1", type: "request", method: "t.echo", ts: Date.now() }, { value: 7 }));
+        const single = unpack(key, await d.receive());
+        expect(single.ok && single.header.type).toBe("reply");
+      } finally {
+        d.close();
+      }
+    });
+
+    it("drops a malformed or replayed batch without a reply, and keeps serving", async () => {
+      const d = new Dealer({ linger: 0, receiveTimeout: 500 });
+      d.connect(info.endpoint);
+      try {
+        const decode = srv.stats.dropped.decode;
+        await d.send(pack(key, { v: 1, id: "bad-1", type: "batch", ts: Date.now() }, { not: "a list" }));
+        await d.send(pack(key, { v: 1, id: "bad-2", type: "batch", ts: Date.now() }, [[{ id: "no-v-or-ts" }, {}]]));
+        await expect(d.receive()).rejects.toMatchObject({ code: "EAGAIN" });
+        expect(srv.stats.dropped.decode).toBe(decode + 2);
+        const frames = pack(key, { v: 1, id: "rb-1", type: "batch", ts: Date.now() }, [[{ v: 1, id: "rb-a", type: "request", method: "t.echo", ts: Date.now() }, { value: "once" }]]);
+        await d.send(frames);
+        const first = unpack(key, await d.receive());
+        expect(first.ok && first.header.reply_to).toBe("rb-a"); // a batch of one reply goes alone
+        const replay = srv.stats.dropped.replay;
+        await d.send(frames);
+        await expect(d.receive()).rejects.toMatchObject({ code: "EAGAIN" });
+        expect(srv.stats.dropped.replay).toBe(replay + 1);
+        await expect(client.call("t.echo", { value: 3 })).resolves.toEqual({ value: 3 });
+      } finally {
+        d.close();
+      }
+    });
+
     it("delivers subscribed events by topic prefix until unsubscribed", async () => {
       const got: SidecarEvent[] = [];
       let arrived!: () => void;
