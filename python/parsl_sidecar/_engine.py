@@ -35,6 +35,7 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE = int(zmq.SNDMORE)
 _SNDMORE_NOBLOCK = _SNDMORE | _NOBLOCK
 _RCVMORE = int(zmq.RCVMORE)
+_BATCH_BYTES = 1 << 20
 
 
 class Pending:
@@ -236,10 +237,13 @@ class Engine(threading.Thread):
         outbox, pending = self.outbox, self.pending
         while outbox:
             calls: list[Pending] = []
-            while outbox and len(calls) < MAX_BATCH:
+            size = 0
+            # a batch ends at MAX_BATCH calls or once it holds 1 MiB (big params go nearly alone)
+            while outbox and len(calls) < MAX_BATCH and size < _BATCH_BYTES:
                 p = outbox.popleft()
                 if not p.future.done():
                     calls.append(p)
+                    size += len(p.header) + len(p.body)
             if not calls:
                 break
             for p in calls:

@@ -307,3 +307,19 @@ def test_a_sidecar_without_batches_gets_one_message_per_call(sidecar: Sidecar) -
         assert old.call("sidecar.status")["rpc"]["received"] - received == 201
     finally:
         old.close()
+
+
+def test_big_params_are_not_piled_into_one_message(client: Client) -> None:
+    big = "x" * 600_000
+    started: list[Any] = []
+
+    def go(_: Any) -> None:  # on the I/O thread: all six are queued before it sends any
+        started.extend(client.call_async("sidecar.echo", value=big + str(i)) for i in range(6))
+
+    received = client.call("sidecar.status")["rpc"]["received"]
+    client.call_async("sidecar.echo", delay_ms=100).add_done_callback(go)
+    wait_until(lambda: len(started) == 6, "the six big calls to start")
+    assert [f.result(60)["value"] for f in started] == [big + str(i) for i in range(6)]
+    # a batch ends once it holds 1 MiB: two 600 kB calls per message (the echo and this status
+    # call are the other two messages)
+    assert client.call("sidecar.status")["rpc"]["received"] - received == 3 + 2
