@@ -4,9 +4,7 @@
  * --help/--version, loads the full program (main.ts). No top-level await: the bundle is
  * CommonJS (scripts/bundle.mjs), so that V8's code cache can be used.
  */
-import type { Command } from "commander";
-
-type Register = (program: Command) => void;
+import type { Register } from "./program.js";
 
 /** Top-level command name -> its module and registration function. */
 const FAST: Record<string, () => Promise<Register>> = {
@@ -20,22 +18,8 @@ async function start(argv: string[]): Promise<void> {
     await (await import("./main.js")).main(argv);
     return;
   }
-  const [{ Command: CommandClass, CommanderError }, { VERSION }, { EXIT }, register] = await Promise.all([import("commander"), import("../version.js"), import("./exit-codes.js"), load()]);
-  const program = new CommandClass();
-  program
-    .name("parsl-sidecar")
-    .description("Run native Parsl workflows from your machine on remote cluster pools over SSH.")
-    .version(VERSION)
-    .showHelpAfterError("(add --help for usage)")
-    .enablePositionalOptions()
-    .exitOverride();
-  register(program);
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
-    throw err;
-  }
+  const [{ runProgram }, register] = await Promise.all([import("./program.js"), load()]);
+  await runProgram(argv, [register]);
 }
 
 start(process.argv).catch((err: unknown) => {

@@ -235,9 +235,10 @@ export class ReverseTunnel extends TunnelBase {
     this.pending.set(tok, () => (answered = true));
     try {
       const r = await lease.exec(probeCommand(this.python, this.rec.dial_host, this.rec.dial_port, tok), { timeoutMs: 20_000 });
-      const [pid, bootId] = (parseLines(r.stdout).SESSION ?? "").split(" ");
+      const out = parseLines(r.stdout);
+      const [pid, bootId] = (out.SESSION ?? "").split(" ");
       if (Number(pid) > 1 && bootId) this.session = { pid: Number(pid), bootId };
-      const line = parseLines(r.stdout).RESULT ?? `no result (exit ${r.exitCode}: ${r.stderr.trim().slice(0, 200)})`;
+      const line = out.RESULT ?? `no result (exit ${r.exitCode}: ${r.stderr.trim().slice(0, 200)})`;
       const ok = line.startsWith("ok") && answered;
       return this.noteCheck(ok ? { ok, at: Date.now(), ms: Date.now() - t0 } : { ok, at: Date.now(), error: line.startsWith("ok") ? "the probe was answered by something other than this tunnel" : line });
     } catch (err) {

@@ -14,6 +14,17 @@ import { RpcServer } from "../../src/rpc/server.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { newKey } from "../../src/rpc/connection-file.js";
 
+/** A raw DEALER on `endpoint` for `fn`, closed after it (receive times out after `receiveTimeout` ms). */
+async function withDealer(endpoint: string, receiveTimeout: number | undefined, fn: (d: Dealer) => Promise<void>): Promise<void> {
+  const d = new Dealer({ linger: 0, ...(receiveTimeout === undefined ? {} : { receiveTimeout }) });
+  d.connect(endpoint);
+  try {
+    await fn(d);
+  } finally {
+    d.close();
+  }
+}
+
 function methods(server: () => RpcServer): Registry {
   const r = new Registry();
   r.add(
@@ -141,9 +152,7 @@ for (const transport of ["ipc", "tcp"] as const) {
     });
 
     it("answers another protocol version with VERSION_MISMATCH", async () => {
-      const d = new Dealer({ linger: 0 });
-      d.connect(info.endpoint);
-      try {
+      await withDealer(info.endpoint, undefined, async (d) => {
         await d.send(pack(key, { v: 2, id: "x-1", type: "request", method: "t.echo", ts: Date.now() }, {}));
         const [frames] = await Promise.all([d.receive()]);
         const msg = unpack(key, frames);
@@ -152,15 +161,11 @@ for (const transport of ["ipc", "tcp"] as const) {
           expect(msg.header.reply_to).toBe("x-1");
           expect(msg.body).toMatchObject({ error: { code: "VERSION_MISMATCH", data: { got: 2, supported: [1] } } });
         }
-      } finally {
-        d.close();
-      }
+      });
     });
 
     it("drops a replayed message", async () => {
-      const d = new Dealer({ linger: 0, receiveTimeout: 500 });
-      d.connect(info.endpoint);
-      try {
+      await withDealer(info.endpoint, 500, async (d) => {
         const frames = pack(key, { v: 1, id: "r-1", type: "request", method: "t.echo", ts: Date.now() }, { value: "once" });
         await d.send(frames);
         await d.receive();
@@ -168,15 +173,11 @@ for (const transport of ["ipc", "tcp"] as const) {
         await d.send(frames);
         await expect(d.receive()).rejects.toMatchObject({ code: "EAGAIN" });
         expect(srv.stats.dropped.replay).toBe(before + 1);
-      } finally {
-        d.close();
-      }
+      });
     });
 
     it("serves each call of a batch as if it came alone and sends the replies back batched", async () => {
-      const d = new Dealer({ linger: 0, receiveTimeout: 5000 });
-      d.connect(info.endpoint);
-      try {
+      await withDealer(info.endpoint, 5000, async (d) => {
         const now = Date.now();
         const item = (id: string, method: string, params: unknown, v = 1) => [{ v, id, type: "request", method, ts: now }, params];
         const items = [
@@ -213,15 +214,11 @@ for (const transport of ["ipc", "tcp"] as const) {
         await d.send(pack(key, { v: 1, id: "single-1", type: "request", method: "t.echo", ts: Date.now() }, { value: 7 }));
         const single = unpack(key, await d.receive());
         expect(single.ok && single.header.type).toBe("reply");
-      } finally {
-        d.close();
-      }
+      });
     });
 
     it("drops a malformed or replayed batch without a reply, and keeps serving", async () => {
-      const d = new Dealer({ linger: 0, receiveTimeout: 500 });
-      d.connect(info.endpoint);
-      try {
+      await withDealer(info.endpoint, 500, async (d) => {
         const decode = srv.stats.dropped.decode;
         await d.send(pack(key, { v: 1, id: "bad-1", type: "batch", ts: Date.now() }, { not: "a list" }));
         await d.send(pack(key, { v: 1, id: "bad-2", type: "batch", ts: Date.now() }, [[{ id: "no-v-or-ts" }, {}]]));
@@ -236,9 +233,7 @@ for (const transport of ["ipc", "tcp"] as const) {
         await expect(d.receive()).rejects.toMatchObject({ code: "EAGAIN" });
         expect(srv.stats.dropped.replay).toBe(replay + 1);
         await expect(client.call("t.echo", { value: 3 })).resolves.toEqual({ value: 3 });
-      } finally {
-        d.close();
-      }
+      });
     });
 
     it("delivers subscribed events by topic prefix until unsubscribed", async () => {
