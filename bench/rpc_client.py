@@ -122,6 +122,30 @@ def floor_latency(sock: zmq.Socket[bytes], n: int) -> tuple[float, float]:
     return percentiles(out)
 
 
+def echo_latency(sock: zmq.Socket[bytes], n: int, frames: int) -> tuple[float, float]:
+    """A raw echo of the protocol's four frames (delimiter, signature, header, body) or of one."""
+    send, recv, more, clock = sock.send, sock.recv, sock.getsockopt, time.perf_counter_ns
+    rcvmore, sndmore = int(zmq.RCVMORE), int(zmq.SNDMORE)
+    parts = [b"<PSC|MSG>", b"0" * 64, payload(0)[:70], b"\x80"] if frames == 4 else [payload(0)]
+
+    def one() -> None:
+        for part in parts[:-1]:
+            send(part, sndmore)
+        send(parts[-1])
+        recv()
+        while more(rcvmore):
+            recv()
+
+    for _ in range(min(n, 500)):
+        one()
+    out = [0] * n
+    for i in range(n):
+        t = clock()
+        one()
+        out[i] = clock() - t
+    return percentiles(out)
+
+
 def floor_throughput(sock: zmq.Socket[bytes], n: int) -> float:
     send, recv, unpackb = sock.send, sock.recv, msgpack.unpackb
     t = time.perf_counter()
@@ -138,10 +162,11 @@ def floor_throughput(sock: zmq.Socket[bytes], n: int) -> float:
 
 
 def start_floor(kind: str, endpoint: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "rpc_floor_server.py"), kind, endpoint],
-        stdout=subprocess.PIPE,
-    )
+    if kind == "zeromqjs":
+        cmd = ["node", os.path.join(HERE, "rpc_echo_server.mjs"), endpoint]
+    else:
+        cmd = [sys.executable, os.path.join(HERE, "rpc_floor_server.py"), kind, endpoint]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
     return proc
 
@@ -155,7 +180,12 @@ def main() -> None:
 
     tmp = tempfile.mkdtemp(prefix="psc-floor-", dir="/tmp")
     rep_ep, router_ep = f"ipc://{tmp}/rep.sock", f"ipc://{tmp}/router.sock"
-    floors = [start_floor("rep", rep_ep), start_floor("router", router_ep)]
+    js_ep = f"ipc://{tmp}/zeromqjs.sock"
+    floors = [
+        start_floor("rep", rep_ep),
+        start_floor("router", router_ep),
+        start_floor("zeromqjs", js_ep),
+    ]
     ctx: zmq.Context[Any] = zmq.Context()
     req = ctx.socket(zmq.REQ)
     req.connect(rep_ep)
@@ -163,8 +193,13 @@ def main() -> None:
     dealer.setsockopt(zmq.SNDHWM, 100_000)
     dealer.setsockopt(zmq.RCVHWM, 100_000)
     dealer.connect(router_ep)
+    # references: the same echo through zeromq.js (the sidecar's binding), one frame and four
+    req_js = ctx.socket(zmq.REQ)
+    req_js.connect(js_ep)
+    dealer_js = ctx.socket(zmq.DEALER)
+    dealer_js.connect(js_ep)
     client = parsl_sidecar.connect(args.connection)
-    keys = ("p50", "p99", "cps", "tcps", "fp50", "fp99", "fcps")
+    keys = ("p50", "p99", "cps", "tcps", "fp50", "fp99", "fcps", "e4py", "e1js", "e4js")
     res: dict[str, list[float]] = {k: [] for k in keys}
     try:
         for r in range(rounds):
@@ -173,18 +208,25 @@ def main() -> None:
             cps = ours_throughput_chained(client, n_tp)
             fcps = floor_throughput(dealer, n_tp)
             tcps = ours_throughput(client, n_tp)
-            for k, v in zip(keys, (p50, p99, cps, tcps, fp50, fp99, fcps), strict=True):
+            e4py = echo_latency(dealer, n_lat, 4)[0]
+            e1js = echo_latency(req_js, n_lat, 1)[0]
+            e4js = echo_latency(dealer_js, n_lat, 4)[0]
+            values = (p50, p99, cps, tcps, fp50, fp99, fcps, e4py, e1js, e4js)
+            for k, v in zip(keys, values, strict=True):
                 res[k].append(v)
             print(
                 f"round {r + 1}/{rounds}: ours p50 {p50:.1f} us p99 {p99:.1f} us {cps:,.0f} calls/s"
                 f" ({tcps:,.0f} from a caller thread) | floor p50 {fp50:.1f} us p99 {fp99:.1f} us"
-                f" {fcps:,.0f} calls/s",
+                f" {fcps:,.0f} calls/s | echo p50: pyzmq 4 frames {e4py:.1f} us, zeromq.js"
+                f" 1 frame {e1js:.1f} us, 4 frames {e4js:.1f} us",
                 file=sys.stderr,
             )
     finally:
         client.close()
         req.close(linger=0)
         dealer.close(linger=0)
+        req_js.close(linger=0)
+        dealer_js.close(linger=0)
         ctx.term()
         for p in floors:
             p.terminate()
@@ -207,6 +249,9 @@ def main() -> None:
                 "floor_p50_us": round(med["fp50"], 1),
                 "floor_p99_us": round(med["fp99"], 1),
                 "floor_calls_per_s": round(med["fcps"]),
+                "echo4_pyzmq_p50_us": round(med["e4py"], 1),
+                "echo1_zeromqjs_p50_us": round(med["e1js"], 1),
+                "echo4_zeromqjs_p50_us": round(med["e4js"], 1),
                 "rounds": rounds,
                 "calls_per_round": {"latency": n_lat, "throughput": n_tp},
             }
