@@ -24,7 +24,7 @@ from typing import Any
 import msgpack
 import zmq
 
-from ._wire import MAX_BATCH, Envelope
+from ._wire import MAX_BATCH, Envelope, read_frames
 from .errors import SidecarError, SidecarUnreachable, error_from_code
 
 __all__ = ["Engine", "Pending", "reply_error"]
@@ -34,7 +34,6 @@ log = logging.getLogger("parsl_sidecar")
 _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE = int(zmq.SNDMORE)
 _SNDMORE_NOBLOCK = _SNDMORE | _NOBLOCK
-_RCVMORE = int(zmq.RCVMORE)
 _BATCH_BYTES = 1 << 20
 
 
@@ -283,15 +282,13 @@ class Engine(threading.Thread):
                 )
 
     def _receive(self) -> None:
-        recv, more, open_ = self.sock.recv, self.sock.getsockopt, self._env.open
+        sock, open_ = self.sock, self._env.open
         while True:
             try:
-                frames = [recv(_NOBLOCK)]
+                frames = read_frames(sock, _NOBLOCK)
             except zmq.Again:
                 return
-            while more(_RCVMORE):
-                frames.append(recv())
-            msg = open_(frames)
+            msg = None if frames is None else open_(frames)
             if msg is None:
                 continue
             header, body = msg

@@ -17,13 +17,12 @@ from typing import Any
 import msgpack
 import zmq
 
-from ._wire import Envelope
+from ._wire import Envelope, read_frames
 
 __all__ = ["Slot", "ThreadSockets", "ThreadState"]
 
 # plain ints: pyzmq's enum flags cost more than the send itself on the hot path
 _SNDMORE = int(zmq.SNDMORE)
-_RCVMORE = int(zmq.RCVMORE)
 _RCVTIMEO = int(zmq.RCVTIMEO)
 # how often a waiting call looks whether its client was closed meanwhile
 _SLICE_MS = 250
@@ -53,11 +52,8 @@ class Slot:
         if self.rcvtimeo != wait_ms:
             sock.setsockopt(_RCVTIMEO, wait_ms)
             self.rcvtimeo = wait_ms
-        recv = sock.recv
-        frames = [recv()]
-        while sock.getsockopt(_RCVMORE):  # the rest of a multipart message is already here
-            frames.append(recv())
-        return envelope.open(frames)
+        frames = read_frames(sock)
+        return None if frames is None else envelope.open(frames)
 
     def wait_reply(
         self,

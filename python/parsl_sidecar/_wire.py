@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import msgpack
+import zmq
 
 __all__ = [
     "DELIMITER",
@@ -19,6 +20,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "Envelope",
     "decode",
+    "read_frames",
     "request_parts",
 ]
 
@@ -28,6 +30,8 @@ DELIMITER = b"<PSC|MSG>"
 MAX_BATCH = 4096
 _LEN = struct.Struct(">I")
 _PAIR = b"\x92"  # MessagePack fixarray of 2: one [header, body] item of a batch
+_NOBLOCK = int(zmq.NOBLOCK)
+_RCVMORE = int(zmq.RCVMORE)
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
@@ -56,6 +60,45 @@ def request_parts(
         }
     )
     return header, packer.pack(params)
+
+
+def read_frames(sock: zmq.Socket[bytes], flags: int = 0) -> list[bytes] | None:
+    """Receive one message of the four frames a sidecar sends; ``None`` when it is malformed.
+
+    Raises ``zmq.Again`` when no message arrives (``flags``, or the socket's receive timeout,
+    decide how long the first frame is waited for).
+
+    Notes
+    -----
+    pyzmq's ``RCVMORE`` check costs more than receiving a small frame, so the well-formed case
+    asks once, after the fourth frame, instead of after every frame. The rest of a message is
+    always there once its first frame is (ZeroMQ delivers whole messages), so the later frames
+    are received without waiting. A delimiter can start no frame but the first (signatures are
+    hex, headers and bodies MessagePack), so a delimiter inside a message ends a short one
+    there and starts the next: a malformed message never costs the one behind it.
+    """
+    recv = sock.recv
+    frame = recv(flags)
+    if frame != DELIMITER:
+        while sock.getsockopt(_RCVMORE):  # not ours: drop the rest of it
+            recv()
+        return None
+    frames = [frame]
+    while True:
+        try:
+            frame = recv(_NOBLOCK)
+        except zmq.Again:
+            return None  # a message shorter than four frames, and nothing behind it
+        if frame == DELIMITER:
+            frames = [frame]  # the one before was short; this one starts here
+            continue
+        frames.append(frame)
+        if len(frames) == 4:
+            if not sock.getsockopt(_RCVMORE):
+                return frames
+            while sock.getsockopt(_RCVMORE):  # longer than four frames
+                recv()
+            return None
 
 
 _IPAD = bytes(x ^ 0x36 for x in range(256))

@@ -5,10 +5,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import msgpack
+import pytest
+import zmq
 
-from parsl_sidecar._wire import DELIMITER, Envelope, decode
+from parsl_sidecar import Client
+from parsl_sidecar._wire import DELIMITER, Envelope, decode, read_frames
+from parsl_sidecar.connection import ConnectionInfo
 
 KEY = bytes(range(32))
 
@@ -45,3 +53,107 @@ def test_long_keys_are_hashed_first_as_hmac_does() -> None:
     header, body = b"\x80", b"\x80"
     expected = hmac.new(key, struct.pack(">I", 1) + header + body, hashlib.sha256).hexdigest()
     assert Envelope(key).sign(header, body) == expected.encode()
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[zmq.Socket[bytes], zmq.Socket[bytes]]]:
+    ctx: zmq.Context[Any] = zmq.Context()
+    a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+    a.bind("inproc://frames")
+    b.connect("inproc://frames")
+    try:
+        yield a, b
+    finally:
+        a.close(linger=0)
+        b.close(linger=0)
+        ctx.term()
+
+
+def _good(n: int) -> list[bytes]:
+    return Envelope(KEY).request(msgpack.Packer(use_bin_type=True), f"m-{n}", "x.y", {"n": n})
+
+
+def _recv_until_again(sock: zmq.Socket[bytes]) -> list[list[bytes] | None]:
+    out: list[list[bytes] | None] = []
+    while True:
+        try:
+            out.append(read_frames(sock, zmq.NOBLOCK))
+        except zmq.Again:
+            return out
+
+
+def test_read_frames_drops_malformed_messages_without_losing_the_next(
+    pair: tuple[zmq.Socket[bytes], zmq.Socket[bytes]],
+) -> None:
+    a, b = pair
+    good = [_good(n) for n in range(5)]
+    sent = [
+        good[0],
+        [b"not ours"],  # no delimiter
+        [DELIMITER],  # only the delimiter
+        good[1],
+        [DELIMITER, b"0" * 64],  # short
+        good[2],
+        [DELIMITER, b"0" * 64, b"\x80", b"\x80", b"extra"],  # too long
+        good[3],
+        [b"junk", DELIMITER, b"a", b"b", b"c"],  # a delimiter after junk is still junk
+        good[4],
+        [DELIMITER, b"0" * 64, b"\x80"],  # short, and the last message sent
+    ]
+    for frames in sent:
+        a.send_multipart(frames)
+    time.sleep(0.05)
+    got = [f for f in _recv_until_again(b) if f is not None]
+    # every well-formed message arrives whole and in order, whatever came before it
+    assert got == good
+
+
+def test_read_frames_raises_again_when_nothing_arrived(
+    pair: tuple[zmq.Socket[bytes], zmq.Socket[bytes]],
+) -> None:
+    _, b = pair
+    with pytest.raises(zmq.Again):
+        read_frames(b, zmq.NOBLOCK)
+
+
+def test_client_call_survives_malformed_replies_before_its_own() -> None:
+    """A fake sidecar answers every request after three malformed messages."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    router: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    env, packer = Envelope(KEY), msgpack.Packer(use_bin_type=True)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            if not router.poll(50):
+                continue
+            ident, *frames = router.recv_multipart()
+            opened = env.open(frames)
+            if opened is None:
+                continue
+            h, body = opened
+            header = packer.pack(
+                {"v": 1, "id": "s-1", "type": "reply", "reply_to": h["id"], "ts": 0}
+            )
+            reply = packer.pack({"result": {"echo": body}})
+            router.send_multipart([ident, DELIMITER, b"0" * 64])  # short
+            router.send_multipart([ident, b"stray"])  # no delimiter
+            router.send_multipart([ident, *env.frames(header, reply), b"extra"])  # too long
+            router.send_multipart([ident, *env.frames(header, reply)])
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    info = ConnectionInfo("-", f"tcp://127.0.0.1:{port}", KEY, 0, 1)
+    client = Client(info, timeout=10)
+    try:
+        assert client.call("x.y", n=1) == {"echo": {"n": 1}}
+        assert client.call_async("x.y", n=2).result(10) == {"echo": {"n": 2}}
+        assert client.call("x.y", n=3) == {"echo": {"n": 3}}
+    finally:
+        client.close()
+        stop.set()
+        server.join(5)
+        router.close(linger=0)
+        ctx.term()
