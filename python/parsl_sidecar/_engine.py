@@ -24,7 +24,7 @@ from typing import Any
 import msgpack
 import zmq
 
-from ._wire import MAX_BATCH, Envelope, read_frames
+from ._wire import MAX_BATCH, Envelope, read_frames, send_frames
 from .errors import SidecarError, SidecarUnreachable, error_from_code
 
 __all__ = ["Engine", "Pending", "reply_error"]
@@ -32,8 +32,6 @@ __all__ = ["Engine", "Pending", "reply_error"]
 log = logging.getLogger("parsl_sidecar")
 
 _NOBLOCK = int(zmq.NOBLOCK)
-_SNDMORE = int(zmq.SNDMORE)
-_SNDMORE_NOBLOCK = _SNDMORE | _NOBLOCK
 _BATCH_BYTES = 1 << 20
 
 
@@ -263,13 +261,8 @@ class Engine(threading.Thread):
             heapq.heapify(self._deadlines)
 
     def _send(self, frames: list[bytes], calls: list[Pending]) -> None:
-        send = self.sock.send
         try:
-            # a DEALER queues a whole message or none of it: only the first part can block
-            send(frames[0], _SNDMORE_NOBLOCK)
-            send(frames[1], _SNDMORE)
-            send(frames[2], _SNDMORE)
-            send(frames[3])
+            send_frames(self.sock, frames, _NOBLOCK)
         except zmq.Again:
             for p in calls:
                 del self.pending[p.id]

@@ -17,12 +17,11 @@ from typing import Any
 import msgpack
 import zmq
 
-from ._wire import Envelope, read_frames
+from ._wire import Envelope, read_frames, send_frames
 
 __all__ = ["Slot", "ThreadSockets", "ThreadState"]
 
 # plain ints: pyzmq's enum flags cost more than the send itself on the hot path
-_SNDMORE = int(zmq.SNDMORE)
 _RCVTIMEO = int(zmq.RCVTIMEO)
 # how often a waiting call looks whether its client was closed meanwhile
 _SLICE_MS = 250
@@ -40,11 +39,7 @@ class Slot:
 
     def send(self, frames: list[bytes]) -> None:
         """Send one message of four frames."""
-        send = self.sock.send
-        send(frames[0], _SNDMORE)
-        send(frames[1], _SNDMORE)
-        send(frames[2], _SNDMORE)
-        send(frames[3])
+        send_frames(self.sock, frames)
 
     def receive(self, envelope: Envelope, wait_ms: int) -> tuple[dict[str, Any], Any] | None:
         """The next verified message; ``None`` for a bad one; ``zmq.Again`` after ``wait_ms``."""

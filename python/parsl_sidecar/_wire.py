@@ -22,6 +22,7 @@ __all__ = [
     "decode",
     "read_frames",
     "request_parts",
+    "send_frames",
 ]
 
 PROTOCOL_VERSION = 1
@@ -31,7 +32,9 @@ MAX_BATCH = 4096
 _LEN = struct.Struct(">I")
 _PAIR = b"\x92"  # MessagePack fixarray of 2: one [header, body] item of a batch
 _NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE = int(zmq.SNDMORE)
 _RCVMORE = int(zmq.RCVMORE)
+_backend_send = zmq.backend.Socket.send
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
@@ -62,6 +65,21 @@ def request_parts(
     return header, packer.pack(params)
 
 
+def send_frames(sock: zmq.Socket[bytes], frames: list[bytes], flags: int = 0) -> None:
+    """Send one message (``flags`` apply to its first frame, e.g. ``NOBLOCK``).
+
+    pyzmq's ``Socket.send`` is a Python wrapper (for DRAFT ``routing_id`` and ``group``) around
+    the Cython send; calling the latter directly saves ~0.7 µs per frame on every message.
+    A DEALER queues a whole message or none of it, so only the first frame can block.
+    """
+    last = len(frames) - 1
+    _backend_send(sock, frames[0], flags | _SNDMORE if last else flags)
+    for i in range(1, last):
+        _backend_send(sock, frames[i], _SNDMORE)
+    if last:
+        _backend_send(sock, frames[last], 0)
+
+
 def read_frames(sock: zmq.Socket[bytes], flags: int = 0) -> list[bytes] | None:
     """Receive one message of the four frames a sidecar sends; ``None`` when it is malformed.
 
@@ -70,35 +88,45 @@ def read_frames(sock: zmq.Socket[bytes], flags: int = 0) -> list[bytes] | None:
 
     Notes
     -----
-    pyzmq's ``RCVMORE`` check costs more than receiving a small frame, so the well-formed case
-    asks once, after the fourth frame, instead of after every frame. The rest of a message is
-    always there once its first frame is (ZeroMQ delivers whole messages), so the later frames
-    are received without waiting. A delimiter can start no frame but the first (signatures are
+    pyzmq's ``RCVMORE`` option lookup costs more than receiving a small frame, so the
+    well-formed case learns where the message ends from the fourth frame's ``more`` flag (a
+    Frame carries it) instead of asking after every frame. The rest of a message is always
+    there once its first frame is (ZeroMQ delivers whole messages), so the later frames are
+    received without waiting. A delimiter can start no frame but the first (signatures are
     hex, headers and bodies MessagePack), so a delimiter inside a message ends a short one
     there and starts the next: a malformed message never costs the one behind it.
     """
     recv = sock.recv
     frame = recv(flags)
     if frame != DELIMITER:
-        while sock.getsockopt(_RCVMORE):  # not ours: drop the rest of it
-            recv()
+        _drain(sock)  # not ours: drop the rest of it
         return None
     frames = [frame]
-    while True:
-        try:
-            frame = recv(_NOBLOCK)
-        except zmq.Again:
-            return None  # a message shorter than four frames, and nothing behind it
-        if frame == DELIMITER:
-            frames = [frame]  # the one before was short; this one starts here
-            continue
-        frames.append(frame)
-        if len(frames) == 4:
-            if not sock.getsockopt(_RCVMORE):
+    try:
+        while True:
+            if len(frames) < 3:
+                frame = recv(_NOBLOCK)
+                more = True
+            else:
+                last = recv(_NOBLOCK, copy=False)
+                frame, more = last.bytes, last.more
+            if frame == DELIMITER:
+                frames = [frame]  # the one before was short; this one starts here
+            elif len(frames) < 3:
+                frames.append(frame)
+            elif more:  # longer than four frames
+                _drain(sock)
+                return None
+            else:
+                frames.append(frame)
                 return frames
-            while sock.getsockopt(_RCVMORE):  # longer than four frames
-                recv()
-            return None
+    except zmq.Again:
+        return None  # a message shorter than four frames, and nothing behind it
+
+
+def _drain(sock: zmq.Socket[bytes]) -> None:
+    while sock.getsockopt(_RCVMORE):
+        sock.recv()
 
 
 _IPAD = bytes(x ^ 0x36 for x in range(256))

@@ -15,7 +15,7 @@ import pytest
 import zmq
 
 from parsl_sidecar import Client
-from parsl_sidecar._wire import DELIMITER, Envelope, decode, read_frames
+from parsl_sidecar._wire import DELIMITER, Envelope, decode, read_frames, send_frames
 from parsl_sidecar.connection import ConnectionInfo
 
 KEY = bytes(range(32))
@@ -97,6 +97,7 @@ def test_read_frames_drops_malformed_messages_without_losing_the_next(
         [DELIMITER, b"0" * 64, b"\x80", b"\x80", b"extra"],  # too long
         good[3],
         [b"junk", DELIMITER, b"a", b"b", b"c"],  # a delimiter after junk is still junk
+        [DELIMITER, b"0" * 64, b"\x80"],  # three frames: the next delimiter is the fourth
         good[4],
         [DELIMITER, b"0" * 64, b"\x80"],  # short, and the last message sent
     ]
@@ -106,6 +107,15 @@ def test_read_frames_drops_malformed_messages_without_losing_the_next(
     got = [f for f in _recv_until_again(b) if f is not None]
     # every well-formed message arrives whole and in order, whatever came before it
     assert got == good
+
+
+def test_send_frames_sends_one_message_of_any_length(
+    pair: tuple[zmq.Socket[bytes], zmq.Socket[bytes]],
+) -> None:
+    a, b = pair
+    for frames in ([b"one"], [b"a", b"b"], _good(7)):
+        send_frames(a, frames, zmq.NOBLOCK)
+        assert b.recv_multipart() == frames
 
 
 def test_read_frames_raises_again_when_nothing_arrived(
