@@ -106,22 +106,22 @@ def read_frames(sock: zmq.Socket[bytes], flags: int = 0) -> list[bytes] | None:
         while True:
             if len(frames) < 3:
                 frame = recv(_NOBLOCK)
-                more = True
             else:
-                last = recv(_NOBLOCK, copy=False)
-                frame, more = last.bytes, last.more
+                last = recv(_NOBLOCK, copy=False)  # a Frame: it carries the `more` flag
+                frame = last.bytes
+                if frame != DELIMITER:
+                    break
             if frame == DELIMITER:
                 frames = [frame]  # the one before was short; this one starts here
-            elif len(frames) < 3:
-                frames.append(frame)
-            elif more:  # longer than four frames
-                _drain(sock)
-                return None
             else:
                 frames.append(frame)
-                return frames
     except zmq.Again:
         return None  # a message shorter than four frames, and nothing behind it
+    if last.more:  # longer than four frames
+        _drain(sock)
+        return None
+    frames.append(frame)
+    return frames
 
 
 def _drain(sock: zmq.Socket[bytes]) -> None:

@@ -207,7 +207,7 @@ class Client:
             slot = state.slot if state.slot is not None else self._sockets.open(state)
             slot.busy = True
         try:
-            msg_id = f"{self._session}-{next(self._ids):x}"
+            msg_id = self._next_id()
             slot.send(self._request(state.packer, msg_id, method, body))
             msg = slot.wait_reply(self._envelope, msg_id, wait, on_progress, self._is_closed)
         finally:
@@ -249,7 +249,7 @@ class Client:
         engine = self._engine if self._engine is not None else self._start_engine()
         if self._closed:
             raise self._closed_error(method)
-        msg_id = f"{self._session}-{next(self._ids):x}"
+        msg_id = self._next_id()
         header, packed = self._request_parts(self._sockets.state().packer, msg_id, method, body)
         future: Future[Any] = Future()
         engine.submit(Pending(msg_id, header, packed, future, method, wait, on_progress))
@@ -311,7 +311,7 @@ class Client:
         engine = self._engine
         if engine is None or not self._subs:
             return None
-        msg_id = f"{self._session}-{next(self._ids):x}"
+        msg_id = self._next_id()
         params = {"topics": self._subs.topics()}
         header, body = self._request_parts(engine.packer, msg_id, "sidecar.subscribe", params)
         future: Future[Any] = Future()
@@ -374,7 +374,8 @@ class Client:
         except (TypeError, ValueError, OverflowError) as e:
             raise TypeError(f"Cannot encode the params of {method} as MessagePack: {e}") from e
 
-    def _batch_id(self) -> str:
+    def _next_id(self) -> str:
+        """A message id unique to this client: its session and a counter (calls and batches)."""
         return f"{self._session}-{next(self._ids):x}"
 
     def _is_closed(self) -> bool:
@@ -413,7 +414,7 @@ class Client:
                 self._engine.closed_error = self._closed_error
                 self._engine.on_exit = self._engine_exited
                 if "batch" in self.info.features:
-                    self._engine.batch_id = self._batch_id
+                    self._engine.batch_id = self._next_id
                 self._engine.start()
             return self._engine
 

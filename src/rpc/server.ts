@@ -182,13 +182,13 @@ export class RpcServer {
     const entry = { identity, id: header.id, done: Promise.resolve() };
     this.inFlight.set(key, entry);
     this.stats.inFlight = this.inFlight.size;
-    entry.done = this.handle(identity, client, key, header, body, batched).finally(() => {
+    entry.done = this.handle(identity, client, key, header, body, reply).finally(() => {
       this.inFlight.delete(key);
       this.stats.inFlight = this.inFlight.size;
     });
   }
 
-  private async handle(identity: Buffer, client: string, key: string, header: Header, body: unknown, batched: boolean): Promise<void> {
+  private async handle(identity: Buffer, client: string, key: string, header: Header, body: unknown, send: (payload: unknown) => void): Promise<void> {
     const ctx: CallContext = {
       client,
       requestId: header.id,
@@ -209,8 +209,7 @@ export class RpcServer {
     }
     if (!this.inFlight.has(key) && this.closing) return; // already failed by close()
     this.stats.replied++;
-    if (batched) this.sendBatched(identity, client, header.id, reply);
-    else this.send(identity, "reply", header.id, reply);
+    send(reply);
   }
 
   /** Stop taking requests, let in-flight ones finish for `graceMs`, fail the rest, close. */
