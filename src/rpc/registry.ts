@@ -57,9 +57,18 @@ export class Registry {
   }
 
   async invoke(name: string, rawParams: unknown, ctx: CallContext): Promise<unknown> {
+    return await this.start(name, rawParams, ctx);
+  }
+
+  /**
+   * Check the params and run the handler: its result as it returns it, a value or a promise
+   * (the server answers a synchronous handler in the same tick). Throws for an unknown method,
+   * bad params or a handler that throws.
+   */
+  start(name: string, rawParams: unknown, ctx: CallContext): unknown {
     const def = this.get(name);
     const params = parseOrThrow(def.params, rawParams ?? {}, { prefix: "params", what: `params for ${name}` });
-    return await def.handler(params, ctx);
+    return def.handler(params, ctx);
   }
 
   /** Every method with its params and result as JSON Schema. */

@@ -11,7 +11,6 @@ import type { Logger } from "../util/logger.js";
 import { isHeader, MAX_BATCH, PROTOCOL_VERSION, pack, unpack, type Header, type MessageType } from "./envelope.js";
 import type { CallContext, Registry } from "./registry.js";
 import { ReplayGuard } from "./replay-guard.js";
-import { SendQueue } from "./send-queue.js";
 
 export interface ServerStats {
   received: number;
@@ -26,12 +25,18 @@ interface Subscription {
 }
 
 const SUBSCRIPTION_LEASE_MS = 60_000;
+const DONE = Promise.resolve();
+const ignore = (): void => undefined;
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function";
+}
 
 export class RpcServer {
   // sendTimeout 0: a ROUTER never blocks a send (it drops for an unroutable or full peer), and
-  // zeromq.js then skips a poll of the socket state per send and resolves every send at once
+  // zeromq.js then hands every message to ZeroMQ inside send() itself: no send is ever pending,
+  // so replies go out directly, in the tick that produced them, without a queue
   private readonly socket = new Router({ linger: 0, sendTimeout: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
-  private readonly out = new SendQueue(this.socket);
   private readonly guard = new ReplayGuard();
   private readonly inFlight = new Map<string, { identity: Buffer; id: string; done: Promise<void> }>();
   private readonly subscriptions = new Map<string, Subscription>();
@@ -99,7 +104,17 @@ export class RpcServer {
   }
 
   private send(identity: Buffer, type: MessageType, replyTo: string | undefined, body: unknown, topic?: string): void {
-    this.out.push([identity, ...pack(this.key, this.header(type, replyTo, topic), body)]);
+    this.emit([identity, ...pack(this.key, this.header(type, replyTo, topic), body)]);
+  }
+
+  /** Hand one message to ZeroMQ now (see the socket's options). */
+  private emit(frames: Buffer[]): void {
+    try {
+      // a rejection is a message ZeroMQ could not take (a closed socket): lost, like any drop
+      this.socket.send(frames).catch(ignore);
+    } catch {
+      // the socket is closed: nothing more can be sent
+    }
   }
 
   /** A reply to a call that came in a batch: queued, and sent with the others of this tick. */
@@ -115,23 +130,24 @@ export class RpcServer {
     this.batchFlush = undefined;
     for (const { identity, items } of this.batchOut.values()) {
       if (items.length === 1) {
-        this.out.push([identity, ...pack(this.key, items[0]![0], items[0]![1])]);
+        this.emit([identity, ...pack(this.key, items[0]![0], items[0]![1])]);
         continue;
       }
       for (let at = 0; at < items.length; at += MAX_BATCH) {
-        this.out.push([identity, ...pack(this.key, this.header("batch", undefined), items.slice(at, at + MAX_BATCH))]);
+        this.emit([identity, ...pack(this.key, this.header("batch", undefined), items.slice(at, at + MAX_BATCH))]);
       }
     }
     this.batchOut.clear();
   }
 
   private async receiveLoop(): Promise<void> {
+    // receive() directly rather than `for await`: the socket's iterator wraps every message in
+    // one more promise
+    const socket = this.socket;
     try {
-      for await (const frames of this.socket) {
-        this.onMessage(frames);
-      }
+      while (!socket.closed) this.onMessage(await socket.receive());
     } catch (err) {
-      if (!this.closing) this.log.error({ err: (err as Error).message }, "rpc receive loop failed");
+      if (!this.closing && !socket.closed) this.log.error({ err: (err as Error).message }, "rpc receive loop failed");
     }
   }
 
@@ -178,17 +194,6 @@ export class RpcServer {
       return reply({ error: new SidecarError("SHUTTING_DOWN", "The sidecar is shutting down").toPayload() });
     }
     const key = `${client}/${header.id}`;
-    // registered before the handler runs, so that a synchronous handler (status) counts itself
-    const entry = { identity, id: header.id, done: Promise.resolve() };
-    this.inFlight.set(key, entry);
-    this.stats.inFlight = this.inFlight.size;
-    entry.done = this.handle(identity, client, key, header, body, reply).finally(() => {
-      this.inFlight.delete(key);
-      this.stats.inFlight = this.inFlight.size;
-    });
-  }
-
-  private async handle(identity: Buffer, client: string, key: string, header: Header, body: unknown, send: (payload: unknown) => void): Promise<void> {
     const ctx: CallContext = {
       client,
       requestId: header.id,
@@ -197,19 +202,36 @@ export class RpcServer {
       events: this.events,
       log: this.log,
     };
-    let reply: { result: unknown } | { error: ErrorPayload };
+    // registered before the handler runs, so that a synchronous handler (status) counts itself
+    const entry = { identity, id: header.id, done: DONE };
+    this.inFlight.set(key, entry);
+    this.stats.inFlight = this.inFlight.size;
+    let result: unknown;
     try {
-      const result = await this.registry.invoke(header.method!, body, ctx);
-      reply = { result: result ?? null };
+      result = this.registry.start(header.method, body, ctx);
     } catch (err) {
-      const e = toSidecarError(err);
-      if (e.code === "INTERNAL") this.log.error({ method: header.method, err: e.message, stack: (err as Error)?.stack }, "method failed");
-      else this.log.debug({ method: header.method, code: e.code, err: e.message }, "method returned an error");
-      reply = { error: e.toPayload() };
+      return this.finish(key, { error: this.failure(header.method, err) }, reply);
     }
-    if (!this.inFlight.has(key) && this.closing) return; // already failed by close()
+    if (!isThenable(result)) return this.finish(key, { result: result ?? null }, reply);
+    // an asynchronous handler: answered when it settles, while the others are served
+    entry.done = Promise.resolve(result).then(
+      (value) => this.finish(key, { result: value ?? null }, reply),
+      (err: unknown) => this.finish(key, { error: this.failure(header.method, err) }, reply),
+    );
+  }
+
+  private failure(method: string | undefined, err: unknown): ErrorPayload {
+    const e = toSidecarError(err);
+    if (e.code === "INTERNAL") this.log.error({ method, err: e.message, stack: (err as Error)?.stack }, "method failed");
+    else this.log.debug({ method, code: e.code, err: e.message }, "method returned an error");
+    return e.toPayload();
+  }
+
+  private finish(key: string, payload: { result: unknown } | { error: ErrorPayload }, reply: (payload: unknown) => void): void {
+    if (!this.inFlight.delete(key) && this.closing) return; // already failed by close()
+    this.stats.inFlight = this.inFlight.size;
     this.stats.replied++;
-    send(reply);
+    reply(payload);
   }
 
   /** Stop taking requests, let in-flight ones finish for `graceMs`, fail the rest, close. */
@@ -229,7 +251,6 @@ export class RpcServer {
     }
     this.abort.abort();
     this.flushBatches();
-    await this.out.flush(1000);
     this.socket.close();
     await this.loop?.catch(() => undefined);
   }

@@ -16,6 +16,33 @@ describe("envelope", () => {
     expect(verify(key, Buffer.from(expected), h, b)).toBe(true);
   });
 
+  it("signs small messages (reused buffers), large ones (streamed) and long keys the same as createHmac", () => {
+    const reference = (k: Buffer, h: Buffer, b: Buffer): string => {
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(h.length);
+      return createHmac("sha256", k).update(len).update(h).update(b).digest("hex");
+    };
+    const longKey = randomBytes(100);
+    const cases: Array<[Buffer, number, number]> = [
+      [key, 0, 0],
+      [key, 70, 20],
+      [key, 100, 16 * 1024 - 68 - 100], // exactly fills the scratch buffer
+      [key, 100, 16 * 1024 - 68 - 99], // one byte over: streamed
+      [key, 200, 1 << 20],
+      [longKey, 70, 20],
+      [longKey, 70, 1 << 16],
+    ];
+    for (const [k, hl, bl] of cases) {
+      const h = randomBytes(hl);
+      const b = randomBytes(bl);
+      expect(sign(k, h, b).toString("latin1"), `key ${k.length} B, header ${hl} B, body ${bl} B`).toBe(reference(k, h, b));
+    }
+    // a signature computed right after another (of a longer message) is not polluted by its bytes
+    const small = [Buffer.from("h"), Buffer.from("b")] as const;
+    sign(key, randomBytes(500), randomBytes(5000));
+    expect(sign(key, ...small).toString("latin1")).toBe(reference(key, ...small));
+  });
+
   it("packs and unpacks a message", () => {
     const frames = pack(key, header, { x: [1, "two", null] });
     expect(frames[0].equals(DELIMITER)).toBe(true);
