@@ -25,6 +25,8 @@ __all__ = ["PoolLink", "shell_path"]
 log = logging.getLogger("parsl_sidecar.providers")
 
 _CERT_RE = re.compile(r"--cert_dir[ =](\S+)")
+# the port workers dial, as pool_launch_cmd and Parsl's default launch_cmd write it
+_PORT_RE = re.compile(r"--port=(\d+)")
 
 
 def shell_path(path: str) -> str:
@@ -64,6 +66,11 @@ class PoolLink:
         Working directory on the pool; certificates go under ``<remote_dir>/certs``.
     label : str
         The executor's label, for error messages.
+    tunnel_id : str, optional
+        The sidecar tunnel the workers dial (``TUNNEL_ID`` of a completed executors.json).
+        When it comes back on another port after a reconnect, new workers are given the new
+        port (:meth:`prepare_command`) and blocks started with the old one are known by
+        :meth:`stranded`.
     """
 
     def __init__(
@@ -74,9 +81,11 @@ class PoolLink:
         connection_file: str | None = None,
         remote_dir: str = "~/parsl-sidecar",
         label: str = "",
+        tunnel_id: str | None = None,
     ) -> None:
         self.target = target
         self.label = label
+        self.tunnel_id = tunnel_id
         self.remote_dir = remote_dir.rstrip("/") or "/"
         self._client = client
         self._connection_file = connection_file
@@ -232,7 +241,7 @@ class PoolLink:
         return remote
 
     def prepare_command(self, command: str) -> str:
-        """Stage the worker command's certificate directory and name its pool path instead.
+        """Stage the worker command's certificate directory and give it the tunnel's port.
 
         Parameters
         ----------
@@ -243,13 +252,78 @@ class PoolLink:
         -------
         str
             The command with ``--cert_dir`` pointing at the pool's copy (unchanged when the
-            executor is not encrypted or the pool is this machine).
+            executor is not encrypted or the pool is this machine), and ``--port=`` the port
+            the worker tunnel listens on now (it moves when a reconnect finds the old one
+            taken on the pool).
         """
         m = _CERT_RE.search(command)
-        if m is None or m.group(1) == "None":
-            return command
-        remote = self.stage_cert_dir(m.group(1))
-        return command[: m.start(1)] + remote + command[m.end(1) :]
+        if m is not None and m.group(1) != "None":
+            remote = self.stage_cert_dir(m.group(1))
+            command = command[: m.start(1)] + remote + command[m.end(1) :]
+        now = self.tunnel_port()
+        m = _PORT_RE.search(command)
+        if now is not None and m is not None and int(m.group(1)) != now:
+            log.warning(
+                "%s: the worker tunnel %s now listens on port %d, not %s: new workers dial %d",
+                self._who(),
+                self.tunnel_id,
+                now,
+                m.group(1),
+                now,
+            )
+            command = command[: m.start(1)] + str(now) + command[m.end(1) :]
+        return command
+
+    @staticmethod
+    def command_port(command: str) -> int | None:
+        """The port a worker command dials (``--port=``), if it names one."""
+        m = _PORT_RE.search(command)
+        return int(m.group(1)) if m else None
+
+    def tunnel_port(self) -> int | None:
+        """The port workers dial through the worker tunnel now.
+
+        ``None`` without a tunnel, or while it is not open (reconnecting: its port is decided
+        when it is back).
+        """
+        if self.tunnel_id is None:
+            return None
+        for t in self.client.call("tunnels.list"):
+            if t["id"] == self.tunnel_id:
+                return int(t["dial_port"]) if t["state"] == "open" else None
+        return None
+
+    def stranded(self, ports: dict[str, int | None]) -> list[str]:
+        """Blocks whose workers dial a port the worker tunnel has left.
+
+        Parameters
+        ----------
+        ports : dict
+            Block or job id to the port its workers were started with.
+
+        Returns
+        -------
+        list of str
+            The ids to cancel: their workers can no longer reach the interchange, and Parsl
+            starts new blocks (with the new port) in their place when it needs them.
+        """
+        if self.tunnel_id is None or not any(p is not None for p in ports.values()):
+            return []
+        now = self.tunnel_port()
+        if now is None:
+            return []
+        out = [j for j, p in ports.items() if p is not None and p != now]
+        for j in out:
+            log.warning(
+                "%s: block %s dials port %d, but the worker tunnel %s moved to port %d after "
+                "a reconnect; cancelling it so that a new block replaces it",
+                self._who(),
+                j,
+                ports[j],
+                self.tunnel_id,
+                now,
+            )
+        return out
 
     def close(self) -> None:
         """Close the client if this link opened it."""

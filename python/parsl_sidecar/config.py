@@ -102,7 +102,7 @@ def _provider(r: dict[str, Any], link: PoolLink, client: Client, owner: str) -> 
         "worker_init": r["workerInit"],
         "launcher": launcher,
     }
-    where: dict[str, Any] = {"label": r["label"], "client": client}
+    where: dict[str, Any] = {"label": r["label"], "client": client, "tunnel_id": r.get("tunnelId")}
     if r["provider"] == "local":
         return SidecarLocalProvider(
             r["target"],

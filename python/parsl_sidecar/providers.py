@@ -156,6 +156,9 @@ class SidecarLocalProvider(ExecutionProvider, RepresentationMixin):
         The sidecar's connection file.
     cmd_timeout : int
         Seconds to wait for the sidecar to start a block.
+    tunnel_id : str, optional
+        The worker tunnel (``TUNNEL_ID``): when a reconnect moves its port, new blocks get the
+        new port and blocks started with the old one are cancelled (Parsl replaces them).
     """
 
     def __init__(
@@ -175,6 +178,7 @@ class SidecarLocalProvider(ExecutionProvider, RepresentationMixin):
         client: Client | None = None,
         connection_file: str | None = None,
         cmd_timeout: int = 60,
+        tunnel_id: str | None = None,
     ) -> None:
         self._label = "sidecar-local"
         self.target = target
@@ -199,6 +203,7 @@ class SidecarLocalProvider(ExecutionProvider, RepresentationMixin):
             connection_file=connection_file,
             remote_dir=remote_dir,
             label=label,
+            tunnel_id=tunnel_id,
         )
 
     @property
@@ -263,12 +268,13 @@ class SidecarLocalProvider(ExecutionProvider, RepresentationMixin):
             "status": JobStatus(JobState.RUNNING),
             "stdout": out,
             "stderr": err,
+            "dial_port": PoolLink.command_port(command),
         }
         log.debug("started block %s on %s (pgid %s)", block_id, self.target, info.get("pgid"))
         return block_id
 
     def status(self, job_ids: Sequence[object]) -> list[JobStatus]:
-        """Ask the sidecar for the blocks' states.
+        """Ask the sidecar for the blocks' states; cancel blocks the worker tunnel left.
 
         Parameters
         ----------
@@ -296,6 +302,14 @@ class SidecarLocalProvider(ExecutionProvider, RepresentationMixin):
                     stdout_path=r["stdout"],
                     stderr_path=r["stderr"],
                 )
+        running = {
+            str(j): self.resources[j]["dial_port"]
+            for j in job_ids
+            if not self.resources[j]["status"].terminal
+        }
+        moved = self.link.stranded(running)
+        if moved:
+            self.cancel(moved)
         return [self.resources[j]["status"] for j in job_ids]
 
     def cancel(self, job_ids: Sequence[object]) -> list[bool]:
@@ -339,6 +353,7 @@ class _RemoteCluster:
         label: str,
         client: Client | None,
         connection_file: str | None,
+        tunnel_id: str | None,
     ) -> None:
         self.link = PoolLink(
             target,
@@ -346,11 +361,25 @@ class _RemoteCluster:
             connection_file=connection_file,
             remote_dir=remote_dir,
             label=label,
+            tunnel_id=tunnel_id,
         )
         self.executor_label = label
         self._remote_script_dir = remote_script_dir or f"{remote_dir.rstrip('/')}/submit_scripts"
         self._fetched: set[str] = set()
         self._last_exit = threading.local()  # per thread: the exit code of the last command
+
+    def _submitted(self, job_id: str, command: str, scheduler: str) -> None:
+        self.resources[job_id]["dial_port"] = PoolLink.command_port(command)
+        self._record_job(job_id, scheduler)
+
+    def _cancel_stranded(self) -> None:
+        """Cancel the jobs whose workers dial a port the worker tunnel has left."""
+        running = {
+            j: r.get("dial_port") for j, r in self.resources.items() if not r["status"].terminal
+        }
+        moved = self.link.stranded(running)
+        if moved:
+            self.cancel(moved)  # type: ignore[attr-defined]
 
     def _record_job(self, job_id: str, scheduler: str) -> None:
         """Record a submitted scheduler job with the sidecar's job (``$PARSL_SIDECAR_JOB``).
@@ -458,6 +487,9 @@ class SidecarSlurmProvider(_RemoteCluster, SlurmProvider):  # type: ignore[misc]
         The executor's label, for messages.
     client, connection_file
         The sidecar to use (default: the one of ``$PARSL_SIDECAR_CONNECTION_FILE``).
+    tunnel_id : str, optional
+        The worker tunnel (``TUNNEL_ID``): when a reconnect moves its port, new jobs get the
+        new port and jobs started with the old one are cancelled (Parsl replaces them).
     **kwargs
         Everything SlurmProvider takes (partition, account, walltime, launcher...).
     """
@@ -471,6 +503,7 @@ class SidecarSlurmProvider(_RemoteCluster, SlurmProvider):  # type: ignore[misc]
         label: str = "",
         client: Client | None = None,
         connection_file: str | None = None,
+        tunnel_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         self._setup(
@@ -480,6 +513,7 @@ class SidecarSlurmProvider(_RemoteCluster, SlurmProvider):  # type: ignore[misc]
             label=label,
             client=client,
             connection_file=connection_file,
+            tunnel_id=tunnel_id,
         )
         self.cmd_timeout = int(kwargs.get("cmd_timeout", 10))
         self.script_dir = None
@@ -496,7 +530,7 @@ class SidecarSlurmProvider(_RemoteCluster, SlurmProvider):  # type: ignore[misc]
             raise _submit_exception(
                 job_name, f"Executor `{self.executor_label}`: sbatch gave no job id"
             )
-        self._record_job(job_id, "slurm")
+        self._submitted(job_id, command, "slurm")
         return job_id
 
     @property
@@ -506,6 +540,7 @@ class SidecarSlurmProvider(_RemoteCluster, SlurmProvider):  # type: ignore[misc]
 
     def _status(self) -> None:
         SlurmProvider._status(self)  # type: ignore[no-untyped-call]
+        self._cancel_stranded()
         self._fetch_output()
 
 
@@ -525,6 +560,8 @@ class SidecarPBSProProvider(_RemoteCluster, PBSProProvider):  # type: ignore[mis
         The executor's label, for messages.
     client, connection_file
         The sidecar to use.
+    tunnel_id : str, optional
+        The worker tunnel, as for :class:`SidecarSlurmProvider`.
     **kwargs
         Everything PBSProProvider takes (queue, account, select_options, walltime...).
     """
@@ -538,6 +575,7 @@ class SidecarPBSProProvider(_RemoteCluster, PBSProProvider):  # type: ignore[mis
         label: str = "",
         client: Client | None = None,
         connection_file: str | None = None,
+        tunnel_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         self._setup(
@@ -547,6 +585,7 @@ class SidecarPBSProProvider(_RemoteCluster, PBSProProvider):  # type: ignore[mis
             label=label,
             client=client,
             connection_file=connection_file,
+            tunnel_id=tunnel_id,
         )
         PBSProProvider.__init__(self, **kwargs)  # type: ignore[no-untyped-call]
 
@@ -564,7 +603,7 @@ class SidecarPBSProProvider(_RemoteCluster, PBSProProvider):  # type: ignore[mis
             raise _submit_exception(
                 job_name, f"Executor `{self.executor_label}`: qsub gave no job id"
             )
-        self._record_job(job_id, "pbspro")
+        self._submitted(job_id, command, "pbspro")
         return job_id
 
     @property
@@ -574,4 +613,5 @@ class SidecarPBSProProvider(_RemoteCluster, PBSProProvider):  # type: ignore[mis
 
     def _status(self) -> None:
         PBSProProvider._status(self)  # type: ignore[no-untyped-call]
+        self._cancel_stranded()
         self._fetch_output()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +17,8 @@ from typing import Any
 import parsl
 import pytest
 from parsl.data_provider.files import File
-from pools import Pools, processes_matching, running_pools
+from parsl.jobs.states import JobState
+from pools import Pools, processes_matching, running_pools, wait_for
 from sidecar_proc import cli_args
 
 import parsl_sidecar
@@ -278,3 +282,116 @@ def test_run_with_executors_job_teardown(two_pools: Pools) -> None:
     # the job's private sidecar completed the file for the job and tore everything down
     assert processes_matching("process_worker_pool") == []
     assert processes_matching(str(two_pools.tmp / "rt-job")) == []
+
+
+def _kill_sessions(listener_pid: int) -> int:
+    """SIGKILL the per-connection sshd processes of a listener, as a dropped connection ends
+    them; what they started (the block) lives on, as it does when the network fails."""
+    kids: list[int] = []
+    frontier = {listener_pid}
+    while frontier:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid in frontier:
+                found.append(int(pid))
+        kids += found
+        frontier = set(found)
+    sessions = []
+    for pid in kids:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().startswith("sshd"):
+                sessions.append(pid)
+    for pid in sessions:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return len(sessions)
+
+
+def _take_port(port: int, timeout: float = 5.0) -> socket.socket:
+    """Bind 127.0.0.1:port as soon as it is free (before the tunnel comes back)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket()
+        # like sshd: connections of the tunnel's checks may linger in TIME_WAIT on the port
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            s.listen()
+            return s
+        except OSError:
+            s.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.001)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.timeout(300)
+def test_worker_tunnel_port_moves(two_pools: Pools) -> None:
+    """A reconnect that finds the workers' port taken on the pool moves the tunnel; the provider
+    then cancels the block whose workers dial the old port and starts new ones on the new port."""
+    pools = two_pools
+    path = pools.write_executors({"exec_m": pool_entry(pools, "pool_a")}, "moves.json")
+    client = pools.client()
+    owner = "test-port-moves"
+    cfg = parsl_config(path, client=client, owner=owner, run_dir=str(pools.tmp / "ri-moves"))
+    provider = cfg.executors[0].provider
+    assert isinstance(provider, parsl_sidecar.providers.SidecarLocalProvider)
+    tid = provider.link.tunnel_id
+    assert tid is not None
+    old = provider.link.tunnel_port()
+    assert old is not None
+    command = f"echo worker -a 127.0.0.1 --port={old}; exec sleep 600"
+    first = provider.submit(command, 1)
+    assert provider.status([first])[0].state == JobState.RUNNING  # the port has not moved
+
+    blocker = None
+    try:
+        assert _kill_sessions(int(pools.sshds["pool_a"]["pid"])) > 0
+        blocker = _take_port(old)
+
+        def moved() -> bool:
+            t = next(t for t in tunnels(pools) if t["id"] == tid)
+            return t["state"] == "open" and t["dial_port"] != old
+
+        wait_for(moved, "the worker tunnel to come back on another port", timeout=60)
+        new = provider.link.tunnel_port()
+        assert new is not None and new != old
+
+        # the dropped connection did not end the block: its processes live on, detached
+        b = next(b for b in blocks(pools) if b["id"] == first)
+        assert b["state"] == "running" and "dropped" in b["tail"], (b["state"], b["tail"])
+        assert processes_matching("exec sleep 600") or _group_alive(b["pgid"])
+        # but its workers dial the old port: the provider cancels it (not failed: Parsl
+        # replaces a cancelled block when it needs one) and the group is gone
+        st = provider.status([first])[0]
+        assert st.state == JobState.CANCELLED
+        assert next(b for b in blocks(pools) if b["id"] == first)["state"] == "cancelled"
+        assert not _group_alive(b["pgid"])
+        # a new block gets the new port, whatever port the command it was given names
+        second = provider.submit(command, 1)
+        wait_for(
+            lambda: f"--port={new}" in next(b for b in blocks(pools) if b["id"] == second)["tail"],
+            "the new block to print its port",
+            timeout=30,
+        )
+        assert provider.status([second])[0].state == JobState.RUNNING
+        provider.cancel([second])
+    finally:
+        if blocker is not None:
+            blocker.close()
+        client.call("executors.release", owner=owner)
+        client.close()
+    assert [t for t in tunnels(pools) if t["id"] == tid] == []
+    assert all(b["state"] != "running" for b in blocks(pools))

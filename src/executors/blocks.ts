@@ -2,12 +2,18 @@
  * Worker blocks started on a pool's head node (SidecarLocalProvider): each is a shell script run
  * in its own process group over the pool's SSH connection, tracked until it exits and killed as
  * a whole group on cancel or when its owner goes away.
+ *
+ * A dropped connection does not end a block: its processes live on on the pool (workers
+ * reconnect to the interchange once the tunnel is back), so the block stays `running`, detached
+ * from its channel (no more output), and is watched over new connections (`kill -0 -PGID` every
+ * few seconds) until its group is gone; cancel signals the group over a new connection.
  */
 import { randomBytes } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { SidecarError } from "../errors.js";
 import type { EventBus } from "../events.js";
 import { shellQuote, type HostLease, type HostPool, type HostProcess } from "../ssh/host.js";
+import { killGroupCommand } from "../ssh/remote-command.js";
 import type { Logger } from "../util/logger.js";
 
 export type BlockState = "running" | "completed" | "failed" | "cancelled";
@@ -33,9 +39,13 @@ interface Block {
   lease: HostLease;
   cancelling: boolean;
   files: WriteStream[];
+  /** its channel went with a dropped connection; the group is watched over new ones */
+  detached?: { timer: NodeJS.Timeout; probing: boolean };
 }
 
 const TAIL_BYTES = 4096;
+/** how often a detached block's process group is looked for */
+const DETACHED_PROBE_MS = 5000;
 /** ended blocks kept for status queries */
 const KEEP_ENDED = 1000;
 
@@ -91,17 +101,82 @@ export class BlockManager {
     proc.stdin.end();
     info.pgid = await proc.pgid.catch(() => null);
     void proc.exited.then(
-      (r) => this.ended(block, r.exitCode, r.signal),
-      (err: unknown) => this.ended(block, null, null, (err as Error).message),
+      (r) => (r.lost ? this.lost(block, new SidecarError("SSH_CONNECT", `The connection to \`${req.target}\` dropped`)) : this.ended(block, r.exitCode, r.signal)),
+      (err: unknown) => this.lost(block, err),
     );
     this.events.emit("executors.block", { id, label: req.label, target: req.target, state: "running", pgid: info.pgid });
     this.log.info({ id, label: req.label, target: req.target, pgid: info.pgid }, "worker block started");
     return { ...info };
   }
 
+  /** The block's channel failed: detach and watch it when the connection dropped, else end it. */
+  private lost(block: Block, err: unknown): void {
+    const e = err as SidecarError;
+    const pgid = block.info.pgid;
+    if (e?.code !== "SSH_CONNECT" || pgid === null || block.cancelling || block.info.ended_at !== null) {
+      return this.ended(block, null, null, (err as Error)?.message ?? String(err));
+    }
+    const note = `[parsl-sidecar: the connection to ${block.info.target} dropped; the block's process group ${pgid} lives on there and is watched over new connections]`;
+    block.info.tail = `${block.info.tail}\n${note}`.slice(-TAIL_BYTES);
+    for (const f of block.files) f.end();
+    block.files = [];
+    const detached = { timer: setInterval(() => void this.probe(block), DETACHED_PROBE_MS), probing: false };
+    detached.timer.unref();
+    block.detached = detached;
+    this.log.warn({ id: block.info.id, target: block.info.target, pgid }, "worker block detached: its connection dropped");
+    this.events.emit("executors.block", { id: block.info.id, label: block.info.label, target: block.info.target, state: "running", detached: true, pgid });
+  }
+
+  /** Whether a detached block's group still has processes (undefined: the pool cannot be reached now). */
+  private async groupAlive(block: Block): Promise<boolean | undefined> {
+    try {
+      const r = await block.lease.exec(`if kill -0 -${block.info.pgid!} 2>/dev/null; then echo alive; else echo gone; fi`, { timeoutMs: 15_000 });
+      if (r.exitCode !== 0) return undefined;
+      return r.stdout.trim() === "alive";
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async probe(block: Block): Promise<void> {
+    const d = block.detached;
+    if (!d || d.probing || block.info.ended_at !== null) return;
+    d.probing = true;
+    try {
+      // also after a cancel that could not reach the pool: the block ends (cancelled) once gone
+      if ((await this.groupAlive(block)) === false) {
+        this.ended(block, null, null, "[parsl-sidecar: the block's process group ended while it was detached; its exit status is unknown]");
+      }
+    } finally {
+      d.probing = false;
+    }
+  }
+
+  /** Cancel a detached block: signal its group over a new connection until it is gone. */
+  private async cancelDetached(block: Block, graceMs: number): Promise<boolean> {
+    const pgid = block.info.pgid!;
+    const until = async (ms: number): Promise<boolean> => {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        if ((await this.groupAlive(block)) === false) return true;
+        if (Date.now() >= deadline) return false;
+        await new Promise((r) => setTimeout(r, 250).unref());
+      }
+    };
+    await block.lease.exec(killGroupCommand(pgid, "TERM"), { timeoutMs: 15_000 }).catch(() => undefined);
+    let gone = await until(graceMs);
+    if (!gone) {
+      await block.lease.exec(killGroupCommand(pgid, "KILL"), { timeoutMs: 15_000 }).catch(() => undefined);
+      gone = await until(Math.max(graceMs, 2000));
+    }
+    if (gone) this.ended(block, null, "SIGTERM");
+    return gone;
+  }
+
   private ended(block: Block, exitCode: number | null, signal: string | null, error?: string): void {
     const info = block.info;
     if (info.ended_at !== null) return;
+    if (block.detached) clearInterval(block.detached.timer);
     info.exit_code = exitCode;
     info.signal = signal;
     info.ended_at = Date.now();
@@ -135,6 +210,7 @@ export class BlockManager {
         if (!b) return false;
         if (b.info.ended_at !== null) return true;
         b.cancelling = true;
+        if (b.detached) return await this.cancelDetached(b, graceMs);
         await b.proc.kill("SIGTERM").catch(() => undefined);
         const gone = await Promise.race([b.proc.exited.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), graceMs).unref())]);
         if (!gone) {

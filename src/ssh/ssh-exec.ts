@@ -181,13 +181,15 @@ export async function remoteSpawn(deps: RemoteExecDeps, command: string, opts: S
   channel.on("exit", (code: number | null, sig?: string) => {
     exit = { exitCode: typeof code === "number" ? code : null, signal: signalName(sig) };
   });
-  const exited = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) => {
+  const exited = new Promise<{ exitCode: number | null; signal: string | null; lost?: boolean }>((resolve) => {
     channel.on("close", () => {
       done();
       const rest = sniffer.end();
       if (rest.length > 0) stderr.write(rest);
       if (!stderr.writableEnded) stderr.end();
-      resolve(exit.exitCode === null && exit.signal === null ? (recordedExit(channel) ?? exit) : exit);
+      if (exit.exitCode !== null || exit.signal !== null) return resolve(exit);
+      // no exit status: either ssh2 recorded one we missed, or the connection dropped
+      resolve(recordedExit(channel) ?? { ...exit, lost: true });
     });
   });
   return {
