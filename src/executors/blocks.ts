@@ -124,7 +124,8 @@ export class BlockManager {
     detached.timer.unref();
     block.detached = detached;
     this.log.warn({ id: block.info.id, target: block.info.target, pgid }, "worker block detached: its connection dropped");
-    this.events.emit("executors.block", { id: block.info.id, label: block.info.label, target: block.info.target, state: "running", detached: true, pgid });
+    // no pgid: the jobs service already holds the group (it adds one on a running event with a pgid)
+    this.events.emit("executors.block", { id: block.info.id, label: block.info.label, target: block.info.target, state: "running", detached: true });
   }
 
   /** Whether a detached block's group still has processes (undefined: the pool cannot be reached now). */
