@@ -145,7 +145,15 @@ export class RpcServer {
     // one more promise
     const socket = this.socket;
     try {
-      while (!socket.closed) this.onMessage(await socket.receive());
+      while (!socket.closed) {
+        const frames = await socket.receive();
+        try {
+          this.onMessage(frames);
+        } catch (err) {
+          // a bug in serving one message (handlers run in this tick) must not stop the server
+          this.log.error({ err: (err as Error).message, stack: (err as Error).stack }, "rpc message handling failed");
+        }
+      }
     } catch (err) {
       if (!this.closing && !socket.closed) this.log.error({ err: (err as Error).message }, "rpc receive loop failed");
     }
@@ -231,7 +239,13 @@ export class RpcServer {
     if (!this.inFlight.delete(key) && this.closing) return; // already failed by close()
     this.stats.inFlight = this.inFlight.size;
     this.stats.replied++;
-    reply(payload);
+    try {
+      reply(payload);
+    } catch (err) {
+      // a result MessagePack cannot carry: the caller still gets an answer
+      this.log.error({ err: (err as Error).message }, "a reply could not be encoded");
+      reply({ error: new SidecarError("INTERNAL", `The sidecar could not encode its reply: ${(err as Error).message}`).toPayload() });
+    }
   }
 
   /** Stop taking requests, let in-flight ones finish for `graceMs`, fail the rest, close. */

@@ -58,6 +58,13 @@ function methods(server: () => RpcServer): Registry {
       },
     }),
     defineMethod({
+      name: "t.unencodable",
+      description: "a result MessagePack cannot carry, returned synchronously or not",
+      params: z.object({ later: z.boolean().default(false) }),
+      result: z.unknown(),
+      handler: (p) => (p.later ? Promise.resolve({ n: 2n ** 70n }) : { n: 2n ** 70n }),
+    }),
+    defineMethod({
       name: "sidecar.subscribe",
       description: "subscribe",
       params: z.object({ topics: z.array(z.string()).default([]), history: z.boolean().default(false) }),
@@ -137,6 +144,13 @@ for (const transport of ["ipc", "tcp"] as const) {
     it("carries a handler's error code and data, and hides nothing of a bug but its message", async () => {
       await expect(client.call("t.fail")).rejects.toMatchObject({ code: "STAGING_NOT_FOUND", data: { path: "/x" } });
       await expect(client.call("t.crash")).rejects.toMatchObject({ code: "INTERNAL", message: "oops" });
+    });
+
+    it("answers INTERNAL for a result it cannot encode, and keeps serving", async () => {
+      for (const later of [false, true]) {
+        await expect(client.call("t.unencodable", { later })).rejects.toMatchObject({ code: "INTERNAL", message: expect.stringContaining("could not encode its reply") });
+      }
+      expect(await client.call("t.echo", { value: 1 })).toEqual({ value: 1 });
     });
 
     it("drops a message signed with another key and counts it", async () => {
