@@ -128,15 +128,20 @@ export class BlockManager {
     this.events.emit("executors.block", { id: block.info.id, label: block.info.label, target: block.info.target, state: "running", detached: true });
   }
 
-  /** Whether a detached block's group still has processes (undefined: the pool cannot be reached now). */
-  private async groupAlive(block: Block): Promise<boolean | undefined> {
-    try {
-      const r = await block.lease.exec(`if kill -0 -${block.info.pgid!} 2>/dev/null; then echo alive; else echo gone; fi`, { timeoutMs: 15_000 });
-      if (r.exitCode !== 0) return undefined;
-      return r.stdout.trim() === "alive";
-    } catch {
-      return undefined;
-    }
+  /**
+   * Whether a detached block's group still has processes; undefined when the pool cannot be
+   * reached within `waitMs` (a reconnecting lease would otherwise wait for it).
+   */
+  private async groupAlive(block: Block, waitMs = 15_000): Promise<boolean | undefined> {
+    const ask = block.lease.exec(`if kill -0 -${block.info.pgid!} 2>/dev/null; then echo alive; else echo gone; fi`, { timeoutMs: waitMs }).then(
+      (r) => (r.exitCode === 0 ? r.stdout.trim() === "alive" : undefined),
+      () => undefined,
+    );
+    return await within(ask, waitMs, undefined);
+  }
+
+  private async signalGroup(block: Block, signal: "TERM" | "KILL", waitMs: number): Promise<void> {
+    await within(block.lease.exec(killGroupCommand(block.info.pgid!, signal), { timeoutMs: waitMs }).catch(() => undefined), waitMs, undefined);
   }
 
   private async probe(block: Block): Promise<void> {
@@ -153,21 +158,25 @@ export class BlockManager {
     }
   }
 
-  /** Cancel a detached block: signal its group over a new connection until it is gone. */
+  /**
+   * Cancel a detached block: signal its group over a new connection until it is gone. Bounded
+   * (about 2 x grace + 10 s) when the pool cannot be reached; the block then stays `running`,
+   * marked cancelling, and ends as cancelled when a later look finds its group gone.
+   */
   private async cancelDetached(block: Block, graceMs: number): Promise<boolean> {
-    const pgid = block.info.pgid!;
+    const step = Math.max(graceMs, 5000);
     const until = async (ms: number): Promise<boolean> => {
       const deadline = Date.now() + ms;
       for (;;) {
-        if ((await this.groupAlive(block)) === false) return true;
+        if ((await this.groupAlive(block, Math.max(1000, deadline - Date.now()))) === false) return true;
         if (Date.now() >= deadline) return false;
         await new Promise((r) => setTimeout(r, 250).unref());
       }
     };
-    await block.lease.exec(killGroupCommand(pgid, "TERM"), { timeoutMs: 15_000 }).catch(() => undefined);
+    await this.signalGroup(block, "TERM", step);
     let gone = await until(graceMs);
     if (!gone) {
-      await block.lease.exec(killGroupCommand(pgid, "KILL"), { timeoutMs: 15_000 }).catch(() => undefined);
+      await this.signalGroup(block, "KILL", step);
       gone = await until(Math.max(graceMs, 2000));
     }
     if (gone) this.ended(block, null, "SIGTERM");
@@ -241,6 +250,20 @@ export class BlockManager {
   async close(): Promise<void> {
     const ids = [...this.blocks.values()].filter((b) => b.info.state === "running").map((b) => b.info.id);
     await this.cancel(ids, 2000);
+  }
+}
+
+/** `p`'s value, or `fallback` if it takes longer than `ms` (p goes on, unobserved). */
+async function within<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
