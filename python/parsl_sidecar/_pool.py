@@ -309,7 +309,11 @@ class PoolLink:
         """
         if self.tunnel_id is None or not any(p is not None for p in ports.values()):
             return []
-        now = self.tunnel_port()
+        try:
+            now = self.tunnel_port()
+        except Exception as e:  # a status poll goes on; the next one looks again
+            log.debug("%s: cannot read the worker tunnel's port: %s", self._who(), e)
+            return []
         if now is None:
             return []
         out = [j for j, p in ports.items() if p is not None and p != now]
