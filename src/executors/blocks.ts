@@ -46,6 +46,27 @@ interface Block {
 const TAIL_BYTES = 4096;
 /** how often a detached block's process group is looked for */
 const DETACHED_PROBE_MS = 5000;
+/** environment variable every process of a block inherits: `PARSL_SIDECAR_BLOCK=<id>` */
+export const BLOCK_MARK = "PARSL_SIDECAR_BLOCK";
+
+/**
+ * POSIX sh defining `alive`: true while a process of the block lives on its host. Where /proc
+ * and `grep -z` exist (Linux), that is a process whose environment carries the block's marker,
+ * so a process group that reuses the block's id after a reboot is never taken for it (nor
+ * signalled); elsewhere, any process in the group.
+ */
+export function blockAliveFunction(id: string, pgid: number): string {
+  if (!Number.isInteger(pgid) || pgid <= 1) throw new SidecarError("INVALID_ARGUMENT", `Refusing to look for process group \`${pgid}\``);
+  return [
+    `alive() {`,
+    `  if [ -r /proc/self/environ ] && printf 'x\\0' | grep -qzxF x 2>/dev/null; then`,
+    `    [ -n "$(grep -lzxF -- ${shellQuote(`${BLOCK_MARK}=${id}`)} /proc/[0-9]*/environ 2>/dev/null | head -n 1)" ]`,
+    `  else`,
+    `    kill -0 -${pgid} 2>/dev/null`,
+    `  fi`,
+    `}`,
+  ].join("\n");
+}
 /** ended blocks kept for status queries */
 const KEEP_ENDED = 1000;
 
@@ -77,7 +98,9 @@ export class BlockManager {
     const cd = req.cwd === undefined ? "" : `mkdir -p ${remoteDir(req.cwd)} && cd ${remoteDir(req.cwd)} && `;
     let proc: HostProcess;
     try {
-      proc = await lease.spawn(`${cd}exec bash -c ${shellQuote(req.script)}`);
+      // the marker tells this block's processes from a later group that reuses its id
+      const run = lease.isLocal ? `exec bash -c ${shellQuote(req.script)}` : survivingCommand(id, req.script);
+      proc = await lease.spawn(`${cd}${run}`, { env: { [BLOCK_MARK]: id } });
     } catch (err) {
       lease.release();
       throw new SidecarError("PROVIDER_FAILED", `Executor \`${req.label}\`: cannot start a worker block on \`${req.target}\`: ${(err as Error).message}`, { cause: err });
@@ -133,7 +156,8 @@ export class BlockManager {
    * reached within `waitMs` (a reconnecting lease would otherwise wait for it).
    */
   private async groupAlive(block: Block, waitMs = 15_000): Promise<boolean | undefined> {
-    const ask = block.lease.exec(`if kill -0 -${block.info.pgid!} 2>/dev/null; then echo alive; else echo gone; fi`, { timeoutMs: waitMs }).then(
+    const script = `${blockAliveFunction(block.info.id, block.info.pgid!)}\nif alive; then echo alive; else echo gone; fi`;
+    const ask = block.lease.exec(script, { timeoutMs: waitMs }).then(
       (r) => (r.exitCode === 0 ? r.stdout.trim() === "alive" : undefined),
       () => undefined,
     );
@@ -141,7 +165,9 @@ export class BlockManager {
   }
 
   private async signalGroup(block: Block, signal: "TERM" | "KILL", waitMs: number): Promise<void> {
-    await within(block.lease.exec(killGroupCommand(block.info.pgid!, signal), { timeoutMs: waitMs }).catch(() => undefined), waitMs, undefined);
+    // only while a process of this block is still there (see blockAliveFunction)
+    const script = `${blockAliveFunction(block.info.id, block.info.pgid!)}\nif alive; then ${killGroupCommand(block.info.pgid!, signal)}; fi; exit 0`;
+    await within(block.lease.exec(script, { timeoutMs: waitMs }).catch(() => undefined), waitMs, undefined);
   }
 
   private async probe(block: Block): Promise<void> {
@@ -251,6 +277,39 @@ export class BlockManager {
     const ids = [...this.blocks.values()].filter((b) => b.info.state === "running").map((b) => b.info.id);
     await this.cancel(ids, 2000);
   }
+}
+
+/**
+ * POSIX sh that runs a block's script so that it outlives its SSH channel. A process writing
+ * to a channel whose connection dropped dies of SIGPIPE (a worker's first log line to stderr
+ * would end it), so the script writes to files under ~/.parsl-sidecar/blocks (mode 0700) and
+ * two `tail -f --pid` forward them to the channel while it lasts; the shell waits for the
+ * script, removes the files and exits with its status (or dies of the signal that ended it).
+ * Where `tail` has no `--pid` (not GNU coreutils) the script writes to the channel as before.
+ */
+export function survivingCommand(id: string, script: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new SidecarError("INVALID_ARGUMENT", `Expected a block id of letters, digits, - and _, got \`${id}\``);
+  const s = shellQuote(script);
+  return [
+    `if tail --pid=$$ -n 0 /dev/null 2>/dev/null; then`,
+    `  d="$HOME/.parsl-sidecar/blocks"`,
+    `  (umask 077 && mkdir -p "$d") || exit 1`,
+    `  o="$d/${id}.out"; e="$d/${id}.err"`,
+    `  (umask 077 && : > "$o" && : > "$e") || exit 1`,
+    `  trap 'rm -f "$o" "$e"; exit 143' TERM`,
+    `  bash -c ${s} > "$o" 2> "$e" < /dev/null &`,
+    `  pid=$!`,
+    `  tail -s 0.2 -n +1 -f --pid=$pid "$o" &`,
+    `  tail -s 0.2 -n +1 -f --pid=$pid "$e" >&2 &`,
+    `  wait $pid; rc=$?`,
+    `  wait`,
+    `  rm -f "$o" "$e"`,
+    `  trap - TERM`,
+    `  if [ $rc -gt 128 ] && [ $rc -lt 160 ]; then kill -$((rc - 128)) $$; fi`,
+    `  exit $rc`,
+    `fi`,
+    `exec bash -c ${s}`,
+  ].join("\n");
 }
 
 /** `p`'s value, or `fallback` if it takes longer than `ms` (p goes on, unobserved). */
