@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 
 import parsl
 import pytest
+from parsl.jobs.states import JobState
 from pools import (
     Pools,
     open_tunnels,
@@ -26,6 +29,7 @@ from sidecar_proc import short_tmpdir
 from testbed import TestbedError, testbed_up
 
 from parsl_sidecar import ExecutorsError, parsl_config
+from parsl_sidecar.providers import SidecarSlurmProvider
 
 pytestmark = pytest.mark.slow
 TESTS = Path(__file__).resolve().parent
@@ -153,4 +157,105 @@ def test_failed_sbatch_names_the_executor(cluster: Pools) -> None:
     assert squeue(cluster) == []
     with contextlib.suppress(Exception), cluster.client() as c:
         c.call("executors.release", owner="sbatch-fail")
+    wait_for(lambda: open_tunnels(cluster) == [], "tunnel and relay to close")
+
+
+_BLOCKER = """
+import socket, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 20
+while True:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((host, port))
+        break
+    except OSError:
+        s.close()
+        if time.monotonic() > deadline:
+            sys.exit(1)
+        time.sleep(0.001)
+s.listen()
+print("bound", flush=True)
+time.sleep(600)
+"""
+
+
+def _descendants(pid: int) -> list[int]:
+    kids: list[int] = []
+    frontier = {pid}
+    while frontier:
+        found = []
+        for p in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid in frontier:
+                    found.append(int(p))
+        kids += found
+        frontier = set(found)
+    return kids
+
+
+@pytest.mark.timeout(900)
+def test_slurm_job_on_a_moved_port_is_cancelled(cluster: Pools) -> None:
+    """The worker tunnel comes back on another port (the relay's was taken on the head node
+    while the connection was down): the provider scancels the job whose workers dial the old
+    port, and a new job gets the new port."""
+    path = cluster.write_executors({"hpc_m": slurm_entry(cluster)}, "moves.json")
+    client = cluster.client()
+    owner = "slurm-moves"
+    cfg = parsl_config(path, client=client, owner=owner, run_dir=str(cluster.tmp / "ri-m"))
+    provider = cfg.executors[0].provider
+    assert isinstance(provider, SidecarSlurmProvider)
+    provider.script_dir = str(cluster.tmp / "scripts-m")
+    os.makedirs(provider.script_dir, exist_ok=True)
+    tid = provider.link.tunnel_id
+    t = next(t for t in open_tunnels(cluster) if t["id"] == tid)
+    old, host = int(t["dial_port"]), str(t["dial_host"])
+    assert t["relay"] and t["relay"]["pgid"]
+    job = provider.submit(f"echo -a {host} --port={old}; sleep 600", 1)
+    wait_for(lambda: job in squeue(cluster), "the job to be queued")
+    assert provider.status([job])[0].state in (JobState.PENDING, JobState.RUNNING)
+
+    head_ns = cluster.extra["head"]["ns"]
+    blocker = subprocess.Popen(
+        ["ip", "netns", "exec", head_ns, sys.executable, "-c", _BLOCKER, host, str(old)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # the connection drops (its sshd processes end) and the relay with it; the blocker
+        # takes the port before the tunnel is back
+        for pid in _descendants(int(cluster.sshds["hpc"]["pid"])):
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().startswith("sshd"):
+                    os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(t["relay"]["pgid"]), signal.SIGKILL)
+        assert blocker.stdout is not None and blocker.stdout.readline().strip() == "bound"
+
+        def moved() -> bool:
+            now = next(x for x in open_tunnels(cluster) if x["id"] == tid)
+            return now["state"] == "open" and now["dial_port"] != old
+
+        wait_for(moved, "the worker tunnel to come back on another port", timeout=120)
+        new = provider.link.tunnel_port()
+        assert new is not None and new != old
+        assert provider.status([job])[0].state == JobState.CANCELLED
+        wait_for(lambda: job not in squeue(cluster), "the stranded job to leave the queue")
+        # the next job's worker command dials the new port
+        again = provider.submit(f"echo -a {host} --port={old}; sleep 600", 1)
+        # Parsl names the script after the job (no suffix; .stdout and .stderr beside it)
+        scripts = [
+            p for p in Path(provider.script_dir).iterdir() if p.suffix not in (".stdout", ".stderr")
+        ]
+        assert len(scripts) == 2
+        assert sum(f"--port={new}" in p.read_text() for p in scripts) == 1, scripts
+        provider.cancel([again])
+        wait_for(lambda: squeue(cluster) == [], "the jobs to end")
+    finally:
+        blocker.kill()
+        blocker.wait()
+        client.call("executors.release", owner=owner)
+        client.close()
     wait_for(lambda: open_tunnels(cluster) == [], "tunnel and relay to close")
