@@ -285,17 +285,15 @@ export class BlockManager {
  * would end it), so the script writes to files under ~/.parsl-sidecar/blocks (mode 0700) and
  * two `tail -f --pid` forward them to the channel while it lasts; the shell waits for the
  * script, removes the files and exits with its status (or dies of the signal that ended it).
- * Where `tail` has no `--pid` (not GNU coreutils) the script writes to the channel as before.
+ * Where `tail` has no `--pid` (not GNU coreutils) or the files cannot be made, the script
+ * writes to the channel as before.
  */
 export function survivingCommand(id: string, script: string): string {
   if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new SidecarError("INVALID_ARGUMENT", `Expected a block id of letters, digits, - and _, got \`${id}\``);
   const s = shellQuote(script);
   return [
-    `if tail --pid=$$ -n 0 /dev/null 2>/dev/null; then`,
-    `  d="$HOME/.parsl-sidecar/blocks"`,
-    `  (umask 077 && mkdir -p "$d") || exit 1`,
-    `  o="$d/${id}.out"; e="$d/${id}.err"`,
-    `  (umask 077 && : > "$o" && : > "$e") || exit 1`,
+    `d="$HOME/.parsl-sidecar/blocks"; o="$d/${id}.out"; e="$d/${id}.err"`,
+    `if tail --pid=$$ -n 0 /dev/null 2>/dev/null && (umask 077 && mkdir -p "$d" && : > "$o" && : > "$e") 2>/dev/null; then`,
     `  trap 'rm -f "$o" "$e"; exit 143' TERM`,
     `  bash -c ${s} > "$o" 2> "$e" < /dev/null &`,
     `  pid=$!`,

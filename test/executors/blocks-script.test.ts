@@ -1,0 +1,79 @@
+// The shell a worker block runs under on a pool (survivingCommand), run here with sh: output
+// still reaches the channel, the exit status and a killing signal are kept, the block outlives
+// a channel that breaks (SIGPIPE) and the files it wrote through are removed; and the marker
+// check (blockAliveFunction) finds a block's processes by their environment only.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { BLOCK_MARK, blockAliveFunction, survivingCommand } from "../../src/executors/blocks.js";
+
+const home = mkdtempSync(join(tmpdir(), "psc-blk-home-"));
+const env = { ...process.env, HOME: home };
+const blocksDir = join(home, ".parsl-sidecar", "blocks");
+
+afterAll(() => rmSync(home, { recursive: true, force: true }));
+
+function run(script: string, extraEnv: Record<string, string> = {}): ReturnType<typeof spawnSync> {
+  return spawnSync("sh", ["-c", script], { env: { ...env, ...extraEnv }, encoding: "utf8", timeout: 20_000 });
+}
+
+describe("survivingCommand", () => {
+  it("forwards stdout and stderr, keeps the exit status and removes its files", () => {
+    const r = run(survivingCommand("blk-a1", "echo out; echo err >&2; exit 3"));
+    expect(r.status).toBe(3);
+    expect(r.stdout).toBe("out\n");
+    expect(r.stderr).toBe("err\n");
+    expect(readdirSync(blocksDir)).toEqual([]);
+  });
+
+  it("ends by the signal that ended the script", () => {
+    const r = run(survivingCommand("blk-a2", "kill -TERM $$"));
+    expect(r.signal).toBe("SIGTERM");
+  });
+
+  it("outlives a channel that breaks, and finishes its work", async () => {
+    const done = join(home, "done");
+    const script = survivingCommand("blk-a3", `echo first; sleep 1; for i in 1 2 3; do echo line $i; echo e$i >&2; done; echo ok > ${done}`);
+    const child = spawn("sh", ["-c", script], { env, stdio: ["ignore", "pipe", "pipe"] });
+    // read the first line, then close our ends: the channel is gone
+    await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+    child.stdout.destroy();
+    child.stderr.destroy();
+    const deadline = Date.now() + 15_000;
+    while (!existsSync(done) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(done)).toBe(true);
+    await new Promise((r) => child.once("exit", r));
+    expect(readdirSync(blocksDir)).toEqual([]);
+  });
+
+  it("writes to the channel as before when its files cannot be made", () => {
+    const r = spawnSync("sh", ["-c", survivingCommand("blk-a4", "echo direct; exit 4")], { env: { ...process.env, HOME: "/proc" }, encoding: "utf8" });
+    expect(r.status).toBe(4);
+    expect(r.stdout).toBe("direct\n");
+  });
+
+  it("refuses an id that is not a plain word", () => {
+    expect(() => survivingCommand("x; rm -rf /", "true")).toThrow(/block id/);
+  });
+});
+
+describe("blockAliveFunction", () => {
+  it("finds a process by the block's marker in its environment, not by its group id alone", async () => {
+    const child = spawn("sleep", ["30"], { env: { ...env, [BLOCK_MARK]: "blk-b1" }, detached: true, stdio: "ignore" });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const ask = (id: string, pgid: number): string => run(`${blockAliveFunction(id, pgid)}\nif alive; then echo alive; else echo gone; fi`).stdout as string;
+      expect(ask("blk-b1", child.pid!)).toBe("alive\n");
+      // the same group id, another block: not taken for it (Linux /proc + grep -z here)
+      expect(ask("blk-other", child.pid!)).toBe("gone\n");
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
+  it("refuses a group id that is not one", () => {
+    expect(() => blockAliveFunction("blk-b2", 1)).toThrow(/process group/);
+  });
+});
