@@ -391,6 +391,15 @@ def test_worker_tunnel_port_moves(two_pools: Pools) -> None:
         # its processes carry the block's marker (how a later look tells them from a reused id)
         marker = f"PARSL_SIDECAR_BLOCK={first}".encode()
         assert any(marker in _environ(pid) for pid in _group_members(b["pgid"]))
+        # what it writes after the drop reaches here through a new channel
+        wait_for(
+            lambda: (
+                f"worker -a 127.0.0.1 --port={old}"
+                in next(b for b in blocks(pools) if b["id"] == first)["tail"]
+            ),
+            "the detached block's output to come through a new channel",
+            timeout=60,
+        )
         # but its workers dial the old port: the provider cancels it (not failed: Parsl
         # replaces a cancelled block when it needs one) and the group is gone
         st = provider.status([first])[0]

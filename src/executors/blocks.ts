@@ -39,8 +39,13 @@ interface Block {
   lease: HostLease;
   cancelling: boolean;
   files: WriteStream[];
-  /** its channel went with a dropped connection; the group is watched over new ones */
-  detached?: { timer: NodeJS.Timeout; probing: boolean };
+  /** where its output goes here (Parsl reads them) */
+  paths: { stdout?: string | undefined; stderr?: string | undefined };
+  /** bytes of each stream received so far (a re-attached tail resumes after them) */
+  seen: { stdout: number; stderr: number };
+  /** its channel went with a dropped connection; the group is watched over new ones, and its
+   * output files on the pool are followed again over a new channel (`follower`) */
+  detached?: { timer: NodeJS.Timeout; probing: boolean; follower?: HostProcess | undefined; nothingToFollow?: boolean };
 }
 
 const TAIL_BYTES = 4096;
@@ -106,21 +111,9 @@ export class BlockManager {
       throw new SidecarError("PROVIDER_FAILED", `Executor \`${req.label}\`: cannot start a worker block on \`${req.target}\`: ${(err as Error).message}`, { cause: err });
     }
     const info: BlockInfo = { id, target: req.target, owner: req.owner, label: req.label, state: "running", pgid: null, exit_code: null, signal: null, started_at: Date.now(), ended_at: null, tail: "" };
-    const block: Block = { info, proc, lease, cancelling: false, files: [] };
+    const block: Block = { info, proc, lease, cancelling: false, files: [], paths: { stdout: req.stdout_path, stderr: req.stderr_path }, seen: { stdout: 0, stderr: 0 } };
     this.blocks.set(id, block);
-    const capture = (stream: NodeJS.ReadableStream, path: string | undefined): void => {
-      const file = path ? createWriteStream(path, { flags: "a", mode: 0o600 }) : undefined;
-      if (file) {
-        file.on("error", () => undefined);
-        block.files.push(file);
-      }
-      stream.on("data", (chunk: Buffer) => {
-        file?.write(chunk);
-        info.tail = (info.tail + chunk.toString("utf8")).slice(-TAIL_BYTES);
-      });
-    };
-    capture(proc.stdout, req.stdout_path);
-    capture(proc.stderr, req.stderr_path);
+    this.capture(block, proc);
     proc.stdin.end();
     info.pgid = await proc.pgid.catch(() => null);
     void proc.exited.then(
@@ -130,6 +123,59 @@ export class BlockManager {
     this.events.emit("executors.block", { id, label: req.label, target: req.target, state: "running", pgid: info.pgid });
     this.log.info({ id, label: req.label, target: req.target, pgid: info.pgid }, "worker block started");
     return { ...info };
+  }
+
+  /** Pass a channel's output to the block's files here and its tail, counting the bytes. */
+  private capture(block: Block, proc: HostProcess): void {
+    for (const which of ["stdout", "stderr"] as const) {
+      const path = block.paths[which];
+      const file = path ? createWriteStream(path, { flags: "a", mode: 0o600 }) : undefined;
+      if (file) {
+        file.on("error", () => undefined);
+        block.files.push(file);
+      }
+      proc[which].on("data", (chunk: Buffer) => {
+        block.seen[which] += chunk.length;
+        file?.write(chunk);
+        block.info.tail = (block.info.tail + chunk.toString("utf8")).slice(-TAIL_BYTES);
+      });
+    }
+  }
+
+  /**
+   * Follow a detached block's output files on the pool again (survivingCommand writes them),
+   * from the bytes already received, until its shell ends; the next look starts another if this
+   * channel drops too. Nothing to follow when the block wrote straight to its old channel.
+   */
+  private async follow(block: Block): Promise<void> {
+    const d = block.detached;
+    if (!d || d.follower || d.nothingToFollow || block.info.ended_at !== null) return;
+    const { id, pgid } = block.info;
+    const script = [
+      `d="$HOME/.parsl-sidecar/blocks"; o="$d/${id}.out"; e="$d/${id}.err"`,
+      `[ -f "$o" ] && [ -f "$e" ] || exit 3`,
+      `tail -s 0.2 -c +${block.seen.stdout + 1} -f --pid=${pgid!} "$o" &`,
+      `tail -s 0.2 -c +${block.seen.stderr + 1} -f --pid=${pgid!} "$e" >&2 &`,
+      `wait`,
+    ].join("\n");
+    let proc: HostProcess;
+    try {
+      proc = await block.lease.spawn(script);
+    } catch {
+      return; // not reachable yet: the next look tries again
+    }
+    if (block.info.ended_at !== null || !block.detached) {
+      void proc.kill("SIGTERM").catch(() => undefined);
+      return;
+    }
+    d.follower = proc;
+    proc.stdin.end();
+    this.capture(block, proc);
+    void proc.exited.then((r) => {
+      if (d.follower === proc) d.follower = undefined;
+      if (r.exitCode === 3) d.nothingToFollow = true; // it wrote to its old channel: nothing to follow
+      else if (!r.lost) void this.probe(block); // its shell ended: look now rather than in 5 s
+    });
   }
 
   /** The block's channel failed: detach and watch it when the connection dropped, else end it. */
@@ -176,8 +222,11 @@ export class BlockManager {
     d.probing = true;
     try {
       // also after a cancel that could not reach the pool: the block ends (cancelled) once gone
-      if ((await this.groupAlive(block)) === false) {
+      const alive = await this.groupAlive(block);
+      if (alive === false) {
         this.ended(block, null, null, "[parsl-sidecar: the block's process group ended while it was detached; its exit status is unknown]");
+      } else if (alive === true && !block.cancelling) {
+        await this.follow(block);
       }
     } finally {
       d.probing = false;
@@ -212,7 +261,11 @@ export class BlockManager {
   private ended(block: Block, exitCode: number | null, signal: string | null, error?: string): void {
     const info = block.info;
     if (info.ended_at !== null) return;
-    if (block.detached) clearInterval(block.detached.timer);
+    if (block.detached) {
+      clearInterval(block.detached.timer);
+      // its tails end with the block's shell; one still running here is not left on the pool
+      void block.detached.follower?.kill("SIGTERM").catch(() => undefined);
+    }
     info.exit_code = exitCode;
     info.signal = signal;
     info.ended_at = Date.now();
