@@ -153,7 +153,8 @@ export class BlockManager {
     const { id, pgid } = block.info;
     const script = [
       `d="$HOME/.parsl-sidecar/blocks"; o="$d/${id}.out"; e="$d/${id}.err"`,
-      `[ -f "$o" ] && [ -f "$e" ] || exit 3`,
+      // no files (it wrote to its old channel), or no shell left for --pid to follow: nothing to do
+      `[ -f "$o" ] && [ -f "$e" ] && kill -0 ${pgid!} 2>/dev/null || exit 3`,
       `tail -s 0.2 -c +${block.seen.stdout + 1} -f --pid=${pgid!} "$o" &`,
       `tail -s 0.2 -c +${block.seen.stderr + 1} -f --pid=${pgid!} "$e" >&2 &`,
       `wait`,
@@ -173,7 +174,7 @@ export class BlockManager {
     this.capture(block, proc);
     void proc.exited.then((r) => {
       if (d.follower === proc) d.follower = undefined;
-      if (r.exitCode === 3) d.nothingToFollow = true; // it wrote to its old channel: nothing to follow
+      if (r.exitCode === 3) d.nothingToFollow = true;
       else if (!r.lost) void this.probe(block); // its shell ended: look now rather than in 5 s
     });
   }
