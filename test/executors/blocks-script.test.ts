@@ -37,6 +37,8 @@ describe("survivingCommand", () => {
     const done = join(home, "done");
     const script = survivingCommand("blk-a3", `echo first; sleep 1; for i in 1 2 3; do echo line $i; echo e$i >&2; done; echo ok > ${done}`);
     const child = spawn("sh", ["-c", script], { env, stdio: ["ignore", "pipe", "pipe"] });
+    // listened for from the start: the shell may end while the loop below still polls
+    const exited = new Promise((r) => child.once("exit", r));
     // read the first line, then close our ends: the channel is gone
     await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
     child.stdout.destroy();
@@ -44,7 +46,7 @@ describe("survivingCommand", () => {
     const deadline = Date.now() + 15_000;
     while (!existsSync(done) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(existsSync(done)).toBe(true);
-    await new Promise((r) => child.once("exit", r));
+    await exited;
     expect(readdirSync(blocksDir)).toEqual([]);
   });
 
