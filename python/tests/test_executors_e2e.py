@@ -406,6 +406,12 @@ def test_worker_tunnel_port_moves(two_pools: Pools) -> None:
         assert st.state == JobState.CANCELLED
         assert next(b for b in blocks(pools) if b["id"] == first)["state"] == "cancelled"
         assert not _group_alive(b["pgid"])
+        # and the files it wrote through on the pool are gone
+        wait_for(
+            lambda: not list((Path.home() / ".parsl-sidecar" / "blocks").glob(f"{first}.*")),
+            "the cancelled block's files on the pool to be removed",
+            timeout=20,
+        )
         # a new block gets the new port, whatever port the command it was given names
         second = provider.submit(command, 1)
         wait_for(

@@ -273,7 +273,13 @@ export class BlockManager {
     info.state = block.cancelling ? "cancelled" : exitCode === 0 ? "completed" : "failed";
     if (error) info.tail = `${info.tail}\n${error}`.slice(-TAIL_BYTES);
     for (const f of block.files) f.end();
-    block.lease.release();
+    if (!block.lease.isLocal && (block.detached || block.cancelling)) {
+      // its shell removes its files when it ends, but not when a SIGKILL (or a lost shell) ended it
+      const files = `"$HOME/.parsl-sidecar/blocks/${info.id}.out" "$HOME/.parsl-sidecar/blocks/${info.id}.err"`;
+      void within(block.lease.exec(`rm -f ${files}`, { timeoutMs: 10_000 }).catch(() => undefined), 10_000, undefined).finally(() => block.lease.release());
+    } else {
+      block.lease.release();
+    }
     this.events.emit("executors.block", { id: info.id, label: info.label, target: info.target, state: info.state, exit_code: exitCode, signal });
     this.log.info({ id: info.id, state: info.state, exitCode, signal }, "worker block ended");
     this.trim();
