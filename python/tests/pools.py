@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -148,3 +149,78 @@ def in_session(sid: int) -> list[int]:
         if int(fields[3]) == sid and fields[0] != "Z":
             out.append(int(pid))
     return out
+
+
+def _ppid(pid: str) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def kill_ssh_sessions(listener_pid: int) -> int:
+    """SIGKILL the per-connection sshd processes under an sshd listener, as a dropped connection
+    ends them; what they started lives on, as it does when the network fails. Returns how many."""
+    kids: list[int] = []
+    frontier = {listener_pid}
+    while frontier:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if _ppid(pid) in frontier:
+                    found.append(int(pid))
+        kids += found
+        frontier = set(found)
+    killed = 0
+    for pid in kids:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().startswith("sshd"):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+_PORT_TAKER = """
+import socket, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 20
+while True:
+    s = socket.socket()
+    # like sshd: connections of a tunnel's checks may linger in TIME_WAIT on the port
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((host, port))
+        break
+    except OSError:
+        s.close()
+        if time.monotonic() > deadline:
+            sys.exit(1)
+        time.sleep(0.001)
+s.listen()
+print("bound", flush=True)
+time.sleep(600)
+"""
+
+
+def start_port_taker(host: str, port: int, netns: str | None = None) -> subprocess.Popen[str]:
+    """A process that binds host:port as soon as it is free (in ``netns`` if given) and holds
+    it until killed. Start it before the port's holder goes; :func:`port_taken` waits for it."""
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    return subprocess.Popen(
+        [*prefix, sys.executable, "-c", _PORT_TAKER, host, str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def port_taken(taker: subprocess.Popen[str]) -> bool:
+    """Whether the taker bound its port (it gives up after 20 s)."""
+    assert taker.stdout is not None
+    return taker.stdout.readline().strip() == "bound"
+
+
+def wait_for_port_move(p: Pools, tunnel_id: str, old: int, timeout: float = 60) -> None:
+    """Wait until the tunnel is open again on a port other than ``old``."""
+
+    def moved() -> bool:
+        t = next(t for t in open_tunnels(p) if t["id"] == tunnel_id)
+        return bool(t["state"] == "open" and t["dial_port"] != old)
+
+    wait_for(moved, "the worker tunnel to come back on another port", timeout=timeout)

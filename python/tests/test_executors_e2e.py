@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +16,16 @@ import parsl
 import pytest
 from parsl.data_provider.files import File
 from parsl.jobs.states import JobState
-from pools import Pools, processes_matching, running_pools, wait_for
+from pools import (
+    Pools,
+    kill_ssh_sessions,
+    port_taken,
+    processes_matching,
+    running_pools,
+    start_port_taker,
+    wait_for,
+    wait_for_port_move,
+)
 from sidecar_proc import cli_args
 
 import parsl_sidecar
@@ -284,51 +291,6 @@ def test_run_with_executors_job_teardown(two_pools: Pools) -> None:
     assert processes_matching(str(two_pools.tmp / "rt-job")) == []
 
 
-def _kill_sessions(listener_pid: int) -> int:
-    """SIGKILL the per-connection sshd processes of a listener, as a dropped connection ends
-    them; what they started (the block) lives on, as it does when the network fails."""
-    kids: list[int] = []
-    frontier = {listener_pid}
-    while frontier:
-        found = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid in frontier:
-                found.append(int(pid))
-        kids += found
-        frontier = set(found)
-    sessions = []
-    for pid in kids:
-        with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/comm").read_text().startswith("sshd"):
-                sessions.append(pid)
-    for pid in sessions:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return len(sessions)
-
-
-def _take_port(port: int, timeout: float = 5.0) -> socket.socket:
-    """Bind 127.0.0.1:port as soon as it is free (before the tunnel comes back)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        s = socket.socket()
-        # like sshd: connections of the tunnel's checks may linger in TIME_WAIT on the port
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            s.listen()
-            return s
-        except OSError:
-            s.close()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.001)
-
-
 def _group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes of group ``pgid``: orphans reparented to a PID 1 that does not
     reap them stay as zombies here."""
@@ -371,16 +333,11 @@ def test_worker_tunnel_port_moves(two_pools: Pools) -> None:
     first = provider.submit(command, 1)
     assert provider.status([first])[0].state == JobState.RUNNING  # the port has not moved
 
-    blocker = None
+    blocker = start_port_taker("127.0.0.1", old)
     try:
-        assert _kill_sessions(int(pools.sshds["pool_a"]["pid"])) > 0
-        blocker = _take_port(old)
-
-        def moved() -> bool:
-            t = next(t for t in tunnels(pools) if t["id"] == tid)
-            return t["state"] == "open" and t["dial_port"] != old
-
-        wait_for(moved, "the worker tunnel to come back on another port", timeout=60)
+        assert kill_ssh_sessions(int(pools.sshds["pool_a"]["pid"])) > 0
+        assert port_taken(blocker)
+        wait_for_port_move(pools, tid, old)
         new = provider.link.tunnel_port()
         assert new is not None and new != old
 
@@ -422,8 +379,8 @@ def test_worker_tunnel_port_moves(two_pools: Pools) -> None:
         assert provider.status([second])[0].state == JobState.RUNNING
         provider.cancel([second])
     finally:
-        if blocker is not None:
-            blocker.close()
+        blocker.kill()
+        blocker.wait()
         client.call("executors.release", owner=owner)
         client.close()
     assert [t for t in tunnels(pools) if t["id"] == tid] == []

@@ -8,7 +8,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +18,15 @@ import pytest
 from parsl.jobs.states import JobState
 from pools import (
     Pools,
+    kill_ssh_sessions,
     open_tunnels,
+    port_taken,
     processes_matching,
     ssh_config_text,
+    start_port_taker,
     start_sidecar_env,
     wait_for,
+    wait_for_port_move,
 )
 from sidecar_proc import short_tmpdir
 from testbed import TestbedError, testbed_up
@@ -160,42 +163,6 @@ def test_failed_sbatch_names_the_executor(cluster: Pools) -> None:
     wait_for(lambda: open_tunnels(cluster) == [], "tunnel and relay to close")
 
 
-_BLOCKER = """
-import socket, sys, time
-host, port = sys.argv[1], int(sys.argv[2])
-deadline = time.monotonic() + 20
-while True:
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind((host, port))
-        break
-    except OSError:
-        s.close()
-        if time.monotonic() > deadline:
-            sys.exit(1)
-        time.sleep(0.001)
-s.listen()
-print("bound", flush=True)
-time.sleep(600)
-"""
-
-
-def _descendants(pid: int) -> list[int]:
-    kids: list[int] = []
-    frontier = {pid}
-    while frontier:
-        found = []
-        for p in filter(str.isdigit, os.listdir("/proc")):
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                ppid = int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                if ppid in frontier:
-                    found.append(int(p))
-        kids += found
-        frontier = set(found)
-    return kids
-
-
 @pytest.mark.timeout(900)
 def test_slurm_job_on_a_moved_port_is_cancelled(cluster: Pools) -> None:
     """The worker tunnel comes back on another port (the relay's was taken on the head node
@@ -217,28 +184,15 @@ def test_slurm_job_on_a_moved_port_is_cancelled(cluster: Pools) -> None:
     wait_for(lambda: job in squeue(cluster), "the job to be queued")
     assert provider.status([job])[0].state in (JobState.PENDING, JobState.RUNNING)
 
-    head_ns = cluster.extra["head"]["ns"]
-    blocker = subprocess.Popen(
-        ["ip", "netns", "exec", head_ns, sys.executable, "-c", _BLOCKER, host, str(old)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    blocker = start_port_taker(host, old, netns=cluster.extra["head"]["ns"])
     try:
         # the connection drops (its sshd processes end) and the relay with it; the blocker
         # takes the port before the tunnel is back
-        for pid in _descendants(int(cluster.sshds["hpc"]["pid"])):
-            with contextlib.suppress(OSError):
-                if Path(f"/proc/{pid}/comm").read_text().startswith("sshd"):
-                    os.kill(pid, signal.SIGKILL)
+        assert kill_ssh_sessions(int(cluster.sshds["hpc"]["pid"])) > 0
         with contextlib.suppress(ProcessLookupError):
             os.killpg(int(t["relay"]["pgid"]), signal.SIGKILL)
-        assert blocker.stdout is not None and blocker.stdout.readline().strip() == "bound"
-
-        def moved() -> bool:
-            now = next(x for x in open_tunnels(cluster) if x["id"] == tid)
-            return now["state"] == "open" and now["dial_port"] != old
-
-        wait_for(moved, "the worker tunnel to come back on another port", timeout=120)
+        assert port_taken(blocker)
+        wait_for_port_move(cluster, tid, old, timeout=120)
         new = provider.link.tunnel_port()
         assert new is not None and new != old
         assert provider.status([job])[0].state == JobState.CANCELLED

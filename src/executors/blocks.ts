@@ -3,10 +3,11 @@
  * in its own process group over the pool's SSH connection, tracked until it exits and killed as
  * a whole group on cancel or when its owner goes away.
  *
- * A dropped connection does not end a block: its processes live on on the pool (workers
- * reconnect to the interchange once the tunnel is back), so the block stays `running`, detached
- * from its channel (no more output), and is watched over new connections (`kill -0 -PGID` every
- * few seconds) until its group is gone; cancel signals the group over a new connection.
+ * A dropped connection does not end a block: on a pool it writes to files (survivingCommand),
+ * so its processes live on (workers reconnect to the interchange once the tunnel is back). The
+ * block stays `running`, detached from its channel, and is looked for over new connections
+ * every few seconds by its processes' marker (blockAliveFunction) until they are gone; a new
+ * channel follows its files meanwhile, and cancel signals the group over a new connection.
  */
 import { randomBytes } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
@@ -72,6 +73,12 @@ export function blockAliveFunction(id: string, pgid: number): string {
     `}`,
   ].join("\n");
 }
+/** sh assignments naming a block's output files on its pool: `$d` (their directory), `$o`, `$e` */
+function blockFiles(id: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new SidecarError("INVALID_ARGUMENT", `Expected a block id of letters, digits, - and _, got \`${id}\``);
+  return `d="$HOME/.parsl-sidecar/blocks"; o="$d/${id}.out"; e="$d/${id}.err"`;
+}
+
 /** ended blocks kept for status queries */
 const KEEP_ENDED = 1000;
 
@@ -152,7 +159,7 @@ export class BlockManager {
     if (!d || d.follower || d.nothingToFollow || block.info.ended_at !== null) return;
     const { id, pgid } = block.info;
     const script = [
-      `d="$HOME/.parsl-sidecar/blocks"; o="$d/${id}.out"; e="$d/${id}.err"`,
+      blockFiles(id),
       // no files (it wrote to its old channel), or no shell left for --pid to follow: nothing to do
       `[ -f "$o" ] && [ -f "$e" ] && kill -0 ${pgid!} 2>/dev/null || exit 3`,
       `tail -s 0.2 -c +${block.seen.stdout + 1} -f --pid=${pgid!} "$o" &`,
@@ -275,8 +282,7 @@ export class BlockManager {
     for (const f of block.files) f.end();
     if (!block.lease.isLocal && (block.detached || block.cancelling)) {
       // its shell removes its files when it ends, but not when a SIGKILL (or a lost shell) ended it
-      const files = `"$HOME/.parsl-sidecar/blocks/${info.id}.out" "$HOME/.parsl-sidecar/blocks/${info.id}.err"`;
-      void within(block.lease.exec(`rm -f ${files}`, { timeoutMs: 10_000 }).catch(() => undefined), 10_000, undefined).finally(() => block.lease.release());
+      void within(block.lease.exec(`${blockFiles(info.id)}; rm -f "$o" "$e"`, { timeoutMs: 10_000 }).catch(() => undefined), 10_000, undefined).finally(() => block.lease.release());
     } else {
       block.lease.release();
     }
@@ -349,10 +355,9 @@ export class BlockManager {
  * writes to the channel as before.
  */
 export function survivingCommand(id: string, script: string): string {
-  if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new SidecarError("INVALID_ARGUMENT", `Expected a block id of letters, digits, - and _, got \`${id}\``);
   const s = shellQuote(script);
   return [
-    `d="$HOME/.parsl-sidecar/blocks"; o="$d/${id}.out"; e="$d/${id}.err"`,
+    blockFiles(id),
     `if tail --pid=$$ -n 0 /dev/null 2>/dev/null && (umask 077 && mkdir -p "$d" && : > "$o" && : > "$e") 2>/dev/null; then`,
     `  trap 'rm -f "$o" "$e"; exit 143' TERM`,
     `  bash -c ${s} > "$o" 2> "$e" < /dev/null &`,
