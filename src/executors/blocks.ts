@@ -7,7 +7,8 @@
  * so its processes live on (workers reconnect to the interchange once the tunnel is back). The
  * block stays `running`, detached from its channel, and is looked for over new connections
  * every few seconds by its processes' marker (blockAliveFunction) until they are gone; a new
- * channel follows its files meanwhile, and cancel signals the group over a new connection.
+ * channel follows its files meanwhile, cancel signals the group over a new connection, and the
+ * block ends with the exit status its shell left in a file on the pool.
  */
 import { randomBytes } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
@@ -73,10 +74,21 @@ export function blockAliveFunction(id: string, pgid: number): string {
     `}`,
   ].join("\n");
 }
-/** sh assignments naming a block's output files on its pool: `$d` (their directory), `$o`, `$e` */
+/**
+ * sh assignments naming a block's files on its pool: `$d` (their directory), `$o` and `$e` (its
+ * output) and `$r` (its exit status, `<status> <signal name or ->`, left by its shell for a
+ * sidecar that was not there to see it end)
+ */
 function blockFiles(id: string): string {
   if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new SidecarError("INVALID_ARGUMENT", `Expected a block id of letters, digits, - and _, got \`${id}\``);
-  return `d="$HOME/.parsl-sidecar/blocks"; o="$d/${id}.out"; e="$d/${id}.err"`;
+  return `d="$HOME/.parsl-sidecar/blocks"; o="$d/${id}.out"; e="$d/${id}.err"; r="$d/${id}.rc"`;
+}
+
+/** How a block ended, from the status file its shell left (`<status> <signal name or ->`). */
+export function parseBlockStatus(line: string): { exitCode: number | null; signal: string | null } | undefined {
+  const m = /^(\d{1,3}) ([A-Z][A-Z0-9+-]*|-)$/.exec(line.trim());
+  if (!m) return undefined;
+  return m[2] === "-" ? { exitCode: Number(m[1]), signal: null } : { exitCode: null, signal: `SIG${m[2]}` };
 }
 
 /** ended blocks kept for status queries */
@@ -97,6 +109,8 @@ export interface StartBlock {
 
 export class BlockManager {
   private readonly blocks = new Map<string, Block>();
+  /** removals of ended blocks' files on their pools, awaited by close() */
+  private readonly cleanups = new Set<Promise<unknown>>();
 
   constructor(
     private readonly hosts: HostPool,
@@ -210,9 +224,21 @@ export class BlockManager {
    * reached within `waitMs` (a reconnecting lease would otherwise wait for it).
    */
   private async groupAlive(block: Block, waitMs = 15_000): Promise<boolean | undefined> {
-    const script = `${blockAliveFunction(block.info.id, block.info.pgid!)}\nif alive; then echo alive; else echo gone; fi`;
+    return (await this.look(block, waitMs))?.alive;
+  }
+
+  /**
+   * Whether a detached block's group still has processes and, once gone, how it ended (from the
+   * status file its shell left); undefined when the pool cannot be reached within `waitMs`.
+   */
+  private async look(block: Block, waitMs = 15_000): Promise<{ alive: boolean; status?: ReturnType<typeof parseBlockStatus> } | undefined> {
+    const script = `${blockAliveFunction(block.info.id, block.info.pgid!)}\nif alive; then echo alive; else echo gone; ${blockFiles(block.info.id)}; cat "$r" 2>/dev/null; fi; exit 0`;
     const ask = block.lease.exec(script, { timeoutMs: waitMs }).then(
-      (r) => (r.exitCode === 0 ? r.stdout.trim() === "alive" : undefined),
+      (r) => {
+        const [first, second] = r.stdout.split("\n");
+        if (r.exitCode !== 0 || (first !== "alive" && first !== "gone")) return undefined;
+        return first === "alive" ? { alive: true } : { alive: false, status: parseBlockStatus(second ?? "") };
+      },
       () => undefined,
     );
     return await within(ask, waitMs, undefined);
@@ -230,10 +256,12 @@ export class BlockManager {
     d.probing = true;
     try {
       // also after a cancel that could not reach the pool: the block ends (cancelled) once gone
-      const alive = await this.groupAlive(block);
-      if (alive === false) {
-        this.ended(block, null, null, "[parsl-sidecar: the block's process group ended while it was detached; its exit status is unknown]");
-      } else if (alive === true && !block.cancelling) {
+      const seen = await this.look(block);
+      if (seen?.alive === false) {
+        const st = seen.status;
+        const how = st ? (st.signal ?? `exit status ${st.exitCode}`) : "its exit status is unknown (it wrote to its old channel, or was killed with SIGKILL)";
+        this.ended(block, st?.exitCode ?? null, st?.signal ?? null, `[parsl-sidecar: the block's process group ended while it was detached: ${how}]`);
+      } else if (seen?.alive === true && !block.cancelling) {
         await this.follow(block);
       }
     } finally {
@@ -280,9 +308,14 @@ export class BlockManager {
     info.state = block.cancelling ? "cancelled" : exitCode === 0 ? "completed" : "failed";
     if (error) info.tail = `${info.tail}\n${error}`.slice(-TAIL_BYTES);
     for (const f of block.files) f.end();
-    if (!block.lease.isLocal && (block.detached || block.cancelling)) {
-      // its shell removes its files when it ends, but not when a SIGKILL (or a lost shell) ended it
-      void within(block.lease.exec(`${blockFiles(info.id)}; rm -f "$o" "$e"`, { timeoutMs: 10_000 }).catch(() => undefined), 10_000, undefined).finally(() => block.lease.release());
+    if (!block.lease.isLocal) {
+      // its shell removes its output files when it ends (not after a SIGKILL) and leaves its
+      // status for a sidecar that lost the channel: whatever is left goes now
+      const removed = within(block.lease.exec(`${blockFiles(info.id)}; rm -f "$o" "$e" "$r"`, { timeoutMs: 10_000 }).catch(() => undefined), 10_000, undefined).finally(() => {
+        block.lease.release();
+        this.cleanups.delete(removed);
+      });
+      this.cleanups.add(removed);
     } else {
       block.lease.release();
     }
@@ -342,6 +375,7 @@ export class BlockManager {
   async close(): Promise<void> {
     const ids = [...this.blocks.values()].filter((b) => b.info.state === "running").map((b) => b.info.id);
     await this.cancel(ids, 2000);
+    await Promise.allSettled([...this.cleanups]);
   }
 }
 
@@ -350,7 +384,8 @@ export class BlockManager {
  * to a channel whose connection dropped dies of SIGPIPE (a worker's first log line to stderr
  * would end it), so the script writes to files under ~/.parsl-sidecar/blocks (mode 0700) and
  * two `tail -f --pid` forward them to the channel while it lasts; the shell waits for the
- * script, removes the files and exits with its status (or dies of the signal that ended it).
+ * script, leaves its status in a file (read by a sidecar that lost the channel, then removed),
+ * removes the output files and exits with that status (or dies of the signal that ended it).
  * Where `tail` has no `--pid` (not GNU coreutils) or the files cannot be made, the script
  * writes to the channel as before.
  */
@@ -359,13 +394,17 @@ export function survivingCommand(id: string, script: string): string {
   return [
     blockFiles(id),
     `if tail --pid=$$ -n 0 /dev/null 2>/dev/null && (umask 077 && mkdir -p "$d" && : > "$o" && : > "$e") 2>/dev/null; then`,
-    `  trap 'rm -f "$o" "$e"; exit 143' TERM`,
+    // status files no sidecar came back for (it was stopped while the block was detached)
+    `  find "$d" -name 'blk-*.rc' -mtime +7 -exec rm -f {} + 2>/dev/null`,
+    `  trap 'rm -f "$o" "$e"; (umask 077 && echo "143 TERM" > "$r") 2>/dev/null; exit 143' TERM`,
     `  bash -c ${s} > "$o" 2> "$e" < /dev/null &`,
     `  pid=$!`,
     `  tail -s 0.2 -n +1 -f --pid=$pid "$o" &`,
     `  tail -s 0.2 -n +1 -f --pid=$pid "$e" >&2 &`,
     `  wait $pid; rc=$?`,
     `  wait`,
+    `  sig=-; if [ $rc -gt 128 ] && [ $rc -lt 160 ]; then sig=$(kill -l $rc 2>/dev/null) || sig=-; fi`,
+    `  (umask 077 && echo "$rc $sig" > "$r") 2>/dev/null`,
     `  rm -f "$o" "$e"`,
     `  trap - TERM`,
     `  if [ $rc -gt 128 ] && [ $rc -lt 160 ]; then kill -$((rc - 128)) $$; fi`,

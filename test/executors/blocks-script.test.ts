@@ -1,13 +1,14 @@
 // The shell a worker block runs under on a pool (survivingCommand), run here with sh: output
-// still reaches the channel, the exit status and a killing signal are kept, the block outlives
-// a channel that breaks (SIGPIPE) and the files it wrote through are removed; and the marker
-// check (blockAliveFunction) finds a block's processes by their environment only.
+// still reaches the channel, the exit status and a killing signal are kept (and left in a status
+// file for a sidecar that lost the channel), the block outlives a channel that breaks (SIGPIPE)
+// and the files it wrote through are removed; and the marker check (blockAliveFunction) finds a
+// block's processes by their environment only.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { BLOCK_MARK, blockAliveFunction, survivingCommand } from "../../src/executors/blocks.js";
+import { BLOCK_MARK, blockAliveFunction, parseBlockStatus, survivingCommand } from "../../src/executors/blocks.js";
 
 const home = mkdtempSync(join(tmpdir(), "psc-blk-home-"));
 const env = { ...process.env, HOME: home };
@@ -25,12 +26,53 @@ describe("survivingCommand", () => {
     expect(r.status).toBe(3);
     expect(r.stdout).toBe("out\n");
     expect(r.stderr).toBe("err\n");
-    expect(readdirSync(blocksDir)).toEqual([]);
+    // the output files are gone; the status stays for a sidecar that was not there to see it
+    expect(readdirSync(blocksDir)).toEqual(["blk-a1.rc"]);
+    expect(readFileSync(join(blocksDir, "blk-a1.rc"), "utf8")).toBe("3 -\n");
+    expect(statSync(join(blocksDir, "blk-a1.rc")).mode & 0o077).toBe(0);
+    expect(parseBlockStatus("3 -\n")).toEqual({ exitCode: 3, signal: null });
+    rmSync(join(blocksDir, "blk-a1.rc"));
   });
 
-  it("ends by the signal that ended the script", () => {
+  it("ends by the signal that ended the script, and leaves its name", () => {
     const r = run(survivingCommand("blk-a2", "kill -TERM $$"));
     expect(r.signal).toBe("SIGTERM");
+    expect(statSync(join(blocksDir, "blk-a2.rc")).mode & 0o077).toBe(0);
+    const left = readFileSync(join(blocksDir, "blk-a2.rc"), "utf8");
+    expect(left).toBe("143 TERM\n");
+    expect(parseBlockStatus(left)).toEqual({ exitCode: null, signal: "SIGTERM" });
+    rmSync(join(blocksDir, "blk-a2.rc"));
+  });
+
+  it("a TERM to its whole group (a cancel) removes its output and leaves the signal's name", async () => {
+    const child = spawn("sh", ["-c", survivingCommand("blk-a6", "echo up; sleep 30")], { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.once("exit", (_code, sig) => r(sig)));
+    await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+    process.kill(-child.pid!, "SIGTERM");
+    expect(await exited).toBe(null); // its trap exits 143
+    expect(child.exitCode).toBe(143);
+    expect(readdirSync(blocksDir)).toEqual(["blk-a6.rc"]);
+    expect(readFileSync(join(blocksDir, "blk-a6.rc"), "utf8")).toBe("143 TERM\n");
+    expect(statSync(join(blocksDir, "blk-a6.rc")).mode & 0o077).toBe(0);
+    rmSync(join(blocksDir, "blk-a6.rc"));
+  });
+
+  it("removes status files older than a week that no sidecar came back for", () => {
+    const old = join(blocksDir, "blk-old.rc");
+    const recent = join(blocksDir, "blk-recent.rc");
+    writeFileSync(old, "0 -\n");
+    writeFileSync(recent, "0 -\n");
+    const weeksAgo = Date.now() / 1000 - 9 * 86400;
+    utimesSync(old, weeksAgo, weeksAgo);
+    expect(run(survivingCommand("blk-a5", "exit 0")).status).toBe(0);
+    expect(readdirSync(blocksDir).sort()).toEqual(["blk-a5.rc", "blk-recent.rc"]);
+    for (const f of readdirSync(blocksDir)) rmSync(join(blocksDir, f));
+  });
+
+  it("reads only a status line its shell could have written", () => {
+    expect(parseBlockStatus("0 -")).toEqual({ exitCode: 0, signal: null });
+    expect(parseBlockStatus("137 KILL")).toEqual({ exitCode: null, signal: "SIGKILL" });
+    for (const bad of ["", "x -", "1", "1 -; rm", "1 term", "12345 -"]) expect(parseBlockStatus(bad)).toBeUndefined();
   });
 
   it("outlives a channel that breaks, and finishes its work", async () => {
@@ -47,7 +89,9 @@ describe("survivingCommand", () => {
     while (!existsSync(done) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(existsSync(done)).toBe(true);
     await exited;
-    expect(readdirSync(blocksDir)).toEqual([]);
+    expect(readdirSync(blocksDir)).toEqual(["blk-a3.rc"]);
+    expect(readFileSync(join(blocksDir, "blk-a3.rc"), "utf8")).toBe("0 -\n");
+    rmSync(join(blocksDir, "blk-a3.rc"));
   });
 
   it("writes to the channel as before when its files cannot be made", () => {

@@ -1,8 +1,8 @@
 // The executors service against a real sshd: worker blocks (process groups started, tracked,
 // killed), preflight (versions, directories, unreachable pools), completion of a `local` pool
 // and the all-or-nothing rule, release by owner.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isSidecarError } from "../../src/errors.js";
@@ -67,7 +67,26 @@ describe("ExecutorsService", () => {
     const st = svc.blockManager().status([b.id])[0]!;
     expect(st).toMatchObject({ state: "failed", exit_code: 7 });
     expect(st.tail).toContain("boom");
+    // the status its shell left on the pool is removed once the sidecar saw the end itself
+    expect(await eventually(() => !existsSync(join(homedir(), ".parsl-sidecar", "blocks", `${b.id}.rc`)), 15_000)).toBe(true);
     expect(svc.blockManager().status(["nope"])[0]!.state).toBe("failed");
+  });
+
+  it("a block that ends while detached by a dropped connection reports how it ended", { timeout: 60_000 }, async () => {
+    const b = await svc.blockManager().start({ target: "pool", script: "echo started; sleep 4; exit 7", owner: "o5", label: "cpu" });
+    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.tail.includes("started"), 10_000)).toBe(true);
+    expect(await s.sshd.dropConnections()).toBeGreaterThan(0);
+    // the block lives on, detached from its channel
+    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.tail.includes("dropped"), 10_000)).toBe(true);
+    expect(svc.blockManager().status([b.id])[0]!.state).toBe("running");
+    // it ends on its own; a later look over a new connection reads the status its shell left
+    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.state !== "running", 30_000)).toBe(true);
+    const st = svc.blockManager().status([b.id])[0]!;
+    expect(st).toMatchObject({ state: "failed", exit_code: 7, signal: null });
+    expect(st.tail).toContain("ended while it was detached: exit status 7");
+    // and nothing of it is left on the pool
+    const left = join(homedir(), ".parsl-sidecar", "blocks", `${b.id}.rc`);
+    expect(await eventually(() => !existsSync(left), 15_000)).toBe(true);
   });
 
   it("releases an owner's blocks, also when the owner's process is gone", { timeout: 60_000 }, async () => {

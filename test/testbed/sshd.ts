@@ -49,6 +49,11 @@ export interface Sshd {
   restart(): Promise<void>;
   /** Kills the per-connection sshd processes (and their sessions); the listener stays. */
   killConnections(): Promise<number>;
+  /**
+   * Kills the per-connection sshd processes only, as a failed network ends a connection: what
+   * the sessions started lives on. Returns how many were killed.
+   */
+  dropConnections(): Promise<number>;
   /** New host key, then restart. Returns the new known_hosts line. */
   rotateHostKey(): Promise<string>;
 }
@@ -132,6 +137,17 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       const kids = daemon ? descendants(daemon.pid) : [];
       killAll(kids);
       return kids.length;
+    },
+    dropConnections: async () => {
+      const sshds = (daemon ? descendants(daemon.pid) : []).filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("sshd");
+        } catch {
+          return false;
+        }
+      });
+      killAll(sshds);
+      return sshds.length;
     },
     rotateHostKey: async () => {
       rmSync(join(dir, "host_ed25519"), { force: true });
