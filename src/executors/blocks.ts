@@ -47,10 +47,12 @@ interface Block {
   seen: { stdout: number; stderr: number };
   /** its channel went with a dropped connection; the group is watched over new ones, and its
    * output files on the pool are followed again over a new channel (`follower`) */
-  detached?: { timer: NodeJS.Timeout; probing: boolean; follower?: HostProcess | undefined; nothingToFollow?: boolean };
+  detached?: { timer: NodeJS.Timeout; probing: boolean; follower?: HostProcess | undefined; nothingToFollow?: boolean; restTries: number };
 }
 
 const TAIL_BYTES = 4096;
+/** how many looks may fail to read the rest of a detached block's output before it ends without */
+const REST_TRIES = 3;
 /** how often a detached block's process group is looked for */
 const DETACHED_PROBE_MS = 5000;
 /** environment variable every process of a block inherits: `PARSL_SIDECAR_BLOCK=<id>` */
@@ -174,8 +176,10 @@ export class BlockManager {
     const { id, pgid } = block.info;
     const script = [
       blockFiles(id),
-      // no files (it wrote to its old channel), or no shell left for --pid to follow: nothing to do
-      `[ -f "$o" ] && [ -f "$e" ] && kill -0 ${pgid!} 2>/dev/null || exit 3`,
+      // no files: it wrote to its old channel, there is nothing to follow
+      `[ -f "$o" ] && [ -f "$e" ] || exit 3`,
+      // no shell left for --pid to follow: the next look finds it gone and reads the rest
+      `kill -0 ${pgid!} 2>/dev/null || exit 4`,
       `tail -s 0.2 -c +${block.seen.stdout + 1} -f --pid=${pgid!} "$o" &`,
       `tail -s 0.2 -c +${block.seen.stderr + 1} -f --pid=${pgid!} "$e" >&2 &`,
       `wait`,
@@ -200,6 +204,34 @@ export class BlockManager {
     });
   }
 
+  /**
+   * A detached block's shell ended: deliver what it wrote that no channel brought here (its
+   * files stay until ended() removes them), after the follower, if any, has passed on its part.
+   */
+  private async readRest(block: Block): Promise<boolean> {
+    const d = block.detached;
+    if (!d) return true;
+    if (d.follower) await within(d.follower.exited, 10_000, undefined);
+    if (d.nothingToFollow) return true;
+    const script = [
+      blockFiles(block.info.id),
+      `if [ -f "$o" ]; then tail -c +${block.seen.stdout + 1} "$o"; fi`,
+      `if [ -f "$e" ]; then tail -c +${block.seen.stderr + 1} "$e" >&2; fi`,
+      `exit 0`,
+    ].join("\n");
+    let proc: HostProcess;
+    try {
+      proc = await block.lease.spawn(script);
+    } catch {
+      // the pool went away again: the next look tries again, a few times
+      return ++d.restTries >= REST_TRIES;
+    }
+    proc.stdin.end();
+    this.capture(block, proc);
+    const r = await within(proc.exited, 120_000, undefined);
+    return !r?.lost || ++d.restTries >= REST_TRIES;
+  }
+
   /** The block's channel failed: detach and watch it when the connection dropped, else end it. */
   private lost(block: Block, err: unknown): void {
     const e = err as SidecarError;
@@ -211,7 +243,7 @@ export class BlockManager {
     block.info.tail = `${block.info.tail}\n${note}`.slice(-TAIL_BYTES);
     for (const f of block.files) f.end();
     block.files = [];
-    const detached = { timer: setInterval(() => void this.probe(block), DETACHED_PROBE_MS), probing: false };
+    const detached = { timer: setInterval(() => void this.probe(block), DETACHED_PROBE_MS), probing: false, restTries: 0 };
     detached.timer.unref();
     block.detached = detached;
     this.log.warn({ id: block.info.id, target: block.info.target, pgid }, "worker block detached: its connection dropped");
@@ -258,6 +290,7 @@ export class BlockManager {
       // also after a cancel that could not reach the pool: the block ends (cancelled) once gone
       const seen = await this.look(block);
       if (seen?.alive === false) {
+        if (!(await this.readRest(block))) return;
         const st = seen.status;
         const how = st ? (st.signal ?? `exit status ${st.exitCode}`) : "its exit status is unknown (it wrote to its old channel, or was killed with SIGKILL)";
         this.ended(block, st?.exitCode ?? null, st?.signal ?? null, `[parsl-sidecar: the block's process group ended while it was detached: ${how}]`);
@@ -309,8 +342,7 @@ export class BlockManager {
     if (error) info.tail = `${info.tail}\n${error}`.slice(-TAIL_BYTES);
     for (const f of block.files) f.end();
     if (!block.lease.isLocal) {
-      // its shell removes its output files when it ends (not after a SIGKILL) and leaves its
-      // status for a sidecar that lost the channel: whatever is left goes now
+      // its shell leaves its output and status files for this sidecar (survivingCommand)
       const removed = within(block.lease.exec(`${blockFiles(info.id)}; rm -f "$o" "$e" "$r"`, { timeoutMs: 10_000 }).catch(() => undefined), 10_000, undefined).finally(() => {
         block.lease.release();
         this.cleanups.delete(removed);
@@ -384,8 +416,10 @@ export class BlockManager {
  * to a channel whose connection dropped dies of SIGPIPE (a worker's first log line to stderr
  * would end it), so the script writes to files under ~/.parsl-sidecar/blocks (mode 0700) and
  * two `tail -f --pid` forward them to the channel while it lasts; the shell waits for the
- * script, leaves its status in a file (read by a sidecar that lost the channel, then removed),
- * removes the output files and exits with that status (or dies of the signal that ended it).
+ * script, leaves its status in a file and exits with it (or dies of the signal that ended it).
+ * The files stay until the sidecar has read what it had not received (a sidecar that lost the
+ * channel reads the rest and the status) and removes them; files of blocks that ended over a
+ * week ago, which no sidecar came back for, are removed by the next block's shell.
  * Where `tail` has no `--pid` (not GNU coreutils) or the files cannot be made, the script
  * writes to the channel as before.
  */
@@ -394,9 +428,9 @@ export function survivingCommand(id: string, script: string): string {
   return [
     blockFiles(id),
     `if tail --pid=$$ -n 0 /dev/null 2>/dev/null && (umask 077 && mkdir -p "$d" && : > "$o" && : > "$e") 2>/dev/null; then`,
-    // status files no sidecar came back for (it was stopped while the block was detached)
-    `  find "$d" -name 'blk-*.rc' -mtime +7 -exec rm -f {} + 2>/dev/null`,
-    `  trap 'rm -f "$o" "$e"; (umask 077 && echo "143 TERM" > "$r") 2>/dev/null; exit 143' TERM`,
+    // the files of blocks that ended over a week ago and that no sidecar came back for
+    `  find "$d" -name 'blk-*.rc' -mtime +7 2>/dev/null | while read -r f; do rm -f "$f" "\${f%.rc}.out" "\${f%.rc}.err"; done`,
+    `  trap '(umask 077 && echo "143 TERM" > "$r") 2>/dev/null; exit 143' TERM`,
     `  bash -c ${s} > "$o" 2> "$e" < /dev/null &`,
     `  pid=$!`,
     `  tail -s 0.2 -n +1 -f --pid=$pid "$o" &`,
@@ -405,7 +439,6 @@ export function survivingCommand(id: string, script: string): string {
     `  wait`,
     `  sig=-; if [ $rc -gt 128 ] && [ $rc -lt 160 ]; then sig=$(kill -l $rc 2>/dev/null) || sig=-; fi`,
     `  (umask 077 && echo "$rc $sig" > "$r") 2>/dev/null`,
-    `  rm -f "$o" "$e"`,
     `  trap - TERM`,
     `  if [ $rc -gt 128 ] && [ $rc -lt 160 ]; then kill -$((rc - 128)) $$; fi`,
     `  exit $rc`,

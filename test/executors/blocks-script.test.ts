@@ -1,8 +1,8 @@
 // The shell a worker block runs under on a pool (survivingCommand), run here with sh: output
-// still reaches the channel, the exit status and a killing signal are kept (and left in a status
-// file for a sidecar that lost the channel), the block outlives a channel that breaks (SIGPIPE)
-// and the files it wrote through are removed; and the marker check (blockAliveFunction) finds a
-// block's processes by their environment only.
+// still reaches the channel, the exit status and a killing signal are kept (and left, with the
+// output, in files for a sidecar that lost the channel), the block outlives a channel that
+// breaks (SIGPIPE), ended blocks' files are swept after a week; and the marker check
+// (blockAliveFunction) finds a block's processes by their environment only.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,52 +20,54 @@ function run(script: string, extraEnv: Record<string, string> = {}): ReturnType<
   return spawnSync("sh", ["-c", script], { env: { ...env, ...extraEnv }, encoding: "utf8", timeout: 20_000 });
 }
 
+/** What block `id` left in the blocks directory: file suffix → content; then removes it. */
+function takeLeft(id: string): Record<string, string> {
+  const left: Record<string, string> = {};
+  for (const f of readdirSync(blocksDir).filter((f) => f.startsWith(`${id}.`))) {
+    const path = join(blocksDir, f);
+    expect(statSync(path).mode & 0o077).toBe(0); // private to the user
+    left[f.slice(id.length + 1)] = readFileSync(path, "utf8");
+    rmSync(path);
+  }
+  return left;
+}
+
 describe("survivingCommand", () => {
-  it("forwards stdout and stderr, keeps the exit status and removes its files", () => {
+  it("forwards stdout and stderr and keeps the exit status, also in its files", () => {
     const r = run(survivingCommand("blk-a1", "echo out; echo err >&2; exit 3"));
     expect(r.status).toBe(3);
     expect(r.stdout).toBe("out\n");
     expect(r.stderr).toBe("err\n");
-    // the output files are gone; the status stays for a sidecar that was not there to see it
-    expect(readdirSync(blocksDir)).toEqual(["blk-a1.rc"]);
-    expect(readFileSync(join(blocksDir, "blk-a1.rc"), "utf8")).toBe("3 -\n");
-    expect(statSync(join(blocksDir, "blk-a1.rc")).mode & 0o077).toBe(0);
+    // its output and status stay for the sidecar (it reads what it missed, then removes them)
+    expect(takeLeft("blk-a1")).toEqual({ out: "out\n", err: "err\n", rc: "3 -\n" });
     expect(parseBlockStatus("3 -\n")).toEqual({ exitCode: 3, signal: null });
-    rmSync(join(blocksDir, "blk-a1.rc"));
   });
 
   it("ends by the signal that ended the script, and leaves its name", () => {
     const r = run(survivingCommand("blk-a2", "kill -TERM $$"));
     expect(r.signal).toBe("SIGTERM");
-    expect(statSync(join(blocksDir, "blk-a2.rc")).mode & 0o077).toBe(0);
-    const left = readFileSync(join(blocksDir, "blk-a2.rc"), "utf8");
-    expect(left).toBe("143 TERM\n");
-    expect(parseBlockStatus(left)).toEqual({ exitCode: null, signal: "SIGTERM" });
-    rmSync(join(blocksDir, "blk-a2.rc"));
+    const left = takeLeft("blk-a2");
+    expect(left.rc).toBe("143 TERM\n");
+    expect(parseBlockStatus(left.rc!)).toEqual({ exitCode: null, signal: "SIGTERM" });
   });
 
-  it("a TERM to its whole group (a cancel) removes its output and leaves the signal's name", async () => {
+  it("leaves the signal's name when its whole group gets a TERM (a cancel)", async () => {
     const child = spawn("sh", ["-c", survivingCommand("blk-a6", "echo up; sleep 30")], { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
     const exited = new Promise<NodeJS.Signals | null>((r) => child.once("exit", (_code, sig) => r(sig)));
     await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
     process.kill(-child.pid!, "SIGTERM");
     expect(await exited).toBe(null); // its trap exits 143
     expect(child.exitCode).toBe(143);
-    expect(readdirSync(blocksDir)).toEqual(["blk-a6.rc"]);
-    expect(readFileSync(join(blocksDir, "blk-a6.rc"), "utf8")).toBe("143 TERM\n");
-    expect(statSync(join(blocksDir, "blk-a6.rc")).mode & 0o077).toBe(0);
-    rmSync(join(blocksDir, "blk-a6.rc"));
+    expect(takeLeft("blk-a6")).toEqual({ out: "up\n", err: "", rc: "143 TERM\n" });
   });
 
-  it("removes status files older than a week that no sidecar came back for", () => {
-    const old = join(blocksDir, "blk-old.rc");
-    const recent = join(blocksDir, "blk-recent.rc");
-    writeFileSync(old, "0 -\n");
-    writeFileSync(recent, "0 -\n");
+  it("removes the files of blocks that ended over a week ago", () => {
+    for (const f of ["blk-old.rc", "blk-old.out", "blk-old.err", "blk-recent.rc", "blk-recent.out", "blk-live.out"]) writeFileSync(join(blocksDir, f), "x\n", { mode: 0o600 });
     const weeksAgo = Date.now() / 1000 - 9 * 86400;
-    utimesSync(old, weeksAgo, weeksAgo);
+    // a quiet block still running has old output but no status file: it stays
+    for (const f of ["blk-old.rc", "blk-live.out"]) utimesSync(join(blocksDir, f), weeksAgo, weeksAgo);
     expect(run(survivingCommand("blk-a5", "exit 0")).status).toBe(0);
-    expect(readdirSync(blocksDir).sort()).toEqual(["blk-a5.rc", "blk-recent.rc"]);
+    expect(readdirSync(blocksDir).sort()).toEqual(["blk-a5.err", "blk-a5.out", "blk-a5.rc", "blk-live.out", "blk-recent.out", "blk-recent.rc"]);
     for (const f of readdirSync(blocksDir)) rmSync(join(blocksDir, f));
   });
 
@@ -75,7 +77,7 @@ describe("survivingCommand", () => {
     for (const bad of ["", "x -", "1", "1 -; rm", "1 term", "12345 -"]) expect(parseBlockStatus(bad)).toBeUndefined();
   });
 
-  it("outlives a channel that breaks, and finishes its work", async () => {
+  it("outlives a channel that breaks, finishes its work and keeps what it wrote", async () => {
     const done = join(home, "done");
     const script = survivingCommand("blk-a3", `echo first; sleep 1; for i in 1 2 3; do echo line $i; echo e$i >&2; done; echo ok > ${done}`);
     const child = spawn("sh", ["-c", script], { env, stdio: ["ignore", "pipe", "pipe"] });
@@ -89,9 +91,7 @@ describe("survivingCommand", () => {
     while (!existsSync(done) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(existsSync(done)).toBe(true);
     await exited;
-    expect(readdirSync(blocksDir)).toEqual(["blk-a3.rc"]);
-    expect(readFileSync(join(blocksDir, "blk-a3.rc"), "utf8")).toBe("0 -\n");
-    rmSync(join(blocksDir, "blk-a3.rc"));
+    expect(takeLeft("blk-a3")).toEqual({ out: "first\nline 1\nline 2\nline 3\n", err: "e1\ne2\ne3\n", rc: "0 -\n" });
   });
 
   it("writes to the channel as before when its files cannot be made", () => {

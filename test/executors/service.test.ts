@@ -1,7 +1,7 @@
 // The executors service against a real sshd: worker blocks (process groups started, tracked,
 // killed), preflight (versions, directories, unreachable pools), completion of a `local` pool
 // and the all-or-nothing rule, release by owner.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -67,13 +67,15 @@ describe("ExecutorsService", () => {
     const st = svc.blockManager().status([b.id])[0]!;
     expect(st).toMatchObject({ state: "failed", exit_code: 7 });
     expect(st.tail).toContain("boom");
-    // the status its shell left on the pool is removed once the sidecar saw the end itself
-    expect(await eventually(() => !existsSync(join(homedir(), ".parsl-sidecar", "blocks", `${b.id}.rc`)), 15_000)).toBe(true);
+    // the files its shell left on the pool are removed once the sidecar saw the end itself
+    expect(await eventually(() => !readdirSync(join(homedir(), ".parsl-sidecar", "blocks")).some((f) => f.startsWith(`${b.id}.`)), 15_000)).toBe(true);
     expect(svc.blockManager().status(["nope"])[0]!.state).toBe("failed");
   });
 
   it("a block that ends while detached by a dropped connection reports how it ended", { timeout: 60_000 }, async () => {
-    const b = await svc.blockManager().start({ target: "pool", script: "echo started; sleep 4; exit 7", owner: "o5", label: "cpu" });
+    const out = join(dir, "b5.out");
+    const err = join(dir, "b5.err");
+    const b = await svc.blockManager().start({ target: "pool", script: "echo started; sleep 4; echo after the drop; echo err after >&2; exit 7", owner: "o5", label: "cpu", stdout_path: out, stderr_path: err });
     expect(await eventually(() => svc.blockManager().status([b.id])[0]!.tail.includes("started"), 10_000)).toBe(true);
     expect(await s.sshd.dropConnections()).toBeGreaterThan(0);
     // the block lives on, detached from its channel
@@ -84,9 +86,13 @@ describe("ExecutorsService", () => {
     const st = svc.blockManager().status([b.id])[0]!;
     expect(st).toMatchObject({ state: "failed", exit_code: 7, signal: null });
     expect(st.tail).toContain("ended while it was detached: exit status 7");
+    // what it wrote after the drop, which no channel brought, was read from its files there
+    expect(readFileSync(out, "utf8")).toBe("started\nafter the drop\n");
+    expect(readFileSync(err, "utf8")).toBe("err after\n");
+    expect(st.tail).toContain("after the drop");
     // and nothing of it is left on the pool
-    const left = join(homedir(), ".parsl-sidecar", "blocks", `${b.id}.rc`);
-    expect(await eventually(() => !existsSync(left), 15_000)).toBe(true);
+    const left = (): string[] => readdirSync(join(homedir(), ".parsl-sidecar", "blocks")).filter((f) => f.startsWith(`${b.id}.`));
+    expect(await eventually(() => left().length === 0, 15_000)).toBe(true);
   });
 
   it("releases an owner's blocks, also when the owner's process is gone", { timeout: 60_000 }, async () => {
