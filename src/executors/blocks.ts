@@ -428,8 +428,7 @@ export function survivingCommand(id: string, script: string): string {
   return [
     blockFiles(id),
     `if tail --pid=$$ -n 0 /dev/null 2>/dev/null && (umask 077 && mkdir -p "$d" && : > "$o" && : > "$e") 2>/dev/null; then`,
-    // the files of blocks that ended over a week ago and that no sidecar came back for
-    `  find "$d" -name 'blk-*.rc' -mtime +7 2>/dev/null | while read -r f; do rm -f "$f" "\${f%.rc}.out" "\${f%.rc}.err"; done`,
+    ...SWEEP,
     `  trap '(umask 077 && echo "143 TERM" > "$r") 2>/dev/null; exit 143' TERM`,
     `  bash -c ${s} > "$o" 2> "$e" < /dev/null &`,
     `  pid=$!`,
@@ -446,6 +445,22 @@ export function survivingCommand(id: string, script: string): string {
     `exec bash -c ${s}`,
   ].join("\n");
 }
+
+/**
+ * sh lines removing what no sidecar came back for: the files of blocks that ended over a week
+ * ago (their status file is that old) and, where /proc and `grep -z` tell, of blocks whose
+ * output has not changed for a week and of which no process is left (a SIGKILL leaves no
+ * status). A quiet block still running keeps its files.
+ */
+const SWEEP = [
+  `  find "$d" -name 'blk-*.rc' -mtime +7 2>/dev/null | while read -r f; do rm -f "$f" "\${f%.rc}.out" "\${f%.rc}.err"; done`,
+  `  if [ -r /proc/self/environ ] && printf 'x\\0' | grep -qzxF x 2>/dev/null; then`,
+  `    find "$d" -name 'blk-*.out' -mtime +7 2>/dev/null | while read -r f; do`,
+  `      b=\${f%.out}; [ -e "$b.rc" ] && continue`,
+  `      grep -qzxF -- "${BLOCK_MARK}=\${b##*/}" /proc/[0-9]*/environ 2>/dev/null || rm -f "$f" "$b.err"`,
+  `    done`,
+  `  fi`,
+];
 
 /** `p`'s value, or `fallback` if it takes longer than `ms` (p goes on, unobserved). */
 async function within<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {

@@ -61,14 +61,21 @@ describe("survivingCommand", () => {
     expect(takeLeft("blk-a6")).toEqual({ out: "up\n", err: "", rc: "143 TERM\n" });
   });
 
-  it("removes the files of blocks that ended over a week ago", () => {
-    for (const f of ["blk-old.rc", "blk-old.out", "blk-old.err", "blk-recent.rc", "blk-recent.out", "blk-live.out"]) writeFileSync(join(blocksDir, f), "x\n", { mode: 0o600 });
+  it("removes the files of blocks that ended over a week ago, and of week-quiet blocks with no process left", async () => {
+    const names = ["blk-old.rc", "blk-old.out", "blk-old.err", "blk-recent.rc", "blk-recent.out", "blk-killed.out", "blk-killed.err", "blk-live.out", "blk-live.err"];
+    for (const f of names) writeFileSync(join(blocksDir, f), "x\n", { mode: 0o600 });
     const weeksAgo = Date.now() / 1000 - 9 * 86400;
-    // a quiet block still running has old output but no status file: it stays
-    for (const f of ["blk-old.rc", "blk-live.out"]) utimesSync(join(blocksDir, f), weeksAgo, weeksAgo);
-    expect(run(survivingCommand("blk-a5", "exit 0")).status).toBe(0);
-    expect(readdirSync(blocksDir).sort()).toEqual(["blk-a5.err", "blk-a5.out", "blk-a5.rc", "blk-live.out", "blk-recent.out", "blk-recent.rc"]);
-    for (const f of readdirSync(blocksDir)) rmSync(join(blocksDir, f));
+    // ended over a week ago; SIGKILLed (no status) a week ago; still running, quiet for a week
+    for (const f of ["blk-old.rc", "blk-killed.out", "blk-live.out"]) utimesSync(join(blocksDir, f), weeksAgo, weeksAgo);
+    const live = spawn("sleep", ["30"], { env: { ...env, [BLOCK_MARK]: "blk-live" }, detached: true, stdio: "ignore" });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      expect(run(survivingCommand("blk-a5", "exit 0")).status).toBe(0);
+      expect(readdirSync(blocksDir).sort()).toEqual(["blk-a5.err", "blk-a5.out", "blk-a5.rc", "blk-live.err", "blk-live.out", "blk-recent.out", "blk-recent.rc"]);
+    } finally {
+      live.kill("SIGKILL");
+      for (const f of readdirSync(blocksDir)) rmSync(join(blocksDir, f));
+    }
   });
 
   it("reads only a status line its shell could have written", () => {
