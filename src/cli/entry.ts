@@ -22,6 +22,19 @@ async function start(argv: string[]): Promise<void> {
   await runProgram(argv, [register]);
 }
 
+/**
+ * A reader that went away (`parsl-sidecar call ... | head`) is not an error: what is still to be
+ * printed is dropped and the command carries on to its own end (`run` still tears everything
+ * down and exits with COMMAND's code). Node would otherwise throw EPIPE from the stream.
+ */
+function dropOutputToClosedReader(stream: NodeJS.WriteStream): void {
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE" && err.code !== "ERR_STREAM_DESTROYED") throw err;
+  });
+}
+dropOutputToClosedReader(process.stdout);
+dropOutputToClosedReader(process.stderr);
+
 start(process.argv).catch((err: unknown) => {
   // what an uncaught error did before: its stack on stderr, exit code 1 (EXIT.ERROR)
   console.error(err);

@@ -89,6 +89,25 @@ describe("parsl-sidecar CLI", () => {
     expect(existsSync(file)).toBe(false);
   });
 
+  it("a reader that goes away (| head) ends no command: no EPIPE, the command's own exit code", async () => {
+    const sh = (line: string) => execa("bash", ["-c", `${line}; echo "status=\${PIPESTATUS[0]}" >&2`], { reject: false, timeout: 60_000, env: { PARSL_SIDECAR_RUNTIME_DIR: dir, PARSL_SIDECAR_CONNECTION_FILE: "" } });
+    const node = `${JSON.stringify(process.execPath)} ${JSON.stringify(MAIN)}`;
+    expect((await cli(["serve", "--detach"])).exitCode).toBe(0);
+    try {
+      // sidecar.describe prints ~100 KiB: more than a pipe holds, so the write meets the closed end
+      const r = await sh(`${node} call sidecar.describe | head -c 10 >/dev/null`);
+      expect(r.stderr).not.toContain("EPIPE");
+      expect(r.stderr).toContain("status=0");
+    } finally {
+      expect((await cli(["stop"])).exitCode).toBe(0);
+    }
+    // run still tears down and passes COMMAND's code when its summary cannot be printed
+    const run = await sh(`${node} run --json -- ${JSON.stringify(process.execPath)} -e "setTimeout(() => process.exit(3), 300)" | true`);
+    expect(run.stderr).not.toContain("EPIPE");
+    expect(run.stderr).toContain("status=3");
+    expect(readdirSync(dir).filter((f) => f.startsWith("run-"))).toEqual([]);
+  });
+
   it("run passes the child's exit code and removes its sidecar", async () => {
     const script = "const fs=require('fs');const f=process.env.PARSL_SIDECAR_CONNECTION_FILE;if(!fs.existsSync(f))process.exit(9);process.exit(3)";
     const r = await cli(["run", "--", process.execPath, "-e", script]);
