@@ -7,6 +7,8 @@ import { pino, type Logger as PinoLogger, type Level } from "pino";
 
 export type Logger = PinoLogger;
 export type LogLevel = Level | "silent";
+/** the levels `--log-level` takes, most verbose first */
+export const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
 const SECRET_KEYS = ["key", "secret", "password", "passphrase", "token", "credentials", "secretAccessKey", "accessKeyId", "sessionToken", "authorization", "privateKey"];
 export const REDACT_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);

@@ -37,6 +37,16 @@ describe("parsl-sidecar CLI", () => {
     expect(r.stderr).toContain("--bogus");
   });
 
+  it("exits 2 on a log level it does not know, naming the value and the choices, and starts nothing", async () => {
+    for (const args of [["serve", "--log-level", "loud"], ["run", "--log-level", "loud", "--", "true"]]) {
+      const r = await cli(args);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toContain("'loud' is invalid");
+      expect(r.stderr).toContain("trace, debug, info, warn, error, fatal, silent");
+    }
+    expect(readdirSync(dir).filter((f) => f.startsWith("sidecar.") || f.startsWith("run-"))).toEqual([]);
+  });
+
   it("exits 3 from status when no sidecar is running, saying how to start one", async () => {
     const r = await cli(["status"]);
     expect(r.exitCode).toBe(3);

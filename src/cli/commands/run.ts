@@ -6,7 +6,7 @@
  */
 import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { resolveConnectionFile, SidecarClient } from "../../client/client.js";
 import { Daemon } from "../../daemon/daemon.js";
 import { EventBus } from "../../events.js";
@@ -18,7 +18,7 @@ import type { JobsModule } from "../../jobs/methods.js";
 import { DEFAULT_GRACE_MS, JobsService } from "../../jobs/service.js";
 import { CONNECTION_ENV, defaultRuntimeDir, ensurePrivateDir, readConnectionFile } from "../../rpc/connection-file.js";
 import { parseDuration } from "../../util/duration.js";
-import { silentLogger, type LogLevel } from "../../util/logger.js";
+import { LOG_LEVELS, silentLogger, type LogLevel } from "../../util/logger.js";
 import { defaultStateDir } from "../../util/paths.js";
 import { fail } from "../output.js";
 import { reviewOrCancel } from "../review.js";
@@ -51,7 +51,7 @@ export function registerRun(program: Command): void {
     .option("--timeout <duration>", "stop the job after this long (e.g. 30s, 5m, 1h); exit code 124")
     .option("--grace <duration>", "time between SIGTERM and SIGKILL when stopping", "10s")
     .option("--connection <file>", "use this running sidecar instead of starting one")
-    .option("--log-level <level>", "sidecar log level on stderr", "warn")
+    .addOption(new Option("--log-level <level>", "sidecar log level on stderr").choices(LOG_LEVELS).default("warn"))
     .option("--json", "print a JSON summary on stdout when COMMAND ends")
     .option("-q, --quiet", "do not print the job id")
     .option("--ui", "print a link to the sidecar's live page (jobs, pools, tunnels, transfers, log) before COMMAND starts")

@@ -2,12 +2,12 @@
 import { spawn } from "node:child_process";
 import { openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { SidecarClient } from "../../client/client.js";
 import { Daemon } from "../../daemon/daemon.js";
 import { SidecarError } from "../../errors.js";
 import { CONNECTION_FILE_NAME, defaultRuntimeDir, ensurePrivateDir, pidAlive, readConnectionFile } from "../../rpc/connection-file.js";
-import type { LogLevel } from "../../util/logger.js";
+import { LOG_LEVELS, type LogLevel } from "../../util/logger.js";
 import { fail, printJson } from "../output.js";
 
 interface ServeOptions {
@@ -27,7 +27,7 @@ export function registerServe(program: Command): void {
     .option("--allow-remote", "allow a non-loopback tcp:// endpoint (prints a warning)")
     .option("--runtime-dir <dir>", "where the connection file, socket and log live (default: $XDG_RUNTIME_DIR/parsl-sidecar or /tmp/parsl-sidecar-UID)")
     .option("--detach", "start in the background and return once it answers a ping")
-    .option("--log-level <level>", "stderr log level: trace|debug|info|warn|error|silent", "info")
+    .addOption(new Option("--log-level <level>", "stderr log level").choices(LOG_LEVELS).default("info"))
     .option("--json", "machine-readable output")
     .action(async (opts: ServeOptions) => {
       try {
