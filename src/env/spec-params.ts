@@ -54,6 +54,6 @@ export function specFromParams(p: SpecParams, cwd = process.cwd()): { spec: EnvS
     if (p.container.sudo !== undefined) container.sudo = p.container.sudo;
     if (p.container.build_args) container.buildArgs = p.container.build_args;
   }
-  if (!spec && !container) throw new SidecarError("ENV_INVALID", "Nothing to ensure: give an environment file (`file`, or `conf` / `keys` with LOCAL_CONDA_YAML or LOCAL_REQUIREMENTS) or a container", {});
+  if (!spec && !container) throw new SidecarError("ENV_INVALID", "No environment given: give an environment file (`file`, or `conf` / `keys` with LOCAL_CONDA_YAML or LOCAL_REQUIREMENTS) or a container", {});
   return { spec, container };
 }

@@ -113,6 +113,6 @@ describe("keys to spec", () => {
     expect(container).toEqual({ create: true, path: "/img/a.sif", file: join(dir, "req/a.def") });
     const uv = specFromParams({ target: "local", file: "reqs.txt", name: "n", find_links: ["/w"], no_index: true }, "/cwd").spec;
     expect(uv).toEqual({ backend: "uv", file: "/cwd/reqs.txt", name: "n", findLinks: ["/w"], noIndex: true });
-    expect(thrown(() => specFromParams({ target: "local" })).message).toContain("Nothing to ensure");
+    expect(thrown(() => specFromParams({ target: "local" })).message).toContain("No environment given");
   });
 });
