@@ -48,7 +48,7 @@ export function registerRun(program: Command): void {
     .option("--executors <file>", "executors.json to complete (hosts, ports, worker tunnels) before COMMAND starts; COMMAND gets the completed copy as $PARSL_SIDECAR_EXECUTORS")
     .option("--no-complete", "do not complete --executors here; COMMAND gets the file as it is (its parsl_config completes it)")
     .option("--env <spec>", "an environment to ensure before COMMAND starts: local.conf (activated for COMMAND) or TARGET=FILE.conf (repeatable)", (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option("--timeout <duration>", "stop the job after this long (e.g. 30s, 5m, 1h); exit code 124")
+    .option("--timeout <duration>", "stop the job after this long (e.g. 30s, 5m, 1h; 0: no limit, the default); exit code 124")
     .option("--grace <duration>", "time between SIGTERM and SIGKILL when stopping", "10s")
     .option("--connection <file>", "use this running sidecar instead of starting one")
     .addOption(new Option("--log-level <level>", "sidecar log level on stderr").choices(LOG_LEVELS).default("warn"))
