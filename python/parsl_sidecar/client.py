@@ -198,7 +198,7 @@ class Client:
         SidecarUnreachable
             The client is closed.
         """
-        body = self._params(params, kwparams)
+        body = self._params(method, params, kwparams)
         wait = self.timeout if timeout is None else _check_timeout(timeout)
         state = self._sockets.state()
         with self._lock:
@@ -244,7 +244,7 @@ class Client:
         concurrent.futures.Future
             Resolves to the result, or fails with the :class:`SidecarError` of :meth:`call`.
         """
-        body = self._params(params, kwparams)
+        body = self._params(method, params, kwparams)
         wait = self.timeout if timeout is None else _check_timeout(timeout)
         engine = self._engine if self._engine is not None else self._start_engine()
         if self._closed:
@@ -356,7 +356,11 @@ class Client:
     # --- internals ---------------------------------------------------------------------------
 
     @staticmethod
-    def _params(params: Mapping[str, Any] | None, kwparams: dict[str, Any]) -> Any:
+    def _params(method: str, params: Mapping[str, Any] | None, kwparams: dict[str, Any]) -> Any:
+        if not isinstance(method, str) or not method:
+            raise TypeError(
+                f"Expected method to be a method name such as 'sidecar.ping', got {method!r}"
+            )
         if params is None:
             return kwparams
         if not isinstance(params, Mapping):

@@ -80,6 +80,15 @@ def test_unknown_method(client: Client) -> None:
     assert "sidecar.nope" in str(ei.value)
 
 
+def test_a_method_that_is_not_a_name_is_refused_at_once(client: Client) -> None:
+    for bad in (123, "", None):
+        with pytest.raises(TypeError, match="Expected method to be a method name"):
+            client.call(bad)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="Expected method to be a method name"):
+            client.call_async(bad)  # type: ignore[arg-type]
+    assert client.call("sidecar.ping")["pong"]
+
+
 def test_params_as_mapping_and_keywords(client: Client) -> None:
     assert client.call("sidecar.echo", {"value": 1}) == {"value": 1}
     assert client.call("sidecar.echo", {"value": 1}, value=2) == {"value": 2}

@@ -8,6 +8,7 @@ import { Router } from "zeromq";
 import { SidecarError, toSidecarError, type ErrorPayload } from "../errors.js";
 import { type EventBus, matches } from "../events.js";
 import type { Logger } from "../util/logger.js";
+import { describeValue } from "../util/validation.js";
 import { isHeader, MAX_BATCH, PROTOCOL_VERSION, pack, unpack, type Header, type MessageType } from "./envelope.js";
 import type { CallContext, Registry } from "./registry.js";
 import { ReplayGuard } from "./replay-guard.js";
@@ -197,7 +198,11 @@ export class RpcServer {
       });
       return reply({ error: err.toPayload() });
     }
-    if (header.type !== "request" || typeof header.method !== "string") return this.drop("type", `message type ${header.type}`);
+    if (header.type !== "request") return this.drop("type", `message type ${header.type}`);
+    if (typeof header.method !== "string" || header.method === "") {
+      // signed by a holder of the key: a bug in its client, which hears of it rather than waiting
+      return reply({ error: new SidecarError("UNKNOWN_METHOD", `Expected the request's \`method\` to be a method name such as "sidecar.ping", got ${describeValue(header.method)}`).toPayload() });
+    }
     if (this.closing) {
       return reply({ error: new SidecarError("SHUTTING_DOWN", "The sidecar is shutting down").toPayload() });
     }

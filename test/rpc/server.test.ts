@@ -178,6 +178,21 @@ for (const transport of ["ipc", "tcp"] as const) {
       });
     });
 
+    it("answers a signed request whose method is not a name with UNKNOWN_METHOD, naming the value", async () => {
+      await withDealer(info.endpoint, 5000, async (d) => {
+        for (const [id, method] of [["m-1", 123], ["m-2", ""], ["m-3", undefined]] as const) {
+          await d.send(pack(key, { v: 1, id, type: "request", method, ts: Date.now() } as never, {}));
+          const msg = unpack(key, await d.receive());
+          expect(msg.ok).toBe(true);
+          if (msg.ok) {
+            expect(msg.header.reply_to).toBe(id);
+            expect(msg.body).toMatchObject({ error: { code: "UNKNOWN_METHOD", message: expect.stringContaining("Expected the request's `method` to be a method name") } });
+          }
+        }
+      });
+      await expect(client.call("t.echo", { value: 3 })).resolves.toEqual({ value: 3 });
+    });
+
     it("drops a replayed message", async () => {
       await withDealer(info.endpoint, 500, async (d) => {
         const frames = pack(key, { v: 1, id: "r-1", type: "request", method: "t.echo", ts: Date.now() }, { value: "once" });
