@@ -407,7 +407,8 @@ export class BlockManager {
   async close(): Promise<void> {
     const ids = [...this.blocks.values()].filter((b) => b.info.state === "running").map((b) => b.info.id);
     await this.cancel(ids, 2000);
-    await Promise.allSettled([...this.cleanups]);
+    // bounded: a pool that cannot be reached keeps the files (its next block's shell sweeps them)
+    await within(Promise.allSettled([...this.cleanups]), 5000, undefined);
   }
 }
 
