@@ -62,11 +62,18 @@ export const BLOCK_MARK = "PARSL_SIDECAR_BLOCK";
  * POSIX sh defining `alive`: true while a process of the block lives on its host. Where /proc
  * and `grep -z` exist (Linux), that is a process whose environment carries the block's marker,
  * so a process group that reuses the block's id after a reboot is never taken for it (nor
- * signalled); elsewhere, any process in the group.
+ * signalled); elsewhere, any process in the group. And `elsewhere`: true when the block's shell
+ * recorded another host name (`uname -n`) than this one, as when a pool's name leads to one of
+ * several login nodes sharing a home directory: its processes cannot be seen or signalled from
+ * here, so a look must not take them for gone.
  */
 export function blockAliveFunction(id: string, pgid: number): string {
   if (!Number.isInteger(pgid) || pgid <= 1) throw new SidecarError("INVALID_ARGUMENT", `Refusing to look for process group \`${pgid}\``);
   return [
+    `elsewhere() {`,
+    `  ${blockFiles(id)}`,
+    `  [ -f "$h" ] && [ "$(cat "$h" 2>/dev/null)" != "$(uname -n)" ]`,
+    `}`,
     `alive() {`,
     `  if [ -r /proc/self/environ ] && printf 'x\\0' | grep -qzxF x 2>/dev/null; then`,
     `    [ -n "$(grep -lzxF -- ${shellQuote(`${BLOCK_MARK}=${id}`)} /proc/[0-9]*/environ 2>/dev/null | head -n 1)" ]`,
@@ -78,12 +85,20 @@ export function blockAliveFunction(id: string, pgid: number): string {
 }
 /**
  * sh assignments naming a block's files on its pool: `$d` (their directory), `$o` and `$e` (its
- * output) and `$r` (its exit status, `<status> <signal name or ->`, left by its shell for a
- * sidecar that was not there to see it end)
+ * output), `$r` (its exit status, `<status> <signal name or ->`, left by its shell for a
+ * sidecar that was not there to see it end) and `$h` (the host it runs on, `uname -n`)
  */
 function blockFiles(id: string): string {
   if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new SidecarError("INVALID_ARGUMENT", `Expected a block id of letters, digits, - and _, got \`${id}\``);
-  return `d="$HOME/.parsl-sidecar/blocks"; o="$d/${id}.out"; e="$d/${id}.err"; r="$d/${id}.rc"`;
+  return `d="$HOME/.parsl-sidecar/blocks"; o="$d/${id}.out"; e="$d/${id}.err"; r="$d/${id}.rc"; h="$d/${id}.host"`;
+}
+
+/**
+ * sh printing what a look finds of a detached block: `elsewhere` (another host; nothing can be
+ * told from here), `alive`, or `gone` followed by the status line its shell left, if any.
+ */
+export function blockLookScript(id: string, pgid: number): string {
+  return `${blockFiles(id)}\n${blockAliveFunction(id, pgid)}\nif elsewhere; then echo elsewhere; elif alive; then echo alive; else echo gone; cat "$r" 2>/dev/null; fi; exit 0`;
 }
 
 /** How a block ended, from the status file its shell left (`<status> <signal name or ->`). */
@@ -178,7 +193,8 @@ export class BlockManager {
       blockFiles(id),
       // no files: it wrote to its old channel, there is nothing to follow
       `[ -f "$o" ] && [ -f "$e" ] || exit 3`,
-      // no shell left for --pid to follow: the next look finds it gone and reads the rest
+      // another host, or no shell left for --pid to follow: the next look tells which
+      `[ ! -f "$h" ] || [ "$(cat "$h" 2>/dev/null)" = "$(uname -n)" ] || exit 4`,
       `kill -0 ${pgid!} 2>/dev/null || exit 4`,
       `tail -s 0.2 -c +${block.seen.stdout + 1} -f --pid=${pgid!} "$o" &`,
       `tail -s 0.2 -c +${block.seen.stderr + 1} -f --pid=${pgid!} "$e" >&2 &`,
@@ -264,10 +280,11 @@ export class BlockManager {
    * status file its shell left); undefined when the pool cannot be reached within `waitMs`.
    */
   private async look(block: Block, waitMs = 15_000): Promise<{ alive: boolean; status?: ReturnType<typeof parseBlockStatus> } | undefined> {
-    const script = `${blockAliveFunction(block.info.id, block.info.pgid!)}\nif alive; then echo alive; else echo gone; ${blockFiles(block.info.id)}; cat "$r" 2>/dev/null; fi; exit 0`;
+    const script = blockLookScript(block.info.id, block.info.pgid!);
     const ask = block.lease.exec(script, { timeoutMs: waitMs }).then(
       (r) => {
         const [first, second] = r.stdout.split("\n");
+        // `elsewhere`: this connection reached another host than the block's; look again later
         if (r.exitCode !== 0 || (first !== "alive" && first !== "gone")) return undefined;
         return first === "alive" ? { alive: true } : { alive: false, status: parseBlockStatus(second ?? "") };
       },
@@ -278,7 +295,7 @@ export class BlockManager {
 
   private async signalGroup(block: Block, signal: "TERM" | "KILL", waitMs: number): Promise<void> {
     // only while a process of this block is still there (see blockAliveFunction)
-    const script = `${blockAliveFunction(block.info.id, block.info.pgid!)}\nif alive; then ${killGroupCommand(block.info.pgid!, signal)}; fi; exit 0`;
+    const script = `${blockAliveFunction(block.info.id, block.info.pgid!)}\nif ! elsewhere && alive; then ${killGroupCommand(block.info.pgid!, signal)}; fi; exit 0`;
     await within(block.lease.exec(script, { timeoutMs: waitMs }).catch(() => undefined), waitMs, undefined);
   }
 
@@ -343,7 +360,7 @@ export class BlockManager {
     for (const f of block.files) f.end();
     if (!block.lease.isLocal) {
       // its shell leaves its output and status files for this sidecar (survivingCommand)
-      const removed = within(block.lease.exec(`${blockFiles(info.id)}; rm -f "$o" "$e" "$r"`, { timeoutMs: 10_000 }).catch(() => undefined), 10_000, undefined).finally(() => {
+      const removed = within(block.lease.exec(`${blockFiles(info.id)}; rm -f "$o" "$e" "$r" "$h"`, { timeoutMs: 10_000 }).catch(() => undefined), 10_000, undefined).finally(() => {
         block.lease.release();
         this.cleanups.delete(removed);
       });
@@ -428,7 +445,7 @@ export function survivingCommand(id: string, script: string): string {
   const s = shellQuote(script);
   return [
     blockFiles(id),
-    `if tail --pid=$$ -n 0 /dev/null 2>/dev/null && (umask 077 && mkdir -p "$d" && : > "$o" && : > "$e") 2>/dev/null; then`,
+    `if tail --pid=$$ -n 0 /dev/null 2>/dev/null && (umask 077 && mkdir -p "$d" && : > "$o" && : > "$e" && uname -n > "$h") 2>/dev/null; then`,
     ...SWEEP,
     `  trap '(umask 077 && echo "143 TERM" > "$r") 2>/dev/null; exit 143' TERM`,
     `  bash -c ${s} > "$o" 2> "$e" < /dev/null &`,
@@ -454,11 +471,13 @@ export function survivingCommand(id: string, script: string): string {
  * status). A quiet block still running keeps its files.
  */
 const SWEEP = [
-  `  find "$d" -name 'blk-*.rc' -mtime +7 2>/dev/null | while read -r f; do rm -f "$f" "\${f%.rc}.out" "\${f%.rc}.err"; done`,
+  `  find "$d" -name 'blk-*.rc' -mtime +7 2>/dev/null | while read -r f; do b=\${f%.rc}; rm -f "$f" "$b.out" "$b.err" "$b.host"; done`,
   `  if [ -r /proc/self/environ ] && printf 'x\\0' | grep -qzxF x 2>/dev/null; then`,
   `    find "$d" -name 'blk-*.out' -mtime +7 2>/dev/null | while read -r f; do`,
   `      b=\${f%.out}; [ -e "$b.rc" ] && continue`,
-  `      grep -qzxF -- "${BLOCK_MARK}=\${b##*/}" /proc/[0-9]*/environ 2>/dev/null || rm -f "$f" "$b.err"`,
+  // only a block of this host: another login node sharing this home may run it
+  `      [ "$(cat "$b.host" 2>/dev/null)" = "$(uname -n)" ] || continue`,
+  `      grep -qzxF -- "${BLOCK_MARK}=\${b##*/}" /proc/[0-9]*/environ 2>/dev/null || rm -f "$f" "$b.err" "$b.host"`,
   `    done`,
   `  fi`,
 ];

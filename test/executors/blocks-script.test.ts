@@ -5,14 +5,15 @@
 // (blockAliveFunction) finds a block's processes by their environment only.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { BLOCK_MARK, blockAliveFunction, parseBlockStatus, survivingCommand } from "../../src/executors/blocks.js";
+import { BLOCK_MARK, blockAliveFunction, blockLookScript, parseBlockStatus, survivingCommand } from "../../src/executors/blocks.js";
 
 const home = mkdtempSync(join(tmpdir(), "psc-blk-home-"));
 const env = { ...process.env, HOME: home };
 const blocksDir = join(home, ".parsl-sidecar", "blocks");
+const host = `${hostname()}\n`; // what `uname -n` prints
 
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
@@ -39,7 +40,7 @@ describe("survivingCommand", () => {
     expect(r.stdout).toBe("out\n");
     expect(r.stderr).toBe("err\n");
     // its output and status stay for the sidecar (it reads what it missed, then removes them)
-    expect(takeLeft("blk-a1")).toEqual({ out: "out\n", err: "err\n", rc: "3 -\n" });
+    expect(takeLeft("blk-a1")).toEqual({ out: "out\n", err: "err\n", rc: "3 -\n", host });
     expect(parseBlockStatus("3 -\n")).toEqual({ exitCode: 3, signal: null });
   });
 
@@ -58,20 +59,32 @@ describe("survivingCommand", () => {
     process.kill(-child.pid!, "SIGTERM");
     expect(await exited).toBe(null); // its trap exits 143
     expect(child.exitCode).toBe(143);
-    expect(takeLeft("blk-a6")).toEqual({ out: "up\n", err: "", rc: "143 TERM\n" });
+    expect(takeLeft("blk-a6")).toEqual({ out: "up\n", err: "", rc: "143 TERM\n", host });
   });
 
-  it("removes the files of blocks that ended over a week ago, and of week-quiet blocks with no process left", async () => {
-    const names = ["blk-old.rc", "blk-old.out", "blk-old.err", "blk-recent.rc", "blk-recent.out", "blk-killed.out", "blk-killed.err", "blk-live.out", "blk-live.err"];
-    for (const f of names) writeFileSync(join(blocksDir, f), "x\n", { mode: 0o600 });
+  it("removes the files of blocks that ended over a week ago, and of week-quiet blocks of this host with no process left", async () => {
+    const files: Record<string, string> = {
+      "blk-old.rc": "0 -\n", "blk-old.out": "x\n", "blk-old.err": "x\n", "blk-old.host": host,
+      "blk-recent.rc": "0 -\n", "blk-recent.out": "x\n",
+      "blk-killed.out": "x\n", "blk-killed.err": "x\n", "blk-killed.host": host,
+      "blk-live.out": "x\n", "blk-live.err": "x\n", "blk-live.host": host,
+      // another login node sharing this home runs it: nothing here can tell whether it lives
+      "blk-remote.out": "x\n", "blk-remote.host": "login9\n",
+    };
+    for (const [f, text] of Object.entries(files)) writeFileSync(join(blocksDir, f), text, { mode: 0o600 });
     const weeksAgo = Date.now() / 1000 - 9 * 86400;
     // ended over a week ago; SIGKILLed (no status) a week ago; still running, quiet for a week
-    for (const f of ["blk-old.rc", "blk-killed.out", "blk-live.out"]) utimesSync(join(blocksDir, f), weeksAgo, weeksAgo);
+    for (const f of ["blk-old.rc", "blk-killed.out", "blk-live.out", "blk-remote.out"]) utimesSync(join(blocksDir, f), weeksAgo, weeksAgo);
     const live = spawn("sleep", ["30"], { env: { ...env, [BLOCK_MARK]: "blk-live" }, detached: true, stdio: "ignore" });
     try {
       await new Promise((r) => setTimeout(r, 200));
       expect(run(survivingCommand("blk-a5", "exit 0")).status).toBe(0);
-      expect(readdirSync(blocksDir).sort()).toEqual(["blk-a5.err", "blk-a5.out", "blk-a5.rc", "blk-live.err", "blk-live.out", "blk-recent.out", "blk-recent.rc"]);
+      expect(readdirSync(blocksDir).sort()).toEqual([
+        "blk-a5.err", "blk-a5.host", "blk-a5.out", "blk-a5.rc",
+        "blk-live.err", "blk-live.host", "blk-live.out",
+        "blk-recent.out", "blk-recent.rc",
+        "blk-remote.host", "blk-remote.out",
+      ]);
     } finally {
       live.kill("SIGKILL");
       for (const f of readdirSync(blocksDir)) rmSync(join(blocksDir, f));
@@ -98,7 +111,7 @@ describe("survivingCommand", () => {
     while (!existsSync(done) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(existsSync(done)).toBe(true);
     await exited;
-    expect(takeLeft("blk-a3")).toEqual({ out: "first\nline 1\nline 2\nline 3\n", err: "e1\ne2\ne3\n", rc: "0 -\n" });
+    expect(takeLeft("blk-a3")).toEqual({ out: "first\nline 1\nline 2\nline 3\n", err: "e1\ne2\ne3\n", rc: "0 -\n", host });
   });
 
   it("writes to the channel as before when its files cannot be made", () => {
@@ -124,6 +137,25 @@ describe("blockAliveFunction", () => {
     } finally {
       child.kill("SIGKILL");
     }
+  });
+
+  it("a look tells alive, gone with the status left, and a block another host runs", async () => {
+    const child = spawn("sleep", ["30"], { env: { ...env, [BLOCK_MARK]: "blk-b3" }, detached: true, stdio: "ignore" });
+    const look = (id: string, pgid: number): string => run(blockLookScript(id, pgid)).stdout as string;
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      writeFileSync(join(blocksDir, "blk-b3.host"), host, { mode: 0o600 });
+      expect(look("blk-b3", child.pid!)).toBe("alive\n");
+      // recorded by a shell on another login node that shares this home: not taken for gone
+      writeFileSync(join(blocksDir, "blk-b3.host"), "login9\n", { mode: 0o600 });
+      expect(look("blk-b3", child.pid!)).toBe("elsewhere\n");
+    } finally {
+      child.kill("SIGKILL");
+    }
+    writeFileSync(join(blocksDir, "blk-b4.host"), host, { mode: 0o600 });
+    writeFileSync(join(blocksDir, "blk-b4.rc"), "7 -\n", { mode: 0o600 });
+    expect(look("blk-b4", child.pid!)).toBe("gone\n7 -\n");
+    for (const f of readdirSync(blocksDir)) rmSync(join(blocksDir, f));
   });
 
   it("refuses a group id that is not one", () => {
