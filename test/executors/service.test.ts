@@ -1,6 +1,8 @@
 // The executors service against a real sshd: worker blocks (process groups started, tracked,
-// killed), preflight (versions, directories, unreachable pools), completion of a `local` pool
-// and the all-or-nothing rule, release by owner.
+// killed; a dropped connection, a block ending while detached, a cancel while the pool refuses
+// connections), preflight (versions, directories, unreachable pools), completion of a `local`
+// pool and the all-or-nothing rule, release by owner.
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -93,6 +95,29 @@ describe("ExecutorsService", () => {
     // and nothing of it is left on the pool
     const left = (): string[] => readdirSync(join(homedir(), ".parsl-sidecar", "blocks")).filter((f) => f.startsWith(`${b.id}.`));
     expect(await eventually(() => left().length === 0, 15_000)).toBe(true);
+  });
+
+  it("a cancel that cannot reach the pool is reported not done, and lands once the pool answers", { timeout: 120_000 }, async () => {
+    const tok = token();
+    const b = await svc.blockManager().start({ target: "pool", script: `echo started; exec sleep 6${tok}`, owner: "o6", label: "cpu" });
+    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.tail.includes("started"), 10_000)).toBe(true);
+    expect(await s.sshd.dropConnections()).toBeGreaterThan(0);
+    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.tail.includes("dropped"), 10_000)).toBe(true);
+    const here = (): boolean => spawnSync("pgrep", ["-f", `^sleep 6${tok}`]).status === 0;
+    expect(here()).toBe(true);
+    // the pool refuses connections (its sshd is down; the block, no longer under it, lives on)
+    await s.sshd.pause();
+    try {
+      // bounded, and not done: the block is still running, and says so
+      expect(await svc.blockManager().cancel([b.id], 1000)).toEqual([false]);
+      expect(svc.blockManager().status([b.id])[0]!.state).toBe("running");
+      expect(here()).toBe(true);
+    } finally {
+      await s.sshd.resume();
+    }
+    // once the pool answers, the cancel lands and a later look finds the block gone
+    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.state === "cancelled", 60_000, 250)).toBe(true);
+    expect(here()).toBe(false);
   });
 
   it("releases an owner's blocks, also when the owner's process is gone", { timeout: 60_000 }, async () => {

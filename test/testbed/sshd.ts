@@ -54,6 +54,10 @@ export interface Sshd {
    * the sessions started lives on. Returns how many were killed.
    */
   dropConnections(): Promise<number>;
+  /** Stops the listener (and its connections): the pool refuses connections until resume(). */
+  pause(): Promise<void>;
+  /** Starts the listener again after pause(): same port, same host key. */
+  resume(): Promise<void>;
   /** New host key, then restart. Returns the new known_hosts line. */
   rotateHostKey(): Promise<string>;
 }
@@ -137,6 +141,22 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       const kids = daemon ? descendants(daemon.pid) : [];
       killAll(kids);
       return kids.length;
+    },
+    pause: async () => {
+      if (daemon) {
+        // frozen first, the listener accepts no connection while its sessions are killed
+        try {
+          process.kill(daemon.pid, "SIGSTOP");
+        } catch {
+          /* gone */
+        }
+        killAll(descendants(daemon.pid));
+        killAll([daemon.pid]);
+      }
+      await stopDaemon();
+    },
+    resume: async () => {
+      await launch();
     },
     dropConnections: async () => {
       const sshds = (daemon ? descendants(daemon.pid) : []).filter((pid) => {
