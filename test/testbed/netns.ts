@@ -71,8 +71,10 @@ export async function createTopology(): Promise<Topology> {
   const head = `psc-h-${id}`;
   const compute = `psc-c-${id}`;
   const up = freeUplinkSubnet();
-  // The compute link lives only inside head/compute, so its subnet cannot clash with the host.
-  const inner = (up + 1 + randomInt(0, 253)) % 254 + 1;
+  // The compute link lives only inside head/compute, so its subnet cannot clash with the host;
+  // it must differ from the uplink's, which head also has (r = 252 gave inner === up: head then
+  // had one /24 on both links and reached nothing, about once in 250 topologies)
+  const inner = (up + 1 + randomInt(0, 252)) % 254 + 1;
   const t: Topology = {
     head: { ns: head, addr: `10.213.${up}.2`, computeSideAddr: `10.213.${inner}.1` },
     compute: { ns: compute, addr: `10.213.${inner}.2` },
