@@ -59,7 +59,7 @@ const DETACHED_PROBE_MS = 5000;
 export const BLOCK_MARK = "PARSL_SIDECAR_BLOCK";
 
 /**
- * POSIX sh defining `alive`: true while a process of the block lives on its host. Where /proc
+ * POSIX sh setting the block's file names (blockFiles) and defining `alive`: true while a process of the block lives on its host. Where /proc
  * and `grep -z` exist (Linux), that is a process whose environment carries the block's marker,
  * so a process group that reuses the block's id after a reboot is never taken for it (nor
  * signalled); elsewhere, any process in the group. And `elsewhere`: true when the block's shell
@@ -70,8 +70,8 @@ export const BLOCK_MARK = "PARSL_SIDECAR_BLOCK";
 export function blockAliveFunction(id: string, pgid: number): string {
   if (!Number.isInteger(pgid) || pgid <= 1) throw new SidecarError("INVALID_ARGUMENT", `Refusing to look for process group \`${pgid}\``);
   return [
+    blockFiles(id),
     `elsewhere() {`,
-    `  ${blockFiles(id)}`,
     `  [ -f "$h" ] && [ "$(cat "$h" 2>/dev/null)" != "$(uname -n)" ]`,
     `}`,
     `alive() {`,
@@ -98,7 +98,7 @@ function blockFiles(id: string): string {
  * told from here), `alive`, or `gone` followed by the status line its shell left, if any.
  */
 export function blockLookScript(id: string, pgid: number): string {
-  return `${blockFiles(id)}\n${blockAliveFunction(id, pgid)}\nif elsewhere; then echo elsewhere; elif alive; then echo alive; else echo gone; cat "$r" 2>/dev/null; fi; exit 0`;
+  return `${blockAliveFunction(id, pgid)}\nif elsewhere; then echo elsewhere; elif alive; then echo alive; else echo gone; cat "$r" 2>/dev/null; fi; exit 0`;
 }
 
 /** How a block ended, from the status file its shell left (`<status> <signal name or ->`). */
@@ -190,11 +190,11 @@ export class BlockManager {
     if (!d || d.follower || d.nothingToFollow || block.info.ended_at !== null) return;
     const { id, pgid } = block.info;
     const script = [
-      blockFiles(id),
+      blockAliveFunction(id, pgid!),
       // no files: it wrote to its old channel, there is nothing to follow
       `[ -f "$o" ] && [ -f "$e" ] || exit 3`,
       // another host, or no shell left for --pid to follow: the next look tells which
-      `[ ! -f "$h" ] || [ "$(cat "$h" 2>/dev/null)" = "$(uname -n)" ] || exit 4`,
+      `elsewhere && exit 4`,
       `kill -0 ${pgid!} 2>/dev/null || exit 4`,
       `tail -s 0.2 -c +${block.seen.stdout + 1} -f --pid=${pgid!} "$o" &`,
       `tail -s 0.2 -c +${block.seen.stderr + 1} -f --pid=${pgid!} "$e" >&2 &`,

@@ -18,6 +18,9 @@ import { eventually, sshSetup, token, type SshSetup } from "../ssh/helpers.js";
 
 stopAllAfterAll();
 
+/** A block's files on the loopback pool (its HOME is this user's). */
+const leftOnPool = (id: string): string[] => readdirSync(join(homedir(), ".parsl-sidecar", "blocks")).filter((f) => f.startsWith(`${id}.`));
+
 const venvPython = resolve(".venv/bin/python");
 
 describe("ExecutorsService", () => {
@@ -70,7 +73,7 @@ describe("ExecutorsService", () => {
     expect(st).toMatchObject({ state: "failed", exit_code: 7 });
     expect(st.tail).toContain("boom");
     // the files its shell left on the pool are removed once the sidecar saw the end itself
-    expect(await eventually(() => !readdirSync(join(homedir(), ".parsl-sidecar", "blocks")).some((f) => f.startsWith(`${b.id}.`)), 15_000)).toBe(true);
+    expect(await eventually(() => leftOnPool(b.id).length === 0, 15_000)).toBe(true);
     expect(svc.blockManager().status(["nope"])[0]!.state).toBe("failed");
   });
 
@@ -93,8 +96,7 @@ describe("ExecutorsService", () => {
     expect(readFileSync(err, "utf8")).toBe("err after\n");
     expect(st.tail).toContain("after the drop");
     // and nothing of it is left on the pool
-    const left = (): string[] => readdirSync(join(homedir(), ".parsl-sidecar", "blocks")).filter((f) => f.startsWith(`${b.id}.`));
-    expect(await eventually(() => left().length === 0, 15_000)).toBe(true);
+    expect(await eventually(() => leftOnPool(b.id).length === 0, 15_000)).toBe(true);
   });
 
   it("a cancel that cannot reach the pool is reported not done, and lands once the pool answers", { timeout: 120_000 }, async () => {
