@@ -143,16 +143,6 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       return kids.length;
     },
     pause: async () => {
-      if (daemon) {
-        // frozen first, the listener accepts no connection while its sessions are killed
-        try {
-          process.kill(daemon.pid, "SIGSTOP");
-        } catch {
-          /* gone */
-        }
-        killAll(descendants(daemon.pid));
-        killAll([daemon.pid]);
-      }
       await stopDaemon();
     },
     resume: async () => {
@@ -204,7 +194,16 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     if (!daemon) return;
     const d = daemon;
     daemon = undefined;
+    // Frozen first: a listener still running while its sessions are killed can accept one
+    // more connection (a client's reconnect), whose session then outlives the stop as an
+    // orphan and lets the client through a pool that is supposed to be down.
+    try {
+      process.kill(d.pid, "SIGSTOP");
+    } catch {
+      /* gone */
+    }
     killAll(descendants(d.pid));
+    killAll([d.pid]);
     await d.stop();
   }
   const unregister = registerStopper(() => sshd.stop());
