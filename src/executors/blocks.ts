@@ -48,6 +48,19 @@ interface Block {
   /** its channel went with a dropped connection; the group is watched over new ones, and its
    * output files on the pool are followed again over a new channel (`follower`) */
   detached?: { timer: NodeJS.Timeout; probing: boolean; follower?: HostProcess | undefined; nothingToFollow?: boolean; restTries: number };
+  /** a cancel is signalling its group right now (a look then leaves the signals to it) */
+  signalling?: boolean;
+  /** the grace its cancel gave it between TERM and KILL */
+  cancelGraceMs?: number;
+  /** when a look that found it alive after its cancel sent TERM again (resignal) */
+  resentAt?: number;
+}
+
+/** Looking at and signalling a block's process group: over a lease on a pool, directly here. */
+interface GroupOps {
+  /** whether a process of the group is left; undefined when that cannot be told within `waitMs` */
+  alive(waitMs: number): Promise<boolean | undefined>;
+  signal(signal: "TERM" | "KILL", waitMs: number): Promise<void>;
 }
 
 const TAIL_BYTES = 4096;
@@ -252,7 +265,9 @@ export class BlockManager {
   private lost(block: Block, err: unknown): void {
     const e = err as SidecarError;
     const pgid = block.info.pgid;
-    if (e?.code !== "SSH_CONNECT" || pgid === null || block.cancelling || block.info.ended_at !== null) {
+    // (also while it is being cancelled: its group may not have had the signal yet, and is
+    // watched and signalled over new connections until it is gone)
+    if (e?.code !== "SSH_CONNECT" || pgid === null || block.info.ended_at !== null) {
       return this.ended(block, null, null, (err as Error)?.message ?? String(err));
     }
     const note = `[parsl-sidecar: the connection to ${block.info.target} dropped; the block's process group ${pgid} lives on there and is watched over new connections]`;
@@ -268,20 +283,44 @@ export class BlockManager {
   }
 
   /**
-   * Whether a detached block's group still has processes; undefined when the pool cannot be
-   * reached within `waitMs` (a reconnecting lease would otherwise wait for it).
+   * How to look at and signal a block's group: here with process.kill, on a pool over `lease`
+   * (its alive() is undefined when the pool cannot be reached within `waitMs`: a reconnecting
+   * lease would otherwise wait for it).
    */
-  private async groupAlive(block: Block, waitMs = 15_000): Promise<boolean | undefined> {
-    return (await this.look(block, waitMs))?.alive;
+  private groupOps(block: Block, lease: HostLease = block.lease): GroupOps {
+    const pgid = block.info.pgid!;
+    if (lease.isLocal) {
+      return {
+        alive: async () => {
+          try {
+            process.kill(-pgid, 0);
+            return true;
+          } catch (err) {
+            return (err as NodeJS.ErrnoException).code === "EPERM";
+          }
+        },
+        signal: async (signal) => {
+          try {
+            process.kill(-pgid, `SIG${signal}`);
+          } catch {
+            /* gone */
+          }
+        },
+      };
+    }
+    return {
+      alive: async (waitMs) => (await this.look(block, waitMs, lease))?.alive,
+      signal: (signal, waitMs) => this.signalGroup(block, signal, waitMs, lease),
+    };
   }
 
   /**
    * Whether a detached block's group still has processes and, once gone, how it ended (from the
    * status file its shell left); undefined when the pool cannot be reached within `waitMs`.
    */
-  private async look(block: Block, waitMs = 15_000): Promise<{ alive: boolean; status?: ReturnType<typeof parseBlockStatus> } | undefined> {
+  private async look(block: Block, waitMs = 15_000, lease = block.lease): Promise<{ alive: boolean; status?: ReturnType<typeof parseBlockStatus> } | undefined> {
     const script = blockLookScript(block.info.id, block.info.pgid!);
-    const ask = block.lease.exec(script, { timeoutMs: waitMs }).then(
+    const ask = lease.exec(script, { timeoutMs: waitMs }).then(
       (r) => {
         const [first, second] = r.stdout.split("\n");
         // `elsewhere`: this connection reached another host than the block's; look again later
@@ -293,10 +332,10 @@ export class BlockManager {
     return await within(ask, waitMs, undefined);
   }
 
-  private async signalGroup(block: Block, signal: "TERM" | "KILL", waitMs: number): Promise<void> {
+  private async signalGroup(block: Block, signal: "TERM" | "KILL", waitMs: number, lease = block.lease): Promise<void> {
     // only while a process of this block is still there (see blockAliveFunction)
     const script = `${blockAliveFunction(block.info.id, block.info.pgid!)}\nif ! elsewhere && alive; then ${killGroupCommand(block.info.pgid!, signal)}; fi; exit 0`;
-    await within(block.lease.exec(script, { timeoutMs: waitMs }).catch(() => undefined), waitMs, undefined);
+    await within(lease.exec(script, { timeoutMs: waitMs }).catch(() => undefined), waitMs, undefined);
   }
 
   private async probe(block: Block): Promise<void> {
@@ -311,8 +350,9 @@ export class BlockManager {
         const st = seen.status;
         const how = st ? (st.signal ?? `exit status ${st.exitCode}`) : "its exit status is unknown (it wrote to its old channel, or was killed with SIGKILL)";
         this.ended(block, st?.exitCode ?? null, st?.signal ?? null, `[parsl-sidecar: the block's process group ended while it was detached: ${how}]`);
-      } else if (seen?.alive === true && !block.cancelling) {
-        await this.follow(block);
+      } else if (seen?.alive === true) {
+        if (block.cancelling) await this.resignal(block);
+        else await this.follow(block);
       }
     } finally {
       d.probing = false;
@@ -320,28 +360,56 @@ export class BlockManager {
   }
 
   /**
-   * Cancel a detached block: signal its group over a new connection until it is gone. Bounded
-   * (about 2 x grace + 10 s) when the pool cannot be reached; the block then stays `running`,
-   * marked cancelling, and ends as cancelled when a later look finds its group gone.
+   * A cancelled detached block that a look still finds alive: the cancel's signals never reached
+   * it (the pool could not be reached for longer than they waited, or the cancel gave up). Sent
+   * again by the looks: TERM, then KILL once its grace has passed.
    */
-  private async cancelDetached(block: Block, graceMs: number): Promise<boolean> {
+  private async resignal(block: Block): Promise<void> {
+    if (block.signalling || block.info.pgid === null) return;
+    const now = Date.now();
+    const first = block.resentAt === undefined;
+    block.resentAt ??= now;
+    const signal = first ? "TERM" : now - block.resentAt >= (block.cancelGraceMs ?? 5000) ? "KILL" : undefined;
+    if (!signal) return;
+    this.log.warn({ id: block.info.id, target: block.info.target, pgid: block.info.pgid, signal }, "cancelled worker block still running: signalling it again");
+    await this.signalGroup(block, signal, 15_000);
+  }
+
+  /**
+   * Signal a block's group until none of it is left: TERM (unless already sent), KILL after
+   * `graceMs`. Bounded (about 2 x grace + 10 s) when it cannot be looked at; false then.
+   */
+  private async signalUntilGone(ops: GroupOps, graceMs: number, termSent = false): Promise<boolean> {
     const step = Math.max(graceMs, 5000);
     const until = async (ms: number): Promise<boolean> => {
       const deadline = Date.now() + ms;
       for (;;) {
-        if ((await this.groupAlive(block, Math.max(1000, deadline - Date.now()))) === false) return true;
+        if ((await ops.alive(Math.max(1000, deadline - Date.now()))) === false) return true;
         if (Date.now() >= deadline) return false;
         await new Promise((r) => setTimeout(r, 250).unref());
       }
     };
-    await this.signalGroup(block, "TERM", step);
-    let gone = await until(graceMs);
-    if (!gone) {
-      await this.signalGroup(block, "KILL", step);
-      gone = await until(Math.max(graceMs, 2000));
+    if (!termSent) await ops.signal("TERM", step);
+    if (await until(graceMs)) return true;
+    await ops.signal("KILL", step);
+    return await until(Math.max(graceMs, 2000));
+  }
+
+  /**
+   * Cancel a detached block: signal its group over a new connection until it is gone. Bounded
+   * when the pool cannot be reached; the block then stays `running`, marked cancelling, its
+   * signals are sent again by the looks that find it alive (resignal), and it ends as cancelled
+   * when a look finds its group gone.
+   */
+  private async cancelDetached(block: Block, graceMs: number): Promise<boolean> {
+    block.signalling = true;
+    try {
+      const gone = await this.signalUntilGone(this.groupOps(block), graceMs);
+      if (gone) this.ended(block, null, "SIGTERM");
+      return gone;
+    } finally {
+      block.signalling = false;
     }
-    if (gone) this.ended(block, null, "SIGTERM");
-    return gone;
   }
 
   private ended(block: Block, exitCode: number | null, signal: string | null, error?: string): void {
@@ -394,14 +462,26 @@ export class BlockManager {
         if (!b) return false;
         if (b.info.ended_at !== null) return true;
         b.cancelling = true;
+        b.cancelGraceMs = graceMs;
         if (b.detached) return await this.cancelDetached(b, graceMs);
-        await b.proc.kill("SIGTERM").catch(() => undefined);
-        const gone = await Promise.race([b.proc.exited.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), graceMs).unref())]);
-        if (!gone) {
-          await b.proc.kill("SIGKILL").catch(() => undefined);
-          await Promise.race([b.proc.exited.catch(() => undefined), new Promise((r) => setTimeout(r, graceMs).unref())]);
+        // held until the whole group is seen gone: the block's own lease goes when its shell ends
+        const lease = b.info.pgid === null ? undefined : b.lease.isLocal ? b.lease : await this.hosts.acquire(b.info.target, `executors:cancel:${b.info.owner}`).catch(() => undefined);
+        try {
+          await b.proc.kill("SIGTERM").catch(() => undefined);
+          const gone = await Promise.race([b.proc.exited.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), graceMs).unref())]);
+          if (!gone) {
+            await b.proc.kill("SIGKILL").catch(() => undefined);
+            await Promise.race([b.proc.exited.catch(() => undefined), new Promise((r) => setTimeout(r, graceMs).unref())]);
+          }
+          // the connection dropped meanwhile: the group may not have had the signals
+          if (b.detached) return await this.cancelDetached(b, graceMs);
+          // its shell is gone (on a pool, it ends at the TERM without waiting for its script);
+          // a process of the group that ignores TERM, or takes its time, is waited for and killed
+          if (!lease) return true;
+          return await this.signalUntilGone(this.groupOps(b, lease), graceMs, true);
+        } finally {
+          if (lease && lease !== b.lease) lease.release();
         }
-        return true;
       }),
     );
   }

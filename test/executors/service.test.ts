@@ -11,6 +11,7 @@ import { isSidecarError } from "../../src/errors.js";
 import { EventBus } from "../../src/events.js";
 import { resolveExecutor } from "../../src/executors/resolve.js";
 import { ExecutorsService } from "../../src/executors/service.js";
+import { SshPool } from "../../src/ssh/pool.js";
 import { createLogger } from "../../src/util/logger.js";
 import { localVersions } from "../../src/executors/versions.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
@@ -120,6 +121,53 @@ describe("ExecutorsService", () => {
     // once the pool answers, the cancel lands and a later look finds the block gone
     expect(await eventually(() => svc.blockManager().status([b.id])[0]!.state === "cancelled", 60_000, 250)).toBe(true);
     expect(here()).toBe(false);
+  });
+
+  it("a cancel also ends what of the group ignores TERM after the block's shell has gone, here and on a pool", { timeout: 60_000 }, async () => {
+    for (const target of ["pool", "local"]) {
+      const tok = token();
+      // the shell ends at the TERM; the script's process ignores it and would live on
+      const b = await svc.blockManager().start({ target, script: `echo started; trap '' TERM; exec sleep 6${tok}`, owner: "o7", label: "cpu" });
+      expect(await eventually(() => svc.blockManager().status([b.id])[0]!.tail.includes("started"), 10_000)).toBe(true);
+      const here = (): boolean => spawnSync("pgrep", ["-f", `^sleep 6${tok}`]).status === 0;
+      expect(here()).toBe(true);
+      expect(await svc.blockManager().cancel([b.id], 1000)).toEqual([true]);
+      // done means gone: nothing of the group is left when the cancel returns
+      expect(here(), `the block on ${target} left its TERM-ignoring process running`).toBe(false);
+      expect(svc.blockManager().status([b.id])[0]!.state).toBe("cancelled");
+    }
+  });
+
+  it("a cancel whose signals never reached the pool is sent again by a later look", { timeout: 120_000 }, async () => {
+    // a pool whose commands wait only 1.5 s for a connection: the cancel's signals give up while
+    // the pool refuses connections, and nothing queued is left to deliver them later
+    const pool = new SshPool({ configPath: s.configPath, events: new EventBus(), reconnect: { initialMs: 50, maxMs: 1000 }, waitReadyMs: 1500 });
+    const svc2 = new ExecutorsService({ hosts: pool, tunnels: undefined, log: createLogger(), events: new EventBus(), sweepMs: 200 });
+    const tok = token();
+    const here = (): boolean => spawnSync("pgrep", ["-f", `^sleep 6${tok}`]).status === 0;
+    try {
+      const b = await svc2.blockManager().start({ target: "pool", script: `echo started; exec sleep 6${tok}`, owner: "o8", label: "cpu" });
+      expect(await eventually(() => svc2.blockManager().status([b.id])[0]!.tail.includes("started"), 10_000)).toBe(true);
+      expect(await s.sshd.dropConnections()).toBeGreaterThan(0);
+      expect(await eventually(() => svc2.blockManager().status([b.id])[0]!.tail.includes("dropped"), 10_000)).toBe(true);
+      await s.sshd.pause();
+      try {
+        expect(await svc2.blockManager().cancel([b.id], 1000)).toEqual([false]);
+        // longer than any of its signal commands waits for a connection
+        await new Promise((r) => setTimeout(r, 2000));
+      } finally {
+        await s.sshd.resume();
+      }
+      expect(here()).toBe(true);
+      expect(svc2.blockManager().status([b.id])[0]!.state).toBe("running");
+      // a look finds it alive though cancelled, and signals it again; the next finds it gone
+      expect(await eventually(() => svc2.blockManager().status([b.id])[0]!.state === "cancelled", 40_000, 250)).toBe(true);
+      expect(here()).toBe(false);
+    } finally {
+      await svc2.close();
+      await pool.close();
+      if (here()) spawnSync("pkill", ["-f", `^sleep 6${tok}`]);
+    }
   });
 
   it("releases an owner's blocks, also when the owner's process is gone", { timeout: 60_000 }, async () => {
