@@ -56,7 +56,7 @@ export class PoolWatchdog {
   /** Start the watchdog on `host` and wait until it is ready. */
   static async start(host: Host, jobId: string, opts: { run: string; boundS: number; graceMs: number; heartbeatS?: number; env?: Record<string, string> }): Promise<PoolWatchdog> {
     const wd = new PoolWatchdog(host, jobId);
-    wd.proc = await host.spawn(watchdogCommand(jobId, opts.run, opts.boundS, opts.graceMs, shellQuote), opts.env ? { env: opts.env } : {});
+    wd.proc = await host.spawn(watchdogCommand(jobId, opts.run, opts.boundS, opts.graceMs, shellQuote, host.target), opts.env ? { env: opts.env } : {});
     wd.proc.stdin.on("error", () => undefined);
     wd.proc.stderr.resume();
     const rl = createInterface({ input: wd.proc.stdout });
@@ -164,7 +164,7 @@ export class PoolWatchdog {
 export async function cleanupOnHost(host: Host, jobId: string, run: string, resources: JobResource[], graceMs: number): Promise<RemoteCleanup> {
   const lines = [...resources.map((r) => resourceLine(r)).filter((l): l is string => l !== undefined), `kill ${Math.round(graceMs)}`];
   try {
-    const res = await host.exec(watchdogCommand(jobId, run, 3600, graceMs, shellQuote), { stdin: `${lines.join("\n")}\n`, timeoutMs: graceMs + 60_000 });
+    const res = await host.exec(watchdogCommand(jobId, run, 3600, graceMs, shellQuote, host.target), { stdin: `${lines.join("\n")}\n`, timeoutMs: graceMs + 60_000 });
     const done = res.stdout.split("\n").find((l) => l.startsWith("done "));
     return parseDone(host.target, done ?? (res.stderr.trim() || `exit ${res.exitCode}`));
   } catch (err) {

@@ -6,21 +6,30 @@
  *   `sj SCHED ID` / `unsj ..` a scheduler job (SCHED: slurm or pbspro)
  *   `kill GRACE_MS`           clean up now, print one `done ...` line, exit
  *   `stop`                    exit without cleaning (the sidecar cleaned up itself)
- * Its state is in `~/.parsl-sidecar/watchdog/<job>-<run>` on the host, shared by the instances of
- * one run: when the SSH connection drops, the sidecar (reconnected) starts a new instance, which
- * takes the state over (`owner`) and the old one exits quietly. An instance whose stdin ended, or
+ * Its state is in `~/.parsl-sidecar/watchdog/<job>-<run>-<pool>` on the host, shared by the
+ * instances of one run on one pool: when the SSH connection drops, the sidecar (reconnected)
+ * starts a new instance, which takes the state over (`owner`) and the old one exits quietly.
+ * `<pool>` names the sidecar's target: two pools of one job whose hosts share a home directory
+ * (two executors on one cluster) each keep their own state and instance, rather than taking
+ * each other's over in turn. An instance whose stdin ended, or
  * that got no heartbeat, cleans up once the last heartbeat is older than BOUND seconds and no
  * newer instance took over: SIGTERM to the groups and to every process whose environment has
  * PARSL_SIDECAR_JOB=<job> (plus their groups and descendants), one scancel / qdel for all
- * scheduler jobs, SIGKILL after the grace period.
+ * scheduler jobs, SIGKILL after the grace period. A state directory untouched for over a week
+ * (its watchdog was killed before removing it) is removed by the next watchdog on that host.
  */
 
+import { createHash } from "node:crypto";
+
 export const WATCHDOG_SCRIPT = String.raw`
-job=$1; bound=$2; grace=$3; run=$4; [ -n "$grace" ] || grace=5000
+job=$1; bound=$2; grace=$3; run=$4; pool=$5; [ -n "$grace" ] || grace=5000
 trap '' HUP PIPE
 base=$HOME; [ -n "$base" ] || base=/tmp
 mkdir -p "$base/.parsl-sidecar/watchdog" && chmod 700 "$base/.parsl-sidecar" "$base/.parsl-sidecar/watchdog" 2>/dev/null
-d=$base/.parsl-sidecar/watchdog/$job-$run
+# state no watchdog came back for (one killed before it removed it): a live one renames its beat
+# file every heartbeat, which keeps its directory's time fresh
+find "$base/.parsl-sidecar/watchdog" -mindepth 1 -maxdepth 1 -type d -mtime +7 -exec rm -rf {} + 2>/dev/null
+d=$base/.parsl-sidecar/watchdog/$job-$run; [ -z "$pool" ] || d=$d-$pool
 mkdir -p "$d" || exit 1
 beat() { date +%s > "$d/beat.$$" && mv -f "$d/beat.$$" "$d/beat"; }
 touch "$d/pg" "$d/sj"; beat; echo $$ > "$d/owner"
@@ -107,9 +116,20 @@ export const DEFAULT_WATCHDOG_BOUND_S = 30;
 /**
  * The shell command that starts the watchdog for a job (bound in seconds, grace in ms); `run`
  * names this run of the job (its supervisor's pid and start time), so that a reused --job name
- * never meets an old run's state.
+ * never meets an old run's state; `target` (the pool as the sidecar names it) keeps each pool's
+ * state apart where pools share a home directory.
  */
-export function watchdogCommand(jobId: string, run: string, boundS: number, graceMs: number, quote: (s: string) => string): string {
+export function watchdogCommand(jobId: string, run: string, boundS: number, graceMs: number, quote: (s: string) => string, target = ""): string {
   if (!/^[A-Za-z0-9._-]+$/.test(jobId) || !/^[A-Za-z0-9._-]+$/.test(run)) throw new Error(`bad job id or run for a watchdog: ${jobId} ${run}`);
-  return `sh -c ${quote(WATCHDOG_SCRIPT)} parsl-sidecar-watchdog ${quote(jobId)} ${Math.max(1, Math.round(boundS))} ${Math.max(0, Math.round(graceMs))} ${quote(run)}`;
+  const pool = target === "" ? "" : poolTag(target);
+  return `sh -c ${quote(WATCHDOG_SCRIPT)} parsl-sidecar-watchdog ${quote(jobId)} ${Math.max(1, Math.round(boundS))} ${Math.max(0, Math.round(graceMs))} ${quote(run)} ${quote(pool)}`;
+}
+
+/**
+ * A file-name-safe tag for a target: its readable part (other characters as `_`, at most 40)
+ * and 8 hex digits of its SHA-256, so that targets differing only in those characters differ.
+ */
+export function poolTag(target: string): string {
+  const readable = target.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 40);
+  return `${readable}-${createHash("sha256").update(target).digest("hex").slice(0, 8)}`;
 }

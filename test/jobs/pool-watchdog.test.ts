@@ -4,7 +4,8 @@
  * cancels all scheduler jobs of a pool in one call.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { LocalHost } from "../../src/ssh/local-host.js";
@@ -117,6 +118,61 @@ describe("pool watchdog", () => {
     const report = await wd.kill(0);
     expect(report).toMatchObject({ slurm: 2, pbspro: 1 });
     expect(readFileSync(log, "utf8").trim().split("\n").sort()).toEqual(["qdel 7.server", "scancel 101 103"]);
+  });
+
+  it("two pools of one job on hosts that share a home directory keep a watchdog each", { timeout: 40_000 }, async () => {
+    // two executors on one cluster: two targets, one $HOME. A shared state directory made each
+    // new instance take the other pool's over, and the one taken over exited: in turn, forever
+    box = sandbox();
+    const named = (target: string): LocalHost => Object.defineProperty(new LocalHost(), "target", { value: target });
+    const a = await startWorkers(box, "wd-two");
+    const b = await startWorkers(box, "wd-two");
+    const wa = await PoolWatchdog.start(named("pool_a"), "wd-two", { run: "t1", boundS: 30, graceMs: 0, heartbeatS: 0.5 });
+    const wb = await PoolWatchdog.start(named("pool_b"), "wd-two", { run: "t1", boundS: 30, graceMs: 0, heartbeatS: 0.5 });
+    watchdogs.push(wa, wb);
+    wa.add({ kind: "remote_group", target: "pool_a", pgid: a.pgid });
+    wb.add({ kind: "remote_group", target: "pool_b", pgid: b.pgid });
+    // longer than two of their checks (every 2 s) for a newer instance
+    await new Promise((r) => setTimeout(r, 5000));
+    expect([wa.alive, wb.alive]).toEqual([true, true]);
+    // each knows its own pool's groups only
+    expect(await wa.kill(0)).toMatchObject({ target: "pool_a", groups: 1, left: 0 });
+    expect(wb.alive).toBe(true);
+    expect(await wb.kill(0)).toMatchObject({ target: "pool_b", groups: 1, left: 0 });
+    expect([...a.pids, ...b.pids].filter(alive)).toEqual([]);
+
+    // the clean-up from a record, for both pools at once, reports for each
+    const c = await startWorkers(box, "wd-two-rec");
+    const d = await startWorkers(box, "wd-two-rec");
+    const reports = await Promise.all([
+      cleanupOnHost(named("pool_a"), "wd-two-rec", "t1", [{ kind: "remote_group", target: "pool_a", pgid: c.pgid }], 200),
+      cleanupOnHost(named("pool_b"), "wd-two-rec", "t1", [{ kind: "remote_group", target: "pool_b", pgid: d.pgid }], 200),
+    ]);
+    expect(reports).toMatchObject([{ groups: 1, left: 0 }, { groups: 1, left: 0 }]);
+    expect(reports.map((r) => r.error)).toEqual([undefined, undefined]);
+    expect([...c.pids, ...d.pids].filter(alive)).toEqual([]);
+  });
+
+  it("removes state directories untouched for over a week, and keeps the others", { timeout: 30_000 }, async () => {
+    box = sandbox();
+    const base = join(homedir(), ".parsl-sidecar", "watchdog");
+    mkdirSync(base, { recursive: true });
+    const stale = join(base, `wd-stale-${process.pid}-t0`);
+    const recent = join(base, `wd-recent-${process.pid}-t0`);
+    for (const d of [stale, recent]) mkdirSync(join(d, "cleaning"), { recursive: true });
+    const old = new Date(Date.now() - 8 * 86_400_000);
+    utimesSync(stale, old, old);
+    const twoDays = new Date(Date.now() - 2 * 86_400_000);
+    utimesSync(recent, twoDays, twoDays);
+    try {
+      const wd = await PoolWatchdog.start(new LocalHost(), "wd-sweep", { run: "t1", boundS: 30, graceMs: 0 });
+      watchdogs.push(wd);
+      expect(existsSync(stale)).toBe(false);
+      expect(existsSync(recent)).toBe(true);
+    } finally {
+      rmSync(stale, { recursive: true, force: true });
+      rmSync(recent, { recursive: true, force: true });
+    }
   });
 
   it("cleans up from a record over one exec when no watchdog runs", { timeout: 30_000 }, async () => {

@@ -3,7 +3,8 @@
  * jobs are cancelled by `kill` (one scancel for all) and by the pool's watchdog when the sidecar
  * is SIGKILLed; nothing of the job remains in squeue.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -69,12 +70,23 @@ describe.skipIf(missing.length > 0)("jobs on a Slurm pool", () => {
   });
 
   it("a SIGKILLed sidecar: the watchdog cancels the Slurm jobs", { timeout: 120_000 }, async () => {
+    // the watchdog's state on the pool (its sshd runs as this user: this home)
+    const states = (): string[] => {
+      try {
+        return readdirSync(join(homedir(), ".parsl-sidecar", "watchdog")).filter((d) => d.startsWith("slurm-lost-"));
+      } catch {
+        return [];
+      }
+    };
+    const before = new Set(states());
     const { run, ids } = await startJob("slurm-lost");
     run.child.kill("SIGKILL");
     await run.exited;
     expect(await emptied(ids)).toEqual([]);
     // and nothing else of the job (the sshd here is this machine: COMMAND's processes too)
     await waitFor("the job's processes to be gone", () => jobProcesses("slurm-lost").length === 0, 20_000);
+    // the watchdog finishes: it removes its state (stopping sshd now would kill it before that)
+    await waitFor("the watchdog's state on the pool to be removed", () => states().every((d) => before.has(d)), 20_000);
     await slurm.waitIdle(30_000);
   });
 });
