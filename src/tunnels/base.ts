@@ -4,7 +4,12 @@ import type { EventBus } from "../events.js";
 import type { HostPool } from "../ssh/host.js";
 import { isSshLease, type SshLease } from "../ssh/pool.js";
 import type { Logger } from "../util/logger.js";
+import type { Duplex } from "node:stream";
+import { splice, type Splice, type SpliceEnd } from "./splice.js";
 import type { BindMode, CheckResult, TunnelKind, TunnelRecord, TunnelState } from "./types.js";
+
+/** Connections that ended this long before the SSH connection was seen down were cut by the drop. */
+const CUT_WINDOW_MS = 1000;
 
 export interface TunnelDeps {
   pool: HostPool;
@@ -31,6 +36,10 @@ export abstract class TunnelBase {
   protected lease: SshLease | undefined;
   protected readonly rec: TunnelRecord;
   protected closing = false;
+  /** the connections spliced through the tunnel now */
+  protected readonly live = new Set<Splice>();
+  /** how connections ended lately: a drop ends its channels just before it is seen */
+  private ends: SpliceEnd[] = [];
   private readonly unhook: Array<() => void> = [];
 
   constructor(
@@ -49,6 +58,8 @@ export abstract class TunnelBase {
       bytes_out: 0,
       connections: 0,
       total_connections: 0,
+      cut_connections: 0,
+      cut_in_flight: 0,
       reconnects: 0,
       port_changes: [],
       last_check: null,
@@ -76,6 +87,43 @@ export abstract class TunnelBase {
     this.deps.log?.info(data, `tunnel ${r.id}: ${r.state}`);
   }
 
+  /** Splice a connection here (`inner`) with its SSH channel (`outer`), counted and tracked. */
+  protected join(inner: Duplex, outer: Duplex): void {
+    const s = splice(inner, outer, this.rec, (end) => {
+      this.live.delete(s);
+      const keepFrom = end.at - CUT_WINDOW_MS;
+      this.ends = this.ends.filter((e) => e.at >= keepFrom);
+      this.ends.push(end);
+    });
+    this.live.add(s);
+  }
+
+  /**
+   * The SSH connection dropped: the connections through the tunnel were cut with it. Those that
+   * had data in flight lost it (a task or a result, for Parsl's workers: docs/executors.md,
+   * "Known limitation"); the user hears which, as it is the likely cause of work that never
+   * comes back.
+   */
+  private noteCut(): void {
+    const since = Date.now() - CUT_WINDOW_MS;
+    const ended = this.ends.filter((e) => e.at >= since);
+    this.ends = [];
+    const still = [...this.live];
+    const cut = ended.length + still.length;
+    if (cut === 0) return;
+    const inFlight = ended.filter((e) => e.inFlight).length + still.filter((s) => s.inFlight()).length;
+    this.rec.cut_connections += cut;
+    this.rec.cut_in_flight += inFlight;
+    const r = this.rec;
+    const data = { id: r.id, target: r.target, owner: r.owner, cut, in_flight: inFlight };
+    if (inFlight > 0) {
+      this.deps.log?.warn(data, `tunnel ${r.id}: the dropped connection to ${r.target} cut ${cut} connection(s) through it, ${inFlight} with data in flight, which is lost (for Parsl workers: a task or result the interchange may wait for forever; docs/executors.md, "Known limitation")`);
+    } else {
+      this.deps.log?.info(data, `tunnel ${r.id}: the dropped connection to ${r.target} cut ${cut} idle connection(s) through it; nothing was in flight`);
+    }
+    this.deps.events?.emit("tunnel.cut", data);
+  }
+
   protected setState(state: TunnelState, extra: Record<string, unknown> = {}): void {
     this.rec.state = state;
     this.emit(extra);
@@ -99,6 +147,7 @@ export abstract class TunnelBase {
     const onDown = (err: Error): void => {
       if (this.closing || this.rec.state === "closed") return;
       this.rec.error = err.message;
+      this.noteCut();
       this.setState("reconnecting");
       this.onDown();
     };

@@ -2,12 +2,10 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { SidecarError } from "../errors.js";
 import { TunnelBase } from "./base.js";
-import { splice } from "./splice.js";
 import type { CheckResult } from "./types.js";
 
 export class LocalTunnel extends TunnelBase {
   private server: Server | undefined;
-  private readonly live = new Set<() => void>();
   private readonly sockets = new Set<Socket>();
 
   async open(): Promise<void> {
@@ -55,8 +53,7 @@ export class LocalTunnel extends TunnelBase {
           sock.destroy();
           return;
         }
-        const finish = splice(sock, ch, this.rec, () => this.live.delete(finish));
-        this.live.add(finish);
+        this.join(sock, ch);
         sock.resume();
       },
       (err: Error) => {

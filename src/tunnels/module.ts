@@ -28,6 +28,8 @@ const recordSchema = z.object({
   bytes_out: z.number(),
   connections: z.number(),
   total_connections: z.number(),
+  cut_connections: z.number(),
+  cut_in_flight: z.number(),
   reconnects: z.number(),
   port_changes: z.array(z.object({ at: z.number(), which: z.enum(["remote_port", "dial_port"]), from: z.number(), to: z.number(), reason: z.string() })),
   last_check: z.object({ ok: z.boolean(), at: z.number(), ms: z.number().optional(), error: z.string().optional() }).nullable(),

@@ -10,7 +10,6 @@ import { TunnelBase } from "./base.js";
 import { routeForwarded } from "./dispatch.js";
 import { startRelay, type Relay } from "./relay.js";
 import { CHECK_PREFIX, inspectCommand, parseLines, probeCommand, reclaimCommand } from "./scripts.js";
-import { splice } from "./splice.js";
 import type { CheckResult } from "./types.js";
 
 const WILDCARDS = new Set(["0.0.0.0", "::", "*", ""]);
@@ -52,7 +51,6 @@ export class ReverseTunnel extends TunnelBase {
   private session: { pid: number; bootId: string } | undefined;
   /** the relay's process group on the pool before the connection dropped */
   private lostRelayPgid: number | null = null;
-  private readonly live = new Set<() => void>();
   private readonly pending = new Map<string, () => void>();
 
   async open(): Promise<void> {
@@ -221,8 +219,7 @@ export class ReverseTunnel extends TunnelBase {
     sock.setNoDelay(true);
     if (head && head.length > 0) sock.write(head);
     if (head && head.length > 0) this.rec.bytes_in += head.length;
-    const finish = splice(sock, ch, this.rec, () => this.live.delete(finish));
-    this.live.add(finish);
+    this.join(sock, ch);
     ch.resume(); // a connection held during a check was paused
   }
 

@@ -32,27 +32,54 @@ function pump(from: Duplex, to: Duplex, count: (n: number) => void): void {
   from.on("end", () => to.end());
 }
 
+/** Data moved this recently (or bytes still waiting to be written) counts as in flight. */
+export const IN_FLIGHT_MS = 1000;
+
+/** How a spliced connection ended: when, and whether data was in flight on it then. */
+export interface SpliceEnd {
+  at: number;
+  inFlight: boolean;
+}
+
+/** A live splice: call it to destroy both streams. */
+export interface Splice {
+  (): void;
+  /** whether data moved within IN_FLIGHT_MS, or waits to be written, right now */
+  inFlight(): boolean;
+}
+
 /**
  * Pipe `inner` (the side here) and `outer` (the SSH channel) into each other. `bytes_in` counts
- * outer→inner, `bytes_out` inner→outer. Returns a function that destroys both.
+ * outer→inner, `bytes_out` inner→outer. Returns a function that destroys both; `onDone` hears
+ * how the connection ended (a dropped SSH connection ends its channels this way too, and
+ * whether data was in flight then tells whether something was lost).
  */
-export function splice(inner: Duplex, outer: Duplex, stats: SpliceStats, onDone?: () => void): () => void {
+export function splice(inner: Duplex, outer: Duplex, stats: SpliceStats, onDone?: (end: SpliceEnd) => void): Splice {
   stats.connections++;
   stats.total_connections++;
   let done = false;
+  let lastData = 0;
+  const inFlight = (): boolean => Date.now() - lastData < IN_FLIGHT_MS || inner.writableLength > 0 || outer.writableLength > 0;
   const finish = (): void => {
     if (done) return;
     done = true;
     stats.connections--;
+    const end = { at: Date.now(), inFlight: inFlight() };
     inner.destroy();
     outer.destroy();
-    onDone?.();
+    onDone?.(end);
   };
-  pump(outer, inner, (n) => (stats.bytes_in += n));
-  pump(inner, outer, (n) => (stats.bytes_out += n));
+  pump(outer, inner, (n) => {
+    stats.bytes_in += n;
+    lastData = Date.now();
+  });
+  pump(inner, outer, (n) => {
+    stats.bytes_out += n;
+    lastData = Date.now();
+  });
   inner.on("error", finish);
   outer.on("error", finish);
   inner.on("close", finish);
   outer.on("close", finish);
-  return finish;
+  return Object.assign(finish, { inFlight });
 }

@@ -49,6 +49,9 @@ export interface TunnelRecord {
   bytes_out: number;
   connections: number;
   total_connections: number;
+  /** connections cut by dropped SSH connections, and how many of them had data in flight */
+  cut_connections: number;
+  cut_in_flight: number;
   reconnects: number;
   port_changes: PortChange[];
   last_check: CheckResult | null;

@@ -2,6 +2,7 @@
 // connection whose ports are still held on the pool (the tunnel ends what the dropped connection
 // left there and keeps its ports).
 import { readFileSync } from "node:fs";
+import { createConnection } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventBus, type SidecarEvent } from "../../src/events.js";
 import { SshPool } from "../../src/ssh/pool.js";
@@ -49,9 +50,13 @@ describe("tunnels survive", () => {
     const relay = await tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", remote_host: "127.0.0.2", owner: "t" });
     expect(relay.reach).toBe("relay");
     const stream = streamUntilBroken(loop.dial_host, loop.dial_port);
-    expect(await eventually(() => stream.echoed() > 1 << 20, 10000, 10)).toBe(true);
+    // and an idle connection through the relay: connected, nothing sent
+    const idle = createConnection({ host: "127.0.0.2", port: relay.dial_port });
+    idle.on("error", () => undefined);
+    expect(await eventually(() => stream.echoed() > 1 << 20 && rec(relay.id).connections === 1, 10000, 10)).toBe(true);
     await sshd.killConnections();
     expect(await stream.broken).toBeGreaterThan(1 << 20);
+    idle.destroy();
     expect(await reopened(loop.id, 1)).toBe(true);
     expect(await reopened(relay.id, 1)).toBe(true);
     expect(rec(loop.id)).toMatchObject({ remote_port: loop.remote_port, dial_port: loop.dial_port, last_check: { ok: true } });
@@ -60,6 +65,12 @@ describe("tunnels survive", () => {
     expect((await roundTrip("127.0.0.2", relay.dial_port)).got.length).toBe(64 * 1024);
     const states = events.filter((e) => e.data.id === loop.id).map((e) => e.data.state);
     expect(states).toEqual(expect.arrayContaining(["open", "reconnecting"]));
+    // the drop is reported with what it cut: the streaming connection had data in flight, the
+    // idle one had none
+    expect(rec(loop.id)).toMatchObject({ cut_connections: 1, cut_in_flight: 1 });
+    expect(rec(relay.id)).toMatchObject({ cut_connections: 1, cut_in_flight: 0 });
+    const cuts = events.filter((e) => e.topic === "tunnel.cut").map((e) => [e.data.id, e.data.cut, e.data.in_flight]);
+    expect(cuts).toEqual(expect.arrayContaining([[loop.id, 1, 1], [relay.id, 1, 0]]));
     await tunnels.closeAll();
   });
 
