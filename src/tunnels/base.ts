@@ -1,10 +1,10 @@
 /** State, events and the SSH lease shared by reverse and local tunnels. */
+import type { Duplex } from "node:stream";
 import { SidecarError } from "../errors.js";
 import type { EventBus } from "../events.js";
 import type { HostPool } from "../ssh/host.js";
 import { isSshLease, type SshLease } from "../ssh/pool.js";
 import type { Logger } from "../util/logger.js";
-import type { Duplex } from "node:stream";
 import { splice, type Splice, type SpliceEnd } from "./splice.js";
 import type { BindMode, CheckResult, TunnelKind, TunnelRecord, TunnelState } from "./types.js";
 
