@@ -68,7 +68,7 @@ describe("tunnels RPC and CLI", () => {
     const t = JSON.parse(o.stdout) as { id: string; dial_port: number; owner: string };
     expect(t.owner).toBe("job:7");
     const l = await cli("tunnels", "list", "--connection", daemon.connectionFile);
-    expect(l.stdout).toMatch(/^ID\s+KIND\s+TARGET\s+STATE/);
+    expect(l.stdout).toMatch(/^ID\s+KIND\s+TARGET\s+STATE.*RECONNECTS\s+CUT\s+OWNER/);
     expect(l.stdout).toContain(t.id);
     expect(l.stdout).toContain(`127.0.0.1:${t.dial_port}`);
     const bad = await cli("tunnels", "open", "pool", "--remote-port", "abc", "--connection", daemon.connectionFile);

@@ -16,7 +16,7 @@ interface Opts {
   owner?: string;
 }
 
-type Rec = Record<string, unknown> & { id: string; dial_host: string; dial_port: number; local_port: number; remote_port: number; bytes_in: number; bytes_out: number };
+type Rec = Record<string, unknown> & { id: string; dial_host: string; dial_port: number; local_port: number; remote_port: number; bytes_in: number; bytes_out: number; cut_connections: number; cut_in_flight: number };
 
 function int(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
@@ -25,10 +25,12 @@ function int(v: string | undefined, name: string): number | undefined {
 }
 
 function row(r: Rec): Record<string, unknown> {
-  return { ...r, dial: `${r.dial_host}:${r.dial_port}`, in: formatBytes(r.bytes_in), out: formatBytes(r.bytes_out), conns: r.connections };
+  // connections dropped SSH connections cut, and how many of them lost data in flight
+  const cut = r.cut_in_flight > 0 ? `${r.cut_connections} (${r.cut_in_flight} lost)` : String(r.cut_connections);
+  return { ...r, dial: `${r.dial_host}:${r.dial_port}`, in: formatBytes(r.bytes_in), out: formatBytes(r.bytes_out), conns: r.connections, cut };
 }
 
-const COLUMNS = ["id", "kind", "target", "state", "reach", "local_port", "remote_port", "dial", "in", "out", "conns", "reconnects", "owner"];
+const COLUMNS = ["id", "kind", "target", "state", "reach", "local_port", "remote_port", "dial", "in", "out", "conns", "reconnects", "cut", "owner"];
 
 export function registerTunnels(program: Command): void {
   const tunnels = program.command("tunnels").description("reverse tunnels (pool → here, for Parsl workers) and local forwards (here → pool)");
