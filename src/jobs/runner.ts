@@ -125,20 +125,28 @@ export class JobRunner {
         if (!this.tearingDown) this.watchdogs.set(target, this.startWatchdog(target));
       }, 1000).unref();
     };
+    let lease: HostLease | undefined;
+    // a lost watchdog's lease goes with it: one lease per running watchdog, however many drops
+    const drop = (): void => {
+      const i = lease ? this.leases.indexOf(lease) : -1;
+      if (i >= 0) this.leases.splice(i, 1)[0]!.release();
+    };
     try {
-      const lease = await this.deps.hosts.acquire(target, `job:${this.id}`);
+      lease = await this.deps.hosts.acquire(target, `job:${this.id}`);
       this.leases.push(lease);
       const rec = this.record();
       const wd = await PoolWatchdog.start(lease, this.id, { run: runToken(rec.supervisor), boundS: this.deps.watchdogBoundS, graceMs: this.spec.graceMs });
       for (const r of rec.resources) if ((r.kind === "remote_group" || r.kind === "scheduler_job") && r.target === target) wd.add(r);
       void wd.ended$.then(() => {
-        if (wd.endedOnPurpose) return;
+        if (wd.endedOnPurpose || this.tearingDown) return;
         this.deps.log.warn({ job: this.id, target }, "the pool's watchdog was lost (its SSH connection dropped?); starting another");
+        drop();
         again();
       });
       return wd;
     } catch (err) {
       this.deps.log.warn({ job: this.id, target, err: (err as Error).message }, "cannot start the pool's watchdog yet; retrying");
+      drop();
       again();
       return undefined;
     }

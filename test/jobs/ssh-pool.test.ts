@@ -109,10 +109,20 @@ describe("jobs on an SSH pool (sshd on loopback)", () => {
   it("the SSH connection drops and comes back: the workers survive (a new watchdog takes over), kill still cleans up", { timeout: 90_000 }, async () => {
     box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath, PARSL_SIDECAR_WATCHDOG_S: "3" });
     const { run, pool, cmd } = await startJob(box, "ssh-blip");
+    // the sidecar's leases on the pool, from its connection file (COMMAND has it in its environment)
+    const conn = readFileSync(`/proc/${cmd[0]}/environ`, "utf8").split("\0").find((e) => e.startsWith("PARSL_SIDECAR_CONNECTION_FILE="))!.split("=")[1]!;
+    const leases = async (): Promise<number> => {
+      const r = await cli(["ssh", "list", "--json", "--connection", conn], box.env);
+      const c = (JSON.parse(r.stdout) as Array<{ target: string; leases: number; owners: string[] }>).find((x) => x.target === "pool")!;
+      return c.leases;
+    };
+    const before = await leases();
     await sshd.killConnections();
     // longer than the bound (3 s) plus a check: an orphaned watchdog would have cleaned up by now
     await new Promise((r) => setTimeout(r, 8000));
     expect(pool.every(alive)).toBe(true);
+    // the lost watchdog's lease went with it: as many as before the drop
+    expect(await leases()).toBe(before);
     const killed = await cli(["kill", "ssh-blip", "--grace", "300ms", "--json"], box.env);
     expect(killed.code).toBe(0);
     expect(JSON.parse(killed.stdout).cleanup.remote).toEqual([expect.objectContaining({ target: "pool", groups: 1, left: 0 })]);
