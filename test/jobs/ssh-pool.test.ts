@@ -107,12 +107,12 @@ describe("jobs on an SSH pool (sshd on loopback)", () => {
   });
 
   it("the SSH connection drops and comes back: the workers survive (a new watchdog takes over), kill still cleans up", { timeout: 90_000 }, async () => {
-    box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath, PARSL_SIDECAR_WATCHDOG_S: "3" });
-    const { run, pool, cmd } = await startJob(box, "ssh-blip");
+    const b = (box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath, PARSL_SIDECAR_WATCHDOG_S: "3" }));
+    const { run, pool, cmd } = await startJob(b, "ssh-blip");
     // the sidecar's leases on the pool, from its connection file (COMMAND has it in its environment)
     const conn = readFileSync(`/proc/${cmd[0]}/environ`, "utf8").split("\0").find((e) => e.startsWith("PARSL_SIDECAR_CONNECTION_FILE="))!.split("=")[1]!;
     const leases = async (): Promise<number> => {
-      const r = await cli(["ssh", "list", "--json", "--connection", conn], box.env);
+      const r = await cli(["ssh", "list", "--json", "--connection", conn], b.env);
       const c = (JSON.parse(r.stdout) as Array<{ target: string; leases: number; owners: string[] }>).find((x) => x.target === "pool")!;
       return c.leases;
     };
