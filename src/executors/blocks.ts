@@ -72,10 +72,11 @@ const DETACHED_PROBE_MS = 5000;
 export const BLOCK_MARK = "PARSL_SIDECAR_BLOCK";
 
 /**
- * POSIX sh setting the block's file names (blockFiles) and defining `alive`: true while a process of the block lives on its host. Where /proc
- * and `grep -z` exist (Linux), that is a process whose environment carries the block's marker,
- * so a process group that reuses the block's id after a reboot is never taken for it (nor
- * signalled); elsewhere, any process in the group. And `elsewhere`: true when the block's shell
+ * POSIX sh setting the block's file names (blockFiles) and defining `alive`: true while a
+ * process of the block lives on its host. Where /proc and `grep -z` exist (Linux), that is a
+ * process whose environment carries the block's marker, so a process group that reuses the
+ * block's id after a reboot is never taken for it (nor signalled); elsewhere, any process in
+ * the group. And `elsewhere`: true when the block's shell
  * recorded another host name (`uname -n`) than this one, as when a pool's name leads to one of
  * several login nodes sharing a home directory: its processes cannot be seen or signalled from
  * here, so a look must not take them for gone.
@@ -299,13 +300,8 @@ export class BlockManager {
             return (err as NodeJS.ErrnoException).code === "EPERM";
           }
         },
-        signal: async (signal) => {
-          try {
-            process.kill(-pgid, `SIG${signal}`);
-          } catch {
-            /* gone */
-          }
-        },
+        // the local HostProcess signals its whole group
+        signal: (signal) => block.proc.kill(`SIG${signal}`).catch(() => undefined),
       };
     }
     return {
@@ -365,7 +361,7 @@ export class BlockManager {
    * again by the looks: TERM, then KILL once its grace has passed.
    */
   private async resignal(block: Block): Promise<void> {
-    if (block.signalling || block.info.pgid === null) return;
+    if (block.signalling) return;
     const now = Date.now();
     const first = block.resentAt === undefined;
     block.resentAt ??= now;

@@ -29,7 +29,7 @@ mkdir -p "$base/.parsl-sidecar/watchdog" && chmod 700 "$base/.parsl-sidecar" "$b
 # state no watchdog came back for (one killed before it removed it): a live one renames its beat
 # file every heartbeat, which keeps its directory's time fresh
 find "$base/.parsl-sidecar/watchdog" -mindepth 1 -maxdepth 1 -type d -mtime +7 -exec rm -rf {} + 2>/dev/null
-d=$base/.parsl-sidecar/watchdog/$job-$run; [ -z "$pool" ] || d=$d-$pool
+d=$base/.parsl-sidecar/watchdog/$job-$run-$pool
 mkdir -p "$d" || exit 1
 beat() { date +%s > "$d/beat.$$" && mv -f "$d/beat.$$" "$d/beat"; }
 touch "$d/pg" "$d/sj"; beat; echo $$ > "$d/owner"
@@ -119,10 +119,9 @@ export const DEFAULT_WATCHDOG_BOUND_S = 30;
  * never meets an old run's state; `target` (the pool as the sidecar names it) keeps each pool's
  * state apart where pools share a home directory.
  */
-export function watchdogCommand(jobId: string, run: string, boundS: number, graceMs: number, quote: (s: string) => string, target = ""): string {
+export function watchdogCommand(jobId: string, run: string, boundS: number, graceMs: number, quote: (s: string) => string, target: string): string {
   if (!/^[A-Za-z0-9._-]+$/.test(jobId) || !/^[A-Za-z0-9._-]+$/.test(run)) throw new Error(`bad job id or run for a watchdog: ${jobId} ${run}`);
-  const pool = target === "" ? "" : poolTag(target);
-  return `sh -c ${quote(WATCHDOG_SCRIPT)} parsl-sidecar-watchdog ${quote(jobId)} ${Math.max(1, Math.round(boundS))} ${Math.max(0, Math.round(graceMs))} ${quote(run)} ${quote(pool)}`;
+  return `sh -c ${quote(WATCHDOG_SCRIPT)} parsl-sidecar-watchdog ${quote(jobId)} ${Math.max(1, Math.round(boundS))} ${Math.max(0, Math.round(graceMs))} ${quote(run)} ${quote(poolTag(target))}`;
 }
 
 /**
