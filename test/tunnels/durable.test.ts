@@ -1,0 +1,311 @@
+// The durable stream protocol end to end, without SSH: the real relay program (python3) on this
+// machine dials a TCP listener that stands in for sshd's forwarded port (each accepted socket is a
+// channel), behind a proxy that can cut or silence the link; the sidecar's DurableHub answers.
+// Every byte through a cut connection must arrive once, in order. The same relay over real sshd:
+// reconnect.test.ts.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { DurableHub, HELLO, mac, readLine } from "../../src/tunnels/durable-hub.js";
+import { durableRelaySource } from "../../src/tunnels/scripts-durable.js";
+import { splice } from "../../src/tunnels/splice.js";
+import { eventually } from "../ssh/helpers.js";
+import { echoServer, roundTrip, type Echo } from "./helpers.js";
+
+interface Link {
+  port: number;
+  /** end every channel (the relay sees them close) */
+  cut(): void;
+  /** keep every channel open but carry nothing more on it (a dead network) */
+  silence(): void;
+  /** refuse new channels (the forwarded port gone) / accept them again */
+  refuse(on: boolean): void;
+  channels(): number;
+  close(): Promise<void>;
+}
+
+/** The stand-in for the forwarded port: relay → proxy → hub. */
+async function link(hub: DurableHub): Promise<Link> {
+  const pairs = new Set<{ a: Socket; b: Socket }>();
+  const silenced: Socket[] = [];
+  let refusing = false;
+  const hubSide = createServer((s) => hub.accept(s));
+  await new Promise<void>((r) => hubSide.listen(0, "127.0.0.1", () => r()));
+  const hubPort = (hubSide.address() as { port: number }).port;
+  const proxy: Server = createServer((a) => {
+    if (refusing) {
+      a.destroy();
+      return;
+    }
+    const b = connect({ host: "127.0.0.1", port: hubPort });
+    const pair = { a, b };
+    pairs.add(pair);
+    a.pipe(b);
+    b.pipe(a);
+    const end = (): void => {
+      pairs.delete(pair);
+      a.destroy();
+      b.destroy();
+    };
+    a.on("error", end);
+    b.on("error", end);
+    a.on("close", end);
+    b.on("close", end);
+  });
+  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", () => r()));
+  return {
+    port: (proxy.address() as { port: number }).port,
+    cut: () => {
+      for (const p of [...pairs]) {
+        p.a.destroy();
+        p.b.destroy();
+      }
+    },
+    silence: () => {
+      for (const p of [...pairs]) {
+        pairs.delete(p);
+        p.a.unpipe(p.b);
+        p.b.unpipe(p.a);
+        p.a.pause();
+        p.b.pause();
+        silenced.push(p.a, p.b);
+      }
+    },
+    refuse: (on) => {
+      refusing = on;
+    },
+    channels: () => pairs.size,
+    close: async () => {
+      for (const p of pairs) {
+        p.a.destroy();
+        p.b.destroy();
+      }
+      for (const x of silenced) x.destroy();
+      await new Promise((r) => proxy.close(r));
+      await new Promise((r) => hubSide.close(r));
+    },
+  };
+}
+
+interface RelayProc {
+  port: number;
+  proc: ChildProcess;
+  stateDir: string;
+  exited: Promise<number | null>;
+}
+
+async function startRelay(hub: DurableHub, upstream: number, root: string, opts: { resumeS?: number; pingS?: number } = {}): Promise<RelayProc> {
+  const keys = hub.newRelay();
+  const proc = spawn("python3", ["-u", "-c", durableRelaySource, "127.0.0.1", "0", "0", String(upstream), root, String(opts.resumeS ?? 20), String(opts.pingS ?? 0.5), keys.id], { stdio: ["pipe", "pipe", "inherit"], detached: true });
+  proc.stdin!.end(`${keys.secret.toString("hex")}\n`);
+  const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
+  const line = await new Promise<string>((resolve, reject) => {
+    let buf = "";
+    proc.stdout!.on("data", (b: Buffer) => {
+      buf += b.toString();
+      if (buf.includes("\n")) resolve(buf.split("\n")[0]!);
+    });
+    proc.on("exit", (c) => reject(new Error(`relay exited ${c}: ${buf}`)));
+  });
+  const m = /^LISTEN \S+ (\d+)$/.exec(line);
+  if (!m) throw new Error(`relay said ${line}`);
+  return { port: Number(m[1]), proc, stateDir: join(root, keys.id), exited };
+}
+
+/** A deterministic byte stream: block i is the SHA-256 chain from a seed. */
+function pattern(bytes: number): Buffer {
+  const out = Buffer.alloc(bytes);
+  let h = createHash("sha256").update("seed").digest();
+  for (let i = 0; i < bytes; i += 32) {
+    h.copy(out, i);
+    h = createHash("sha256").update(h).digest();
+  }
+  return out;
+}
+
+/** Send `data` through host:port (an echo behind it) in chunks; resolves with what came back once all of it did. */
+function echoAll(port: number, data: Buffer, onProgress?: (echoed: number) => void): { done: Promise<Buffer>; socket: Socket } {
+  const s = connect({ host: "127.0.0.1", port });
+  const chunks: Buffer[] = [];
+  let got = 0;
+  const done = new Promise<Buffer>((resolve, reject) => {
+    s.on("data", (b: Buffer) => {
+      chunks.push(b);
+      got += b.length;
+      onProgress?.(got);
+      if (got >= data.length) {
+        s.end();
+        resolve(Buffer.concat(chunks));
+      }
+    });
+    s.on("error", reject);
+    s.on("close", () => got < data.length && reject(new Error(`closed after ${got} of ${data.length} bytes`)));
+  });
+  let off = 0;
+  const pump = (): void => {
+    while (off < data.length) {
+      const part = data.subarray(off, off + 64 * 1024);
+      off += part.length;
+      if (!s.write(part)) return;
+    }
+  };
+  s.on("connect", pump);
+  s.on("drain", pump);
+  return { done, socket: s };
+}
+
+describe("durable streams (relay program against the hub)", () => {
+  let echo: Echo;
+  let root: string;
+  const running: RelayProc[] = [];
+  const links: Link[] = [];
+  const hubs: DurableHub[] = [];
+  const spliced = { bytes_in: 0, bytes_out: 0, connections: 0, total_connections: 0 };
+  const newHub = (resumeMs = 20_000): DurableHub => {
+    const hub = new DurableHub({
+      resumeMs,
+      name: "t",
+      onStream: (s) => {
+        const sock = connect({ host: "127.0.0.1", port: echo.port });
+        splice(sock, s, spliced);
+      },
+    });
+    hubs.push(hub);
+    return hub;
+  };
+  const setup = async (opts: { resumeS?: number; pingS?: number; resumeMs?: number } = {}): Promise<{ hub: DurableHub; l: Link; relay: RelayProc }> => {
+    const hub = newHub(opts.resumeMs);
+    const l = await link(hub);
+    links.push(l);
+    const relay = await startRelay(hub, l.port, root, opts);
+    running.push(relay);
+    expect(await hub.waitControl(5000)).toBe(true);
+    return { hub, l, relay };
+  };
+
+  beforeAll(async () => {
+    echo = await echoServer();
+    root = mkdtempSync(join(tmpdir(), "psc-durable-"));
+  });
+  afterEach(async () => {
+    for (const r of running.splice(0)) {
+      try {
+        process.kill(-r.proc.pid!, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+    for (const h of hubs.splice(0)) h.dropAll();
+    for (const l of links.splice(0)) await l.close();
+  });
+  afterAll(async () => {
+    await echo?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it("carries a connection; the state directory is private", async () => {
+    const { relay } = await setup();
+    const r = await roundTrip("127.0.0.1", relay.port);
+    expect(r.got.equals(r.sent)).toBe(true);
+    expect(existsSync(join(relay.stateDir, "port"))).toBe(true);
+    const { statSync } = await import("node:fs");
+    expect(statSync(relay.stateDir).mode & 0o777).toBe(0o700);
+  });
+
+  it("every byte arrives once, in order, across three cuts mid-stream", { timeout: 60_000 }, async () => {
+    const { hub, l, relay } = await setup();
+    const data = pattern(24 << 20);
+    const marks = [4 << 20, 10 << 20, 17 << 20];
+    const run = echoAll(relay.port, data, (n) => {
+      if (marks.length > 0 && n >= marks[0]!) {
+        marks.shift();
+        l.cut();
+      }
+    });
+    const back = await run.done;
+    expect(back.length).toBe(data.length);
+    expect(back.equals(data)).toBe(true);
+    expect(hub.resumed).toBeGreaterThanOrEqual(3);
+    expect(hub.expired).toBe(0);
+  });
+
+  it("a silent link (nothing closes, nothing arrives) is noticed by the pings and the stream resumes on a new channel", { timeout: 60_000 }, async () => {
+    const { hub, l, relay } = await setup({ pingS: 0.3 });
+    const data = pattern(8 << 20);
+    let silenced = false;
+    const run = echoAll(relay.port, data, (n) => {
+      if (!silenced && n >= 2 << 20) {
+        silenced = true;
+        l.silence();
+      }
+    });
+    const back = await run.done;
+    expect(back.equals(data)).toBe(true);
+    // the hub still held the silent channel when the relay came back on another: it resumed from
+    // the offset it gave, and dropped what the old channel had delivered after that
+    expect(hub.resumed).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a connection not resumed in time is closed on both ends, and counted", { timeout: 60_000 }, async () => {
+    const { hub, l, relay } = await setup({ resumeS: 2, resumeMs: 1500 });
+    const s = connect({ host: "127.0.0.1", port: relay.port });
+    s.on("error", () => undefined);
+    const closed = new Promise<void>((r) => s.on("close", () => r()));
+    s.write("hello");
+    expect(await eventually(() => hub.streams.size === 1, 5000)).toBe(true);
+    l.refuse(true);
+    l.cut();
+    await closed;
+    expect(await eventually(() => hub.expired === 1 && hub.streams.size === 0, 5000)).toBe(true);
+    // and with no sidecar for resume_s, the relay itself exits and removes its state
+    expect(await relay.exited).toBe(0);
+    expect(existsSync(relay.stateDir)).toBe(false);
+  });
+
+  it("a graceful end travels both ways and leaves nothing behind", async () => {
+    const { hub, relay } = await setup();
+    const r = await roundTrip("127.0.0.1", relay.port, 100_000);
+    expect(r.got.equals(r.sent)).toBe(true);
+    expect(await eventually(() => hub.streams.size === 0, 5000)).toBe(true);
+  });
+
+  it("stops when told, and removes its state", async () => {
+    const { hub, relay } = await setup();
+    hub.stopRelay();
+    expect(await relay.exited).toBe(0);
+    expect(existsSync(relay.stateDir)).toBe(false);
+  });
+
+  it("refuses handshakes from anything but its relay: unknown id, a forged proof", async () => {
+    const { hub, l, relay } = await setup();
+    const live = echoAll(relay.port, pattern(1 << 20));
+    await live.done;
+    const keys = hub.keys!;
+    const talk = async (line: string, proof?: string): Promise<string> => {
+      const s = connect({ host: "127.0.0.1", port: l.port });
+      s.on("error", () => undefined);
+      await new Promise((r) => s.on("connect", r));
+      s.write(`${line}\n`);
+      const reply = await readLine(s, 512, 5000).catch((e: Error) => ({ line: `(${e.message})`, rest: Buffer.alloc(0) }));
+      if (proof !== undefined) s.write(`${proof}\n`);
+      const closed = await new Promise<boolean>((r) => {
+        s.on("close", () => r(true));
+        setTimeout(() => r(false), 1000);
+      });
+      s.destroy();
+      return `${reply.line.split(" ")[0]} ${closed ? "closed" : "open"}`;
+    };
+    expect(await talk(`${HELLO} ffffffffffffffff data 99 new 0 ${"ab".repeat(16)}`)).toBe("NO closed");
+    // the right id but no secret: the sidecar answers, and closes on the wrong proof
+    expect(await talk(`${HELLO} ${keys.id} data 99 new 0 ${"ab".repeat(16)}`, mac(Buffer.from("not the secret"), "r|x"))).toBe("OK closed");
+    expect(hub.streams.has("99")).toBe(false);
+    expect(await talk("GET / HTTP/1.1")).toMatch(/closed/);
+    // and the relay still works
+    const r = await roundTrip("127.0.0.1", relay.port);
+    expect(r.got.equals(r.sent)).toBe(true);
+  });
+});
