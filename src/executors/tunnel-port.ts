@@ -33,7 +33,7 @@ export interface WorkerTunnels {
 
 /** The part of the tunnels service's manager this module uses (structurally typed). */
 export interface TunnelManagerLike {
-  open(p: { target: string; kind: "reverse"; local_port: number; bind: "cluster" | "loopback"; owner: string; label?: string }): Promise<TunnelRecordLike>;
+  open(p: { target: string; kind: "reverse"; local_port: number; bind: "cluster" | "loopback"; durable?: boolean; owner: string; label?: string }): Promise<TunnelRecordLike>;
   close(id: string, reason?: string): Promise<unknown>;
   list(): TunnelRecordLike[];
   check?(id: string): Promise<{ ok: boolean; error?: string }>;
@@ -65,7 +65,9 @@ export function workerTunnels(manager: TunnelManagerLike): WorkerTunnels {
   const view = (r: TunnelRecordLike): ReturnType<WorkerTunnels["get"]> => ({ id: r.id, target: r.target, localPort: r.local_port, dialHost: dialAddresses(r), dialPort: r.dial_port, state: r.state });
   return {
     async open(req) {
-      const rec = await manager.open({ target: req.target, kind: "reverse", local_port: req.localPort, bind: req.relay ? "cluster" : "loopback", owner: req.owner, label: req.label });
+      // durable: a dropped SSH connection must not lose the tasks and results in flight (the
+      // interchange would wait for them forever: docs/executors.md)
+      const rec = await manager.open({ target: req.target, kind: "reverse", local_port: req.localPort, bind: req.relay ? "cluster" : "loopback", durable: true, owner: req.owner, label: req.label });
       return { id: rec.id, dialHost: dialAddresses(rec), dialPort: rec.dial_port };
     },
     async close(id) {

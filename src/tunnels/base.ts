@@ -17,6 +17,8 @@ export interface TunnelDeps {
   log?: Logger;
   /** how long a reconnect may take before the tunnel is marked failed @default 0 (never) */
   waitReadyMs?: number;
+  /** durable tunnels: how long a cut connection waits to resume (s, default 120) and the relay's ping interval (s, default 2) */
+  durable?: { resumeS?: number; pingS?: number };
 }
 
 export interface TunnelSpec {
@@ -30,6 +32,8 @@ export interface TunnelSpec {
   remote_host: string;
   remote_port: number;
   bind: BindMode;
+  /** reverse: carry connections through a relay that keeps them across dropped SSH connections */
+  durable: boolean;
 }
 
 export abstract class TunnelBase {
@@ -60,6 +64,7 @@ export abstract class TunnelBase {
       total_connections: 0,
       cut_connections: 0,
       cut_in_flight: 0,
+      resumed_connections: 0,
       reconnects: 0,
       port_changes: [],
       last_check: null,
@@ -108,6 +113,11 @@ export abstract class TunnelBase {
     const since = Date.now() - CUT_WINDOW_MS;
     const ended = this.ends.filter((e) => e.at >= since);
     this.ends = [];
+    if (this.rec.durable) {
+      // the relay keeps the connections open on the pool, and each resumes on the next link
+      if (this.live.size > 0) this.deps.log?.info({ id: this.rec.id, held: this.live.size }, `tunnel ${this.rec.id}: the connection to ${this.rec.target} dropped; ${this.live.size} connection(s) through the durable relay wait to resume`);
+      return;
+    }
     const still = [...this.live];
     const cut = ended.length + still.length;
     if (cut === 0) return;

@@ -59,6 +59,7 @@ export function readLine(ch: Duplex, max: number, timeoutMs: number): Promise<{ 
       clearTimeout(timer);
       ch.off("data", onData);
       ch.off("close", onClose);
+      ch.off("end", onClose);
       ch.off("error", onClose);
       ch.pause();
       if (err) reject(err);
@@ -74,6 +75,7 @@ export function readLine(ch: Duplex, max: number, timeoutMs: number): Promise<{ 
     const timer = setTimeout(() => done(new Error(`no handshake line in ${timeoutMs} ms`)), timeoutMs);
     ch.on("data", onData);
     ch.on("close", onClose);
+    ch.on("end", onClose);
     ch.on("error", onClose);
     ch.resume();
   });
@@ -222,6 +224,8 @@ export class DurableHub {
       }
     };
     ch.on("data", onData);
+    // the relay's end closed (an SSH channel only half-closes by itself)
+    ch.on("end", () => ch.destroy());
     ch.on("close", () => {
       if (this.ctl === ch) this.ctl = undefined;
     });

@@ -92,10 +92,13 @@ export class DurableStream extends Duplex {
     };
     const onGone = (): void => this.detach(ch);
     ch.on("data", onData);
+    // the relay's end of the channel closed: an SSH channel only half-closes by itself
+    ch.on("end", onGone);
     ch.on("close", onGone);
     ch.on("error", onGone);
     this.unbind = () => {
       ch.off("data", onData);
+      ch.off("end", onGone);
       ch.off("close", onGone);
       ch.off("error", onGone);
     };

@@ -21,6 +21,8 @@ export interface OpenTunnelParams {
   remote_host?: string;
   /** reverse only @default "auto" */
   bind?: BindMode;
+  /** reverse only: keep connections across dropped SSH connections (a relay on the pool; needs python3 there) @default false */
+  durable?: boolean;
   /** `job:<id>`, `pid:<n>` (closed when that process here exits), `client:<id>`, or any label */
   owner: string;
   /** what it is for, shown in listings */
@@ -37,6 +39,7 @@ export class TunnelManager {
     const localHost = p.local_host ?? "127.0.0.1";
     const localPort = p.local_port === undefined ? await getPort({ host: localHost }) : parsePort(p.local_port, "`local_port`");
     const remotePort = p.remote_port === undefined ? 0 : parsePort(p.remote_port, "`remote_port`");
+    if (p.kind === "local" && p.durable) throw new SidecarError("INVALID_ARGUMENT", "`durable` is for reverse tunnels (workers on the pool reaching a service here); a local tunnel cannot have it");
     if (p.kind === "local" && remotePort === 0) throw new SidecarError("INVALID_ARGUMENT", "A local tunnel needs `remote_port`: the port to reach from the pool");
     let id: string;
     do id = `tun-${randomBytes(3).toString("hex")}`;
@@ -52,6 +55,7 @@ export class TunnelManager {
       remote_host: p.remote_host ?? (p.kind === "local" ? "127.0.0.1" : ""),
       remote_port: remotePort,
       bind: p.kind === "local" ? "loopback" : (p.bind ?? "auto"),
+      durable: p.kind === "reverse" && p.durable === true,
     };
     const t: Tunnel = p.kind === "reverse" ? new ReverseTunnel(spec, this.deps) : new LocalTunnel(spec, this.deps);
     this.tunnels.set(id, t);

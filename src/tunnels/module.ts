@@ -30,6 +30,8 @@ const recordSchema = z.object({
   total_connections: z.number(),
   cut_connections: z.number(),
   cut_in_flight: z.number(),
+  durable: z.boolean(),
+  resumed_connections: z.number(),
   reconnects: z.number(),
   port_changes: z.array(z.object({ at: z.number(), which: z.enum(["remote_port", "dial_port"]), from: z.number(), to: z.number(), reason: z.string() })),
   last_check: z.object({ ok: z.boolean(), at: z.number(), ms: z.number().optional(), error: z.string().optional() }).nullable(),
@@ -52,7 +54,7 @@ export function tunnelsModule(ctx: DaemonContext, pool: HostPool): TunnelsModule
       defineMethod({
         name: "tunnels.open",
         description:
-          "Open a reverse tunnel (workers on the pool dial dial_host:dial_port and reach local_port here; compute nodes through GatewayPorts or a relay on the head node) or a local forward (local_port here reaches remote_host:remote_port from the pool). Checked end to end before it returns.",
+          "Open a reverse tunnel (workers on the pool dial dial_host:dial_port and reach local_port here; compute nodes through GatewayPorts or a relay on the head node) or a local forward (local_port here reaches remote_host:remote_port from the pool). Checked end to end before it returns. `durable` (reverse): connections go through a relay on the pool that keeps them open across dropped SSH connections and resumes them without losing a byte (needs python3 there).",
         params: z
           .object({
             target: z.string().min(1),
@@ -62,6 +64,7 @@ export function tunnelsModule(ctx: DaemonContext, pool: HostPool): TunnelsModule
             remote_port: port.optional(),
             remote_host: z.string().min(1).optional(),
             bind: z.enum(["loopback", "cluster", "auto"]).optional(),
+            durable: z.boolean().optional(),
             owner: z.string().min(1).optional(),
             label: z.string().min(1).max(200).optional(),
           })

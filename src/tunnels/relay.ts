@@ -6,7 +6,9 @@
 import { SidecarError } from "../errors.js";
 import type { HostProcess } from "../ssh/host.js";
 import type { SshLease } from "../ssh/pool.js";
+import type { DurableHub } from "./durable-hub.js";
 import { relayCommand } from "./scripts.js";
+import { durableRelayCommand, type DurableRelayArgs } from "./scripts-durable.js";
 
 export interface Relay {
   interpreter: string;
@@ -43,6 +45,44 @@ function firstLine(proc: HostProcess, timeoutMs: number): Promise<string> {
     proc.stderr.on("data", onErr);
     void proc.exited.then((e) => setTimeout(() => finish(`ERROR the relay exited (${e.exitCode ?? e.signal}) ${err.trim().slice(-300)}`), 50));
   });
+}
+
+async function groupOf(proc: HostProcess): Promise<number | null> {
+  try {
+    return await Promise.race([proc.pgid, new Promise<number>((_, rej) => setTimeout(() => rej(new Error("no pgid")), 2000))]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Start a durable relay (scripts-durable.ts) and wait until it has reached `hub` through the
+ * forwarded port (its control channel). Its secret goes on stdin.
+ */
+export async function startDurableRelay(lease: SshLease, args: DurableRelayArgs, secret: Buffer, hub: DurableHub): Promise<Relay> {
+  const proc = await lease.spawn(durableRelayCommand(args));
+  proc.stdin.end(`${secret.toString("hex")}\n`);
+  const line = await firstLine(proc, 15_000 + args.bindWaitS * 1000);
+  const m = /^LISTEN (\S+) (\d+)$/.exec(line.trim());
+  const pgid = await groupOf(proc);
+  const stop = async (): Promise<void> => {
+    hub.stopRelay();
+    if (pgid !== null) await proc.kill("SIGTERM").catch(() => undefined);
+    await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 3000))]);
+  };
+  if (!m) {
+    await stop();
+    throw new SidecarError("TUNNEL_FAILED", `The durable relay on \`${lease.target}\` could not listen on ${args.listenHost}:${args.listenPort}: ${line.replace(/^ERROR /, "")}`, {
+      data: { target: lease.target, listen: `${args.listenHost}:${args.listenPort}`, bind_failed: /^ERROR bind/.test(line) },
+    });
+  }
+  if (!(await hub.waitControl(15_000))) {
+    await stop();
+    throw new SidecarError("TUNNEL_FAILED", `The durable relay on \`${lease.target}\` started but did not reach the sidecar through the forwarded port 127.0.0.1:${args.upstreamPort} within 15 s (its log: ~/.parsl-sidecar/relays/${args.relayId}/relay.log while it runs)`, {
+      data: { target: lease.target },
+    });
+  }
+  return { interpreter: args.python, listenHost: args.listenHost, port: Number(m[2]), pgid, proc, stop };
 }
 
 /** Start a relay on `listenHost:wantPort` (0 = any) forwarding to 127.0.0.1:`targetPort`. */

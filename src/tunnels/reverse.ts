@@ -4,12 +4,15 @@
  */
 import { randomBytes } from "node:crypto";
 import { connect, type NetConnectOpts, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { Client, ClientChannel } from "ssh2";
 import { SidecarError } from "../errors.js";
-import { TunnelBase } from "./base.js";
+import { TunnelBase, type TunnelDeps, type TunnelSpec } from "./base.js";
 import { routeForwarded } from "./dispatch.js";
-import { startRelay, type Relay } from "./relay.js";
+import { DurableHub } from "./durable-hub.js";
+import { startDurableRelay, startRelay, type Relay } from "./relay.js";
 import { CHECK_PREFIX, inspectCommand, parseLines, probeCommand, reclaimCommand } from "./scripts.js";
+import { killRelayCommand, relayPortCommand } from "./scripts-durable.js";
 import type { CheckResult } from "./types.js";
 
 const WILDCARDS = new Set(["0.0.0.0", "::", "*", ""]);
@@ -52,7 +55,35 @@ export class ReverseTunnel extends TunnelBase {
   /** the relay's process group on the pool before the connection dropped */
   private lostRelayPgid: number | null = null;
   private readonly pending = new Map<string, () => void>();
+  /** durable tunnels: the relay's handshakes, its control channel and every connection through it */
+  private hub: DurableHub | undefined;
+  private ctlWatch: NodeJS.Timeout | undefined;
 
+  constructor(spec: TunnelSpec, deps: TunnelDeps) {
+    super(spec, deps);
+    if (spec.durable) this.makeHub();
+  }
+
+  private makeHub(): void {
+    const d = this.durableTimes;
+    this.hub = new DurableHub({
+      resumeMs: d.resumeS * 1000,
+      name: this.rec.id,
+      log: this.deps.log,
+      onStream: (s) => this.onStream(s),
+      onExpired: (s, err) => {
+        this.rec.cut_connections++;
+        this.rec.cut_in_flight++;
+        this.deps.log?.warn({ id: this.rec.id, conn: s.key }, `tunnel ${this.rec.id}: connection ${s.key} ${err.message}; closed (what it held is lost)`);
+      },
+    });
+  }
+
+  override record(): ReturnType<TunnelBase["record"]> {
+    const r = super.record();
+    if (this.hub) r.resumed_connections = this.hub.resumed;
+    return r;
+  }
   async open(): Promise<void> {
     try {
       await this.acquire();
@@ -73,6 +104,10 @@ export class ReverseTunnel extends TunnelBase {
     this.client = client;
     const opening = this.rec.state === "opening";
     const cluster = this.rec.bind !== "loopback";
+    if (this.hub) {
+      if (opening) await this.findPython(lease, cluster);
+      if (this.hub) return await this.establishDurable(client, opening, wantRemote, wantDial);
+    }
     // a relay waits for its old port: end what the dropped connection left first
     if (!opening && this.rec.reach === "relay") await this.reclaim(lease);
     this.bindAddr = cluster ? this.rec.remote_host || "0.0.0.0" : "127.0.0.1";
@@ -115,15 +150,141 @@ export class ReverseTunnel extends TunnelBase {
     }
   }
 
+  /** Durable tunnels need python3 on the pool for their relay; without one the tunnel is an ordinary one (said in the log and the record). */
+  private async findPython(lease: NonNullable<typeof this.lease>, cluster: boolean): Promise<void> {
+    const info = parseLines((await lease.exec(inspectCommand(), { timeoutMs: 20_000 })).stdout);
+    this.python = info.PYTHON || undefined;
+    if (cluster) {
+      const addrs = (info.ADDRS ?? "").split(/\s+/).filter((a) => a && !a.startsWith("127."));
+      const hostAddr = info.HOSTADDR && !info.HOSTADDR.startsWith("127.") ? info.HOSTADDR : undefined;
+      this.rec.dial_hosts = [...new Set([...(hostAddr ? [hostAddr] : []), ...addrs])];
+    }
+    if (!this.python) {
+      this.hub = undefined;
+      this.rec.durable = false;
+      this.deps.log?.warn({ id: this.rec.id, target: this.rec.target }, `tunnel ${this.rec.id}: \`${this.rec.target}\` has no python3 for a durable relay; the tunnel is an ordinary one (connections through it end when the SSH connection drops)`);
+    }
+  }
+
+  /**
+   * A durable tunnel: sshd listens on the pool's loopback only, and the relay (which survives a
+   * dropped SSH connection) listens where workers dial and carries their connections to that
+   * port. On a reconnect the relay is found again through its control channel; the workers'
+   * connections never closed, and resume.
+   */
+  private async establishDurable(client: Client, opening: boolean, wantRemote: number, wantDial: number): Promise<void> {
+    const lease = this.lease!;
+    const hub = this.hub!;
+    if (!opening) await this.reclaim(lease, false);
+    this.bindAddr = "127.0.0.1";
+    const port = await this.bind(client, opening ? 0 : wantRemote);
+    if (this.closing) {
+      await unforwardIn(client, this.bindAddr, port);
+      return;
+    }
+    this.portChanged("remote_port", opening ? 0 : this.rec.remote_port, port, "the port was taken on the pool");
+    this.rec.remote_port = port;
+    this.rec.reach = "relay";
+    this.unroute = routeForwarded(client, this.bindAddr, port, (_info, accept) => this.onConnection(accept()));
+    const relay = this.relay;
+    if (!opening && relay && hub.keys) {
+      // the relay reads the forwarded port from its state directory at each connect
+      if (port !== wantRemote) await lease.exec(relayPortCommand(hub.keys.id, port), { timeoutMs: 20_000 }).catch(() => undefined);
+      const t = this.durableTimes;
+      if (await hub.waitControl((3 * t.pingS + 4) * 1000)) {
+        this.deps.log?.info({ id: this.rec.id, streams: hub.streams.size }, `tunnel ${this.rec.id}: the relay is back; ${hub.streams.size} connection(s) through it resume`);
+        return;
+      }
+      await this.replaceRelay(lease, relay, "it did not come back after the reconnect");
+    }
+    await this.startDurable(opening ? wantDial : this.rec.dial_port);
+  }
+
+  private get durableTimes(): { resumeS: number; pingS: number } {
+    return { resumeS: this.deps.durable?.resumeS ?? 120, pingS: this.deps.durable?.pingS ?? 2 };
+  }
+
+  private async startDurable(wantDial: number): Promise<void> {
+    const cluster = this.rec.bind !== "loopback";
+    const host = !cluster ? "127.0.0.1" : WILDCARDS.has(this.rec.remote_host) ? "0.0.0.0" : this.rec.remote_host;
+    const keys = this.hub!.newRelay();
+    const t = this.durableTimes;
+    const start = (port: number, waitS: number): Promise<Relay> => startDurableRelay(this.lease!, { python: this.python!, listenHost: host, listenPort: port, bindWaitS: waitS, upstreamPort: this.rec.remote_port, resumeS: t.resumeS, pingS: t.pingS, relayId: keys.id }, keys.secret, this.hub!);
+    let relay: Relay;
+    try {
+      relay = await start(wantDial, wantDial ? 3 : 0);
+    } catch (err) {
+      if (!wantDial || !(err instanceof SidecarError) || !err.data?.bind_failed) throw err;
+      relay = await start(0, 0);
+    }
+    if (this.closing) {
+      await relay.stop();
+      return;
+    }
+    this.relay = relay;
+    const prevDial = this.rec.state === "opening" ? wantDial : this.rec.dial_port;
+    this.portChanged("dial_port", prevDial, relay.port, "the port was still held on the pool");
+    this.rec.dial_port = relay.port;
+    this.rec.dial_host = host === "0.0.0.0" ? (this.rec.dial_hosts[0] ?? "127.0.0.1") : host;
+    this.rec.relay = { interpreter: relay.interpreter, pgid: relay.pgid, listen: `${host}:${relay.port}` };
+    this.watchControl();
+  }
+
+  /** End a relay that is gone or stuck (only if its command line still names it), and start another; its connections are lost. */
+  private async replaceRelay(lease: NonNullable<typeof this.lease>, relay: Relay, why: string): Promise<void> {
+    const hub = this.hub!;
+    const lost = hub.streams.size;
+    this.deps.log?.warn({ id: this.rec.id, lost }, `tunnel ${this.rec.id}: the relay on the pool is replaced (${why}); ${lost} connection(s) through it are lost`);
+    this.rec.cut_connections += lost;
+    this.rec.cut_in_flight += lost;
+    if (relay.pgid !== null && hub.keys) await lease.exec(killRelayCommand(hub.keys.id, relay.pgid), { timeoutMs: 20_000 }).catch(() => undefined);
+    this.relay = undefined;
+  }
+
+  /**
+   * The relay's control channel closed while the SSH connection stayed up: the relay died (or
+   * was killed). Unless it is back within a few seconds, replace it.
+   */
+  private watchControl(): void {
+    clearInterval(this.ctlWatch);
+    let downSince: number | undefined;
+    this.ctlWatch = setInterval(() => {
+      const hub = this.hub;
+      if (!hub || this.closing || this.rec.state !== "open" || hub.controlUp) {
+        downSince = undefined;
+        return;
+      }
+      downSince ??= Date.now();
+      if (Date.now() - downSince < (3 * this.durableTimes.pingS + 2) * 1000 || this.busy) return;
+      downSince = undefined;
+      const relay = this.relay;
+      const lease = this.lease;
+      if (!relay || !lease) return;
+      void this.track(
+        (async () => {
+          await this.replaceRelay(lease, relay, "its control channel closed and did not come back");
+          await this.startDurable(this.rec.dial_port);
+          const check = await this.check();
+          this.rec.error = check.ok ? null : `end-to-end check failed: ${check.error}`;
+          this.emit({ check });
+        })().catch((err: Error) => {
+          this.rec.error = err.message;
+          this.emit({ error: err.message });
+        }),
+      );
+    }, 1000);
+    this.ctlWatch.unref();
+  }
+
   /**
    * After a reconnect: the previous connection may still be alive on the pool (a network drop)
    * and hold the tunnel's ports there; end it (and its relay) so that the tunnel keeps its ports
    * and the workers dialling them reconnect. Best effort: if it fails, the ports move (reported).
    */
-  private async reclaim(lease: NonNullable<typeof this.lease>): Promise<void> {
+  private async reclaim(lease: NonNullable<typeof this.lease>, relayToo = true): Promise<void> {
     if (this.session === undefined) return;
     try {
-      const r = await lease.exec(reclaimCommand(this.session, this.lostRelayPgid), { timeoutMs: 20_000 });
+      const r = await lease.exec(reclaimCommand(this.session, relayToo ? this.lostRelayPgid : null), { timeoutMs: 20_000 });
       const ended = r.stdout.split("\n").filter((l) => l.startsWith("KILLED"));
       if (ended.length > 0) this.deps.log?.warn({ id: this.rec.id, ended }, `tunnel ${this.rec.id}: ended what the dropped connection left holding its ports on the pool`);
     } catch (err) {
@@ -184,6 +345,16 @@ export class ReverseTunnel extends TunnelBase {
       ch.close();
       return;
     }
+    if (this.hub) this.hub.accept(ch);
+    else this.onStream(ch);
+  }
+
+  /** A connection through the tunnel (an SSH channel, or a durable stream through the relay). */
+  private onStream(ch: Duplex): void {
+    if (this.closing) {
+      ch.destroy();
+      return;
+    }
     if (this.pending.size === 0) return this.toLocal(ch, undefined);
     // a check is running: hold this connection briefly to see whether it is the probe
     let head = Buffer.alloc(0);
@@ -213,7 +384,7 @@ export class ReverseTunnel extends TunnelBase {
     ch.on("data", onData);
   }
 
-  private toLocal(ch: ClientChannel, head: Buffer | undefined): void {
+  private toLocal(ch: Duplex, head: Buffer | undefined): void {
     // a larger write buffer than the 16 KiB default: fewer pause/resume cycles of the channel
     const sock: Socket = connect({ host: this.rec.local_host, port: this.rec.local_port, writableHighWaterMark: 1 << 20 } as NetConnectOpts);
     sock.setNoDelay(true);
@@ -249,6 +420,8 @@ export class ReverseTunnel extends TunnelBase {
     this.unroute?.();
     this.unroute = undefined;
     this.client = undefined;
+    // a durable relay lives on, and is found again after the reconnect
+    if (this.hub) return;
     this.lostRelayPgid = this.relay?.pgid ?? this.rec.relay?.pgid ?? null;
     this.relay = undefined;
     if (this.rec.relay) this.rec.relay.pgid = null;
@@ -261,6 +434,9 @@ export class ReverseTunnel extends TunnelBase {
   private busy: Promise<void> | undefined;
   private track(p: Promise<void>): Promise<void> {
     this.busy = p;
+    p.finally(() => {
+      if (this.busy === p) this.busy = undefined;
+    }).catch(() => undefined);
     return p;
   }
 
@@ -270,9 +446,12 @@ export class ReverseTunnel extends TunnelBase {
     await this.busy?.catch(() => undefined);
     const client = this.client;
     this.unroute?.();
+    clearInterval(this.ctlWatch);
+    this.hub?.stopRelay();
     if (client && this.rec.remote_port) await unforwardIn(client, this.bindAddr, this.rec.remote_port);
     await this.relay?.stop();
     this.relay = undefined;
+    this.hub?.dropAll();
     for (const f of [...this.live]) f();
     this.releaseLease();
     this.setState("closed", { reason });

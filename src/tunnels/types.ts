@@ -52,6 +52,10 @@ export interface TunnelRecord {
   /** connections cut by dropped SSH connections, and how many of them had data in flight */
   cut_connections: number;
   cut_in_flight: number;
+  /** durable: whether connections survive dropped SSH connections (through the relay) */
+  durable: boolean;
+  /** durable: connections resumed after a cut */
+  resumed_connections: number;
   reconnects: number;
   port_changes: PortChange[];
   last_check: CheckResult | null;

@@ -4,7 +4,6 @@
 // Every byte through a cut connection must arrive once, in order. The same relay over real sshd:
 // reconnect.test.ts.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -14,7 +13,7 @@ import { DurableHub, HELLO, mac, readLine } from "../../src/tunnels/durable-hub.
 import { durableRelaySource } from "../../src/tunnels/scripts-durable.js";
 import { splice } from "../../src/tunnels/splice.js";
 import { eventually } from "../ssh/helpers.js";
-import { echoServer, roundTrip, type Echo } from "./helpers.js";
+import { echoAll, echoServer, pattern, roundTrip, type Echo } from "./helpers.js";
 
 interface Link {
   port: number;
@@ -116,48 +115,6 @@ async function startRelay(hub: DurableHub, upstream: number, root: string, opts:
   return { port: Number(m[1]), proc, stateDir: join(root, keys.id), exited };
 }
 
-/** A deterministic byte stream: block i is the SHA-256 chain from a seed. */
-function pattern(bytes: number): Buffer {
-  const out = Buffer.alloc(bytes);
-  let h = createHash("sha256").update("seed").digest();
-  for (let i = 0; i < bytes; i += 32) {
-    h.copy(out, i);
-    h = createHash("sha256").update(h).digest();
-  }
-  return out;
-}
-
-/** Send `data` through host:port (an echo behind it) in chunks; resolves with what came back once all of it did. */
-function echoAll(port: number, data: Buffer, onProgress?: (echoed: number) => void): { done: Promise<Buffer>; socket: Socket } {
-  const s = connect({ host: "127.0.0.1", port });
-  const chunks: Buffer[] = [];
-  let got = 0;
-  const done = new Promise<Buffer>((resolve, reject) => {
-    s.on("data", (b: Buffer) => {
-      chunks.push(b);
-      got += b.length;
-      onProgress?.(got);
-      if (got >= data.length) {
-        s.end();
-        resolve(Buffer.concat(chunks));
-      }
-    });
-    s.on("error", reject);
-    s.on("close", () => got < data.length && reject(new Error(`closed after ${got} of ${data.length} bytes`)));
-  });
-  let off = 0;
-  const pump = (): void => {
-    while (off < data.length) {
-      const part = data.subarray(off, off + 64 * 1024);
-      off += part.length;
-      if (!s.write(part)) return;
-    }
-  };
-  s.on("connect", pump);
-  s.on("drain", pump);
-  return { done, socket: s };
-}
-
 describe("durable streams (relay program against the hub)", () => {
   let echo: Echo;
   let root: string;
@@ -220,7 +177,7 @@ describe("durable streams (relay program against the hub)", () => {
     const { hub, l, relay } = await setup();
     const data = pattern(24 << 20);
     const marks = [4 << 20, 10 << 20, 17 << 20];
-    const run = echoAll(relay.port, data, (n) => {
+    const run = echoAll("127.0.0.1", relay.port, data, (n) => {
       if (marks.length > 0 && n >= marks[0]!) {
         marks.shift();
         l.cut();
@@ -237,7 +194,7 @@ describe("durable streams (relay program against the hub)", () => {
     const { hub, l, relay } = await setup({ pingS: 0.3 });
     const data = pattern(8 << 20);
     let silenced = false;
-    const run = echoAll(relay.port, data, (n) => {
+    const run = echoAll("127.0.0.1", relay.port, data, (n) => {
       if (!silenced && n >= 2 << 20) {
         silenced = true;
         l.silence();
@@ -282,7 +239,7 @@ describe("durable streams (relay program against the hub)", () => {
 
   it("refuses handshakes from anything but its relay: unknown id, a forged proof", async () => {
     const { hub, l, relay } = await setup();
-    const live = echoAll(relay.port, pattern(1 << 20));
+    const live = echoAll("127.0.0.1", relay.port, pattern(1 << 20));
     await live.done;
     const keys = hub.keys!;
     const talk = async (line: string, proof?: string): Promise<string> => {

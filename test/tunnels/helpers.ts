@@ -1,5 +1,6 @@
 // Echo servers and clients for tunnel tests (real sockets on loopback).
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { connect, createServer, type Server, type Socket } from "node:net";
 
 export interface Echo {
@@ -102,3 +103,46 @@ export function listenersOf(pids: number[]): string[] {
     .map((l) => l.trim().split(/\s+/)[3]!)
     .sort();
 }
+
+/** A deterministic byte stream: block i is the SHA-256 chain from a seed. */
+export function pattern(bytes: number): Buffer {
+  const out = Buffer.alloc(bytes);
+  let h = createHash("sha256").update("seed").digest();
+  for (let i = 0; i < bytes; i += 32) {
+    h.copy(out, i);
+    h = createHash("sha256").update(h).digest();
+  }
+  return out;
+}
+
+/** Send `data` through host:port (an echo behind it) in chunks; resolves with what came back once all of it did. */
+export function echoAll(host: string, port: number, data: Buffer, onProgress?: (echoed: number) => void): { done: Promise<Buffer>; socket: Socket } {
+  const s = connect({ host, port });
+  const chunks: Buffer[] = [];
+  let got = 0;
+  const done = new Promise<Buffer>((resolve, reject) => {
+    s.on("data", (b: Buffer) => {
+      chunks.push(b);
+      got += b.length;
+      onProgress?.(got);
+      if (got >= data.length) {
+        s.end();
+        resolve(Buffer.concat(chunks));
+      }
+    });
+    s.on("error", reject);
+    s.on("close", () => got < data.length && reject(new Error(`closed after ${got} of ${data.length} bytes`)));
+  });
+  let off = 0;
+  const pump = (): void => {
+    while (off < data.length) {
+      const part = data.subarray(off, off + 64 * 1024);
+      off += part.length;
+      if (!s.write(part)) return;
+    }
+  };
+  s.on("connect", pump);
+  s.on("drain", pump);
+  return { done, socket: s };
+}
+

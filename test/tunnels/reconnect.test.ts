@@ -1,7 +1,9 @@
 // Tunnels that survive: the connection killed mid-stream, sshd restarted, and a hung
 // connection whose ports are still held on the pool (the tunnel ends what the dropped connection
 // left there and keeps its ports).
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { createConnection } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventBus, type SidecarEvent } from "../../src/events.js";
@@ -13,7 +15,7 @@ import { stopAllAfterAll } from "../testbed/hooks.js";
 import { childrenTree } from "../testbed/registry.js";
 import { writeSshConfig } from "../testbed/ssh-config.js";
 import { startSshd, type Sshd } from "../testbed/sshd.js";
-import { echoServer, roundTrip, streamUntilBroken, type Echo } from "./helpers.js";
+import { echoAll, echoServer, pattern, roundTrip, streamUntilBroken, type Echo } from "./helpers.js";
 
 stopAllAfterAll();
 
@@ -118,5 +120,102 @@ describe("tunnels survive", () => {
       }
     }
     await tunnels.closeAll();
+  });
+
+  describe("durable tunnels", () => {
+    let durable: TunnelManager;
+    beforeAll(() => {
+      durable = new TunnelManager({ pool, durable: { resumeS: 60, pingS: 0.5 } });
+    });
+    afterAll(async () => {
+      await durable?.closeAll();
+    }, 30000);
+    const drec = (id: string): TunnelRecord => durable.list().find((t) => t.id === id)!;
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return !/^[^)]*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+      } catch {
+        return false;
+      }
+    };
+    const relayDir = (t: TunnelRecord): string => {
+      const id = readFileSync(`/proc/${t.relay!.pgid}/cmdline`, "utf8").split("\0").filter(Boolean).at(-1)!;
+      return join(homedir(), ".parsl-sidecar", "relays", id);
+    };
+
+    it("a drop mid-stream loses nothing: every byte arrives once, in order, through the same relay and ports", { timeout: 90000 }, async () => {
+      const cluster = await durable.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", remote_host: "127.0.0.2", durable: true, owner: "t" });
+      const loop = await durable.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", durable: true, owner: "t" });
+      expect(cluster).toMatchObject({ durable: true, reach: "relay", dial_host: "127.0.0.2" });
+      expect(loop).toMatchObject({ durable: true, reach: "relay", dial_host: "127.0.0.1" });
+      const data = pattern(16 << 20);
+      let dropped = false;
+      const a = echoAll("127.0.0.2", cluster.dial_port, data, (n) => {
+        if (!dropped && n >= 4 << 20) {
+          dropped = true;
+          // the sshd processes die; what they started (the relays) lives on, as on a real pool
+          void sshd.dropConnections();
+        }
+      });
+      const b = echoAll("127.0.0.1", loop.dial_port, data);
+      const [backA, backB] = await Promise.all([a.done, b.done]);
+      expect(dropped).toBe(true);
+      expect(backA.equals(data)).toBe(true);
+      expect(backB.equals(data)).toBe(true);
+      for (const [before, id] of [[cluster, cluster.id], [loop, loop.id]] as const) {
+        expect(await eventually(() => drec(id).state === "open" && drec(id).reconnects >= 1, BOUND_MS)).toBe(true);
+        expect(drec(id)).toMatchObject({ dial_port: before.dial_port, cut_in_flight: 0, relay: { pgid: before.relay!.pgid }, last_check: { ok: true } });
+      }
+      // at least the streaming connection resumed (the other may have finished before the drop)
+      expect(drec(cluster.id).resumed_connections).toBeGreaterThanOrEqual(1);
+      const dirs = [relayDir(drec(cluster.id)), relayDir(drec(loop.id))];
+      const pgids = [cluster.relay!.pgid!, loop.relay!.pgid!];
+      await durable.closeAll();
+      // closed: the relays are gone from the pool with their state
+      expect(await eventually(() => !pgids.some(alive), 5000)).toBe(true);
+      expect(dirs.filter((d) => existsSync(d))).toEqual([]);
+    });
+
+    it("a hung connection (the session frozen on the pool): the relay finds the link dead by its pings and resumes on the next", { timeout: 90000 }, async () => {
+      const t = await durable.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", remote_host: "127.0.0.2", durable: true, owner: "t" });
+      const data = pattern(8 << 20);
+      const sessions: number[] = [];
+      const run = echoAll("127.0.0.2", t.dial_port, data, (n) => {
+        if (sessions.length === 0 && n >= 2 << 20) {
+          // only sshd's own processes stop; the relay runs on
+          sessions.push(...childrenTree(sshd.pid).filter((k) => readFileSync(`/proc/${k}/comm`, "utf8").startsWith("sshd")));
+          for (const k of sessions) process.kill(k, "SIGSTOP");
+        }
+      });
+      try {
+        const back = await run.done;
+        expect(back.equals(data)).toBe(true);
+        expect(await eventually(() => drec(t.id).state === "open" && drec(t.id).reconnects >= 1, BOUND_MS)).toBe(true);
+        expect(drec(t.id)).toMatchObject({ dial_port: t.dial_port, cut_in_flight: 0, relay: { pgid: t.relay!.pgid } });
+        expect(drec(t.id).resumed_connections).toBeGreaterThanOrEqual(1);
+      } finally {
+        for (const k of sessions) {
+          try {
+            process.kill(k, "SIGKILL");
+            process.kill(k, "SIGCONT");
+          } catch {
+            // ended by the tunnel
+          }
+        }
+      }
+      await durable.closeAll();
+    });
+
+    it("a relay that dies while the link is up is replaced on the same port", { timeout: 60000 }, async () => {
+      const t = await durable.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", remote_host: "127.0.0.2", durable: true, owner: "t" });
+      process.kill(-t.relay!.pgid!, "SIGKILL");
+      const replaced = await eventually(() => drec(t.id).relay?.pgid !== t.relay!.pgid && drec(t.id).last_check?.ok === true && drec(t.id).last_check!.at > t.last_check!.at, 20000);
+      expect(replaced).toBe(true);
+      expect(drec(t.id)).toMatchObject({ state: "open", dial_port: t.dial_port });
+      const r = await roundTrip("127.0.0.2", t.dial_port);
+      expect(r.got.equals(r.sent)).toBe(true);
+      await durable.closeAll();
+    });
   });
 });

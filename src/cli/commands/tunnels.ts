@@ -13,6 +13,7 @@ interface Opts {
   remotePort?: string;
   remoteHost?: string;
   bind?: string;
+  durable?: boolean;
   owner?: string;
 }
 
@@ -25,9 +26,12 @@ function int(v: string | undefined, name: string): number | undefined {
 }
 
 function row(r: Rec): Record<string, unknown> {
-  // connections dropped SSH connections cut, and how many of them lost data in flight
-  const cut = r.cut_in_flight > 0 ? `${r.cut_connections} (${r.cut_in_flight} lost)` : String(r.cut_connections);
-  return { ...r, dial: `${r.dial_host}:${r.dial_port}`, in: formatBytes(r.bytes_in), out: formatBytes(r.bytes_out), conns: r.connections, cut };
+  // connections dropped SSH connections cut, and how many of them lost data in flight (and,
+  // through a durable relay, how many resumed)
+  const resumed = typeof r.resumed_connections === "number" && r.resumed_connections > 0 ? `, ${r.resumed_connections} resumed` : "";
+  const cut = (r.cut_in_flight > 0 ? `${r.cut_connections} (${r.cut_in_flight} lost)` : String(r.cut_connections)) + resumed;
+  const reach = r.durable ? `${String(r.reach)} (durable)` : r.reach;
+  return { ...r, reach, dial: `${r.dial_host}:${r.dial_port}`, in: formatBytes(r.bytes_in), out: formatBytes(r.bytes_out), conns: r.connections, cut };
 }
 
 const COLUMNS = ["id", "kind", "target", "state", "reach", "local_port", "remote_port", "dial", "in", "out", "conns", "reconnects", "cut", "owner"];
@@ -60,6 +64,7 @@ export function registerTunnels(program: Command): void {
     .option("--remote-port <port>", "reverse: the port workers dial (default: any free); local: the port to reach (required)")
     .option("--remote-host <host>", "reverse: the pool's cluster-side address; local: the host to reach from the pool")
     .option("--bind <mode>", "reverse: loopback, cluster or auto", "auto")
+    .option("--durable", "reverse: connections survive dropped SSH connections (a relay on the pool keeps them and resumes them; needs python3 there)")
     .option("--owner <owner>", "who owns it: job:<id>, pid:<n> (closed when that process exits), or a label")
     .option("--connection <file>", "connection file")
     .option("--json", "machine-readable output")
@@ -74,12 +79,13 @@ export function registerTunnels(program: Command): void {
         if (rp !== undefined) params.remote_port = rp;
         if (opts.remoteHost) params.remote_host = opts.remoteHost;
         if (opts.kind === "reverse") params.bind = opts.bind;
+        if (opts.durable) params.durable = true;
         if (opts.owner) params.owner = opts.owner;
         const r = await withClient(opts.connection, (c) => c.call<Rec>("tunnels.open", params, { timeout: 120_000 }));
         if (opts.json) return printJson(r);
         process.stdout.write(
           opts.kind === "reverse"
-            ? `${r.id}: workers on ${target} dial ${r.dial_host}:${r.dial_port} (via ${String(r.reach)}), carried to 127.0.0.1:${r.local_port} here\n`
+            ? `${r.id}: workers on ${target} dial ${r.dial_host}:${r.dial_port} (via ${String(r.reach)}${r.durable ? ", durable" : ""}), carried to 127.0.0.1:${r.local_port} here\n`
             : `${r.id}: connect to ${r.dial_host}:${r.dial_port} here to reach ${String(r.remote_host)}:${r.remote_port} from ${target}\n`,
         );
       } catch (err) {
