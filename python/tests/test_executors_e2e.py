@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -103,6 +104,57 @@ def test_two_pools_many_apps(two_pools: Pools) -> None:
     assert tunnels(pools) == []
     assert processes_matching("process_worker_pool") == []
     client.close()
+
+
+@pytest.mark.timeout(600)
+def test_drops_mid_workflow_lose_nothing(two_pools: Pools) -> None:
+    """Worker tunnels are durable: every SSH connection to both pools killed while tasks and
+    results are in flight, twice, loses none of them, and the workflow finishes with every
+    result. Before durable tunnels one such drop could hang a workflow for ever: the bytes of a
+    task or result died with the channel, and the interchange kept waiting for them from a
+    manager that reconnected and heartbeated (docs/tunnels.md, "Durable tunnels")."""
+    pools = two_pools
+    path = pools.write_executors(
+        {"exec_a": pool_entry(pools, "pool_a"), "exec_b": pool_entry(pools, "pool_b")},
+        "drops.json",
+    )
+
+    import e2e_apps
+
+    owner = "test-drops"
+    client = pools.client()
+    cfg = parsl_config(path, client=client, owner=owner, run_dir=str(pools.tmp / "ri-drops"))
+    listeners = [int(pools.sshds[a]["pid"]) for a in ("pool_a", "pool_b")]
+    n = 4000
+    killed = 0
+    try:
+        with parsl.load(cfg):
+            sq = {x: parsl.python_app(e2e_apps.square, executors=[x]) for x in ("exec_a", "exec_b")}
+            futs = [sq["exec_a" if i % 2 else "exec_b"](i) for i in range(n)]
+            for at in (n // 5, n // 2):
+                wait_for(
+                    lambda at=at: sum(f.done() for f in futs) >= at,
+                    f"{at} results before the drop",
+                    timeout=300,
+                )
+                killed += sum(kill_ssh_sessions(pid) for pid in listeners)
+            results = [f.result(timeout=300) for f in futs]
+        parsl.clear()
+        assert killed > 0
+        assert [r[0] for r in results] == [i * i for i in range(n)]
+        assert Counter(r[1] for r in results) == {"pool_a": n // 2, "pool_b": n // 2}
+        worker = [t for t in tunnels(pools) if t["label"] in ("exec_a", "exec_b")]
+        assert len(worker) == 2, worker
+        for t in worker:
+            assert t["durable"] is True and t["reach"] == "relay", t
+            assert t["reconnects"] >= 1, t
+            assert t["cut_in_flight"] == 0, t
+        # the managers' connections were carried across the drops, not reconnected
+        assert sum(t["resumed_connections"] for t in worker) >= 2, worker
+    finally:
+        client.call("executors.release", owner=owner)
+        client.close()
+    assert processes_matching("process_worker_pool") == []
 
 
 @pytest.mark.timeout(300)
@@ -317,7 +369,11 @@ def _group_alive(pgid: int) -> bool:
 @pytest.mark.timeout(300)
 def test_worker_tunnel_port_moves(two_pools: Pools) -> None:
     """A reconnect that finds the workers' port taken on the pool moves the tunnel; the provider
-    then cancels the block whose workers dial the old port and starts new ones on the new port."""
+    then cancels the block whose workers dial the old port and starts new ones on the new port.
+
+    The worker tunnel is durable: its relay holds the workers' port across a dropped connection,
+    so the port can move only when the relay is gone too (killed here with the sessions, as a
+    login node's process reaper would) and something else took the port meanwhile."""
     pools = two_pools
     path = pools.write_executors({"exec_m": pool_entry(pools, "pool_a")}, "moves.json")
     client = pools.client()
@@ -333,6 +389,9 @@ def test_worker_tunnel_port_moves(two_pools: Pools) -> None:
     first = provider.submit(command, 1)
     assert provider.status([first])[0].state == JobState.RUNNING  # the port has not moved
 
+    relay = next(t for t in tunnels(pools) if t["id"] == tid)["relay"]
+    assert relay is not None and relay["pgid"]
+    os.killpg(relay["pgid"], signal.SIGKILL)
     blocker = start_port_taker("127.0.0.1", old)
     try:
         assert kill_ssh_sessions(int(pools.sshds["pool_a"]["pid"])) > 0

@@ -104,10 +104,11 @@ export abstract class TunnelBase {
   }
 
   /**
-   * The SSH connection dropped: the connections through the tunnel were cut with it. Those that
-   * had data in flight lost it (a task or a result, for Parsl's workers: docs/executors.md,
-   * "Known limitation"); the user hears which, as it is the likely cause of work that never
-   * comes back.
+   * The SSH connection dropped: the connections through an ordinary tunnel were cut with it.
+   * Those that had data in flight lost it (a task or a result, for Parsl's workers:
+   * docs/executors.md, "A dropped connection in the middle of a workflow"); the user hears
+   * which, as it is the likely cause of work that never comes back. A durable tunnel's
+   * connections wait to resume instead.
    */
   private noteCut(): void {
     const since = Date.now() - CUT_WINDOW_MS;
@@ -127,7 +128,7 @@ export abstract class TunnelBase {
     const r = this.rec;
     const data = { id: r.id, target: r.target, owner: r.owner, cut, in_flight: inFlight };
     if (inFlight > 0) {
-      this.deps.log?.warn(data, `tunnel ${r.id}: the dropped connection to ${r.target} cut ${cut} connection(s) through it, ${inFlight} with data in flight, which is lost (for Parsl workers: a task or result the interchange may wait for forever; docs/executors.md, "Known limitation")`);
+      this.deps.log?.warn(data, `tunnel ${r.id}: the dropped connection to ${r.target} cut ${cut} connection(s) through it, ${inFlight} with data in flight, which is lost (for Parsl workers: a task or result the interchange may wait for forever; docs/executors.md, "A dropped connection in the middle of a workflow"; durable tunnels keep connections)`);
     } else {
       this.deps.log?.info(data, `tunnel ${r.id}: the dropped connection to ${r.target} cut ${cut} idle connection(s) through it; nothing was in flight`);
     }

@@ -16,7 +16,7 @@ import { shellQuote } from "../ssh/host.js";
  * stdin: one line, the secret in hex. Prints `LISTEN host port` (or `ERROR ...`) and nothing more.
  */
 const DURABLE_RELAY_PY = String.raw`
-import binascii, errno, hashlib, hmac, os, selectors, shutil, signal, socket, struct, sys, time
+import binascii, errno, hashlib, hmac, os, selectors, shutil, signal, socket, struct, sys, time, traceback
 lh, lp, wait, up_port = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 root, resume_s, ping_s, rid = sys.argv[5], float(sys.argv[6]), float(sys.argv[7]), sys.argv[8]
 secret = binascii.unhexlify(sys.stdin.readline().strip())
@@ -90,6 +90,8 @@ class Sock(object):
         self.out += data
         self.flush()
     def flush(self):
+        if self.closed:
+            return
         while self.out and not self.connecting:
             try:
                 n = self.s.send(self.out[:1048576])
@@ -465,10 +467,21 @@ while True:
     soon = any(s.ack_due is not None for s in sessions.values())
     for key, ev in sel.select(ACK_DELAY if soon else 0.25):
         h = key.data
-        if h is listener.sock:
-            listener.ready_accept()
-        else:
-            h.ready(ev)
+        if h.closed:
+            continue  # closed by an earlier event of this batch
+        try:
+            if h is listener.sock:
+                listener.ready_accept()
+            else:
+                h.ready(ev)
+        except Exception:
+            # one connection's trouble must not end the others: log it, drop that connection
+            log("error: %s" % traceback.format_exc())
+            owner = h.owner
+            if isinstance(owner, Upstream):
+                owner.fail("error")
+            elif isinstance(owner, Session):
+                owner.end(True)
     now = time.time()
     up = ctl.get("up")
     if up is not None and not up.up and now - up.started > 10:

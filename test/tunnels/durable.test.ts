@@ -223,6 +223,29 @@ describe("durable streams (relay program against the hub)", () => {
     expect(existsSync(relay.stateDir)).toBe(false);
   });
 
+  it("survives clients that connect and vanish (closed at once, reset with data unread) while a stream runs", { timeout: 60_000 }, async () => {
+    const { hub, relay } = await setup();
+    const data = pattern(8 << 20);
+    const run = echoAll("127.0.0.1", relay.port, data);
+    for (let i = 0; i < 60; i++) {
+      const s = connect({ host: "127.0.0.1", port: relay.port });
+      s.on("error", () => undefined);
+      await new Promise((r) => s.on("connect", r));
+      if (i % 3 === 0) s.destroy();
+      else if (i % 3 === 1) s.end("half a line");
+      else {
+        s.write(Buffer.alloc(100_000, 1));
+        s.resetAndDestroy();
+      }
+    }
+    expect((await run.done).equals(data)).toBe(true);
+    expect(await eventually(() => hub.streams.size === 0, 10_000)).toBe(true);
+    // the relay lived through all of it, and logged no error
+    expect(hub.controlUp).toBe(true);
+    const { readFileSync } = await import("node:fs");
+    expect(readFileSync(join(relay.stateDir, "relay.log"), "utf8")).not.toMatch(/error/);
+  });
+
   it("a graceful end travels both ways and leaves nothing behind", async () => {
     const { hub, relay } = await setup();
     const r = await roundTrip("127.0.0.1", relay.port, 100_000);
