@@ -6,7 +6,7 @@
  * MB/s is 10^6 bytes per second. The last line of stdout is one JSON object.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { createInterface } from "node:readline";
@@ -93,6 +93,55 @@ async function opensshTunnel(sshd: Sshd, sinkPort: number, extra: string[]): Pro
   return { proc, port, cipher };
 }
 
+/**
+ * Echo 64 MiB through `port`, calling `drop` once 16 MiB have come back; resolves with the
+ * longest gap between echoed chunks after the drop and whether every byte came back in order.
+ */
+function streamAcrossDrop(port: number, drop: () => Promise<unknown>): Promise<{ stallMs: number; exact: boolean }> {
+  const total = 64 << 20;
+  const data = Buffer.alloc(total);
+  for (let i = 0; i < total; i += 4) data.writeUInt32LE(i, i);
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: "127.0.0.1", port });
+    let got = 0;
+    let exact = true;
+    let droppedAt = 0;
+    let last = 0;
+    let stall = 0;
+    const timer = setTimeout(() => reject(new Error(`stream across a drop: ${got} of ${total} bytes after 120 s`)), 120_000);
+    s.on("data", (b: Buffer) => {
+      const now = performance.now();
+      if (droppedAt && last) stall = Math.max(stall, now - last);
+      last = now;
+      exact &&= b.equals(data.subarray(got, got + b.length));
+      got += b.length;
+      if (!droppedAt && got >= 16 << 20) {
+        droppedAt = now;
+        void drop();
+      }
+      if (got >= total) {
+        clearTimeout(timer);
+        s.destroy();
+        resolve({ stallMs: stall, exact });
+      }
+    });
+    s.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    let off = 0;
+    const pump = (): void => {
+      while (off < total) {
+        const part = data.subarray(off, off + (256 << 10));
+        off += part.length;
+        if (!s.write(part)) return;
+      }
+    };
+    s.on("connect", pump);
+    s.on("drain", pump);
+  });
+}
+
 async function main(): Promise<void> {
   const sshd = await startSshd({ extraConfig: ["MaxStartups 100"] });
   const traffic = new Traffic(spawn("node_modules/.bin/tsx", ["bench/lib/traffic.ts"], { stdio: ["pipe", "pipe", "inherit"] }));
@@ -114,12 +163,16 @@ async function main(): Promise<void> {
   const tunnels2 = new TunnelManager({ pool: pool2 });
   const tun = await tunnels2.open({ target: "pool", kind: "reverse", local_port: sink, bind: "loopback", owner: "bench" });
   const sidecarCipher = pool2.list()[0]?.cipher ?? "unknown";
+  // the same through a durable relay (python3 on the pool, framed and acknowledged streams)
+  const durable = await tunnels2.open({ target: "pool", kind: "reverse", local_port: sink, bind: "loopback", durable: true, owner: "bench" });
+  const relayPid = durable.relay!.pgid!;
   const same = await opensshTunnel(sshd, sink, ["-o", `Ciphers=${cipherList().join(",")}`]);
   const dflt = await opensshTunnel(sshd, sink, []);
 
   // [name, port to send to, pid whose CPU time is the tunnel's cost]
   const targets: Array<[string, number, number]> = [
     ["sidecar", tun.dial_port, process.pid],
+    ["sidecar_durable", durable.dial_port, process.pid],
     ["openssh", same.port, same.proc.pid!],
     ["openssh_default", dflt.port, dflt.proc.pid!],
     ["direct", sink, 0],
@@ -133,14 +186,38 @@ async function main(): Promise<void> {
   for (let rep = 0; rep < REPS; rep++) {
     for (const [name, port, pid] of targets) {
       const c0 = pid ? cpuSeconds(pid) : 0;
+      const r0 = name === "sidecar_durable" ? cpuSeconds(relayPid) : 0;
       (one[name] ??= []).push(await traffic.run(port, 1, TOTAL));
       (par[name] ??= []).push(await traffic.run(port, PARALLEL, TOTAL / PARALLEL));
       if (pid) (cpu[name] ??= []).push((cpuSeconds(pid) - c0) / ((2 * TOTAL) / 2 ** 30));
+      if (r0) (cpu.relay ??= []).push((cpuSeconds(relayPid) - r0) / ((2 * TOTAL) / 2 ** 30));
       log(`rep ${rep + 1} ${name.padEnd(16)} 1 stream ${one[name]!.at(-1)!.toFixed(0)} MB/s   ${PARALLEL} streams ${par[name]!.at(-1)!.toFixed(0)} MB/s${pid ? `   tunnel CPU ${cpu[name]!.at(-1)!.toFixed(2)} s/GiB` : ""}`);
     }
   }
   same.proc.kill();
   dflt.proc.kill();
+
+  await tunnels2.close(durable.id);
+
+  // a stream through a durable tunnel across a drop: how long it stalls, and whether every byte
+  // came back (an echo here; only sshd's processes are killed, the relay lives on as on a pool)
+  const echo = createServer((c) => c.pipe(c));
+  await new Promise<void>((r) => echo.listen(0, "127.0.0.1", () => r()));
+  const echoPort = (echo.address() as { port: number }).port;
+  const dt = await tunnels2.open({ target: "pool", kind: "reverse", local_port: echoPort, bind: "loopback", durable: true, owner: "bench" });
+  const stalls: number[] = [];
+  let exact = true;
+  for (let i = 0; i < 3; i++) {
+    const r = await streamAcrossDrop(dt.dial_port, () => sshd.dropConnections());
+    stalls.push(r.stallMs);
+    exact &&= r.exact;
+    // the next drop only after the tunnel is open again
+    const deadline = Date.now() + 60_000;
+    while (tunnels2.list().find((t) => t.id === dt.id)!.state !== "open" && Date.now() < deadline) await sleep(20);
+  }
+  const dtRec = tunnels2.list().find((t) => t.id === dt.id)!;
+  await tunnels2.close(dt.id);
+  echo.close();
 
   // recovery: kill sshd's connections; time until the tunnel is re-forwarded and checked end to end
   const recovers: number[] = [];
@@ -178,6 +255,15 @@ async function main(): Promise<void> {
     parallel_streams: PARALLEL,
     reps: REPS,
     sidecar_mbps: round(median(one.sidecar!)),
+    durable_mbps: round(median(one.sidecar_durable!)),
+    durable_parallel_mbps: round(median(par.sidecar_durable!)),
+    durable_ratio_vs_sidecar: +(median(one.sidecar_durable!) / median(one.sidecar!)).toFixed(2),
+    durable_ratio_vs_openssh: +(median(one.sidecar_durable!) / median(one.openssh!)).toFixed(2),
+    durable_cpu_s_per_gib: +median(cpu.sidecar_durable!).toFixed(2),
+    durable_relay_cpu_s_per_gib: +median(cpu.relay!).toFixed(2),
+    durable_drop_stall_ms: round(median(stalls)),
+    durable_drop_bytes_exact: exact,
+    durable_resumed_connections: dtRec.resumed_connections,
     openssh_mbps: round(median(one.openssh!)),
     openssh_default_mbps: round(median(one.openssh_default!)),
     direct_mbps: round(median(one.direct!)),

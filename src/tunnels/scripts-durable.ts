@@ -392,10 +392,8 @@ class Session(object):
                 self.up.send(b"X")
             self.up.sock.finish()
         if reset:
-            try:
-                self.worker.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
+            # a plain close (FIN), as sshd closes a forwarded connection whose other end failed:
+            # a worker dialling before the interchange listens sees the connection end, not reset
             self.worker.close()
         else:
             self.worker.finish()

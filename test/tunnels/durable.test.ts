@@ -122,20 +122,20 @@ describe("durable streams (relay program against the hub)", () => {
   const links: Link[] = [];
   const hubs: DurableHub[] = [];
   const spliced = { bytes_in: 0, bytes_out: 0, connections: 0, total_connections: 0 };
-  const newHub = (resumeMs = 20_000): DurableHub => {
+  const newHub = (resumeMs = 20_000, service?: number): DurableHub => {
     const hub = new DurableHub({
       resumeMs,
       name: "t",
       onStream: (s) => {
-        const sock = connect({ host: "127.0.0.1", port: echo.port });
+        const sock = connect({ host: "127.0.0.1", port: service ?? echo.port });
         splice(sock, s, spliced);
       },
     });
     hubs.push(hub);
     return hub;
   };
-  const setup = async (opts: { resumeS?: number; pingS?: number; resumeMs?: number } = {}): Promise<{ hub: DurableHub; l: Link; relay: RelayProc }> => {
-    const hub = newHub(opts.resumeMs);
+  const setup = async (opts: { resumeS?: number; pingS?: number; resumeMs?: number; service?: number } = {}): Promise<{ hub: DurableHub; l: Link; relay: RelayProc }> => {
+    const hub = newHub(opts.resumeMs, opts.service);
     const l = await link(hub);
     links.push(l);
     const relay = await startRelay(hub, l.port, root, opts);
@@ -212,6 +212,7 @@ describe("durable streams (relay program against the hub)", () => {
     const s = connect({ host: "127.0.0.1", port: relay.port });
     s.on("error", () => undefined);
     const closed = new Promise<void>((r) => s.on("close", () => r()));
+    s.resume(); // the relay's close is a FIN: it arrives once the socket reads
     s.write("hello");
     expect(await eventually(() => hub.streams.size === 1, 5000)).toBe(true);
     l.refuse(true);
@@ -244,6 +245,26 @@ describe("durable streams (relay program against the hub)", () => {
     expect(hub.controlUp).toBe(true);
     const { readFileSync } = await import("node:fs");
     expect(readFileSync(join(relay.stateDir, "relay.log"), "utf8")).not.toMatch(/error/);
+  });
+
+  it("a service here that refuses: the worker's connection is closed (FIN), not reset, as an ordinary tunnel does", async () => {
+    // Parsl's preflight dials the worker port before the interchange listens
+    const unused = createServer();
+    await new Promise<void>((r) => unused.listen(0, "127.0.0.1", () => r()));
+    const port = (unused.address() as { port: number }).port;
+    await new Promise((r) => unused.close(r));
+    const { hub, relay } = await setup({ service: port });
+    for (let i = 0; i < 20; i++) {
+      const s = connect({ host: "127.0.0.1", port: relay.port });
+      const how = await new Promise<string>((resolve) => {
+        s.on("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+        s.on("end", () => resolve("end"));
+        s.resume();
+      });
+      s.destroy();
+      expect(how).toBe("end");
+    }
+    expect(await eventually(() => hub.streams.size === 0, 5000)).toBe(true);
   });
 
   it("a graceful end travels both ways and leaves nothing behind", async () => {
