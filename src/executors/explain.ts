@@ -51,9 +51,9 @@ export function poolRequirements(r: ResolvedExecutor, local?: Versions): string[
   if (r.provider === "pbspro") req.push("PBS Pro client commands on the head node's PATH: qsub, qstat, qdel.");
   if (r.isLocal) req.push("Ports: the interchange binds 127.0.0.1 here; workers dial it directly.");
   else if (r.provider === "local") {
-    req.push("Ports: none opened by hand. The sidecar picks a free port on the head node's loopback (WORKER_PORT) and carries it to the interchange on 127.0.0.1 here (INTERCHANGE_PORT) through a reverse SSH tunnel.");
+    req.push("Ports: none opened by hand. The sidecar picks a free port on the head node's loopback (WORKER_PORT) and carries it to the interchange on 127.0.0.1 here (INTERCHANGE_PORT) through a reverse SSH tunnel, by way of a small relay (python3, no root) that keeps the workers' connections across a dropped SSH connection.");
   } else {
-    req.push("Ports: none opened by hand. The sidecar runs a small relay on the head node (python3 or POSIX sh, no root) listening on the head node's cluster-side address (DIAL_ADDRESS:WORKER_PORT); compute nodes must be able to reach the head node on that port, which the cluster network usually allows.");
+    req.push("Ports: none opened by hand. The sidecar runs a small relay on the head node (python3, no root) listening on the head node's cluster-side address (DIAL_ADDRESS:WORKER_PORT); it keeps the workers' connections across a dropped SSH connection. Compute nodes must be able to reach the head node on that port, which the cluster network usually allows.");
   }
   return req;
 }
