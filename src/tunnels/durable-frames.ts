@@ -5,7 +5,12 @@
  * any byte after the channel carrying it was cut.
  *
  *   D u32 len, payload   data
- *   A u32 hi, u32 lo     acknowledged: the sender has received this many data bytes in all
+ *   K u32 conn, u32 hi, u32 lo
+ *                        (control channel only) connection `conn` has received this many data
+ *                        bytes in all. Acknowledgements travel on the control channel, which both
+ *                        ends always read: on the data channel they would wait behind data the
+ *                        other end stopped reading (its service is slow), while that service
+ *                        waits for them to write (an echo deadlocks that way)
  *   E                    end of data from the sender (its side closed its write half)
  *   F                    the sender has received the other's E
  *   X                    abort: the sender's side was reset; close without waiting
@@ -15,7 +20,7 @@
 
 export type Frame =
   | { t: "D"; data: Buffer }
-  | { t: "A"; off: number }
+  | { t: "K"; conn: number; off: number }
   | { t: "E" }
   | { t: "F" }
   | { t: "X" }
@@ -35,11 +40,12 @@ export function dataHeader(n: number): Buffer {
   return h;
 }
 
-export function ackFrame(off: number): Buffer {
-  const b = Buffer.allocUnsafe(9);
-  b[0] = 0x41;
-  b.writeUInt32BE(Math.floor(off / 0x1_0000_0000), 1);
-  b.writeUInt32BE(off >>> 0, 5);
+export function ackFrame(conn: number, off: number): Buffer {
+  const b = Buffer.allocUnsafe(13);
+  b[0] = 0x4b;
+  b.writeUInt32BE(conn, 1);
+  b.writeUInt32BE(Math.floor(off / 0x1_0000_0000), 5);
+  b.writeUInt32BE(off >>> 0, 9);
   return b;
 }
 
@@ -69,7 +75,7 @@ export class FrameReader {
       }
       const b = this.head.length > 0 ? Buffer.concat([this.head, buf]) : buf;
       const type = String.fromCharCode(b[0]!);
-      const need = type === "D" ? 5 : type === "A" ? 9 : SINGLE.has(type) ? 1 : -1;
+      const need = type === "D" ? 5 : type === "K" ? 13 : SINGLE.has(type) ? 1 : -1;
       if (need < 0) throw new Error(`unknown frame type 0x${b[0]!.toString(16)}`);
       if (b.length < need) {
         this.head = Buffer.from(b);
@@ -80,8 +86,8 @@ export class FrameReader {
         const n = b.readUInt32BE(1);
         if (n === 0 || n > MAX_DATA_FRAME) throw new Error(`data frame of ${n} bytes (at most ${MAX_DATA_FRAME})`);
         this.dataLeft = n;
-      } else if (type === "A") {
-        on({ t: "A", off: b.readUInt32BE(1) * 0x1_0000_0000 + b.readUInt32BE(5) });
+      } else if (type === "K") {
+        on({ t: "K", conn: b.readUInt32BE(1), off: b.readUInt32BE(5) * 0x1_0000_0000 + b.readUInt32BE(9) });
       } else {
         on({ t: type as "E" });
       }

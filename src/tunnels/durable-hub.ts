@@ -17,7 +17,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../util/logger.js";
-import { FrameReader, single } from "./durable-frames.js";
+import { ackFrame, FrameReader, single } from "./durable-frames.js";
 import { DurableStream } from "./durable-stream.js";
 
 export const HELLO = "PSC-DURABLE/1";
@@ -183,7 +183,7 @@ export class DurableHub {
     if (kind === "ctl") return this.setControl(ch, proof.rest);
     if (mode === "new") {
       if (this.streams.has(connId)) throw new Error(`connection ${connId} is already open`);
-      const s = new DurableStream(connId, this.opts.resumeMs, (gone, err) => this.gone(gone, err));
+      const s = new DurableStream(connId, this.opts.resumeMs, (gone, err) => this.gone(gone, err), (conn, off) => this.ack(conn, off));
       this.streams.set(connId, s);
       s.attach(ch, 0, proof.rest);
       this.opts.onStream(s);
@@ -209,6 +209,13 @@ export class DurableHub {
     }
   }
 
+  /** An acknowledgement to the relay, on the control channel (false when it is down). */
+  private ack(conn: number, off: number): boolean {
+    if (!this.ctl) return false;
+    this.ctl.write(ackFrame(conn, off));
+    return true;
+  }
+
   private setControl(ch: Duplex, rest: Buffer): void {
     const old = this.ctl;
     this.ctl = ch;
@@ -218,6 +225,7 @@ export class DurableHub {
       try {
         reader.push(b, (f) => {
           if (f.t === "P") ch.write(single("Q"));
+          else if (f.t === "K") this.streams.get(String(f.conn))?.acknowledged(f.off);
         });
       } catch {
         ch.destroy();

@@ -6,7 +6,7 @@
  * (the interchange, for Parsl) never sees the cut.
  */
 import { Duplex } from "node:stream";
-import { ackFrame, dataHeader, FrameReader, MAX_DATA_FRAME, single, type Frame } from "./durable-frames.js";
+import { dataHeader, FrameReader, MAX_DATA_FRAME, single, type Frame } from "./durable-frames.js";
 
 /** Unacknowledged bytes after which writes wait (the local side is paused). */
 const HIGH_WATER = 8 * 1024 * 1024;
@@ -46,6 +46,8 @@ export class DurableStream extends Duplex {
     readonly key: string,
     private readonly resumeMs: number,
     private readonly onGone: (s: DurableStream, err: Error | null) => void,
+    /** send an acknowledgement on the control channel; false when it is down */
+    private readonly ackOut: (conn: number, off: number) => boolean,
   ) {
     super({ allowHalfOpen: true, autoDestroy: false });
   }
@@ -147,9 +149,6 @@ export class DurableStream extends Duplex {
         this.scheduleAck();
         return;
       }
-      case "A":
-        this.trim(f.off);
-        return;
       case "E":
         if (this.peerEnded) return;
         this.peerEnded = true;
@@ -170,6 +169,15 @@ export class DurableStream extends Duplex {
         return;
       default:
         return;
+    }
+  }
+
+  /** The relay acknowledged `off` bytes (a K frame on the control channel). */
+  acknowledged(off: number): void {
+    try {
+      this.trim(off);
+    } catch (err) {
+      this.destroy(new Error(`durable stream ${this.key}: ${(err as Error).message}`));
     }
   }
 
@@ -210,8 +218,7 @@ export class DurableStream extends Duplex {
 
   private sendAck(): void {
     if (!this.ch || this.received === this.acked) return;
-    this.ch.write(ackFrame(this.received));
-    this.acked = this.received;
+    if (this.ackOut(Number(this.key), this.received)) this.acked = this.received;
   }
 
   private maybeDone(): void {

@@ -162,9 +162,9 @@ class Frames(object):
                 on("D", bytes(buf[:n]))
                 buf = buf[n:]
                 continue
-            b = self.head + bytes(buf[:9])
+            b = self.head + bytes(buf[:13])
             t = b[:1].decode("latin1")
-            need = {"D": 5, "A": 9}.get(t, 1 if t in "EFXPQS" and t else 0)
+            need = {"D": 5, "K": 13}.get(t, 1 if t in "EFXPQS" and t else 0)
             if not need:
                 raise ValueError("unknown frame type %r" % t)
             if len(b) < need:
@@ -176,9 +176,9 @@ class Frames(object):
                 self.left = struct.unpack(">I", b[1:5])[0]
                 if not 0 < self.left <= MAX_DATA:
                     raise ValueError("data frame of %d bytes" % self.left)
-            elif t == "A":
-                hi, lo = struct.unpack(">II", b[1:9])
-                on("A", hi * 4294967296 + lo)
+            elif t == "K":
+                conn, hi, lo = struct.unpack(">III", b[1:13])
+                on("K", (conn, hi * 4294967296 + lo))
             else:
                 on(t, None)
             buf = buf[used:]
@@ -271,9 +271,13 @@ class Control(object):
         ctl["up"] = ctl["ready"] = None
     def up_gone(self, up):
         self.up_lost(up, "gone")
-    def frame(self, t, _v):
+    def frame(self, t, v):
         ctl["rx_at"] = time.time()
-        if t == "S":
+        if t == "K":
+            s = sessions.get(v[0])
+            if s is not None:
+                s.trim(v[1])
+        elif t == "S":
             log("stop")
             bye(0)
 control = Control()
@@ -347,8 +351,6 @@ class Session(object):
                 self.ack()
             elif self.ack_due is None:
                 self.ack_due = time.time() + ACK_DELAY
-        elif t == "A":
-            self.trim(v)
         elif t == "E":
             if not self.peer_ended:
                 self.peer_ended = True
@@ -366,9 +368,12 @@ class Session(object):
         elif t == "P" and self.up:
             self.up.send(b"Q")
     def ack(self):
+        # on the control channel: on the data channel it could wait behind data the sidecar
+        # stopped reading, while the sidecar waits for it (docs/tunnels.md)
         self.ack_due = None
-        if self.up and self.ready and self.received != self.acked:
-            self.up.send(struct.pack(">BII", 0x41, self.received // 4294967296, self.received % 4294967296))
+        c = ctl.get("ready")
+        if c is not None and self.up and self.ready and self.received != self.acked:
+            c.send(struct.pack(">BIII", 0x4B, self.id, self.received // 4294967296, self.received % 4294967296))
             self.acked = self.received
     def trim(self, off):
         while self.base < off and self.queue:

@@ -177,6 +177,14 @@ describe("tunnels survive", () => {
       expect(dirs.filter((d) => existsSync(d))).toEqual([]);
     });
 
+    it("an echo at full speed both ways does not deadlock (acknowledgements never wait behind data)", { timeout: 90000 }, async () => {
+      const t = await durable.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", durable: true, owner: "t" });
+      const data = pattern(64 << 20);
+      const back = await echoAll("127.0.0.1", t.dial_port, data).done;
+      expect(back.equals(data)).toBe(true);
+      await durable.closeAll();
+    });
+
     it("a hung connection (the session frozen on the pool): the relay finds the link dead by its pings and resumes on the next", { timeout: 90000 }, async () => {
       const t = await durable.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", remote_host: "127.0.0.2", durable: true, owner: "t" });
       const data = pattern(8 << 20);
