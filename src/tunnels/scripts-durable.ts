@@ -23,6 +23,8 @@ secret = binascii.unhexlify(sys.stdin.readline().strip())
 HELLO = "PSC-DURABLE/1"
 MAX_DATA, HIGH, ACK_BYTES, ACK_DELAY = 262144, 8 << 20, 262144, 0.02
 R, W = selectors.EVENT_READ, selectors.EVENT_WRITE
+RBUF = bytearray(262144)
+RVIEW = memoryview(RBUF)
 sel = selectors.DefaultSelector()
 state = os.path.join(root, rid)
 os.makedirs(state, 0o700)
@@ -139,14 +141,16 @@ class Sock(object):
             self.flush()
         if ev & R and not self.closed and self.reading:
             try:
-                data = self.s.recv(262144)
+                n = self.s.recv_into(RBUF)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 self.owner.lost(self)
                 return
-            if data:
-                self.owner.data(self, data)
+            if n:
+                # one buffer for every read (recv(n) would allocate n bytes per call, above
+                # malloc's mmap threshold: a map and unmap for each small message)
+                self.owner.data(self, bytes(RVIEW[:n]))
             else:
                 self.owner.eof(self)
 
