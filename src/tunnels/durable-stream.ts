@@ -219,6 +219,12 @@ export class DurableStream extends Duplex {
   private sendAck(): void {
     if (!this.ch || this.received === this.acked) return;
     if (this.ackOut(Number(this.key), this.received)) this.acked = this.received;
+    // the control channel is down: try again soon (a relay waiting at its limit sends no more
+    // data, so no later data would bring this acknowledgement out)
+    else this.ackTimer ??= setTimeout(() => {
+      this.ackTimer = undefined;
+      this.sendAck();
+    }, 200);
   }
 
   private maybeDone(): void {

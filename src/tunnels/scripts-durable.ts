@@ -375,10 +375,14 @@ class Session(object):
         # on the control channel: on the data channel it could wait behind data the sidecar
         # stopped reading, while the sidecar waits for it (docs/tunnels.md)
         self.ack_due = None
+        if self.received == self.acked or not (self.up and self.ready):
+            return
         c = ctl.get("ready")
-        if c is not None and self.up and self.ready and self.received != self.acked:
-            c.send(struct.pack(">BIII", 0x4B, self.id, self.received // 4294967296, self.received % 4294967296))
-            self.acked = self.received
+        if c is None:
+            self.ack_due = time.time() + 0.2  # the control channel is down: again soon
+            return
+        c.send(struct.pack(">BIII", 0x4B, self.id, self.received // 4294967296, self.received % 4294967296))
+        self.acked = self.received
     def trim(self, off):
         while self.base < off and self.queue:
             head = self.queue[0]
