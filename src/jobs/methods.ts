@@ -1,4 +1,5 @@
 /** The jobs.* RPC methods and the jobs service module the daemon wires in. */
+import { BLOCK_MARK } from "../executors/blocks.js";
 import { z } from "zod";
 import type { DaemonContext, ServiceModule } from "../daemon/module.js";
 import { defineMethod } from "../rpc/registry.js";
@@ -104,7 +105,7 @@ function followBlocks(ctx: DaemonContext, service: JobsService, ownerOf: (blockI
     if (d.state === "running" && d.target && d.pgid) {
       const job = ownerOf(d.id);
       if (!job || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(job) || !service.store.exists(job)) return;
-      const resource: JobResource = { kind: "remote_group", target: d.target, pgid: d.pgid, label: `block ${d.id}` };
+      const resource: JobResource = { kind: "remote_group", target: d.target, pgid: d.pgid, mark: `${BLOCK_MARK}=${d.id}`, label: `block ${d.id}` };
       held.set(d.id, { job, resource });
       service.add(job, resource).catch((err: unknown) => ctx.log.warn({ job, block: d.id, err: (err as Error).message }, "could not add a worker block to its job"));
     } else if (d.state !== "running") {

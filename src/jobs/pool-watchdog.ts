@@ -31,7 +31,7 @@ export function parseDone(target: string, line: string | undefined): RemoteClean
 
 /** Lines that tell a watchdog about a resource (or that it is gone). */
 export function resourceLine(r: JobResource, removed = false): string | undefined {
-  if (r.kind === "remote_group") return `${removed ? "unpg" : "pg"} ${r.pgid}`;
+  if (r.kind === "remote_group") return `${removed ? "unpg" : "pg"} ${r.pgid}${r.mark ? ` ${r.mark}` : ""}`;
   if (r.kind === "scheduler_job") return `${removed ? "unsj" : "sj"} ${r.scheduler} ${r.id}`;
   return undefined;
 }

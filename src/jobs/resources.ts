@@ -13,6 +13,13 @@ export const JobResourceSchema = z.discriminatedUnion("kind", [
     target: z.string().min(1),
     /** process-group id on that host (HostProcess.pgid) */
     pgid: z.number().int().positive(),
+    /**
+     * `NAME=value` every process of the group carries in its environment (a worker block's
+     * `PARSL_SIDECAR_BLOCK=<id>`): the group is signalled only while a process of it carries
+     * this, so a pgid recorded on another login node behind the same pool name, or reused
+     * since, is left alone
+     */
+    mark: z.string().regex(/^[A-Z][A-Z0-9_]*=[A-Za-z0-9_.-]+$/, "NAME=value").optional(),
     label: z.string().optional(),
   }),
   z.object({

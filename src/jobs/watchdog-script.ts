@@ -2,7 +2,12 @@
  * The watchdog sent to each pool a job uses (POSIX sh, run through the SSH layer's spawn/exec;
  * nothing to install). It reads lines on stdin from the sidecar:
  *   `hb`                      heartbeat (the sidecar sends one every min(HEARTBEAT_S, bound/4))
- *   `pg PGID` / `unpg PGID`   a process group of the job on this host (worker pool, relay)
+ *   `pg PGID [MARK]` / `unpg ..` a process group of the job on this host (a worker block); with
+ *                             MARK (`NAME=value`, e.g. PARSL_SIDECAR_BLOCK=<id>) the group is
+ *                             signalled only if a process of it carries MARK in its environment
+ *                             when the cleanup starts (checked where /proc and grep -z exist),
+ *                             so a pgid recorded on another login node behind the same pool
+ *                             name, or reused since, is left alone
  *   `sj SCHED ID` / `unsj ..` a scheduler job (SCHED: slurm or pbspro)
  *   `kill GRACE_MS`           clean up now, print one `done ...` line, exit
  *   `stop`                    exit without cleaning (the sidecar cleaned up itself)
@@ -40,7 +45,19 @@ marked() {
   [ -d /proc/self ] || return 0
   if [ "$gz" = 1 ]; then grep -lsaxzF "PARSL_SIDECAR_JOB=$job" /proc/[0-9]*/environ; else grep -lsaF "PARSL_SIDECAR_JOB=$job" /proc/[0-9]*/environ; fi 2>/dev/null | sed 's#/proc/\([0-9]*\)/environ#\1#'
 }
-groups() { sort -u "$d/pg" 2>/dev/null; }
+# the recorded groups that are the job's here; during a cleanup, those checked when it started
+groups() { if [ -f "$d/pg.ok" ]; then cat "$d/pg.ok"; else sort -u "$d/pg" 2>/dev/null | awk '{ print $1 }' | sort -u; fi; }
+# a group recorded with a marker counts only while one of its processes carries the marker
+verify_groups() {
+  sort -u "$d/pg" 2>/dev/null | while read -r g m; do
+    case $g in ''|*[!0-9]*) continue ;; esac
+    if [ -z "$m" ] || [ "$gz" != 1 ] || ! [ -r /proc/self/environ ]; then echo "$g"; continue; fi
+    for f in $(grep -lzxF -- "$m" /proc/[0-9]*/environ 2>/dev/null); do
+      p=$(echo "$f" | cut -d/ -f3)
+      if [ "$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f3)" = "$g" ]; then echo "$g"; break; fi
+    done
+  done | sort -u
+}
 # live processes of the job: in one of its groups, marked or in a marked one's group, and all their descendants
 targets() {
   [ -d /proc/self ] || { for g in $(groups); do kill -s 0 -- "-$g" 2>/dev/null && echo "-$g"; done; return 0; }
@@ -55,6 +72,7 @@ targets() {
 }
 cleanup() {
   mkdir "$d/cleaning" 2>/dev/null || return 0
+  verify_groups > "$d/pg.ok.$$" && mv -f "$d/pg.ok.$$" "$d/pg.ok"
   ng=$(groups | grep -c .); seen=0; left=0
   for g in $(groups); do kill -s TERM -- "-$g" 2>/dev/null; done
   for p in $(targets); do kill -s TERM -- "$p" 2>/dev/null; kill -s CONT -- "$p" 2>/dev/null; seen=$((seen + 1)); done
@@ -93,8 +111,8 @@ echo "ready $$ $mypg"
 while read -r cmd arg1 arg2; do
   case $cmd in
     hb) beat ;;
-    pg) echo "$arg1" >> "$d/pg" ;;
-    unpg) grep -vx "$arg1" "$d/pg" > "$d/pg.n"; mv "$d/pg.n" "$d/pg" ;;
+    pg) l=$arg1; [ -n "$arg2" ] && l="$arg1 $arg2"; echo "$l" >> "$d/pg" ;;
+    unpg) l=$arg1; [ -n "$arg2" ] && l="$arg1 $arg2"; grep -vx "$l" "$d/pg" > "$d/pg.n"; mv "$d/pg.n" "$d/pg" ;;
     sj) echo "$arg1 $arg2" >> "$d/sj" ;;
     unsj) grep -vx "$arg1 $arg2" "$d/sj" > "$d/sj.n"; mv "$d/sj.n" "$d/sj" ;;
     kill) [ -n "$arg1" ] && grace=$arg1; kill "$checker" 2>/dev/null; cleanup; rm -rf "$d"; exit 0 ;;

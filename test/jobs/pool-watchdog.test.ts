@@ -175,6 +175,46 @@ describe("pool watchdog", () => {
     }
   });
 
+  it("signals a recorded group only while a process of it carries its marker: the same pgid on another login node is left alone", { timeout: 30_000 }, async () => {
+    box = sandbox();
+    const group = (env: Record<string, string>): number => {
+      // detached: its own session and group, pgid = pid; it ignores TERM, as a stubborn worker does
+      const c = spawn("sh", ["-c", "trap '' TERM; sleep 300 & wait"], { detached: true, stdio: "ignore", env: { ...process.env, ...env } });
+      c.unref();
+      started.push(c.pid!);
+      return c.pid!;
+    };
+    const ours = group({ PARSL_SIDECAR_BLOCK: "b-ours" });
+    // recorded by a job whose pool name led to another login node: here that pgid is someone else's
+    const foreign = group({});
+    const legacy = group({ PARSL_SIDECAR_BLOCK: "b-old" });
+    await waitFor("three groups", () => [ours, foreign, legacy].every(alive));
+    const report = await cleanupOnHost(new LocalHost(), "wd-mark", "t1", [
+      { kind: "remote_group", target: "local", pgid: ours, mark: "PARSL_SIDECAR_BLOCK=b-ours" },
+      { kind: "remote_group", target: "local", pgid: foreign, mark: "PARSL_SIDECAR_BLOCK=b-elsewhere" },
+      // recorded before groups carried a marker: signalled as before
+      { kind: "remote_group", target: "local", pgid: legacy },
+    ], 300);
+    expect(report).toMatchObject({ groups: 2, left: 0 });
+    expect(alive(ours)).toBe(false);
+    expect(alive(legacy)).toBe(false);
+    expect(alive(foreign)).toBe(true);
+    // and a live watchdog told about the groups (pg PGID MARK, unpg PGID MARK) does the same
+    const ours2 = group({ PARSL_SIDECAR_BLOCK: "b-ours2" });
+    const gone = group({ PARSL_SIDECAR_BLOCK: "b-gone" });
+    await waitFor("two more groups", () => [ours2, gone].every(alive));
+    const wd = await PoolWatchdog.start(new LocalHost(), "wd-mark2", { run: "t1", boundS: 30, graceMs: 300 });
+    watchdogs.push(wd);
+    wd.add({ kind: "remote_group", target: "local", pgid: ours2, mark: "PARSL_SIDECAR_BLOCK=b-ours2" });
+    wd.add({ kind: "remote_group", target: "local", pgid: foreign, mark: "PARSL_SIDECAR_BLOCK=b-elsewhere" });
+    wd.add({ kind: "remote_group", target: "local", pgid: gone, mark: "PARSL_SIDECAR_BLOCK=b-gone" });
+    wd.remove({ kind: "remote_group", target: "local", pgid: gone, mark: "PARSL_SIDECAR_BLOCK=b-gone" });
+    expect(await wd.kill(300)).toMatchObject({ groups: 1, left: 0 });
+    expect(alive(ours2)).toBe(false);
+    expect(alive(foreign)).toBe(true);
+    expect(alive(gone)).toBe(true); // removed from the watchdog before the kill
+  });
+
   it("cleans up from a record over one exec when no watchdog runs", { timeout: 30_000 }, async () => {
     box = sandbox();
     const { pgid, pids } = await startWorkers(box, "wd-once");
