@@ -6,7 +6,7 @@
  * MB/s is 10^6 bytes per second. The last line of stdout is one JSON object.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { createInterface } from "node:readline";
@@ -18,6 +18,7 @@ import { TunnelManager } from "../src/tunnels/manager.js";
 import { stopAll } from "../test/testbed/registry.js";
 import { sshdEntry, writeSshConfig } from "../test/testbed/ssh-config.js";
 import { startSshd, type Sshd } from "../test/testbed/sshd.js";
+import { echoAll, echoServer, pattern } from "../test/tunnels/helpers.js";
 
 const quick = process.argv.includes("--quick");
 const TOTAL = quick ? 128 << 20 : 1 << 30;
@@ -97,49 +98,29 @@ async function opensshTunnel(sshd: Sshd, sinkPort: number, extra: string[]): Pro
  * Echo 64 MiB through `port`, calling `drop` once 16 MiB have come back; resolves with the
  * longest gap between echoed chunks after the drop and whether every byte came back in order.
  */
-function streamAcrossDrop(port: number, drop: () => Promise<unknown>): Promise<{ stallMs: number; exact: boolean }> {
-  const total = 64 << 20;
-  const data = Buffer.alloc(total);
-  for (let i = 0; i < total; i += 4) data.writeUInt32LE(i, i);
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: "127.0.0.1", port });
-    let got = 0;
-    let exact = true;
-    let droppedAt = 0;
-    let last = 0;
-    let stall = 0;
-    const timer = setTimeout(() => reject(new Error(`stream across a drop: ${got} of ${total} bytes after 120 s`)), 120_000);
-    s.on("data", (b: Buffer) => {
-      const now = performance.now();
-      if (droppedAt && last) stall = Math.max(stall, now - last);
-      last = now;
-      exact &&= b.equals(data.subarray(got, got + b.length));
-      got += b.length;
-      if (!droppedAt && got >= 16 << 20) {
-        droppedAt = now;
-        void drop();
-      }
-      if (got >= total) {
-        clearTimeout(timer);
-        s.destroy();
-        resolve({ stallMs: stall, exact });
-      }
-    });
-    s.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    let off = 0;
-    const pump = (): void => {
-      while (off < total) {
-        const part = data.subarray(off, off + (256 << 10));
-        off += part.length;
-        if (!s.write(part)) return;
-      }
-    };
-    s.on("connect", pump);
-    s.on("drain", pump);
+async function streamAcrossDrop(port: number, drop: () => Promise<unknown>): Promise<{ stallMs: number; exact: boolean }> {
+  const data = pattern(64 << 20);
+  let droppedAt = 0;
+  let last = 0;
+  let stall = 0;
+  const run = echoAll("127.0.0.1", port, data, (n) => {
+    const now = performance.now();
+    if (droppedAt) stall = Math.max(stall, now - last);
+    last = now;
+    if (!droppedAt && n >= 16 << 20) {
+      droppedAt = now;
+      void drop();
+    }
   });
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      run.socket.destroy();
+      reject(new Error("stream across a drop: not all of it back after 120 s"));
+    }, 120_000);
+  });
+  const back = await Promise.race([run.done, timeout]).finally(() => clearTimeout(timer));
+  return { stallMs: stall, exact: back.equals(data) };
 }
 
 async function main(): Promise<void> {
@@ -201,10 +182,8 @@ async function main(): Promise<void> {
 
   // a stream through a durable tunnel across a drop: how long it stalls, and whether every byte
   // came back (an echo here; only sshd's processes are killed, the relay lives on as on a pool)
-  const echo = createServer((c) => c.pipe(c));
-  await new Promise<void>((r) => echo.listen(0, "127.0.0.1", () => r()));
-  const echoPort = (echo.address() as { port: number }).port;
-  const dt = await tunnels2.open({ target: "pool", kind: "reverse", local_port: echoPort, bind: "loopback", durable: true, owner: "bench" });
+  const echo = await echoServer();
+  const dt = await tunnels2.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", durable: true, owner: "bench" });
   const stalls: number[] = [];
   let exact = true;
   for (let i = 0; i < 3; i++) {
@@ -217,7 +196,7 @@ async function main(): Promise<void> {
   }
   const dtRec = tunnels2.list().find((t) => t.id === dt.id)!;
   await tunnels2.close(dt.id);
-  echo.close();
+  await echo.close();
 
   // recovery: kill sshd's connections; time until the tunnel is re-forwarded and checked end to end
   const recovers: number[] = [];

@@ -1,6 +1,6 @@
 /** The jobs.* RPC methods and the jobs service module the daemon wires in. */
-import { BLOCK_MARK } from "../executors/blocks.js";
 import { z } from "zod";
+import { BLOCK_MARK } from "../executors/blocks.js";
 import type { DaemonContext, ServiceModule } from "../daemon/module.js";
 import { defineMethod } from "../rpc/registry.js";
 import type { HostPool } from "../ssh/host.js";

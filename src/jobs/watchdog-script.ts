@@ -46,7 +46,7 @@ marked() {
   if [ "$gz" = 1 ]; then grep -lsaxzF "PARSL_SIDECAR_JOB=$job" /proc/[0-9]*/environ; else grep -lsaF "PARSL_SIDECAR_JOB=$job" /proc/[0-9]*/environ; fi 2>/dev/null | sed 's#/proc/\([0-9]*\)/environ#\1#'
 }
 # the recorded groups that are the job's here; during a cleanup, those checked when it started
-groups() { if [ -f "$d/pg.ok" ]; then cat "$d/pg.ok"; else sort -u "$d/pg" 2>/dev/null | awk '{ print $1 }' | sort -u; fi; }
+groups() { if [ -f "$d/pg.ok" ]; then cat "$d/pg.ok"; else awk '{ print $1 }' "$d/pg" 2>/dev/null | sort -u; fi; }
 # a group recorded with a marker counts only while one of its processes carries the marker
 verify_groups() {
   sort -u "$d/pg" 2>/dev/null | while read -r g m; do

@@ -196,7 +196,6 @@ export class DurableHub {
     }
     const offered = Number(reply.split(" ")[1]);
     s.attach(ch, peerReceived, proof.rest, s.received - offered);
-    s.resumes++;
     this.resumed++;
     this.opts.log?.info({ tunnel: this.opts.name, conn: connId, at: peerReceived, sent_again: s.unacked }, `tunnel ${this.opts.name}: connection ${connId} resumed after the cut`);
   }

@@ -37,9 +37,6 @@ export class DurableStream extends Duplex {
   private skip = 0;
   private ackTimer: NodeJS.Timeout | undefined;
   private expiry: NodeJS.Timeout | undefined;
-  /** times its channel was cut, and times it resumed on a new one */
-  cuts = 0;
-  resumes = 0;
 
   constructor(
     /** the relay's name for the connection */
@@ -50,10 +47,6 @@ export class DurableStream extends Duplex {
     private readonly ackOut: (conn: number, off: number) => boolean,
   ) {
     super({ allowHalfOpen: true, autoDestroy: false });
-  }
-
-  get attached(): boolean {
-    return this.ch !== undefined;
   }
 
   /** bytes written here that the relay has not acknowledged yet */
@@ -115,7 +108,6 @@ export class DurableStream extends Duplex {
   private detach(ch: Duplex): void {
     if (this.ch !== ch) return;
     this.release(ch);
-    this.cuts++;
     if (!this.destroyed && this.expiry === undefined) {
       this.expiry = setTimeout(() => this.destroy(new Error(`not resumed within ${Math.round(this.resumeMs / 1000)} s of the cut`)), this.resumeMs);
     }

@@ -56,56 +56,48 @@ async function groupOf(proc: HostProcess): Promise<number | null> {
 }
 
 /**
+ * Spawn a relay program and read its `LISTEN host port` line; `stop` ends it (after `beforeStop`)
+ * with EOF on stdin and TERM to its group. A refused bind is a TUNNEL_FAILED whose data says
+ * `bind_failed`.
+ */
+async function launch(lease: SshLease, command: string, what: string, listen: { host: string; port: number; bindWaitS: number }, opts: { stdin?: string; beforeStop?: () => void } = {}): Promise<Omit<Relay, "interpreter">> {
+  const proc = await lease.spawn(command);
+  if (opts.stdin !== undefined) proc.stdin.end(opts.stdin);
+  const line = await firstLine(proc, 15_000 + listen.bindWaitS * 1000);
+  const m = /^LISTEN (\S+) (\d+)$/.exec(line.trim());
+  const pgid = await groupOf(proc);
+  const stop = async (): Promise<void> => {
+    opts.beforeStop?.();
+    if (!proc.stdin.writableEnded) proc.stdin.end();
+    if (pgid !== null) await proc.kill("SIGTERM").catch(() => undefined);
+    await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 3000))]);
+  };
+  if (!m) {
+    await stop();
+    throw new SidecarError("TUNNEL_FAILED", `The ${what} on \`${lease.target}\` could not listen on ${listen.host}:${listen.port}: ${line.replace(/^ERROR /, "")}`, {
+      data: { target: lease.target, listen: `${listen.host}:${listen.port}`, bind_failed: /^ERROR bind/.test(line) },
+    });
+  }
+  return { listenHost: listen.host, port: Number(m[2]), pgid, proc, stop };
+}
+
+/**
  * Start a durable relay (scripts-durable.ts) and wait until it has reached `hub` through the
  * forwarded port (its control channel). Its secret goes on stdin.
  */
 export async function startDurableRelay(lease: SshLease, args: DurableRelayArgs, secret: Buffer, hub: DurableHub): Promise<Relay> {
-  const proc = await lease.spawn(durableRelayCommand(args));
-  proc.stdin.end(`${secret.toString("hex")}\n`);
-  const line = await firstLine(proc, 15_000 + args.bindWaitS * 1000);
-  const m = /^LISTEN (\S+) (\d+)$/.exec(line.trim());
-  const pgid = await groupOf(proc);
-  const stop = async (): Promise<void> => {
-    hub.stopRelay();
-    if (pgid !== null) await proc.kill("SIGTERM").catch(() => undefined);
-    await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 3000))]);
-  };
-  if (!m) {
-    await stop();
-    throw new SidecarError("TUNNEL_FAILED", `The durable relay on \`${lease.target}\` could not listen on ${args.listenHost}:${args.listenPort}: ${line.replace(/^ERROR /, "")}`, {
-      data: { target: lease.target, listen: `${args.listenHost}:${args.listenPort}`, bind_failed: /^ERROR bind/.test(line) },
-    });
-  }
+  const relay = await launch(lease, durableRelayCommand(args), "durable relay", { host: args.listenHost, port: args.listenPort, bindWaitS: args.bindWaitS }, { stdin: `${secret.toString("hex")}\n`, beforeStop: () => hub.stopRelay() });
   if (!(await hub.waitControl(15_000))) {
-    await stop();
+    await relay.stop();
     throw new SidecarError("TUNNEL_FAILED", `The durable relay on \`${lease.target}\` started but did not reach the sidecar through the forwarded port 127.0.0.1:${args.upstreamPort} within 15 s (its log: ~/.parsl-sidecar/relays/${args.relayId}/relay.log while it runs)`, {
       data: { target: lease.target },
     });
   }
-  return { interpreter: args.python, listenHost: args.listenHost, port: Number(m[2]), pgid, proc, stop };
+  return { interpreter: args.python, ...relay };
 }
 
 /** Start a relay on `listenHost:wantPort` (0 = any) forwarding to 127.0.0.1:`targetPort`. */
 export async function startRelay(lease: SshLease, python: string, listenHost: string, wantPort: number, targetPort: number, bindWaitS: number): Promise<Relay> {
-  const proc = await lease.spawn(relayCommand(python, listenHost, wantPort, targetPort, bindWaitS));
-  const line = await firstLine(proc, 15_000 + bindWaitS * 1000);
-  const m = /^LISTEN (\S+) (\d+)$/.exec(line.trim());
-  let pgid: number | null = null;
-  try {
-    pgid = await Promise.race([proc.pgid, new Promise<number>((_, rej) => setTimeout(() => rej(new Error("no pgid")), 2000))]);
-  } catch {
-    pgid = null;
-  }
-  const stop = async (): Promise<void> => {
-    proc.stdin.end();
-    if (pgid !== null) await proc.kill("SIGTERM").catch(() => undefined);
-    await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 3000))]);
-  };
-  if (!m) {
-    await stop();
-    throw new SidecarError("TUNNEL_FAILED", `The relay on \`${lease.target}\` could not listen on ${listenHost}:${wantPort}: ${line.replace(/^ERROR /, "")}`, {
-      data: { target: lease.target, listen: `${listenHost}:${wantPort}`, bind_failed: /^ERROR bind/.test(line) },
-    });
-  }
-  return { interpreter: python, listenHost, port: Number(m[2]), pgid, proc, stop };
+  const relay = await launch(lease, relayCommand(python, listenHost, wantPort, targetPort, bindWaitS), "relay", { host: listenHost, port: wantPort, bindWaitS });
+  return { interpreter: python, ...relay };
 }

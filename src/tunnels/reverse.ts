@@ -119,11 +119,7 @@ export class ReverseTunnel extends TunnelBase {
       port = await this.rebind(client, port, wantRemote);
     }
     if (opening && cluster) {
-      const info = parseLines((await lease.exec(inspectCommand(port), { timeoutMs: 20_000 })).stdout);
-      this.python = info.PYTHON || undefined;
-      const addrs = (info.ADDRS ?? "").split(/\s+/).filter((a) => a && !a.startsWith("127."));
-      const hostAddr = info.HOSTADDR && !info.HOSTADDR.startsWith("127.") ? info.HOSTADDR : undefined;
-      this.rec.dial_hosts = [...new Set([...(hostAddr ? [hostAddr] : []), ...addrs])];
+      const info = await this.inspect(lease, true, port);
       const listeners = (info.LISTENERS ?? "").split(/\s+/).filter(Boolean);
       const gateway = listeners.some((a) => WILDCARDS.has(a) || (a === this.bindAddr && a !== "127.0.0.1" && a !== "::1"));
       if (gateway) this.rec.reach = "gateway";
@@ -150,15 +146,24 @@ export class ReverseTunnel extends TunnelBase {
     }
   }
 
+  /**
+   * What the pool has: its python3 (for a relay) and, for a tunnel compute nodes dial
+   * (`cluster`), its non-loopback addresses, the head node's own first (`dial_hosts`); with a
+   * port, also what listens on it.
+   */
+  private async inspect(lease: NonNullable<typeof this.lease>, cluster: boolean, port?: number): Promise<Record<string, string>> {
+    const info = parseLines((await lease.exec(inspectCommand(port), { timeoutMs: 20_000 })).stdout);
+    this.python = info.PYTHON || undefined;
+    if (!cluster) return info;
+    const addrs = (info.ADDRS ?? "").split(/\s+/).filter((a) => a && !a.startsWith("127."));
+    const hostAddr = info.HOSTADDR && !info.HOSTADDR.startsWith("127.") ? info.HOSTADDR : undefined;
+    this.rec.dial_hosts = [...new Set([...(hostAddr ? [hostAddr] : []), ...addrs])];
+    return info;
+  }
+
   /** Durable tunnels need python3 on the pool for their relay; without one the tunnel is an ordinary one (said in the log and the record). */
   private async findPython(lease: NonNullable<typeof this.lease>, cluster: boolean): Promise<void> {
-    const info = parseLines((await lease.exec(inspectCommand(), { timeoutMs: 20_000 })).stdout);
-    this.python = info.PYTHON || undefined;
-    if (cluster) {
-      const addrs = (info.ADDRS ?? "").split(/\s+/).filter((a) => a && !a.startsWith("127."));
-      const hostAddr = info.HOSTADDR && !info.HOSTADDR.startsWith("127.") ? info.HOSTADDR : undefined;
-      this.rec.dial_hosts = [...new Set([...(hostAddr ? [hostAddr] : []), ...addrs])];
-    }
+    await this.inspect(lease, cluster);
     if (!this.python) {
       this.hub = undefined;
       this.rec.durable = false;
@@ -210,6 +215,15 @@ export class ReverseTunnel extends TunnelBase {
     const keys = this.hub!.newRelay();
     const t = this.durableTimes;
     const start = (port: number, waitS: number): Promise<Relay> => startDurableRelay(this.lease!, { python: this.python!, listenHost: host, listenPort: port, bindWaitS: waitS, upstreamPort: this.rec.remote_port, resumeS: t.resumeS, pingS: t.pingS, relayId: keys.id }, keys.secret, this.hub!);
+    if (await this.placeRelay(host, wantDial, start)) this.watchControl();
+  }
+
+  /**
+   * Start a relay on `host`, on `wantDial` if it can be had within 3 s (0: any port), else on any
+   * port (reported as a moved port); it becomes the tunnel's relay and what workers dial.
+   * Undefined when the tunnel closed meanwhile (the relay is stopped again).
+   */
+  private async placeRelay(host: string, wantDial: number, start: (port: number, waitS: number) => Promise<Relay>): Promise<Relay | undefined> {
     let relay: Relay;
     try {
       relay = await start(wantDial, wantDial ? 3 : 0);
@@ -219,15 +233,14 @@ export class ReverseTunnel extends TunnelBase {
     }
     if (this.closing) {
       await relay.stop();
-      return;
+      return undefined;
     }
     this.relay = relay;
-    const prevDial = this.rec.state === "opening" ? wantDial : this.rec.dial_port;
-    this.portChanged("dial_port", prevDial, relay.port, "the port was still held on the pool");
+    this.portChanged("dial_port", wantDial, relay.port, "the port was still held on the pool");
     this.rec.dial_port = relay.port;
     this.rec.dial_host = host === "0.0.0.0" ? (this.rec.dial_hosts[0] ?? "127.0.0.1") : host;
     this.rec.relay = { interpreter: relay.interpreter, pgid: relay.pgid, listen: `${host}:${relay.port}` };
-    this.watchControl();
+    return relay;
   }
 
   /** End a relay that is gone or stuck (only if its command line still names it), and start another; its connections are lost. */
@@ -316,22 +329,8 @@ export class ReverseTunnel extends TunnelBase {
 
   private async startRelay(wantDial: number): Promise<void> {
     const host = WILDCARDS.has(this.bindAddr) ? "0.0.0.0" : this.bindAddr;
-    let relay: Relay;
-    try {
-      relay = await startRelay(this.lease!, this.python!, host, wantDial, this.rec.remote_port, wantDial ? 3 : 0);
-    } catch (err) {
-      if (!wantDial || !(err instanceof SidecarError) || !err.data?.bind_failed) throw err;
-      relay = await startRelay(this.lease!, this.python!, host, 0, this.rec.remote_port, 0);
-    }
-    if (this.closing) {
-      await relay.stop();
-      return;
-    }
-    this.relay = relay;
-    this.portChanged("dial_port", wantDial, relay.port, "the port was still held on the pool");
-    this.rec.dial_port = relay.port;
-    this.rec.dial_host = host === "0.0.0.0" ? (this.rec.dial_hosts[0] ?? "127.0.0.1") : host;
-    this.rec.relay = { interpreter: relay.interpreter, pgid: relay.pgid, listen: `${host}:${relay.port}` };
+    const relay = await this.placeRelay(host, wantDial, (port, waitS) => startRelay(this.lease!, this.python!, host, port, this.rec.remote_port, waitS));
+    if (!relay) return;
     void relay.proc.exited.then(() => {
       if (this.relay === relay && this.rec.state === "open" && !this.closing) {
         this.rec.error = "the relay on the pool exited";
@@ -447,7 +446,6 @@ export class ReverseTunnel extends TunnelBase {
     const client = this.client;
     this.unroute?.();
     clearInterval(this.ctlWatch);
-    this.hub?.stopRelay();
     if (client && this.rec.remote_port) await unforwardIn(client, this.bindAddr, this.rec.remote_port);
     await this.relay?.stop();
     this.relay = undefined;

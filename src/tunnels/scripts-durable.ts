@@ -10,6 +10,7 @@
  * the program travels on its command line; the secret comes on stdin.
  */
 import { shellQuote } from "../ssh/host.js";
+import { BIND_PY } from "./scripts.js";
 
 /**
  * argv: listen_host listen_port bind_wait_s upstream_port state_root resume_s ping_s relay_id.
@@ -411,8 +412,6 @@ class Session(object):
         else:
             self.worker.finish()
     # worker socket events (and the upstream's Sock calls up_* through Upstream)
-    def connected(self, _s):
-        pass
     def data(self, _s, data):
         self.queue.append(data)
         self.sent += len(data)
@@ -437,8 +436,6 @@ class Session(object):
 class Listener(object):
     def __init__(self, s):
         self.sock = Sock(s, self)
-    def data(self, *_a):
-        pass
     def ready_accept(self):
         while True:
             try:
@@ -450,20 +447,8 @@ class Listener(object):
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             Session(c)
 
-srv = socket.socket(socket.AF_INET6 if ":" in lh else socket.AF_INET, socket.SOCK_STREAM)
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-deadline = time.time() + wait
-while True:
-    try:
-        srv.bind((lh, lp))
-        break
-    except OSError as e:
-        if time.time() >= deadline:
-            sys.stdout.write("ERROR bind %s:%d: %s\n" % (lh, lp, e))
-            sys.stdout.flush()
-            bye(3)
-        time.sleep(0.1)
-srv.listen(128)
+bind_failed = bye
+${BIND_PY}
 listener = Listener(srv)
 sys.stdout.write("LISTEN " + lh + " " + str(srv.getsockname()[1]) + "\n")
 sys.stdout.flush()

@@ -12,15 +12,11 @@ export const CHECK_PREFIX = "PSC-CHECK ";
 export const FIND_PYTHON = `for p in python3 python; do if command -v $p >/dev/null 2>&1 && $p -c 'import sys; sys.exit(sys.version_info < (3, 4))' >/dev/null 2>&1; then echo $p; break; fi; done`;
 
 /**
- * argv: listen_host listen_port target_host target_port bind_wait_s. Prints `LISTEN host port`
- * (or `ERROR ...`), forwards every connection to the target, and exits when stdin closes.
+ * Python, shared by both relays: bind `srv` to (lh, lp), retrying for `wait` s while the port is
+ * still held (by the relay a dropped connection left); on failure print `ERROR bind ...` and
+ * call `bind_failed(3)`, which the program defines.
  */
-const RELAY_PY = String.raw`
-import os, socket, sys, threading, time
-lh, lp, th, tp, wait = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
-def say(s):
-    sys.stdout.write(s + "\n")
-    sys.stdout.flush()
+export const BIND_PY = String.raw`
 srv = socket.socket(socket.AF_INET6 if ":" in lh else socket.AF_INET, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 deadline = time.time() + wait
@@ -30,10 +26,25 @@ while True:
         break
     except OSError as e:
         if time.time() >= deadline:
-            say("ERROR bind %s:%d: %s" % (lh, lp, e))
-            sys.exit(3)
+            sys.stdout.write("ERROR bind %s:%d: %s\n" % (lh, lp, e))
+            sys.stdout.flush()
+            bind_failed(3)
         time.sleep(0.1)
 srv.listen(128)
+`;
+
+/**
+ * argv: listen_host listen_port target_host target_port bind_wait_s. Prints `LISTEN host port`
+ * (or `ERROR ...`), forwards every connection to the target, and exits when stdin closes.
+ */
+const RELAY_PY = String.raw`
+import os, socket, sys, threading, time
+lh, lp, th, tp, wait = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+def say(s):
+    sys.stdout.write(s + "\n")
+    sys.stdout.flush()
+bind_failed = sys.exit
+${BIND_PY}
 say("LISTEN %s %d" % (lh, srv.getsockname()[1]))
 def watch():
     try:

@@ -4,7 +4,7 @@
 // Every byte through a cut connection must arrive once, in order. The same relay over real sshd:
 // reconnect.test.ts.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -169,7 +169,6 @@ describe("durable streams (relay program against the hub)", () => {
     const r = await roundTrip("127.0.0.1", relay.port);
     expect(r.got.equals(r.sent)).toBe(true);
     expect(existsSync(join(relay.stateDir, "port"))).toBe(true);
-    const { statSync } = await import("node:fs");
     expect(statSync(relay.stateDir).mode & 0o777).toBe(0o700);
   });
 
@@ -252,7 +251,6 @@ describe("durable streams (relay program against the hub)", () => {
     expect(await eventually(() => hub.streams.size === 0, 10_000)).toBe(true);
     // the relay lived through all of it, and logged no error
     expect(hub.controlUp).toBe(true);
-    const { readFileSync } = await import("node:fs");
     expect(readFileSync(join(relay.stateDir, "relay.log"), "utf8")).not.toMatch(/error/);
   });
 

@@ -19,6 +19,27 @@ import { echoAll, echoServer, pattern, roundTrip, streamUntilBroken, type Echo }
 
 stopAllAfterAll();
 
+/** Whether a process lives (a zombie does not). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/^[^)]*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+/** Send each of `pids` a signal; those gone already are skipped. */
+function signalAll(pids: number[], ...signals: NodeJS.Signals[]): void {
+  for (const k of pids) {
+    try {
+      for (const s of signals) process.kill(k, s);
+    } catch {
+      // gone
+    }
+  }
+}
+
 /** Reconnect bound used in these tests: keepalive 1 s x 2, backoff 50..500 ms (docs/tunnels.md). */
 const BOUND_MS = 15000;
 
@@ -90,13 +111,7 @@ describe("tunnels survive", () => {
     // the session processes (sshd's per-connection child and the relay under it) stop answering
     // but stay alive, holding the listeners: what a dropped network looks like from the pool
     const kids = childrenTree(sshd.pid);
-    for (const k of kids) {
-      try {
-        process.kill(k, "SIGSTOP");
-      } catch {
-        // gone
-      }
-    }
+    signalAll(kids, "SIGSTOP");
     try {
       expect(await reopened(t.id, 1)).toBe(true);
       expect(await reopened(loop.id, 1)).toBe(true);
@@ -108,16 +123,9 @@ describe("tunnels survive", () => {
       expect((await roundTrip("127.0.0.2", t.dial_port)).got.length).toBe(64 * 1024);
       expect((await roundTrip(loop.dial_host, loop.dial_port)).got.length).toBe(64 * 1024);
       // the stopped processes were ended by the tunnel, not by this test
-      expect(kids.filter((k) => { try { process.kill(k, 0); return readFileSync(`/proc/${k}/stat`, "utf8").split(") ")[1]![0] !== "Z"; } catch { return false; } })).toEqual([]);
+      expect(kids.filter(alive)).toEqual([]);
     } finally {
-      for (const k of kids) {
-        try {
-          process.kill(k, "SIGKILL");
-          process.kill(k, "SIGCONT");
-        } catch {
-          // gone
-        }
-      }
+      signalAll(kids, "SIGKILL", "SIGCONT");
     }
     await tunnels.closeAll();
   });
@@ -131,14 +139,6 @@ describe("tunnels survive", () => {
       await durable?.closeAll();
     }, 30000);
     const drec = (id: string): TunnelRecord => durable.list().find((t) => t.id === id)!;
-    const alive = (pid: number): boolean => {
-      try {
-        process.kill(pid, 0);
-        return !/^[^)]*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-      } catch {
-        return false;
-      }
-    };
     const relayDir = (t: TunnelRecord): string => {
       const id = readFileSync(`/proc/${t.relay!.pgid}/cmdline`, "utf8").split("\0").filter(Boolean).at(-1)!;
       return join(homedir(), ".parsl-sidecar", "relays", id);
@@ -203,14 +203,7 @@ describe("tunnels survive", () => {
         expect(drec(t.id)).toMatchObject({ dial_port: t.dial_port, cut_in_flight: 0, relay: { pgid: t.relay!.pgid } });
         expect(drec(t.id).resumed_connections).toBeGreaterThanOrEqual(1);
       } finally {
-        for (const k of sessions) {
-          try {
-            process.kill(k, "SIGKILL");
-            process.kill(k, "SIGCONT");
-          } catch {
-            // ended by the tunnel
-          }
-        }
+        signalAll(sessions, "SIGKILL", "SIGCONT"); // most were ended by the tunnel
       }
       await durable.closeAll();
     });
