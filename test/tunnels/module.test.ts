@@ -55,6 +55,8 @@ describe("tunnels RPC and CLI", () => {
     await expect(client.call("tunnels.open", { target: "pool", kind: "reverse", remote_port: 70000 })).rejects.toMatchObject({ code: "INVALID_PARAMS", message: expect.stringContaining("remote_port") });
     await expect(client.call("tunnels.open", { target: "pool", kind: "reverse", local_port: 0 })).rejects.toMatchObject({ code: "INVALID_PARAMS", message: expect.stringContaining("local_port") });
     await expect(client.call("tunnels.open", { target: "pool", kind: "local" })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringContaining("remote_port") });
+    await expect(client.call("tunnels.open", { target: "pool", kind: "local", remote_port: 22, durable: true })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringContaining("`durable` is for reverse tunnels") });
+    await expect(client.call("tunnels.open", { target: "pool", kind: "reverse", durable: "yes" })).rejects.toMatchObject({ code: "INVALID_PARAMS", message: expect.stringContaining("durable") });
     await expect(client.call("tunnels.open", { target: "bad@", kind: "reverse" })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
     await expect(client.call("tunnels.open", { target: "unknown-alias-q", kind: "reverse" })).rejects.toMatchObject({ code: "SSH_CONFIG" });
     await expect(client.call("tunnels.open", { target: "local", kind: "reverse" })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringContaining("ssh target") });
