@@ -16,6 +16,8 @@ export interface RemoteCleanup {
   slurm: number;
   pbspro: number;
   left: number;
+  /** What would not die, as `pid:command:state:group` (a few at most); absent when none. */
+  survivors?: string[];
   error?: string;
 }
 
@@ -24,7 +26,8 @@ export function parseDone(target: string, line: string | undefined): RemoteClean
   if (!line?.startsWith("done ")) return { ...out, error: `the watchdog did not report (${line ?? "no output"})` };
   for (const kv of line.slice(5).split(" ")) {
     const [k, v] = kv.split("=");
-    if (k && k in out && k !== "target") (out as unknown as Record<string, number>)[k] = Number(v);
+    if (k === "survivors" && v) out.survivors = v.split(",");
+    else if (k && k in out && k !== "target") (out as unknown as Record<string, number>)[k] = Number(v);
   }
   return out;
 }

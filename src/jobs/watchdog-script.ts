@@ -58,17 +58,18 @@ verify_groups() {
     done
   done | sort -u
 }
-# live processes of the job: in one of its groups, marked or in a marked one's group, and all their descendants
+# live processes of the job: in one of its groups, marked or in a marked one's group, and all their
+# descendants; one already exiting (PF_EXITING in its flags, a SIGKILL taken) is as good as gone
 targets() {
   [ -d /proc/self ] || { for g in $(groups); do kill -s 0 -- "-$g" 2>/dev/null && echo "-$g"; done; return 0; }
   cat /proc/[0-9]*/stat 2>/dev/null | awk -v groups="$(groups | tr '\n' ' ')" -v marked="$(marked | tr '\n' ' ')" -v mypg="$mypg" '
     BEGIN { n = split(groups, g, " "); for (i = 1; i <= n; i++) G[g[i]] = 1; n = split(marked, m, " "); for (i = 1; i <= n; i++) M[m[i]] = 1 }
     { s = $0; p = 0; r = s; while ((k = index(r, ")")) > 0) { p += k; r = substr(r, k + 1) }
-      split(substr(s, p + 2), f, " "); pid = s + 0; st[pid] = f[1]; pp[pid] = f[2]; pg[pid] = f[3] }
+      split(substr(s, p + 2), f, " "); pid = s + 0; st[pid] = f[1]; pp[pid] = f[2]; pg[pid] = f[3]; ex[pid] = int(f[7] / 4) % 2 }
     END { for (pid in M) if ((pid in pg) && pg[pid] != mypg && pg[pid] > 1) G[pg[pid]] = 1
           for (pid in st) if (pg[pid] != mypg && ((pg[pid] in G) || (pid in M))) T[pid] = 1
           do { more = 0; for (pid in st) if (!(pid in T) && (pp[pid] in T) && pg[pid] != mypg) { T[pid] = 1; more = 1 } } while (more)
-          for (pid in T) if (st[pid] != "Z" && st[pid] != "X" && pid > 1) print pid }'
+          for (pid in T) if (st[pid] != "Z" && st[pid] != "X" && !ex[pid] && pid > 1) print pid }'
 }
 cleanup() {
   mkdir "$d/cleaning" 2>/dev/null || return 0
@@ -89,8 +90,14 @@ cleanup() {
     for p in $live; do kill -s KILL -- "$p" 2>/dev/null; done
     nap 0.1; r=$((r + 1))
   done
-  left=$(targets | grep -c .)
-  echo "done groups=$ng processes=$seen slurm=$ns pbspro=$nq left=$left"
+  live=$(targets); left=$(echo "$live" | grep -c .); surv=
+  # name what would not die (pid:command:state:group), a few at most
+  for p in $(echo "$live" | head -n 5); do
+    s=$(sed -n 's/^[0-9]* (\(.*\)) \([A-Za-z]\) [0-9]* \([0-9]*\) .*/\1:\2:\3/p' "/proc/$p/stat" 2>/dev/null | tr -c 'A-Za-z0-9:._\n-' '_')
+    [ -n "$s" ] || continue; [ -n "$surv" ] && surv="$surv,"; surv="$surv$p:$s"
+  done
+  [ -n "$surv" ] && surv=" survivors=$surv"
+  echo "done groups=$ng processes=$seen slurm=$ns pbspro=$nq left=$left$surv"
 }
 leader() { [ "$mypg" = "$$" ]; }
 mine() { [ "$(cat "$d/owner" 2>/dev/null)" = "$$" ]; }

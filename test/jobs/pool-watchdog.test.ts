@@ -4,10 +4,11 @@
  * cancels all scheduler jobs of a pool in one call.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { shellQuote } from "../../src/ssh/host.js";
 import { LocalHost } from "../../src/ssh/local-host.js";
 import { cleanupOnHost, PoolWatchdog } from "../../src/jobs/pool-watchdog.js";
 import { alive, FIXTURES, jobProcesses, pidsFrom, reap, type Sandbox, sandbox, waitFor } from "./helpers.js";
@@ -148,6 +149,7 @@ describe("pool watchdog", () => {
       cleanupOnHost(named("pool_a"), "wd-two-rec", "t1", [{ kind: "remote_group", target: "pool_a", pgid: c.pgid }], 200),
       cleanupOnHost(named("pool_b"), "wd-two-rec", "t1", [{ kind: "remote_group", target: "pool_b", pgid: d.pgid }], 200),
     ]);
+    expect(reports.map((r) => r.survivors)).toEqual([undefined, undefined]);
     expect(reports).toMatchObject([{ groups: 1, left: 0 }, { groups: 1, left: 0 }]);
     expect(reports.map((r) => r.error)).toEqual([undefined, undefined]);
     expect([...c.pids, ...d.pids].filter(alive)).toEqual([]);
@@ -213,6 +215,37 @@ describe("pool watchdog", () => {
     expect(alive(ours2)).toBe(false);
     expect(alive(foreign)).toBe(true);
     expect(alive(gone)).toBe(true); // removed from the watchdog before the kill
+  });
+
+  it("names the processes it could not stop (pid, command, state, group)", { timeout: 30_000 }, async (ctx) => {
+    if (process.getuid?.() !== 0) {
+      console.warn("SKIPPED: naming survivors needs root (the watchdog runs as nobody beside a root-owned group)");
+      ctx.skip();
+    }
+    box = sandbox();
+    // a group the watchdog may not signal: owned by root, while the watchdog runs as nobody
+    const c = spawn("sh", ["-c", "sleep 300 & wait"], { detached: true, stdio: "ignore" });
+    c.unref();
+    started.push(c.pid!);
+    await waitFor("the group", () => alive(c.pid!));
+    // the sandbox is private to root: nobody's HOME lives beside it, and goes with it
+    const home = `${box.dir}-nobody`;
+    mkdirSync(home);
+    chownSync(home, 65534, 65534);
+    const cleanup = box.cleanup;
+    box.cleanup = () => (cleanup(), rmSync(home, { recursive: true, force: true }));
+    const inner = new LocalHost();
+    const asNobody = Object.assign(Object.create(inner) as LocalHost, {
+      exec: (cmd: string, o: Parameters<LocalHost["exec"]>[1]) => inner.exec(`HOME=${home} exec setpriv --reuid=65534 --regid=65534 --clear-groups sh -c ${shellQuote(cmd)}`, o),
+    });
+    const report = await cleanupOnHost(asNobody, "wd-stuck", "t1", [{ kind: "remote_group", target: "local", pgid: c.pid! }], 0);
+    expect(report.error).toBeUndefined();
+    expect(report).toMatchObject({ groups: 1, left: 2 });
+    const who = report.survivors ?? [];
+    expect(who).toHaveLength(2);
+    expect(who).toContain(`${c.pid!}:sh:S:${c.pid!}`);
+    expect(who.filter((w) => w.endsWith(`:sleep:S:${c.pid!}`))).toHaveLength(1);
+    expect(alive(c.pid!)).toBe(true);
   });
 
   it("cleans up from a record over one exec when no watchdog runs", { timeout: 30_000 }, async () => {
