@@ -4,7 +4,9 @@
  */
 import { envModule } from "../env/module.js";
 import { executorsModule } from "../executors/module.js";
+import { isJobId } from "../jobs/job-id.js";
 import { createJobsModule } from "../jobs/methods.js";
+import { JOB_ENV } from "../jobs/proc.js";
 import { sshModule } from "../ssh/module.js";
 import { stagingModule } from "../staging/module.js";
 import { tunnelsModule } from "../tunnels/module.js";
@@ -16,12 +18,15 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   // first in, last closed: everything below borrows SSH connections from ssh.pool
   const ssh = sshModule(ctx);
   modules.push(ssh);
-  const tunnels = tunnelsModule(ctx, ssh.pool);
+  // a job's relays on a pool carry its marker: the job's watchdog there ends them with its workers
+  let jobs: ReturnType<typeof createJobsModule> | undefined;
+  const relayEnv = (owner: string): Record<string, string> => (jobs && isJobId(owner) && jobs.service.store.exists(owner) ? { [JOB_ENV]: owner } : {});
+  const tunnels = tunnelsModule(ctx, ssh.pool, { relayEnv });
   modules.push(tunnels);
   const executors = executorsModule(ctx, { hosts: ssh.pool, tunnels: tunnels.manager });
   modules.push(executors);
   // jobs close before what they hold: a job's teardown releases its blocks and tunnels (owner = job id)
-  const jobs = createJobsModule(ctx, { hosts: ssh.pool, executors: executors.service, blockOwner: (id) => executors.service.blocks?.list().find((b) => b.id === id)?.owner, owners: [{ name: "executors", stage: "remote", release: (o) => executors.service.release(o) }, { name: "tunnels", stage: "tunnels", release: (o) => tunnels.manager.closeOwner(o) }] });
+  jobs = createJobsModule(ctx, { hosts: ssh.pool, executors: executors.service, blockOwner: (id) => executors.service.blocks?.list().find((b) => b.id === id)?.owner, owners: [{ name: "executors", stage: "remote", release: (o) => executors.service.release(o) }, { name: "tunnels", stage: "tunnels", release: (o) => tunnels.manager.closeOwner(o) }] });
   modules.push(jobs);
   modules.push(stagingModule(ctx, { hosts: ssh.pool }));
   modules.push(webModule(ctx));

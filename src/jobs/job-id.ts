@@ -5,6 +5,11 @@ import { SidecarError } from "../errors.js";
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
+/** Whether `s` has the shape of a job id (any owner string may be one). */
+export function isJobId(s: string): boolean {
+  return ID_RE.test(s);
+}
+
 /** Check a job id given by the user (also used for the record's file name, so no slashes). */
 export function checkJobId(id: string): string {
   if (!ID_RE.test(id)) {

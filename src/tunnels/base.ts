@@ -19,6 +19,12 @@ export interface TunnelDeps {
   waitReadyMs?: number;
   /** durable tunnels: how long a cut connection waits to resume (s, default 120) and the relay's ping interval (s, default 2) */
   durable?: { resumeS?: number; pingS?: number };
+  /**
+   * Environment for the relays a tunnel of this owner starts on the pool. The composition root
+   * marks a job's relays with PARSL_SIDECAR_JOB, so the job's watchdog there ends them with the
+   * job (its teardown, a dead sidecar, `kill` from the record), as it ends the job's workers.
+   */
+  relayEnv?: (owner: string) => Record<string, string>;
 }
 
 export interface TunnelSpec {

@@ -45,8 +45,8 @@ export interface TunnelsModule extends ServiceModule {
 }
 
 /** Create the tunnels module; it borrows connections from `pool`. */
-export function tunnelsModule(ctx: DaemonContext, pool: HostPool): TunnelsModule {
-  const manager = new TunnelManager({ pool, events: ctx.events, log: ctx.log });
+export function tunnelsModule(ctx: DaemonContext, pool: HostPool, opts: { relayEnv?: (owner: string) => Record<string, string> } = {}): TunnelsModule {
+  const manager = new TunnelManager({ pool, events: ctx.events, log: ctx.log, ...(opts.relayEnv ? { relayEnv: opts.relayEnv } : {}) });
   return {
     name: "tunnels",
     manager,

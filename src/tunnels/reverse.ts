@@ -214,7 +214,7 @@ export class ReverseTunnel extends TunnelBase {
     const host = !cluster ? "127.0.0.1" : WILDCARDS.has(this.rec.remote_host) ? "0.0.0.0" : this.rec.remote_host;
     const keys = this.hub!.newRelay();
     const t = this.durableTimes;
-    const start = (port: number, waitS: number): Promise<Relay> => startDurableRelay(this.lease!, { python: this.python!, listenHost: host, listenPort: port, bindWaitS: waitS, upstreamPort: this.rec.remote_port, resumeS: t.resumeS, pingS: t.pingS, relayId: keys.id }, keys.secret, this.hub!);
+    const start = (port: number, waitS: number): Promise<Relay> => startDurableRelay(this.lease!, { python: this.python!, listenHost: host, listenPort: port, bindWaitS: waitS, upstreamPort: this.rec.remote_port, resumeS: t.resumeS, pingS: t.pingS, relayId: keys.id }, keys.secret, this.hub!, this.deps.relayEnv?.(this.rec.owner));
     if (await this.placeRelay(host, wantDial, start)) this.watchControl();
   }
 
@@ -329,7 +329,7 @@ export class ReverseTunnel extends TunnelBase {
 
   private async startRelay(wantDial: number): Promise<void> {
     const host = WILDCARDS.has(this.bindAddr) ? "0.0.0.0" : this.bindAddr;
-    const relay = await this.placeRelay(host, wantDial, (port, waitS) => startRelay(this.lease!, this.python!, host, port, this.rec.remote_port, waitS));
+    const relay = await this.placeRelay(host, wantDial, (port, waitS) => startRelay(this.lease!, this.python!, host, port, this.rec.remote_port, waitS, this.deps.relayEnv?.(this.rec.owner)));
     if (!relay) return;
     void relay.proc.exited.then(() => {
       if (this.relay === relay && this.rec.state === "open" && !this.closing) {

@@ -44,10 +44,11 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
-async function startJob(b: Sandbox, job: string, tunnels = false) {
+/** A job with workers on the pool; with `tunnels`, a local forward and a reverse tunnel (through a durable relay there with "durable"). */
+async function startJob(b: Sandbox, job: string, tunnels: boolean | "durable" = false) {
   const poolPids = join(b.dir, `pool-${job}`);
   const cmdPids = join(b.dir, `cmd-${job}`);
-  const env = { ...b.env, POOL_TARGET: "pool", ...(tunnels ? { TUNNEL_PORT: String(sshd.port) } : {}) };
+  const env = { ...b.env, POOL_TARGET: "pool", ...(tunnels ? { TUNNEL_PORT: String(sshd.port) } : {}), ...(tunnels === "durable" ? { TUNNEL_DURABLE: "1" } : {}) };
   const run = startCli(["run", "--job", job, "--grace", "300ms", "--", join(FIXTURES, "job-with-pool.sh"), poolPids, cmdPids], env);
   await waitFor("the job and its workers on the pool", () => existsSync(`${cmdPids}.ready`), 30_000);
   const pool = pidsFrom(poolPids);
@@ -59,12 +60,17 @@ async function startJob(b: Sandbox, job: string, tunnels = false) {
 }
 
 describe("jobs on an SSH pool (sshd on loopback)", () => {
-  it("kill stops the workers on the pool and closes the job's tunnels on both sides", { timeout: 90_000 }, async () => {
+  it.each([
+    ["", true],
+    [" (the reverse one durable: its relay goes too)", "durable"],
+  ] as const)("kill stops the workers on the pool and closes the job's tunnels on both sides%s", { timeout: 90_000 }, async (_, mode) => {
     box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath });
-    const { run, pool, cmd, ports } = await startJob(box, "ssh-kill", true);
-    const [localPort, remotePort] = ports as [number, number];
+    const { run, pool, cmd, ports } = await startJob(box, "ssh-kill", mode);
+    const [localPort, remotePort, dialPort, relay] = ports as [number, number, number, number | undefined];
     expect(await listening(localPort)).toBe(true); // the local forward, here
     expect(await listening(remotePort)).toBe(true); // the reverse tunnel's listener, on the pool
+    expect(await listening(dialPort)).toBe(true); // where workers dial (the relay's, when durable)
+    if (mode === "durable") expect(relay && alive(relay)).toBe(true);
 
     const listed = JSON.parse((await cli(["jobs", "--json"], box.env)).stdout).jobs[0];
     expect(listed.pools).toEqual(["pool"]);
@@ -80,6 +86,8 @@ describe("jobs on an SSH pool (sshd on loopback)", () => {
     expect(jobProcesses("ssh-kill")).toEqual([]);
     expect(await listening(localPort)).toBe(false);
     expect(await listening(remotePort)).toBe(false);
+    expect(await listening(dialPort)).toBe(false);
+    if (relay) expect(alive(relay)).toBe(false);
   });
 
   it("kill leaves nothing on the pool, 20 times in a row", { timeout: 600_000 }, async () => {
@@ -95,20 +103,25 @@ describe("jobs on an SSH pool (sshd on loopback)", () => {
     }
   });
 
-  it("a SIGKILLed sidecar: the watchdog on the pool stops the workers within its bound (its SSH connection dropped)", { timeout: 90_000 }, async () => {
+  it("a SIGKILLed sidecar: the watchdog on the pool stops the workers and the job's durable relay within its bound (its SSH connection dropped)", { timeout: 90_000 }, async () => {
     box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath, PARSL_SIDECAR_WATCHDOG_S: "3" });
-    const { run, pool } = await startJob(box, "ssh-lost");
+    const { run, pool, ports } = await startJob(box, "ssh-lost", "durable");
+    // the relay keeps workers' connections across a drop for 120 s by itself; it is the job's, and goes with it
+    const relay = ports[3]!;
+    expect(relay).toBeGreaterThan(1);
+    expect(alive(relay)).toBe(true);
     run.child.kill("SIGKILL");
     await run.exited;
-    await waitFor("the pool's workers to be gone", () => pool.every((p) => !alive(p)), 15_000);
+    await waitFor("the pool's workers and the relay to be gone", () => [...pool, relay].every((p) => !alive(p)), 15_000);
     const listed = await cli(["jobs", "--json"], box.env);
     expect(JSON.parse(listed.stdout).jobs[0]).toMatchObject({ id: "ssh-lost", state: "lost" });
     expect(jobProcesses("ssh-lost")).toEqual([]);
   });
 
-  it("the SSH connection drops and comes back: the workers survive (a new watchdog takes over), kill still cleans up", { timeout: 90_000 }, async () => {
+  it("the SSH connection drops and comes back: the workers and the job's durable relay survive (a new watchdog takes over), kill still cleans up", { timeout: 90_000 }, async () => {
     const b = (box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath, PARSL_SIDECAR_WATCHDOG_S: "3" }));
-    const { run, pool, cmd } = await startJob(b, "ssh-blip");
+    const { run, pool, cmd, ports } = await startJob(b, "ssh-blip", "durable");
+    const relay = ports[3]!;
     // the sidecar's leases on the pool, from its connection file (COMMAND has it in its environment)
     const conn = readFileSync(`/proc/${cmd[0]}/environ`, "utf8").split("\0").find((e) => e.startsWith("PARSL_SIDECAR_CONNECTION_FILE="))!.split("=")[1]!;
     const leases = async (): Promise<number> => {
@@ -117,22 +130,25 @@ describe("jobs on an SSH pool (sshd on loopback)", () => {
       return c.leases;
     };
     const before = await leases();
-    await sshd.killConnections();
+    // the per-connection sshd processes die, as when the network fails; what the sessions started lives on
+    await sshd.dropConnections();
     // longer than the bound (3 s) plus a check: an orphaned watchdog would have cleaned up by now
     await new Promise((r) => setTimeout(r, 8000));
-    expect(pool.every(alive)).toBe(true);
+    expect({ pool: pool.map(alive), relay: alive(relay) }).toEqual({ pool: pool.map(() => true), relay: true });
     // the lost watchdog's lease went with it: as many as before the drop
     expect(await leases()).toBe(before);
     const killed = await cli(["kill", "ssh-blip", "--grace", "300ms", "--json"], box.env);
     expect(killed.code).toBe(0);
     expect(JSON.parse(killed.stdout).cleanup.remote).toEqual([expect.objectContaining({ target: "pool", groups: 1, left: 0 })]);
     expect((await run.done).code).toBe(137);
-    expect([...pool, ...cmd].filter(alive)).toEqual([]);
+    expect([...pool, ...cmd, relay].filter(alive)).toEqual([]);
   });
 
   it("kill from the record when the sidecar is gone reaches the pool over SSH", { timeout: 90_000 }, async () => {
     box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath, PARSL_SIDECAR_WATCHDOG_S: "3600" });
-    const { run, pool } = await startJob(box, "ssh-frozen");
+    const { run, pool, ports } = await startJob(box, "ssh-frozen", "durable");
+    const relay = ports[3]!;
+    expect(alive(relay)).toBe(true);
     run.child.kill("SIGSTOP"); // no heartbeat, connection still open: the watchdog waits its (long) bound
     try {
       await new Promise((r) => setTimeout(r, 500));
@@ -140,7 +156,7 @@ describe("jobs on an SSH pool (sshd on loopback)", () => {
       const killed = await cli(["kill", "ssh-frozen", "--grace", "300ms", "--json"], box.env);
       expect(killed.code).toBe(0);
       expect(JSON.parse(killed.stdout).cleanup.remote).toEqual([expect.objectContaining({ target: "pool", groups: 1, left: 0 })]);
-      expect(pool.filter(alive)).toEqual([]);
+      expect([...pool, relay].filter(alive)).toEqual([]);
     } finally {
       run.child.kill("SIGKILL");
       await run.exited;
