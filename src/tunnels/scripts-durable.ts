@@ -87,22 +87,36 @@ class Sock(object):
         else:
             sel.unregister(self.s)
         self.ev = ev
-    def send(self, data):
+    def send(self, *parts):
         if self.closed:
             return
-        self.out += data
+        for p in parts:
+            self.out += p
         self.flush()
+    def write_some(self):
+        """Send from the buffer without copying it: bytes sent, 0 if the socket is full, -1 if it failed."""
+        view = memoryview(self.out)
+        chunk = view[:1048576]
+        try:
+            return self.s.send(chunk)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError:
+            return -1
+        finally:
+            # released before the buffer is resized (a live view forbids it)
+            chunk.release()
+            view.release()
     def flush(self):
         if self.closed:
             return
         while self.out and not self.connecting:
-            try:
-                n = self.s.send(self.out[:1048576])
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
+            n = self.write_some()
+            if n < 0:
                 self.owner.lost(self)
                 return
+            if n == 0:
+                break
             del self.out[:n]
         if not self.out and self.close_after:
             self.close()
@@ -150,8 +164,9 @@ class Sock(object):
                 return
             if n:
                 # one buffer for every read (recv(n) would allocate n bytes per call, above
-                # malloc's mmap threshold: a map and unmap for each small message)
-                self.owner.data(self, bytes(RVIEW[:n]))
+                # malloc's mmap threshold: a map and unmap for each small message); the owner
+                # gets a view of it, used before the next read (Session.data copies what it keeps)
+                self.owner.data(self, RVIEW[:n])
             else:
                 self.owner.eof(self)
 
@@ -164,7 +179,7 @@ class Frames(object):
             if self.left:
                 n = min(self.left, len(buf))
                 self.left -= n
-                on("D", bytes(buf[:n]))
+                on("D", buf[:n])
                 buf = buf[n:]
                 continue
             b = self.head + bytes(buf[:13])
@@ -190,10 +205,11 @@ class Frames(object):
     def reset(self):
         self.head, self.left = b"", 0
 
-def data_frames(b):
+def send_data(up, b):
+    """Data frames of b: each a header and its part, put in the buffer without joining them first."""
     for i in range(0, len(b), MAX_DATA):
         part = b[i:i + MAX_DATA]
-        yield struct.pack(">BI", 0x44, len(part)) + part
+        up.send(struct.pack(">BI", 0x44, len(part)), part)
 
 class Upstream(object):
     """One connection to the sidecar through the forwarded port: handshake, then frames."""
@@ -249,8 +265,8 @@ class Upstream(object):
                 self.data(None, rest)
             return
         self.fail("refused: %s" % reply[:80])
-    def send(self, b):
-        self.sock.send(b)
+    def send(self, *parts):
+        self.sock.send(*parts)
     def close(self):
         self.sock.close()
 
@@ -329,8 +345,7 @@ class Session(object):
         self.trim(peer_received)
         self.acked = self.received
         for b in self.queue:
-            for f in data_frames(b):
-                up.send(f)
+            send_data(up, b)
         if self.ending:
             up.send(b"E")
         if self.peer_ended:
@@ -412,12 +427,12 @@ class Session(object):
         else:
             self.worker.finish()
     # worker socket events (and the upstream's Sock calls up_* through Upstream)
-    def data(self, _s, data):
+    def data(self, _s, view):
+        data = bytes(view)  # kept until the sidecar acknowledges it
         self.queue.append(data)
         self.sent += len(data)
         if self.up and self.ready:
-            for f in data_frames(data):
-                self.up.send(f)
+            send_data(self.up, data)
         if self.sent - self.base >= HIGH:
             self.worker.reading = False
             self.worker.update()
