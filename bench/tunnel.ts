@@ -23,6 +23,7 @@ import { echoAll, echoServer, pattern } from "../test/tunnels/helpers.js";
 const quick = process.argv.includes("--quick");
 const TOTAL = quick ? 128 << 20 : 1 << 30;
 const REPS = quick ? 1 : 3;
+const PINGS = quick ? 1000 : 3000;
 const PARALLEL = 32;
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -50,6 +51,13 @@ class Traffic {
     const r = await this.next();
     if (r.error) throw new Error(String(r.error));
     return Number(r.bytes) / 1e6 / (Number(r.ms) / 1000);
+  }
+  /** p50 and p99 (µs) of small-message round trips through port to the sink's echo, one at a time. */
+  async ping(port: number, pings: number, size = 64): Promise<{ p50: number; p99: number }> {
+    this.child.stdin!.write(`${JSON.stringify({ host: "127.0.0.1", port, pings, size })}\n`);
+    const r = await this.next();
+    if (r.error) throw new Error(String(r.error));
+    return { p50: Number(r.p50_us), p99: Number(r.p99_us) };
   }
 }
 
@@ -163,6 +171,8 @@ async function main(): Promise<void> {
   const one: Record<string, number[]> = {};
   const par: Record<string, number[]> = {};
   const cpu: Record<string, number[]> = {};
+  const rtt: Record<string, number[]> = {};
+  const rtt99: Record<string, number[]> = {};
   const load0 = loadavg()[0]!;
   for (let rep = 0; rep < REPS; rep++) {
     for (const [name, port, pid] of targets) {
@@ -172,6 +182,11 @@ async function main(): Promise<void> {
       (par[name] ??= []).push(await traffic.run(port, PARALLEL, TOTAL / PARALLEL));
       if (pid) (cpu[name] ??= []).push((cpuSeconds(pid) - c0) / ((2 * TOTAL) / 2 ** 30));
       if (r0) (cpu.relay ??= []).push((cpuSeconds(relayPid) - r0) / ((2 * TOTAL) / 2 ** 30));
+      // what HTEX's small messages feel: one 64-byte message there and back at a time
+      const lat = await traffic.ping(port, PINGS);
+      (rtt[name] ??= []).push(lat.p50);
+      (rtt99[name] ??= []).push(lat.p99);
+      log(`rep ${rep + 1} ${name.padEnd(16)} round trip p50 ${lat.p50.toFixed(0)} µs p99 ${lat.p99.toFixed(0)} µs`);
       log(`rep ${rep + 1} ${name.padEnd(16)} 1 stream ${one[name]!.at(-1)!.toFixed(0)} MB/s   ${PARALLEL} streams ${par[name]!.at(-1)!.toFixed(0)} MB/s${pid ? `   tunnel CPU ${cpu[name]!.at(-1)!.toFixed(2)} s/GiB` : ""}`);
     }
   }
@@ -265,6 +280,9 @@ async function main(): Promise<void> {
     open_ms: round(median(opens)),
     recover_ms: round(median(recovers)),
     recover_flow_ms: round(median(flows)),
+    // 64-byte round trips, one at a time (µs): what a worker's request and its reply cross
+    rtt_p50_us: Object.fromEntries(targets.map(([name]) => [name, round(median(rtt[name]!))])),
+    rtt_p99_us: Object.fromEntries(targets.map(([name]) => [name, round(median(rtt99[name]!))])),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
