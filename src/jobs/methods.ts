@@ -120,9 +120,9 @@ function followBlocks(ctx: DaemonContext, service: JobsService, ownerOf: (blockI
 /** Tunnels opened with a job id as owner show in the job (`jobs` lists them; teardown closes them by owner). */
 function followTunnels(ctx: DaemonContext, service: JobsService): () => void {
   return ctx.events.on(["tunnel.state"], (e) => {
-    const d = e.data as { id?: string; owner?: string; state?: string; kind?: string; target?: string; local_port?: number; remote_port?: number };
+    const d = e.data as { id?: string; owner?: string; state?: string; kind?: string; target?: string; local_port?: number; remote_port?: number; reach?: string };
     if (!d.id || !d.owner || !isJobId(d.owner) || !service.store.exists(d.owner)) return;
-    const resource: JobResource = { kind: "tunnel", id: d.id, ...(d.target ? { target: d.target } : {}), description: `${d.kind ?? "tunnel"} ${d.local_port ?? "?"} -> ${d.remote_port ?? "?"}` };
+    const resource: JobResource = { kind: "tunnel", id: d.id, ...(d.target ? { target: d.target } : {}), description: `${d.kind ?? "tunnel"} ${d.local_port ?? "?"} -> ${d.remote_port ?? "?"}`, ...(d.reach === "relay" && d.target ? { relay: true } : {}) };
     // kept after the tunnel closed: the record says which tunnels the job had
     if (d.state === "open" && !service.resources(d.owner).some((r) => r.kind === "tunnel" && r.id === d.id)) service.add(d.owner, resource).catch(() => undefined);
   });

@@ -180,7 +180,7 @@ export async function cleanupOnHost(host: Host, jobId: string, run: string, reso
  * else over a plain exec from the record.
  */
 export async function cleanupTargets(rec: { id: string; resources: JobResource[]; supervisor: { pid: number; start_time: number } }, hosts: HostPool, graceMs: number, watchdogs: Map<string, PoolWatchdog> = new Map()): Promise<RemoteCleanup[]> {
-  const targets = new Set(rec.resources.flatMap((r) => (r.kind === "remote_group" || r.kind === "scheduler_job" ? [r.target] : [])));
+  const targets = new Set(rec.resources.flatMap((r) => (r.kind === "remote_group" || r.kind === "scheduler_job" ? [r.target] : r.kind === "tunnel" && r.relay && r.target && r.target !== "local" ? [r.target] : [])));
   for (const t of watchdogs.keys()) targets.add(t);
   return Promise.all(
     [...targets].map(async (target) => {

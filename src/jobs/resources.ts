@@ -35,6 +35,8 @@ export const JobResourceSchema = z.discriminatedUnion("kind", [
     id: z.string().min(1),
     target: z.string().optional(),
     description: z.string().optional(),
+    /** the tunnel runs a relay on `target` (marked with the job's id): the pool's watchdog ends it */
+    relay: z.boolean().optional(),
   }),
   z.object({
     kind: z.literal("local_group"),

@@ -86,6 +86,8 @@ export class JobRunner {
       if ("target" in r && r.target && !rec.pools.includes(r.target)) rec.pools.push(r.target);
     });
     if (r.kind === "remote_group" || r.kind === "scheduler_job") (await this.watchdog(r.target))?.add(r);
+    // a relay carries the job's marker: the pool's watchdog ends it with the job, also on a pool with no workers of it
+    else if (r.kind === "tunnel" && r.relay && r.target && r.target !== "local") await this.watchdog(r.target);
   }
 
   async removeResource(r: JobResource): Promise<void> {

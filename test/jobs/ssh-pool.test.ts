@@ -45,16 +45,16 @@ function listening(port: number): Promise<boolean> {
 }
 
 /** A job with workers on the pool; with `tunnels`, a local forward and a reverse tunnel (through a durable relay there with "durable"). */
-async function startJob(b: Sandbox, job: string, tunnels: boolean | "durable" = false) {
+async function startJob(b: Sandbox, job: string, tunnels: boolean | "durable" = false, workers = true) {
   const poolPids = join(b.dir, `pool-${job}`);
   const cmdPids = join(b.dir, `cmd-${job}`);
-  const env = { ...b.env, POOL_TARGET: "pool", ...(tunnels ? { TUNNEL_PORT: String(sshd.port) } : {}), ...(tunnels === "durable" ? { TUNNEL_DURABLE: "1" } : {}) };
+  const env = { ...b.env, POOL_TARGET: "pool", ...(tunnels ? { TUNNEL_PORT: String(sshd.port) } : {}), ...(tunnels === "durable" ? { TUNNEL_DURABLE: "1" } : {}), ...(workers ? {} : { POOL_WORKERS: "0" }) };
   const run = startCli(["run", "--job", job, "--grace", "300ms", "--", join(FIXTURES, "job-with-pool.sh"), poolPids, cmdPids], env);
   await waitFor("the job and its workers on the pool", () => existsSync(`${cmdPids}.ready`), 30_000);
   const pool = pidsFrom(poolPids);
   const cmd = pidsFrom(cmdPids);
   started.push(...pool, ...cmd);
-  expect(pool).toHaveLength(3);
+  expect(pool).toHaveLength(workers ? 3 : 0);
   const ports = tunnels ? readFileSync(`${cmdPids}.tunnels`, "utf8").trim().split(" ").map(Number) : [];
   return { run, pool, cmd, ports };
 }
@@ -116,6 +116,30 @@ describe("jobs on an SSH pool (sshd on loopback)", () => {
     const listed = await cli(["jobs", "--json"], box.env);
     expect(JSON.parse(listed.stdout).jobs[0]).toMatchObject({ id: "ssh-lost", state: "lost" });
     expect(jobProcesses("ssh-lost")).toEqual([]);
+  });
+
+  it("a job holding only a durable tunnel on a pool: its relay goes after a SIGKILLed sidecar (a watchdog runs there for it) and on kill from the record", { timeout: 90_000 }, async () => {
+    box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath, PARSL_SIDECAR_WATCHDOG_S: "3" });
+    const lost = await startJob(box, "ssh-relay-lost", "durable", false);
+    const relay = lost.ports[3]!;
+    expect(alive(relay)).toBe(true);
+    expect(JSON.parse((await cli(["jobs", "--json"], box.env)).stdout).jobs[0].resources).toContainEqual(expect.objectContaining({ kind: "tunnel", target: "pool", relay: true }));
+    lost.run.child.kill("SIGKILL");
+    await lost.run.exited;
+    await waitFor("the relay to be gone", () => !alive(relay), 15_000);
+
+    const frozen = await startJob(box, "ssh-relay-frozen", "durable", false);
+    const relay2 = frozen.ports[3]!;
+    frozen.run.child.kill("SIGSTOP");
+    try {
+      const killed = await cli(["kill", "ssh-relay-frozen", "--grace", "300ms", "--json"], box.env);
+      expect(killed.code).toBe(0);
+      expect(JSON.parse(killed.stdout).cleanup.remote).toEqual([expect.objectContaining({ target: "pool", groups: 0, left: 0 })]);
+      expect(alive(relay2)).toBe(false);
+    } finally {
+      frozen.run.child.kill("SIGKILL");
+      await frozen.run.exited;
+    }
   });
 
   it("the SSH connection drops and comes back: the workers and the job's durable relay survive (a new watchdog takes over), kill still cleans up", { timeout: 90_000 }, async () => {
