@@ -83,14 +83,16 @@ cleanup() {
   if [ -n "$ids" ]; then nq=$(echo $ids | wc -w); qdel $ids >/dev/null 2>&1; fi
   t=0
   while [ -n "$(targets)" ] && [ "$t" -lt $((grace / 200)) ]; do nap 0.2; t=$((t + 1)); done
+  # SIGKILL in rounds until a scan finds nothing (at most 20); what the last scan found is left
   r=0
-  while [ "$r" -lt 20 ]; do
-    live=$(targets); [ -z "$live" ] && break
+  while :; do
+    live=$(targets)
+    [ -z "$live" ] || [ "$r" -ge 20 ] && break
     for g in $(groups); do kill -s KILL -- "-$g" 2>/dev/null; done
     for p in $live; do kill -s KILL -- "$p" 2>/dev/null; done
     nap 0.1; r=$((r + 1))
   done
-  live=$(targets); left=$(echo "$live" | grep -c .); surv=
+  left=$(echo "$live" | grep -c .); surv=
   # name what would not die (pid:command:state:group), a few at most
   for p in $(echo "$live" | head -n 5); do
     s=$(sed -n 's/^[0-9]* (\(.*\)) \([A-Za-z]\) [0-9]* \([0-9]*\) .*/\1:\2:\3/p' "/proc/$p/stat" 2>/dev/null | tr -c 'A-Za-z0-9:._\n-' '_')
