@@ -4,7 +4,6 @@
  */
 import { envModule } from "../env/module.js";
 import { executorsModule } from "../executors/module.js";
-import { isJobId } from "../jobs/job-id.js";
 import { createJobsModule } from "../jobs/methods.js";
 import { JOB_ENV } from "../jobs/proc.js";
 import { sshModule } from "../ssh/module.js";
@@ -20,7 +19,7 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   modules.push(ssh);
   // a job's relays on a pool carry its marker: the job's watchdog there ends them with its workers
   let jobs: ReturnType<typeof createJobsModule> | undefined;
-  const relayEnv = (owner: string): Record<string, string> => (jobs && isJobId(owner) && jobs.service.store.exists(owner) ? { [JOB_ENV]: owner } : {});
+  const relayEnv = (owner: string): Record<string, string> => (jobs?.service.store.exists(owner) ? { [JOB_ENV]: owner } : {});
   const tunnels = tunnelsModule(ctx, ssh.pool, { relayEnv });
   modules.push(tunnels);
   const executors = executorsModule(ctx, { hosts: ssh.pool, tunnels: tunnels.manager });

@@ -5,14 +5,14 @@ import { SidecarError } from "../errors.js";
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
-/** Whether `s` has the shape of a job id (any owner string may be one). */
+/** Whether `s` has the shape of a job id (also a record's file name: no slashes). */
 export function isJobId(s: string): boolean {
   return ID_RE.test(s);
 }
 
 /** Check a job id given by the user (also used for the record's file name, so no slashes). */
 export function checkJobId(id: string): string {
-  if (!ID_RE.test(id)) {
+  if (!isJobId(id)) {
     throw new SidecarError("INVALID_ARGUMENT", `Expected \`--job\` to be 1-100 letters, digits, '.', '_' or '-' starting with a letter or digit; got \`${id}\``);
   }
   return id;

@@ -4,7 +4,6 @@ import { BLOCK_MARK } from "../executors/blocks.js";
 import type { DaemonContext, ServiceModule } from "../daemon/module.js";
 import { defineMethod } from "../rpc/registry.js";
 import type { HostPool } from "../ssh/host.js";
-import { isJobId } from "./job-id.js";
 import { JobRecordSchema } from "./record.js";
 import type { ExecutorsService } from "../executors/service.js";
 import { executorsPreparer } from "./executors-preparer.js";
@@ -105,7 +104,7 @@ function followBlocks(ctx: DaemonContext, service: JobsService, ownerOf: (blockI
     if (!d.id) return;
     if (d.state === "running" && d.target && d.pgid) {
       const job = ownerOf(d.id);
-      if (!job || !isJobId(job) || !service.store.exists(job)) return;
+      if (!job || !service.store.exists(job)) return;
       const resource: JobResource = { kind: "remote_group", target: d.target, pgid: d.pgid, mark: `${BLOCK_MARK}=${d.id}`, label: `block ${d.id}` };
       held.set(d.id, { job, resource });
       service.add(job, resource).catch((err: unknown) => ctx.log.warn({ job, block: d.id, err: (err as Error).message }, "could not add a worker block to its job"));
@@ -121,7 +120,7 @@ function followBlocks(ctx: DaemonContext, service: JobsService, ownerOf: (blockI
 function followTunnels(ctx: DaemonContext, service: JobsService): () => void {
   return ctx.events.on(["tunnel.state"], (e) => {
     const d = e.data as { id?: string; owner?: string; state?: string; kind?: string; target?: string; local_port?: number; remote_port?: number; reach?: string };
-    if (!d.id || !d.owner || !isJobId(d.owner) || !service.store.exists(d.owner)) return;
+    if (!d.id || !d.owner || !service.store.exists(d.owner)) return;
     const resource: JobResource = { kind: "tunnel", id: d.id, ...(d.target ? { target: d.target } : {}), description: `${d.kind ?? "tunnel"} ${d.local_port ?? "?"} -> ${d.remote_port ?? "?"}`, ...(d.reach === "relay" && d.target ? { relay: true } : {}) };
     // kept after the tunnel closed: the record says which tunnels the job had
     if (d.state === "open" && !service.resources(d.owner).some((r) => r.kind === "tunnel" && r.id === d.id)) service.add(d.owner, resource).catch(() => undefined);

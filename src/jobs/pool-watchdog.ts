@@ -5,7 +5,7 @@
  */
 import { createInterface } from "node:readline";
 import { type Host, type HostPool, type HostProcess, shellQuote } from "../ssh/host.js";
-import type { JobResource } from "./resources.js";
+import { type JobResource, watchedTarget } from "./resources.js";
 import { HEARTBEAT_S, watchdogCommand } from "./watchdog-script.js";
 
 /** What a watchdog reports after cleaning up: `done groups=1 processes=3 slurm=2 pbspro=0 left=0`. */
@@ -180,7 +180,7 @@ export async function cleanupOnHost(host: Host, jobId: string, run: string, reso
  * else over a plain exec from the record.
  */
 export async function cleanupTargets(rec: { id: string; resources: JobResource[]; supervisor: { pid: number; start_time: number } }, hosts: HostPool, graceMs: number, watchdogs: Map<string, PoolWatchdog> = new Map()): Promise<RemoteCleanup[]> {
-  const targets = new Set(rec.resources.flatMap((r) => (r.kind === "remote_group" || r.kind === "scheduler_job" ? [r.target] : r.kind === "tunnel" && r.relay && r.target && r.target !== "local" ? [r.target] : [])));
+  const targets = new Set(rec.resources.map(watchedTarget).filter((t): t is string => t !== undefined));
   for (const t of watchdogs.keys()) targets.add(t);
   return Promise.all(
     [...targets].map(async (target) => {

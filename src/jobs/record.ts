@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { SidecarError } from "../errors.js";
 import { ensurePrivateDir } from "../rpc/connection-file.js";
+import { isJobId } from "./job-id.js";
 import { JobResourceSchema } from "./resources.js";
 
 export const JOB_STATES = ["starting", "running", "succeeded", "failed", "killed", "timed-out", "lost"] as const;
@@ -65,7 +66,9 @@ export class JobStore {
     return join(this.dir, `${id}.json`);
   }
 
+  /** Whether a record of job `id` exists; false for any string that is not a job id (an owner, a path). */
   exists(id: string): boolean {
+    if (!isJobId(id)) return false;
     try {
       lstatSync(this.path(id));
       return true;

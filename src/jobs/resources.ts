@@ -52,6 +52,16 @@ export type TeardownStage = "remote" | "tunnels";
 /** A callback that closes something held in this process for a job. */
 export type Closer = () => Promise<void> | void;
 
+/**
+ * The pool whose watchdog looks after `r` (a job's groups and scheduler jobs there, and a relay
+ * its tunnel runs there, which carries the job's marker); undefined for what lives here.
+ */
+export function watchedTarget(r: JobResource): string | undefined {
+  if (r.kind === "remote_group" || r.kind === "scheduler_job") return r.target;
+  if (r.kind === "tunnel" && r.relay && r.target && r.target !== "local") return r.target;
+  return undefined;
+}
+
 /** The key that identifies one resource (to remove it again). */
 export function resourceKey(r: JobResource): string {
   switch (r.kind) {

@@ -15,7 +15,7 @@ import { killLocalJob, type LocalKillResult } from "./local-kill.js";
 import { cleanupTargets, PoolWatchdog, runToken } from "./pool-watchdog.js";
 import { JOB_ENV, readProc, selfStartTime } from "./proc.js";
 import type { JobRecord, JobState, JobStore } from "./record.js";
-import { type Closer, type JobResource, type OwnerRelease, resourceKey, type TeardownStage } from "./resources.js";
+import { type Closer, type JobResource, type OwnerRelease, resourceKey, type TeardownStage, watchedTarget } from "./resources.js";
 import { signalExitCode, supervise, type SuperviseResult } from "./supervise.js";
 import { ProcessTracker } from "./tracker.js";
 
@@ -85,9 +85,9 @@ export class JobRunner {
       if (!rec.resources.some((x) => resourceKey(x) === resourceKey(r))) rec.resources.push(r);
       if ("target" in r && r.target && !rec.pools.includes(r.target)) rec.pools.push(r.target);
     });
-    if (r.kind === "remote_group" || r.kind === "scheduler_job") (await this.watchdog(r.target))?.add(r);
-    // a relay carries the job's marker: the pool's watchdog ends it with the job, also on a pool with no workers of it
-    else if (r.kind === "tunnel" && r.relay && r.target && r.target !== "local") await this.watchdog(r.target);
+    const target = watchedTarget(r);
+    // a relay needs only the watchdog to exist there (it carries the job's marker); groups and scheduler jobs are handed to it
+    if (target !== undefined) (await this.watchdog(target))?.add(r);
   }
 
   async removeResource(r: JobResource): Promise<void> {

@@ -61,7 +61,7 @@ async function groupOf(proc: HostProcess): Promise<number | null> {
  * `bind_failed`.
  */
 async function launch(lease: SshLease, command: string, what: string, listen: { host: string; port: number; bindWaitS: number }, opts: { stdin?: string; beforeStop?: () => void; env?: Record<string, string> } = {}): Promise<Omit<Relay, "interpreter">> {
-  const proc = await lease.spawn(command, opts.env && Object.keys(opts.env).length ? { env: opts.env } : undefined);
+  const proc = await lease.spawn(command, { env: opts.env });
   if (opts.stdin !== undefined) proc.stdin.end(opts.stdin);
   const line = await firstLine(proc, 15_000 + listen.bindWaitS * 1000);
   const m = /^LISTEN (\S+) (\d+)$/.exec(line.trim());
@@ -86,7 +86,7 @@ async function launch(lease: SshLease, command: string, what: string, listen: { 
  * forwarded port (its control channel). Its secret goes on stdin.
  */
 export async function startDurableRelay(lease: SshLease, args: DurableRelayArgs, secret: Buffer, hub: DurableHub, env?: Record<string, string>): Promise<Relay> {
-  const relay = await launch(lease, durableRelayCommand(args), "durable relay", { host: args.listenHost, port: args.listenPort, bindWaitS: args.bindWaitS }, { stdin: `${secret.toString("hex")}\n`, beforeStop: () => hub.stopRelay(), ...(env ? { env } : {}) });
+  const relay = await launch(lease, durableRelayCommand(args), "durable relay", { host: args.listenHost, port: args.listenPort, bindWaitS: args.bindWaitS }, { stdin: `${secret.toString("hex")}\n`, beforeStop: () => hub.stopRelay(), env });
   if (!(await hub.waitControl(15_000))) {
     await relay.stop();
     throw new SidecarError("TUNNEL_FAILED", `The durable relay on \`${lease.target}\` started but did not reach the sidecar through the forwarded port 127.0.0.1:${args.upstreamPort} within 15 s (its log: ~/.parsl-sidecar/relays/${args.relayId}/relay.log while it runs)`, {
@@ -98,6 +98,6 @@ export async function startDurableRelay(lease: SshLease, args: DurableRelayArgs,
 
 /** Start a relay on `listenHost:wantPort` (0 = any) forwarding to 127.0.0.1:`targetPort`. */
 export async function startRelay(lease: SshLease, python: string, listenHost: string, wantPort: number, targetPort: number, bindWaitS: number, env?: Record<string, string>): Promise<Relay> {
-  const relay = await launch(lease, relayCommand(python, listenHost, wantPort, targetPort, bindWaitS), "relay", { host: listenHost, port: wantPort, bindWaitS }, env ? { env } : {});
+  const relay = await launch(lease, relayCommand(python, listenHost, wantPort, targetPort, bindWaitS), "relay", { host: listenHost, port: wantPort, bindWaitS }, { env });
   return { interpreter: python, ...relay };
 }

@@ -32,6 +32,18 @@ describe("job records", () => {
     expect(store.list().map((r) => r.id)).toEqual(["a"]);
   });
 
+  it("exists() answers for job ids only: an owner string or a path that names a file is not a job", () => {
+    const store = new JobStore(join(dir, "state"));
+    store.write(record("a"));
+    // a file beside the jobs directory, reachable by a relative owner string
+    writeFileSync(join(store.dir, "..", "x.json"), "{}", { mode: 0o600 });
+    expect(store.exists("a")).toBe(true);
+    expect(store.exists("nope")).toBe(false);
+    expect(store.exists("../x")).toBe(false);
+    expect(store.exists("client:1")).toBe(false);
+    expect(store.exists("")).toBe(false);
+  });
+
   it("an unknown job is JOB_NOT_FOUND, a damaged record says so", () => {
     const store = new JobStore(join(dir, "state"));
     expect(() => store.read("nope")).toThrow(expect.objectContaining({ code: "JOB_NOT_FOUND" }));

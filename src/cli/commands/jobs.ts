@@ -103,9 +103,9 @@ export function registerJobs(program: Command): void {
         }
         if (opts.json) return printJson({ job: rec.id, state: rec.state, exit_code: rec.exit_code, reason: rec.reason, cleanup: rec.cleanup });
         const c = rec.cleanup;
-        const stuck = (n: unknown, who: unknown): string => (Number(n) > 0 ? `, ${String(n)} would not die${Array.isArray(who) && who.length ? ` (${who.join(", ")})` : ""}` : "");
+        const stuck = (n: unknown, who?: unknown): string => (Number(n) > 0 ? `, ${String(n)} would not die${Array.isArray(who) && who.length ? ` (${who.join(", ")})` : ""}` : "");
         const remote = (c?.remote ?? []).map((r) => `${String(r.target)}: ${String(r.processes)} processes, ${Number(r.slurm) + Number(r.pbspro)} scheduler jobs${stuck(r.left, r.survivors)}`).join("; ");
-        process.stdout.write(`job ${rec.id} ${rec.state}${rec.exit_code === null ? "" : ` (exit code ${rec.exit_code})`}: ${c?.local_signalled ?? 0} local processes stopped${stuck(c?.local_left, [])}${remote ? `; ${remote}` : ""}\n`);
+        process.stdout.write(`job ${rec.id} ${rec.state}${rec.exit_code === null ? "" : ` (exit code ${rec.exit_code})`}: ${c?.local_signalled ?? 0} local processes stopped${stuck(c?.local_left)}${remote ? `; ${remote}` : ""}\n`);
         for (const e of c?.errors ?? []) process.stderr.write(`parsl-sidecar: warning: ${e}\n`);
       } catch (err) {
         fail(err, opts);
