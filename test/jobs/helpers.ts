@@ -4,7 +4,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { collectJobProcesses } from "../../src/jobs/tree.js";
-import { readProc } from "../../src/jobs/proc.js";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const CLI = join(ROOT, "dist/bin/parsl-sidecar.js");
@@ -67,11 +66,7 @@ export function pidsFrom(file: string): number[] {
   return readFileSync(file, "utf8").split("\n").filter(Boolean).map(Number);
 }
 
-/** Alive and not a zombie (PID 1 here may not reap orphans; a zombie is dead). */
-export function alive(pid: number): boolean {
-  const p = readProc(pid);
-  return p !== undefined && p.state !== "Z" && p.state !== "X";
-}
+export { alive } from "../testbed/procs.js";
 
 /** Live processes carrying the job's marker or in its group, anywhere on this machine. */
 export function jobProcesses(jobId: string, pgids: number[] = []): number[] {

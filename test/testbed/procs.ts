@@ -92,12 +92,19 @@ export function netnsCommand(netns: string, via: "ip" | "nsenter" = "ip"): strin
   return via === "ip" ? ["ip", "netns", "exec", netns] : ["nsenter", `--net=/run/netns/${netns}`, "--"];
 }
 
+/** Alive and not a zombie or dead (PID 1 here may not reap orphans; a zombie is gone). */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X" && state !== "x";
+  } catch {
+    return !existsSync("/proc/self/stat"); // gone in between, or no /proc (then kill(0) decides)
   }
 }
 

@@ -12,22 +12,13 @@ import { TunnelManager } from "../../src/tunnels/manager.js";
 import type { TunnelRecord } from "../../src/tunnels/types.js";
 import { entryFor, eventually } from "../ssh/helpers.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
+import { alive } from "../testbed/procs.js";
 import { childrenTree } from "../testbed/registry.js";
 import { writeSshConfig } from "../testbed/ssh-config.js";
 import { startSshd, type Sshd } from "../testbed/sshd.js";
 import { echoAll, echoServer, pattern, roundTrip, streamUntilBroken, type Echo } from "./helpers.js";
 
 stopAllAfterAll();
-
-/** Whether a process lives (a zombie does not). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !/^[^)]*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
 
 /** Send each of `pids` a signal; those gone already are skipped. */
 function signalAll(pids: number[], ...signals: NodeJS.Signals[]): void {
