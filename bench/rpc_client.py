@@ -162,8 +162,8 @@ def floor_throughput(sock: zmq.Socket[bytes], n: int) -> float:
 
 
 def start_floor(kind: str, endpoint: str) -> subprocess.Popen[bytes]:
-    if kind == "zeromqjs":
-        cmd = ["node", os.path.join(HERE, "rpc_echo_server.mjs"), endpoint]
+    if kind in ("zeromqjs", "zmtp"):
+        cmd = ["node", os.path.join(HERE, "rpc_echo_server.mjs"), kind, endpoint]
     else:
         cmd = [sys.executable, os.path.join(HERE, "rpc_floor_server.py"), kind, endpoint]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
@@ -181,10 +181,12 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="psc-floor-", dir="/tmp")
     rep_ep, router_ep = f"ipc://{tmp}/rep.sock", f"ipc://{tmp}/router.sock"
     js_ep = f"ipc://{tmp}/zeromqjs.sock"
+    stack_ep = f"ipc://{tmp}/zmtp.sock"
     floors = [
         start_floor("rep", rep_ep),
         start_floor("router", router_ep),
         start_floor("zeromqjs", js_ep),
+        start_floor("zmtp", stack_ep),
     ]
     ctx: zmq.Context[Any] = zmq.Context()
     req = ctx.socket(zmq.REQ)
@@ -193,13 +195,16 @@ def main() -> None:
     dealer.setsockopt(zmq.SNDHWM, 100_000)
     dealer.setsockopt(zmq.RCVHWM, 100_000)
     dealer.connect(router_ep)
-    # references: the same echo through zeromq.js (the sidecar's binding), one frame and four
+    # references: the protocol's four frames echoed by the sidecar's own ROUTER (the stack's
+    # floor), and the same echo through zeromq.js (libzmq), one frame and four
+    dealer_stack = ctx.socket(zmq.DEALER)
+    dealer_stack.connect(stack_ep)
     req_js = ctx.socket(zmq.REQ)
     req_js.connect(js_ep)
     dealer_js = ctx.socket(zmq.DEALER)
     dealer_js.connect(js_ep)
     client = parsl_sidecar.connect(args.connection)
-    keys = ("p50", "p99", "cps", "tcps", "fp50", "fp99", "fcps", "e4py", "e1js", "e4js")
+    keys = ("p50", "p99", "cps", "tcps", "fp50", "fp99", "fcps", "e4st", "e4py", "e1js", "e4js")
     res: dict[str, list[float]] = {k: [] for k in keys}
     try:
         for r in range(rounds):
@@ -208,16 +213,18 @@ def main() -> None:
             cps = ours_throughput_chained(client, n_tp)
             fcps = floor_throughput(dealer, n_tp)
             tcps = ours_throughput(client, n_tp)
+            e4st = echo_latency(dealer_stack, n_lat, 4)[0]
             e4py = echo_latency(dealer, n_lat, 4)[0]
             e1js = echo_latency(req_js, n_lat, 1)[0]
             e4js = echo_latency(dealer_js, n_lat, 4)[0]
-            values = (p50, p99, cps, tcps, fp50, fp99, fcps, e4py, e1js, e4js)
+            values = (p50, p99, cps, tcps, fp50, fp99, fcps, e4st, e4py, e1js, e4js)
             for k, v in zip(keys, values, strict=True):
                 res[k].append(v)
             print(
                 f"round {r + 1}/{rounds}: ours p50 {p50:.1f} us p99 {p99:.1f} us {cps:,.0f} calls/s"
                 f" ({tcps:,.0f} from a caller thread) | floor p50 {fp50:.1f} us p99 {fp99:.1f} us"
-                f" {fcps:,.0f} calls/s | echo p50: pyzmq 4 frames {e4py:.1f} us, zeromq.js"
+                f" {fcps:,.0f} calls/s | echo p50: sidecar's router 4 frames {e4st:.1f} us,"
+                f" pyzmq 4 frames {e4py:.1f} us, zeromq.js"
                 f" 1 frame {e1js:.1f} us, 4 frames {e4js:.1f} us",
                 file=sys.stderr,
             )
@@ -225,6 +232,7 @@ def main() -> None:
         client.close()
         req.close(linger=0)
         dealer.close(linger=0)
+        dealer_stack.close(linger=0)
         req_js.close(linger=0)
         dealer_js.close(linger=0)
         ctx.term()
@@ -249,6 +257,7 @@ def main() -> None:
                 "floor_p50_us": round(med["fp50"], 1),
                 "floor_p99_us": round(med["fp99"], 1),
                 "floor_calls_per_s": round(med["fcps"]),
+                "echo4_stack_p50_us": round(med["e4st"], 1),
                 "echo4_pyzmq_p50_us": round(med["e4py"], 1),
                 "echo1_zeromqjs_p50_us": round(med["e1js"], 1),
                 "echo4_zeromqjs_p50_us": round(med["e4js"], 1),

@@ -2,9 +2,9 @@
  * The RPC server: a ZeroMQ ROUTER socket that checks every message's signature, version and
  * freshness, runs requests concurrently through the registry, and sends replies, progress and
  * subscribed events back to the caller. Unauthenticated traffic is dropped without a reply.
+ * The socket is ./zmtp/router.ts (ZMTP in the event loop, no libzmq I/O thread in between).
  */
 import { randomBytes } from "node:crypto";
-import { Router } from "zeromq";
 import { SidecarError, toSidecarError, type ErrorPayload } from "../errors.js";
 import { type EventBus, matches } from "../events.js";
 import type { Logger } from "../util/logger.js";
@@ -12,12 +12,15 @@ import { describeValue } from "../util/validation.js";
 import { isHeader, MAX_BATCH, PROTOCOL_VERSION, pack, unpack, type Header, type MessageType } from "./envelope.js";
 import type { CallContext, Registry } from "./registry.js";
 import { ReplayGuard } from "./replay-guard.js";
+import { ZmtpRouter } from "./zmtp/router.js";
 
 export interface ServerStats {
   received: number;
   replied: number;
   inFlight: number;
   dropped: { framing: number; signature: number; decode: number; replay: number; stale: number; type: number };
+  /** replies and events not sent: their client had gone, or was not reading its queue */
+  undelivered: { unroutable: number; full: number };
 }
 
 interface Subscription {
@@ -27,17 +30,18 @@ interface Subscription {
 
 const SUBSCRIPTION_LEASE_MS = 60_000;
 const DONE = Promise.resolve();
-const ignore = (): void => undefined;
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function";
 }
 
 export class RpcServer {
-  // sendTimeout 0: a ROUTER never blocks a send (it drops for an unroutable or full peer), and
-  // zeromq.js then hands every message to ZeroMQ inside send() itself: no send is ever pending,
-  // so replies go out directly, in the tick that produced them, without a queue
-  private readonly socket = new Router({ linger: 0, sendTimeout: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
+  // messages are served in the tick they arrive, and a reply is written to its connection in the
+  // tick that produced it (a ROUTER never blocks a send: it drops for a gone or full peer)
+  private readonly socket = new ZmtpRouter({
+    onMessage: (frames) => this.onMessageSafely(frames),
+    onProtocolError: (detail) => this.drop("framing", `connection closed: ${detail}`),
+  });
   private readonly guard = new ReplayGuard();
   private readonly inFlight = new Map<string, { identity: Buffer; id: string; done: Promise<void> }>();
   private readonly subscriptions = new Map<string, Subscription>();
@@ -48,9 +52,14 @@ export class RpcServer {
   private readonly session = randomBytes(4).toString("hex");
   private counter = 0;
   private closing = false;
-  private loop: Promise<void> | undefined;
   private unlisten: (() => void) | undefined;
-  readonly stats: ServerStats = { received: 0, replied: 0, inFlight: 0, dropped: { framing: 0, signature: 0, decode: 0, replay: 0, stale: 0, type: 0 } };
+  readonly stats: ServerStats = {
+    received: 0,
+    replied: 0,
+    inFlight: 0,
+    dropped: { framing: 0, signature: 0, decode: 0, replay: 0, stale: 0, type: 0 },
+    undelivered: this.socket.dropped,
+  };
 
   constructor(
     private readonly key: Buffer,
@@ -60,10 +69,9 @@ export class RpcServer {
   ) {}
 
   async bind(endpoint: string): Promise<string> {
-    await this.socket.bind(endpoint);
-    this.loop = this.receiveLoop();
+    const bound = await this.socket.bind(endpoint);
     this.unlisten = this.events.on([], (e) => this.publish(e.topic, e));
-    return this.socket.lastEndpoint ?? endpoint;
+    return bound;
   }
 
   /** Subscribe a client (by routing identity) to topics for a lease that the client renews. */
@@ -108,14 +116,9 @@ export class RpcServer {
     this.emit([identity, ...pack(this.key, this.header(type, replyTo, topic), body)]);
   }
 
-  /** Hand one message to ZeroMQ now (see the socket's options). */
+  /** Writes one message to its client's connection now (dropped if the client is gone). */
   private emit(frames: Buffer[]): void {
-    try {
-      // a rejection is a message ZeroMQ could not take (a closed socket): lost, like any drop
-      this.socket.send(frames).catch(ignore);
-    } catch {
-      // the socket is closed: nothing more can be sent
-    }
+    this.socket.send(frames);
   }
 
   /** A reply to a call that came in a batch: queued, and sent with the others of this tick. */
@@ -141,22 +144,12 @@ export class RpcServer {
     this.batchOut.clear();
   }
 
-  private async receiveLoop(): Promise<void> {
-    // receive() directly rather than `for await`: the socket's iterator wraps every message in
-    // one more promise
-    const socket = this.socket;
+  private onMessageSafely(frames: Buffer[]): void {
     try {
-      while (!socket.closed) {
-        const frames = await socket.receive();
-        try {
-          this.onMessage(frames);
-        } catch (err) {
-          // a bug in serving one message (handlers run in this tick) must not stop the server
-          this.log.error({ err: (err as Error).message, stack: (err as Error).stack }, "rpc message handling failed");
-        }
-      }
+      this.onMessage(frames);
     } catch (err) {
-      if (!this.closing && !socket.closed) this.log.error({ err: (err as Error).message }, "rpc receive loop failed");
+      // a bug in serving one message (handlers run in this tick) must not stop the server
+      this.log.error({ err: (err as Error).message, stack: (err as Error).stack }, "rpc message handling failed");
     }
   }
 
@@ -270,7 +263,6 @@ export class RpcServer {
     }
     this.abort.abort();
     this.flushBatches();
-    this.socket.close();
-    await this.loop?.catch(() => undefined);
+    await this.socket.close();
   }
 }

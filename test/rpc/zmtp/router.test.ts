@@ -1,0 +1,240 @@
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Dealer, Publisher, Request } from "zeromq";
+import { ZmtpRouter, type RouterOptions } from "../../../src/rpc/zmtp/router.js";
+import { ByteReader, command, encodeMessage, greeting, properties } from "../../../src/rpc/zmtp/wire.js";
+
+let dir: string;
+const routers: ZmtpRouter[] = [];
+const closers: Array<() => void> = [];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "psc-zmtp-"));
+});
+afterEach(async () => {
+  for (const c of closers.splice(0)) c();
+  for (const r of routers.splice(0)) await r.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** An echo router (or one doing `onMessage`), bound on ipc unless told otherwise. */
+async function router(opts: Partial<RouterOptions> = {}, endpoint = `ipc://${join(dir, "r.sock")}`): Promise<{ r: ZmtpRouter; endpoint: string; errors: string[] }> {
+  const errors: string[] = [];
+  const r: ZmtpRouter = new ZmtpRouter({ onMessage: (frames) => r.send(frames), onProtocolError: (d) => errors.push(d), ...opts });
+  routers.push(r);
+  return { r, endpoint: await r.bind(endpoint), errors };
+}
+
+function dealer(endpoint: string, options: ConstructorParameters<typeof Dealer>[0] = {}): Dealer {
+  const d = new Dealer({ linger: 0, receiveTimeout: 5000, ...options });
+  d.connect(endpoint);
+  closers.push(() => d.close());
+  return d;
+}
+
+/** A raw connection that has sent `bytes`; resolves once the router closed it (or after 5 s). */
+function rawUntilClosed(path: string, bytes: Buffer): Promise<{ closed: boolean; got: Buffer }> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    const got: Buffer[] = [];
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve({ closed: false, got: Buffer.concat(got) });
+    }, 5000);
+    s.on("data", (d) => got.push(d));
+    s.on("error", () => undefined);
+    s.on("close", () => {
+      clearTimeout(timer);
+      resolve({ closed: true, got: Buffer.concat(got) });
+    });
+    s.write(bytes);
+  });
+}
+
+const dealerHello = (): Buffer => Buffer.concat([greeting(), command("READY", properties({ "Socket-Type": "DEALER" }))]);
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe("ZmtpRouter with libzmq peers (zeromq.js)", () => {
+  it("routes replies by the id it gave each DEALER, over ipc and tcp", async () => {
+    for (const ep of [`ipc://${join(dir, "a.sock")}`, "tcp://127.0.0.1:*"]) {
+      const seen: string[] = [];
+      const { r, endpoint } = await router({ onMessage: (f) => (seen.push(f[0]!.toString("hex")), r.send([f[0]!, Buffer.from(`for ${f[1]}`)])) }, ep);
+      if (ep.startsWith("tcp")) expect(endpoint).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/);
+      const a = dealer(endpoint);
+      const b = dealer(endpoint);
+      await a.send("a");
+      await b.send("b");
+      expect((await b.receive()).map(String)).toEqual(["for b"]);
+      expect((await a.receive()).map(String)).toEqual(["for a"]);
+      expect(new Set(seen).size).toBe(2);
+      expect(seen.every((id) => id.length === 10 && id.startsWith("00"))).toBe(true);
+    }
+  });
+
+  it("uses a peer's own routing id, and refuses a second connection with the same id", async () => {
+    const ids: string[] = [];
+    const { r, endpoint, errors } = await router({ onMessage: (f) => (ids.push(f[0]!.toString()), r.send(f)) });
+    const a = dealer(endpoint, { routingId: "worker-1" });
+    await a.send("x");
+    expect((await a.receive()).map(String)).toEqual(["x"]);
+    const b = dealer(endpoint, { routingId: "worker-1" });
+    await b.send("y");
+    await until(() => errors.length > 0);
+    expect(errors[0]).toMatch(/routing id .* is already connected/);
+    await a.send("z");
+    expect((await a.receive()).map(String)).toEqual(["z"]);
+    expect(ids).toEqual(["worker-1", "worker-1"]);
+  });
+
+  it("talks to a REQ socket (its empty delimiter is a frame like any other)", async () => {
+    const { endpoint } = await router();
+    const q = new Request({ linger: 0, receiveTimeout: 5000 });
+    q.connect(endpoint);
+    closers.push(() => q.close());
+    await q.send(["one", "two"]);
+    expect((await q.receive()).map(String)).toEqual(["one", "two"]);
+  });
+
+  it("carries large messages both ways (written part by part)", async () => {
+    const { endpoint } = await router();
+    const d = dealer(endpoint);
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17);
+    for (let i = 0; i < big.length; i++) big[i] = i % 251;
+    await d.send([Buffer.from("head"), big, Buffer.alloc(0)]);
+    const back = await d.receive();
+    expect(back.length).toBe(3);
+    expect(back[1]!.equals(big)).toBe(true);
+    expect(back[2]!.length).toBe(0);
+  });
+
+  it("answers ZMTP heartbeats, so a peer that sends them stays connected", async () => {
+    const ids = new Set<string>();
+    const { r, endpoint } = await router({ onMessage: (f) => (ids.add(f[0]!.toString("hex")), r.send(f)) });
+    const d = dealer(endpoint, { heartbeatInterval: 50, heartbeatTimeout: 200 });
+    await d.send("1");
+    await d.receive();
+    await new Promise((res) => setTimeout(res, 1000));
+    await d.send("2");
+    expect((await d.receive()).map(String)).toEqual(["2"]);
+    expect(ids.size).toBe(1); // never reconnected
+  });
+
+  it("never takes a PUB as a peer (libzmq hangs up on a ROUTER's READY)", async () => {
+    const { r, endpoint } = await router();
+    const p = new Publisher({ linger: 0 });
+    const disconnected = new Promise<void>((resolve) => p.events.on("disconnect", () => resolve()));
+    p.connect(endpoint);
+    closers.push(() => p.close());
+    await disconnected;
+    expect(r.peerCount).toBe(0);
+  });
+});
+
+describe("ZmtpRouter with broken peers (raw connections)", () => {
+  it("closes a connection that is not ZeroMQ at once, and keeps serving others", async () => {
+    const { endpoint, errors } = await router();
+    const res = await rawUntilClosed(endpoint.slice(6), Buffer.from("GET / HTTP/1.1\r\n\r\n"));
+    expect(res.closed).toBe(true);
+    expect(errors[0]).toMatch(/not a ZMTP 3 greeting/);
+    const d = dealer(endpoint);
+    await d.send("still here");
+    expect((await d.receive()).map(String)).toEqual(["still here"]);
+  });
+
+  it("closes a connection whose READY names a socket type a ROUTER cannot talk to, saying so in an ERROR", async () => {
+    const { endpoint, errors } = await router();
+    const res = await rawUntilClosed(endpoint.slice(6), Buffer.concat([greeting(), command("READY", properties({ "Socket-Type": "PUB" }))]));
+    expect(res.closed).toBe(true);
+    expect(res.got.toString("latin1")).toContain("ERROR\x13Invalid socket type");
+    expect(errors[0]).toMatch(/socket type "PUB" cannot talk to a ROUTER/);
+  });
+
+  it("closes a connection that sends a message before READY, or an oversized one", async () => {
+    const { endpoint, errors } = await router({ maxMessageBytes: 1000 });
+    const early = await rawUntilClosed(endpoint.slice(6), Buffer.concat([greeting(), encodeMessage([Buffer.from("hi")])]));
+    expect(early.closed).toBe(true);
+    expect(errors.at(-1)).toMatch(/message before the READY handshake/);
+    const big = await rawUntilClosed(endpoint.slice(6), Buffer.concat([dealerHello(), encodeMessage([Buffer.alloc(600), Buffer.alloc(600)])]));
+    expect(big.closed).toBe(true);
+    expect(errors.at(-1)).toMatch(/more than 1000 bytes/);
+  });
+
+  it("closes a connection that never finishes its handshake", async () => {
+    const { endpoint, errors } = await router({ handshakeTimeoutMs: 200 });
+    const res = await rawUntilClosed(endpoint.slice(6), greeting().subarray(0, 10));
+    expect(res.closed).toBe(true);
+    expect(res.got.subarray(0, 10).equals(greeting().subarray(0, 10))).toBe(true); // it had sent its own greeting
+    expect(errors[0]).toMatch(/no handshake within 200 ms/);
+  });
+
+  it("drops messages to a peer that does not read once its queue is full, and to unknown ids", async () => {
+    let id: Buffer | undefined;
+    const { r, endpoint } = await router({ sendBufferBytes: 256 * 1024, onMessage: (f) => (id = f[0]) });
+    const s: Socket = connect(endpoint.slice(6));
+    closers.push(() => s.destroy());
+    s.pause(); // never reads
+    s.write(Buffer.concat([dealerHello(), encodeMessage([Buffer.from("hello")])]));
+    await until(() => id !== undefined);
+    const chunk = Buffer.alloc(64 * 1024);
+    let sent = 0;
+    while (r.send([id!, chunk]) && sent < 10_000) sent++;
+    expect(sent).toBeLessThan(10_000); // it stopped: the peer's queue was full
+    expect(r.dropped.full).toBe(1);
+    expect(r.send([Buffer.from("nobody"), chunk])).toBe(false);
+    expect(r.dropped.unroutable).toBe(1);
+  });
+
+  it("reads a peer's messages whatever the chunking, one byte at a time included", async () => {
+    const got: string[][] = [];
+    const { endpoint } = await router({ onMessage: (f) => got.push(f.slice(1).map(String)) });
+    const s: Socket = connect(endpoint.slice(6));
+    closers.push(() => s.destroy());
+    s.on("error", () => undefined);
+    const wire = Buffer.concat([dealerHello(), encodeMessage([Buffer.from("a"), Buffer.from("bc")]), command("PING", Buffer.from([0, 10, 1, 2])), encodeMessage([Buffer.alloc(300, "x")])]);
+    for (const byte of wire) {
+      s.write(Buffer.from([byte]));
+      await new Promise((res) => setImmediate(res));
+    }
+    await until(() => got.length === 2);
+    expect(got).toEqual([["a", "bc"], ["x".repeat(300)]]);
+  });
+});
+
+describe("ZmtpRouter endpoints", () => {
+  it("replaces a socket file left behind, refuses a regular file in the way, and removes its socket on close", async () => {
+    const path = join(dir, "stale.sock");
+    const first = new ZmtpRouter({ onMessage: () => undefined });
+    await first.bind(`ipc://${path}`);
+    // a sidecar that died leaves its socket file: simulate by binding again without closing
+    const { endpoint } = await router({}, `ipc://${path}`);
+    const d = dealer(endpoint);
+    await d.send("new");
+    expect((await d.receive()).map(String)).toEqual(["new"]);
+    await first.close();
+    const file = join(dir, "plain");
+    writeFileSync(file, "keep me");
+    await expect(new ZmtpRouter({ onMessage: () => undefined }).bind(`ipc://${file}`)).rejects.toThrow(/not a socket is in the way/);
+    expect(existsSync(file)).toBe(true);
+    const r = routers.pop()!;
+    await r.close();
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it("binds tcp://*:* to every interface on a free port", async () => {
+    const { endpoint } = await router({}, "tcp://*:*");
+    expect(endpoint).toMatch(/^tcp:\/\/0\.0\.0\.0:\d+$/);
+    const d = dealer(endpoint.replace("0.0.0.0", "127.0.0.1"));
+    await d.send("x");
+    expect((await d.receive()).map(String)).toEqual(["x"]);
+  });
+});
