@@ -141,6 +141,7 @@ export class Daemon {
       }
     }
     removeConnectionFile(this.connectionFile);
+    // (the router removed its socket file on close; this catches one it could not)
     if (this.info.endpoint.startsWith("ipc://")) rmSync(this.info.endpoint.slice(6), { force: true });
     this.releaseLock();
     this.log.info({ reason }, "sidecar stopped");

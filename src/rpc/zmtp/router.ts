@@ -15,8 +15,9 @@
  * dropped.
  */
 import { lstatSync, rmSync } from "node:fs";
-import { createServer, type Server, type Socket } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { randomBytes } from "node:crypto";
+import { SidecarError } from "../../errors.js";
 import { ByteReader, checkGreeting, command, COMMAND, encodeMessage, frameHeader, greeting, GREETING_BYTES, messageBytes, MORE, parseCommand, parseProperties, properties } from "./wire.js";
 
 export interface RouterOptions {
@@ -75,14 +76,17 @@ export class ZmtpRouter {
     let bound: string;
     if (endpoint.startsWith("ipc://")) {
       const path = endpoint.slice(6);
-      removeStaleSocket(path);
-      await listen(server, { path });
+      // libzmq's ipc://@NAME (Linux's abstract namespace) has no file permissions, so any local
+      // user could connect; and Node pads such names to 108 bytes, so libzmq peers would not find it
+      if (path.startsWith("@")) throw new SidecarError("INVALID_ARGUMENT", `Cannot bind ${endpoint}: Linux's abstract namespace (ipc://@NAME) is not supported, since any local user could connect to it; use ipc://PATH in a directory only you can enter`);
+      await clearStaleSocket(path);
+      await listen(server, { path }, endpoint);
       bound = endpoint;
     } else {
       const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+|\*)$/.exec(endpoint);
-      if (!m) throw new Error(`Cannot bind ${endpoint}: expected ipc://PATH or tcp://HOST:PORT`);
+      if (!m) throw new SidecarError("INVALID_ARGUMENT", `Cannot bind ${endpoint}: expected ipc://PATH or tcp://HOST:PORT`);
       const host = m[1] === "*" ? "0.0.0.0" : m[1] === "localhost" ? "127.0.0.1" : m[1]!.replace(/^\[(.*)\]$/, "$1");
-      await listen(server, { host, port: m[2] === "*" ? 0 : Number(m[2]) });
+      await listen(server, { host, port: m[2] === "*" ? 0 : Number(m[2]) }, endpoint);
       const addr = server.address();
       const port = typeof addr === "object" && addr ? addr.port : Number(m[2]);
       bound = `tcp://${host.includes(":") ? `[${host}]` : host}:${port}`;
@@ -249,23 +253,42 @@ export class ZmtpRouter {
   }
 }
 
-/** A socket file left by a sidecar that died is removed, as libzmq does; anything else is an error. */
-function removeStaleSocket(path: string): void {
+/**
+ * A socket file left by a process that died is removed (libzmq removes any); one that a live
+ * process listens on, or a file that is not a socket, is an error.
+ */
+async function clearStaleSocket(path: string): Promise<void> {
   let isSocket: boolean;
   try {
     isSocket = lstatSync(path).isSocket();
   } catch {
     return; // nothing there
   }
-  if (!isSocket) throw new Error(`Cannot bind ipc://${path}: a file that is not a socket is in the way`);
+  if (!isSocket) throw new SidecarError("INVALID_ARGUMENT", `Cannot bind ipc://${path}: a file that is not a socket is in the way; remove it or choose another path`);
+  if (await listening(path)) throw new SidecarError("INVALID_ARGUMENT", `Cannot bind ipc://${path}: another process is listening there; stop it or choose another path`);
   rmSync(path, { force: true });
 }
 
-function listen(server: Server, options: { path: string } | { host: string; port: number }): Promise<void> {
+function listening(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+}
+
+function listen(server: Server, options: { path: string } | { host: string; port: number }, endpoint: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once("error", reject);
+    const fail = (err: NodeJS.ErrnoException): void => {
+      const why = err.code === "EADDRINUSE" ? "the address is in use" : err.code === "EADDRNOTAVAIL" ? "no interface here has that address" : err.message;
+      reject(new SidecarError("INVALID_ARGUMENT", `Cannot bind ${endpoint}: ${why}`, { cause: err }));
+    };
+    server.once("error", fail);
     server.listen(options, () => {
-      server.off("error", reject);
+      server.off("error", fail);
       resolve();
     });
   });

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -211,23 +212,40 @@ describe("ZmtpRouter with broken peers (raw connections)", () => {
 });
 
 describe("ZmtpRouter endpoints", () => {
-  it("replaces a socket file left behind, refuses a regular file in the way, and removes its socket on close", async () => {
+  it("replaces a socket file left behind, refuses one in use or a regular file in the way, and removes its socket on close", async () => {
     const path = join(dir, "stale.sock");
-    const first = new ZmtpRouter({ onMessage: () => undefined });
-    await first.bind(`ipc://${path}`);
-    // a sidecar that died leaves its socket file: simulate by binding again without closing
-    const { endpoint } = await router({}, `ipc://${path}`);
+    // a process that died leaves its socket file behind (bound, nobody listening)
+    execFileSync("python3", ["-c", "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", path]);
+    expect(existsSync(path)).toBe(true);
+    const { r, endpoint } = await router({}, `ipc://${path}`);
     const d = dealer(endpoint);
     await d.send("new");
     expect((await d.receive()).map(String)).toEqual(["new"]);
-    await first.close();
+    // a live one is never taken over
+    await expect(new ZmtpRouter({ onMessage: () => undefined }).bind(`ipc://${path}`)).rejects.toThrow(/another process is listening there/);
+    await d.send("still");
+    expect((await d.receive()).map(String)).toEqual(["still"]);
     const file = join(dir, "plain");
     writeFileSync(file, "keep me");
     await expect(new ZmtpRouter({ onMessage: () => undefined }).bind(`ipc://${file}`)).rejects.toThrow(/not a socket is in the way/);
     expect(existsSync(file)).toBe(true);
-    const r = routers.pop()!;
     await r.close();
     expect(existsSync(path)).toBe(false);
+  });
+
+  it("names what is wrong with an endpoint it cannot bind", async () => {
+    const { endpoint } = await router({}, "tcp://127.0.0.1:*");
+    const r = new ZmtpRouter({ onMessage: () => undefined });
+    await expect(r.bind(endpoint)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", message: `Cannot bind ${endpoint}: the address is in use` });
+    await expect(r.bind("tcp://192.0.2.1:5555")).rejects.toThrow(/no interface here has that address/);
+    await expect(r.bind("udp://x")).rejects.toThrow(/expected ipc:\/\/PATH or tcp:\/\/HOST:PORT/);
+  });
+
+  it("refuses Linux's abstract namespace (ipc://@NAME), which any local user could reach", async () => {
+    await expect(new ZmtpRouter({ onMessage: () => undefined }).bind("ipc://@psc-test")).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: expect.stringMatching(/abstract namespace \(ipc:\/\/@NAME\) is not supported.*use ipc:\/\/PATH/),
+    });
   });
 
   it("binds tcp://*:* to every interface on a free port", async () => {
