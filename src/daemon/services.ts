@@ -17,9 +17,14 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   // first in, last closed: everything below borrows SSH connections from ssh.pool
   const ssh = sshModule(ctx);
   modules.push(ssh);
-  // a job's relays on a pool carry its marker: the job's watchdog there ends them with its workers
+  // a job's relays on a pool carry its marker, and start only once the job's watchdog runs there:
+  // it ends them with its workers, also when this sidecar dies right after opening the tunnel
   let jobs: ReturnType<typeof createJobsModule> | undefined;
-  const relayEnv = (owner: string): Record<string, string> => (jobs?.service.store.exists(owner) ? { [JOB_ENV]: owner } : {});
+  const relayEnv = async (owner: string, target: string): Promise<Record<string, string>> => {
+    if (!jobs?.service.store.exists(owner)) return {};
+    await jobs.service.watchPool(owner, target);
+    return { [JOB_ENV]: owner };
+  };
   const tunnels = tunnelsModule(ctx, ssh.pool, { relayEnv });
   modules.push(tunnels);
   const executors = executorsModule(ctx, { hosts: ssh.pool, tunnels: tunnels.manager });

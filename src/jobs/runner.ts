@@ -90,6 +90,11 @@ export class JobRunner {
     if (target !== undefined) (await this.watchdog(target))?.add(r);
   }
 
+  /** See JobsService.watchPool (a failed start is logged and retried, never thrown). */
+  async watchPool(target: string): Promise<void> {
+    if (target !== "local" && !this.tearingDown) await this.watchdog(target);
+  }
+
   async removeResource(r: JobResource): Promise<void> {
     this.deps.store.update(this.id, (rec) => {
       rec.resources = rec.resources.filter((x) => resourceKey(x) !== resourceKey(r));

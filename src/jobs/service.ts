@@ -114,6 +114,14 @@ export class JobsService implements JobResources {
     });
   }
 
+  /**
+   * Resolves once the job's watchdog runs on `target` (started if need be), when this sidecar
+   * supervises the job; what is started there for the job afterwards cannot outlive the job.
+   */
+  async watchPool(jobId: string, target: string): Promise<void> {
+    await this.runners.get(jobId)?.watchPool(target);
+  }
+
   async remove(jobId: string, resource: JobResource): Promise<void> {
     const runner = this.runners.get(jobId);
     if (runner) return runner.removeResource(resource);

@@ -20,11 +20,13 @@ export interface TunnelDeps {
   /** durable tunnels: how long a cut connection waits to resume (s, default 120) and the relay's ping interval (s, default 2) */
   durable?: { resumeS?: number; pingS?: number };
   /**
-   * Environment for the relays a tunnel of this owner starts on the pool. The composition root
-   * marks a job's relays with PARSL_SIDECAR_JOB, so the job's watchdog there ends them with the
-   * job (its teardown, a dead sidecar, `kill` from the record), as it ends the job's workers.
+   * Called before a tunnel of this owner starts a relay on `target`; resolves with the relay's
+   * environment. The composition root marks a job's relays with PARSL_SIDECAR_JOB and first makes
+   * sure the job's watchdog runs on that pool, so the watchdog ends them with the job (its
+   * teardown, a dead sidecar, `kill` from the record), as it ends the job's workers, and no relay
+   * of a job ever runs there without one.
    */
-  relayEnv?: (owner: string) => Record<string, string>;
+  relayEnv?: (owner: string, target: string) => Promise<Record<string, string>>;
 }
 
 export interface TunnelSpec {

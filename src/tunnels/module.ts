@@ -4,6 +4,7 @@ import type { DaemonContext, ServiceModule } from "../daemon/module.js";
 import { defineMethod } from "../rpc/registry.js";
 import type { HostPool } from "../ssh/host.js";
 import { TunnelManager } from "./manager.js";
+import type { TunnelDeps } from "./base.js";
 
 const port = z.number().int().min(1).max(65535);
 
@@ -45,7 +46,7 @@ export interface TunnelsModule extends ServiceModule {
 }
 
 /** Create the tunnels module; it borrows connections from `pool`. */
-export function tunnelsModule(ctx: DaemonContext, pool: HostPool, opts: { relayEnv?: (owner: string) => Record<string, string> } = {}): TunnelsModule {
+export function tunnelsModule(ctx: DaemonContext, pool: HostPool, opts: Pick<TunnelDeps, "relayEnv"> = {}): TunnelsModule {
   const manager = new TunnelManager({ pool, events: ctx.events, log: ctx.log, ...(opts.relayEnv ? { relayEnv: opts.relayEnv } : {}) });
   return {
     name: "tunnels",

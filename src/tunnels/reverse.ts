@@ -205,6 +205,11 @@ export class ReverseTunnel extends TunnelBase {
     await this.startDurable(opening ? wantDial : this.rec.dial_port);
   }
 
+  /** The relay's environment from the owner's hook (which first readies what ends it with its owner). */
+  private async relayEnv(): Promise<Record<string, string> | undefined> {
+    return this.deps.relayEnv?.(this.rec.owner, this.rec.target);
+  }
+
   private get durableTimes(): { resumeS: number; pingS: number } {
     return { resumeS: this.deps.durable?.resumeS ?? 120, pingS: this.deps.durable?.pingS ?? 2 };
   }
@@ -214,7 +219,8 @@ export class ReverseTunnel extends TunnelBase {
     const host = !cluster ? "127.0.0.1" : WILDCARDS.has(this.rec.remote_host) ? "0.0.0.0" : this.rec.remote_host;
     const keys = this.hub!.newRelay();
     const t = this.durableTimes;
-    const start = (port: number, waitS: number): Promise<Relay> => startDurableRelay(this.lease!, { python: this.python!, listenHost: host, listenPort: port, bindWaitS: waitS, upstreamPort: this.rec.remote_port, resumeS: t.resumeS, pingS: t.pingS, relayId: keys.id }, keys.secret, this.hub!, this.deps.relayEnv?.(this.rec.owner));
+    const env = await this.relayEnv();
+    const start = (port: number, waitS: number): Promise<Relay> => startDurableRelay(this.lease!, { python: this.python!, listenHost: host, listenPort: port, bindWaitS: waitS, upstreamPort: this.rec.remote_port, resumeS: t.resumeS, pingS: t.pingS, relayId: keys.id }, keys.secret, this.hub!, env);
     if (await this.placeRelay(host, wantDial, start)) this.watchControl();
   }
 
@@ -329,7 +335,8 @@ export class ReverseTunnel extends TunnelBase {
 
   private async startRelay(wantDial: number): Promise<void> {
     const host = WILDCARDS.has(this.bindAddr) ? "0.0.0.0" : this.bindAddr;
-    const relay = await this.placeRelay(host, wantDial, (port, waitS) => startRelay(this.lease!, this.python!, host, port, this.rec.remote_port, waitS, this.deps.relayEnv?.(this.rec.owner)));
+    const env = await this.relayEnv();
+    const relay = await this.placeRelay(host, wantDial, (port, waitS) => startRelay(this.lease!, this.python!, host, port, this.rec.remote_port, waitS, env));
     if (!relay) return;
     void relay.proc.exited.then(() => {
       if (this.relay === relay && this.rec.state === "open" && !this.closing) {

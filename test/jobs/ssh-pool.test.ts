@@ -123,13 +123,15 @@ describe("jobs on an SSH pool (sshd on loopback)", () => {
     const lost = await startJob(box, "ssh-relay-lost", "durable", false);
     const relay = lost.ports[3]!;
     expect(alive(relay)).toBe(true);
-    expect(JSON.parse((await cli(["jobs", "--json"], box.env)).stdout).jobs[0].resources).toContainEqual(expect.objectContaining({ kind: "tunnel", target: "pool", relay: true }));
+    // killed the moment the tunnel is open: its relay never runs on the pool without the job's watchdog
     lost.run.child.kill("SIGKILL");
     await lost.run.exited;
     await waitFor("the relay to be gone", () => !alive(relay), 15_000);
 
     const frozen = await startJob(box, "ssh-relay-frozen", "durable", false);
     const relay2 = frozen.ports[3]!;
+    const listed = JSON.parse((await cli(["jobs", "--json"], box.env)).stdout).jobs.find((j: { id: string }) => j.id === "ssh-relay-frozen");
+    expect(listed.resources).toContainEqual(expect.objectContaining({ kind: "tunnel", target: "pool", relay: true }));
     frozen.run.child.kill("SIGSTOP");
     try {
       const killed = await cli(["kill", "ssh-relay-frozen", "--grace", "300ms", "--json"], box.env);
