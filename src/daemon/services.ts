@@ -17,17 +17,18 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   // first in, last closed: everything below borrows SSH connections from ssh.pool
   const ssh = sshModule(ctx);
   modules.push(ssh);
-  // a job's relays on a pool carry its marker, and start only once the job's watchdog runs there:
-  // it ends them with its workers, also when this sidecar dies right after opening the tunnel
+  // what a job starts on a pool (relays, worker blocks) carries its marker, and starts only once
+  // the job's watchdog runs there: it ends them with the job, also when this sidecar dies the
+  // moment they started
   let jobs: ReturnType<typeof createJobsModule> | undefined;
-  const relayEnv = async (owner: string, target: string): Promise<Record<string, string>> => {
+  const jobEnv = async (owner: string, target: string): Promise<Record<string, string>> => {
     if (!jobs?.service.store.exists(owner)) return {};
     await jobs.service.watchPool(owner, target);
     return { [JOB_ENV]: owner };
   };
-  const tunnels = tunnelsModule(ctx, ssh.pool, { relayEnv });
+  const tunnels = tunnelsModule(ctx, ssh.pool, { relayEnv: jobEnv });
   modules.push(tunnels);
-  const executors = executorsModule(ctx, { hosts: ssh.pool, tunnels: tunnels.manager });
+  const executors = executorsModule(ctx, { hosts: ssh.pool, tunnels: tunnels.manager, blockEnv: jobEnv });
   modules.push(executors);
   // jobs close before what they hold: a job's teardown releases its blocks and tunnels (owner = job id)
   jobs = createJobsModule(ctx, { hosts: ssh.pool, executors: executors.service, blockOwner: (id) => executors.service.blocks?.list().find((b) => b.id === id)?.owner, owners: [{ name: "executors", stage: "remote", release: (o) => executors.service.release(o) }, { name: "tunnels", stage: "tunnels", release: (o) => tunnels.manager.closeOwner(o) }] });

@@ -122,6 +122,14 @@ export function parseBlockStatus(line: string): { exitCode: number | null; signa
   return m[2] === "-" ? { exitCode: Number(m[1]), signal: null } : { exitCode: null, signal: `SIG${m[2]}` };
 }
 
+/**
+ * Called before a block of `owner` starts on the pool `target`; resolves with environment for
+ * its processes. The composition root gives a job's blocks the job's marker, and first makes sure
+ * the job's watchdog runs on that pool, so a block never runs there without something that ends
+ * it with the job (also when this sidecar dies the moment the block started).
+ */
+export type BlockEnv = (owner: string, target: string) => Promise<Record<string, string>>;
+
 /** ended blocks kept for status queries */
 const KEEP_ENDED = 1000;
 
@@ -147,9 +155,12 @@ export class BlockManager {
     private readonly hosts: HostPool,
     private readonly log: Logger,
     private readonly events: EventBus,
+    /** see BlockEnv */
+    private readonly ownerEnv?: BlockEnv,
   ) {}
 
   async start(req: StartBlock): Promise<BlockInfo> {
+    const extra = req.target === "local" ? {} : ((await this.ownerEnv?.(req.owner, req.target)) ?? {});
     const lease = await this.hosts.acquire(req.target, `executors:block:${req.owner}`);
     const id = `blk-${randomBytes(5).toString("hex")}`;
     const cd = req.cwd === undefined ? "" : `mkdir -p ${remoteDir(req.cwd)} && cd ${remoteDir(req.cwd)} && `;
@@ -157,7 +168,7 @@ export class BlockManager {
     try {
       // the marker tells this block's processes from a later group that reuses its id
       const run = lease.isLocal ? `exec bash -c ${shellQuote(req.script)}` : survivingCommand(id, req.script);
-      proc = await lease.spawn(`${cd}${run}`, { env: { [BLOCK_MARK]: id } });
+      proc = await lease.spawn(`${cd}${run}`, { env: { ...extra, [BLOCK_MARK]: id } });
     } catch (err) {
       lease.release();
       throw new SidecarError("PROVIDER_FAILED", `Executor \`${req.label}\`: cannot start a worker block on \`${req.target}\`: ${(err as Error).message}`, { cause: err });

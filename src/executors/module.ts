@@ -1,6 +1,7 @@
 /** The executors service as a daemon module: its RPC methods, status and close path. */
 import type { DaemonContext, ServiceModule } from "../daemon/module.js";
 import type { HostPool } from "../ssh/host.js";
+import type { BlockEnv } from "./blocks.js";
 import { poolMethods } from "./methods-pool.js";
 import { staticMethods } from "./methods-static.js";
 import { ExecutorsService } from "./service.js";
@@ -13,11 +14,13 @@ export interface ExecutorsModuleDeps {
   tunnels?: TunnelManagerLike | undefined;
   /** or an adapted one (tests) */
   workerTunnels?: WorkerTunnels | undefined;
+  /** environment for the blocks an owner starts on a pool (see BlockEnv) */
+  blockEnv?: BlockEnv | undefined;
 }
 
 export function executorsModule(ctx: DaemonContext, deps: ExecutorsModuleDeps = {}): ServiceModule & { service: ExecutorsService } {
   const tunnels = deps.workerTunnels ?? (deps.tunnels ? workerTunnels(deps.tunnels) : undefined);
-  const service = new ExecutorsService({ hosts: deps.hosts, tunnels, log: ctx.log, events: ctx.events });
+  const service = new ExecutorsService({ hosts: deps.hosts, tunnels, log: ctx.log, events: ctx.events, blockEnv: deps.blockEnv });
   return {
     name: "executors",
     service,

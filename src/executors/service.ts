@@ -7,7 +7,7 @@ import { SidecarError } from "../errors.js";
 import type { EventBus } from "../events.js";
 import type { HostPool } from "../ssh/host.js";
 import type { Logger } from "../util/logger.js";
-import { BlockManager, type BlockInfo, type StartBlock } from "./blocks.js";
+import { type BlockEnv, BlockManager, type BlockInfo, type StartBlock } from "./blocks.js";
 import { completeExecutors, type CompleteOutcome, type CompleteRequest } from "./complete.js";
 import { preflightExecutor, type ExecutorPreflight, type LocalVersions } from "./preflight.js";
 import type { ResolvedExecutor } from "./resolve.js";
@@ -22,6 +22,8 @@ export interface ExecutorsServiceDeps {
   resolver?: (name: string) => PoolResolver;
   /** how often owners' pids are checked @default 3000 */
   sweepMs?: number;
+  /** environment for the blocks an owner starts on a pool (see BlockEnv) */
+  blockEnv?: BlockEnv | undefined;
 }
 
 interface Owner {
@@ -44,7 +46,7 @@ export class ExecutorsService {
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly deps: ExecutorsServiceDeps) {
-    this.blocks = deps.hosts ? new BlockManager(deps.hosts, deps.log, deps.events) : undefined;
+    this.blocks = deps.hosts ? new BlockManager(deps.hosts, deps.log, deps.events, deps.blockEnv) : undefined;
     this.sweeper = setInterval(() => void this.sweep(), deps.sweepMs ?? 3000);
     this.sweeper.unref();
   }

@@ -144,6 +144,21 @@ describe("jobs on an SSH pool (sshd on loopback)", () => {
     }
   });
 
+  it("a worker block of a job: a sidecar SIGKILLed the moment the block starts still has a watchdog on the pool, which ends the block", { timeout: 90_000 }, async () => {
+    box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath, PARSL_SIDECAR_WATCHDOG_S: "3" });
+    const pidFile = join(box.dir, "block.pid");
+    const start = JSON.stringify({ target: "pool", owner: "ssh-block-lost", label: "workers", script: `sleep 1000 & echo $! > ${pidFile}; wait` });
+    const run = startCli(["run", "--job", "ssh-block-lost", "--", "sh", "-c", `$PARSL_SIDECAR_CLI call executors.blocks.start '${start}' > /dev/null && sleep 1000`], box.env);
+    await waitFor("the block's worker", () => existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== "", 30_000);
+    const worker = Number(readFileSync(pidFile, "utf8"));
+    started.push(worker);
+    run.child.kill("SIGKILL");
+    await run.exited;
+    expect(alive(worker)).toBe(true);
+    await waitFor("the block's worker to be gone", () => !alive(worker), 15_000);
+    expect(jobProcesses("ssh-block-lost")).toEqual([]);
+  });
+
   it("the SSH connection drops and comes back: the workers and the job's durable relay survive (a new watchdog takes over), kill still cleans up", { timeout: 90_000 }, async () => {
     const b = (box = sandbox({ PARSL_SIDECAR_SSH_CONFIG: configPath, PARSL_SIDECAR_WATCHDOG_S: "3" }));
     const { run, pool, cmd, ports } = await startJob(b, "ssh-blip", "durable");

@@ -170,8 +170,8 @@ describe("pool faults", () => {
   it("a full disk here: STAGING_NO_SPACE and nothing partial", { timeout: 120_000 }, async (ctx) => {
     const small = mountTmpfs(join(bed.tmp, "local", "small"), "size=1m");
     if (!small) return ctx.skip();
-    const f = await fails({ src: bed.url("pool", "nothing"), dst: `file://${small}/x` }).catch(() => undefined);
-    expect(f).toMatchObject({ code: "STAGING_NOT_FOUND" });
+    const f = await fails({ src: bed.url("pool", "nothing"), dst: `file://${small}/x` });
+    expect(f, f.message).toMatchObject({ code: "STAGING_NOT_FOUND" });
     await bed.service.transfer({ src: bed.url("local", "in/tree"), dst: bed.url("pool", "src-tree"), type: "directory" });
     const d = await fails({ src: bed.url("pool", "src-tree"), dst: `file://${small}/tree`, type: "directory" });
     expect(d.code).toBe("STAGING_NO_SPACE");
