@@ -235,6 +235,30 @@ export class SshConnection extends EventEmitter {
     }
   }
 
+  /**
+   * A session slot with a channel opened in it by `open`. sshd may still refuse the channel
+   * ("Channel open failure: open failed") although this side counts a free slot: a session whose
+   * channel closed keeps its place on the server until its process has exited (a process being
+   * killed), and an admin may set MaxSessions below ours. That refusal is waited out (backing
+   * off) until `timeoutMs`, then named; any other failure is thrown at once.
+   */
+  async channel<T>(timeoutMs: number, open: (client: Client) => Promise<T>): Promise<{ value: T; release: () => void; generation: number }> {
+    const deadline = Date.now() + timeoutMs;
+    for (let delay = 25; ; delay = Math.min(delay * 2, 1000)) {
+      const { client, release, generation } = await this.session(Math.max(1, deadline - Date.now()));
+      try {
+        return { value: await open(client), release, generation };
+      } catch (err) {
+        release();
+        if (!isChannelRefused(err)) throw err;
+        if (Date.now() >= deadline) {
+          throw new SidecarError("SSH_EXEC", `\`${this.target}\` refused a new session channel for ${timeoutMs} ms (${this.sessions} open from here): sshd's MaxSessions is reached, by sessions of this connection whose processes are still exiting or by a MaxSessions lower than ${this.settings.maxSessions} (set \`maxSessions\` to match the server)`, { cause: err, data: { target: this.target, transient: true } });
+        }
+        await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(1, deadline - Date.now()))));
+      }
+    }
+  }
+
   /** A direct-tcpip channel from the target to host:port. */
   async forwardOut(srcHost: string, srcPort: number, dstHost: string, dstPort: number, timeoutMs: number): Promise<ClientChannel> {
     const client = await this.ready(timeoutMs);
@@ -276,4 +300,10 @@ export class SshConnection extends EventEmitter {
     this.emit("closed");
     for (const w of this.waiting.splice(0)) w();
   }
+}
+
+/** ssh2's error for a channel the server refused to open (SSH_MSG_CHANNEL_OPEN_FAILURE). */
+export function isChannelRefused(err: unknown): boolean {
+  const e = (err as { cause?: unknown })?.cause ?? err;
+  return e instanceof Error && /Channel open failure/i.test(e.message) && typeof (e as { reason?: unknown }).reason === "number";
 }

@@ -117,18 +117,12 @@ export class SshPool implements HostPool {
     const deps: RemoteExecDeps = {
       target: conn.target,
       open: async (command) => {
-        const { client, release, generation } = await conn.session(waitMs);
-        try {
-          return { channel: await openExec(client, command), done: release, gone: conn.ended(generation) };
-        } catch (err) {
-          release();
-          throw err;
-        }
+        const { value: channel, release, generation } = await conn.channel(waitMs, (client) => openExec(client, command));
+        return { channel, done: release, gone: conn.ended(generation) };
       },
       killGroup: async (pgid, signal) => {
-        const { client, release } = await conn.session(waitMs);
+        const { value: ch, release } = await conn.channel(waitMs, (client) => openExec(client, killGroupCommand(pgid, signal)));
         try {
-          const ch = await openExec(client, killGroupCommand(pgid, signal));
           await new Promise<void>((r) => {
             ch.on("close", () => r());
             ch.resume();
@@ -153,18 +147,15 @@ export class SshPool implements HostPool {
         return remoteSpawn(deps, command, opts);
       },
       async sftp(): Promise<SFTPWrapper> {
-        const { client, release } = await conn.session(waitMs);
-        return await new Promise((resolve, reject) =>
-          client.sftp((err, sftp) => {
-            if (err) {
-              release();
-              reject(new SidecarError("SSH_EXEC", `Cannot open an SFTP session on \`${conn.target}\`: ${err.message}`, { cause: err }));
-            } else {
-              sftp.on("close", release);
-              resolve(sftp);
-            }
-          }),
+        const { value: sftp, release } = await conn.channel(
+          waitMs,
+          (client) =>
+            new Promise<SFTPWrapper>((resolve, reject) =>
+              client.sftp((err, s) => (err ? reject(new SidecarError("SSH_EXEC", `Cannot open an SFTP session on \`${conn.target}\`: ${err.message}`, { cause: err })) : resolve(s))),
+            ),
         );
+        sftp.on("close", release);
+        return sftp;
       },
       forwardOut(dstHost: string, dstPort: number, srcHost = "127.0.0.1", srcPort = 0): Promise<ClientChannel> {
         return conn.forwardOut(srcHost, srcPort, dstHost, dstPort, waitMs);

@@ -1,5 +1,6 @@
 // The SSH pool against a real OpenSSH sshd: exec (exit codes, stderr, stdin, env, cwd,
 // timeout), spawn with process-group kill, and one shared connection per target.
+import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HostLease } from "../../src/ssh/host.js";
 import { isSshLease } from "../../src/ssh/pool.js";
@@ -184,5 +185,45 @@ describe("a connection that dies under running commands", () => {
       await s.pool.close();
       await s.sshd.stop();
     }
+  });
+});
+
+describe("sshd refusing a session channel (its MaxSessions reached)", () => {
+  // sshd keeps a session until its process exits, also after the channel closed (a process being
+  // killed), and an admin may set MaxSessions below ours: "Channel open failure" is waited out
+  let s: SshSetup;
+  let lease: HostLease;
+  beforeAll(async () => {
+    s = await sshSetup({ sshd: { extraConfig: ["MaxSessions 3"] }, pool: { waitReadyMs: 8000 } });
+    lease = await s.pool.acquire("pool", "test");
+  }, 30000);
+  afterAll(async () => {
+    lease?.release();
+    await s?.pool.close();
+    await s?.sshd.stop();
+  }, 30000);
+
+  it("a command waits for a session the server frees, then runs", { timeout: 30000 }, async () => {
+    const busy = await Promise.all([1, 2, 3].map(() => lease.spawn("sleep 1.5")));
+    for (const p of busy) p.stdout.resume();
+    const started = Date.now();
+    const r = await lease.exec("echo ran");
+    expect(r).toMatchObject({ exitCode: 0, stdout: "ran\n" });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000); // it did wait for one to end
+    for (const p of busy) expect(await p.exited).toMatchObject({ exitCode: 0 });
+  });
+
+  it("after the wait, a clear SSH_EXEC naming MaxSessions", { timeout: 30000 }, async () => {
+    const tok = token();
+    const busy = await Promise.all([1, 2, 3].map(() => lease.spawn(`sleep 60${tok}`)));
+    for (const p of busy) p.stdout.resume();
+    try {
+      await expect(lease.exec("echo never")).rejects.toMatchObject({ code: "SSH_EXEC", message: expect.stringMatching(/refused a new session channel for 8000 ms.*MaxSessions/) });
+    } finally {
+      // signalling the group would need a session too: the sshd runs here, so kill them from here
+      spawnSync("pkill", ["-f", `^sleep 60${tok}`]);
+    }
+    for (const p of busy) expect(await p.exited).not.toHaveProperty("lost");
+    expect((await lease.exec("echo again")).stdout).toBe("again\n");
   });
 });
