@@ -47,7 +47,7 @@ writeFileSync(
   { mode: 0o600 },
 );
 const env = { ...process.env, PATH: `${venvBin}:${process.env.PATH ?? ""}`, PARSL_SIDECAR_SSH_CONFIG: sshConfig, PARSL_SIDECAR_CONNECTION_FILE: join(runtime, "sidecar.json") };
-const sidecar = spawn("node", [join(repo, "dist", "bin", "parsl-sidecar.js"), "serve", "--runtime-dir", runtime, "--log-level", "warn"], { env, stdio: ["ignore", "ignore", "inherit"] });
+const sidecar = spawn("node", [...(process.env.PSC_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PSC_PROF}`] : []), join(repo, "dist", "bin", "parsl-sidecar.js"), "serve", "--runtime-dir", runtime, "--log-level", "warn"], { env, stdio: ["ignore", "ignore", "inherit"] });
 try {
   for (let i = 0; i < 300 && !existsSync(join(runtime, "sidecar.json")); i++) await sleep(100);
   if (!existsSync(join(runtime, "sidecar.json"))) throw new Error("the sidecar did not start");
