@@ -237,10 +237,11 @@ export class SshConnection extends EventEmitter {
 
   /**
    * A session slot with a channel opened in it by `open`. sshd may still refuse the channel
-   * ("Channel open failure: open failed") although this side counts a free slot: a session whose
-   * channel closed keeps its place on the server until its process has exited (a process being
-   * killed), and an admin may set MaxSessions below ours. That refusal is waited out (backing
-   * off) until `timeoutMs`, then named; any other failure is thrown at once.
+   * ("Channel open failure: open failed") although this side counts a free slot: sshd frees a
+   * closed session only when it next collects dead channels, so an open sent right behind a
+   * close can find it still full (this side at its limit; seen once in CI as a staging test's
+   * STAGING_FAILED), and an admin may set MaxSessions below ours. That refusal is waited out
+   * (backing off) until `timeoutMs`, then named; any other failure is thrown at once.
    */
   async channel<T>(timeoutMs: number, open: (client: Client) => Promise<T>): Promise<{ value: T; release: () => void; generation: number }> {
     const deadline = Date.now() + timeoutMs;
