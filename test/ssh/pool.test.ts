@@ -9,51 +9,56 @@ import { eventually, sshSetup, token, type SshSetup } from "./helpers.js";
 
 stopAllAfterAll();
 
-describe("SshPool exec and spawn", () => {
-  let s: SshSetup;
-  let lease: HostLease;
+/** An sshd and a lease on it for the tests of one describe block (set in beforeAll). */
+function poolPerBlock(opts: Parameters<typeof sshSetup>[0] = {}): { s: SshSetup; lease: HostLease } {
+  const held = {} as { s: SshSetup; lease: HostLease };
   beforeAll(async () => {
-    s = await sshSetup();
-    lease = await s.pool.acquire("pool", "test");
+    held.s = await sshSetup(opts);
+    held.lease = await held.s.pool.acquire("pool", "test");
   }, 30000);
   afterAll(async () => {
-    lease?.release();
-    await s?.pool.close();
-    await s?.sshd.stop();
+    held.lease?.release();
+    await held.s?.pool.close();
+    await held.s?.sshd.stop();
   }, 30000);
+  return held;
+}
 
-  const running = async (tok: string): Promise<string> => (await lease.exec(`pgrep -f '^sleep 60${tok}' || true`)).stdout.trim();
+describe("SshPool exec and spawn", () => {
+  const bed = poolPerBlock();
+
+  const running = async (tok: string): Promise<string> => (await bed.lease.exec(`pgrep -f '^sleep 60${tok}' || true`)).stdout.trim();
 
   it("returns exit code, stdout and stderr in one shape", { timeout: 20000 }, async () => {
-    const r = await lease.exec("echo out; echo err >&2; exit 3");
+    const r = await bed.lease.exec("echo out; echo err >&2; exit 3");
     expect(r).toMatchObject({ exitCode: 3, signal: null, stdout: "out\n", stderr: "err\n", timedOut: false });
     expect(r.durationMs).toBeGreaterThanOrEqual(0);
-    const ok = await lease.exec("true");
+    const ok = await bed.lease.exec("true");
     expect(ok).toMatchObject({ exitCode: 0, signal: null, stdout: "", stderr: "", timedOut: false });
   });
 
   it("passes stdin, env and cwd", { timeout: 20000 }, async () => {
-    expect((await lease.exec("cat", { stdin: "line1\nline2" })).stdout).toBe("line1\nline2");
-    const r = await lease.exec(`printf '%s|' "$FOO" "$BAR"; pwd`, { env: { FOO: "a b'c $HOME", BAR: "" }, cwd: "/tmp" });
+    expect((await bed.lease.exec("cat", { stdin: "line1\nline2" })).stdout).toBe("line1\nline2");
+    const r = await bed.lease.exec(`printf '%s|' "$FOO" "$BAR"; pwd`, { env: { FOO: "a b'c $HOME", BAR: "" }, cwd: "/tmp" });
     expect(r.stdout).toBe("a b'c $HOME||/tmp\n");
-    const bad = await lease.exec("pwd", { cwd: "/does/not/exist" });
+    const bad = await bed.lease.exec("pwd", { cwd: "/does/not/exist" });
     expect(bad.exitCode).not.toBe(0);
     expect(bad.stderr).toMatch(/does\/not\/exist/);
   });
 
   it("rejects a bad environment variable name", { timeout: 20000 }, async () => {
-    await expect(lease.exec("true", { env: { "A-B": "x" } })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await expect(bed.lease.exec("true", { env: { "A-B": "x" } })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
   });
 
   it("reports a signal as the signal", { timeout: 20000 }, async () => {
-    const r = await lease.exec("kill -KILL $$");
+    const r = await bed.lease.exec("kill -KILL $$");
     expect(r.exitCode).toBeNull();
     expect(r.signal).toBe("SIGKILL");
   });
 
   it("a timeout kills the whole remote process group", { timeout: 30000 }, async () => {
     const tok = token();
-    const r = await lease.exec(`sleep 60${tok} & (sleep 60${tok} &); sleep 60${tok}`, { timeoutMs: 800 });
+    const r = await bed.lease.exec(`sleep 60${tok} & (sleep 60${tok} &); sleep 60${tok}`, { timeoutMs: 800 });
     expect(r.timedOut).toBe(true);
     expect(r.exitCode).toBeNull();
     expect(await eventually(async () => (await running(tok)) === "")).toBe(true);
@@ -61,13 +66,13 @@ describe("SshPool exec and spawn", () => {
 
   it("spawn runs in its own process group and kill() takes grandchildren too", { timeout: 30000 }, async () => {
     const tok = token();
-    const p = await lease.spawn(`echo started; sleep 60${tok} & (sleep 60${tok} &); sleep 60${tok}`);
+    const p = await bed.lease.spawn(`echo started; sleep 60${tok} & (sleep 60${tok} &); sleep 60${tok}`);
     const pgid = await p.pgid;
     expect(pgid).toBeGreaterThan(1);
     const first = await new Promise<string>((resolve) => p.stdout.once("data", (b: Buffer) => resolve(b.toString())));
     expect(first).toBe("started\n");
     expect(await eventually(async () => (await running(tok)).split("\n").length === 3)).toBe(true);
-    const groups = await lease.exec(`ps -o pgid= -p $(pgrep -d, -f '^sleep 60${tok}') | sort -u`);
+    const groups = await bed.lease.exec(`ps -o pgid= -p $(pgrep -d, -f '^sleep 60${tok}') | sort -u`);
     expect(groups.stdout.trim()).toBe(String(pgid));
     await p.kill("SIGTERM");
     const exit = await p.exited;
@@ -76,7 +81,7 @@ describe("SshPool exec and spawn", () => {
   });
 
   it("spawn streams stdin to stdout and keeps stderr clean of the pgid line", { timeout: 20000 }, async () => {
-    const p = await lease.spawn("cat; echo done >&2");
+    const p = await bed.lease.spawn("cat; echo done >&2");
     let out = "";
     let err = "";
     p.stdout.on("data", (b: Buffer) => (out += b.toString()));
@@ -89,7 +94,7 @@ describe("SshPool exec and spawn", () => {
 
   it("a burst of short commands: all run, though sshd frees closed sessions a moment late", { timeout: 60000 }, async () => {
     // with this side at its limit, an open sent right behind a close found sshd still full (73 of 300 failed before)
-    const burst = await s.pool.acquire("pool", "burst");
+    const burst = await bed.s.pool.acquire("pool", "burst");
     try {
       const rs = await Promise.all(Array.from({ length: 300 }, (_, i) => burst.exec(`echo ${i}`)));
       expect(rs.map((r) => r.stdout)).toEqual(Array.from({ length: 300 }, (_, i) => `${i}\n`));
@@ -99,10 +104,10 @@ describe("SshPool exec and spawn", () => {
   });
 
   it("shares one connection per target and closes it with the last lease", { timeout: 20000 }, async () => {
-    const a = await s.pool.acquire("pool", "a");
-    const b = await s.pool.acquire("pool", "b");
+    const a = await bed.s.pool.acquire("pool", "a");
+    const b = await bed.s.pool.acquire("pool", "b");
     expect(isSshLease(a) && isSshLease(b) && a.connection === b.connection).toBe(true);
-    const info = s.pool.list().find((c) => c.target === "pool")!;
+    const info = bed.s.pool.list().find((c) => c.target === "pool")!;
     expect(info.leases).toBe(3);
     expect(info.owners.sort()).toEqual(["a", "b", "test"]);
     expect(info.state).toBe("ready");
@@ -112,40 +117,40 @@ describe("SshPool exec and spawn", () => {
     a.release();
     b.release();
     b.release(); // twice is harmless
-    expect(s.pool.list().find((c) => c.target === "pool")!.leases).toBe(1);
+    expect(bed.s.pool.list().find((c) => c.target === "pool")!.leases).toBe(1);
   });
 
-  it("closes the connection when the last lease is released", { timeout: 20000 }, async () => {
-    const other = await s.pool.acquire(`${s.sshd.user}@${s.sshd.host}:${s.sshd.port}`, "x").catch((e: unknown) => e);
+  it("closes the connection when the last bed.lease is released", { timeout: 20000 }, async () => {
+    const other = await bed.s.pool.acquire(`${bed.s.sshd.user}@${bed.s.sshd.host}:${bed.s.sshd.port}`, "x").catch((e: unknown) => e);
     // a raw target has no IdentityFile/known_hosts from the config: refused, and nothing kept open
     expect(other).toMatchObject({ code: expect.stringMatching(/SSH_AUTH|SSH_HOST_KEY/) });
-    expect(s.pool.list().map((c) => c.target)).toEqual(["pool"]);
+    expect(bed.s.pool.list().map((c) => c.target)).toEqual(["pool"]);
   });
 
   it("two SFTP sessions transfer in parallel on one connection (ssh2 #485 trap)", { timeout: 60000 }, async () => {
-    if (!isSshLease(lease)) throw new Error("expected an ssh lease");
+    if (!isSshLease(bed.lease)) throw new Error("expected an ssh lease");
     const { writeFileSync, readFileSync } = await import("node:fs");
     const { join } = await import("node:path");
-    const src = join(s.sshd.dir, "big.bin");
+    const src = join(bed.s.sshd.dir, "big.bin");
     const data = Buffer.alloc(8 << 20);
     for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
     writeFileSync(src, data);
-    const [a, b] = await Promise.all([lease.sftp(), lease.sftp()]);
+    const [a, b] = await Promise.all([bed.lease.sftp(), bed.lease.sftp()]);
     const put = (sftp: typeof a, dst: string) => new Promise<void>((res, rej) => sftp.fastPut(src, dst, { concurrency: 16 }, (e) => (e ? rej(e) : res())));
-    await Promise.all([put(a, join(s.sshd.dir, "copy-a")), put(b, join(s.sshd.dir, "copy-b"))]);
-    expect(readFileSync(join(s.sshd.dir, "copy-a")).equals(data)).toBe(true);
-    expect(readFileSync(join(s.sshd.dir, "copy-b")).equals(data)).toBe(true);
+    await Promise.all([put(a, join(bed.s.sshd.dir, "copy-a")), put(b, join(bed.s.sshd.dir, "copy-b"))]);
+    expect(readFileSync(join(bed.s.sshd.dir, "copy-a")).equals(data)).toBe(true);
+    expect(readFileSync(join(bed.s.sshd.dir, "copy-b")).equals(data)).toBe(true);
     a.end();
     b.end();
   });
 
   it("gives SFTP and forwardOut to other modules", { timeout: 20000 }, async () => {
-    if (!isSshLease(lease)) throw new Error("expected an ssh lease");
-    const sftp = await lease.sftp();
-    const names = await new Promise<string[]>((res, rej) => sftp.readdir(s.sshd.dir, (e, l) => (e ? rej(e) : res(l.map((x) => x.filename)))));
+    if (!isSshLease(bed.lease)) throw new Error("expected an ssh lease");
+    const sftp = await bed.lease.sftp();
+    const names = await new Promise<string[]>((res, rej) => sftp.readdir(bed.s.sshd.dir, (e, l) => (e ? rej(e) : res(l.map((x) => x.filename)))));
     expect(names).toContain("sshd_config");
     sftp.end();
-    const ch = await lease.forwardOut(s.sshd.host, s.sshd.port);
+    const ch = await bed.lease.forwardOut(bed.s.sshd.host, bed.s.sshd.port);
     const banner = await new Promise<string>((res) => ch.once("data", (b: Buffer) => res(b.toString())));
     expect(banner).toMatch(/^SSH-2.0-OpenSSH/);
     ch.close();
@@ -200,25 +205,14 @@ describe("a connection that dies under running commands", () => {
 });
 
 describe("sshd refusing a session channel (its MaxSessions reached)", () => {
-  // sshd keeps a session until its process exits, also after the channel closed (a process being
-  // killed), and an admin may set MaxSessions below ours: "Channel open failure" is waited out
-  let s: SshSetup;
-  let lease: HostLease;
-  beforeAll(async () => {
-    s = await sshSetup({ sshd: { extraConfig: ["MaxSessions 3"] }, pool: { waitReadyMs: 8000 } });
-    lease = await s.pool.acquire("pool", "test");
-  }, 30000);
-  afterAll(async () => {
-    lease?.release();
-    await s?.pool.close();
-    await s?.sshd.stop();
-  }, 30000);
+  // an admin's MaxSessions below ours: "Channel open failure" is waited out, then named
+  const bed = poolPerBlock({ sshd: { extraConfig: ["MaxSessions 3"] }, pool: { waitReadyMs: 8000 } });
 
   it("a command waits for a session the server frees, then runs", { timeout: 30000 }, async () => {
-    const busy = await Promise.all([1, 2, 3].map(() => lease.spawn("sleep 1.5")));
+    const busy = await Promise.all([1, 2, 3].map(() => bed.lease.spawn("sleep 1.5")));
     for (const p of busy) p.stdout.resume();
     const started = Date.now();
-    const r = await lease.exec("echo ran");
+    const r = await bed.lease.exec("echo ran");
     expect(r).toMatchObject({ exitCode: 0, stdout: "ran\n" });
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000); // it did wait for one to end
     for (const p of busy) expect(await p.exited).toMatchObject({ exitCode: 0 });
@@ -226,15 +220,15 @@ describe("sshd refusing a session channel (its MaxSessions reached)", () => {
 
   it("after the wait, a clear SSH_EXEC naming MaxSessions", { timeout: 30000 }, async () => {
     const tok = token();
-    const busy = await Promise.all([1, 2, 3].map(() => lease.spawn(`sleep 60${tok}`)));
+    const busy = await Promise.all([1, 2, 3].map(() => bed.lease.spawn(`sleep 60${tok}`)));
     for (const p of busy) p.stdout.resume();
     try {
-      await expect(lease.exec("echo never")).rejects.toMatchObject({ code: "SSH_EXEC", message: expect.stringMatching(/refused a new session channel for 8000 ms.*MaxSessions/) });
+      await expect(bed.lease.exec("echo never")).rejects.toMatchObject({ code: "SSH_EXEC", message: expect.stringMatching(/refused a new session channel for 8000 ms.*MaxSessions/) });
     } finally {
       // signalling the group would need a session too: the sshd runs here, so kill them from here
       spawnSync("pkill", ["-f", `^sleep 60${tok}`]);
     }
     for (const p of busy) expect(await p.exited).not.toHaveProperty("lost");
-    expect((await lease.exec("echo again")).stdout).toBe("again\n");
+    expect((await bed.lease.exec("echo again")).stdout).toBe("again\n");
   });
 });
