@@ -68,6 +68,20 @@ export function pidsFrom(file: string): number[] {
 
 export { alive } from "../testbed/procs.js";
 
+/**
+ * `run [flags] --job JOB -- stubborn-tree.sh PIDFILE` (test/fixtures: a tree that daemonizes,
+ * hides from the marker and ignores SIGTERM), once it has started everything. Its pids are also
+ * pushed onto `track`, for the test's reap().
+ */
+export async function startStubborn(b: Sandbox, job: string, track: number[], flags: string[] = [], pidFile = join(b.dir, "pids")): Promise<{ run: ReturnType<typeof startCli>; pids: number[]; pidFile: string }> {
+  const run = startCli(["run", "--job", job, ...flags, "--", join(FIXTURES, "stubborn-tree.sh"), pidFile], b.env);
+  await waitFor("the fixture to start everything", () => existsSync(`${pidFile}.ready`));
+  const pids = pidsFrom(pidFile);
+  track.push(...pids);
+  return { run, pids, pidFile };
+}
+
+
 /** Live processes carrying the job's marker or in its group, anywhere on this machine. */
 export function jobProcesses(jobId: string, pgids: number[] = []): number[] {
   return collectJobProcesses({ jobId, pgids, known: [], exclude: [] }).map((p) => p.pid);

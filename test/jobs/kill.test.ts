@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { JobStore } from "../../src/jobs/record.js";
-import { alive, cli, FIXTURES, jobProcesses, pidsFrom, reap, type Sandbox, sandbox, startCli, waitFor } from "./helpers.js";
+import { alive, cli, FIXTURES, jobProcesses, reap, type Sandbox, sandbox, startStubborn } from "./helpers.js";
 
 let box: Sandbox | undefined;
 const started: number[] = [];
@@ -18,11 +18,7 @@ afterEach(() => {
 
 async function runAndKill(b: Sandbox, n: number, grace: string): Promise<void> {
   const job = `stubborn-${n}`;
-  const pidFile = join(b.dir, `pids-${n}`);
-  const run = startCli(["run", "--job", job, "--", join(FIXTURES, "stubborn-tree.sh"), pidFile], b.env);
-  await waitFor("the fixture to start everything", () => existsSync(`${pidFile}.ready`));
-  const pids = pidsFrom(pidFile);
-  started.push(...pids);
+  const { run, pids, pidFile } = await startStubborn(b, job, started, [], join(b.dir, `pids-${n}`));
   expect(pids).toHaveLength(7);
   expect(pids.every(alive)).toBe(true);
 
@@ -58,11 +54,7 @@ describe("kill", () => {
 
   it("works from the record alone when the job's sidecar cannot be asked", { timeout: 60_000 }, async () => {
     box = sandbox();
-    const pidFile = join(box.dir, "pids");
-    const run = startCli(["run", "--job", "norpc", "--", join(FIXTURES, "stubborn-tree.sh"), pidFile], box.env);
-    await waitFor("the fixture", () => existsSync(`${pidFile}.ready`));
-    const pids = pidsFrom(pidFile);
-    started.push(...pids);
+    const { run, pids } = await startStubborn(box, "norpc", started);
     // hide the sidecar: kill must fall back to acting from the record
     const store = new JobStore(box.env.PARSL_SIDECAR_STATE_DIR!);
     store.update("norpc", (r) => (r.sidecar = { pid: r.sidecar!.pid, connection_file: join(box!.dir, "missing.json") }));
@@ -76,11 +68,7 @@ describe("kill", () => {
 
   it("a signal to run stops COMMAND's group and, after the grace period, whatever ignored it", { timeout: 60_000 }, async () => {
     box = sandbox();
-    const pidFile = join(box.dir, "pids");
-    const run = startCli(["run", "--job", "sig", "--grace", "300ms", "--", join(FIXTURES, "stubborn-tree.sh"), pidFile], box.env);
-    await waitFor("the fixture", () => existsSync(`${pidFile}.ready`));
-    const pids = pidsFrom(pidFile);
-    started.push(...pids);
+    const { run, pids } = await startStubborn(box, "sig", started, ["--grace", "300ms"]);
     run.child.kill("SIGTERM");
     const ran = await run.done;
     expect(ran.code).toBe(137);

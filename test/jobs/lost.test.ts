@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { JobStore } from "../../src/jobs/record.js";
-import { alive, cli, FIXTURES, jobProcesses, pidsFrom, reap, type Sandbox, sandbox, startCli, waitFor } from "./helpers.js";
+import { alive, cli, FIXTURES, jobProcesses, pidsFrom, reap, type Sandbox, sandbox, startCli, startStubborn, waitFor } from "./helpers.js";
 
 let box: Sandbox | undefined;
 const started: number[] = [];
@@ -55,11 +55,7 @@ describe("a sidecar that dies", () => {
 
   it("SIGKILL without pools: the next `jobs` marks the job lost and stops everything it left here", { timeout: 60_000 }, async () => {
     box = sandbox();
-    const pidFile = join(box.dir, "pids");
-    const run = startCli(["run", "--job", "orphan", "--", join(FIXTURES, "stubborn-tree.sh"), pidFile], box.env);
-    await waitFor("the fixture", () => existsSync(`${pidFile}.ready`));
-    const pids = pidsFrom(pidFile);
-    started.push(...pids);
+    const { run, pids } = await startStubborn(box, "orphan", started);
     await new Promise((r) => setTimeout(r, 700)); // let the tracker record the tree once
     run.child.kill("SIGKILL");
     await run.exited;
