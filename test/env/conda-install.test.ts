@@ -9,24 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureEnv } from "../../src/env/ensure.js";
 import { defaultInstallerUrl } from "../../src/env/installer.js";
 import type { EnvSpec } from "../../src/env/spec.js";
-import { isSidecarError, type SidecarError } from "../../src/errors.js";
 import { LocalHost } from "../../src/ssh/local-host.js";
 import { warnSkip } from "../testbed/hooks.js";
-import { cleanupTmp, makeInstaller, makeReadOnly, standinCalls, tmp } from "./helpers.js";
+import { cleanupTmp, makeInstaller, makeReadOnly, rejection, standinCalls, tmp } from "./helpers.js";
 
 afterAll(cleanupTmp);
 const host = new LocalHost();
 const sha = (p: string): string => createHash("sha256").update(readFileSync(p)).digest("hex");
-
-async function rejection(p: Promise<unknown>): Promise<SidecarError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isSidecarError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected a rejection");
-}
 
 function setup(): { dir: string; condaDir: string; spec: EnvSpec; installer: string } {
   const dir = tmp();

@@ -6,10 +6,9 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ensureEnv } from "../../src/env/ensure.js";
 import type { EnvSpec } from "../../src/env/spec.js";
-import { isSidecarError, SidecarError } from "../../src/errors.js";
 import { LocalHost } from "../../src/ssh/local-host.js";
 import { warnSkip } from "../testbed/hooks.js";
-import { cleanupTmp, fakeCondaDir, FIXTURES, makeReadOnly, REPO, standinCalls, tmp, VENV_PY } from "./helpers.js";
+import { cleanupTmp, fakeCondaDir, FIXTURES, makeReadOnly, rejection, REPO, standinCalls, tmp, VENV_PY } from "./helpers.js";
 
 afterAll(cleanupTmp);
 const host = new LocalHost();
@@ -34,16 +33,6 @@ function setup(yaml = YAML): { dir: string; condaDir: string; file: string; spec
   const file = join(dir, "env.yaml");
   writeFileSync(file, yaml);
   return { dir, condaDir, file, spec: { backend: "conda", name: "parsl_py311", condaDir, file } };
-}
-
-async function rejection(p: Promise<unknown>): Promise<SidecarError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isSidecarError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected a rejection");
 }
 
 describe("conda backend (stand-in conda)", { timeout: 60_000 }, () => {

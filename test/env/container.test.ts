@@ -4,22 +4,11 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFi
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildCommand, ensureContainer } from "../../src/env/container.js";
-import { isSidecarError, type SidecarError } from "../../src/errors.js";
 import { LocalHost } from "../../src/ssh/local-host.js";
-import { cleanupTmp, FIXTURES, tmp } from "./helpers.js";
+import { cleanupTmp, FIXTURES, rejection, tmp } from "./helpers.js";
 
 afterAll(cleanupTmp);
 const host = new LocalHost();
-
-async function rejection(p: Promise<unknown>): Promise<SidecarError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isSidecarError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected a rejection");
-}
 
 function setup(): { dir: string; def: string; image: string } {
   const dir = tmp();

@@ -6,6 +6,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { isSidecarError, type SidecarError } from "../../src/errors.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const FIXTURES = join(REPO, "test/fixtures");
@@ -135,4 +136,15 @@ export function makeReadOnly(dir: string): (() => void) | undefined {
   }
   chmod(dir, 0o555);
   return () => chmod(dir, 0o755);
+}
+
+/** The SidecarError `p` rejects with (anything else, or no rejection, fails the test). */
+export async function rejection(p: Promise<unknown>): Promise<SidecarError> {
+  try {
+    await p;
+  } catch (err) {
+    if (isSidecarError(err)) return err;
+    throw err;
+  }
+  throw new Error("expected a rejection");
 }

@@ -8,25 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureContainer } from "../../src/env/container.js";
 import { ensureEnv } from "../../src/env/ensure.js";
 import type { EnvSpec } from "../../src/env/spec.js";
-import { isSidecarError, type SidecarError } from "../../src/errors.js";
 import type { HostLease } from "../../src/ssh/host.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
 import { sshSetup, type SshSetup } from "../ssh/helpers.js";
-import { cleanupTmp, fakeCondaDir, FIXTURES, makeInstaller, pathWithoutPython, standinCalls, tmp, UV, VENV_PY, wheelhouse } from "./helpers.js";
+import { cleanupTmp, fakeCondaDir, FIXTURES, makeInstaller, pathWithoutPython, rejection, standinCalls, tmp, UV, VENV_PY, wheelhouse } from "./helpers.js";
 import { execFileSync } from "node:child_process";
 
 stopAllAfterAll();
 afterAll(cleanupTmp);
-
-async function rejection(p: Promise<unknown>): Promise<SidecarError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isSidecarError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected a rejection");
-}
 
 let setup: SshSetup;
 let host: HostLease;

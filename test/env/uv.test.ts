@@ -7,23 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commandEnv, resolveCommand } from "../../src/env/activation.js";
 import { ensureEnv, type EnsureResult } from "../../src/env/ensure.js";
 import type { EnvSpec } from "../../src/env/spec.js";
-import { isSidecarError, type SidecarError } from "../../src/errors.js";
 import { LocalHost } from "../../src/ssh/local-host.js";
-import { cleanupTmp, pathWithoutPython, tmp, UV, VENV_PY, wheelhouse } from "./helpers.js";
+import { cleanupTmp, pathWithoutPython, rejection, tmp, UV, VENV_PY, wheelhouse } from "./helpers.js";
 
 afterAll(cleanupTmp);
 const host = new LocalHost();
 const parslVersion = execFileSync(VENV_PY, ["-c", "import importlib.metadata as m; print(m.version('parsl'))"], { encoding: "utf8" }).trim();
-
-async function rejection(p: Promise<unknown>): Promise<SidecarError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isSidecarError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected a rejection");
-}
 
 let wheels = "";
 let dir = "";
