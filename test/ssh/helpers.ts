@@ -1,9 +1,15 @@
 // Shared set-up for the SSH tests: a private sshd, an ssh config naming it, and a pool.
 import { randomBytes } from "node:crypto";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll } from "vitest";
+import { SidecarClient } from "../../src/client/client.js";
+import { Daemon } from "../../src/daemon/daemon.js";
 import { EventBus } from "../../src/events.js";
+import { SSH_CONFIG_ENV } from "../../src/ssh/config.js";
 import { SshPool, type SshPoolOptions } from "../../src/ssh/pool.js";
 import { sshdEntry, writeSshConfig, type SshConfigEntry } from "../testbed/ssh-config.js";
+import { makeTempDir } from "../testbed/registry.js";
 import { startSshd, type Sshd, type SshdOptions } from "../testbed/sshd.js";
 
 export interface SshSetup {
@@ -41,4 +47,35 @@ export async function eventually(check: () => Promise<boolean> | boolean, timeou
     if (Date.now() > deadline) return false;
     await sleep(everyMs);
   }
+}
+
+export interface DaemonWithPool {
+  s: SshSetup;
+  daemon: Daemon;
+  client: SidecarClient;
+  /** a private directory; the daemon's runtime directory is `run` in it */
+  dir: string;
+}
+
+/**
+ * For the tests of one describe block: an sshd that the ssh config (PARSL_SIDECAR_SSH_CONFIG)
+ * names `pool`, a real daemon in this process and an RPC client to it. Set in beforeAll (hooks
+ * registered after this call run after it), stopped in afterAll.
+ */
+export function daemonWithPoolPerBlock(name: string, setupOpts: () => Parameters<typeof sshSetup>[0] = () => ({})): DaemonWithPool {
+  const held = {} as DaemonWithPool;
+  beforeAll(async () => {
+    held.s = await sshSetup(setupOpts());
+    process.env[SSH_CONFIG_ENV] = held.s.configPath;
+    held.dir = makeTempDir(name);
+    held.daemon = await Daemon.start({ runtimeDir: join(held.dir, "run"), stderrLevel: "silent" });
+    held.client = SidecarClient.connect(held.daemon.connectionFile);
+  }, 30000);
+  afterAll(async () => {
+    held.client?.close();
+    await held.daemon?.close();
+    delete process.env[SSH_CONFIG_ENV];
+    await held.s?.sshd.stop();
+  }, 30000);
+  return held;
 }

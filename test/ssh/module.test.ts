@@ -1,70 +1,51 @@
 // ssh.exec / ssh.check / ssh.list through a real daemon and RPC client, and the `ssh` CLI.
-import { join } from "node:path";
 import { execa } from "execa";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SidecarClient } from "../../src/client/client.js";
-import { Daemon } from "../../src/daemon/daemon.js";
-import { SSH_CONFIG_ENV } from "../../src/ssh/config.js";
+import { describe, expect, it } from "vitest";
 import { stopAllAfterAll } from "../testbed/hooks.js";
-import { makeTempDir } from "../testbed/registry.js";
-import { sshSetup, type SshSetup } from "./helpers.js";
+import { daemonWithPoolPerBlock } from "./helpers.js";
 
 stopAllAfterAll();
 
 describe("ssh RPC methods and CLI", () => {
-  let s: SshSetup;
-  let daemon: Daemon;
-  let client: SidecarClient;
-  beforeAll(async () => {
-    s = await sshSetup();
-    process.env[SSH_CONFIG_ENV] = s.configPath;
-    daemon = await Daemon.start({ runtimeDir: join(makeTempDir("ssh-rpc"), "run"), stderrLevel: "silent" });
-    client = SidecarClient.connect(daemon.connectionFile);
-  }, 30000);
-  afterAll(async () => {
-    client?.close();
-    await daemon?.close();
-    delete process.env[SSH_CONFIG_ENV];
-    await s?.sshd.stop();
-  }, 30000);
+  const bed = daemonWithPoolPerBlock("ssh-rpc");
 
   it("ssh.exec returns the same shape on success and failure", { timeout: 30000 }, async () => {
-    const r = await client.call("ssh.exec", { target: "pool", command: "echo $X; echo e >&2; exit 5", env: { X: "y" } });
+    const r = await bed.client.call("ssh.exec", { target: "pool", command: "echo $X; echo e >&2; exit 5", env: { X: "y" } });
     expect(r).toMatchObject({ exit_code: 5, signal: null, stdout: "y\n", stderr: "e\n", timed_out: false });
     const progress: Array<Record<string, unknown>> = [];
-    const st = await client.call("ssh.exec", { target: "pool", command: "echo one; echo two >&2", stream: true }, { onProgress: (p) => progress.push(p) });
+    const st = await bed.client.call("ssh.exec", { target: "pool", command: "echo one; echo two >&2", stream: true }, { onProgress: (p) => progress.push(p) });
     expect(st).toMatchObject({ exit_code: 0, stdout: "one\n" });
     expect(progress).toContainEqual({ stream: "stdout", data: "one\n" });
     expect(progress).toContainEqual({ stream: "stderr", data: "two\n" });
   });
 
   it("ssh.check and ssh.list describe the connection", { timeout: 30000 }, async () => {
-    const c = await client.call<Record<string, unknown>>("ssh.check", { target: "pool" });
-    expect(c).toMatchObject({ ok: true, host: "127.0.0.1", port: s.sshd.port, user: s.sshd.user });
+    const c = await bed.client.call<Record<string, unknown>>("ssh.check", { target: "pool" });
+    expect(c).toMatchObject({ ok: true, host: "127.0.0.1", port: bed.s.sshd.port, user: bed.s.sshd.user });
     expect(String(c.server_version)).toMatch(/OpenSSH/);
     expect(String(c.fingerprint)).toMatch(/^SHA256:/);
-    const list = await client.call<Array<Record<string, unknown>>>("ssh.list", {});
+    const list = await bed.client.call<Array<Record<string, unknown>>>("ssh.list", {});
     expect(list).toHaveLength(1);
     expect(list[0]).toMatchObject({ target: "pool", state: "ready", owners: ["rpc"] });
-    const status = await client.call<{ services: Record<string, unknown> }>("sidecar.status", {});
+    const status = await bed.client.call<{ services: Record<string, unknown> }>("sidecar.status", {});
     expect(status.services.ssh).toMatchObject({ connections: 1, ready: 1 });
   });
 
   it("bad params are named", { timeout: 30000 }, async () => {
-    await expect(client.call("ssh.exec", { target: "pool", command: "true", timeout_ms: -1 })).rejects.toMatchObject({ code: "INVALID_PARAMS" });
-    await expect(client.call("ssh.exec", { target: "bad target", command: "true" })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringContaining("whitespace") });
-    await expect(client.call("ssh.exec", { target: "no-such-alias-xyz", command: "true" })).rejects.toMatchObject({ code: "SSH_CONFIG", message: expect.stringContaining("no-such-alias-xyz") });
+    await expect(bed.client.call("ssh.exec", { target: "pool", command: "true", timeout_ms: -1 })).rejects.toMatchObject({ code: "INVALID_PARAMS" });
+    await expect(bed.client.call("ssh.exec", { target: "bad target", command: "true" })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringContaining("whitespace") });
+    await expect(bed.client.call("ssh.exec", { target: "no-such-alias-xyz", command: "true" })).rejects.toMatchObject({ code: "SSH_CONFIG", message: expect.stringContaining("no-such-alias-xyz") });
   });
 
   it("CLI: ssh exec passes output and the exit code through", { timeout: 60000 }, async () => {
     const cli = (...args: string[]) => execa("node_modules/.bin/tsx", ["src/cli/entry.ts", ...args], { reject: false, timeout: 60_000 });
-    const r = await cli("ssh", "exec", "--connection", daemon.connectionFile, "pool", "--", "echo hi; echo oops >&2; exit 7");
+    const r = await cli("ssh", "exec", "--connection", bed.daemon.connectionFile, "pool", "--", "echo hi; echo oops >&2; exit 7");
     expect(r.exitCode).toBe(7);
     expect(r.stdout).toBe("hi");
     expect(r.stderr).toBe("oops");
-    const j = await cli("ssh", "exec", "--json", "--connection", daemon.connectionFile, "pool", "--", "echo", "a");
+    const j = await cli("ssh", "exec", "--json", "--connection", bed.daemon.connectionFile, "pool", "--", "echo", "a");
     expect(JSON.parse(j.stdout)).toMatchObject({ exit_code: 0, stdout: "a\n" });
-    const l = await cli("ssh", "list", "--connection", daemon.connectionFile);
+    const l = await cli("ssh", "list", "--connection", bed.daemon.connectionFile);
     expect(l.stdout).toMatch(/^TARGET\s+STATE/);
     expect(l.stdout).toContain("pool");
   });
