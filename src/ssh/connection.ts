@@ -200,8 +200,8 @@ export class SshConnection extends EventEmitter {
     });
   }
 
-  /** Take a session slot (exec, spawn, sftp); `release` gives it back. */
-  async session(timeoutMs: number): Promise<{ client: Client; release: () => void; generation: number }> {
+  /** Take a session slot (exec, spawn, sftp); `release` gives it back. Callers use channel(). */
+  private async session(timeoutMs: number): Promise<{ client: Client; release: () => void; generation: number }> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const client = await this.ready(Math.max(1, deadline - Date.now()));
@@ -253,7 +253,7 @@ export class SshConnection extends EventEmitter {
         release();
         if (!isChannelRefused(err)) throw err;
         if (Date.now() >= deadline) {
-          throw new SidecarError("SSH_EXEC", `\`${this.target}\` refused a new session channel for ${timeoutMs} ms (${this.sessions} open from here): sshd's MaxSessions is reached, by sessions of this connection whose processes are still exiting or by a MaxSessions lower than ${this.settings.maxSessions} (set \`maxSessions\` to match the server)`, { cause: err, data: { target: this.target, transient: true } });
+          throw new SidecarError("SSH_EXEC", `\`${this.target}\` refused a new session channel for ${timeoutMs} ms (${this.sessions} open from here): sshd's MaxSessions is reached, by sessions it has not freed yet after they closed or by a server MaxSessions lower than this side's ${this.settings.maxSessions} while long-running commands (worker blocks, relays, watchdogs) hold the rest`, { cause: err, data: { target: this.target, transient: true } });
         }
         await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(1, deadline - Date.now()))));
       }
