@@ -81,7 +81,6 @@ export async function startStubborn(b: Sandbox, job: string, track: number[], fl
   return { run, pids, pidFile };
 }
 
-
 /** Live processes carrying the job's marker or in its group, anywhere on this machine. */
 export function jobProcesses(jobId: string, pgids: number[] = []): number[] {
   return collectJobProcesses({ jobId, pgids, known: [], exclude: [] }).map((p) => p.pid);

@@ -33,6 +33,15 @@ afterEach(() => {
   box = undefined;
 });
 
+/** A process's command line, for messages ("" once it is gone). */
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").trim();
+  } catch {
+    return "";
+  }
+}
+
 function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect({ host: "127.0.0.1", port });
@@ -159,7 +168,9 @@ describe("jobs on an SSH pool (sshd on loopback)", () => {
     // the pool is this machine: the watchdog's scan for the job's marker also ends COMMAND here,
     // a moment after the block's group
     await waitFor("nothing of the job left", () => jobProcesses("ssh-block-lost").length === 0, 15_000).catch(() => undefined);
-    expect(jobProcesses("ssh-block-lost").map((pid) => `${pid} ${readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ")}`)).toEqual([]);
+    const left = jobProcesses("ssh-block-lost");
+    started.push(...left);
+    expect(left.map((pid) => `${pid} ${cmdline(pid)}`)).toEqual([]);
   });
 
   it("the SSH connection drops and comes back: the workers and the job's durable relay survive (a new watchdog takes over), kill still cleans up", { timeout: 90_000 }, async () => {
