@@ -165,8 +165,9 @@ describe("jobs on an SSH pool (sshd on loopback)", () => {
     await run.exited;
     expect(alive(worker)).toBe(true);
     await waitFor("the block's worker to be gone", () => !alive(worker), 15_000);
-    // the pool is this machine: the watchdog's scan for the job's marker also ends COMMAND here,
-    // a moment after the block's group
+    // the rest of what carries the job's marker may go a moment later: the block's output
+    // followers (`tail -f --pid` sees its shell's end within a second) and, the pool being this
+    // machine, COMMAND here, which the watchdog's scan also reaches
     await waitFor("nothing of the job left", () => jobProcesses("ssh-block-lost").length === 0, 15_000).catch(() => undefined);
     const left = jobProcesses("ssh-block-lost");
     started.push(...left);
