@@ -16,6 +16,7 @@ import { SidecarError } from "../errors.js";
 import type { EventBus } from "../events.js";
 import { shellQuote, type HostLease, type HostPool, type HostProcess } from "../ssh/host.js";
 import { killGroupCommand } from "../ssh/remote-command.js";
+import { isLocalTarget } from "../ssh/target.js";
 import type { Logger } from "../util/logger.js";
 
 export type BlockState = "running" | "completed" | "failed" | "cancelled";
@@ -160,7 +161,7 @@ export class BlockManager {
   ) {}
 
   async start(req: StartBlock): Promise<BlockInfo> {
-    const extra = req.target === "local" ? {} : ((await this.ownerEnv?.(req.owner, req.target)) ?? {});
+    const extra = isLocalTarget(req.target) ? {} : ((await this.ownerEnv?.(req.owner, req.target)) ?? {});
     const lease = await this.hosts.acquire(req.target, `executors:block:${req.owner}`);
     const id = `blk-${randomBytes(5).toString("hex")}`;
     const cd = req.cwd === undefined ? "" : `mkdir -p ${remoteDir(req.cwd)} && cd ${remoteDir(req.cwd)} && `;

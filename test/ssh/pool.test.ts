@@ -120,7 +120,7 @@ describe("SshPool exec and spawn", () => {
     expect(bed.s.pool.list().find((c) => c.target === "pool")!.leases).toBe(1);
   });
 
-  it("closes the connection when the last bed.lease is released", { timeout: 20000 }, async () => {
+  it("closes the connection when the last lease is released", { timeout: 20000 }, async () => {
     const other = await bed.s.pool.acquire(`${bed.s.sshd.user}@${bed.s.sshd.host}:${bed.s.sshd.port}`, "x").catch((e: unknown) => e);
     // a raw target has no IdentityFile/known_hosts from the config: refused, and nothing kept open
     expect(other).toMatchObject({ code: expect.stringMatching(/SSH_AUTH|SSH_HOST_KEY/) });
