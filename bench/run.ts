@@ -2,7 +2,7 @@
  * `npm run bench -- run [--quick]`: the wall time of `parsl-sidecar run -- true` (start the
  * sidecar, write the job record, run, tear down; the built CLI run with node) next to plain
  * `true` spawned the same way, medians of alternating runs; and the time from `kill` to nothing
- * left of a job on a loopback SSH pool (workers there and COMMAND here, all ending on SIGTERM).
+ * left of a job on a loopback pool over SSH (workers there and COMMAND here, all ending on SIGTERM).
  * Last line: {"bench":"run","run_true_ms","plain_true_ms","overhead_ms","kill_clean_s",...}
  */
 import { spawn } from "node:child_process";
@@ -66,7 +66,7 @@ try {
   }
   log(`run -- true: median ${round(median(runMs))} ms; true: ${round(median(plainMs))} ms; node -e 0: ${round(median(nodeMs))} ms (${runs} runs each)`);
 
-  // 2. kill -> nothing left, on a loopback SSH pool
+  // 2. kill -> nothing left, on a loopback pool over SSH
   const sshd = await startSshd();
   const cleanS: number[] = [];
   const killCliS: number[] = [];

@@ -13,7 +13,7 @@ import { createInterface } from "node:readline";
 import getPort from "get-port";
 import { EventBus } from "../src/events.js";
 import { cipherList } from "../src/ssh/connect.js";
-import { SshPool } from "../src/ssh/pool.js";
+import { SshConnections } from "../src/ssh/connections.js";
 import { TunnelManager } from "../src/tunnels/manager.js";
 import { stopAll } from "../test/testbed/registry.js";
 import { sshdEntry, writeSshConfig } from "../test/testbed/ssh-config.js";
@@ -136,12 +136,12 @@ async function main(): Promise<void> {
   const traffic = new Traffic(spawn("node_modules/.bin/tsx", ["bench/lib/traffic.ts"], { stdio: ["pipe", "pipe", "inherit"] }));
   const sink = Number((await traffic.next()).sink);
   const configPath = writeSshConfig(sshd.dir, [sshdEntry("pool", sshd, { extra: { IdentitiesOnly: "yes", IdentityAgent: "none", StrictHostKeyChecking: "yes" } })], "bench_config");
-  const newPool = (): SshPool => new SshPool({ configPath, events: new EventBus(), reconnect: { initialMs: 50, maxMs: 1000 } });
+  const newPool = (): SshConnections => new SshConnections({ configPath, events: new EventBus(), reconnect: { initialMs: 50, maxMs: 1000 } });
   // open time from cold: a new SSH connection, the forward, and the end-to-end check
   const opens: number[] = [];
   for (let i = 0; i < 3; i++) {
     const pool = newPool();
-    const tunnels = new TunnelManager({ pool });
+    const tunnels = new TunnelManager({ hosts: pool });
     const t0 = performance.now();
     await tunnels.open({ target: "pool", kind: "reverse", local_port: sink, bind: "loopback", owner: "bench" });
     opens.push(performance.now() - t0);
@@ -149,7 +149,7 @@ async function main(): Promise<void> {
     await pool.close();
   }
   const pool2 = newPool();
-  const tunnels2 = new TunnelManager({ pool: pool2 });
+  const tunnels2 = new TunnelManager({ hosts: pool2 });
   const tun = await tunnels2.open({ target: "pool", kind: "reverse", local_port: sink, bind: "loopback", owner: "bench" });
   const sidecarCipher = pool2.list()[0]?.cipher ?? "unknown";
   // the same through a durable relay (python3 on the pool, framed and acknowledged streams)

@@ -1,11 +1,11 @@
-/** Runs one transfer in this process for `parsl-sidecar stage` (its own SSH pool, closed after). */
+/** Runs one transfer in this process for `parsl-sidecar stage` (its own SshConnections, closed after). */
 import type { ProgressSnapshot } from "../staging/progress.js";
 import { StagingService, type TransferParams } from "../staging/service.js";
-import { SshPool } from "../ssh/pool.js";
+import { SshConnections } from "../ssh/connections.js";
 
 export async function runStage(p: TransferParams, onProgress: (s: ProgressSnapshot) => void): ReturnType<StagingService["transfer"]> {
-  const pool = new SshPool();
-  const service = new StagingService({ pool, concurrency: 1 });
+  const connections = new SshConnections();
+  const service = new StagingService({ hosts: connections, concurrency: 1 });
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
   process.once("SIGINT", onSignal);
@@ -16,6 +16,6 @@ export async function runStage(p: TransferParams, onProgress: (s: ProgressSnapsh
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await service.close();
-    await pool.close();
+    await connections.close();
   }
 }

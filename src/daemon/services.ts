@@ -14,7 +14,7 @@ import type { DaemonContext, ServiceModule } from "./module.js";
 
 export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[]> {
   const modules: ServiceModule[] = [];
-  // first in, last closed: everything below borrows SSH connections from ssh.pool
+  // first in, last closed: everything below borrows SSH connections from ssh.connections
   const ssh = sshModule(ctx);
   modules.push(ssh);
   // what a job starts on a pool (relays, worker blocks) carries its marker, and starts only once
@@ -26,15 +26,15 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
     await jobs.service.watchPool(owner, target);
     return { [JOB_ENV]: owner };
   };
-  const tunnels = tunnelsModule(ctx, ssh.pool, { relayEnv: jobEnv });
+  const tunnels = tunnelsModule(ctx, ssh.connections, { relayEnv: jobEnv });
   modules.push(tunnels);
-  const executors = executorsModule(ctx, { hosts: ssh.pool, tunnels: tunnels.manager, blockEnv: jobEnv });
+  const executors = executorsModule(ctx, { hosts: ssh.connections, tunnels: tunnels.manager, blockEnv: jobEnv });
   modules.push(executors);
   // jobs close before what they hold: a job's teardown releases its blocks and tunnels (owner = job id)
-  jobs = createJobsModule(ctx, { hosts: ssh.pool, executors: executors.service, blockOwner: (id) => executors.service.blocks?.list().find((b) => b.id === id)?.owner, owners: [{ name: "executors", stage: "remote", release: (o) => executors.service.release(o) }, { name: "tunnels", stage: "tunnels", release: (o) => tunnels.manager.closeOwner(o) }] });
+  jobs = createJobsModule(ctx, { hosts: ssh.connections, executors: executors.service, blockOwner: (id) => executors.service.blocks?.list().find((b) => b.id === id)?.owner, owners: [{ name: "executors", stage: "remote", release: (o) => executors.service.release(o) }, { name: "tunnels", stage: "tunnels", release: (o) => tunnels.manager.closeOwner(o) }] });
   modules.push(jobs);
-  modules.push(stagingModule(ctx, { hosts: ssh.pool }));
+  modules.push(stagingModule(ctx, { hosts: ssh.connections }));
   modules.push(webModule(ctx));
-  modules.push(envModule(ctx, { pool: ssh.pool, jobs: jobs.service }));
+  modules.push(envModule(ctx, { hosts: ssh.connections, jobs: jobs.service }));
   return modules;
 }

@@ -2,7 +2,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { SidecarError, type ErrorCode } from "../errors.js";
 import { shellQuote, type ExecOptions, type ExecResult, type Host } from "../ssh/host.js";
-import type { SshLease } from "../ssh/pool.js";
+import type { SshLease } from "../ssh/connections.js";
 
 export { shellQuote };
 

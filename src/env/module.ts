@@ -1,11 +1,11 @@
 /** The env service module: env.ensure and env.describe over RPC, progress as calls' progress and `env.progress` events. */
 import { z } from "zod";
 import type { DaemonContext, ServiceModule } from "../daemon/module.js";
-import type { HostPool } from "../ssh/host.js";
+import type { Hosts } from "../ssh/host.js";
 import { defineMethod } from "../rpc/registry.js";
 import { describeParams, ensureParams } from "./params.js";
 import { envPreparer } from "./preparer.js";
-import { EnvService, localOnlyPool } from "./service.js";
+import { EnvService, localOnlyHosts } from "./service.js";
 import { ensureWire } from "./wire.js";
 
 /** Something that runs preparers before a job's COMMAND (the jobs service). */
@@ -13,9 +13,9 @@ export interface PreparerHost {
   addPreparer(p: ReturnType<typeof envPreparer>): void;
 }
 
-/** Build the env module; `pool` is the daemon's SSH pool (`local` only when absent); `jobs` gets the `run --env` preparer. */
-export function envModule(ctx: DaemonContext, deps: { pool?: HostPool; jobs?: PreparerHost } = {}): ServiceModule {
-  const service = new EnvService(deps.pool ?? localOnlyPool, ctx.events);
+/** Build the env module; `hosts` is the daemon's SshConnections (`local` only when absent); `jobs` gets the `run --env` preparer. */
+export function envModule(ctx: DaemonContext, deps: { hosts?: Hosts; jobs?: PreparerHost } = {}): ServiceModule {
+  const service = new EnvService(deps.hosts ?? localOnlyHosts, ctx.events);
   deps.jobs?.addPreparer(envPreparer(service));
   return {
     name: "env",

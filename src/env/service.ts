@@ -2,7 +2,7 @@
 import { resolve } from "node:path";
 import { SidecarError } from "../errors.js";
 import type { EventBus } from "../events.js";
-import type { Host, HostPool } from "../ssh/host.js";
+import type { Host, Hosts } from "../ssh/host.js";
 import { LocalHost } from "../ssh/local-host.js";
 import { activationFor, workerInit } from "./activation.js";
 import { ensureContainer, type ContainerResult } from "./container.js";
@@ -43,11 +43,11 @@ export interface DescribeOutcome {
   container: { path: string; exists: boolean } | null;
 }
 
-/** A pool that only knows `local` (until the daemon hands the SSH pool to the env module). */
-export const localOnlyPool: HostPool = {
+/** Hosts that only know `local` (until the daemon hands its SshConnections to the env module). */
+export const localOnlyHosts: Hosts = {
   async acquire(target: string) {
     if (target === "local") return new LocalHost();
-    throw new SidecarError("SSH_CONFIG", `This sidecar has no SSH pool; only \`local\` can be used, not \`${target}\``, { data: { target } });
+    throw new SidecarError("SSH_CONFIG", `This sidecar cannot open SSH connections; only \`local\` can be used, not \`${target}\``, { data: { target } });
   },
 };
 
@@ -56,12 +56,12 @@ export class EnvService {
   private readonly done = new Map<string, { action: string; at: string; python: string | null; parsl: string | null }>();
 
   constructor(
-    private readonly pool: HostPool,
+    private readonly hosts: Hosts,
     private readonly events?: EventBus,
   ) {}
 
   private async withHost<T>(target: string, fn: (h: Host) => Promise<T>): Promise<T> {
-    const lease = await this.pool.acquire(target, "env");
+    const lease = await this.hosts.acquire(target, "env");
     try {
       return await fn(lease);
     } finally {

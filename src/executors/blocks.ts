@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { SidecarError } from "../errors.js";
 import type { EventBus } from "../events.js";
-import { shellQuote, type HostLease, type HostPool, type HostProcess } from "../ssh/host.js";
+import { shellQuote, type HostLease, type Hosts, type HostProcess } from "../ssh/host.js";
 import { killGroupCommand } from "../ssh/remote-command.js";
 import { isLocalTarget } from "../ssh/target.js";
 import type { Logger } from "../util/logger.js";
@@ -153,7 +153,7 @@ export class BlockManager {
   private readonly cleanups = new Set<Promise<unknown>>();
 
   constructor(
-    private readonly hosts: HostPool,
+    private readonly hosts: Hosts,
     private readonly log: Logger,
     private readonly events: EventBus,
     /** see BlockEnv */

@@ -6,7 +6,7 @@
 import { userInfo } from "node:os";
 import getPort from "get-port";
 import { SidecarError, toSidecarError } from "../errors.js";
-import type { HostPool } from "../ssh/host.js";
+import type { Hosts } from "../ssh/host.js";
 import { assertExecutors } from "./check.js";
 import { COMPLETED_KEYS } from "./keys.js";
 import { resolveExecutor, targetOf } from "./resolve.js";
@@ -42,7 +42,7 @@ export interface CompleteOutcome {
 }
 
 export interface CompleteDeps {
-  hosts: HostPool;
+  hosts: Hosts;
   tunnels: WorkerTunnels | undefined;
   resolver?: (name: string) => PoolResolver;
 }

@@ -1,6 +1,6 @@
 /** The executors service as a daemon module: its RPC methods, status and close path. */
 import type { DaemonContext, ServiceModule } from "../daemon/module.js";
-import type { HostPool } from "../ssh/host.js";
+import type { Hosts } from "../ssh/host.js";
 import type { BlockEnv } from "./blocks.js";
 import { poolMethods } from "./methods-pool.js";
 import { staticMethods } from "./methods-static.js";
@@ -8,8 +8,8 @@ import { ExecutorsService } from "./service.js";
 import { workerTunnels, type TunnelManagerLike, type WorkerTunnels } from "./tunnel-port.js";
 
 export interface ExecutorsModuleDeps {
-  /** the SSH pool (HostPool); without it only schema/check/explain work */
-  hosts?: HostPool | undefined;
+  /** the SSH connections (Hosts, SshConnections in the daemon); without it only schema/check/explain work */
+  hosts?: Hosts | undefined;
   /** the tunnels service's manager (reverse tunnels with a head-node relay) */
   tunnels?: TunnelManagerLike | undefined;
   /** or an adapted one (tests) */

@@ -4,7 +4,7 @@
  * remote directories are writable, and the worker tunnel is open and accepts connections.
  */
 import { SidecarError, toSidecarError, type ErrorCode } from "../errors.js";
-import { shellQuote, type HostLease, type HostPool } from "../ssh/host.js";
+import { shellQuote, type HostLease, type Hosts } from "../ssh/host.js";
 import { remoteDir } from "./blocks.js";
 import type { ResolvedExecutor } from "./resolve.js";
 import type { WorkerTunnels } from "./tunnel-port.js";
@@ -120,7 +120,7 @@ async function checkTunnel(lease: HostLease, r: ResolvedExecutor, tunnels: Worke
   return { name: "tunnel", ok: true, message: `${r.dialAddress}:${r.workerPort} on the pool accepts connections (tunnel ${t.id}, ${t.state})` };
 }
 
-export async function preflightExecutor(hosts: HostPool, tunnels: WorkerTunnels | undefined, r: ResolvedExecutor, local: LocalVersions): Promise<ExecutorPreflight> {
+export async function preflightExecutor(hosts: Hosts, tunnels: WorkerTunnels | undefined, r: ResolvedExecutor, local: LocalVersions): Promise<ExecutorPreflight> {
   const out: ExecutorPreflight = { label: r.label, target: r.target, ok: false, checks: [], python: null, parsl: null, executable: null };
   let lease: HostLease;
   try {

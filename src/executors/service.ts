@@ -5,7 +5,7 @@
  */
 import { SidecarError } from "../errors.js";
 import type { EventBus } from "../events.js";
-import type { HostPool } from "../ssh/host.js";
+import type { Hosts } from "../ssh/host.js";
 import type { Logger } from "../util/logger.js";
 import { type BlockEnv, BlockManager, type BlockInfo, type StartBlock } from "./blocks.js";
 import { completeExecutors, type CompleteOutcome, type CompleteRequest } from "./complete.js";
@@ -15,7 +15,7 @@ import type { PoolResolver } from "./resolvers/resolver.js";
 import type { WorkerTunnels } from "./tunnel-port.js";
 
 export interface ExecutorsServiceDeps {
-  hosts: HostPool | undefined;
+  hosts: Hosts | undefined;
   tunnels: WorkerTunnels | undefined;
   log: Logger;
   events: EventBus;
@@ -51,7 +51,7 @@ export class ExecutorsService {
     this.sweeper.unref();
   }
 
-  hosts(): HostPool {
+  hosts(): Hosts {
     if (!this.deps.hosts) throw new SidecarError("INTERNAL", "This sidecar was started without the SSH layer; pools cannot be reached");
     return this.deps.hosts;
   }

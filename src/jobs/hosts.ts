@@ -1,17 +1,17 @@
 /**
- * The host pool used where no sidecar is running (`jobs` and `kill` acting from a record, `run
- * --connection`): the SSH pool, which also serves `local`. Imported lazily, so that commands that
+ * The hosts used where no sidecar is running (`jobs` and `kill` acting from a record, `run
+ * --connection`): SshConnections, which also serves `local`. Imported lazily, so that commands that
  * never reach a pool do not load ssh2.
  */
-import type { HostPool } from "../ssh/host.js";
+import type { Hosts } from "../ssh/host.js";
 
-export interface OwnedHostPool {
-  pool: HostPool;
+export interface OwnedHosts {
+  hosts: Hosts;
   close(): Promise<void>;
 }
 
-export async function openHostPool(): Promise<OwnedHostPool> {
-  const { SshPool } = await import("../ssh/pool.js");
-  const pool = new SshPool();
-  return { pool, close: () => pool.close() };
+export async function openHosts(): Promise<OwnedHosts> {
+  const { SshConnections } = await import("../ssh/connections.js");
+  const connections = new SshConnections();
+  return { hosts: connections, close: () => connections.close() };
 }

@@ -3,7 +3,7 @@
  * its supervisor died (the job is `lost`) and cleaning up what is left, and `kill` when the
  * job's sidecar cannot be asked.
  */
-import type { HostPool } from "../ssh/host.js";
+import type { Hosts } from "../ssh/host.js";
 import { killLocalJob } from "./local-kill.js";
 import { cleanupTargets } from "./pool-watchdog.js";
 import { procAlive, readProc } from "./proc.js";
@@ -14,7 +14,7 @@ export function supervisorAlive(rec: JobRecord): boolean {
 }
 
 /** Everything of a job that could still run: local processes, then each pool (in parallel). */
-export async function cleanupFromRecord(rec: JobRecord, hosts: HostPool, graceMs: number, exclude: number[] = []): Promise<NonNullable<JobRecord["cleanup"]>> {
+export async function cleanupFromRecord(rec: JobRecord, hosts: Hosts, graceMs: number, exclude: number[] = []): Promise<NonNullable<JobRecord["cleanup"]>> {
   const groups = rec.resources.flatMap((r) => (r.kind === "local_group" ? [r.pgid] : []));
   const local = await killLocalJob({ jobId: rec.id, pgids: rec.pgid ? [rec.pgid, ...groups] : groups, known: rec.tracked, exclude: [rec.supervisor.pid, ...exclude] }, graceMs);
   const remote = await cleanupTargets(rec, hosts, graceMs);
@@ -26,7 +26,7 @@ export async function cleanupFromRecord(rec: JobRecord, hosts: HostPool, graceMs
  * If a running job's supervisor is gone, mark it `lost` and clean up what it left (here and on
  * its pools). Returns the record as it is now.
  */
-export async function reconcile(store: JobStore, rec: JobRecord, hosts: HostPool, graceMs = 2000): Promise<JobRecord> {
+export async function reconcile(store: JobStore, rec: JobRecord, hosts: Hosts, graceMs = 2000): Promise<JobRecord> {
   if (isFinal(rec.state) || supervisorAlive(rec)) return rec;
   const cleanup = await cleanupFromRecord(rec, hosts, graceMs);
   return store.update(rec.id, (r) => {
@@ -42,7 +42,7 @@ export async function reconcile(store: JobStore, rec: JobRecord, hosts: HostPool
  * `kill` without the job's sidecar: mark the request, clean up from the record, and let the
  * supervisor (if it still runs) write how COMMAND ended; otherwise write it here.
  */
-export async function killFromRecord(store: JobStore, rec: JobRecord, hosts: HostPool, graceMs: number): Promise<JobRecord> {
+export async function killFromRecord(store: JobStore, rec: JobRecord, hosts: Hosts, graceMs: number): Promise<JobRecord> {
   store.update(rec.id, (r) => (r.kill_requested ??= { at: new Date().toISOString(), by_pid: process.pid, grace_ms: graceMs }));
   const alive = supervisorAlive(rec);
   const cleanup = await cleanupFromRecord(rec, hosts, graceMs);

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { BLOCK_MARK } from "../executors/blocks.js";
 import type { DaemonContext, ServiceModule } from "../daemon/module.js";
 import { defineMethod } from "../rpc/registry.js";
-import type { HostPool } from "../ssh/host.js";
+import type { Hosts } from "../ssh/host.js";
 import { JobRecordSchema } from "./record.js";
 import type { ExecutorsService } from "../executors/service.js";
 import { executorsPreparer } from "./executors-preparer.js";
@@ -18,8 +18,8 @@ export interface JobsModule extends ServiceModule {
 }
 
 export interface JobsModuleDeps {
-  /** reaches the pools (watchdogs, remote cleanup): the SSH pool, which also serves `local` */
-  hosts: HostPool;
+  /** reaches the pools (watchdogs, remote cleanup): SshConnections, which also serves `local` */
+  hosts: Hosts;
   /** services holding things under the job id, released at teardown (executors, tunnels) */
   owners?: OwnerRelease[];
   /** completes `run --executors FILE` before COMMAND starts */

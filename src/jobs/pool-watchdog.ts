@@ -4,7 +4,7 @@
  * and on teardown asks it to clean up (one batched scancel/qdel) and waits for its report.
  */
 import { createInterface } from "node:readline";
-import { type Host, type HostPool, type HostProcess, shellQuote } from "../ssh/host.js";
+import { type Host, type Hosts, type HostProcess, shellQuote } from "../ssh/host.js";
 import { type JobResource, watchedTarget } from "./resources.js";
 import { HEARTBEAT_S, watchdogCommand } from "./watchdog-script.js";
 
@@ -179,7 +179,7 @@ export async function cleanupOnHost(host: Host, jobId: string, run: string, reso
  * Clean up every pool a job used, in parallel: through its live watchdog where there is one,
  * else over a plain exec from the record.
  */
-export async function cleanupTargets(rec: { id: string; resources: JobResource[]; supervisor: { pid: number; start_time: number } }, hosts: HostPool, graceMs: number, watchdogs: Map<string, PoolWatchdog> = new Map()): Promise<RemoteCleanup[]> {
+export async function cleanupTargets(rec: { id: string; resources: JobResource[]; supervisor: { pid: number; start_time: number } }, hosts: Hosts, graceMs: number, watchdogs: Map<string, PoolWatchdog> = new Map()): Promise<RemoteCleanup[]> {
   const targets = new Set(rec.resources.map(watchedTarget).filter((t): t is string => t !== undefined));
   for (const t of watchdogs.keys()) targets.add(t);
   return Promise.all(

@@ -7,7 +7,7 @@
 import { hostname } from "node:os";
 import { EXIT } from "../cli/exit-codes.js";
 import type { EventBus } from "../events.js";
-import type { HostLease, HostPool } from "../ssh/host.js";
+import type { HostLease, Hosts } from "../ssh/host.js";
 import { formatDuration } from "../util/duration.js";
 import type { Logger } from "../util/logger.js";
 import type { JobContext, JobPreparer, RunSpec } from "./job-context.js";
@@ -23,7 +23,7 @@ export interface RunnerDeps {
   store: JobStore;
   log: Logger;
   events: EventBus;
-  hosts: HostPool;
+  hosts: Hosts;
   watchdogBoundS: number;
   preparers: JobPreparer[];
   owners: OwnerRelease[];

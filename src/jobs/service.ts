@@ -4,7 +4,7 @@
  */
 import type { EventBus } from "../events.js";
 import { SidecarError } from "../errors.js";
-import type { HostPool } from "../ssh/host.js";
+import type { Hosts } from "../ssh/host.js";
 import type { Logger } from "../util/logger.js";
 import { killFromRecord, reconcile, supervisorAlive } from "./lifecycle.js";
 import { isFinal, type JobRecord, JobStore } from "./record.js";
@@ -20,8 +20,8 @@ export interface JobsServiceOptions {
   stateDir: string;
   log: Logger;
   events: EventBus;
-  /** how pools are reached (the SSH pool; `local` at least) */
-  hosts: HostPool;
+  /** how pools are reached (SshConnections; `local` at least) */
+  hosts: Hosts;
   /** seconds without a heartbeat after which a pool's watchdog cleans up (default 30) */
   watchdogBoundS?: number;
   /** services that hold things under the job id as owner, released at teardown */

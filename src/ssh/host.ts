@@ -1,6 +1,6 @@
 /**
  * A host the sidecar runs commands on: this machine (`local`) or a pool reached over SSH.
- * Services (tunnels, staging, env, executors, jobs) borrow hosts from the HostPool, which is the
+ * Services (tunnels, staging, env, executors, jobs) borrow hosts from the Hosts, which is the
  * only owner of SSH connections, so reconnects happen in one place.
  */
 import type { Readable, Writable } from "node:stream";
@@ -59,7 +59,7 @@ export interface HostLease extends Host {
   release(): void;
 }
 
-export interface HostPool {
+export interface Hosts {
   acquire(target: string, owner: string): Promise<HostLease>;
 }
 

@@ -1,9 +1,9 @@
-/** The ssh service: the pool for other modules, and `ssh.exec`, `ssh.check`, `ssh.list` over RPC. */
+/** The ssh service: the connections for other modules, and `ssh.exec`, `ssh.check`, `ssh.list` over RPC. */
 import { z } from "zod";
 import type { DaemonContext, ServiceModule } from "../daemon/module.js";
 import { defineMethod } from "../rpc/registry.js";
 import type { ExecOptions, ExecResult, HostLease } from "./host.js";
-import { isSshLease, SshPool, type SshPoolOptions } from "./pool.js";
+import { isSshLease, SshConnections, type SshConnectionsOptions } from "./connections.js";
 
 const targetSchema = z.string().min(1).describe("`local`, `user@host[:port]`, `[v6]:port` or a Host alias from ~/.ssh/config");
 
@@ -46,19 +46,19 @@ export function execResultToWire(r: ExecResult): z.input<typeof execResultSchema
 const RPC_IDLE_MS = 60_000;
 
 export interface SshModule extends ServiceModule {
-  /** the one SSH pool; other modules borrow hosts from it */
-  pool: SshPool;
+  /** the one SshConnections; other modules borrow hosts from it */
+  connections: SshConnections;
 }
 
 /** Create the ssh module (and its pool). */
-export function sshModule(ctx: DaemonContext, opts: SshPoolOptions = {}): SshModule {
-  const pool = new SshPool({ events: ctx.events, log: ctx.log, ...opts });
+export function sshModule(ctx: DaemonContext, opts: SshConnectionsOptions = {}): SshModule {
+  const connections = new SshConnections({ events: ctx.events, log: ctx.log, ...opts });
   // RPC calls borrow a lease that lingers, so that a burst of ssh.exec reuses one connection.
   const warm = new Map<string, { lease: Promise<HostLease>; timer: NodeJS.Timeout | undefined; busy: number }>();
   const borrow = async <T>(target: string, fn: (l: HostLease) => Promise<T>): Promise<T> => {
     let w = warm.get(target);
     if (!w) {
-      const created: { lease: Promise<HostLease>; timer: NodeJS.Timeout | undefined; busy: number } = { lease: pool.acquire(target, "rpc"), timer: undefined, busy: 0 };
+      const created: { lease: Promise<HostLease>; timer: NodeJS.Timeout | undefined; busy: number } = { lease: connections.acquire(target, "rpc"), timer: undefined, busy: 0 };
       w = created;
       warm.set(target, created);
       created.lease.catch(() => {
@@ -84,7 +84,7 @@ export function sshModule(ctx: DaemonContext, opts: SshPoolOptions = {}): SshMod
 
   return {
     name: "ssh",
-    pool,
+    connections,
     methods: [
       defineMethod({
         name: "ssh.exec",
@@ -149,17 +149,17 @@ export function sshModule(ctx: DaemonContext, opts: SshPoolOptions = {}): SshMod
         description: "The open SSH connections: state, reconnects, server, fingerprint, cipher, sessions and who holds them.",
         params: z.object({}).strict(),
         result: z.array(connectionSchema),
-        handler: () => pool.list(),
+        handler: () => connections.list(),
       }),
     ],
     status: () => {
-      const list = pool.list();
+      const list = connections.list();
       return { connections: list.length, ready: list.filter((c) => c.state === "ready").length, reconnects: list.reduce((n, c) => n + c.reconnects, 0) };
     },
     close: async () => {
       for (const w of warm.values()) clearTimeout(w.timer);
       warm.clear();
-      await pool.close();
+      await connections.close();
     },
   };
 }

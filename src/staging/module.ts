@@ -2,7 +2,7 @@
 import { z } from "zod";
 import type { DaemonContext, ServiceModule } from "../daemon/module.js";
 import { defineMethod } from "../rpc/registry.js";
-import type { HostPool } from "../ssh/host.js";
+import type { Hosts } from "../ssh/host.js";
 import { StagingService } from "./service.js";
 
 const transferResult = z.object({
@@ -37,12 +37,12 @@ const record = z.object({
 });
 
 export interface StagingModuleDeps {
-  /** the SSH pool; without it pool paths (worker_path on a pool, ssh://) are refused */
-  hosts?: HostPool | undefined;
+  /** SshConnections; without it pool paths (worker_path on a pool, ssh://) are refused */
+  hosts?: Hosts | undefined;
 }
 
 export function stagingModule(ctx: DaemonContext, deps: StagingModuleDeps = {}): ServiceModule & { service: StagingService } {
-  const service = new StagingService({ pool: deps.hosts, events: ctx.events, log: ctx.log });
+  const service = new StagingService({ hosts: deps.hosts, events: ctx.events, log: ctx.log });
   return {
     name: "staging",
     service,

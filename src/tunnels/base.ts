@@ -2,8 +2,8 @@
 import type { Duplex } from "node:stream";
 import { SidecarError } from "../errors.js";
 import type { EventBus } from "../events.js";
-import type { HostPool } from "../ssh/host.js";
-import { isSshLease, type SshLease } from "../ssh/pool.js";
+import type { Hosts } from "../ssh/host.js";
+import { isSshLease, type SshLease } from "../ssh/connections.js";
 import type { Logger } from "../util/logger.js";
 import { splice, type Splice, type SpliceEnd } from "./splice.js";
 import type { BindMode, CheckResult, TunnelKind, TunnelRecord, TunnelState } from "./types.js";
@@ -12,7 +12,7 @@ import type { BindMode, CheckResult, TunnelKind, TunnelRecord, TunnelState } fro
 const CUT_WINDOW_MS = 1000;
 
 export interface TunnelDeps {
-  pool: HostPool;
+  hosts: Hosts;
   events?: EventBus;
   log?: Logger;
   /** how long a reconnect may take before the tunnel is marked failed @default 0 (never) */
@@ -156,7 +156,7 @@ export abstract class TunnelBase {
 
   /** Borrow the target's connection and follow its reconnects. */
   protected async acquire(): Promise<SshLease> {
-    const lease = await this.deps.pool.acquire(this.rec.target, `tunnel:${this.rec.id}`);
+    const lease = await this.deps.hosts.acquire(this.rec.target, `tunnel:${this.rec.id}`);
     if (!isSshLease(lease)) {
       lease.release();
       throw new SidecarError("INVALID_ARGUMENT", `Tunnels need an ssh target, got \`${this.rec.target}\``);

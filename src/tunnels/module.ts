@@ -2,7 +2,7 @@
 import { z } from "zod";
 import type { DaemonContext, ServiceModule } from "../daemon/module.js";
 import { defineMethod } from "../rpc/registry.js";
-import type { HostPool } from "../ssh/host.js";
+import type { Hosts } from "../ssh/host.js";
 import { TunnelManager } from "./manager.js";
 import type { TunnelDeps } from "./base.js";
 
@@ -45,9 +45,9 @@ export interface TunnelsModule extends ServiceModule {
   manager: TunnelManager;
 }
 
-/** Create the tunnels module; it borrows connections from `pool`. */
-export function tunnelsModule(ctx: DaemonContext, pool: HostPool, opts: Pick<TunnelDeps, "relayEnv"> = {}): TunnelsModule {
-  const manager = new TunnelManager({ pool, events: ctx.events, log: ctx.log, ...(opts.relayEnv ? { relayEnv: opts.relayEnv } : {}) });
+/** Create the tunnels module; it borrows connections from `hosts`. */
+export function tunnelsModule(ctx: DaemonContext, hosts: Hosts, opts: Pick<TunnelDeps, "relayEnv"> = {}): TunnelsModule {
+  const manager = new TunnelManager({ hosts, events: ctx.events, log: ctx.log, ...(opts.relayEnv ? { relayEnv: opts.relayEnv } : {}) });
   return {
     name: "tunnels",
     manager,

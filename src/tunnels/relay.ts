@@ -5,7 +5,7 @@
  */
 import { SidecarError } from "../errors.js";
 import type { HostProcess } from "../ssh/host.js";
-import type { SshLease } from "../ssh/pool.js";
+import type { SshLease } from "../ssh/connections.js";
 import type { DurableHub } from "./durable-hub.js";
 import { relayCommand } from "./scripts.js";
 import { durableRelayCommand, type DurableRelayArgs } from "./scripts-durable.js";

@@ -1,4 +1,4 @@
-// env ensure on a pool over real SSH (the test bed's sshd on loopback, the SSH pool): uv for
+// env ensure on a pool over real SSH (the test bed's sshd on loopback, SshConnections): uv for
 // real with a Parsl worker started there, the conda stand-in and its installer copied over,
 // containers, and a pool without python3.
 import { createHash } from "node:crypto";

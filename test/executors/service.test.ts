@@ -11,7 +11,7 @@ import { isSidecarError } from "../../src/errors.js";
 import { EventBus } from "../../src/events.js";
 import { resolveExecutor } from "../../src/executors/resolve.js";
 import { ExecutorsService } from "../../src/executors/service.js";
-import { SshPool } from "../../src/ssh/pool.js";
+import { SshConnections } from "../../src/ssh/connections.js";
 import { createLogger } from "../../src/util/logger.js";
 import { localVersions } from "../../src/executors/versions.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
@@ -141,7 +141,7 @@ describe("ExecutorsService", () => {
   it("a cancel whose signals never reached the pool is sent again by a later look", { timeout: 120_000 }, async () => {
     // a pool whose commands wait only 1.5 s for a connection: the cancel's signals give up while
     // the pool refuses connections, and nothing queued is left to deliver them later
-    const pool = new SshPool({ configPath: s.configPath, events: new EventBus(), reconnect: { initialMs: 50, maxMs: 1000 }, waitReadyMs: 1500 });
+    const pool = new SshConnections({ configPath: s.configPath, events: new EventBus(), reconnect: { initialMs: 50, maxMs: 1000 }, waitReadyMs: 1500 });
     const svc2 = new ExecutorsService({ hosts: pool, tunnels: undefined, log: createLogger(), events: new EventBus(), sweepMs: 200 });
     const tok = token();
     const here = (): boolean => spawnSync("pgrep", ["-f", `^sleep 6${tok}`]).status === 0;

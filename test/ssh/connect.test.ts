@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventBus, type SidecarEvent } from "../../src/events.js";
 import { PASSPHRASE_ENV } from "../../src/ssh/auth.js";
-import { SshPool } from "../../src/ssh/pool.js";
+import { SshConnections } from "../../src/ssh/connections.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
 import { childrenTree } from "../testbed/registry.js";
 import { writeSshConfig } from "../testbed/ssh-config.js";
@@ -24,7 +24,7 @@ function listening(...sshds: Sshd[]): string[] {
 describe("connecting", () => {
   let sshd: Sshd;
   let n = 0;
-  const pools: SshPool[] = [];
+  const pools: SshConnections[] = [];
   beforeAll(async () => {
     sshd = await startSshd({ encryptedKey: true, unauthorizedKey: true });
   }, 30000);
@@ -33,9 +33,9 @@ describe("connecting", () => {
     await sshd?.stop();
   }, 30000);
 
-  function poolWith(extra: Record<string, string | number>, over: Parameters<typeof entryFor>[3] = {}, events?: EventBus): SshPool {
+  function poolWith(extra: Record<string, string | number>, over: Parameters<typeof entryFor>[3] = {}, events?: EventBus): SshConnections {
     const configPath = writeSshConfig(sshd.dir, [entryFor("h", sshd, extra, over)], `cfg${n++}`);
-    const p = new SshPool({ configPath, events, reconnect: { initialMs: 50, maxMs: 500 } });
+    const p = new SshConnections({ configPath, events, reconnect: { initialMs: 50, maxMs: 500 } });
     pools.push(p);
     return p;
   }
@@ -161,7 +161,7 @@ describe("ProxyJump", () => {
   }, 30000);
 
   it("connects through one and through two hops", { timeout: 30000 }, async () => {
-    const pool = new SshPool({ configPath });
+    const pool = new SshConnections({ configPath });
     try {
       const l = await pool.acquire("behind", "t");
       expect((await l.exec("echo via-jump")).stdout).toBe("via-jump\n");
@@ -176,7 +176,7 @@ describe("ProxyJump", () => {
   });
 
   it("a jump host that refuses forwarding is a clear error and leaves nothing listening", { timeout: 30000 }, async () => {
-    const pool = new SshPool({ configPath });
+    const pool = new SshConnections({ configPath });
     const before = listening(jump, target, refusing);
     const err = await pool.acquire("behind-refusing", "t").catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "SSH_CONNECT" });
@@ -189,14 +189,14 @@ describe("ProxyJump", () => {
 
 describe("surviving", () => {
   let sshd: Sshd;
-  let pool: SshPool;
+  let pool: SshConnections;
   const events: SidecarEvent[] = [];
   beforeAll(async () => {
     sshd = await startSshd();
     const bus = new EventBus();
     bus.on(["ssh"], (e) => events.push(e));
     const configPath = writeSshConfig(sshd.dir, [entryFor("h", sshd, { ServerAliveInterval: 1, ServerAliveCountMax: 2 })], "cfg-survive");
-    pool = new SshPool({ configPath, events: bus, reconnect: { initialMs: 50, maxMs: 500 } });
+    pool = new SshConnections({ configPath, events: bus, reconnect: { initialMs: 50, maxMs: 500 } });
   }, 30000);
   afterAll(async () => {
     await pool?.close();

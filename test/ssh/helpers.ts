@@ -7,7 +7,7 @@ import { SidecarClient } from "../../src/client/client.js";
 import { Daemon } from "../../src/daemon/daemon.js";
 import { EventBus } from "../../src/events.js";
 import { SSH_CONFIG_ENV } from "../../src/ssh/config.js";
-import { SshPool, type SshPoolOptions } from "../../src/ssh/pool.js";
+import { SshConnections, type SshConnectionsOptions } from "../../src/ssh/connections.js";
 import { sshdEntry, writeSshConfig, type SshConfigEntry } from "../testbed/ssh-config.js";
 import { makeTempDir } from "../testbed/registry.js";
 import { startSshd, type Sshd, type SshdOptions } from "../testbed/sshd.js";
@@ -16,7 +16,7 @@ export interface SshSetup {
   sshd: Sshd;
   configPath: string;
   events: EventBus;
-  pool: SshPool;
+  pool: SshConnections;
 }
 
 /** The config entry for `sshd` under `alias`: its key, its known_hosts, no agent. */
@@ -25,12 +25,12 @@ export function entryFor(alias: string, sshd: Sshd, extra: Record<string, string
 }
 
 /** Start an sshd and a pool that reaches it as alias `pool`. */
-export async function sshSetup(opts: { sshd?: SshdOptions; extra?: Record<string, string | number>; pool?: SshPoolOptions; entries?: (s: Sshd) => SshConfigEntry[] } = {}): Promise<SshSetup> {
+export async function sshSetup(opts: { sshd?: SshdOptions; extra?: Record<string, string | number>; pool?: SshConnectionsOptions; entries?: (s: Sshd) => SshConfigEntry[] } = {}): Promise<SshSetup> {
   const sshd = await startSshd(opts.sshd ?? {});
   const entries = [entryFor("pool", sshd, opts.extra), ...(opts.entries?.(sshd) ?? [])];
   const configPath = writeSshConfig(sshd.dir, entries, "client_config");
   const events = new EventBus();
-  const pool = new SshPool({ configPath, events, reconnect: { initialMs: 50, maxMs: 1000 }, ...opts.pool });
+  const pool = new SshConnections({ configPath, events, reconnect: { initialMs: 50, maxMs: 1000 }, ...opts.pool });
   return { sshd, configPath, events, pool };
 }
 

@@ -1,9 +1,9 @@
-// Real servers for the staging tests: an sshd reached through the SSH pool as `pool`, moto (S3)
+// Real servers for the staging tests: an sshd reached through SshConnections as `pool`, moto (S3)
 // and fake-gcs-server (GCS) with a bucket each, and helpers to seed and read every store.
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import type { SshPool } from "../../src/ssh/pool.js";
+import type { SshConnections } from "../../src/ssh/connections.js";
 import { StagingService } from "../../src/staging/service.js";
 import { GcsStore } from "../../src/staging/stores/gcs.js";
 import { sshSetup } from "../ssh/helpers.js";
@@ -16,7 +16,7 @@ export const KINDS: Kind[] = ["local", "pool", "s3", "gcs"];
 
 export interface Bed {
   sshd: Sshd;
-  pool: SshPool;
+  pool: SshConnections;
   s3: S3Server;
   gcs: GcsServer;
   s3c: S3Client;
@@ -46,7 +46,7 @@ export async function startBed(): Promise<Bed> {
   const gcsStore = new GcsStore(BUCKET);
   await gcsStore.storage.createBucket(BUCKET);
   const tmp = mkdtempSync("/dev/shm/psc-staging-");
-  const service = new StagingService({ pool });
+  const service = new StagingService({ hosts: pool });
   const localDir = (kind: "local" | "pool", rel: string): string => join(tmp, kind, rel);
   const bed: Bed = {
     sshd, pool, s3, gcs, s3c, gcsStore, service, tmp,

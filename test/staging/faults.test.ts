@@ -87,7 +87,7 @@ describe("credentials", () => {
     delete process.env.AWS_ACCESS_KEY_ID;
     delete process.env.AWS_SECRET_ACCESS_KEY;
     Object.assign(process.env, { AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/creds", AWS_CONFIG_FILE: "/nonexistent/config", AWS_EC2_METADATA_DISABLED: "true" });
-    const service = new StagingService({ pool: bed.pool });
+    const service = new StagingService({ hosts: bed.pool });
     try {
       const e = await fails({ src: bed.url("local", "in/big.bin"), dst: `s3://${BUCKET}/nocreds`, type: "file", item: "weights" }, service);
       expect(e.code).toBe("STAGING_CREDENTIALS");
@@ -113,7 +113,7 @@ describe("credentials", () => {
     delete process.env.AWS_ACCESS_KEY_ID;
     delete process.env.AWS_SECRET_ACCESS_KEY;
     Object.assign(process.env, { AWS_CONFIG_FILE: join(dir, "config"), AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/creds", AWS_EC2_METADATA_DISABLED: "true" });
-    const service = new StagingService({ pool: bed.pool });
+    const service = new StagingService({ hosts: bed.pool });
     const calls = (): number => (existsSync(count) ? readFileSync(count, "utf8").split("\n").filter(Boolean).length : 0);
     try {
       await service.transfer({ src: bed.url("local", "in/big.bin"), dst: `s3://${BUCKET}/refresh/a`, type: "file" });
@@ -131,7 +131,7 @@ describe("credentials", () => {
     const saved = { ...process.env };
     delete process.env.STORAGE_EMULATOR_HOST;
     Object.assign(process.env, { PARSL_SIDECAR_GCS_ENDPOINT: bed.gcs.apiEndpoint, GOOGLE_APPLICATION_CREDENTIALS: "/nonexistent/sa.json" });
-    const service = new StagingService({ pool: bed.pool });
+    const service = new StagingService({ hosts: bed.pool });
     try {
       const e = await fails({ src: `gs://${BUCKET}/x`, dst: bed.url("local", "out/gcreds") }, service);
       expect(e).toMatchObject({ code: "STAGING_CREDENTIALS", message: expect.stringContaining("credentials") });

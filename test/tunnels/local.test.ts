@@ -1,6 +1,6 @@
 // Local forwards: a port here reaches host:port as seen from the pool; closes cleanly.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SshPool } from "../../src/ssh/pool.js";
+import { SshConnections } from "../../src/ssh/connections.js";
 import { TunnelManager } from "../../src/tunnels/manager.js";
 import { entryFor } from "../ssh/helpers.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
@@ -12,13 +12,13 @@ stopAllAfterAll();
 
 describe("local forward", () => {
   let sshd: Sshd;
-  let pool: SshPool;
+  let pool: SshConnections;
   let tunnels: TunnelManager;
   let service: Echo; // stands in for a JupyterLab on the head node
   beforeAll(async () => {
     sshd = await startSshd();
-    pool = new SshPool({ configPath: writeSshConfig(sshd.dir, [entryFor("pool", sshd)], "client_config") });
-    tunnels = new TunnelManager({ pool });
+    pool = new SshConnections({ configPath: writeSshConfig(sshd.dir, [entryFor("pool", sshd)], "client_config") });
+    tunnels = new TunnelManager({ hosts: pool });
     service = await echoServer("127.0.0.3");
   }, 30000);
   afterAll(async () => {

@@ -2,7 +2,7 @@
 // service here through a reverse tunnel + relay on the head, with sshd's default GatewayPorts no.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventBus } from "../../src/events.js";
-import { SshPool } from "../../src/ssh/pool.js";
+import { SshConnections } from "../../src/ssh/connections.js";
 import { TunnelManager } from "../../src/tunnels/manager.js";
 import { entryFor, eventually } from "../ssh/helpers.js";
 import { stopAllAfterAll, warnSkip } from "../testbed/hooks.js";
@@ -39,14 +39,14 @@ except Exception as e:
 describe.skipIf(!support.ok)(`compute node through the head node${support.ok ? "" : ` (SKIPPED: ${support.reason})`}`, () => {
   let topo: Topology;
   let sshd: Sshd;
-  let pool: SshPool;
+  let pool: SshConnections;
   let tunnels: TunnelManager;
   let echo: Echo;
   beforeAll(async () => {
     topo = await createTopology();
     sshd = await startSshd({ netns: topo.head.ns, host: topo.head.addr });
-    pool = new SshPool({ configPath: writeSshConfig(sshd.dir, [entryFor("head", sshd, { ServerAliveInterval: 1, ServerAliveCountMax: 2 })], "client_config"), events: new EventBus(), reconnect: { initialMs: 50, maxMs: 500 } });
-    tunnels = new TunnelManager({ pool });
+    pool = new SshConnections({ configPath: writeSshConfig(sshd.dir, [entryFor("head", sshd, { ServerAliveInterval: 1, ServerAliveCountMax: 2 })], "client_config"), events: new EventBus(), reconnect: { initialMs: 50, maxMs: 500 } });
+    tunnels = new TunnelManager({ hosts: pool });
     echo = await echoServer(); // the interchange stand-in, on this machine's loopback
   }, 60000);
   afterAll(async () => {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { createConnection } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventBus, type SidecarEvent } from "../../src/events.js";
-import { SshPool } from "../../src/ssh/pool.js";
+import { SshConnections } from "../../src/ssh/connections.js";
 import { TunnelManager } from "../../src/tunnels/manager.js";
 import type { TunnelRecord } from "../../src/tunnels/types.js";
 import { entryFor, eventually } from "../ssh/helpers.js";
@@ -36,7 +36,7 @@ const BOUND_MS = 15000;
 
 describe("tunnels survive", () => {
   let sshd: Sshd;
-  let pool: SshPool;
+  let pool: SshConnections;
   let tunnels: TunnelManager;
   let echo: Echo;
   const events: SidecarEvent[] = [];
@@ -45,8 +45,8 @@ describe("tunnels survive", () => {
     const configPath = writeSshConfig(sshd.dir, [entryFor("pool", sshd, { ServerAliveInterval: 1, ServerAliveCountMax: 2 })], "client_config");
     const bus = new EventBus();
     bus.on(["tunnel"], (e) => events.push(e));
-    pool = new SshPool({ configPath, events: bus, reconnect: { initialMs: 50, maxMs: 500 } });
-    tunnels = new TunnelManager({ pool, events: bus });
+    pool = new SshConnections({ configPath, events: bus, reconnect: { initialMs: 50, maxMs: 500 } });
+    tunnels = new TunnelManager({ hosts: pool, events: bus });
     echo = await echoServer();
   }, 30000);
   afterAll(async () => {
@@ -124,7 +124,7 @@ describe("tunnels survive", () => {
   describe("durable tunnels", () => {
     let durable: TunnelManager;
     beforeAll(() => {
-      durable = new TunnelManager({ pool, durable: { resumeS: 60, pingS: 0.5 } });
+      durable = new TunnelManager({ hosts: pool, durable: { resumeS: 60, pingS: 0.5 } });
     });
     afterAll(async () => {
       await durable?.closeAll();

@@ -2,7 +2,7 @@
 // end-to-end check, a taken port, and closing leaves nothing listening on either side.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventBus, type SidecarEvent } from "../../src/events.js";
-import { SshPool } from "../../src/ssh/pool.js";
+import { SshConnections } from "../../src/ssh/connections.js";
 import { TunnelManager } from "../../src/tunnels/manager.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
 import { writeSshConfig } from "../testbed/ssh-config.js";
@@ -14,7 +14,7 @@ stopAllAfterAll();
 
 interface Bed {
   sshd: Sshd;
-  pool: SshPool;
+  pool: SshConnections;
   tunnels: TunnelManager;
   events: SidecarEvent[];
 }
@@ -25,8 +25,8 @@ async function bed(extraConfig: string[] = []): Promise<Bed> {
   const bus = new EventBus();
   const events: SidecarEvent[] = [];
   bus.on(["tunnel"], (e) => events.push(e));
-  const pool = new SshPool({ configPath, events: bus, reconnect: { initialMs: 50, maxMs: 500 } });
-  return { sshd, pool, tunnels: new TunnelManager({ pool, events: bus }), events };
+  const pool = new SshConnections({ configPath, events: bus, reconnect: { initialMs: 50, maxMs: 500 } });
+  return { sshd, pool, tunnels: new TunnelManager({ hosts: pool, events: bus }), events };
 }
 
 async function closeBed(b: Bed | undefined): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * `parsl-sidecar env ensure|show`: make a Python environment (conda or uv) exist on this machine
  * or a pool, or show its state. Runs in this process, or through a sidecar with --connection.
- * The service, the SSH pool and the RPC client are imported when used: the unchanged case on
+ * The service, SshConnections and the RPC client are imported when used: the unchanged case on
  * this machine loads neither ssh2 nor zeromq nor zod.
  */
 import type { Command } from "commander";
@@ -102,16 +102,16 @@ function progressLine(p: EnvProgress | Record<string, unknown>): void {
   process.stderr.write(`[${String(p.target)}] ${String(p.env)}: ${String(p.phase)}: ${String(p.message)}${frac}\n`);
 }
 
-/** In this process: `local` needs no pool; a pool target gets a private SSH pool, closed after. */
+/** In this process: `local` needs no pool; a pool target gets private SshConnections, closed after. */
 async function withService<T>(target: string, fn: (s: EnvService) => Promise<T>): Promise<T> {
-  const { EnvService, localOnlyPool } = await import("../../env/service.js");
-  if (target === "local") return await fn(new EnvService(localOnlyPool));
-  const { SshPool } = await import("../../ssh/pool.js");
-  const pool = new SshPool();
+  const { EnvService, localOnlyHosts } = await import("../../env/service.js");
+  if (target === "local") return await fn(new EnvService(localOnlyHosts));
+  const { SshConnections } = await import("../../ssh/connections.js");
+  const connections = new SshConnections();
   try {
-    return await fn(new EnvService(pool));
+    return await fn(new EnvService(connections));
   } finally {
-    await pool.close();
+    await connections.close();
   }
 }
 

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { SidecarClient } from "../../client/client.js";
 import { isSidecarError } from "../../errors.js";
-import { openHostPool } from "../../jobs/hosts.js";
+import { openHosts } from "../../jobs/hosts.js";
 import { killFromRecord, reconcile, supervisorAlive } from "../../jobs/lifecycle.js";
 import { isFinal, type JobRecord, JobStore } from "../../jobs/record.js";
 import { DEFAULT_GRACE_MS, finishedError } from "../../jobs/service.js";
@@ -64,10 +64,10 @@ export function registerJobs(program: Command): void {
     .action(async (opts: ListOpts) => {
       try {
         const store = new JobStore(defaultStateDir());
-        const hosts = await openHostPool();
+        const hosts = await openHosts();
         const out: JobRecord[] = [];
         try {
-          for (const rec of store.list()) out.push(await reconcile(store, rec, hosts.pool));
+          for (const rec of store.list()) out.push(await reconcile(store, rec, hosts.hosts));
         } finally {
           await hosts.close();
         }
@@ -94,9 +94,9 @@ export function registerJobs(program: Command): void {
         const viaSidecar = supervisorAlive(rec) && (await killThroughSidecar(rec, graceMs));
         rec = store.read(id);
         if (!isFinal(rec.state) && !viaSidecar) {
-          const hosts = await openHostPool();
+          const hosts = await openHosts();
           try {
-            rec = await killFromRecord(store, rec, hosts.pool, graceMs);
+            rec = await killFromRecord(store, rec, hosts.hosts, graceMs);
           } finally {
             await hosts.close();
           }

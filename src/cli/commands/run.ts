@@ -13,7 +13,7 @@ import { EventBus } from "../../events.js";
 import { connectionPreparers } from "../../jobs/connection-preparers.js";
 import { EXECUTORS_ENV } from "../../jobs/executors-preparer.js";
 import { checkJobId, newJobId } from "../../jobs/job-id.js";
-import { openHostPool, type OwnedHostPool } from "../../jobs/hosts.js";
+import { openHosts, type OwnedHosts } from "../../jobs/hosts.js";
 import type { JobsModule } from "../../jobs/methods.js";
 import { DEFAULT_GRACE_MS, JobsService } from "../../jobs/service.js";
 import { CONNECTION_ENV, defaultRuntimeDir, ensurePrivateDir, readConnectionFile } from "../../rpc/connection-file.js";
@@ -60,7 +60,7 @@ export function registerRun(program: Command): void {
     .action(async (command: string[], opts: RunOptions) => {
       let daemon: Daemon | undefined;
       let privateDir: string | undefined;
-      let hosts: OwnedHostPool | undefined;
+      let hosts: OwnedHosts | undefined;
       let client: SidecarClient | undefined;
       try {
         const id = opts.job ? checkJobId(opts.job) : newJobId(process.cwd());
@@ -71,8 +71,8 @@ export function registerRun(program: Command): void {
         if (opts.connection) {
           const file = resolve(resolveConnectionFile(opts.connection));
           sidecar = { pid: readConnectionFile(file).pid, connection_file: file };
-          hosts = await openHostPool();
-          jobs = new JobsService({ stateDir: defaultStateDir(), log: silentLogger, events: new EventBus(), hosts: hosts.pool });
+          hosts = await openHosts();
+          jobs = new JobsService({ stateDir: defaultStateDir(), log: silentLogger, events: new EventBus(), hosts: hosts.hosts });
           if (opts.executors || opts.env?.length) {
             // environments, executors and tunnels are the running sidecar's, asked over its RPC
             client = SidecarClient.connect(file);

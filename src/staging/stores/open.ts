@@ -1,6 +1,6 @@
 /** Opens the store for a location: one local store, one client per bucket, a pool lease per use. */
 import { SidecarError } from "../../errors.js";
-import type { HostPool } from "../../ssh/host.js";
+import type { Hosts } from "../../ssh/host.js";
 import type { Location } from "../location.js";
 import type { Store } from "../store.js";
 import type { GcsStore, GcsStoreOptions } from "./gcs.js";
@@ -18,7 +18,7 @@ export interface OpenedStore {
 
 export interface StoreFactoryOptions {
   /** where pool locations are reached; without it only local and cloud locations work */
-  pool?: HostPool | undefined;
+  hosts?: Hosts | undefined;
   s3?: S3StoreOptions;
   gcs?: GcsStoreOptions;
 }
@@ -54,8 +54,8 @@ export class StoreFactory {
         return { store: s, path: loc.key, release: async () => undefined };
       }
       case "pool": {
-        if (!this.opts.pool) throw new SidecarError("STAGING_INVALID", `Cannot reach ${loc.target}: this sidecar has no SSH pool`);
-        const lease = await this.opts.pool.acquire(loc.target, owner);
+        if (!this.opts.hosts) throw new SidecarError("STAGING_INVALID", `Cannot reach ${loc.target}: this sidecar cannot open SSH connections`);
+        const lease = await this.opts.hosts.acquire(loc.target, owner);
         const store = new PoolStore(lease);
         return { store, path: loc.path, release: () => store.close() };
       }

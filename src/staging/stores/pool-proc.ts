@@ -3,7 +3,7 @@ import { PassThrough, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { SidecarError } from "../../errors.js";
 import type { ExecResult, HostLease, HostProcess } from "../../ssh/host.js";
-import { isSshLease } from "../../ssh/pool.js";
+import { isSshLease } from "../../ssh/connections.js";
 import { classify } from "../failures.js";
 
 /** An error for a script that failed on the pool, coded from its stderr. */

@@ -1,5 +1,5 @@
 /**
- * The SSH pool: the only owner of SSH connections. One connection per target, shared by every
+ * SshConnections: the only owner of SSH connections. One connection per target, shared by every
  * lease (exec, spawn, SFTP, tunnels), opened on first acquire and closed with the last release.
  */
 import type { ClientChannel, SFTPWrapper } from "ssh2";
@@ -9,12 +9,12 @@ import type { Logger } from "../util/logger.js";
 import type { AuthOptions } from "./auth.js";
 import { loadConfig, resolveChain } from "./config.js";
 import { SshConnection, type ConnectionInfo, type ReconnectPolicy } from "./connection.js";
-import type { ExecOptions, ExecResult, HostLease, HostPool, HostProcess, SpawnOptions } from "./host.js";
+import type { ExecOptions, ExecResult, HostLease, Hosts, HostProcess, SpawnOptions } from "./host.js";
 import { LocalHost } from "./local-host.js";
 import { killGroupCommand, openExec, remoteExec, remoteSpawn, type RemoteExecDeps } from "./ssh-exec.js";
 import { isLocalTarget } from "./target.js";
 
-export interface SshPoolOptions {
+export interface SshConnectionsOptions {
   events?: EventBus;
   log?: Logger;
   /** ssh config file (default $PARSL_SIDECAR_SSH_CONFIG, else ~/.ssh/config) */
@@ -53,16 +53,16 @@ export function isSshLease(lease: HostLease): lease is SshLease {
   return !lease.isLocal && "connection" in lease;
 }
 
-export class SshPool implements HostPool {
+export class SshConnections implements Hosts {
   private readonly entries = new Map<string, Entry>();
   private nextLease = 1;
   private closed = false;
 
-  constructor(private readonly opts: SshPoolOptions = {}) {}
+  constructor(private readonly opts: SshConnectionsOptions = {}) {}
 
   /** Borrow `target` (`local`, `user@host[:port]` or an alias) for `owner`. */
   async acquire(target: string, owner: string): Promise<HostLease> {
-    if (this.closed) throw new SidecarError("SHUTTING_DOWN", "The SSH pool is closed");
+    if (this.closed) throw new SidecarError("SHUTTING_DOWN", "The SSH connections are closed");
     if (isLocalTarget(target)) return new LocalHost();
     let entry = this.entries.get(target);
     // a connection that gave up (host key changed) is not reused: the next user starts afresh

@@ -1,9 +1,9 @@
-// The SSH pool against a real OpenSSH sshd: exec (exit codes, stderr, stdin, env, cwd,
+// SshConnections against a real OpenSSH sshd: exec (exit codes, stderr, stdin, env, cwd,
 // timeout), spawn with process-group kill, and one shared connection per target.
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HostLease } from "../../src/ssh/host.js";
-import { isSshLease } from "../../src/ssh/pool.js";
+import { isSshLease } from "../../src/ssh/connections.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
 import { eventually, sshSetup, token, type SshSetup } from "./helpers.js";
 
@@ -24,7 +24,7 @@ function poolPerBlock(opts: Parameters<typeof sshSetup>[0] = {}): { s: SshSetup;
   return held;
 }
 
-describe("SshPool exec and spawn", () => {
+describe("SshConnections exec and spawn", () => {
   const bed = poolPerBlock();
 
   const running = async (tok: string): Promise<string> => (await bed.lease.exec(`pgrep -f '^sleep 60${tok}' || true`)).stdout.trim();
@@ -159,8 +159,8 @@ describe("SshPool exec and spawn", () => {
 
 describe("local host", () => {
   it("exec and spawn with group kill", { timeout: 20000 }, async () => {
-    const { SshPool } = await import("../../src/ssh/pool.js");
-    const pool = new SshPool();
+    const { SshConnections } = await import("../../src/ssh/connections.js");
+    const pool = new SshConnections();
     const local = await pool.acquire("local", "t");
     expect(local.isLocal).toBe(true);
     const r = await local.exec("echo $FOO; cat; exit 4", { env: { FOO: "bar" }, stdin: "in" });
