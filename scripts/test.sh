@@ -8,8 +8,8 @@ bash scripts/setup.sh
 say "typecheck (tsc strict, sources and tests)"
 node_modules/.bin/tsc -p tsconfig.json --noEmit
 node_modules/.bin/tsc -p tsconfig.test.json
-say "circular imports (madge)"
-node_modules/.bin/madge --circular --extensions ts --ts-config tsconfig.json src >/dev/null || { node_modules/.bin/madge --circular --extensions ts src; exit 1; }
+say "layers: no import runs up a layer, no cycles (dependency-cruiser, .dependency-cruiser.cjs)"
+node_modules/.bin/depcruise src --config .dependency-cruiser.cjs --output-type err
 say "python lint (ruff) and types (mypy --strict)"
 (cd python && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check . && ../.venv/bin/mypy)
 

@@ -1,6 +1,6 @@
 /** Rendering for the CLI: human text by default, one JSON document with --json. */
 import { isSidecarError, SidecarError } from "../errors.js";
-import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { EXIT, exitCodeFor } from "../exit-codes.js";
 
 export interface OutputOptions {
   json?: boolean;

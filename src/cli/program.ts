@@ -1,7 +1,7 @@
 /** The parsl-sidecar program: commander set up once, the given commands registered, argv parsed. */
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.js";
-import { EXIT } from "./exit-codes.js";
+import { EXIT } from "../exit-codes.js";
 
 export type Register = (program: Command) => void;
 

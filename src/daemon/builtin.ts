@@ -4,7 +4,7 @@ import { PROTOCOL_VERSION } from "../rpc/envelope.js";
 import { defineMethod, type Registry } from "../rpc/registry.js";
 import type { RpcServer } from "../rpc/server.js";
 import { VERSION } from "../version.js";
-import type { DaemonContext, ServiceModule } from "./module.js";
+import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 
 export function builtinModule(ctx: DaemonContext, deps: { registry: Registry; server: () => RpcServer; endpoint: () => string; statuses: () => Record<string, unknown> }): ServiceModule {
   const started = Date.now();

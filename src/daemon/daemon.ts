@@ -5,7 +5,8 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { EventBus } from "../events.js";
-import { type ConnectionInfo, CONNECTION_FILE_NAME, defaultRuntimeDir, ensurePrivateDir, newKey, removeConnectionFile, writeConnectionFile } from "../rpc/connection-file.js";
+import { type ConnectionInfo, CONNECTION_FILE_NAME, defaultRuntimeDir, newKey, removeConnectionFile, writeConnectionFile } from "../rpc/connection-file.js";
+import { ensurePrivateDir } from "../util/private-dir.js";
 import { FEATURES, PROTOCOL_VERSION, SIGNATURE_SCHEME } from "../rpc/envelope.js";
 import { Registry } from "../rpc/registry.js";
 import { RpcServer } from "../rpc/server.js";
@@ -15,7 +16,7 @@ import { VERSION } from "../version.js";
 import { builtinModule } from "./builtin.js";
 import { checkEndpoint, defaultEndpoint } from "./endpoint.js";
 import { acquireLock } from "./lock.js";
-import type { DaemonContext, ServiceModule } from "./module.js";
+import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 import { serviceModules } from "./services.js";
 
 export interface DaemonOptions {

@@ -10,7 +10,7 @@ import { sshModule } from "../ssh/module.js";
 import { stagingModule } from "../staging/module.js";
 import { tunnelsModule } from "../tunnels/module.js";
 import { webModule } from "../web/module.js";
-import type { DaemonContext, ServiceModule } from "./module.js";
+import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 
 export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[]> {
   const modules: ServiceModule[] = [];

@@ -1,6 +1,6 @@
 /** The env service module: env.ensure and env.describe over RPC, progress as calls' progress and `env.progress` events. */
 import { z } from "zod";
-import type { DaemonContext, ServiceModule } from "../daemon/module.js";
+import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 import type { Hosts } from "../ssh/host.js";
 import { defineMethod } from "../rpc/registry.js";
 import { describeParams, ensureParams } from "./params.js";

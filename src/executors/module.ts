@@ -1,5 +1,5 @@
 /** The executors service as a daemon module: its RPC methods, status and close path. */
-import type { DaemonContext, ServiceModule } from "../daemon/module.js";
+import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 import type { Hosts } from "../ssh/host.js";
 import type { BlockEnv } from "./blocks.js";
 import { poolMethods } from "./methods-pool.js";

@@ -1,7 +1,7 @@
 /** The jobs.* RPC methods and the jobs service module the daemon wires in. */
 import { z } from "zod";
 import { BLOCK_MARK } from "../executors/blocks.js";
-import type { DaemonContext, ServiceModule } from "../daemon/module.js";
+import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 import { defineMethod } from "../rpc/registry.js";
 import type { Hosts } from "../ssh/host.js";
 import { JobRecordSchema } from "./record.js";

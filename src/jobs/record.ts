@@ -7,7 +7,7 @@ import { closeSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, 
 import { join } from "node:path";
 import { z } from "zod";
 import { SidecarError } from "../errors.js";
-import { ensurePrivateDir } from "../rpc/connection-file.js";
+import { ensurePrivateDir } from "../util/private-dir.js";
 import { isJobId } from "./job-id.js";
 import { JobResourceSchema } from "./resources.js";
 

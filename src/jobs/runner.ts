@@ -5,7 +5,7 @@
  * jobs, then tunnels and relays.
  */
 import { hostname } from "node:os";
-import { EXIT } from "../cli/exit-codes.js";
+import { EXIT } from "../exit-codes.js";
 import type { EventBus } from "../events.js";
 import type { HostLease, Hosts } from "../ssh/host.js";
 import { formatDuration } from "../util/duration.js";

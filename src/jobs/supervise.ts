@@ -5,7 +5,7 @@
  */
 import { constants } from "node:os";
 import { spawn } from "node:child_process";
-import { EXIT } from "../cli/exit-codes.js";
+import { EXIT } from "../exit-codes.js";
 
 export interface SuperviseOptions {
   env?: NodeJS.ProcessEnv;

@@ -4,7 +4,7 @@
  * is replaced, a live one is never overwritten.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, linkSync, lstatSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { linkSync, lstatSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
@@ -34,18 +34,6 @@ export function defaultRuntimeDir(env: NodeJS.ProcessEnv = process.env): string 
   if (env.PARSL_SIDECAR_RUNTIME_DIR) return env.PARSL_SIDECAR_RUNTIME_DIR;
   if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, "parsl-sidecar");
   return join(tmpdir(), `parsl-sidecar-${process.getuid?.() ?? "user"}`);
-}
-
-/** Create (or check) a private directory: owned by us, mode 0700. */
-export function ensurePrivateDir(dir: string): string {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = lstatSync(dir);
-  if (!st.isDirectory()) throw new SidecarError("BAD_CONNECTION_FILE", `${dir} is not a directory`);
-  if (process.getuid && st.uid !== process.getuid()) {
-    throw new SidecarError("BAD_CONNECTION_FILE", `Runtime directory ${dir} belongs to uid ${st.uid}, not to you; set PARSL_SIDECAR_RUNTIME_DIR to a directory of your own`);
-  }
-  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
-  return dir;
 }
 
 export function newKey(): Buffer {

@@ -1,6 +1,6 @@
 /** The ssh service: the connections for other modules, and `ssh.exec`, `ssh.check`, `ssh.list` over RPC. */
 import { z } from "zod";
-import type { DaemonContext, ServiceModule } from "../daemon/module.js";
+import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 import { defineMethod } from "../rpc/registry.js";
 import type { ExecOptions, ExecResult, HostLease } from "./host.js";
 import { isSshLease, SshConnections, type SshConnectionsOptions } from "./connections.js";

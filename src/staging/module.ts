@@ -1,6 +1,6 @@
 /** The staging module: `staging.transfer`, `staging.list_transfers` and `staging.log` over RPC. */
 import { z } from "zod";
-import type { DaemonContext, ServiceModule } from "../daemon/module.js";
+import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 import { defineMethod } from "../rpc/registry.js";
 import type { Hosts } from "../ssh/host.js";
 import { StagingService } from "./service.js";

@@ -1,6 +1,6 @@
 /** The tunnels service: tunnels.open / list / check / close over RPC, closeOwner for other modules. */
 import { z } from "zod";
-import type { DaemonContext, ServiceModule } from "../daemon/module.js";
+import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 import { defineMethod } from "../rpc/registry.js";
 import type { Hosts } from "../ssh/host.js";
 import { TunnelManager } from "./manager.js";

@@ -5,7 +5,7 @@
  * (over the RPC, because they reach the pools).
  */
 import { z } from "zod";
-import type { DaemonContext } from "../daemon/module.js";
+import type { DaemonContext } from "../rpc/service.js";
 import { checkExecutors, COMPLETED_KEYS, executorEntrySchema, explainKeys, explainPools, GROUP_TITLES, resolveExecutor, type ResolvedExecutor } from "../executors/index.js";
 import { localPython, localVersions } from "../executors/versions.js";
 import { SidecarError } from "../errors.js";

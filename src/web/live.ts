@@ -3,7 +3,7 @@
  * services' list methods, transfers from `transfer.*` events, and bytes-per-second samples (once a second, the
  * last ten minutes) of tunnels and transfers for the charts.
  */
-import type { DaemonContext } from "../daemon/module.js";
+import type { DaemonContext } from "../rpc/service.js";
 import type { SidecarEvent } from "../events.js";
 
 export interface RateSample {

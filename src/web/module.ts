@@ -3,7 +3,7 @@
  * reviews of executors files, and answers when one is decided (web.review_wait).
  */
 import { z } from "zod";
-import type { DaemonContext, ServiceModule } from "../daemon/module.js";
+import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 import { SidecarError } from "../errors.js";
 import { defineMethod } from "../rpc/registry.js";
 import { Assets } from "./assets.js";

@@ -3,7 +3,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeF
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { defaultRuntimeDir, ensurePrivateDir, newKey, pidAlive, readConnectionFile, removeConnectionFile, writeConnectionFile, type ConnectionInfo } from "../../src/rpc/connection-file.js";
+import { defaultRuntimeDir, newKey, pidAlive, readConnectionFile, removeConnectionFile, writeConnectionFile, type ConnectionInfo } from "../../src/rpc/connection-file.js";
+import { ensurePrivateDir } from "../../src/util/private-dir.js";
 
 let dir: string;
 beforeEach(() => {

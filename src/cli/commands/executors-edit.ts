@@ -7,7 +7,8 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { resolveConnectionFile } from "../../client/client.js";
 import { Daemon } from "../../daemon/daemon.js";
-import { defaultRuntimeDir, ensurePrivateDir } from "../../rpc/connection-file.js";
+import { defaultRuntimeDir } from "../../rpc/connection-file.js";
+import { ensurePrivateDir } from "../../util/private-dir.js";
 import { EXIT, fail, printJson } from "../output.js";
 import { reviewExecutors } from "../review.js";
 

@@ -6,7 +6,8 @@ import { Option, type Command } from "commander";
 import { SidecarClient } from "../../client/client.js";
 import { Daemon } from "../../daemon/daemon.js";
 import { SidecarError } from "../../errors.js";
-import { CONNECTION_FILE_NAME, defaultRuntimeDir, ensurePrivateDir, pidAlive, readConnectionFile } from "../../rpc/connection-file.js";
+import { CONNECTION_FILE_NAME, defaultRuntimeDir, pidAlive, readConnectionFile } from "../../rpc/connection-file.js";
+import { ensurePrivateDir } from "../../util/private-dir.js";
 import { LOG_LEVELS, type LogLevel } from "../../util/logger.js";
 import { fail, printJson } from "../output.js";
 

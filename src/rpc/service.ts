@@ -1,6 +1,9 @@
-/** What a service gives the daemon: its RPC methods, its share of status, and a close path. */
+/**
+ * The contract between the daemon and its services, below both: what a service gives the daemon
+ * (its RPC methods, its share of status, a close path) and what the daemon gives a service.
+ */
 import type { EventBus } from "../events.js";
-import type { MethodDef } from "../rpc/registry.js";
+import type { MethodDef } from "./registry.js";
 import type { Logger } from "../util/logger.js";
 
 export interface DaemonContext {

@@ -1,5 +1,5 @@
 /** The CLI's documented exit codes (docs/cli.md). */
-import type { ErrorCode } from "../errors.js";
+import type { ErrorCode } from "./errors.js";
 
 export const EXIT = {
   OK: 0,
