@@ -19,10 +19,16 @@ const LAYERS = [
 // one rule per layer: nothing in it may import from a layer above it
 const upward = LAYERS.slice(1).map(([name, path], i) => ({
   name: `no-import-up-from-${name}`,
-  comment: `${name} is below ${LAYERS.slice(0, i + 1).map(([n]) => n).join(", ")} (docs/architecture.md)`,
+  comment: `${name} is below ${LAYERS.slice(0, i + 1)
+    .map(([n]) => n)
+    .join(", ")} (docs/architecture.md)`,
   severity: "error",
   from: { path },
-  to: { path: LAYERS.slice(0, i + 1).map(([, p]) => `(${p})`).join("|") },
+  to: {
+    path: LAYERS.slice(0, i + 1)
+      .map(([, p]) => `(${p})`)
+      .join("|"),
+  },
 }));
 
 module.exports = {

@@ -31,7 +31,11 @@ const round = (s: number): number => Math.round(s * 1000) / 1000;
 
 const tmp = mkdtempSync(join(tmpdir(), "psc-bench-env-"));
 const wheels = wheelhouse();
-const parsl = execFileSync(join(repo, ".venv/bin/python"), ["-c", "import importlib.metadata as m; print(m.version('parsl'))"], { encoding: "utf8" }).trim();
+const parsl = execFileSync(
+  join(repo, ".venv/bin/python"),
+  ["-c", "import importlib.metadata as m; print(m.version('parsl'))"],
+  { encoding: "utf8" },
+).trim();
 const reqs = join(tmp, "requirements.txt");
 writeFileSync(reqs, `parsl==${parsl}\n`);
 
@@ -42,13 +46,39 @@ writeFileSync(
   `Host benchpool\n  HostName ${sshd.host}\n  Port ${sshd.port}\n  User ${sshd.user}\n  IdentityFile ${sshd.keyPath}\n  UserKnownHostsFile ${sshd.knownHostsPath}\n  StrictHostKeyChecking yes\n  IdentitiesOnly yes\n  IdentityAgent none\n`,
   { mode: 0o600 },
 );
-const env = { ...process.env, PARSL_SIDECAR_SSH_CONFIG: sshConfig, PARSL_SIDECAR_CONNECTION_FILE: "" };
+const env = {
+  ...process.env,
+  PARSL_SIDECAR_SSH_CONFIG: sshConfig,
+  PARSL_SIDECAR_CONNECTION_FILE: "",
+};
 
 async function ensure(target: string, prefix: string): Promise<{ s: number; action: string }> {
   const t0 = performance.now();
-  const r = await execa(process.execPath, [main, "env", "ensure", "--target", target, "--file", reqs, "--prefix", prefix, "--uv", uv, "--find-links", wheels, "--no-index", "--json", "--quiet"], { env, reject: false, timeout: 600_000 });
+  const r = await execa(
+    process.execPath,
+    [
+      main,
+      "env",
+      "ensure",
+      "--target",
+      target,
+      "--file",
+      reqs,
+      "--prefix",
+      prefix,
+      "--uv",
+      uv,
+      "--find-links",
+      wheels,
+      "--no-index",
+      "--json",
+      "--quiet",
+    ],
+    { env, reject: false, timeout: 600_000 },
+  );
   const s = (performance.now() - t0) / 1000;
-  if (r.exitCode !== 0) throw new Error(`env ensure --target ${target} failed (${String(r.exitCode)}): ${r.stderr}`);
+  if (r.exitCode !== 0)
+    throw new Error(`env ensure --target ${target} failed (${String(r.exitCode)}): ${r.stderr}`);
   return { s, action: (JSON.parse(r.stdout) as { env: { action: string } }).env.action };
 }
 
@@ -56,7 +86,13 @@ async function ensure(target: string, prefix: string): Promise<{ s: number; acti
 async function peer(target: "local" | "pool", prefix: string): Promise<number> {
   const script = `${uv} venv --allow-existing -q ${prefix} && ${uv} pip install -q --python ${prefix}/bin/python -r ${reqs} --find-links ${wheels} --no-index`;
   const t0 = performance.now();
-  const r = target === "local" ? await execa("sh", ["-c", script], { reject: false }) : await execa("ssh", ["-F", sshConfig, "benchpool", script], { reject: false, timeout: 600_000 });
+  const r =
+    target === "local"
+      ? await execa("sh", ["-c", script], { reject: false })
+      : await execa("ssh", ["-F", sshConfig, "benchpool", script], {
+          reject: false,
+          timeout: 600_000,
+        });
   if (r.exitCode !== 0) throw new Error(`peer (${target}) failed: ${r.stderr}`);
   return (performance.now() - t0) / 1000;
 }
@@ -74,12 +110,20 @@ try {
   const peerPool: number[] = [];
   const nodeFloor: number[] = [];
   const library: number[] = [];
-  const spec = { backend: "uv" as const, prefix: localPrefix, file: reqs, uv, findLinks: [wheels], noIndex: true };
+  const spec = {
+    backend: "uv" as const,
+    prefix: localPrefix,
+    file: reqs,
+    uv,
+    findLinks: [wheels],
+    noIndex: true,
+  };
   for (let i = 0; i < reps; i++) {
     // alternate ours and the peer's, so that load changes hit both alike
     const a = await ensure("local", localPrefix);
     const b = await ensure("benchpool", poolPrefix);
-    if (a.action !== "unchanged" || b.action !== "unchanged") throw new Error(`second ensure was not a no-op: ${a.action}, ${b.action}`);
+    if (a.action !== "unchanged" || b.action !== "unchanged")
+      throw new Error(`second ensure was not a no-op: ${a.action}, ${b.action}`);
     second.push(a.s);
     secondPool.push(b.s);
     peerLocal.push(await peer("local", localPrefix));
@@ -91,7 +135,9 @@ try {
     t0 = performance.now();
     await execa(process.execPath, ["-e", "0"]);
     nodeFloor.push((performance.now() - t0) / 1000);
-    log(`round ${i + 1}/${reps}: second local ${a.s.toFixed(3)} s, pool ${b.s.toFixed(3)} s; peer local ${peerLocal.at(-1)!.toFixed(3)} s, pool ${peerPool.at(-1)!.toFixed(3)} s`);
+    log(
+      `round ${i + 1}/${reps}: second local ${a.s.toFixed(3)} s, pool ${b.s.toFixed(3)} s; peer local ${peerLocal.at(-1)!.toFixed(3)} s, pool ${peerPool.at(-1)!.toFixed(3)} s`,
+    );
   }
   const out = {
     bench: "env",

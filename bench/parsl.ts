@@ -31,9 +31,15 @@ interface Result {
 }
 
 async function runPython(args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  const r = await execa(python, [join(repo, "bench", "parsl_bench.py"), ...args], { env, reject: false, timeout: 900_000, cwd: tmp });
+  const r = await execa(python, [join(repo, "bench", "parsl_bench.py"), ...args], {
+    env,
+    reject: false,
+    timeout: 900_000,
+    cwd: tmp,
+  });
   const line = r.stdout.trim().split("\n").pop() ?? "";
-  if (r.exitCode !== 0 || !line.startsWith("{")) throw new Error(`parsl_bench.py failed (${String(r.exitCode)}):\n${r.stderr.slice(-3000)}`);
+  if (r.exitCode !== 0 || !line.startsWith("{"))
+    throw new Error(`parsl_bench.py failed (${String(r.exitCode)}):\n${r.stderr.slice(-3000)}`);
   return JSON.parse(line) as Result;
 }
 
@@ -46,14 +52,47 @@ writeFileSync(
   `Host benchpool\n  HostName ${sshd.host}\n  Port ${sshd.port}\n  User ${sshd.user}\n  IdentityFile ${sshd.keyPath}\n  UserKnownHostsFile ${sshd.knownHostsPath}\n  StrictHostKeyChecking yes\n`,
   { mode: 0o600 },
 );
-const env = { ...process.env, PATH: `${venvBin}:${process.env.PATH ?? ""}`, PARSL_SIDECAR_SSH_CONFIG: sshConfig, PARSL_SIDECAR_CONNECTION_FILE: join(runtime, "sidecar.json") };
-const sidecar = spawn("node", [...(process.env.PSC_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PSC_PROF}`] : []), join(repo, "dist", "bin", "parsl-sidecar.js"), "serve", "--runtime-dir", runtime, "--log-level", "warn"], { env, stdio: ["ignore", "ignore", "inherit"] });
+const env = {
+  ...process.env,
+  PATH: `${venvBin}:${process.env.PATH ?? ""}`,
+  PARSL_SIDECAR_SSH_CONFIG: sshConfig,
+  PARSL_SIDECAR_CONNECTION_FILE: join(runtime, "sidecar.json"),
+};
+const sidecar = spawn(
+  "node",
+  [
+    ...(process.env.PSC_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PSC_PROF}`] : []),
+    join(repo, "dist", "bin", "parsl-sidecar.js"),
+    "serve",
+    "--runtime-dir",
+    runtime,
+    "--log-level",
+    "warn",
+  ],
+  { env, stdio: ["ignore", "ignore", "inherit"] },
+);
 try {
   for (let i = 0; i < 300 && !existsSync(join(runtime, "sidecar.json")); i++) await sleep(100);
   if (!existsSync(join(runtime, "sidecar.json"))) throw new Error("the sidecar did not start");
   const executors = join(tmp, "executors.json");
-  writeFileSync(executors, JSON.stringify({ pool: { SSH_TARGET: "benchpool", PYTHON: python, RUN_DIR: join(tmp, "pool"), MAX_WORKERS_PER_NODE: workers } }, null, 2));
-  log(`${tasks} no-op apps in ${rounds} alternating batches per executor, ${workers} workers each: remote pool (sshd on loopback, tunnel, SidecarLocalProvider) and local HighThroughputExecutor (LocalProvider), one DataFlowKernel`);
+  writeFileSync(
+    executors,
+    JSON.stringify(
+      {
+        pool: {
+          SSH_TARGET: "benchpool",
+          PYTHON: python,
+          RUN_DIR: join(tmp, "pool"),
+          MAX_WORKERS_PER_NODE: workers,
+        },
+      },
+      null,
+      2,
+    ),
+  );
+  log(
+    `${tasks} no-op apps in ${rounds} alternating batches per executor, ${workers} workers each: remote pool (sshd on loopback, tunnel, SidecarLocalProvider) and local HighThroughputExecutor (LocalProvider), one DataFlowKernel`,
+  );
   const res = await runPython([executors, String(tasks), String(workers), String(rounds)], env);
   const r2 = (x: number): number => Math.round(x * 100) / 100;
   const out = {

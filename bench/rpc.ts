@@ -17,7 +17,11 @@ const quick = process.argv.includes("--quick");
 const GOAL = { p50_ratio_max: 1.5, calls_per_s_min: 20_000 };
 
 async function startSidecar(dir: string): Promise<{ pid: number; file: string }> {
-  const child = spawn(process.execPath, [join(ROOT, "dist/bin/parsl-sidecar.js"), "serve", "--runtime-dir", dir, "--log-level", "warn"], { detached: true, stdio: ["ignore", "ignore", "inherit"] });
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, "dist/bin/parsl-sidecar.js"), "serve", "--runtime-dir", dir, "--log-level", "warn"],
+    { detached: true, stdio: ["ignore", "ignore", "inherit"] },
+  );
   child.unref();
   const file = join(dir, "sidecar.json");
   const deadline = Date.now() + 30_000;
@@ -35,7 +39,16 @@ async function startSidecar(dir: string): Promise<{ pid: number; file: string }>
 const dir = mkdtempSync(join(tmpdir(), "psc-bench-"));
 const sidecar = await startSidecar(dir);
 try {
-  const py = await execa(join(ROOT, ".venv/bin/python"), [join(ROOT, "bench/rpc_client.py"), "--connection", sidecar.file, ...(quick ? ["--quick"] : [])], { stderr: "inherit", timeout: 15 * 60_000 });
+  const py = await execa(
+    join(ROOT, ".venv/bin/python"),
+    [
+      join(ROOT, "bench/rpc_client.py"),
+      "--connection",
+      sidecar.file,
+      ...(quick ? ["--quick"] : []),
+    ],
+    { stderr: "inherit", timeout: 15 * 60_000 },
+  );
   const m = JSON.parse(py.stdout.trim().split("\n").at(-1)!) as Record<string, number>;
   const p50Ratio = Math.round((m.p50_us! / m.floor_p50_us!) * 100) / 100;
   const metP50 = p50Ratio <= GOAL.p50_ratio_max;
@@ -45,10 +58,13 @@ try {
   const metCalls = m.calls_per_s! >= GOAL.calls_per_s_min;
   const met = metP50 && metCalls;
   const machine = `${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, node ${process.version}`;
-  process.stdout.write(`${JSON.stringify({ bench: "rpc", ...m, p50_ratio: p50Ratio, p50_ratio_to_stack_floor: stackRatio, stack_floor_ratio: stackFloorRatio, goal: GOAL, met, met_p50: metP50, met_calls_per_s: metCalls, transport: "ipc", quick, machine })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ bench: "rpc", ...m, p50_ratio: p50Ratio, p50_ratio_to_stack_floor: stackRatio, stack_floor_ratio: stackFloorRatio, goal: GOAL, met, met_p50: metP50, met_calls_per_s: metCalls, transport: "ipc", quick, machine })}\n`,
+  );
 } finally {
   process.kill(sidecar.pid, "SIGTERM");
   const deadline = Date.now() + 10_000;
-  while (pidAlive(sidecar.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  while (pidAlive(sidecar.pid) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 50));
   rmSync(dir, { recursive: true, force: true });
 }

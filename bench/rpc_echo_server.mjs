@@ -12,7 +12,12 @@ if (kind === "zmtp") {
   await router.bind(endpoint);
   process.stdout.write("ready\n");
 } else {
-  const sock = new Router({ linger: 0, sendTimeout: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
+  const sock = new Router({
+    linger: 0,
+    sendTimeout: 0,
+    sendHighWaterMark: 100_000,
+    receiveHighWaterMark: 100_000,
+  });
   await sock.bind(endpoint);
   process.stdout.write("ready\n");
   for await (const frames of sock) sock.send(frames);

@@ -26,11 +26,19 @@ if (!existsSync(cli)) throw new Error(`${cli} is missing: npm run build`);
 
 const tmp = mkdtempSync(join(tmpdir(), "psc-bench-run-"));
 const baseEnv: NodeJS.ProcessEnv = {
-  ...process.env, PARSL_SIDECAR_STATE_DIR: join(tmp, "state"), PARSL_SIDECAR_RUNTIME_DIR: join(tmp, "rt"),
-  PARSL_SIDECAR_CLI: `${process.execPath} ${cli}`, PARSL_SIDECAR_JOB: undefined, PARSL_SIDECAR_CONNECTION_FILE: undefined,
+  ...process.env,
+  PARSL_SIDECAR_STATE_DIR: join(tmp, "state"),
+  PARSL_SIDECAR_RUNTIME_DIR: join(tmp, "rt"),
+  PARSL_SIDECAR_CLI: `${process.execPath} ${cli}`,
+  PARSL_SIDECAR_JOB: undefined,
+  PARSL_SIDECAR_CONNECTION_FILE: undefined,
 };
 
-function wall(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ ms: number; code: number | null }> {
+function wall(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ ms: number; code: number | null }> {
   const t0 = performance.now();
   return new Promise((res, rej) => {
     const c = spawn(file, args, { env, stdio: "ignore" });
@@ -48,7 +56,8 @@ const alive = (pid: number): boolean => {
   const p = readProc(pid);
   return p !== undefined && p.state !== "Z" && p.state !== "X";
 };
-const pids = (file: string): number[] => (existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean).map(Number) : []);
+const pids = (file: string): number[] =>
+  existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean).map(Number) : [];
 
 try {
   // 1. run -- true next to true, alternating, after one warm-up of each
@@ -64,20 +73,55 @@ try {
     plainMs.push((await wall("true", [], baseEnv)).ms);
     nodeMs.push((await wall(process.execPath, ["-e", "0"], baseEnv)).ms);
   }
-  log(`run -- true: median ${round(median(runMs))} ms; true: ${round(median(plainMs))} ms; node -e 0: ${round(median(nodeMs))} ms (${runs} runs each)`);
+  log(
+    `run -- true: median ${round(median(runMs))} ms; true: ${round(median(plainMs))} ms; node -e 0: ${round(median(nodeMs))} ms (${runs} runs each)`,
+  );
 
   // 2. kill -> nothing left, on a loopback pool over SSH
   const sshd = await startSshd();
   const cleanS: number[] = [];
   const killCliS: number[] = [];
   try {
-    const config = writeSshConfig(sshd.dir, [{ host: "benchpool", hostName: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.keyPath, userKnownHostsFile: sshd.knownHostsPath, extra: { StrictHostKeyChecking: "yes", IdentitiesOnly: "yes", IdentityAgent: "none" } }], "bench_ssh_config");
-    const env = { ...baseEnv, PARSL_SIDECAR_SSH_CONFIG: config, POOL_TARGET: "benchpool", STUBBORN: "0" };
+    const config = writeSshConfig(
+      sshd.dir,
+      [
+        {
+          host: "benchpool",
+          hostName: sshd.host,
+          port: sshd.port,
+          user: sshd.user,
+          identityFile: sshd.keyPath,
+          userKnownHostsFile: sshd.knownHostsPath,
+          extra: { StrictHostKeyChecking: "yes", IdentitiesOnly: "yes", IdentityAgent: "none" },
+        },
+      ],
+      "bench_ssh_config",
+    );
+    const env = {
+      ...baseEnv,
+      PARSL_SIDECAR_SSH_CONFIG: config,
+      POOL_TARGET: "benchpool",
+      STUBBORN: "0",
+    };
     for (let i = 0; i < kills; i++) {
       const job = `bench-kill-${i}`;
       const poolFile = join(tmp, `pool-${i}`);
       const cmdFile = join(tmp, `cmd-${i}`);
-      const run = spawn(process.execPath, [cli, "run", "-q", "--job", job, "--", join(fixtures, "job-with-pool.sh"), poolFile, cmdFile], { env, stdio: "ignore" });
+      const run = spawn(
+        process.execPath,
+        [
+          cli,
+          "run",
+          "-q",
+          "--job",
+          job,
+          "--",
+          join(fixtures, "job-with-pool.sh"),
+          poolFile,
+          cmdFile,
+        ],
+        { env, stdio: "ignore" },
+      );
       const ran = new Promise<void>((r) => run.on("exit", () => r()));
       for (let t = 0; !existsSync(`${cmdFile}.ready`); t++) {
         if (t > 600) throw new Error("the benchmark job did not start");
@@ -88,8 +132,12 @@ try {
       const k = await wall(process.execPath, [cli, "kill", job], env);
       const tk = performance.now();
       if (k.code !== 0) throw new Error(`kill exited ${k.code}`);
-      while (all.some(alive) || collectJobProcesses({ jobId: job, pgids: [], known: [], exclude: [] }).length > 0) {
-        if (performance.now() - t0 > 60_000) throw new Error("the job was not cleaned up within 60 s");
+      while (
+        all.some(alive) ||
+        collectJobProcesses({ jobId: job, pgids: [], known: [], exclude: [] }).length > 0
+      ) {
+        if (performance.now() - t0 > 60_000)
+          throw new Error("the job was not cleaned up within 60 s");
         await sleep(5);
       }
       cleanS.push((performance.now() - t0) / 1000);
@@ -99,7 +147,9 @@ try {
   } finally {
     await sshd.stop();
   }
-  log(`kill -> nothing left on a loopback pool: median ${round(median(cleanS), 2)} s (the kill command itself ${round(median(killCliS), 2)} s; ${kills} jobs)`);
+  log(
+    `kill -> nothing left on a loopback pool: median ${round(median(cleanS), 2)} s (the kill command itself ${round(median(killCliS), 2)} s; ${kills} jobs)`,
+  );
 
   const result = {
     bench: "run",

@@ -44,19 +44,46 @@ async function main(): Promise<Record<string, unknown>> {
   const home = join(base, "home");
   mkdirSync(home);
   const sshd = await startSshd({ extraConfig: [`SetEnv HOME=${home}`] });
-  const configPath = writeSshConfig(base, [sshdEntry("pool", sshd, { extra: { IdentitiesOnly: "yes", IdentityAgent: "none", StrictHostKeyChecking: "yes" } })], "ssh_config");
+  const configPath = writeSshConfig(
+    base,
+    [
+      sshdEntry("pool", sshd, {
+        extra: { IdentitiesOnly: "yes", IdentityAgent: "none", StrictHostKeyChecking: "yes" },
+      }),
+    ],
+    "ssh_config",
+  );
   const pool = new SshConnections({ configPath });
   const service = new StagingService({ hosts: pool });
   const s3 = await startS3();
-  Object.assign(process.env, s3.env, { AWS_EC2_METADATA_DISABLED: "true", AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" });
-  const s3c = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: s3.region, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+  Object.assign(process.env, s3.env, {
+    AWS_EC2_METADATA_DISABLED: "true",
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+  });
+  const s3c = new S3Client({
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    region: s3.region,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
   await s3c.send(new CreateBucketCommand({ Bucket: "bench" }));
 
   // the pool side writes into its own tmpfs
   const dst = join(base, "pool-dst");
   mkdirSync(dst);
-  const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", `size=${Math.ceil((FILE_BYTES * 3) / 2 ** 30) + 1}g`, "tmpfs", dst]).status === 0;
-  if (!mounted) log(`*** could not mount a tmpfs at ${dst} (needs root); writing into ${base} (a tmpfs too) ***`);
+  const mounted =
+    spawnSync("mount", [
+      "-t",
+      "tmpfs",
+      "-o",
+      `size=${Math.ceil((FILE_BYTES * 3) / 2 ** 30) + 1}g`,
+      "tmpfs",
+      dst,
+    ]).status === 0;
+  if (!mounted)
+    log(
+      `*** could not mount a tmpfs at ${dst} (needs root); writing into ${base} (a tmpfs too) ***`,
+    );
 
   log(`preparing ${FILE_BYTES >> 20} MiB file and ${N_FILES} files of 4 KiB in ${base}/src`);
   const src = join(base, "src");
@@ -67,25 +94,84 @@ async function main(): Promise<Record<string, unknown>> {
     if (i < 100) mkdirSync(sub);
     writeFileSync(join(sub, `f${i}.dat`), randomBytes(4096));
   }
-  const sshOpts = ["-F", "none", "-i", sshd.keyPath, "-o", `UserKnownHostsFile=${sshd.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"];
+  const sshOpts = [
+    "-F",
+    "none",
+    "-i",
+    sshd.keyPath,
+    "-o",
+    `UserKnownHostsFile=${sshd.knownHostsPath}`,
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "BatchMode=yes",
+  ];
   const remote = `${sshd.user}@${sshd.host}`;
   const clear = (): void => {
-    for (const n of ["big.bin", "tree", "s3-big.bin", "s3-tree"]) rmSync(join(dst, n), { recursive: true, force: true });
+    for (const n of ["big.bin", "tree", "s3-big.bin", "s3-tree"])
+      rmSync(join(dst, n), { recursive: true, force: true });
   };
   const methods: Record<string, Record<string, () => Promise<unknown>>> = {
     file: {
-      sidecar: () => service.transfer({ src: `file://${src}/big.bin`, dst: `ssh://pool${dst}/big.bin`, type: "file" }),
-      rsync: async () => execFileSync("rsync", ["-a", "-e", `ssh ${sshOpts.join(" ")} -p ${sshd.port}`, join(src, "big.bin"), `${remote}:${dst}/big.bin`]),
-      scp: async () => execFileSync("scp", ["-O", "-q", ...sshOpts, "-P", String(sshd.port), join(src, "big.bin"), `${remote}:${dst}/big.bin`]),
+      sidecar: () =>
+        service.transfer({
+          src: `file://${src}/big.bin`,
+          dst: `ssh://pool${dst}/big.bin`,
+          type: "file",
+        }),
+      rsync: async () =>
+        execFileSync("rsync", [
+          "-a",
+          "-e",
+          `ssh ${sshOpts.join(" ")} -p ${sshd.port}`,
+          join(src, "big.bin"),
+          `${remote}:${dst}/big.bin`,
+        ]),
+      scp: async () =>
+        execFileSync("scp", [
+          "-O",
+          "-q",
+          ...sshOpts,
+          "-P",
+          String(sshd.port),
+          join(src, "big.bin"),
+          `${remote}:${dst}/big.bin`,
+        ]),
     },
     dir: {
-      sidecar: () => service.transfer({ src: `file://${src}/tree`, dst: `ssh://pool${dst}/tree`, type: "directory" }),
-      rsync: async () => execFileSync("rsync", ["-a", "-e", `ssh ${sshOpts.join(" ")} -p ${sshd.port}`, `${src}/tree/`, `${remote}:${dst}/tree/`]),
-      scp: async () => execFileSync("scp", ["-O", "-q", "-r", ...sshOpts, "-P", String(sshd.port), join(src, "tree"), `${remote}:${dst}/tree`]),
+      sidecar: () =>
+        service.transfer({
+          src: `file://${src}/tree`,
+          dst: `ssh://pool${dst}/tree`,
+          type: "directory",
+        }),
+      rsync: async () =>
+        execFileSync("rsync", [
+          "-a",
+          "-e",
+          `ssh ${sshOpts.join(" ")} -p ${sshd.port}`,
+          `${src}/tree/`,
+          `${remote}:${dst}/tree/`,
+        ]),
+      scp: async () =>
+        execFileSync("scp", [
+          "-O",
+          "-q",
+          "-r",
+          ...sshOpts,
+          "-P",
+          String(sshd.port),
+          join(src, "tree"),
+          `${remote}:${dst}/tree`,
+        ]),
     },
   };
   // warm the sidecar's connection (a daemon keeps it) and check that every method works
-  await service.transfer({ src: `file://${src}/tree/d0`, dst: `ssh://pool${dst}/warm`, type: "directory" });
+  await service.transfer({
+    src: `file://${src}/tree/d0`,
+    dst: `ssh://pool${dst}/warm`,
+    type: "directory",
+  });
   rmSync(join(dst, "warm"), { recursive: true, force: true });
 
   const times: Record<string, number[]> = {};
@@ -110,7 +196,12 @@ async function main(): Promise<Record<string, unknown>> {
     rmSync(base, { recursive: true, force: true });
     await stopAll();
     const m = (k: string): number => round(median(times[k]!));
-    return { bench: "staging-local-only", file_s: { sidecar: m("file.sidecar"), rsync: m("file.rsync"), scp: m("file.scp") }, dir_s: { sidecar: m("dir.sidecar"), rsync: m("dir.rsync"), scp: m("dir.scp") }, times };
+    return {
+      bench: "staging-local-only",
+      file_s: { sidecar: m("file.sidecar"), rsync: m("file.rsync"), scp: m("file.scp") },
+      dir_s: { sidecar: m("dir.sidecar"), rsync: m("dir.rsync"), scp: m("dir.scp") },
+      times,
+    };
   }
   log("seeding S3");
   clear();
@@ -119,17 +210,43 @@ async function main(): Promise<Record<string, unknown>> {
   const stage = join(base, "twostep");
   const s3Methods: Record<string, Record<string, () => Promise<unknown>>> = {
     file: {
-      stream: () => service.transfer({ src: "s3://bench/big.bin", dst: `ssh://pool${dst}/s3-big.bin`, type: "file" }),
+      stream: () =>
+        service.transfer({
+          src: "s3://bench/big.bin",
+          dst: `ssh://pool${dst}/s3-big.bin`,
+          type: "file",
+        }),
       twostep: async () => {
-        await service.transfer({ src: "s3://bench/big.bin", dst: `file://${stage}/big.bin`, type: "file" });
-        await service.transfer({ src: `file://${stage}/big.bin`, dst: `ssh://pool${dst}/s3-big.bin`, type: "file" });
+        await service.transfer({
+          src: "s3://bench/big.bin",
+          dst: `file://${stage}/big.bin`,
+          type: "file",
+        });
+        await service.transfer({
+          src: `file://${stage}/big.bin`,
+          dst: `ssh://pool${dst}/s3-big.bin`,
+          type: "file",
+        });
       },
     },
     dir: {
-      stream: () => service.transfer({ src: "s3://bench/tree", dst: `ssh://pool${dst}/s3-tree`, type: "directory" }),
+      stream: () =>
+        service.transfer({
+          src: "s3://bench/tree",
+          dst: `ssh://pool${dst}/s3-tree`,
+          type: "directory",
+        }),
       twostep: async () => {
-        await service.transfer({ src: "s3://bench/tree", dst: `file://${stage}/tree`, type: "directory" });
-        await service.transfer({ src: `file://${stage}/tree`, dst: `ssh://pool${dst}/s3-tree`, type: "directory" });
+        await service.transfer({
+          src: "s3://bench/tree",
+          dst: `file://${stage}/tree`,
+          type: "directory",
+        });
+        await service.transfer({
+          src: `file://${stage}/tree`,
+          dst: `ssh://pool${dst}/s3-tree`,
+          type: "directory",
+        });
       },
     },
   };
@@ -151,12 +268,16 @@ async function main(): Promise<Record<string, unknown>> {
 
   log(`decorator overhead on ${APPS} no-op apps`);
   const daemon = await Daemon.start({ runtimeDir: join(base, "run"), stderrLevel: "silent" });
-  const py = spawnSync(join(process.cwd(), ".venv/bin/python"), [join(process.cwd(), "bench/staging_decorators.py"), String(APPS)], {
-    env: { ...process.env, PARSL_SIDECAR_CONNECTION_FILE: daemon.connectionFile },
-    cwd: base,
-    encoding: "utf8",
-    timeout: 600_000,
-  });
+  const py = spawnSync(
+    join(process.cwd(), ".venv/bin/python"),
+    [join(process.cwd(), "bench/staging_decorators.py"), String(APPS)],
+    {
+      env: { ...process.env, PARSL_SIDECAR_CONNECTION_FILE: daemon.connectionFile },
+      cwd: base,
+      encoding: "utf8",
+      timeout: 600_000,
+    },
+  );
   await daemon.close();
   if (py.status !== 0) throw new Error(`bench/staging_decorators.py failed:\n${py.stderr}`);
   const deco = JSON.parse(py.stdout.trim().split("\n").at(-1)!) as Record<string, number>;
@@ -176,10 +297,18 @@ async function main(): Promise<Record<string, unknown>> {
     dir_s: dir,
     s3_stream_s: s3Stream,
     s3_twostep_s: s3Two,
-    s3_detail_s: { file_stream: m("s3file.stream"), file_twostep: m("s3file.twostep"), dir_stream: m("s3dir.stream"), dir_twostep: m("s3dir.twostep") },
+    s3_detail_s: {
+      file_stream: m("s3file.stream"),
+      file_twostep: m("s3file.twostep"),
+      dir_stream: m("s3dir.stream"),
+      dir_twostep: m("s3dir.twostep"),
+    },
     decorator_overhead_ms: deco.overhead_ms,
     decorator_detail: deco,
-    speedup_vs_rsync: { file: round(file.rsync / file.sidecar, 2), dir: round(dir.rsync / dir.sidecar, 2) },
+    speedup_vs_rsync: {
+      file: round(file.rsync / file.sidecar, 2),
+      dir: round(dir.rsync / dir.sidecar, 2),
+    },
     goals: {
       file_ge_rsync: file.sidecar <= file.rsync,
       dir_ge_rsync: dir.sidecar <= dir.rsync,

@@ -91,9 +91,23 @@ async function waitForPort(port: number, timeoutMs = 15000): Promise<void> {
 }
 
 /** `ssh -N -R` with the given extra options; resolves with the process and the negotiated cipher. */
-async function opensshTunnel(sshd: Sshd, sinkPort: number, extra: string[]): Promise<{ proc: ChildProcess; port: number; cipher: string }> {
+async function opensshTunnel(
+  sshd: Sshd,
+  sinkPort: number,
+  extra: string[],
+): Promise<{ proc: ChildProcess; port: number; cipher: string }> {
   const port = await getPort({ host: "127.0.0.1" });
-  const args = [...sshd.sshArgs().slice(0, -1), "-v", "-N", "-o", "ExitOnForwardFailure=yes", ...extra, "-R", `127.0.0.1:${port}:127.0.0.1:${sinkPort}`, `${sshd.user}@${sshd.host}`];
+  const args = [
+    ...sshd.sshArgs().slice(0, -1),
+    "-v",
+    "-N",
+    "-o",
+    "ExitOnForwardFailure=yes",
+    ...extra,
+    "-R",
+    `127.0.0.1:${port}:127.0.0.1:${sinkPort}`,
+    `${sshd.user}@${sshd.host}`,
+  ];
   const proc = spawn("ssh", args, { stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   proc.stderr!.on("data", (b: Buffer) => (err += b.toString()));
@@ -106,7 +120,10 @@ async function opensshTunnel(sshd: Sshd, sinkPort: number, extra: string[]): Pro
  * Echo 64 MiB through `port`, calling `drop` once 16 MiB have come back; resolves with the
  * longest gap between echoed chunks after the drop and whether every byte came back in order.
  */
-async function streamAcrossDrop(port: number, drop: () => Promise<unknown>): Promise<{ stallMs: number; exact: boolean }> {
+async function streamAcrossDrop(
+  port: number,
+  drop: () => Promise<unknown>,
+): Promise<{ stallMs: number; exact: boolean }> {
   const data = pattern(64 << 20);
   let droppedAt = 0;
   let last = 0;
@@ -133,27 +150,63 @@ async function streamAcrossDrop(port: number, drop: () => Promise<unknown>): Pro
 
 async function main(): Promise<void> {
   const sshd = await startSshd({ extraConfig: ["MaxStartups 100"] });
-  const traffic = new Traffic(spawn("node_modules/.bin/tsx", ["bench/lib/traffic.ts"], { stdio: ["pipe", "pipe", "inherit"] }));
+  const traffic = new Traffic(
+    spawn("node_modules/.bin/tsx", ["bench/lib/traffic.ts"], {
+      stdio: ["pipe", "pipe", "inherit"],
+    }),
+  );
   const sink = Number((await traffic.next()).sink);
-  const configPath = writeSshConfig(sshd.dir, [sshdEntry("pool", sshd, { extra: { IdentitiesOnly: "yes", IdentityAgent: "none", StrictHostKeyChecking: "yes" } })], "bench_config");
-  const newPool = (): SshConnections => new SshConnections({ configPath, events: new EventBus(), reconnect: { initialMs: 50, maxMs: 1000 } });
+  const configPath = writeSshConfig(
+    sshd.dir,
+    [
+      sshdEntry("pool", sshd, {
+        extra: { IdentitiesOnly: "yes", IdentityAgent: "none", StrictHostKeyChecking: "yes" },
+      }),
+    ],
+    "bench_config",
+  );
+  const newPool = (): SshConnections =>
+    new SshConnections({
+      configPath,
+      events: new EventBus(),
+      reconnect: { initialMs: 50, maxMs: 1000 },
+    });
   // open time from cold: a new SSH connection, the forward, and the end-to-end check
   const opens: number[] = [];
   for (let i = 0; i < 3; i++) {
     const pool = newPool();
     const tunnels = new TunnelManager({ hosts: pool });
     const t0 = performance.now();
-    await tunnels.open({ target: "pool", kind: "reverse", local_port: sink, bind: "loopback", owner: "bench" });
+    await tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: sink,
+      bind: "loopback",
+      owner: "bench",
+    });
     opens.push(performance.now() - t0);
     await tunnels.closeAll();
     await pool.close();
   }
   const pool2 = newPool();
   const tunnels2 = new TunnelManager({ hosts: pool2 });
-  const tun = await tunnels2.open({ target: "pool", kind: "reverse", local_port: sink, bind: "loopback", owner: "bench" });
+  const tun = await tunnels2.open({
+    target: "pool",
+    kind: "reverse",
+    local_port: sink,
+    bind: "loopback",
+    owner: "bench",
+  });
   const sidecarCipher = pool2.list()[0]?.cipher ?? "unknown";
   // the same through a durable relay (python3 on the pool, framed and acknowledged streams)
-  const durable = await tunnels2.open({ target: "pool", kind: "reverse", local_port: sink, bind: "loopback", durable: true, owner: "bench" });
+  const durable = await tunnels2.open({
+    target: "pool",
+    kind: "reverse",
+    local_port: sink,
+    bind: "loopback",
+    durable: true,
+    owner: "bench",
+  });
   const relayPid = durable.relay!.pgid!;
   const same = await opensshTunnel(sshd, sink, ["-o", `Ciphers=${cipherList().join(",")}`]);
   const dflt = await opensshTunnel(sshd, sink, []);
@@ -186,8 +239,12 @@ async function main(): Promise<void> {
       const lat = await traffic.ping(port, PINGS);
       (rtt[name] ??= []).push(lat.p50);
       (rtt99[name] ??= []).push(lat.p99);
-      log(`rep ${rep + 1} ${name.padEnd(16)} round trip p50 ${lat.p50.toFixed(0)} µs p99 ${lat.p99.toFixed(0)} µs`);
-      log(`rep ${rep + 1} ${name.padEnd(16)} 1 stream ${one[name]!.at(-1)!.toFixed(0)} MB/s   ${PARALLEL} streams ${par[name]!.at(-1)!.toFixed(0)} MB/s${pid ? `   tunnel CPU ${cpu[name]!.at(-1)!.toFixed(2)} s/GiB` : ""}`);
+      log(
+        `rep ${rep + 1} ${name.padEnd(16)} round trip p50 ${lat.p50.toFixed(0)} µs p99 ${lat.p99.toFixed(0)} µs`,
+      );
+      log(
+        `rep ${rep + 1} ${name.padEnd(16)} 1 stream ${one[name]!.at(-1)!.toFixed(0)} MB/s   ${PARALLEL} streams ${par[name]!.at(-1)!.toFixed(0)} MB/s${pid ? `   tunnel CPU ${cpu[name]!.at(-1)!.toFixed(2)} s/GiB` : ""}`,
+      );
     }
   }
   same.proc.kill();
@@ -198,7 +255,14 @@ async function main(): Promise<void> {
   // a stream through a durable tunnel across a drop: how long it stalls, and whether every byte
   // came back (an echo here; only sshd's processes are killed, the relay lives on as on a pool)
   const echo = await echoServer();
-  const dt = await tunnels2.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", durable: true, owner: "bench" });
+  const dt = await tunnels2.open({
+    target: "pool",
+    kind: "reverse",
+    local_port: echo.port,
+    bind: "loopback",
+    durable: true,
+    owner: "bench",
+  });
   const stalls: number[] = [];
   let exact = true;
   for (let i = 0; i < 3; i++) {
@@ -207,7 +271,8 @@ async function main(): Promise<void> {
     exact &&= r.exact;
     // the next drop only after the tunnel is open again
     const deadline = Date.now() + 60_000;
-    while (tunnels2.list().find((t) => t.id === dt.id)!.state !== "open" && Date.now() < deadline) await sleep(20);
+    while (tunnels2.list().find((t) => t.id === dt.id)!.state !== "open" && Date.now() < deadline)
+      await sleep(20);
   }
   const dtRec = tunnels2.list().find((t) => t.id === dt.id)!;
   await tunnels2.close(dt.id);

@@ -21,7 +21,15 @@ const outdir = join(root, "dist", "bin");
 
 // native addons (zeromq, ssh2 and its optional crypto, msgpackr's optional extractor) load
 // .node files by path; the cloud SDKs and playwright are big and only loaded on first use
-const external = ["zeromq", "ssh2", "cpu-features", "msgpackr-extract", "@aws-sdk/*", "@google-cloud/*", "playwright-core"];
+const external = [
+  "zeromq",
+  "ssh2",
+  "cpu-features",
+  "msgpackr-extract",
+  "@aws-sdk/*",
+  "@google-cloud/*",
+  "playwright-core",
+];
 
 // zod's namespace re-exports its ~50 message locales (about half of zod's code), which no tree
 // shaking can drop behind `z.locales`; the sidecar's messages are English (zod's default, `en`).
@@ -29,13 +37,24 @@ const zodEnglishOnly = {
   name: "zod-english-only",
   setup(b) {
     b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
-      /[\\/]zod[\\/]v4[\\/](classic|core)$/.test(args.resolveDir) ? { path: join(args.resolveDir, "..", "locales", "en.js"), namespace: "zod-en" } : undefined,
+      /[\\/]zod[\\/]v4[\\/](classic|core)$/.test(args.resolveDir)
+        ? { path: join(args.resolveDir, "..", "locales", "en.js"), namespace: "zod-en" }
+        : undefined,
     );
-    b.onLoad({ filter: /.*/, namespace: "zod-en" }, (args) => ({ contents: `export { default as en } from ${JSON.stringify(args.path)};`, resolveDir: dirname(args.path) }));
+    b.onLoad({ filter: /.*/, namespace: "zod-en" }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(args.path)};`,
+      resolveDir: dirname(args.path),
+    }));
   },
 };
 
-const common = { bundle: true, platform: "node", target: "node20", sourcemap: "linked", logLevel: "warning" };
+const common = {
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  sourcemap: "linked",
+  logLevel: "warning",
+};
 rmSync(outdir, { recursive: true, force: true });
 await build({
   ...common,
@@ -46,21 +65,38 @@ await build({
   plugins: [zodEnglishOnly],
   // the sources are ES modules: import.meta.url becomes the bundle's own URL
   define: { "import.meta.url": "__psc_import_meta_url", "import.meta.dirname": "__dirname" },
-  banner: { js: 'const __psc_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+  banner: {
+    js: 'const __psc_import_meta_url = require("node:url").pathToFileURL(__filename).href;',
+  },
   // import() of an external package becomes require(): no dynamic import inside vm.Script
   supported: { "dynamic-import": false },
 });
-await build({ ...common, entryPoints: [join(root, "src", "cli", "launcher.ts")], outfile: join(outdir, "parsl-sidecar.js"), format: "esm" });
+await build({
+  ...common,
+  entryPoints: [join(root, "src", "cli", "launcher.ts")],
+  outfile: join(outdir, "parsl-sidecar.js"),
+  format: "esm",
+});
 chmodSync(join(outdir, "parsl-sidecar.js"), 0o755);
 
 // the training run: its exit writes cli.cjs.cache with every function it compiled
 const tmp = mkdtempSync(join(tmpdir(), "psc-bundle-"));
 try {
-  const env = { ...process.env, PARSL_SIDECAR_WRITE_CODE_CACHE: "1", PARSL_SIDECAR_STATE_DIR: join(tmp, "state"), PARSL_SIDECAR_RUNTIME_DIR: join(tmp, "rt") };
+  const env = {
+    ...process.env,
+    PARSL_SIDECAR_WRITE_CODE_CACHE: "1",
+    PARSL_SIDECAR_STATE_DIR: join(tmp, "state"),
+    PARSL_SIDECAR_RUNTIME_DIR: join(tmp, "rt"),
+  };
   delete env.PARSL_SIDECAR_CONNECTION_FILE;
   delete env.PARSL_SIDECAR_JOB;
-  const r = spawnSync(process.execPath, [join(outdir, "parsl-sidecar.js"), "run", "-q", "--", "true"], { env, stdio: "inherit" });
-  if (r.status !== 0) throw new Error(`the training run of the bundled CLI failed (exit ${r.status ?? r.signal})`);
+  const r = spawnSync(
+    process.execPath,
+    [join(outdir, "parsl-sidecar.js"), "run", "-q", "--", "true"],
+    { env, stdio: "inherit" },
+  );
+  if (r.status !== 0)
+    throw new Error(`the training run of the bundled CLI failed (exit ${r.status ?? r.signal})`);
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -69,7 +69,11 @@ export class SidecarError extends Error {
   readonly code: ErrorCode;
   readonly data: Record<string, unknown> | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; data?: Record<string, unknown> } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; data?: Record<string, unknown> } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.data = options.data;
@@ -83,7 +87,11 @@ export class SidecarError extends Error {
 
   /** Rebuild an error received in a reply; unknown codes are kept as they are. */
   static fromPayload(payload: ErrorPayload): SidecarError {
-    const err = new SidecarError(payload.code as ErrorCode, payload.message, payload.data === undefined ? {} : { data: payload.data });
+    const err = new SidecarError(
+      payload.code as ErrorCode,
+      payload.message,
+      payload.data === undefined ? {} : { data: payload.data },
+    );
     return err;
   }
 }

@@ -42,5 +42,8 @@ export class EventBus {
 }
 
 export function matches(prefixes: readonly string[], topic: string): boolean {
-  return prefixes.length === 0 || prefixes.some((p) => topic === p || topic.startsWith(`${p}.`) || p === "*");
+  return (
+    prefixes.length === 0 ||
+    prefixes.some((p) => topic === p || topic.startsWith(`${p}.`) || p === "*")
+  );
 }

@@ -58,13 +58,26 @@ function source(host: string, port: number, bytes: number): Promise<void> {
   });
 }
 
-async function run(job: { host: string; port: number; streams: number; bytes: number }): Promise<void> {
+async function run(job: {
+  host: string;
+  port: number;
+  streams: number;
+  bytes: number;
+}): Promise<void> {
   received = 0;
   want = job.streams * job.bytes;
   const done = new Promise<void>((r) => (onDone = r));
   const t0 = process.hrtime.bigint();
   const sources = Array.from({ length: job.streams }, () => source(job.host, job.port, job.bytes));
-  const failed = Promise.all(sources).then(() => new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`sources finished but the sink got ${received}/${want} bytes`)), 30000)));
+  const failed = Promise.all(sources).then(
+    () =>
+      new Promise<never>((_, rej) =>
+        setTimeout(
+          () => rej(new Error(`sources finished but the sink got ${received}/${want} bytes`)),
+          30000,
+        ),
+      ),
+  );
   try {
     await Promise.race([done, failed]);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -77,7 +90,12 @@ async function run(job: { host: string; port: number; streams: number; bytes: nu
 }
 
 /** Round trips of `size`-byte messages through host:port to the sink's echo; p50 and p99 in µs. */
-async function pings(job: { host: string; port: number; pings: number; size: number }): Promise<void> {
+async function pings(job: {
+  host: string;
+  port: number;
+  pings: number;
+  size: number;
+}): Promise<void> {
   const s = connect({ host: job.host, port: job.port });
   s.setNoDelay(true);
   const msg = Buffer.alloc(job.size, 0x61);
@@ -100,7 +118,8 @@ async function pings(job: { host: string; port: number; pings: number; size: num
       times.push(Number(process.hrtime.bigint() - t0) / 1e3);
     }
     times.sort((a, b) => a - b);
-    const at = (q: number): number => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
+    const at = (q: number): number =>
+      times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
     process.stdout.write(`${JSON.stringify({ p50_us: at(0.5), p99_us: at(0.99) })}\n`);
   } catch (err) {
     process.stdout.write(`${JSON.stringify({ error: (err as Error).message })}\n`);
@@ -111,8 +130,17 @@ async function pings(job: { host: string; port: number; pings: number; size: num
 
 const rl = createInterface({ input: process.stdin });
 rl.on("line", (line) => {
-  const job = JSON.parse(line) as { host: string; port: number; streams?: number; bytes?: number; pings?: number; size?: number };
-  if (job.pings !== undefined) void pings({ host: job.host, port: job.port, pings: job.pings, size: job.size ?? 64 });
-  else void run({ host: job.host, port: job.port, streams: job.streams ?? 1, bytes: job.bytes ?? 0 });
+  const job = JSON.parse(line) as {
+    host: string;
+    port: number;
+    streams?: number;
+    bytes?: number;
+    pings?: number;
+    size?: number;
+  };
+  if (job.pings !== undefined)
+    void pings({ host: job.host, port: job.port, pings: job.pings, size: job.size ?? 64 });
+  else
+    void run({ host: job.host, port: job.port, streams: job.streams ?? 1, bytes: job.bytes ?? 0 });
 });
 rl.on("close", () => process.exit(0));

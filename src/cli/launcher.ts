@@ -50,8 +50,18 @@ const cachedData = readCache();
 // the CommonJS wrapper, as Node's loader applies it (line 1 of the bundle stays line 1)
 const source = `(function (exports, require, module, __filename, __dirname) { ${readFileSync(file, "utf8")}\n})`;
 const script = new Script(source, { filename: file, ...(cachedData ? { cachedData } : {}) });
-if (process.env.PARSL_SIDECAR_WRITE_CODE_CACHE === "1" || ((cachedData === undefined || script.cachedDataRejected === true) && writable(dir))) {
+if (
+  process.env.PARSL_SIDECAR_WRITE_CODE_CACHE === "1" ||
+  ((cachedData === undefined || script.cachedDataRejected === true) && writable(dir))
+) {
   process.once("exit", () => writeCache(script));
 }
 const module = { exports: {} };
-(script.runInThisContext() as (...args: unknown[]) => void).call(module.exports, module.exports, createRequire(file), module, file, dir);
+(script.runInThisContext() as (...args: unknown[]) => void).call(
+  module.exports,
+  module.exports,
+  createRequire(file),
+  module,
+  file,
+  dir,
+);

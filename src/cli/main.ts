@@ -15,5 +15,18 @@ import { runProgram } from "./program.js";
 
 /** Parse `argv` (process.argv's shape) and run the command it names. */
 export async function main(argv: string[]): Promise<void> {
-  await runProgram(argv, [registerServe, registerStatus, registerCall, registerRun, registerEnv, registerExecutors, registerSsh, registerTunnels, registerUi, registerExecutorsEdit, registerJobs, registerStage]);
+  await runProgram(argv, [
+    registerServe,
+    registerStatus,
+    registerCall,
+    registerRun,
+    registerEnv,
+    registerExecutors,
+    registerSsh,
+    registerTunnels,
+    registerUi,
+    registerExecutorsEdit,
+    registerJobs,
+    registerStage,
+  ]);
 }

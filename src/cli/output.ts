@@ -18,7 +18,11 @@ export function printTable(rows: Array<Record<string, unknown>>, columns: string
   }
   const cells = rows.map((r) => columns.map((c) => formatCell(r[c])));
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
-  const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (vals: string[]): string =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   process.stdout.write(`${line(columns.map((c) => c.toUpperCase()))}\n`);
   for (const row of cells) process.stdout.write(`${line(row)}\n`);
 }
@@ -42,10 +46,17 @@ export function formatBytes(n: number): string {
 
 /** A known error prints its message (not a stack) and exits with its documented code. */
 export function fail(err: unknown, opts: OutputOptions = {}): never {
-  const e = isSidecarError(err) ? err : new SidecarError("INTERNAL", err instanceof Error ? err.message : String(err), { cause: err });
+  const e = isSidecarError(err)
+    ? err
+    : new SidecarError("INTERNAL", err instanceof Error ? err.message : String(err), {
+        cause: err,
+      });
   if (opts.json) process.stdout.write(`${JSON.stringify({ error: e.toPayload() })}\n`);
-  process.stderr.write(`parsl-sidecar: ${e.message}${e.code === "INTERNAL" ? ` (code ${e.code})` : ""}\n`);
-  if (e.code === "INTERNAL" && process.env.PARSL_SIDECAR_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  process.stderr.write(
+    `parsl-sidecar: ${e.message}${e.code === "INTERNAL" ? ` (code ${e.code})` : ""}\n`,
+  );
+  if (e.code === "INTERNAL" && process.env.PARSL_SIDECAR_DEBUG && err instanceof Error)
+    process.stderr.write(`${err.stack}\n`);
   process.exit(exitCodeFor(e.code));
 }
 

@@ -3,7 +3,10 @@ import type { ProgressSnapshot } from "../staging/progress.js";
 import { StagingService, type TransferParams } from "../staging/service.js";
 import { SshConnections } from "../ssh/connections.js";
 
-export async function runStage(p: TransferParams, onProgress: (s: ProgressSnapshot) => void): ReturnType<StagingService["transfer"]> {
+export async function runStage(
+  p: TransferParams,
+  onProgress: (s: ProgressSnapshot) => void,
+): ReturnType<StagingService["transfer"]> {
   const connections = new SshConnections();
   const service = new StagingService({ hosts: connections, concurrency: 1 });
   const stop = new AbortController();

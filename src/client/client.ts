@@ -6,7 +6,13 @@ import { randomBytes } from "node:crypto";
 import { Dealer } from "zeromq";
 import { SidecarError } from "../errors.js";
 import type { SidecarEvent } from "../events.js";
-import { CONNECTION_ENV, type ConnectionInfo, defaultRuntimeDir, CONNECTION_FILE_NAME, readConnectionFile } from "../rpc/connection-file.js";
+import {
+  CONNECTION_ENV,
+  type ConnectionInfo,
+  defaultRuntimeDir,
+  CONNECTION_FILE_NAME,
+  readConnectionFile,
+} from "../rpc/connection-file.js";
 import { PROTOCOL_VERSION, pack, unpack, type Header } from "../rpc/envelope.js";
 import { SendQueue } from "../rpc/send-queue.js";
 import { join } from "node:path";
@@ -31,7 +37,11 @@ export function resolveConnectionFile(path?: string, env: NodeJS.ProcessEnv = pr
 }
 
 export class SidecarClient {
-  private readonly socket = new Dealer({ linger: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
+  private readonly socket = new Dealer({
+    linger: 0,
+    sendHighWaterMark: 100_000,
+    receiveHighWaterMark: 100_000,
+  });
   private readonly out = new SendQueue(this.socket);
   private readonly pending = new Map<string, Pending>();
   private readonly key: Buffer;
@@ -52,7 +62,10 @@ export class SidecarClient {
     const file = resolveConnectionFile(path);
     const info = readConnectionFile(file);
     if (info.protocol_version !== PROTOCOL_VERSION) {
-      throw new SidecarError("VERSION_MISMATCH", `The sidecar at ${file} speaks protocol ${info.protocol_version}; this client speaks ${PROTOCOL_VERSION}`);
+      throw new SidecarError(
+        "VERSION_MISMATCH",
+        `The sidecar at ${file} speaks protocol ${info.protocol_version}; this client speaks ${PROTOCOL_VERSION}`,
+      );
     }
     return new SidecarClient(info);
   }
@@ -61,7 +74,11 @@ export class SidecarClient {
     return new SidecarClient(info);
   }
 
-  call<T = unknown>(method: string, params: Record<string, unknown> = {}, opts: CallOptions = {}): Promise<T> {
+  call<T = unknown>(
+    method: string,
+    params: Record<string, unknown> = {},
+    opts: CallOptions = {},
+  ): Promise<T> {
     if (this.closed) return Promise.reject(new SidecarError("UNREACHABLE", "The client is closed"));
     const id = `${this.session}-${(this.counter++).toString(36)}`;
     const header: Header = { v: PROTOCOL_VERSION, id, type: "request", method, ts: Date.now() };
@@ -71,21 +88,43 @@ export class SidecarClient {
         timeout > 0
           ? setTimeout(() => {
               this.pending.delete(id);
-              reject(new SidecarError("TIMEOUT", `No reply to ${method} within ${timeout} ms from the sidecar at ${this.info.endpoint} (pid ${this.info.pid}); is it running?`, { data: { method, timeout_ms: timeout } }));
+              reject(
+                new SidecarError(
+                  "TIMEOUT",
+                  `No reply to ${method} within ${timeout} ms from the sidecar at ${this.info.endpoint} (pid ${this.info.pid}); is it running?`,
+                  { data: { method, timeout_ms: timeout } },
+                ),
+              );
             }, timeout)
           : undefined;
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, onProgress: opts.onProgress, method });
+      this.pending.set(id, {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        timer,
+        onProgress: opts.onProgress,
+        method,
+      });
       this.out.push(pack(this.key, header, params));
     });
   }
 
   /** Receive events (topics by prefix, all when empty); the lease is renewed while subscribed. */
-  async subscribe(topics: string[], handler: (e: SidecarEvent) => void, opts: { history?: boolean } = {}): Promise<() => Promise<void>> {
+  async subscribe(
+    topics: string[],
+    handler: (e: SidecarEvent) => void,
+    opts: { history?: boolean } = {},
+  ): Promise<() => Promise<void>> {
     this.eventHandlers.add(handler);
-    const res = await this.call<{ lease_ms: number; history: SidecarEvent[] }>("sidecar.subscribe", { topics, history: opts.history ?? false });
+    const res = await this.call<{ lease_ms: number; history: SidecarEvent[] }>(
+      "sidecar.subscribe",
+      { topics, history: opts.history ?? false },
+    );
     for (const e of res.history) handler(e);
     clearInterval(this.renew);
-    this.renew = setInterval(() => void this.call("sidecar.subscribe", { topics }).catch(() => undefined), Math.max(1000, res.lease_ms / 3));
+    this.renew = setInterval(
+      () => void this.call("sidecar.subscribe", { topics }).catch(() => undefined),
+      Math.max(1000, res.lease_ms / 3),
+    );
     this.renew.unref();
     return async () => {
       this.eventHandlers.delete(handler);
@@ -114,7 +153,10 @@ export class SidecarClient {
         }
         this.pending.delete(header.reply_to!);
         clearTimeout(p.timer);
-        const reply = body as { result?: unknown; error?: { code: string; message: string; data?: Record<string, unknown> } };
+        const reply = body as {
+          result?: unknown;
+          error?: { code: string; message: string; data?: Record<string, unknown> };
+        };
         if (reply.error) p.reject(SidecarError.fromPayload(reply.error));
         else p.resolve(reply.result);
       }
@@ -129,7 +171,9 @@ export class SidecarClient {
     clearInterval(this.renew);
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
-      p.reject(new SidecarError("UNREACHABLE", `The client closed before ${p.method} was answered`));
+      p.reject(
+        new SidecarError("UNREACHABLE", `The client closed before ${p.method} was answered`),
+      );
       this.pending.delete(id);
     }
     this.socket.close();

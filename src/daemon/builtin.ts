@@ -6,7 +6,15 @@ import type { RpcServer } from "../rpc/server.js";
 import { VERSION } from "../version.js";
 import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 
-export function builtinModule(ctx: DaemonContext, deps: { registry: Registry; server: () => RpcServer; endpoint: () => string; statuses: () => Record<string, unknown> }): ServiceModule {
+export function builtinModule(
+  ctx: DaemonContext,
+  deps: {
+    registry: Registry;
+    server: () => RpcServer;
+    endpoint: () => string;
+    statuses: () => Record<string, unknown>;
+  },
+): ServiceModule {
   const started = Date.now();
   return {
     name: "sidecar",
@@ -20,7 +28,8 @@ export function builtinModule(ctx: DaemonContext, deps: { registry: Registry; se
       }),
       defineMethod({
         name: "sidecar.status",
-        description: "Pid, version, uptime, endpoint, RPC counters and each service's counts (tunnels, jobs, transfers, ...).",
+        description:
+          "Pid, version, uptime, endpoint, RPC counters and each service's counts (tunnels, jobs, transfers, ...).",
         params: z.object({}).strict(),
         result: z.object({
           pid: z.number(),
@@ -50,12 +59,28 @@ export function builtinModule(ctx: DaemonContext, deps: { registry: Registry; se
         name: "sidecar.describe",
         description: "Every method with its params and result as JSON Schema.",
         params: z.object({}).strict(),
-        result: z.object({ protocol_version: z.number(), version: z.string(), methods: z.array(z.object({ name: z.string(), description: z.string(), params: z.unknown(), result: z.unknown() })) }),
-        handler: () => ({ protocol_version: PROTOCOL_VERSION, version: VERSION, methods: deps.registry.describe() }),
+        result: z.object({
+          protocol_version: z.number(),
+          version: z.string(),
+          methods: z.array(
+            z.object({
+              name: z.string(),
+              description: z.string(),
+              params: z.unknown(),
+              result: z.unknown(),
+            }),
+          ),
+        }),
+        handler: () => ({
+          protocol_version: PROTOCOL_VERSION,
+          version: VERSION,
+          methods: deps.registry.describe(),
+        }),
       }),
       defineMethod({
         name: "sidecar.shutdown",
-        description: "Shuts the sidecar down cleanly after replying: in-flight calls finish or fail, everything it holds is closed.",
+        description:
+          "Shuts the sidecar down cleanly after replying: in-flight calls finish or fail, everything it holds is closed.",
         params: z.object({ reason: z.string().optional() }).strict(),
         result: z.object({ ok: z.literal(true) }),
         handler: (p) => {
@@ -65,10 +90,25 @@ export function builtinModule(ctx: DaemonContext, deps: { registry: Registry; se
       }),
       defineMethod({
         name: "sidecar.subscribe",
-        description: "Receive events whose topic starts with one of `topics` (all when empty) as signed `event` messages, for a lease the client renews by calling again.",
-        params: z.object({ topics: z.array(z.string()).default([]), history: z.boolean().default(false) }).strict(),
-        result: z.object({ lease_ms: z.number(), history: z.array(z.object({ topic: z.string(), ts: z.number(), data: z.record(z.string(), z.unknown()) })) }),
-        handler: (p, call) => ({ lease_ms: deps.server().subscribe(call.client, p.topics), history: p.history ? ctx.events.history(p.topics) : [] }),
+        description:
+          "Receive events whose topic starts with one of `topics` (all when empty) as signed `event` messages, for a lease the client renews by calling again.",
+        params: z
+          .object({ topics: z.array(z.string()).default([]), history: z.boolean().default(false) })
+          .strict(),
+        result: z.object({
+          lease_ms: z.number(),
+          history: z.array(
+            z.object({
+              topic: z.string(),
+              ts: z.number(),
+              data: z.record(z.string(), z.unknown()),
+            }),
+          ),
+        }),
+        handler: (p, call) => ({
+          lease_ms: deps.server().subscribe(call.client, p.topics),
+          history: p.history ? ctx.events.history(p.topics) : [],
+        }),
       }),
       defineMethod({
         name: "sidecar.unsubscribe",
@@ -82,13 +122,21 @@ export function builtinModule(ctx: DaemonContext, deps: { registry: Registry; se
       }),
       defineMethod({
         name: "sidecar.echo",
-        description: "Diagnostics: returns `value` after `delay_ms`, sending `progress_steps` progress messages on the way.",
-        params: z.object({ value: z.unknown().optional(), delay_ms: z.number().int().min(0).max(600_000).default(0), progress_steps: z.number().int().min(0).max(1000).default(0) }).strict(),
+        description:
+          "Diagnostics: returns `value` after `delay_ms`, sending `progress_steps` progress messages on the way.",
+        params: z
+          .object({
+            value: z.unknown().optional(),
+            delay_ms: z.number().int().min(0).max(600_000).default(0),
+            progress_steps: z.number().int().min(0).max(1000).default(0),
+          })
+          .strict(),
         result: z.object({ value: z.unknown() }),
         handler: async (p, call) => {
           const steps = p.progress_steps;
           for (let i = 1; i <= Math.max(steps, 1); i++) {
-            if (p.delay_ms > 0) await new Promise((r) => setTimeout(r, p.delay_ms / Math.max(steps, 1)));
+            if (p.delay_ms > 0)
+              await new Promise((r) => setTimeout(r, p.delay_ms / Math.max(steps, 1)));
             if (steps > 0) call.progress({ step: i, of: steps });
           }
           return { value: p.value ?? null };

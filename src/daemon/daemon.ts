@@ -5,7 +5,14 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { EventBus } from "../events.js";
-import { type ConnectionInfo, CONNECTION_FILE_NAME, defaultRuntimeDir, newKey, removeConnectionFile, writeConnectionFile } from "../rpc/connection-file.js";
+import {
+  type ConnectionInfo,
+  CONNECTION_FILE_NAME,
+  defaultRuntimeDir,
+  newKey,
+  removeConnectionFile,
+  writeConnectionFile,
+} from "../rpc/connection-file.js";
 import { ensurePrivateDir } from "../util/private-dir.js";
 import { FEATURES, PROTOCOL_VERSION, SIGNATURE_SCHEME } from "../rpc/envelope.js";
 import { Registry } from "../rpc/registry.js";
@@ -63,9 +70,22 @@ export class Daemon {
     const logFile = join(runtimeDir, "sidecar.log");
     const events = new EventBus();
     // recent log lines (info and above, redacted) become `log` events for the web page and subscribers
-    const tap = { level: "info" as const, write: (record: Record<string, unknown>) => events.emit("log", record) };
-    const log = createLogger({ file: logFile, fileLevel: opts.fileLevel ?? "debug", stderrLevel: opts.stderrLevel ?? "warn", base: { pid: process.pid }, tap });
-    if (remote) log.warn({ endpoint }, "listening on a non-loopback address (--allow-remote): requests are signed, but events and replies are not encrypted");
+    const tap = {
+      level: "info" as const,
+      write: (record: Record<string, unknown>) => events.emit("log", record),
+    };
+    const log = createLogger({
+      file: logFile,
+      fileLevel: opts.fileLevel ?? "debug",
+      stderrLevel: opts.stderrLevel ?? "warn",
+      base: { pid: process.pid },
+      tap,
+    });
+    if (remote)
+      log.warn(
+        { endpoint },
+        "listening on a non-loopback address (--allow-remote): requests are signed, but events and replies are not encrypted",
+      );
     const key = newKey();
     const registry = new Registry();
     const inProcess = new AbortController();
@@ -78,7 +98,14 @@ export class Daemon {
       stateDir: opts.stateDir ?? defaultStateDir(),
       connectionFile,
       call: (method, params = {}) =>
-        registry.invoke(method, params, { client: "in-process", requestId: `local-${(localCalls++).toString(36)}`, progress: () => undefined, signal: inProcess.signal, events, log }),
+        registry.invoke(method, params, {
+          client: "in-process",
+          requestId: `local-${(localCalls++).toString(36)}`,
+          progress: () => undefined,
+          signal: inProcess.signal,
+          events,
+          log,
+        }),
       hasMethod: (method) => registry.names().includes(method),
       requestShutdown: (reason) => {
         setImmediate(() => void daemon?.close(reason));
@@ -88,7 +115,14 @@ export class Daemon {
     let bound = endpoint;
     const modules: ServiceModule[] = [];
     try {
-      modules.push(builtinModule(ctx, { registry, server: () => server, endpoint: () => bound, statuses: () => collectStatus(modules) }));
+      modules.push(
+        builtinModule(ctx, {
+          registry,
+          server: () => server,
+          endpoint: () => bound,
+          statuses: () => collectStatus(modules),
+        }),
+      );
       modules.push(...(await serviceModules(ctx)));
       for (const m of modules) registry.add(...m.methods);
       bound = await server.bind(endpoint);
@@ -104,9 +138,23 @@ export class Daemon {
         features: [...FEATURES],
       };
       writeConnectionFile(connectionFile, info);
-      daemon = new Daemon(info, connectionFile, runtimeDir, log, events, registry, server, modules, releaseLock, opts);
+      daemon = new Daemon(
+        info,
+        connectionFile,
+        runtimeDir,
+        log,
+        events,
+        registry,
+        server,
+        modules,
+        releaseLock,
+        opts,
+      );
       void daemon.closed().then(() => inProcess.abort());
-      log.info({ endpoint: bound, connectionFile, methods: registry.names().length }, "sidecar listening");
+      log.info(
+        { endpoint: bound, connectionFile, methods: registry.names().length },
+        "sidecar listening",
+      );
       return daemon;
     } catch (err) {
       await server.close(0).catch(() => undefined);
@@ -143,7 +191,8 @@ export class Daemon {
     }
     removeConnectionFile(this.connectionFile);
     // (the router removed its socket file on close; this catches one it could not)
-    if (this.info.endpoint.startsWith("ipc://")) rmSync(this.info.endpoint.slice(6), { force: true });
+    if (this.info.endpoint.startsWith("ipc://"))
+      rmSync(this.info.endpoint.slice(6), { force: true });
     this.releaseLock();
     this.log.info({ reason }, "sidecar stopped");
     this.log.flush();

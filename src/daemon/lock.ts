@@ -18,7 +18,11 @@ export function acquireLock(path: string): () => void {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
         const owner = Number.parseInt(readSafe(path), 10);
         if (Number.isInteger(owner) && owner > 0 && pidAlive(owner)) {
-          throw new SidecarError("ALREADY_RUNNING", `A sidecar is already running in this runtime directory (pid ${owner}). Stop it with \`parsl-sidecar stop\`, or pass --runtime-dir for a second one.`, { data: { pid: owner } });
+          throw new SidecarError(
+            "ALREADY_RUNNING",
+            `A sidecar is already running in this runtime directory (pid ${owner}). Stop it with \`parsl-sidecar stop\`, or pass --runtime-dir for a second one.`,
+            { data: { pid: owner } },
+          );
         }
         try {
           unlinkSync(path); // stale: its owner is gone

@@ -28,10 +28,22 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   };
   const tunnels = tunnelsModule(ctx, ssh.connections, { relayEnv: jobEnv });
   modules.push(tunnels);
-  const executors = executorsModule(ctx, { hosts: ssh.connections, tunnels: tunnels.manager, blockEnv: jobEnv });
+  const executors = executorsModule(ctx, {
+    hosts: ssh.connections,
+    tunnels: tunnels.manager,
+    blockEnv: jobEnv,
+  });
   modules.push(executors);
   // jobs close before what they hold: a job's teardown releases its blocks and tunnels (owner = job id)
-  jobs = createJobsModule(ctx, { hosts: ssh.connections, executors: executors.service, blockOwner: (id) => executors.service.blocks?.list().find((b) => b.id === id)?.owner, owners: [{ name: "executors", stage: "remote", release: (o) => executors.service.release(o) }, { name: "tunnels", stage: "tunnels", release: (o) => tunnels.manager.closeOwner(o) }] });
+  jobs = createJobsModule(ctx, {
+    hosts: ssh.connections,
+    executors: executors.service,
+    blockOwner: (id) => executors.service.blocks?.list().find((b) => b.id === id)?.owner,
+    owners: [
+      { name: "executors", stage: "remote", release: (o) => executors.service.release(o) },
+      { name: "tunnels", stage: "tunnels", release: (o) => tunnels.manager.closeOwner(o) },
+    ],
+  });
   modules.push(jobs);
   modules.push(stagingModule(ctx, { hosts: ssh.connections }));
   modules.push(webModule(ctx));

@@ -56,7 +56,10 @@ export function activationFor(inp: ActivationInput): Activation {
  * process.env) with PATH prefixed and the variables set. Activate scripts are not run here; see
  * {@link workerInit} for a shell that sources them.
  */
-export function commandEnv(act: Activation, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
+export function commandEnv(
+  act: Activation,
+  base: NodeJS.ProcessEnv = process.env,
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v;
   for (const k of act.unset) delete env[k];

@@ -12,10 +12,22 @@ import { acquireLock, lockPathFor } from "./lock.js";
 import { parseLines } from "./probe.js";
 import { runStep } from "./step.js";
 
-const FIND_TOOL = 'for c in bin/conda condabin/conda bin/mamba bin/micromamba; do [ -x "$D/$c" ] && { echo "tool=$D/$c"; break; }; done';
+const FIND_TOOL =
+  'for c in bin/conda condabin/conda bin/mamba bin/micromamba; do [ -x "$D/$c" ] && { echo "tool=$D/$c"; break; }; done';
 
 /** Is there a conda in `dir`, does `dir` exist, and is its parent writable? */
-async function inspect(ctx: BackendContext, dir: string): Promise<{ tool?: string; exists: boolean; empty: boolean; parentWritable: boolean; parent: string; user: string; bash: boolean }> {
+async function inspect(
+  ctx: BackendContext,
+  dir: string,
+): Promise<{
+  tool?: string;
+  exists: boolean;
+  empty: boolean;
+  parentWritable: boolean;
+  parent: string;
+  user: string;
+  bash: boolean;
+}> {
   const script = `D=${shellQuote(dir)}; P=$(dirname "$D")
 ${FIND_TOOL}
 [ -e "$D" ] && echo exists=1
@@ -24,9 +36,21 @@ mkdir -p "$P" 2>/dev/null; [ -d "$P" ] && [ -w "$P" ] && echo writable=1
 echo "parent=$P"; echo "user=$(id -un 2>/dev/null)"
 command -v bash >/dev/null 2>&1 && echo bash=1
 exit 0`;
-  const res = await execChecked(ctx.host, script, `Looking at CONDA_DIR ${dir}`, ctx.hostEnv ? { env: ctx.hostEnv } : {});
+  const res = await execChecked(
+    ctx.host,
+    script,
+    `Looking at CONDA_DIR ${dir}`,
+    ctx.hostEnv ? { env: ctx.hostEnv } : {},
+  );
   const { one } = parseLines(res.stdout);
-  const out = { exists: one.has("exists"), empty: one.has("empty"), parentWritable: one.has("writable"), parent: one.get("parent") ?? "", user: one.get("user") ?? "", bash: one.has("bash") };
+  const out = {
+    exists: one.has("exists"),
+    empty: one.has("empty"),
+    parentWritable: one.has("writable"),
+    parent: one.get("parent") ?? "",
+    user: one.get("user") ?? "",
+    bash: one.has("bash"),
+  };
   return one.get("tool") ? { ...out, tool: one.get("tool")! } : out;
 }
 
@@ -36,11 +60,20 @@ export async function installConda(ctx: BackendContext, condaDir: string): Promi
   let seen = await inspect(ctx, condaDir);
   if (seen.tool) return { kind: toolKind(seen.tool), path: seen.tool, installed: false };
   if (!seen.parentWritable) {
-    throw new SidecarError("ENV_FAILED", `Cannot install conda into CONDA_DIR=${condaDir} on ${host.target}: its parent directory ${seen.parent} is not writable by ${seen.user || "this user"}. Choose a CONDA_DIR you can write to`, {
-      data: { target: host.target, conda_dir: condaDir },
-    });
+    throw new SidecarError(
+      "ENV_FAILED",
+      `Cannot install conda into CONDA_DIR=${condaDir} on ${host.target}: its parent directory ${seen.parent} is not writable by ${seen.user || "this user"}. Choose a CONDA_DIR you can write to`,
+      {
+        data: { target: host.target, conda_dir: condaDir },
+      },
+    );
   }
-  const lock = await acquireLock(host, lockPathFor(condaDir), { ...ctx.lock, ...(ctx.hostEnv ? { env: ctx.hostEnv } : {}), onWait: (o) => ctx.progress({ phase: "lock", message: `waiting for another install of ${condaDir} (${o})` }) });
+  const lock = await acquireLock(host, lockPathFor(condaDir), {
+    ...ctx.lock,
+    ...(ctx.hostEnv ? { env: ctx.hostEnv } : {}),
+    onWait: (o) =>
+      ctx.progress({ phase: "lock", message: `waiting for another install of ${condaDir} (${o})` }),
+  });
   try {
     seen = await inspect(ctx, condaDir);
     if (seen.tool) return { kind: toolKind(seen.tool), path: seen.tool, installed: false };
@@ -51,13 +84,24 @@ export async function installConda(ctx: BackendContext, condaDir: string): Promi
         { data: { target: host.target, conda_dir: condaDir } },
       );
     }
-    if (!seen.bash) throw new SidecarError("ENV_NOT_FOUND", `The conda installer needs bash, which ${host.target} does not have on PATH`, { data: { target: host.target } });
+    if (!seen.bash)
+      throw new SidecarError(
+        "ENV_NOT_FOUND",
+        `The conda installer needs bash, which ${host.target} does not have on PATH`,
+        { data: { target: host.target } },
+      );
     ctx.progress({ phase: "install", message: `getting the conda installer` });
-    const inst = await localInstaller(ctx.spec.installer ?? {}, ctx.probe.uname, { ...(ctx.cacheDir ? { cacheDir: ctx.cacheDir } : {}), onProgress: ctx.progress });
+    const inst = await localInstaller(ctx.spec.installer ?? {}, ctx.probe.uname, {
+      ...(ctx.cacheDir ? { cacheDir: ctx.cacheDir } : {}),
+      onProgress: ctx.progress,
+    });
     const tmp = await hostTempDir(host);
     try {
       const remote = `${tmp.path}/installer.sh`;
-      ctx.progress({ phase: "install", message: `copying the installer (${inst.sha256.slice(0, 12)}...) to ${host.target}` });
+      ctx.progress({
+        phase: "install",
+        message: `copying the installer (${inst.sha256.slice(0, 12)}...) to ${host.target}`,
+      });
       await putFile(host, inst.path, remote);
       const sum = await execChecked(
         host,
@@ -66,24 +110,39 @@ export async function installConda(ctx: BackendContext, condaDir: string): Promi
       );
       const got = sum.stdout.trim().split(/\s+/)[0] ?? "";
       if (got !== "none" && got !== inst.sha256) {
-        throw new SidecarError("ENV_FAILED", `The conda installer changed on its way to ${host.target} (sha256 ${got}, expected ${inst.sha256}); refusing to run it`, { data: { target: host.target } });
+        throw new SidecarError(
+          "ENV_FAILED",
+          `The conda installer changed on its way to ${host.target} (sha256 ${got}, expected ${inst.sha256}); refusing to run it`,
+          { data: { target: host.target } },
+        );
       }
       const args = ["-b", ...(seen.exists ? ["-u"] : []), "-p", condaDir];
-      ctx.progress({ phase: "install", message: `installing conda into ${condaDir} (bash installer ${args.join(" ")})` });
+      ctx.progress({
+        phase: "install",
+        message: `installing conda into ${condaDir} (bash installer ${args.join(" ")})`,
+      });
       try {
-        await runStep(host, `bash ${shellQuote(remote)} ${args.map(shellQuote).join(" ")}`, `The conda installer (${inst.source})`, {
-          phase: "install",
-          onProgress: ctx.progress,
-          signal: ctx.signal,
-          watch: lock,
-          ...(ctx.hostEnv ? { env: ctx.hostEnv } : {}),
-        });
+        await runStep(
+          host,
+          `bash ${shellQuote(remote)} ${args.map(shellQuote).join(" ")}`,
+          `The conda installer (${inst.source})`,
+          {
+            phase: "install",
+            onProgress: ctx.progress,
+            signal: ctx.signal,
+            watch: lock,
+            ...(ctx.hostEnv ? { env: ctx.hostEnv } : {}),
+          },
+        );
       } catch (err) {
         if (!seen.exists) {
           // a half-made install of ours: set it aside (not deleted) so that a retry can start clean
           const aside = `${condaDir}.failed-${new Date().toISOString().replace(/[:.]/g, "-")}`;
-          const mv = await host.exec(`[ -e ${shellQuote(condaDir)} ] && mv ${shellQuote(condaDir)} ${shellQuote(aside)} && echo moved`);
-          if (mv.stdout.includes("moved") && err instanceof SidecarError) err.message += `\nThe partial install was moved to ${aside}.`;
+          const mv = await host.exec(
+            `[ -e ${shellQuote(condaDir)} ] && mv ${shellQuote(condaDir)} ${shellQuote(aside)} && echo moved`,
+          );
+          if (mv.stdout.includes("moved") && err instanceof SidecarError)
+            err.message += `\nThe partial install was moved to ${aside}.`;
         }
         throw err;
       }
@@ -91,7 +150,12 @@ export async function installConda(ctx: BackendContext, condaDir: string): Promi
       await tmp.remove();
     }
     seen = await inspect(ctx, condaDir);
-    if (!seen.tool) throw new SidecarError("ENV_FAILED", `The conda installer finished but ${condaDir} on ${host.target} has no bin/conda, condabin/conda, bin/mamba or bin/micromamba`, { data: { target: host.target } });
+    if (!seen.tool)
+      throw new SidecarError(
+        "ENV_FAILED",
+        `The conda installer finished but ${condaDir} on ${host.target} has no bin/conda, condabin/conda, bin/mamba or bin/micromamba`,
+        { data: { target: host.target } },
+      );
     ctx.progress({ phase: "install", message: `conda installed: ${seen.tool}` });
     return { kind: toolKind(seen.tool), path: seen.tool, installed: true };
   } finally {

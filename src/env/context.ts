@@ -42,7 +42,12 @@ export interface EnvBackend {
   /** find (or install) the tool; may fill in the prefix when the probe could not know it */
   prepare(ctx: BackendContext): Promise<{ tool: ToolInfo; prefix: string }>;
   /** create or update the environment at `prefix` from `fileOnHost` */
-  build(ctx: BackendContext, tool: ToolInfo, prefix: string, fileOnHost: string): Promise<BuildOutcome>;
+  build(
+    ctx: BackendContext,
+    tool: ToolInfo,
+    prefix: string,
+    fileOnHost: string,
+  ): Promise<BuildOutcome>;
 }
 
 /** Spell a tool's kind from its path. */

@@ -62,11 +62,18 @@ export function isCurrent(pr: ProbeResult, spec: EnvSpec, hash: string): boolean
   if (!pr.record || pr.record.hash !== hash) return false;
   if (pr.prefixState !== (spec.backend === "conda" ? "conda" : "venv")) return false;
   // an environment whose interpreter no longer runs is not current (a conda env may have none)
-  return pr.versions !== undefined || (spec.backend === "conda" && pr.record.python === null && pr.versionsError === undefined);
+  return (
+    pr.versions !== undefined ||
+    (spec.backend === "conda" && pr.record.python === null && pr.versionsError === undefined)
+  );
 }
 
 export function probeInputFor(spec: EnvSpec, prefix?: string): ProbeInput {
-  const inp: ProbeInput = { backend: spec.backend, recordPath: backendFor(spec).recordPath, uvBootstrapDir: UV_BOOTSTRAP_DIR };
+  const inp: ProbeInput = {
+    backend: spec.backend,
+    recordPath: backendFor(spec).recordPath,
+    uvBootstrapDir: UV_BOOTSTRAP_DIR,
+  };
   if (spec.name !== undefined) inp.name = spec.name;
   if (prefix ?? spec.prefix) inp.prefix = (prefix ?? spec.prefix)!;
   if (spec.condaDir !== undefined) inp.condaDir = spec.condaDir;
@@ -74,9 +81,28 @@ export function probeInputFor(spec: EnvSpec, prefix?: string): ProbeInput {
   return inp;
 }
 
-function resultOf(host: Host, spec: EnvSpec, pr: ProbeResult, extra: { action: EnsureResult["action"]; hash: string; tool: ToolInfo | null; dropped: string[]; waited: boolean; started: number; condaExe?: string }): EnsureResult {
+function resultOf(
+  host: Host,
+  spec: EnvSpec,
+  pr: ProbeResult,
+  extra: {
+    action: EnsureResult["action"];
+    hash: string;
+    tool: ToolInfo | null;
+    dropped: string[];
+    waited: boolean;
+    started: number;
+    condaExe?: string;
+  },
+): EnsureResult {
   const prefix = pr.prefix!;
-  const activation = activationFor({ backend: spec.backend, prefix, name: spec.name ?? null, condaExe: extra.condaExe ?? null, scripts: pr.activateScripts });
+  const activation = activationFor({
+    backend: spec.backend,
+    prefix,
+    name: spec.name ?? null,
+    condaExe: extra.condaExe ?? null,
+    scripts: pr.activateScripts,
+  });
   return {
     target: host.target,
     backend: spec.backend,
@@ -98,31 +124,62 @@ function resultOf(host: Host, spec: EnvSpec, pr: ProbeResult, extra: { action: E
 }
 
 /** Make the environment of `spec` exist on `host` and match its file. */
-export async function ensureEnv(host: Host, spec: EnvSpec, opts: EnsureOptions = {}): Promise<EnsureResult> {
+export async function ensureEnv(
+  host: Host,
+  spec: EnvSpec,
+  opts: EnsureOptions = {},
+): Promise<EnsureResult> {
   const started = Date.now();
   checkSpec(spec);
   const file = await loadSpecFile(spec);
   const hash = specHash(spec, file.sha256);
   const backend = backendFor(spec);
   const label = spec.name ?? spec.prefix ?? "";
-  const progress = (p: Omit<EnvProgress, "target" | "env">): void => opts.onProgress?.({ target: host.target, env: label, ...p });
+  const progress = (p: Omit<EnvProgress, "target" | "env">): void =>
+    opts.onProgress?.({ target: host.target, env: label, ...p });
   const hostEnv = opts.hostEnv;
   let pr = await probe(host, probeInputFor(spec), hostEnv);
   const base = { hash, dropped: file.dropped, started };
   if (!opts.force && isCurrent(pr, spec, hash)) {
     progress({ phase: "done", message: `unchanged (${pr.prefix})` });
-    return resultOf(host, spec, pr, { ...base, action: "unchanged", tool: null, waited: false, ...(pr.record?.tool ? { condaExe: pr.record.tool } : {}) });
+    return resultOf(host, spec, pr, {
+      ...base,
+      action: "unchanged",
+      tool: null,
+      waited: false,
+      ...(pr.record?.tool ? { condaExe: pr.record.tool } : {}),
+    });
   }
-  const lockOpts: Omit<LockOptions, "onWait" | "env"> = { ...(opts.lockTimeoutMs !== undefined ? { timeoutMs: opts.lockTimeoutMs } : {}), ...(opts.lockMechanism ? { mechanism: opts.lockMechanism } : {}) };
-  const ctx: BackendContext = { host, spec, file, probe: pr, progress, signal: opts.signal, hostEnv, lock: lockOpts, cacheDir: opts.cacheDir };
+  const lockOpts: Omit<LockOptions, "onWait" | "env"> = {
+    ...(opts.lockTimeoutMs !== undefined ? { timeoutMs: opts.lockTimeoutMs } : {}),
+    ...(opts.lockMechanism ? { mechanism: opts.lockMechanism } : {}),
+  };
+  const ctx: BackendContext = {
+    host,
+    spec,
+    file,
+    probe: pr,
+    progress,
+    signal: opts.signal,
+    hostEnv,
+    lock: lockOpts,
+    cacheDir: opts.cacheDir,
+  };
   const { tool, prefix } = await backend.prepare(ctx);
   const parent = prefix.replace(/\/[^/]+\/?$/, "") || "/";
-  const w = await host.exec(`mkdir -p ${shellQuote(parent)} 2>&1; [ -d ${shellQuote(parent)} ] && [ -w ${shellQuote(parent)} ] && echo writable; id -un`, hostEnv ? { env: hostEnv } : {});
+  const w = await host.exec(
+    `mkdir -p ${shellQuote(parent)} 2>&1; [ -d ${shellQuote(parent)} ] && [ -w ${shellQuote(parent)} ] && echo writable; id -un`,
+    hostEnv ? { env: hostEnv } : {},
+  );
   if (!w.stdout.includes("writable")) {
     const user = w.stdout.trim().split("\n").pop();
-    throw new SidecarError("ENV_FAILED", `Cannot write to ${parent} on ${host.target} (as ${user}), where the environment ${prefix} goes${spec.condaDir ? ` (CONDA_DIR=${spec.condaDir})` : ""}. Choose a CONDA_DIR or prefix you can write to`, {
-      data: { target: host.target, prefix, parent },
-    });
+    throw new SidecarError(
+      "ENV_FAILED",
+      `Cannot write to ${parent} on ${host.target} (as ${user}), where the environment ${prefix} goes${spec.condaDir ? ` (CONDA_DIR=${spec.condaDir})` : ""}. Choose a CONDA_DIR or prefix you can write to`,
+      {
+        data: { target: host.target, prefix, parent },
+      },
+    );
   }
   let waited = false;
   const lock = await acquireLock(host, lockPathFor(prefix), {
@@ -130,26 +187,51 @@ export async function ensureEnv(host: Host, spec: EnvSpec, opts: EnsureOptions =
     ...(hostEnv ? { env: hostEnv } : {}),
     onWait: (owner) => {
       waited = true;
-      progress({ phase: "lock", message: `waiting for another ensure of ${prefix} (${owner || "unknown holder"})` });
+      progress({
+        phase: "lock",
+        message: `waiting for another ensure of ${prefix} (${owner || "unknown holder"})`,
+      });
     },
   });
   let tmp: Awaited<ReturnType<typeof hostTempDir>> | undefined;
   try {
     pr = await probe(host, probeInputFor(spec, prefix), hostEnv);
     if (!opts.force && isCurrent(pr, spec, hash)) {
-      progress({ phase: "done", message: `unchanged (${prefix}, ensured meanwhile by another ensure)` });
-      return resultOf(host, spec, pr, { ...base, action: "unchanged", tool, waited, ...(spec.backend === "conda" ? { condaExe: tool.path } : {}) });
+      progress({
+        phase: "done",
+        message: `unchanged (${prefix}, ensured meanwhile by another ensure)`,
+      });
+      return resultOf(host, spec, pr, {
+        ...base,
+        action: "unchanged",
+        tool,
+        waited,
+        ...(spec.backend === "conda" ? { condaExe: tool.path } : {}),
+      });
     }
     const recordPath = `${prefix}/${backend.recordPath}`;
     // from here until the new record is written the environment is not "done"
-    await execChecked(host, `rm -f ${shellQuote(recordPath)}`, `Removing the old record ${recordPath}`);
+    await execChecked(
+      host,
+      `rm -f ${shellQuote(recordPath)}`,
+      `Removing the old record ${recordPath}`,
+    );
     tmp = await hostTempDir(host);
     const fileOnHost = `${tmp.path}/${file.copyName}`;
     await writeHostFile(host, fileOnHost, file.content);
-    const outcome = await backend.build({ ...ctx, probe: pr, watch: lock }, tool, prefix, fileOnHost);
+    const outcome = await backend.build(
+      { ...ctx, probe: pr, watch: lock },
+      tool,
+      prefix,
+      fileOnHost,
+    );
     pr = await probe(host, probeInputFor(spec, prefix), hostEnv);
     if (!pr.versions && (spec.backend === "uv" || pr.versionsError)) {
-      throw new SidecarError("ENV_FAILED", `The environment ${prefix} on ${host.target} was built but its interpreter does not run: ${pr.versionsError ?? "no bin/python"}`, { data: { target: host.target, prefix } });
+      throw new SidecarError(
+        "ENV_FAILED",
+        `The environment ${prefix} on ${host.target} was built but its interpreter does not run: ${pr.versionsError ?? "no bin/python"}`,
+        { data: { target: host.target, prefix } },
+      );
     }
     const record: EnvRecord = {
       hash,
@@ -163,8 +245,17 @@ export async function ensureEnv(host: Host, spec: EnvSpec, opts: EnsureOptions =
     };
     await writeHostFile(host, recordPath, `${JSON.stringify(record)}\n`);
     pr.record = record;
-    progress({ phase: "done", message: `${outcome.action} ${prefix}: Python ${record.python ?? "none"}, Parsl ${record.parsl ?? "not installed"}` });
-    return resultOf(host, spec, pr, { ...base, action: outcome.action, tool, waited, ...(spec.backend === "conda" ? { condaExe: tool.path } : {}) });
+    progress({
+      phase: "done",
+      message: `${outcome.action} ${prefix}: Python ${record.python ?? "none"}, Parsl ${record.parsl ?? "not installed"}`,
+    });
+    return resultOf(host, spec, pr, {
+      ...base,
+      action: outcome.action,
+      tool,
+      waited,
+      ...(spec.backend === "conda" ? { condaExe: tool.path } : {}),
+    });
   } finally {
     await tmp?.remove();
     await lock.release();

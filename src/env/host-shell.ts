@@ -20,22 +20,45 @@ export function tail(text: string, n = 15): string {
 }
 
 /** Run a command and throw `code` with its output when it fails. */
-export async function execChecked(host: Host, command: string, what: string, opts: ExecOptions & { code?: ErrorCode } = {}): Promise<ExecResult> {
+export async function execChecked(
+  host: Host,
+  command: string,
+  what: string,
+  opts: ExecOptions & { code?: ErrorCode } = {},
+): Promise<ExecResult> {
   const { code, ...execOpts } = opts;
   const res = await host.exec(command, execOpts);
   if (res.exitCode !== 0) {
     const out = tail(`${res.stderr}\n${res.stdout}`.trim());
-    const how = res.timedOut ? "timed out" : res.signal ? `was killed by ${res.signal}` : `exited with ${res.exitCode}`;
-    throw new SidecarError(code ?? "ENV_FAILED", `${what} on ${host.target} ${how}${out ? `:\n${out}` : ""}`, { data: { target: host.target, exit_code: res.exitCode } });
+    const how = res.timedOut
+      ? "timed out"
+      : res.signal
+        ? `was killed by ${res.signal}`
+        : `exited with ${res.exitCode}`;
+    throw new SidecarError(
+      code ?? "ENV_FAILED",
+      `${what} on ${host.target} ${how}${out ? `:\n${out}` : ""}`,
+      { data: { target: host.target, exit_code: res.exitCode } },
+    );
   }
   return res;
 }
 
 /** Write `content` to `path` on the host atomically (temp file in the same directory + mv). */
-export async function writeHostFile(host: Host, path: string, content: string | Buffer, mode?: string): Promise<void> {
+export async function writeHostFile(
+  host: Host,
+  path: string,
+  content: string | Buffer,
+  mode?: string,
+): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const chmod = mode ? ` && chmod ${mode} ${shellQuote(tmp)}` : "";
-  await execChecked(host, `cat > ${shellQuote(tmp)}${chmod} && mv -f ${shellQuote(tmp)} ${shellQuote(path)} || { rm -f ${shellQuote(tmp)}; exit 1; }`, `Writing ${path}`, { stdin: content });
+  await execChecked(
+    host,
+    `cat > ${shellQuote(tmp)}${chmod} && mv -f ${shellQuote(tmp)} ${shellQuote(path)} || { rm -f ${shellQuote(tmp)}; exit 1; }`,
+    `Writing ${path}`,
+    { stdin: content },
+  );
 }
 
 /** Copy a local file to the host (SFTP when the lease offers it, else streamed through `cat`). */
@@ -45,9 +68,15 @@ export async function putFile(host: Host, localPath: string, remotePath: string)
   if (!host.isLocal && "connection" in host && "sftp" in host && size > 1024 * 1024) {
     const sftp = await (host as SshLease).sftp();
     try {
-      await new Promise<void>((res, rej) => sftp.fastPut(localPath, remotePath, (err) => (err ? rej(err) : res())));
+      await new Promise<void>((res, rej) =>
+        sftp.fastPut(localPath, remotePath, (err) => (err ? rej(err) : res())),
+      );
     } catch (err) {
-      throw new SidecarError("ENV_FAILED", `Cannot copy ${localPath} to ${host.target}:${remotePath}: ${(err as Error).message}`, { cause: err });
+      throw new SidecarError(
+        "ENV_FAILED",
+        `Cannot copy ${localPath} to ${host.target}:${remotePath}: ${(err as Error).message}`,
+        { cause: err },
+      );
     } finally {
       sftp.end();
     }
@@ -55,17 +84,34 @@ export async function putFile(host: Host, localPath: string, remotePath: string)
   }
   if (host.isLocal) {
     // same machine: let cp do it (streams, keeps memory flat for large installers)
-    await execChecked(host, `cp -- ${shellQuote(localPath)} ${shellQuote(remotePath)}`, `Copying ${localPath} to ${remotePath}`);
+    await execChecked(
+      host,
+      `cp -- ${shellQuote(localPath)} ${shellQuote(remotePath)}`,
+      `Copying ${localPath} to ${remotePath}`,
+    );
     return;
   }
-  await execChecked(host, `cat > ${shellQuote(remotePath)}`, `Copying ${localPath} to ${remotePath}`, { stdin: await readFile(localPath) });
+  await execChecked(
+    host,
+    `cat > ${shellQuote(remotePath)}`,
+    `Copying ${localPath} to ${remotePath}`,
+    { stdin: await readFile(localPath) },
+  );
 }
 
 /** A private temp directory on the host; `remove()` deletes it (only it: it is ours). */
 export async function hostTempDir(host: Host): Promise<{ path: string; remove(): Promise<void> }> {
-  const res = await execChecked(host, 'mktemp -d "${TMPDIR:-/tmp}/parsl-sidecar-env.XXXXXX"', "Creating a temp directory");
+  const res = await execChecked(
+    host,
+    'mktemp -d "${TMPDIR:-/tmp}/parsl-sidecar-env.XXXXXX"',
+    "Creating a temp directory",
+  );
   const path = res.stdout.trim();
-  if (!path.startsWith("/")) throw new SidecarError("ENV_FAILED", `mktemp on ${host.target} printed \`${path}\`, not a path`);
+  if (!path.startsWith("/"))
+    throw new SidecarError(
+      "ENV_FAILED",
+      `mktemp on ${host.target} printed \`${path}\`, not a path`,
+    );
   return {
     path,
     remove: async () => {

@@ -24,7 +24,10 @@ export function parseLocalConf(text: string, file = "local.conf"): Record<string
     if (line === "" || line.startsWith("#")) return;
     const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
     if (!m) {
-      problems.push({ line: i + 1, message: `expected KEY=VALUE, got \`${line.length > 60 ? `${line.slice(0, 57)}...` : line}\`` });
+      problems.push({
+        line: i + 1,
+        message: `expected KEY=VALUE, got \`${line.length > 60 ? `${line.slice(0, 57)}...` : line}\``,
+      });
       return;
     }
     try {
@@ -34,7 +37,11 @@ export function parseLocalConf(text: string, file = "local.conf"): Record<string
     }
   });
   if (problems.length > 0) {
-    throw new SidecarError("ENV_INVALID", `Cannot read ${file}: ${problems.map((p) => `line ${p.line}: ${p.message}`).join("; ")}`, { data: { file, problems } });
+    throw new SidecarError(
+      "ENV_INVALID",
+      `Cannot read ${file}: ${problems.map((p) => `line ${p.line}: ${p.message}`).join("; ")}`,
+      { data: { file, problems } },
+    );
   }
   return out;
 }
@@ -90,7 +97,11 @@ export function readLocalConf(path: string): Record<string, string> {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new SidecarError("ENV_NOT_FOUND", `Cannot read ${path}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`, { cause: err, data: { file: path } });
+    throw new SidecarError(
+      "ENV_NOT_FOUND",
+      `Cannot read ${path}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`,
+      { cause: err, data: { file: path } },
+    );
   }
   return parseLocalConf(text, path);
 }

@@ -43,7 +43,10 @@ while IFS= read -r line; do case "$line" in "watch "*) W=\${line#watch };; unwat
 export function lockPathFor(dir: string): string {
   const clean = dir.replace(/\/+$/, "");
   const i = clean.lastIndexOf("/");
-  return `${clean.slice(0, i) || "/"}/.${clean.slice(i + 1)}.parsl-sidecar.lock`.replace(/^\/\//, "/");
+  return `${clean.slice(0, i) || "/"}/.${clean.slice(i + 1)}.parsl-sidecar.lock`.replace(
+    /^\/\//,
+    "/",
+  );
 }
 
 function holderScript(lock: string, mechanism: "auto" | "flock" | "mkdir"): string {
@@ -88,9 +91,16 @@ exit 0
 }
 
 /** Take the lock at `lock` on `host`; resolves when held. */
-export async function acquireLock(host: Host, lock: string, opts: LockOptions = {}): Promise<HeldLock> {
+export async function acquireLock(
+  host: Host,
+  lock: string,
+  opts: LockOptions = {},
+): Promise<HeldLock> {
   const timeoutMs = opts.timeoutMs ?? 1_800_000;
-  const proc: HostProcess = await host.spawn(holderScript(lock, opts.mechanism ?? "auto"), opts.env ? { env: opts.env } : {});
+  const proc: HostProcess = await host.spawn(
+    holderScript(lock, opts.mechanism ?? "auto"),
+    opts.env ? { env: opts.env } : {},
+  );
   proc.stderr.resume();
   const lines = createInterface({ input: proc.stdout });
   let owner = "";
@@ -107,14 +117,26 @@ export async function acquireLock(host: Host, lock: string, opts: LockOptions = 
       } else resolve(held!);
     };
     const timer = setTimeout(() => {
-      finish(new SidecarError("ENV_LOCKED", `Another ensure holds ${lock} on ${host.target}${owner ? ` (${owner})` : ""} and did not finish within ${Math.round(timeoutMs / 1000)} s; try again later, or remove the lock if its holder is gone`, { data: { target: host.target, lock, owner } }));
+      finish(
+        new SidecarError(
+          "ENV_LOCKED",
+          `Another ensure holds ${lock} on ${host.target}${owner ? ` (${owner})` : ""} and did not finish within ${Math.round(timeoutMs / 1000)} s; try again later, or remove the lock if its holder is gone`,
+          { data: { target: host.target, lock, owner } },
+        ),
+      );
     }, timeoutMs);
     lines.on("line", (line) => {
       if (line.startsWith("WAIT")) {
         owner = line.slice(5).trim();
         opts.onWait?.(owner);
       } else if (line.startsWith("ERROR")) {
-        finish(new SidecarError("ENV_FAILED", `Cannot lock the environment on ${host.target}: ${line.slice(6)}`, { data: { target: host.target, lock } }));
+        finish(
+          new SidecarError(
+            "ENV_FAILED",
+            `Cannot lock the environment on ${host.target}: ${line.slice(6)}`,
+            { data: { target: host.target, lock } },
+          ),
+        );
       } else if (line.startsWith("LOCKED")) {
         const mechanism = line.endsWith("flock") ? "flock" : "mkdir";
         let released: Promise<void> | undefined;
@@ -122,7 +144,8 @@ export async function acquireLock(host: Host, lock: string, opts: LockOptions = 
           path: mechanism === "flock" ? lock : `${lock}.d`,
           mechanism,
           watch: (pgid) => {
-            if (Number.isInteger(pgid) && pgid > 1 && !proc.stdin.writableEnded) proc.stdin.write(`watch ${pgid}\n`);
+            if (Number.isInteger(pgid) && pgid > 1 && !proc.stdin.writableEnded)
+              proc.stdin.write(`watch ${pgid}\n`);
           },
           unwatch: () => {
             if (!proc.stdin.writableEnded) proc.stdin.write("unwatch\n");
@@ -143,7 +166,13 @@ export async function acquireLock(host: Host, lock: string, opts: LockOptions = 
       }
     });
     void proc.exited.then((r) => {
-      finish(new SidecarError("ENV_FAILED", `The lock holder for ${lock} on ${host.target} ended before taking the lock (exit ${r.exitCode ?? r.signal})`, { data: { target: host.target, lock } }));
+      finish(
+        new SidecarError(
+          "ENV_FAILED",
+          `The lock holder for ${lock} on ${host.target} ended before taking the lock (exit ${r.exitCode ?? r.signal})`,
+          { data: { target: host.target, lock } },
+        ),
+      );
     });
   });
 }

@@ -14,7 +14,10 @@ export interface PreparerHost {
 }
 
 /** Build the env module; `hosts` is the daemon's SshConnections (`local` only when absent); `jobs` gets the `run --env` preparer. */
-export function envModule(ctx: DaemonContext, deps: { hosts?: Hosts; jobs?: PreparerHost } = {}): ServiceModule {
+export function envModule(
+  ctx: DaemonContext,
+  deps: { hosts?: Hosts; jobs?: PreparerHost } = {},
+): ServiceModule {
   const service = new EnvService(deps.hosts ?? localOnlyHosts, ctx.events);
   deps.jobs?.addPreparer(envPreparer(service));
   return {
@@ -25,7 +28,10 @@ export function envModule(ctx: DaemonContext, deps: { hosts?: Hosts; jobs?: Prep
         description:
           "Create or update a Python environment (conda from a YAML, or uv from requirements/pyproject) on `local` or a pool, and build a Singularity/Apptainer image when asked; a no-op when the file's hash equals the recorded one. Progress: {target, env, phase, message, fraction?}.",
         params: ensureParams,
-        result: z.object({ env: z.record(z.string(), z.unknown()).nullable(), container: z.record(z.string(), z.unknown()).nullable() }),
+        result: z.object({
+          env: z.record(z.string(), z.unknown()).nullable(),
+          container: z.record(z.string(), z.unknown()).nullable(),
+        }),
         handler: async (p, call) => {
           const out = await service.ensure(p, {
             onProgress: (pr) => call.progress({ ...pr }),
@@ -33,12 +39,16 @@ export function envModule(ctx: DaemonContext, deps: { hosts?: Hosts; jobs?: Prep
             force: p.force,
             ...(p.lock_timeout_ms ? { lockTimeoutMs: p.lock_timeout_ms } : {}),
           });
-          return ensureWire(out) as { env: Record<string, unknown> | null; container: Record<string, unknown> | null };
+          return ensureWire(out) as {
+            env: Record<string, unknown> | null;
+            container: Record<string, unknown> | null;
+          };
         },
       }),
       defineMethod({
         name: "env.describe",
-        description: "Where an environment is on a host, whether it is current (recorded hash = file hash), its Python and Parsl versions, interpreter and worker_init; changes nothing.",
+        description:
+          "Where an environment is on a host, whether it is current (recorded hash = file hash), its Python and Parsl versions, interpreter and worker_init; changes nothing.",
         params: describeParams,
         result: z.record(z.string(), z.unknown()),
         handler: async (p) => (await service.describe(p)) as unknown as Record<string, unknown>,

@@ -7,26 +7,50 @@ export const containerParams = z
   .object({
     create: z.boolean().default(false),
     path: path.describe("image path on the host (SINGULARITY_CONTAINER_PATH)"),
-    file: path.optional().describe("definition file on the sidecar's machine (LOCAL_SINGULARITY_FILE)"),
+    file: path
+      .optional()
+      .describe("definition file on the sidecar's machine (LOCAL_SINGULARITY_FILE)"),
     sudo: z.boolean().optional(),
     build_args: z.array(z.string()).optional(),
   })
   .strict();
 
 export const specParams = {
-  target: z.string().min(1).default("local").describe("`local` or an SSH target (user@host[:port] or a ~/.ssh/config alias)"),
-  conf: path.optional().describe("a local.conf on the sidecar's machine (CONDA_ENV, CONDA_DIR, INSTALL_CONDA, LOCAL_CONDA_YAML, ...)"),
-  keys: z.record(z.string(), z.unknown()).optional().describe("the same keys as an object (an executors.json entry); relative files resolve against `base_dir`"),
-  base_dir: path.optional().describe("directory that relative files in `keys` are resolved against (default: the sidecar's cwd)"),
+  target: z
+    .string()
+    .min(1)
+    .default("local")
+    .describe("`local` or an SSH target (user@host[:port] or a ~/.ssh/config alias)"),
+  conf: path
+    .optional()
+    .describe(
+      "a local.conf on the sidecar's machine (CONDA_ENV, CONDA_DIR, INSTALL_CONDA, LOCAL_CONDA_YAML, ...)",
+    ),
+  keys: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .describe(
+      "the same keys as an object (an executors.json entry); relative files resolve against `base_dir`",
+    ),
+  base_dir: path
+    .optional()
+    .describe(
+      "directory that relative files in `keys` are resolved against (default: the sidecar's cwd)",
+    ),
   backend: z.enum(["conda", "uv"]).optional(),
   name: z.string().min(1).optional().describe("environment name (CONDA_ENV)"),
   prefix: path.optional().describe("environment directory on the host"),
-  file: path.optional().describe("conda YAML, requirements.txt or pyproject.toml on the sidecar's machine"),
+  file: path
+    .optional()
+    .describe("conda YAML, requirements.txt or pyproject.toml on the sidecar's machine"),
   conda_dir: path.optional(),
   install_conda: z.boolean().optional(),
   installer_url: z.string().url().optional(),
   installer_file: path.optional(),
-  installer_sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "64 hex digits").optional(),
+  installer_sha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, "64 hex digits")
+    .optional(),
   uv: path.optional().describe("uv on the host"),
   install_uv: z.boolean().optional(),
   python: z.string().min(1).optional().describe("interpreter or version for `uv venv`"),
@@ -35,7 +59,10 @@ export const specParams = {
   no_index: z.boolean().optional(),
   index_url: z.string().min(1).optional(),
   container: containerParams.optional(),
-  host_env: z.record(z.string(), z.string()).optional().describe("extra environment for commands on the host"),
+  host_env: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe("extra environment for commands on the host"),
 };
 
 export const ensureParams = z

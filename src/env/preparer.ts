@@ -26,26 +26,51 @@ export function parseEnvSpec(spec: string, cwd: string): { target: string; conf:
   const eq = spec.indexOf("=");
   const target = eq > 0 ? spec.slice(0, eq) : "local";
   const file = eq > 0 ? spec.slice(eq + 1) : spec;
-  if (file === "" || /\s/.test(target)) throw new SidecarError("INVALID_ARGUMENT", `Expected \`--env\` to be FILE.conf or TARGET=FILE.conf, got \`${spec}\``);
+  if (file === "" || /\s/.test(target))
+    throw new SidecarError(
+      "INVALID_ARGUMENT",
+      `Expected \`--env\` to be FILE.conf or TARGET=FILE.conf, got \`${spec}\``,
+    );
   return { target, conf: isAbsolute(file) ? file : resolve(cwd, file) };
 }
 
 /** What the preparer needs of the env service: the service itself, or an RPC adapter (`run --connection`). */
 export interface EnvEnsurer {
-  ensure(params: { target: string; conf: string }, call: EnsureCall): Promise<{ env: { activation: Activation } | null }>;
+  ensure(
+    params: { target: string; conf: string },
+    call: EnsureCall,
+  ): Promise<{ env: { activation: Activation } | null }>;
 }
 
 /** The preparer for `run --env`; returns the variables COMMAND gets. */
-export function envPreparer(service: EnvEnsurer): { name: string; handles: Array<"env">; prepare(job: EnvJob): Promise<{ env: Record<string, string> }> } {
+export function envPreparer(service: EnvEnsurer): {
+  name: string;
+  handles: Array<"env">;
+  prepare(job: EnvJob): Promise<{ env: Record<string, string> }>;
+} {
   return {
     name: "env",
     handles: ["env"],
     async prepare(job) {
       const specs = job.envs.map((s) => parseEnvSpec(s, job.cwd));
-      if (specs.filter((s) => s.target === "local").length > 1) throw new SidecarError("INVALID_ARGUMENT", "Only one `--env` for this machine can be activated for COMMAND");
+      if (specs.filter((s) => s.target === "local").length > 1)
+        throw new SidecarError(
+          "INVALID_ARGUMENT",
+          "Only one `--env` for this machine can be activated for COMMAND",
+        );
       const out: Record<string, string> = {};
       for (const s of specs) {
-        const res = await service.ensure({ target: s.target, conf: s.conf }, { signal: job.signal, onProgress: (p) => job.log.info({ job: job.id, target: p.target, env: p.env, phase: p.phase }, p.message) });
+        const res = await service.ensure(
+          { target: s.target, conf: s.conf },
+          {
+            signal: job.signal,
+            onProgress: (p) =>
+              job.log.info(
+                { job: job.id, target: p.target, env: p.env, phase: p.phase },
+                p.message,
+              ),
+          },
+        );
         if (s.target !== "local" || !res.env) continue;
         const act = res.env.activation;
         const vars = commandEnv(act, { PATH: process.env.PATH ?? "" });

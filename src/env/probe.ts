@@ -35,7 +35,7 @@ export const VERSIONS_PY = [
   "        p = None",
   "e = sys.executable.replace('\\\\', '\\\\\\\\').replace('\"', '\\\\\"')",
   "q = '\"%s\"' % p if p else 'null'",
-  "print('{\"python\": \"%d.%d.%d\", \"parsl\": %s, \"executable\": \"%s\"}' % (sys.version_info[0], sys.version_info[1], sys.version_info[2], q, e))",
+  'print(\'{"python": "%d.%d.%d", "parsl": %s, "executable": "%s"}\' % (sys.version_info[0], sys.version_info[1], sys.version_info[2], q, e))',
 ].join("\n");
 
 export interface Versions {
@@ -168,10 +168,21 @@ function json<T>(s: string | undefined): T | undefined {
 }
 
 /** Run the probe on `host`. */
-export async function probe(host: Host, inp: ProbeInput, env?: Record<string, string>): Promise<ProbeResult> {
-  const res = await host.exec(script(inp), env ? { env, timeoutMs: 60_000 } : { timeoutMs: 60_000 });
+export async function probe(
+  host: Host,
+  inp: ProbeInput,
+  env?: Record<string, string>,
+): Promise<ProbeResult> {
+  const res = await host.exec(
+    script(inp),
+    env ? { env, timeoutMs: 60_000 } : { timeoutMs: 60_000 },
+  );
   if (res.exitCode !== 0) {
-    throw new SidecarError("ENV_FAILED", `Looking at ${host.target} failed (exit ${res.exitCode}${res.signal ? `, ${res.signal}` : ""}): ${tail(res.stderr || res.stdout, 5)}`, { data: { target: host.target } });
+    throw new SidecarError(
+      "ENV_FAILED",
+      `Looking at ${host.target} failed (exit ${res.exitCode}${res.signal ? `, ${res.signal}` : ""}): ${tail(res.stderr || res.stdout, 5)}`,
+      { data: { target: host.target } },
+    );
   }
   const { one, all } = parseLines(res.stdout);
   const g = (k: string): string | undefined => one.get(k) || undefined;
@@ -184,8 +195,17 @@ export async function probe(host: Host, inp: ProbeInput, env?: Record<string, st
     flock: one.get("flock") === "1",
     activateScripts: all.get("activate_script") ?? [],
   };
-  const opt: Array<[keyof ProbeResult, string]> = [["prefix", "prefix"], ["condaDir", "conda_dir"], ["condaDirTool", "conda_dir_tool"], ["pathTool", "path_tool"], ["uv", "uv"], ["python3", "python3"], ["versionsError", "versions_error"]];
-  for (const [field, key] of opt) if (g(key) !== undefined) (out as unknown as Record<string, unknown>)[field] = g(key);
+  const opt: Array<[keyof ProbeResult, string]> = [
+    ["prefix", "prefix"],
+    ["condaDir", "conda_dir"],
+    ["condaDirTool", "conda_dir_tool"],
+    ["pathTool", "path_tool"],
+    ["uv", "uv"],
+    ["python3", "python3"],
+    ["versionsError", "versions_error"],
+  ];
+  for (const [field, key] of opt)
+    if (g(key) !== undefined) (out as unknown as Record<string, unknown>)[field] = g(key);
   const state = g("prefix_state");
   if (state) out.prefixState = state as PrefixState;
   const record = json<EnvRecord>(g("record"));

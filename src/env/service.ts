@@ -47,13 +47,20 @@ export interface DescribeOutcome {
 export const localOnlyHosts: Hosts = {
   async acquire(target: string) {
     if (target === "local") return new LocalHost();
-    throw new SidecarError("SSH_CONFIG", `This sidecar cannot open SSH connections; only \`local\` can be used, not \`${target}\``, { data: { target } });
+    throw new SidecarError(
+      "SSH_CONFIG",
+      `This sidecar cannot open SSH connections; only \`local\` can be used, not \`${target}\``,
+      { data: { target } },
+    );
   },
 };
 
 export class EnvService {
   private running = 0;
-  private readonly done = new Map<string, { action: string; at: string; python: string | null; parsl: string | null }>();
+  private readonly done = new Map<
+    string,
+    { action: string; at: string; python: string | null; parsl: string | null }
+  >();
 
   constructor(
     private readonly hosts: Hosts,
@@ -90,10 +97,27 @@ export class EnvService {
               ...(hostEnv ? { hostEnv } : {}),
             })
           : null;
-        const built = container ? await ensureContainer(host, container, { onProgress, ...(call.signal ? { signal: call.signal } : {}), ...(hostEnv ? { hostEnv } : {}) }) : null;
+        const built = container
+          ? await ensureContainer(host, container, {
+              onProgress,
+              ...(call.signal ? { signal: call.signal } : {}),
+              ...(hostEnv ? { hostEnv } : {}),
+            })
+          : null;
         if (env) {
-          this.done.set(`${host.target} ${env.prefix}`, { action: env.action, at: new Date().toISOString(), python: env.python, parsl: env.parsl });
-          this.events?.emit("env.state", { target: host.target, prefix: env.prefix, action: env.action, python: env.python, parsl: env.parsl });
+          this.done.set(`${host.target} ${env.prefix}`, {
+            action: env.action,
+            at: new Date().toISOString(),
+            python: env.python,
+            parsl: env.parsl,
+          });
+          this.events?.emit("env.state", {
+            target: host.target,
+            prefix: env.prefix,
+            action: env.action,
+            python: env.python,
+            parsl: env.parsl,
+          });
         }
         return { env, container: built };
       });
@@ -106,26 +130,66 @@ export class EnvService {
   async describe(params: SpecParams): Promise<DescribeOutcome> {
     const { spec, container } = specFromParams(params);
     return await this.withHost(params.target, async (host) => {
-      const out: DescribeOutcome = { target: host.target, backend: null, name: null, prefix: null, state: "missing", hash: null, recorded_hash: null, ensured_at: null, python: null, parsl: null, tool: null, interpreter: null, worker_init: null, container: null };
+      const out: DescribeOutcome = {
+        target: host.target,
+        backend: null,
+        name: null,
+        prefix: null,
+        state: "missing",
+        hash: null,
+        recorded_hash: null,
+        ensured_at: null,
+        python: null,
+        parsl: null,
+        tool: null,
+        interpreter: null,
+        worker_init: null,
+        container: null,
+      };
       if (spec) {
         checkSpec(spec);
         const file = await loadSpecFile(spec);
         const hash = specHash(spec, file.sha256);
         const pr = await probe(host, probeInputFor(spec), params.host_env);
-        Object.assign(out, { backend: spec.backend, name: spec.name ?? null, prefix: pr.prefix ?? null, hash, recorded_hash: pr.record?.hash ?? null, ensured_at: pr.record?.ensured_at ?? null });
+        Object.assign(out, {
+          backend: spec.backend,
+          name: spec.name ?? null,
+          prefix: pr.prefix ?? null,
+          hash,
+          recorded_hash: pr.record?.hash ?? null,
+          ensured_at: pr.record?.ensured_at ?? null,
+        });
         out.python = pr.versions?.python ?? null;
         out.parsl = pr.versions?.parsl ?? null;
-        out.tool = spec.backend === "uv" ? pr.uv ?? null : pr.condaDirTool ?? pr.pathTool ?? null;
+        out.tool =
+          spec.backend === "uv" ? (pr.uv ?? null) : (pr.condaDirTool ?? pr.pathTool ?? null);
         const want = spec.backend === "conda" ? "conda" : "venv";
-        out.state = isCurrent(pr, spec, hash) ? "current" : pr.prefixState === want ? "stale" : pr.prefixState === "other" || (pr.prefixState && pr.prefixState !== "missing" && pr.prefixState !== "empty") ? "not-an-env" : "missing";
+        out.state = isCurrent(pr, spec, hash)
+          ? "current"
+          : pr.prefixState === want
+            ? "stale"
+            : pr.prefixState === "other" ||
+                (pr.prefixState && pr.prefixState !== "missing" && pr.prefixState !== "empty")
+              ? "not-an-env"
+              : "missing";
         if (pr.prefix) {
-          const act = activationFor({ backend: spec.backend, prefix: pr.prefix, name: spec.name ?? null, condaExe: out.tool, scripts: pr.activateScripts });
+          const act = activationFor({
+            backend: spec.backend,
+            prefix: pr.prefix,
+            name: spec.name ?? null,
+            condaExe: out.tool,
+            scripts: pr.activateScripts,
+          });
           out.interpreter = act.interpreter;
           out.worker_init = workerInit(act);
         }
       }
       if (container) {
-        const c = await ensureContainer(host, { ...container, create: false }, params.host_env ? { hostEnv: params.host_env } : {});
+        const c = await ensureContainer(
+          host,
+          { ...container, create: false },
+          params.host_env ? { hostEnv: params.host_env } : {},
+        );
         out.container = { path: c.path, exists: c.exists };
       }
       return out;
@@ -133,6 +197,9 @@ export class EnvService {
   }
 
   status(): Record<string, unknown> {
-    return { ensuring: this.running, ensured: [...this.done.entries()].map(([k, v]) => ({ env: k, ...v })) };
+    return {
+      ensuring: this.running,
+      ensured: [...this.done.entries()].map(([k, v]) => ({ env: k, ...v })),
+    };
   }
 }

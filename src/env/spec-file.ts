@@ -29,12 +29,19 @@ async function readUserFile(path: string, what: string): Promise<Buffer> {
     return await readFile(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new SidecarError("ENV_NOT_FOUND", `Cannot read the ${what} ${path}: ${code === "ENOENT" ? "no such file" : (err as Error).message}`, { cause: err, data: { file: path } });
+    throw new SidecarError(
+      "ENV_NOT_FOUND",
+      `Cannot read the ${what} ${path}: ${code === "ENOENT" ? "no such file" : (err as Error).message}`,
+      { cause: err, data: { file: path } },
+    );
   }
 }
 
 /** Parse a conda environment file; ENV_INVALID names the file and line of a syntax error. */
-export async function parseCondaYaml(path: string, bytes: Buffer): Promise<{ content: Buffer; dropped: string[] }> {
+export async function parseCondaYaml(
+  path: string,
+  bytes: Buffer,
+): Promise<{ content: Buffer; dropped: string[] }> {
   // loaded here: the uv backend and the CLI's start-up do not need a YAML parser
   const { isMap, parseDocument } = await import("yaml");
   const text = bytes.toString("utf8");
@@ -44,30 +51,48 @@ export async function parseCondaYaml(path: string, bytes: Buffer): Promise<{ con
     const line = e.linePos?.[0]?.line;
     const col = e.linePos?.[0]?.col;
     const msg = e.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
-    throw new SidecarError("ENV_INVALID", `${path}${line ? `:${line}${col ? `:${col}` : ""}` : ""}: the conda environment file is not valid YAML: ${msg}`, {
-      data: { file: path, line: line ?? null, column: col ?? null },
-    });
+    throw new SidecarError(
+      "ENV_INVALID",
+      `${path}${line ? `:${line}${col ? `:${col}` : ""}` : ""}: the conda environment file is not valid YAML: ${msg}`,
+      {
+        data: { file: path, line: line ?? null, column: col ?? null },
+      },
+    );
   }
   if (!isMap(doc.contents)) {
-    throw new SidecarError("ENV_INVALID", `${path}: a conda environment file must be a mapping with \`dependencies:\` (and optionally \`channels:\`), got ${doc.contents === null ? "an empty document" : "something else"}`, { data: { file: path } });
+    throw new SidecarError(
+      "ENV_INVALID",
+      `${path}: a conda environment file must be a mapping with \`dependencies:\` (and optionally \`channels:\`), got ${doc.contents === null ? "an empty document" : "something else"}`,
+      { data: { file: path } },
+    );
   }
   const deps = doc.get("dependencies");
   if (deps === undefined || deps === null) {
-    throw new SidecarError("ENV_INVALID", `${path}: the conda environment file has no \`dependencies:\` list`, { data: { file: path } });
+    throw new SidecarError(
+      "ENV_INVALID",
+      `${path}: the conda environment file has no \`dependencies:\` list`,
+      { data: { file: path } },
+    );
   }
   const dropped = ["name", "prefix"].filter((k) => doc.has(k));
   if (dropped.length === 0) return { content: bytes, dropped };
   const want = doc.toJS() as Record<string, unknown>;
   for (const k of dropped) delete want[k];
   const cut = cutTopLevelKeys(text, doc, dropped, await import("yaml"));
-  if (cut !== undefined && isDeepStrictEqual(parseDocument(cut).toJS(), want)) return { content: Buffer.from(cut, "utf8"), dropped };
+  if (cut !== undefined && isDeepStrictEqual(parseDocument(cut).toJS(), want))
+    return { content: Buffer.from(cut, "utf8"), dropped };
   // a flow mapping or an unusual layout: let the library write it (comments may move)
   for (const k of dropped) doc.delete(k);
   return { content: Buffer.from(doc.toString({ lineWidth: 0 }), "utf8"), dropped };
 }
 
 /** Remove whole lines holding top-level `keys` (and their values) from the text; undefined if not a plain block mapping. */
-function cutTopLevelKeys(text: string, doc: Document, keys: string[], y: typeof import("yaml")): string | undefined {
+function cutTopLevelKeys(
+  text: string,
+  doc: Document,
+  keys: string[],
+  y: typeof import("yaml"),
+): string | undefined {
   const { isMap, isNode, isScalar } = y;
   const map = doc.contents;
   if (!isMap(map) || map.flow) return undefined;
@@ -102,16 +127,35 @@ export async function loadSpecFile(spec: EnvSpec): Promise<LoadedSpecFile> {
   }
   const name = basename(spec.file);
   if (name === "pyproject.toml" && !/^\s*\[project\]/m.test(bytes.toString("utf8"))) {
-    throw new SidecarError("ENV_INVALID", `${spec.file}: a pyproject.toml for the uv backend needs a [project] table with dependencies`, { data: { file: spec.file } });
+    throw new SidecarError(
+      "ENV_INVALID",
+      `${spec.file}: a pyproject.toml for the uv backend needs a [project] table with dependencies`,
+      { data: { file: spec.file } },
+    );
   }
-  return { path: spec.file, bytes, content: bytes, copyName: name === "pyproject.toml" ? "pyproject.toml" : "requirements.txt", dropped: [], sha256 };
+  return {
+    path: spec.file,
+    bytes,
+    content: bytes,
+    copyName: name === "pyproject.toml" ? "pyproject.toml" : "requirements.txt",
+    dropped: [],
+    sha256,
+  };
 }
 
 /** The hash recorded after a successful ensure: the file's bytes and the options that change the result. */
 export function specHash(spec: EnvSpec, fileSha256: string): string {
   const opts =
     spec.backend === "uv"
-      ? { python: spec.python ?? null, ssp: spec.systemSitePackages ?? false, findLinks: spec.findLinks ?? [], noIndex: spec.noIndex ?? false, indexUrl: spec.indexUrl ?? null }
+      ? {
+          python: spec.python ?? null,
+          ssp: spec.systemSitePackages ?? false,
+          findLinks: spec.findLinks ?? [],
+          noIndex: spec.noIndex ?? false,
+          indexUrl: spec.indexUrl ?? null,
+        }
       : {};
-  return createHash("sha256").update(JSON.stringify({ v: 1, backend: spec.backend, file: fileSha256, opts })).digest("hex");
+  return createHash("sha256")
+    .update(JSON.stringify({ v: 1, backend: spec.backend, file: fileSha256, opts }))
+    .digest("hex");
 }

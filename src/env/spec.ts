@@ -64,18 +64,43 @@ export function checkSpec(spec: EnvSpec): void {
       { data: { name: spec.name } },
     );
   }
-  if (spec.name === "base") throw new SidecarError("ENV_INVALID", "Refusing to ensure the conda `base` environment from a file; name a separate environment (CONDA_ENV)", { data: { name: spec.name } });
-  for (const [field, p] of [["prefix", spec.prefix], ["condaDir", spec.condaDir], ["uv", spec.uv]] as const) {
+  if (spec.name === "base")
+    throw new SidecarError(
+      "ENV_INVALID",
+      "Refusing to ensure the conda `base` environment from a file; name a separate environment (CONDA_ENV)",
+      { data: { name: spec.name } },
+    );
+  for (const [field, p] of [
+    ["prefix", spec.prefix],
+    ["condaDir", spec.condaDir],
+    ["uv", spec.uv],
+  ] as const) {
     if (p === undefined) continue;
-    if (!(p.startsWith("/") || p === "~" || p.startsWith("~/")) || /[\0\n]/.test(p) || p.length > 4096) {
-      throw new SidecarError("ENV_INVALID", `Expected \`${field}\` to be an absolute path on the host (or ~/...), got \`${p}\``, { data: { [field]: p } });
+    if (
+      !(p.startsWith("/") || p === "~" || p.startsWith("~/")) ||
+      /[\0\n]/.test(p) ||
+      p.length > 4096
+    ) {
+      throw new SidecarError(
+        "ENV_INVALID",
+        `Expected \`${field}\` to be an absolute path on the host (or ~/...), got \`${p}\``,
+        { data: { [field]: p } },
+      );
     }
   }
   if (spec.name === undefined && spec.prefix === undefined) {
-    throw new SidecarError("ENV_INVALID", "The environment needs a name (CONDA_ENV) or a prefix", {});
+    throw new SidecarError(
+      "ENV_INVALID",
+      "The environment needs a name (CONDA_ENV) or a prefix",
+      {},
+    );
   }
   if (spec.installer?.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(spec.installer.sha256)) {
-    throw new SidecarError("ENV_INVALID", `Expected the installer's sha256 to be 64 hex digits, got \`${spec.installer.sha256}\``, {});
+    throw new SidecarError(
+      "ENV_INVALID",
+      `Expected the installer's sha256 to be 64 hex digits, got \`${spec.installer.sha256}\``,
+      {},
+    );
   }
 }
 
@@ -92,7 +117,11 @@ export function boolKey(v: unknown, key: string): boolean | undefined {
   const s = String(v).trim().toLowerCase();
   if (["true", "yes", "1", "on"].includes(s)) return true;
   if (["false", "no", "0", "off"].includes(s)) return false;
-  throw new SidecarError("ENV_INVALID", `Expected \`${key}\` to be true or false, got \`${String(v)}\``, { data: { key } });
+  throw new SidecarError(
+    "ENV_INVALID",
+    `Expected \`${key}\` to be true or false, got \`${String(v)}\``,
+    { data: { key } },
+  );
 }
 
 /**
@@ -102,18 +131,30 @@ export function boolKey(v: unknown, key: string): boolean | undefined {
  * resolved against `baseDir` (the directory of the file the keys came from).
  */
 export function specFromKeys(keys: Record<string, unknown>, baseDir: string): EnvSpec | undefined {
-  const local = (p: string | undefined): string | undefined => (p === undefined ? undefined : isAbsolute(p) ? p : resolve(baseDir, p));
+  const local = (p: string | undefined): string | undefined =>
+    p === undefined ? undefined : isAbsolute(p) ? p : resolve(baseDir, p);
   const yaml = local(str(keys.LOCAL_CONDA_YAML));
   const reqs = local(str(keys.LOCAL_REQUIREMENTS));
   const explicit = str(keys.ENV_BACKEND);
   if (explicit !== undefined && explicit !== "conda" && explicit !== "uv") {
-    throw new SidecarError("ENV_INVALID", `Expected \`ENV_BACKEND\` to be conda or uv, got \`${explicit}\``, {});
+    throw new SidecarError(
+      "ENV_INVALID",
+      `Expected \`ENV_BACKEND\` to be conda or uv, got \`${explicit}\``,
+      {},
+    );
   }
-  const backend: Backend | undefined = (explicit as Backend | undefined) ?? (yaml ? "conda" : reqs ? "uv" : undefined);
+  const backend: Backend | undefined =
+    (explicit as Backend | undefined) ?? (yaml ? "conda" : reqs ? "uv" : undefined);
   if (backend === undefined) return undefined;
   const file = backend === "conda" ? yaml : reqs;
   if (file === undefined) {
-    throw new SidecarError("ENV_INVALID", backend === "conda" ? "ENV_BACKEND is conda but LOCAL_CONDA_YAML is not set" : "ENV_BACKEND is uv but LOCAL_REQUIREMENTS is not set", {});
+    throw new SidecarError(
+      "ENV_INVALID",
+      backend === "conda"
+        ? "ENV_BACKEND is conda but LOCAL_CONDA_YAML is not set"
+        : "ENV_BACKEND is uv but LOCAL_REQUIREMENTS is not set",
+      {},
+    );
   }
   const spec: EnvSpec = { backend, file };
   const set = <K extends keyof EnvSpec>(k: K, v: EnvSpec[K] | undefined): void => {
@@ -135,11 +176,20 @@ export function specFromKeys(keys: Record<string, unknown>, baseDir: string): En
 }
 
 /** The container part of the same keys (CREATE_SINGULARITY_CONTAINER, ...), if any. */
-export function containerFromKeys(keys: Record<string, unknown>, baseDir: string): ContainerSpec | undefined {
+export function containerFromKeys(
+  keys: Record<string, unknown>,
+  baseDir: string,
+): ContainerSpec | undefined {
   const path = str(keys.SINGULARITY_CONTAINER_PATH);
-  const create = boolKey(keys.CREATE_SINGULARITY_CONTAINER, "CREATE_SINGULARITY_CONTAINER") ?? false;
+  const create =
+    boolKey(keys.CREATE_SINGULARITY_CONTAINER, "CREATE_SINGULARITY_CONTAINER") ?? false;
   if (path === undefined) {
-    if (create) throw new SidecarError("ENV_INVALID", "CREATE_SINGULARITY_CONTAINER is true but SINGULARITY_CONTAINER_PATH is not set", {});
+    if (create)
+      throw new SidecarError(
+        "ENV_INVALID",
+        "CREATE_SINGULARITY_CONTAINER is true but SINGULARITY_CONTAINER_PATH is not set",
+        {},
+      );
     return undefined;
   }
   const file = str(keys.LOCAL_SINGULARITY_FILE);

@@ -56,8 +56,17 @@ function splitter(onRecord: (r: string) => void): { push(s: string): void; end()
 }
 
 /** Run `command` (a shell command line) and resolve with its output, or throw ENV_FAILED. */
-export async function runStep(host: Host, command: string, what: string, opts: StepOptions): Promise<StepResult> {
-  if (opts.signal?.aborted) throw new SidecarError("SHUTTING_DOWN", `${what} on ${host.target} was cancelled before it started`);
+export async function runStep(
+  host: Host,
+  command: string,
+  what: string,
+  opts: StepOptions,
+): Promise<StepResult> {
+  if (opts.signal?.aborted)
+    throw new SidecarError(
+      "SHUTTING_DOWN",
+      `${what} on ${host.target} was cancelled before it started`,
+    );
   const proc = await host.spawn(command, opts.env ? { env: opts.env } : {});
   proc.stdin.end();
   if (opts.watch) proc.pgid.then((p) => opts.watch!.watch(p)).catch(() => undefined);
@@ -71,7 +80,11 @@ export async function runStep(host: Host, command: string, what: string, opts: S
     const now = Date.now();
     if (parsed.fraction !== undefined && parsed.fraction < 1 && now - last < 200) return;
     last = now;
-    opts.onProgress({ phase: opts.phase, message: parsed.message.slice(0, 300), ...(parsed.fraction !== undefined ? { fraction: parsed.fraction } : {}) });
+    opts.onProgress({
+      phase: opts.phase,
+      message: parsed.message.slice(0, 300),
+      ...(parsed.fraction !== undefined ? { fraction: parsed.fraction } : {}),
+    });
   };
   const out = splitter(report);
   const err = splitter(report);
@@ -87,20 +100,35 @@ export async function runStep(host: Host, command: string, what: string, opts: S
   });
   const onAbort = (): void => void proc.kill("SIGTERM").catch(() => undefined);
   opts.signal?.addEventListener("abort", onAbort, { once: true });
-  const streamsDone = Promise.all([new Promise((r) => proc.stdout.once("close", r)), new Promise((r) => proc.stderr.once("close", r))]);
+  const streamsDone = Promise.all([
+    new Promise((r) => proc.stdout.once("close", r)),
+    new Promise((r) => proc.stderr.once("close", r)),
+  ]);
   const exit = await proc.exited;
   opts.watch?.unwatch();
   await Promise.race([streamsDone, new Promise((r) => setTimeout(r, 2000))]);
   opts.signal?.removeEventListener("abort", onAbort);
   out.end();
   err.end();
-  if (opts.signal?.aborted) throw new SidecarError("SHUTTING_DOWN", `${what} on ${host.target} was cancelled (the sidecar is shutting down); it is not recorded as done`);
+  if (opts.signal?.aborted)
+    throw new SidecarError(
+      "SHUTTING_DOWN",
+      `${what} on ${host.target} was cancelled (the sidecar is shutting down); it is not recorded as done`,
+    );
   if (exit.exitCode !== 0) {
     const explained = opts.explain?.(stdout, stderr);
-    const lines = `${stderr}\n${stdout}`.replace(/\0/g, "\n").trim().split("\n").filter((l) => l.trim() !== "");
+    const lines = `${stderr}\n${stdout}`
+      .replace(/\0/g, "\n")
+      .trim()
+      .split("\n")
+      .filter((l) => l.trim() !== "");
     const detail = explained ?? lines.slice(-15).join("\n");
     const how = exit.signal ? `was killed by ${exit.signal}` : `failed (exit ${exit.exitCode})`;
-    throw new SidecarError("ENV_FAILED", `${what} on ${host.target} ${how}${detail ? `:\n${detail}` : ""}`, { data: { target: host.target, command, exit_code: exit.exitCode, signal: exit.signal } });
+    throw new SidecarError(
+      "ENV_FAILED",
+      `${what} on ${host.target} ${how}${detail ? `:\n${detail}` : ""}`,
+      { data: { target: host.target, command, exit_code: exit.exitCode, signal: exit.signal } },
+    );
   }
   return { stdout, stderr };
 }

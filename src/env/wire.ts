@@ -17,7 +17,12 @@ export function ensureWire(o: EnsureOutcome): Record<string, unknown> {
       python: e.python,
       parsl: e.parsl,
       interpreter: e.interpreter,
-      activation: { path_prepend: e.activation.pathPrepend, set: e.activation.set, unset: e.activation.unset, scripts: e.activation.scripts },
+      activation: {
+        path_prepend: e.activation.pathPrepend,
+        set: e.activation.set,
+        unset: e.activation.unset,
+        scripts: e.activation.scripts,
+      },
       worker_init: e.workerInit,
       dropped_keys: e.dropped,
       waited: e.waited,

@@ -48,7 +48,13 @@ interface Block {
   seen: { stdout: number; stderr: number };
   /** its channel went with a dropped connection; the group is watched over new ones, and its
    * output files on the pool are followed again over a new channel (`follower`) */
-  detached?: { timer: NodeJS.Timeout; probing: boolean; follower?: HostProcess | undefined; nothingToFollow?: boolean; restTries: number };
+  detached?: {
+    timer: NodeJS.Timeout;
+    probing: boolean;
+    follower?: HostProcess | undefined;
+    nothingToFollow?: boolean;
+    restTries: number;
+  };
   /** a cancel is signalling its group right now (a look then leaves the signals to it) */
   signalling?: boolean;
   /** the grace its cancel gave it between TERM and KILL */
@@ -83,7 +89,8 @@ export const BLOCK_MARK = "PARSL_SIDECAR_BLOCK";
  * here, so a look must not take them for gone.
  */
 export function blockAliveFunction(id: string, pgid: number): string {
-  if (!Number.isInteger(pgid) || pgid <= 1) throw new SidecarError("INVALID_ARGUMENT", `Refusing to look for process group \`${pgid}\``);
+  if (!Number.isInteger(pgid) || pgid <= 1)
+    throw new SidecarError("INVALID_ARGUMENT", `Refusing to look for process group \`${pgid}\``);
   return [
     blockFiles(id),
     `elsewhere() {`,
@@ -104,7 +111,11 @@ export function blockAliveFunction(id: string, pgid: number): string {
  * sidecar that was not there to see it end) and `$h` (the host it runs on, `uname -n`)
  */
 function blockFiles(id: string): string {
-  if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new SidecarError("INVALID_ARGUMENT", `Expected a block id of letters, digits, - and _, got \`${id}\``);
+  if (!/^[A-Za-z0-9_-]+$/.test(id))
+    throw new SidecarError(
+      "INVALID_ARGUMENT",
+      `Expected a block id of letters, digits, - and _, got \`${id}\``,
+    );
   return `d="$HOME/.parsl-sidecar/blocks"; o="$d/${id}.out"; e="$d/${id}.err"; r="$d/${id}.rc"; h="$d/${id}.host"`;
 }
 
@@ -117,10 +128,14 @@ export function blockLookScript(id: string, pgid: number): string {
 }
 
 /** How a block ended, from the status file its shell left (`<status> <signal name or ->`). */
-export function parseBlockStatus(line: string): { exitCode: number | null; signal: string | null } | undefined {
+export function parseBlockStatus(
+  line: string,
+): { exitCode: number | null; signal: string | null } | undefined {
   const m = /^(\d{1,3}) ([A-Z][A-Z0-9+-]*|-)$/.exec(line.trim());
   if (!m) return undefined;
-  return m[2] === "-" ? { exitCode: Number(m[1]), signal: null } : { exitCode: null, signal: `SIG${m[2]}` };
+  return m[2] === "-"
+    ? { exitCode: Number(m[1]), signal: null }
+    : { exitCode: null, signal: `SIG${m[2]}` };
 }
 
 /**
@@ -161,31 +176,75 @@ export class BlockManager {
   ) {}
 
   async start(req: StartBlock): Promise<BlockInfo> {
-    const extra = isLocalTarget(req.target) ? {} : ((await this.ownerEnv?.(req.owner, req.target)) ?? {});
+    const extra = isLocalTarget(req.target)
+      ? {}
+      : ((await this.ownerEnv?.(req.owner, req.target)) ?? {});
     const lease = await this.hosts.acquire(req.target, `executors:block:${req.owner}`);
     const id = `blk-${randomBytes(5).toString("hex")}`;
-    const cd = req.cwd === undefined ? "" : `mkdir -p ${remoteDir(req.cwd)} && cd ${remoteDir(req.cwd)} && `;
+    const cd =
+      req.cwd === undefined ? "" : `mkdir -p ${remoteDir(req.cwd)} && cd ${remoteDir(req.cwd)} && `;
     let proc: HostProcess;
     try {
       // the marker tells this block's processes from a later group that reuses its id
-      const run = lease.isLocal ? `exec bash -c ${shellQuote(req.script)}` : survivingCommand(id, req.script);
+      const run = lease.isLocal
+        ? `exec bash -c ${shellQuote(req.script)}`
+        : survivingCommand(id, req.script);
       proc = await lease.spawn(`${cd}${run}`, { env: { ...extra, [BLOCK_MARK]: id } });
     } catch (err) {
       lease.release();
-      throw new SidecarError("PROVIDER_FAILED", `Executor \`${req.label}\`: cannot start a worker block on \`${req.target}\`: ${(err as Error).message}`, { cause: err });
+      throw new SidecarError(
+        "PROVIDER_FAILED",
+        `Executor \`${req.label}\`: cannot start a worker block on \`${req.target}\`: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
-    const info: BlockInfo = { id, target: req.target, owner: req.owner, label: req.label, state: "running", pgid: null, exit_code: null, signal: null, started_at: Date.now(), ended_at: null, tail: "" };
-    const block: Block = { info, proc, lease, cancelling: false, files: [], paths: { stdout: req.stdout_path, stderr: req.stderr_path }, seen: { stdout: 0, stderr: 0 } };
+    const info: BlockInfo = {
+      id,
+      target: req.target,
+      owner: req.owner,
+      label: req.label,
+      state: "running",
+      pgid: null,
+      exit_code: null,
+      signal: null,
+      started_at: Date.now(),
+      ended_at: null,
+      tail: "",
+    };
+    const block: Block = {
+      info,
+      proc,
+      lease,
+      cancelling: false,
+      files: [],
+      paths: { stdout: req.stdout_path, stderr: req.stderr_path },
+      seen: { stdout: 0, stderr: 0 },
+    };
     this.blocks.set(id, block);
     this.capture(block, proc);
     proc.stdin.end();
     info.pgid = await proc.pgid.catch(() => null);
     void proc.exited.then(
-      (r) => (r.lost ? this.lost(block, new SidecarError("SSH_CONNECT", `The connection to \`${req.target}\` dropped`)) : this.ended(block, r.exitCode, r.signal)),
+      (r) =>
+        r.lost
+          ? this.lost(
+              block,
+              new SidecarError("SSH_CONNECT", `The connection to \`${req.target}\` dropped`),
+            )
+          : this.ended(block, r.exitCode, r.signal),
       (err: unknown) => this.lost(block, err),
     );
-    this.events.emit("executors.block", { id, label: req.label, target: req.target, state: "running", pgid: info.pgid });
-    this.log.info({ id, label: req.label, target: req.target, pgid: info.pgid }, "worker block started");
+    this.events.emit("executors.block", {
+      id,
+      label: req.label,
+      target: req.target,
+      state: "running",
+      pgid: info.pgid,
+    });
+    this.log.info(
+      { id, label: req.label, target: req.target, pgid: info.pgid },
+      "worker block started",
+    );
     return { ...info };
   }
 
@@ -287,12 +346,25 @@ export class BlockManager {
     block.info.tail = `${block.info.tail}\n${note}`.slice(-TAIL_BYTES);
     for (const f of block.files) f.end();
     block.files = [];
-    const detached = { timer: setInterval(() => void this.probe(block), DETACHED_PROBE_MS), probing: false, restTries: 0 };
+    const detached = {
+      timer: setInterval(() => void this.probe(block), DETACHED_PROBE_MS),
+      probing: false,
+      restTries: 0,
+    };
     detached.timer.unref();
     block.detached = detached;
-    this.log.warn({ id: block.info.id, target: block.info.target, pgid }, "worker block detached: its connection dropped");
+    this.log.warn(
+      { id: block.info.id, target: block.info.target, pgid },
+      "worker block detached: its connection dropped",
+    );
     // no pgid: the jobs service already holds the group (it adds one on a running event with a pgid)
-    this.events.emit("executors.block", { id: block.info.id, label: block.info.label, target: block.info.target, state: "running", detached: true });
+    this.events.emit("executors.block", {
+      id: block.info.id,
+      label: block.info.label,
+      target: block.info.target,
+      state: "running",
+      detached: true,
+    });
   }
 
   /**
@@ -326,24 +398,39 @@ export class BlockManager {
    * Whether a detached block's group still has processes and, once gone, how it ended (from the
    * status file its shell left); undefined when the pool cannot be reached within `waitMs`.
    */
-  private async look(block: Block, waitMs = 15_000, lease = block.lease): Promise<{ alive: boolean; status?: ReturnType<typeof parseBlockStatus> } | undefined> {
+  private async look(
+    block: Block,
+    waitMs = 15_000,
+    lease = block.lease,
+  ): Promise<{ alive: boolean; status?: ReturnType<typeof parseBlockStatus> } | undefined> {
     const script = blockLookScript(block.info.id, block.info.pgid!);
     const ask = lease.exec(script, { timeoutMs: waitMs }).then(
       (r) => {
         const [first, second] = r.stdout.split("\n");
         // `elsewhere`: this connection reached another host than the block's; look again later
         if (r.exitCode !== 0 || (first !== "alive" && first !== "gone")) return undefined;
-        return first === "alive" ? { alive: true } : { alive: false, status: parseBlockStatus(second ?? "") };
+        return first === "alive"
+          ? { alive: true }
+          : { alive: false, status: parseBlockStatus(second ?? "") };
       },
       () => undefined,
     );
     return await within(ask, waitMs, undefined);
   }
 
-  private async signalGroup(block: Block, signal: "TERM" | "KILL", waitMs: number, lease = block.lease): Promise<void> {
+  private async signalGroup(
+    block: Block,
+    signal: "TERM" | "KILL",
+    waitMs: number,
+    lease = block.lease,
+  ): Promise<void> {
     // only while a process of this block is still there (see blockAliveFunction)
     const script = `${blockAliveFunction(block.info.id, block.info.pgid!)}\nif ! elsewhere && alive; then ${killGroupCommand(block.info.pgid!, signal)}; fi; exit 0`;
-    await within(lease.exec(script, { timeoutMs: waitMs }).catch(() => undefined), waitMs, undefined);
+    await within(
+      lease.exec(script, { timeoutMs: waitMs }).catch(() => undefined),
+      waitMs,
+      undefined,
+    );
   }
 
   private async probe(block: Block): Promise<void> {
@@ -356,8 +443,15 @@ export class BlockManager {
       if (seen?.alive === false) {
         if (!(await this.readRest(block))) return;
         const st = seen.status;
-        const how = st ? (st.signal ?? `exit status ${st.exitCode}`) : "its exit status is unknown (it wrote to its old channel, or was killed with SIGKILL)";
-        this.ended(block, st?.exitCode ?? null, st?.signal ?? null, `[parsl-sidecar: the block's process group ended while it was detached: ${how}]`);
+        const how = st
+          ? (st.signal ?? `exit status ${st.exitCode}`)
+          : "its exit status is unknown (it wrote to its old channel, or was killed with SIGKILL)";
+        this.ended(
+          block,
+          st?.exitCode ?? null,
+          st?.signal ?? null,
+          `[parsl-sidecar: the block's process group ended while it was detached: ${how}]`,
+        );
       } else if (seen?.alive === true) {
         if (block.cancelling) await this.resignal(block);
         else await this.follow(block);
@@ -377,9 +471,16 @@ export class BlockManager {
     const now = Date.now();
     const first = block.resentAt === undefined;
     block.resentAt ??= now;
-    const signal = first ? "TERM" : now - block.resentAt >= (block.cancelGraceMs ?? 5000) ? "KILL" : undefined;
+    const signal = first
+      ? "TERM"
+      : now - block.resentAt >= (block.cancelGraceMs ?? 5000)
+        ? "KILL"
+        : undefined;
     if (!signal) return;
-    this.log.warn({ id: block.info.id, target: block.info.target, pgid: block.info.pgid, signal }, "cancelled worker block still running: signalling it again");
+    this.log.warn(
+      { id: block.info.id, target: block.info.target, pgid: block.info.pgid, signal },
+      "cancelled worker block still running: signalling it again",
+    );
     await this.signalGroup(block, signal, 15_000);
   }
 
@@ -387,7 +488,11 @@ export class BlockManager {
    * Signal a block's group until none of it is left: TERM (unless already sent), KILL after
    * `graceMs`. Bounded (about 2 x grace + 10 s) when it cannot be looked at; false then.
    */
-  private async signalUntilGone(ops: GroupOps, graceMs: number, termSent = false): Promise<boolean> {
+  private async signalUntilGone(
+    ops: GroupOps,
+    graceMs: number,
+    termSent = false,
+  ): Promise<boolean> {
     const step = Math.max(graceMs, 5000);
     const until = async (ms: number): Promise<boolean> => {
       const deadline = Date.now() + ms;
@@ -420,7 +525,12 @@ export class BlockManager {
     }
   }
 
-  private ended(block: Block, exitCode: number | null, signal: string | null, error?: string): void {
+  private ended(
+    block: Block,
+    exitCode: number | null,
+    signal: string | null,
+    error?: string,
+  ): void {
     const info = block.info;
     if (info.ended_at !== null) return;
     if (block.detached) {
@@ -436,7 +546,13 @@ export class BlockManager {
     for (const f of block.files) f.end();
     if (!block.lease.isLocal) {
       // its shell leaves its output and status files for this sidecar (survivingCommand)
-      const removed = within(block.lease.exec(`${blockFiles(info.id)}; rm -f "$o" "$e" "$r" "$h"`, { timeoutMs: 10_000 }).catch(() => undefined), 10_000, undefined).finally(() => {
+      const removed = within(
+        block.lease
+          .exec(`${blockFiles(info.id)}; rm -f "$o" "$e" "$r" "$h"`, { timeoutMs: 10_000 })
+          .catch(() => undefined),
+        10_000,
+        undefined,
+      ).finally(() => {
         block.lease.release();
         this.cleanups.delete(removed);
       });
@@ -444,20 +560,41 @@ export class BlockManager {
     } else {
       block.lease.release();
     }
-    this.events.emit("executors.block", { id: info.id, label: info.label, target: info.target, state: info.state, exit_code: exitCode, signal });
+    this.events.emit("executors.block", {
+      id: info.id,
+      label: info.label,
+      target: info.target,
+      state: info.state,
+      exit_code: exitCode,
+      signal,
+    });
     this.log.info({ id: info.id, state: info.state, exitCode, signal }, "worker block ended");
     this.trim();
   }
 
   private trim(): void {
     const ended = [...this.blocks.values()].filter((b) => b.info.ended_at !== null);
-    for (const b of ended.slice(0, Math.max(0, ended.length - KEEP_ENDED))) this.blocks.delete(b.info.id);
+    for (const b of ended.slice(0, Math.max(0, ended.length - KEEP_ENDED)))
+      this.blocks.delete(b.info.id);
   }
 
   status(ids: string[]): BlockInfo[] {
     return ids.map((id) => {
       const b = this.blocks.get(id);
-      if (!b) return { id, target: "", owner: "", label: "", state: "failed" as const, pgid: null, exit_code: null, signal: null, started_at: 0, ended_at: 0, tail: "unknown block (the sidecar may have restarted)" };
+      if (!b)
+        return {
+          id,
+          target: "",
+          owner: "",
+          label: "",
+          state: "failed" as const,
+          pgid: null,
+          exit_code: null,
+          signal: null,
+          started_at: 0,
+          ended_at: 0,
+          tail: "unknown block (the sidecar may have restarted)",
+        };
       return { ...b.info };
     });
   }
@@ -473,13 +610,29 @@ export class BlockManager {
         b.cancelGraceMs = graceMs;
         if (b.detached) return await this.cancelDetached(b, graceMs);
         // held until the whole group is seen gone: the block's own lease goes when its shell ends
-        const lease = b.info.pgid === null ? undefined : b.lease.isLocal ? b.lease : await this.hosts.acquire(b.info.target, `executors:cancel:${b.info.owner}`).catch(() => undefined);
+        const lease =
+          b.info.pgid === null
+            ? undefined
+            : b.lease.isLocal
+              ? b.lease
+              : await this.hosts
+                  .acquire(b.info.target, `executors:cancel:${b.info.owner}`)
+                  .catch(() => undefined);
         try {
           await b.proc.kill("SIGTERM").catch(() => undefined);
-          const gone = await Promise.race([b.proc.exited.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), graceMs).unref())]);
+          const gone = await Promise.race([
+            b.proc.exited.then(
+              () => true,
+              () => true,
+            ),
+            new Promise<boolean>((r) => setTimeout(() => r(false), graceMs).unref()),
+          ]);
           if (!gone) {
             await b.proc.kill("SIGKILL").catch(() => undefined);
-            await Promise.race([b.proc.exited.catch(() => undefined), new Promise((r) => setTimeout(r, graceMs).unref())]);
+            await Promise.race([
+              b.proc.exited.catch(() => undefined),
+              new Promise((r) => setTimeout(r, graceMs).unref()),
+            ]);
           }
           // the connection dropped meanwhile: the group may not have had the signals
           if (b.detached) return await this.cancelDetached(b, graceMs);
@@ -495,12 +648,16 @@ export class BlockManager {
   }
 
   list(owner?: string): BlockInfo[] {
-    return [...this.blocks.values()].filter((b) => owner === undefined || b.info.owner === owner).map((b) => ({ ...b.info }));
+    return [...this.blocks.values()]
+      .filter((b) => owner === undefined || b.info.owner === owner)
+      .map((b) => ({ ...b.info }));
   }
 
   /** Cancel every running block of an owner. */
   async release(owner: string): Promise<number> {
-    const ids = this.list(owner).filter((b) => b.state === "running").map((b) => b.id);
+    const ids = this.list(owner)
+      .filter((b) => b.state === "running")
+      .map((b) => b.id);
     await this.cancel(ids);
     return ids.length;
   }
@@ -510,7 +667,9 @@ export class BlockManager {
   }
 
   async close(): Promise<void> {
-    const ids = [...this.blocks.values()].filter((b) => b.info.state === "running").map((b) => b.info.id);
+    const ids = [...this.blocks.values()]
+      .filter((b) => b.info.state === "running")
+      .map((b) => b.info.id);
     await this.cancel(ids, 2000);
     // bounded: a pool that cannot be reached keeps the files (its next block's shell sweeps them)
     await within(Promise.allSettled([...this.cleanups]), 5000, undefined);

@@ -29,7 +29,11 @@ function distance(a: string, b: string): number {
   for (let j = 1; j <= b.length; j++) d[0]![j] = j;
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      d[i]![j] = Math.min(
+        d[i - 1]![j]! + 1,
+        d[i]![j - 1]! + 1,
+        d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
     }
   }
   return d[a.length]![b.length]!;
@@ -53,7 +57,11 @@ function where(label: string, key?: string): string {
 
 function checkEntry(label: string, entry: unknown, out: ExecutorsCheck): void {
   if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
-    out.errors.push({ label, value: entry, message: `Expected ${where(label)} to be an object of settings ({"POOL": ...}), got ${describeValue(entry)}` });
+    out.errors.push({
+      label,
+      value: entry,
+      message: `Expected ${where(label)} to be an object of settings ({"POOL": ...}), got ${describeValue(entry)}`,
+    });
     return;
   }
   const raw = entry as Record<string, unknown>;
@@ -63,7 +71,12 @@ function checkEntry(label: string, entry: unknown, out: ExecutorsCheck): void {
       const key = issue.path.length > 0 ? String(issue.path[0]) : undefined;
       const value = key === undefined ? undefined : raw[key];
       const got = value === undefined ? "" : `, got ${describeValue(value)}`;
-      out.errors.push({ label, ...(key === undefined ? {} : { key }), ...(value === undefined ? {} : { value }), message: `${where(label, key)}: ${issue.message}${got}` });
+      out.errors.push({
+        label,
+        ...(key === undefined ? {} : { key }),
+        ...(value === undefined ? {} : { value }),
+        message: `${where(label, key)}: ${issue.message}${got}`,
+      });
     }
   }
   const provider = (typeof raw.PROVIDER === "string" ? raw.PROVIDER : "local") as ProviderName;
@@ -71,21 +84,50 @@ function checkEntry(label: string, entry: unknown, out: ExecutorsCheck): void {
     const spec = keySpec(key);
     if (!spec) {
       const hint = suggestKey(key);
-      out.warnings.push({ label, key, value, message: `Unknown key ${where(label, key)} (kept as it is)${hint ? `; did you mean \`${hint}\`?` : ""}` });
+      out.warnings.push({
+        label,
+        key,
+        value,
+        message: `Unknown key ${where(label, key)} (kept as it is)${hint ? `; did you mean \`${hint}\`?` : ""}`,
+      });
     } else if (spec.deprecated) {
-      out.warnings.push({ label, key, value, message: `${where(label, key)} is ignored: ${spec.deprecated}` });
+      out.warnings.push({
+        label,
+        key,
+        value,
+        message: `${where(label, key)} is ignored: ${spec.deprecated}`,
+      });
     } else if (spec.providers && !spec.providers.includes(provider)) {
-      out.warnings.push({ label, key, value, message: `${where(label, key)} is ignored with PROVIDER ${provider} (it is used with ${spec.providers.join(" or ")})` });
+      out.warnings.push({
+        label,
+        key,
+        value,
+        message: `${where(label, key)} is ignored with PROVIDER ${provider} (it is used with ${spec.providers.join(" or ")})`,
+      });
     }
   }
   if (res.success) {
     out.executors[label] = res.data as Record<string, unknown>;
     const e = res.data as Record<string, unknown>;
-    if (typeof e.INIT_BLOCKS === "number" && typeof e.MAX_BLOCKS === "number" && e.INIT_BLOCKS > e.MAX_BLOCKS) {
-      out.warnings.push({ label, key: "INIT_BLOCKS", value: raw.INIT_BLOCKS, message: `${where(label, "INIT_BLOCKS")} (${e.INIT_BLOCKS}) is more than MAX_BLOCKS (${e.MAX_BLOCKS}): Parsl starts them all, then scales in` });
+    if (
+      typeof e.INIT_BLOCKS === "number" &&
+      typeof e.MAX_BLOCKS === "number" &&
+      e.INIT_BLOCKS > e.MAX_BLOCKS
+    ) {
+      out.warnings.push({
+        label,
+        key: "INIT_BLOCKS",
+        value: raw.INIT_BLOCKS,
+        message: `${where(label, "INIT_BLOCKS")} (${e.INIT_BLOCKS}) is more than MAX_BLOCKS (${e.MAX_BLOCKS}): Parsl starts them all, then scales in`,
+      });
     }
     if (e.RESOLVER === "parallelworks" && e.SSH_TARGET !== undefined) {
-      out.warnings.push({ label, key: "SSH_TARGET", value: raw.SSH_TARGET, message: `${where(label, "SSH_TARGET")} is used as it is; RESOLVER parallelworks only fills HOST_IP and HOST_USER` });
+      out.warnings.push({
+        label,
+        key: "SSH_TARGET",
+        value: raw.SSH_TARGET,
+        message: `${where(label, "SSH_TARGET")} is used as it is; RESOLVER parallelworks only fills HOST_IP and HOST_USER`,
+      });
     }
   }
 }
@@ -94,16 +136,31 @@ function checkEntry(label: string, entry: unknown, out: ExecutorsCheck): void {
 export function checkExecutors(json: unknown): ExecutorsCheck {
   const out: ExecutorsCheck = { ok: false, errors: [], warnings: [], executors: {} };
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
-    out.errors.push({ value: json, message: `Expected executors.json to be an object whose keys are executor labels, got ${describeValue(json)}` });
+    out.errors.push({
+      value: json,
+      message: `Expected executors.json to be an object whose keys are executor labels, got ${describeValue(json)}`,
+    });
     return out;
   }
   const labels = Object.keys(json).filter((k) => k !== "$schema");
-  if (labels.length === 0) out.errors.push({ message: 'executors.json has no executors: add at least one label, e.g. {"cpu_executor": {"POOL": "mycluster"}}' });
+  if (labels.length === 0)
+    out.errors.push({
+      message:
+        'executors.json has no executors: add at least one label, e.g. {"cpu_executor": {"POOL": "mycluster"}}',
+    });
   const schemaRef = (json as Record<string, unknown>).$schema;
-  if (schemaRef !== undefined && typeof schemaRef !== "string") out.errors.push({ key: "$schema", value: schemaRef, message: `Expected \`$schema\` to be a string, got ${describeValue(schemaRef)}` });
+  if (schemaRef !== undefined && typeof schemaRef !== "string")
+    out.errors.push({
+      key: "$schema",
+      value: schemaRef,
+      message: `Expected \`$schema\` to be a string, got ${describeValue(schemaRef)}`,
+    });
   for (const label of labels) {
     if (!LABEL_PATTERN.test(label)) {
-      out.errors.push({ label, message: `Executor label ${describeValue(label)} is not usable: a label may hold letters, digits, \`_\`, \`.\` and \`-\`, and starts with a letter or digit` });
+      out.errors.push({
+        label,
+        message: `Executor label ${describeValue(label)} is not usable: a label may hold letters, digits, \`_\`, \`.\` and \`-\`, and starts with a letter or digit`,
+      });
       continue;
     }
     checkEntry(label, (json as Record<string, unknown>)[label], out);
@@ -125,7 +182,10 @@ export function parseExecutorsText(text: string, file = "executors.json"): unkno
       const line = before.split("\n").length;
       at = ` at line ${line}, column ${before.length - before.lastIndexOf("\n")}`;
     }
-    throw new SidecarError("EXECUTORS_INVALID", `${file} is not valid JSON${at}: ${msg}`, { cause: err, data: { file } });
+    throw new SidecarError("EXECUTORS_INVALID", `${file} is not valid JSON${at}: ${msg}`, {
+      cause: err,
+      data: { file },
+    });
   }
 }
 
@@ -133,9 +193,16 @@ export function parseExecutorsText(text: string, file = "executors.json"): unkno
 export function assertExecutors(json: unknown, file = "executors.json"): ExecutorsCheck {
   const res = checkExecutors(json);
   if (!res.ok) {
-    throw new SidecarError("EXECUTORS_INVALID", `${file} is invalid: ${res.errors.map((e) => e.message).join("; ")}`, {
-      data: { file, errors: res.errors.map(({ label, key, message }) => ({ label, key, message })) },
-    });
+    throw new SidecarError(
+      "EXECUTORS_INVALID",
+      `${file} is invalid: ${res.errors.map((e) => e.message).join("; ")}`,
+      {
+        data: {
+          file,
+          errors: res.errors.map(({ label, key, message }) => ({ label, key, message })),
+        },
+      },
+    );
   }
   return res;
 }

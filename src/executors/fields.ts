@@ -11,7 +11,10 @@ export function boolish(): z.ZodType<boolean, boolean | string> {
     const s = v.trim().toLowerCase();
     if (TRUE.has(s)) return true;
     if (FALSE.has(s)) return false;
-    ctx.addIssue({ code: "custom", message: 'expected true or false (a JSON boolean or the string "true"/"false")' });
+    ctx.addIssue({
+      code: "custom",
+      message: 'expected true or false (a JSON boolean or the string "true"/"false")',
+    });
     return z.NEVER;
   }) as unknown as z.ZodType<boolean, boolean | string>;
 }
@@ -21,7 +24,13 @@ function numberFrom(v: number | string): number {
 }
 
 /** A number (or a numeric string) with bounds; `integer` forbids fractions. */
-export function numeric(opts: { integer?: boolean; min?: number; max?: number; exclusiveMin?: boolean; example: string }): z.ZodType<number, number | string> {
+export function numeric(opts: {
+  integer?: boolean;
+  min?: number;
+  max?: number;
+  exclusiveMin?: boolean;
+  example: string;
+}): z.ZodType<number, number | string> {
   const kind = opts.integer ? "an integer" : "a number";
   const bound =
     opts.min === undefined
@@ -54,17 +63,25 @@ export function port(): z.ZodType<number, number | string> {
 
 /** A non-empty string without newlines (paths, names). */
 export function text(what: string): z.ZodString {
-  return z.string({ error: `expected ${what} (a string)` }).min(1, { error: `expected ${what}, not an empty string` }).regex(/^[^\n\r\0]*$/, { error: `expected ${what} on one line` });
+  return z
+    .string({ error: `expected ${what} (a string)` })
+    .min(1, { error: `expected ${what}, not an empty string` })
+    .regex(/^[^\n\r\0]*$/, { error: `expected ${what} on one line` });
 }
 
 /** A path on a pool: absolute, or starting with `~/` (the login user's home). */
 export function remotePath(): z.ZodString {
-  return text("an absolute path on the pool, e.g. /home/me/parsl").regex(/^(\/|~\/|~$|\$HOME(\/|$))/, {
-    error: "expected an absolute path on the pool (starting with /, ~/ or $HOME/)",
-  });
+  return text("an absolute path on the pool, e.g. /home/me/parsl").regex(
+    /^(\/|~\/|~$|\$HOME(\/|$))/,
+    {
+      error: "expected an absolute path on the pool (starting with /, ~/ or $HOME/)",
+    },
+  );
 }
 
 /** Slurm/PBS wall time HH:MM:SS (Parsl's wtime_to_minutes needs exactly three parts). */
 export function walltime(): z.ZodString {
-  return z.string({ error: "expected a wall time HH:MM:SS (a string)" }).regex(/^\d+:[0-5]?\d:[0-5]?\d$/, { error: "expected a wall time HH:MM:SS, e.g. 01:00:00" });
+  return z
+    .string({ error: "expected a wall time HH:MM:SS (a string)" })
+    .regex(/^\d+:[0-5]?\d:[0-5]?\d$/, { error: "expected a wall time HH:MM:SS, e.g. 01:00:00" });
 }

@@ -15,19 +15,35 @@ export const sourceParams = {
 };
 
 /** Load the document named by `{path}` or given as `{executors}`. */
-export function loadSource(p: { path?: string | undefined; executors?: Record<string, unknown> | undefined }): { json: unknown; file: string } {
+export function loadSource(p: {
+  path?: string | undefined;
+  executors?: Record<string, unknown> | undefined;
+}): { json: unknown; file: string } {
   if (p.executors !== undefined) return { json: p.executors, file: p.path ?? "executors" };
-  if (p.path === undefined) throw new SidecarError("INVALID_PARAMS", "Give `path` (an executors.json) or `executors` (the document)");
+  if (p.path === undefined)
+    throw new SidecarError(
+      "INVALID_PARAMS",
+      "Give `path` (an executors.json) or `executors` (the document)",
+    );
   let text: string;
   try {
     text = readFileSync(p.path, "utf8");
   } catch (err) {
-    throw new SidecarError("EXECUTORS_INVALID", `Cannot read ${p.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw new SidecarError(
+      "EXECUTORS_INVALID",
+      `Cannot read ${p.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      { cause: err },
+    );
   }
   return { json: parseExecutorsText(text, p.path), file: p.path };
 }
 
-const issue = z.object({ label: z.string().optional(), key: z.string().optional(), value: z.unknown().optional(), message: z.string() });
+const issue = z.object({
+  label: z.string().optional(),
+  key: z.string().optional(),
+  value: z.unknown().optional(),
+  message: z.string(),
+});
 
 export function staticMethods(): MethodDef[] {
   return [
@@ -40,7 +56,8 @@ export function staticMethods(): MethodDef[] {
     }),
     defineMethod({
       name: "executors.check",
-      description: "Validate an executors document: errors and warnings naming label, key and value; the normalized entries and each one resolved with defaults.",
+      description:
+        "Validate an executors document: errors and warnings naming label, key and value; the normalized entries and each one resolved with defaults.",
       params: z.object(sourceParams).strict(),
       result: z.object({
         ok: z.boolean(),
@@ -52,20 +69,38 @@ export function staticMethods(): MethodDef[] {
       handler: (p) => {
         const { json } = loadSource(p);
         const res = checkExecutors(json);
-        const resolved = Object.fromEntries(Object.entries(res.executors).map(([label, e]) => [label, resolveExecutor(label, e) as unknown as Record<string, unknown>]));
+        const resolved = Object.fromEntries(
+          Object.entries(res.executors).map(([label, e]) => [
+            label,
+            resolveExecutor(label, e) as unknown as Record<string, unknown>,
+          ]),
+        );
         return { ...res, resolved };
       },
     }),
     defineMethod({
       name: "executors.explain",
       description: "What each key means, and for a document what each of its pools must provide.",
-      params: z.object({ ...sourceParams, local: z.object({ python: z.string(), parsl: z.string() }).optional() }).strict(),
-      result: z.object({ keys: z.array(z.record(z.string(), z.unknown())), pools: z.array(z.record(z.string(), z.unknown())), text: z.string() }),
+      params: z
+        .object({
+          ...sourceParams,
+          local: z.object({ python: z.string(), parsl: z.string() }).optional(),
+        })
+        .strict(),
+      result: z.object({
+        keys: z.array(z.record(z.string(), z.unknown())),
+        pools: z.array(z.record(z.string(), z.unknown())),
+        text: z.string(),
+      }),
       handler: (p) => {
-        const json = p.path === undefined && p.executors === undefined ? undefined : loadSource(p).json;
+        const json =
+          p.path === undefined && p.executors === undefined ? undefined : loadSource(p).json;
         return {
           keys: explainKeys() as unknown as Array<Record<string, unknown>>,
-          pools: json === undefined ? [] : (explainPools(json, p.local) as unknown as Array<Record<string, unknown>>),
+          pools:
+            json === undefined
+              ? []
+              : (explainPools(json, p.local) as unknown as Array<Record<string, unknown>>),
           text: explainText(json, p.local),
         };
       },

@@ -18,9 +18,18 @@ export interface ExecutorsModuleDeps {
   blockEnv?: BlockEnv | undefined;
 }
 
-export function executorsModule(ctx: DaemonContext, deps: ExecutorsModuleDeps = {}): ServiceModule & { service: ExecutorsService } {
+export function executorsModule(
+  ctx: DaemonContext,
+  deps: ExecutorsModuleDeps = {},
+): ServiceModule & { service: ExecutorsService } {
   const tunnels = deps.workerTunnels ?? (deps.tunnels ? workerTunnels(deps.tunnels) : undefined);
-  const service = new ExecutorsService({ hosts: deps.hosts, tunnels, log: ctx.log, events: ctx.events, blockEnv: deps.blockEnv });
+  const service = new ExecutorsService({
+    hosts: deps.hosts,
+    tunnels,
+    log: ctx.log,
+    events: ctx.events,
+    blockEnv: deps.blockEnv,
+  });
   return {
     name: "executors",
     service,

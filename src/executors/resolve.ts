@@ -53,7 +53,8 @@ function stripSlash(p: string): string {
 export function targetOf(e: Record<string, unknown>): string {
   const explicit = str(e.SSH_TARGET);
   if (explicit) return explicit;
-  if (e.RESOLVER === "parallelworks" && str(e.HOST_IP)) return str(e.HOST_USER) ? `${str(e.HOST_USER)}@${str(e.HOST_IP)}` : str(e.HOST_IP)!;
+  if (e.RESOLVER === "parallelworks" && str(e.HOST_IP))
+    return str(e.HOST_USER) ? `${str(e.HOST_USER)}@${str(e.HOST_IP)}` : str(e.HOST_IP)!;
   return str(e.POOL) ?? "local";
 }
 
@@ -62,7 +63,10 @@ export function resolveExecutor(label: string, e: Record<string, unknown>): Reso
   const provider = (str(e.PROVIDER) ?? "local") as ProviderName;
   const target = targetOf(e);
   const runDir = stripSlash(str(e.RUN_DIR) ?? "~/parsl-sidecar");
-  const condaPython = str(e.CONDA_DIR) && str(e.CONDA_ENV) ? `${stripSlash(str(e.CONDA_DIR)!)}/envs/${str(e.CONDA_ENV)}/bin/python` : undefined;
+  const condaPython =
+    str(e.CONDA_DIR) && str(e.CONDA_ENV)
+      ? `${stripSlash(str(e.CONDA_DIR)!)}/envs/${str(e.CONDA_ENV)}/bin/python`
+      : undefined;
   const opts: Record<string, unknown> = {};
   const copy = (key: string, name: string): void => {
     if (e[key] !== undefined) opts[name] = e[key];

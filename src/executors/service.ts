@@ -46,18 +46,28 @@ export class ExecutorsService {
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly deps: ExecutorsServiceDeps) {
-    this.blocks = deps.hosts ? new BlockManager(deps.hosts, deps.log, deps.events, deps.blockEnv) : undefined;
+    this.blocks = deps.hosts
+      ? new BlockManager(deps.hosts, deps.log, deps.events, deps.blockEnv)
+      : undefined;
     this.sweeper = setInterval(() => void this.sweep(), deps.sweepMs ?? 3000);
     this.sweeper.unref();
   }
 
   hosts(): Hosts {
-    if (!this.deps.hosts) throw new SidecarError("INTERNAL", "This sidecar was started without the SSH layer; pools cannot be reached");
+    if (!this.deps.hosts)
+      throw new SidecarError(
+        "INTERNAL",
+        "This sidecar was started without the SSH layer; pools cannot be reached",
+      );
     return this.deps.hosts;
   }
 
   blockManager(): BlockManager {
-    if (!this.blocks) throw new SidecarError("INTERNAL", "This sidecar was started without the SSH layer; worker blocks cannot start");
+    if (!this.blocks)
+      throw new SidecarError(
+        "INTERNAL",
+        "This sidecar was started without the SSH layer; worker blocks cannot start",
+      );
     return this.blocks;
   }
 
@@ -68,9 +78,17 @@ export class ExecutorsService {
     this.owners.set(owner, o);
   }
 
-  async complete(req: Omit<CompleteRequest, "owner">, owner: string, pid?: number): Promise<CompleteOutcome> {
+  async complete(
+    req: Omit<CompleteRequest, "owner">,
+    owner: string,
+    pid?: number,
+  ): Promise<CompleteOutcome> {
     this.own(owner, pid);
-    const deps = { hosts: this.hosts(), tunnels: this.deps.tunnels, ...(this.deps.resolver ? { resolver: this.deps.resolver } : {}) };
+    const deps = {
+      hosts: this.hosts(),
+      tunnels: this.deps.tunnels,
+      ...(this.deps.resolver ? { resolver: this.deps.resolver } : {}),
+    };
     const res = await completeExecutors({ ...req, owner }, deps);
     // noted again: the sweeper may have released the owner while completion ran
     this.own(owner, pid);
@@ -86,8 +104,13 @@ export class ExecutorsService {
     return info;
   }
 
-  async preflight(executors: ResolvedExecutor[], local: LocalVersions): Promise<ExecutorPreflight[]> {
-    return await Promise.all(executors.map((r) => preflightExecutor(this.hosts(), this.deps.tunnels, r, local)));
+  async preflight(
+    executors: ResolvedExecutor[],
+    local: LocalVersions,
+  ): Promise<ExecutorPreflight[]> {
+    return await Promise.all(
+      executors.map((r) => preflightExecutor(this.hosts(), this.deps.tunnels, r, local)),
+    );
   }
 
   /** Close the owner's tunnels and cancel its running blocks. */
@@ -96,11 +119,16 @@ export class ExecutorsService {
     this.owners.delete(owner);
     let tunnels = 0;
     for (const id of o?.tunnels ?? []) {
-      await this.deps.tunnels?.close(id).catch((err: unknown) => this.deps.log.warn({ id, err: (err as Error).message }, "closing a worker tunnel failed"));
+      await this.deps.tunnels
+        ?.close(id)
+        .catch((err: unknown) =>
+          this.deps.log.warn({ id, err: (err as Error).message }, "closing a worker tunnel failed"),
+        );
       tunnels++;
     }
     const blocks = (await this.blocks?.release(owner)) ?? 0;
-    if (tunnels + blocks > 0) this.deps.log.info({ owner, tunnels, blocks }, "released an owner's tunnels and blocks");
+    if (tunnels + blocks > 0)
+      this.deps.log.info({ owner, tunnels, blocks }, "released an owner's tunnels and blocks");
     return { tunnels, blocks };
   }
 
@@ -114,7 +142,11 @@ export class ExecutorsService {
   }
 
   status(): Record<string, unknown> {
-    return { owners: this.owners.size, tunnels: [...this.owners.values()].reduce((n, o) => n + o.tunnels.size, 0), blocks_running: this.blocks?.running() ?? 0 };
+    return {
+      owners: this.owners.size,
+      tunnels: [...this.owners.values()].reduce((n, o) => n + o.tunnels.size, 0),
+      blocks_running: this.blocks?.running() ?? 0,
+    };
   }
 
   async close(): Promise<void> {

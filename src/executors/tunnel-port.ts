@@ -28,12 +28,31 @@ export interface WorkerTunnels {
   /** an end-to-end check through the tunnel (from the pool to this machine), when the service offers one */
   check?(id: string): Promise<{ ok: boolean; error?: string }>;
   /** the tunnel, if it is open (or reconnecting) */
-  get(id: string): { id: string; target: string; localPort: number; dialHost: string; dialPort: number; state: string } | undefined;
+  get(
+    id: string,
+  ):
+    | {
+        id: string;
+        target: string;
+        localPort: number;
+        dialHost: string;
+        dialPort: number;
+        state: string;
+      }
+    | undefined;
 }
 
 /** The part of the tunnels service's manager this module uses (structurally typed). */
 export interface TunnelManagerLike {
-  open(p: { target: string; kind: "reverse"; local_port: number; bind: "cluster" | "loopback"; durable?: boolean; owner: string; label?: string }): Promise<TunnelRecordLike>;
+  open(p: {
+    target: string;
+    kind: "reverse";
+    local_port: number;
+    bind: "cluster" | "loopback";
+    durable?: boolean;
+    owner: string;
+    label?: string;
+  }): Promise<TunnelRecordLike>;
   close(id: string, reason?: string): Promise<unknown>;
   list(): TunnelRecordLike[];
   check?(id: string): Promise<{ ok: boolean; error?: string }>;
@@ -57,17 +76,34 @@ export interface TunnelRecordLike {
  */
 export function dialAddresses(rec: TunnelRecordLike): string {
   if (rec.reach === "loopback" || rec.reach === "local") return rec.dial_host;
-  return [...new Set([rec.dial_host, ...rec.dial_hosts])].filter((a) => /^[0-9.]+$|^[0-9a-fA-F:]+$/.test(a)).join(",");
+  return [...new Set([rec.dial_host, ...rec.dial_hosts])]
+    .filter((a) => /^[0-9.]+$|^[0-9a-fA-F:]+$/.test(a))
+    .join(",");
 }
 
 /** Adapt the tunnels service's manager to what completion and preflight need. */
 export function workerTunnels(manager: TunnelManagerLike): WorkerTunnels {
-  const view = (r: TunnelRecordLike): ReturnType<WorkerTunnels["get"]> => ({ id: r.id, target: r.target, localPort: r.local_port, dialHost: dialAddresses(r), dialPort: r.dial_port, state: r.state });
+  const view = (r: TunnelRecordLike): ReturnType<WorkerTunnels["get"]> => ({
+    id: r.id,
+    target: r.target,
+    localPort: r.local_port,
+    dialHost: dialAddresses(r),
+    dialPort: r.dial_port,
+    state: r.state,
+  });
   return {
     async open(req) {
       // durable: a dropped SSH connection must not lose the tasks and results in flight (the
       // interchange would wait for them forever: docs/executors.md)
-      const rec = await manager.open({ target: req.target, kind: "reverse", local_port: req.localPort, bind: req.relay ? "cluster" : "loopback", durable: true, owner: req.owner, label: req.label });
+      const rec = await manager.open({
+        target: req.target,
+        kind: "reverse",
+        local_port: req.localPort,
+        bind: req.relay ? "cluster" : "loopback",
+        durable: true,
+        owner: req.owner,
+        label: req.label,
+      });
       return { id: rec.id, dialHost: dialAddresses(rec), dialPort: rec.dial_port };
     },
     async close(id) {
@@ -75,7 +111,9 @@ export function workerTunnels(manager: TunnelManagerLike): WorkerTunnels {
     },
     ...(manager.check ? { check: (id: string) => manager.check!(id) } : {}),
     get(id) {
-      const rec = manager.list().find((r) => r.id === id && r.state !== "closed" && r.state !== "failed");
+      const rec = manager
+        .list()
+        .find((r) => r.id === id && r.state !== "closed" && r.state !== "failed");
       return rec ? view(rec) : undefined;
     },
   };

@@ -32,15 +32,25 @@ interface WireEnv {
 export function rpcEnvEnsurer(client: SidecarClient): EnvEnsurer {
   return {
     async ensure(params, call) {
-      const res = await client.call<{ env: WireEnv | null }>("env.ensure", { ...params, force: call.force ?? false }, {
-        timeout: 0,
-        onProgress: (p) => call.onProgress?.(p as never),
-      });
+      const res = await client.call<{ env: WireEnv | null }>(
+        "env.ensure",
+        { ...params, force: call.force ?? false },
+        {
+          timeout: 0,
+          onProgress: (p) => call.onProgress?.(p as never),
+        },
+      );
       const e = res.env;
       if (!e) return { env: null };
       const activation: Activation = {
-        backend: e.backend, prefix: e.prefix, name: e.name, interpreter: e.interpreter,
-        pathPrepend: e.activation.path_prepend, set: e.activation.set, unset: e.activation.unset, scripts: e.activation.scripts,
+        backend: e.backend,
+        prefix: e.prefix,
+        name: e.name,
+        interpreter: e.interpreter,
+        pathPrepend: e.activation.path_prepend,
+        set: e.activation.set,
+        unset: e.activation.unset,
+        scripts: e.activation.scripts,
       };
       return { env: { activation } };
     },
@@ -53,8 +63,18 @@ export function rpcExecutorsCompleter(client: SidecarClient): ExecutorsCompleter
     async complete(req, owner, pid) {
       const res = await client.call<Omit<CompleteOutcome, "opened">>(
         "executors.complete",
-        { executors: req.json, path: req.file, reuse: req.reuse, owner, owner_pid: pid ?? process.pid, ...(req.labels ? { labels: req.labels } : {}) },
-        { timeout: 0, onProgress: (p) => req.progress?.(String(p.label ?? ""), String(p.message ?? "")) },
+        {
+          executors: req.json,
+          path: req.file,
+          reuse: req.reuse,
+          owner,
+          owner_pid: pid ?? process.pid,
+          ...(req.labels ? { labels: req.labels } : {}),
+        },
+        {
+          timeout: 0,
+          onProgress: (p) => req.progress?.(String(p.label ?? ""), String(p.message ?? "")),
+        },
       );
       return { ...res, opened: [] };
     },
@@ -64,5 +84,8 @@ export function rpcExecutorsCompleter(client: SidecarClient): ExecutorsCompleter
 
 /** The preparers `run --connection` adds to its jobs service. */
 export function connectionPreparers(client: SidecarClient, outDir: string): JobPreparer[] {
-  return [envPreparer(rpcEnvEnsurer(client)), executorsPreparer(rpcExecutorsCompleter(client), outDir)];
+  return [
+    envPreparer(rpcEnvEnsurer(client)),
+    executorsPreparer(rpcExecutorsCompleter(client), outDir),
+  ];
 }

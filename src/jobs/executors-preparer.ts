@@ -19,7 +19,9 @@ export const EXECUTORS_ENV = "PARSL_SIDECAR_EXECUTORS";
  * by the job's teardown), or an RPC adapter with `release` (`run --connection`), called at the
  * job's tunnels stage.
  */
-export type ExecutorsCompleter = Pick<ExecutorsService, "complete"> & { release?: (owner: string) => Promise<unknown> };
+export type ExecutorsCompleter = Pick<ExecutorsService, "complete"> & {
+  release?: (owner: string) => Promise<unknown>;
+};
 
 export function executorsPreparer(service: ExecutorsCompleter, outDir: string): JobPreparer {
   return {
@@ -31,12 +33,26 @@ export function executorsPreparer(service: ExecutorsCompleter, outDir: string): 
       try {
         text = readFileSync(job.executors, "utf8");
       } catch (err) {
-        throw new SidecarError("EXECUTORS_INVALID", `Cannot read ${job.executors}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+        throw new SidecarError(
+          "EXECUTORS_INVALID",
+          `Cannot read ${job.executors}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          { cause: err },
+        );
       }
       const json = parseExecutorsText(text, job.executors);
       const release = service.release;
-      if (release) job.onTeardown("tunnels", "executors", () => release(job.id).then(() => undefined));
-      const res = await service.complete({ json, file: job.executors, reuse: true, signal: job.signal, progress: (label, message) => job.log.info({ job: job.id, label }, message) }, job.id);
+      if (release)
+        job.onTeardown("tunnels", "executors", () => release(job.id).then(() => undefined));
+      const res = await service.complete(
+        {
+          json,
+          file: job.executors,
+          reuse: true,
+          signal: job.signal,
+          progress: (label, message) => job.log.info({ job: job.id, label }, message),
+        },
+        job.id,
+      );
       const out = join(outDir, `executors-${job.id}.json`);
       writeFileAtomic(out, `${JSON.stringify(res.executors, null, 2)}\n`, { mode: 0o600 });
       for (const w of res.warnings) job.log.warn({ job: job.id }, w);

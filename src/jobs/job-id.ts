@@ -13,13 +13,19 @@ export function isJobId(s: string): boolean {
 /** Check a job id given by the user (also used for the record's file name, so no slashes). */
 export function checkJobId(id: string): string {
   if (!isJobId(id)) {
-    throw new SidecarError("INVALID_ARGUMENT", `Expected \`--job\` to be 1-100 letters, digits, '.', '_' or '-' starting with a letter or digit; got \`${id}\``);
+    throw new SidecarError(
+      "INVALID_ARGUMENT",
+      `Expected \`--job\` to be 1-100 letters, digits, '.', '_' or '-' starting with a letter or digit; got \`${id}\``,
+    );
   }
   return id;
 }
 
 function slug(s: string): string {
-  const out = s.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40);
+  const out = s
+    .replace(/[^A-Za-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 40);
   return out || "job";
 }
 

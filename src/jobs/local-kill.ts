@@ -28,15 +28,22 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 }
 
 /** Kill a job's local processes: SIGTERM, wait up to graceMs, then SIGKILL. */
-export async function killLocalJob(spec: JobProcessSpec, graceMs: number): Promise<LocalKillResult> {
+export async function killLocalJob(
+  spec: JobProcessSpec,
+  graceMs: number,
+): Promise<LocalKillResult> {
   const seen = new Map<string, ProcRef>();
   const termed = new Set<string>();
   const remember = (ps: ProcInfo[]): void => {
-    for (const p of ps) seen.set(`${p.pid}:${p.startTime}`, { pid: p.pid, start_time: p.startTime });
+    for (const p of ps)
+      seen.set(`${p.pid}:${p.startTime}`, { pid: p.pid, start_time: p.startTime });
   };
   // processes found once stay found: after their parent dies they are reparented to init
   const scan = (): ProcInfo[] => {
-    const ps = collectJobProcesses({ ...spec, known: [...spec.known, ...seen.values()] }, listProcs());
+    const ps = collectJobProcesses(
+      { ...spec, known: [...spec.known, ...seen.values()] },
+      listProcs(),
+    );
     remember(ps);
     return ps;
   };

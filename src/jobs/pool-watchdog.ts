@@ -23,18 +23,21 @@ export interface RemoteCleanup {
 
 export function parseDone(target: string, line: string | undefined): RemoteCleanup {
   const out: RemoteCleanup = { target, groups: 0, processes: 0, slurm: 0, pbspro: 0, left: 0 };
-  if (!line?.startsWith("done ")) return { ...out, error: `the watchdog did not report (${line ?? "no output"})` };
+  if (!line?.startsWith("done "))
+    return { ...out, error: `the watchdog did not report (${line ?? "no output"})` };
   for (const kv of line.slice(5).split(" ")) {
     const [k, v] = kv.split("=");
     if (k === "survivors" && v) out.survivors = v.split(",");
-    else if (k && k in out && k !== "target") (out as unknown as Record<string, number>)[k] = Number(v);
+    else if (k && k in out && k !== "target")
+      (out as unknown as Record<string, number>)[k] = Number(v);
   }
   return out;
 }
 
 /** Lines that tell a watchdog about a resource (or that it is gone). */
 export function resourceLine(r: JobResource, removed = false): string | undefined {
-  if (r.kind === "remote_group") return `${removed ? "unpg" : "pg"} ${r.pgid}${r.mark ? ` ${r.mark}` : ""}`;
+  if (r.kind === "remote_group")
+    return `${removed ? "unpg" : "pg"} ${r.pgid}${r.mark ? ` ${r.mark}` : ""}`;
   if (r.kind === "scheduler_job") return `${removed ? "unsj" : "sj"} ${r.scheduler} ${r.id}`;
   return undefined;
 }
@@ -57,15 +60,31 @@ export class PoolWatchdog {
   ) {}
 
   /** Start the watchdog on `host` and wait until it is ready. */
-  static async start(host: Host, jobId: string, opts: { run: string; boundS: number; graceMs: number; heartbeatS?: number; env?: Record<string, string> }): Promise<PoolWatchdog> {
+  static async start(
+    host: Host,
+    jobId: string,
+    opts: {
+      run: string;
+      boundS: number;
+      graceMs: number;
+      heartbeatS?: number;
+      env?: Record<string, string>;
+    },
+  ): Promise<PoolWatchdog> {
     const wd = new PoolWatchdog(host, jobId);
-    wd.proc = await host.spawn(watchdogCommand(jobId, opts.run, opts.boundS, opts.graceMs, shellQuote, host.target), opts.env ? { env: opts.env } : {});
+    wd.proc = await host.spawn(
+      watchdogCommand(jobId, opts.run, opts.boundS, opts.graceMs, shellQuote, host.target),
+      opts.env ? { env: opts.env } : {},
+    );
     wd.proc.stdin.on("error", () => undefined);
     wd.proc.stderr.resume();
     const rl = createInterface({ input: wd.proc.stdout });
     rl.on("line", (l) => wd.push(l));
     rl.on("close", () => wd.close());
-    void wd.proc.exited.then(() => wd.close(), () => wd.close());
+    void wd.proc.exited.then(
+      () => wd.close(),
+      () => wd.close(),
+    );
     const ready = await wd.next(30_000);
     if (!ready?.startsWith("ready ")) {
       await wd.proc.kill("SIGKILL").catch(() => undefined);
@@ -101,7 +120,11 @@ export class PoolWatchdog {
   async kill(graceMs: number): Promise<RemoteCleanup> {
     this.stopHeartbeat();
     this.intended = true;
-    if (this.ended) return { ...parseDone(this.host.target, undefined), error: "the watchdog had already exited" };
+    if (this.ended)
+      return {
+        ...parseDone(this.host.target, undefined),
+        error: "the watchdog had already exited",
+      };
     this.send(`kill ${Math.round(graceMs)}`);
     const line = await this.next(graceMs + 30_000);
     this.ended = true;
@@ -164,10 +187,22 @@ export class PoolWatchdog {
  * Clean up a job on a pool without a running watchdog (the sidecar that started it is gone):
  * the same script, fed the resources from the record, run once over exec.
  */
-export async function cleanupOnHost(host: Host, jobId: string, run: string, resources: JobResource[], graceMs: number): Promise<RemoteCleanup> {
-  const lines = [...resources.map((r) => resourceLine(r)).filter((l): l is string => l !== undefined), `kill ${Math.round(graceMs)}`];
+export async function cleanupOnHost(
+  host: Host,
+  jobId: string,
+  run: string,
+  resources: JobResource[],
+  graceMs: number,
+): Promise<RemoteCleanup> {
+  const lines = [
+    ...resources.map((r) => resourceLine(r)).filter((l): l is string => l !== undefined),
+    `kill ${Math.round(graceMs)}`,
+  ];
   try {
-    const res = await host.exec(watchdogCommand(jobId, run, 3600, graceMs, shellQuote, host.target), { stdin: `${lines.join("\n")}\n`, timeoutMs: graceMs + 60_000 });
+    const res = await host.exec(
+      watchdogCommand(jobId, run, 3600, graceMs, shellQuote, host.target),
+      { stdin: `${lines.join("\n")}\n`, timeoutMs: graceMs + 60_000 },
+    );
     const done = res.stdout.split("\n").find((l) => l.startsWith("done "));
     return parseDone(host.target, done ?? (res.stderr.trim() || `exit ${res.exitCode}`));
   } catch (err) {
@@ -179,8 +214,15 @@ export async function cleanupOnHost(host: Host, jobId: string, run: string, reso
  * Clean up every pool a job used, in parallel: through its live watchdog where there is one,
  * else over a plain exec from the record.
  */
-export async function cleanupTargets(rec: { id: string; resources: JobResource[]; supervisor: { pid: number; start_time: number } }, hosts: Hosts, graceMs: number, watchdogs: Map<string, PoolWatchdog> = new Map()): Promise<RemoteCleanup[]> {
-  const targets = new Set(rec.resources.map(watchedTarget).filter((t): t is string => t !== undefined));
+export async function cleanupTargets(
+  rec: { id: string; resources: JobResource[]; supervisor: { pid: number; start_time: number } },
+  hosts: Hosts,
+  graceMs: number,
+  watchdogs: Map<string, PoolWatchdog> = new Map(),
+): Promise<RemoteCleanup[]> {
+  const targets = new Set(
+    rec.resources.map(watchedTarget).filter((t): t is string => t !== undefined),
+  );
   for (const t of watchdogs.keys()) targets.add(t);
   return Promise.all(
     [...targets].map(async (target) => {
@@ -189,12 +231,22 @@ export async function cleanupTargets(rec: { id: string; resources: JobResource[]
       try {
         const lease = await hosts.acquire(target, `job:${rec.id}`);
         try {
-          return await cleanupOnHost(lease, rec.id, runToken(rec.supervisor), rec.resources.filter((r) => "target" in r && r.target === target), graceMs);
+          return await cleanupOnHost(
+            lease,
+            rec.id,
+            runToken(rec.supervisor),
+            rec.resources.filter((r) => "target" in r && r.target === target),
+            graceMs,
+          );
         } finally {
           lease.release();
         }
       } catch (err) {
-        return { ...parseDone(target, undefined), left: -1, error: `not reachable: ${(err as Error).message}` };
+        return {
+          ...parseDone(target, undefined),
+          left: -1,
+          error: `not reachable: ${(err as Error).message}`,
+        };
       }
     }),
   );

@@ -58,7 +58,11 @@ export function readProc(pid: number | "self"): ProcInfo | undefined {
   }
   try {
     const n = readSync(fd, statBuf, 0, statBuf.length, null);
-    return parseStat(n < statBuf.length ? statBuf.toString("latin1", 0, n) : readFileSync(`/proc/${pid}/stat`, "latin1"));
+    return parseStat(
+      n < statBuf.length
+        ? statBuf.toString("latin1", 0, n)
+        : readFileSync(`/proc/${pid}/stat`, "latin1"),
+    );
   } catch {
     return undefined;
   } finally {
@@ -94,7 +98,11 @@ export function hasEnvEntry(pid: number, entry: string): boolean {
   }
   // the last entry may lack its terminating NUL
   const last = Buffer.from(entry);
-  return buf.length >= last.length && buf.subarray(buf.length - last.length).equals(last) && (buf.length === last.length || buf[buf.length - last.length - 1] === 0);
+  return (
+    buf.length >= last.length &&
+    buf.subarray(buf.length - last.length).equals(last) &&
+    (buf.length === last.length || buf[buf.length - last.length - 1] === 0)
+  );
 }
 
 export function isGone(p: ProcInfo): boolean {

@@ -3,7 +3,17 @@
  * written atomically (temp file + rename) and updated under a short lock file so that the
  * supervising `run` and a `kill` from another terminal do not lose each other's writes.
  */
-import { closeSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { SidecarError } from "../errors.js";
@@ -11,9 +21,23 @@ import { ensurePrivateDir } from "../util/private-dir.js";
 import { isJobId } from "./job-id.js";
 import { JobResourceSchema } from "./resources.js";
 
-export const JOB_STATES = ["starting", "running", "succeeded", "failed", "killed", "timed-out", "lost"] as const;
+export const JOB_STATES = [
+  "starting",
+  "running",
+  "succeeded",
+  "failed",
+  "killed",
+  "timed-out",
+  "lost",
+] as const;
 export type JobState = (typeof JOB_STATES)[number];
-export const FINAL_STATES: readonly JobState[] = ["succeeded", "failed", "killed", "timed-out", "lost"];
+export const FINAL_STATES: readonly JobState[] = [
+  "succeeded",
+  "failed",
+  "killed",
+  "timed-out",
+  "lost",
+];
 
 const ProcRefSchema = z.object({ pid: z.number().int(), start_time: z.number() });
 export type ProcRef = z.infer<typeof ProcRefSchema>;
@@ -37,15 +61,29 @@ export const JobRecordSchema = z.object({
   /** the `run` process that supervises COMMAND (it also hosts the sidecar unless --connection) */
   supervisor: ProcRefSchema,
   /** the sidecar serving this job: its connection file and pid */
-  sidecar: z.object({ pid: z.number().int(), connection_file: z.string() }).nullable().default(null),
+  sidecar: z
+    .object({ pid: z.number().int(), connection_file: z.string() })
+    .nullable()
+    .default(null),
   /** COMMAND's pid, also its process-group id */
   pgid: z.number().int().nullable().default(null),
   /** descendants seen while the job ran (they may have left the group) */
   tracked: z.array(ProcRefSchema).default([]),
   pools: z.array(z.string()).default([]),
   resources: z.array(JobResourceSchema).default([]),
-  kill_requested: z.object({ at: z.string(), by_pid: z.number().int(), grace_ms: z.number() }).nullable().default(null),
-  cleanup: z.object({ local_signalled: z.number().int(), local_left: z.number().int(), remote: z.array(z.record(z.string(), z.unknown())), errors: z.array(z.string()) }).nullable().default(null),
+  kill_requested: z
+    .object({ at: z.string(), by_pid: z.number().int(), grace_ms: z.number() })
+    .nullable()
+    .default(null),
+  cleanup: z
+    .object({
+      local_signalled: z.number().int(),
+      local_left: z.number().int(),
+      remote: z.array(z.record(z.string(), z.unknown())),
+      errors: z.array(z.string()),
+    })
+    .nullable()
+    .default(null),
 });
 export type JobRecord = z.infer<typeof JobRecordSchema>;
 
@@ -83,28 +121,49 @@ export class JobStore {
     let text: string;
     try {
       const st = lstatSync(file);
-      if (!st.isFile()) throw new SidecarError("JOB_NOT_FOUND", `No job \`${id}\`: ${file} is not a regular file`);
+      if (!st.isFile())
+        throw new SidecarError("JOB_NOT_FOUND", `No job \`${id}\`: ${file} is not a regular file`);
       const uid = process.getuid?.();
       if (uid !== undefined && st.uid !== uid) {
-        throw new SidecarError("JOB_NOT_OWNED", `Job \`${id}\` belongs to uid ${st.uid}, not to you (uid ${uid}); only its owner can see or stop it`, { data: { job: id, owner_uid: st.uid } });
+        throw new SidecarError(
+          "JOB_NOT_OWNED",
+          `Job \`${id}\` belongs to uid ${st.uid}, not to you (uid ${uid}); only its owner can see or stop it`,
+          { data: { job: id, owner_uid: st.uid } },
+        );
       }
       text = readFileSync(file, "utf8");
     } catch (err) {
       if (err instanceof SidecarError) throw err;
       if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-        throw new SidecarError("JOB_NOT_FOUND", `No job \`${id}\` in ${this.dir}; \`parsl-sidecar jobs\` lists the known jobs`, { data: { job: id } });
+        throw new SidecarError(
+          "JOB_NOT_FOUND",
+          `No job \`${id}\` in ${this.dir}; \`parsl-sidecar jobs\` lists the known jobs`,
+          { data: { job: id } },
+        );
       }
-      throw new SidecarError("JOB_NOT_OWNED", `Cannot read job \`${id}\` (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); only its owner can see or stop it`, { data: { job: id } });
+      throw new SidecarError(
+        "JOB_NOT_OWNED",
+        `Cannot read job \`${id}\` (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); only its owner can see or stop it`,
+        { data: { job: id } },
+      );
     }
     let rec: JobRecord;
     try {
       rec = JobRecordSchema.parse(JSON.parse(text));
     } catch (err) {
-      throw new SidecarError("JOB_NOT_FOUND", `The record of job \`${id}\` (${file}) is damaged: ${(err as Error).message.slice(0, 200)}`, { cause: err, data: { job: id } });
+      throw new SidecarError(
+        "JOB_NOT_FOUND",
+        `The record of job \`${id}\` (${file}) is damaged: ${(err as Error).message.slice(0, 200)}`,
+        { cause: err, data: { job: id } },
+      );
     }
     const uid = process.getuid?.();
     if (uid !== undefined && rec.uid !== uid) {
-      throw new SidecarError("JOB_NOT_OWNED", `Job \`${id}\` was started by uid ${rec.uid}, not by you (uid ${uid}); only its owner can stop it`, { data: { job: id, owner_uid: rec.uid } });
+      throw new SidecarError(
+        "JOB_NOT_OWNED",
+        `Job \`${id}\` was started by uid ${rec.uid}, not by you (uid ${uid}); only its owner can stop it`,
+        { data: { job: id, owner_uid: rec.uid } },
+      );
     }
     return rec;
   }
@@ -160,7 +219,11 @@ export class JobStore {
         } catch {
           // gone meanwhile
         }
-        if (Date.now() > deadline) throw new SidecarError("INTERNAL", `Job record ${id} stayed locked (${lock}); remove the lock file if no parsl-sidecar is running`);
+        if (Date.now() > deadline)
+          throw new SidecarError(
+            "INTERNAL",
+            `Job record ${id} stayed locked (${lock}); remove the lock file if no parsl-sidecar is running`,
+          );
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
       }
     }

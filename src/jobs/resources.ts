@@ -19,7 +19,10 @@ export const JobResourceSchema = z.discriminatedUnion("kind", [
      * this, so a pgid recorded on another login node behind the same pool name, or reused
      * since, is left alone
      */
-    mark: z.string().regex(/^[A-Z][A-Z0-9_]*=[A-Za-z0-9_.-]+$/, "NAME=value").optional(),
+    mark: z
+      .string()
+      .regex(/^[A-Z][A-Z0-9_]*=[A-Za-z0-9_.-]+$/, "NAME=value")
+      .optional(),
     label: z.string().optional(),
   }),
   z.object({

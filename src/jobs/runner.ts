@@ -15,7 +15,14 @@ import { killLocalJob, type LocalKillResult } from "./local-kill.js";
 import { cleanupTargets, PoolWatchdog, runToken } from "./pool-watchdog.js";
 import { JOB_ENV, readProc, selfStartTime } from "./proc.js";
 import type { JobRecord, JobState, JobStore } from "./record.js";
-import { type Closer, type JobResource, type OwnerRelease, resourceKey, type TeardownStage, watchedTarget } from "./resources.js";
+import {
+  type Closer,
+  type JobResource,
+  type OwnerRelease,
+  resourceKey,
+  type TeardownStage,
+  watchedTarget,
+} from "./resources.js";
 import { signalExitCode, supervise, type SuperviseResult } from "./supervise.js";
 import { ProcessTracker } from "./tracker.js";
 
@@ -54,10 +61,28 @@ export class JobRunner {
   ) {
     const now = new Date().toISOString();
     deps.store.write({
-      version: 1, id: spec.id, command: spec.command, cwd: spec.cwd, uid: process.getuid?.() ?? 0, host: hostname(),
-      state: "starting", created_at: now, started_at: now, ended_at: null, exit_code: null, signal: null, reason: null,
-      timeout_ms: spec.timeoutMs ?? null, supervisor: { pid: process.pid, start_time: readProc("self")?.startTime ?? 0 }, sidecar: spec.sidecar,
-      pgid: null, tracked: [], pools: [], resources: [], kill_requested: null, cleanup: null,
+      version: 1,
+      id: spec.id,
+      command: spec.command,
+      cwd: spec.cwd,
+      uid: process.getuid?.() ?? 0,
+      host: hostname(),
+      state: "starting",
+      created_at: now,
+      started_at: now,
+      ended_at: null,
+      exit_code: null,
+      signal: null,
+      reason: null,
+      timeout_ms: spec.timeoutMs ?? null,
+      supervisor: { pid: process.pid, start_time: readProc("self")?.startTime ?? 0 },
+      sidecar: spec.sidecar,
+      pgid: null,
+      tracked: [],
+      pools: [],
+      resources: [],
+      kill_requested: null,
+      cleanup: null,
     });
     this.emit("starting");
     this.done = this.run();
@@ -72,10 +97,23 @@ export class JobRunner {
   }
 
   /** Stop the job (from `kill`, a timeout or a signal) and wait for the whole teardown. */
-  kill(graceMs: number, state: JobState = "killed", reason = "stopped by parsl-sidecar kill"): Promise<RunOutcome> {
+  kill(
+    graceMs: number,
+    state: JobState = "killed",
+    reason = "stopped by parsl-sidecar kill",
+  ): Promise<RunOutcome> {
     this.ending ??= { state, reason };
     this.abort.abort();
-    if (state === "killed") this.deps.store.update(this.id, (r) => (r.kill_requested ??= { at: new Date().toISOString(), by_pid: process.pid, grace_ms: graceMs }));
+    if (state === "killed")
+      this.deps.store.update(
+        this.id,
+        (r) =>
+          (r.kill_requested ??= {
+            at: new Date().toISOString(),
+            by_pid: process.pid,
+            grace_ms: graceMs,
+          }),
+      );
     this.localKill ??= killLocalJob(this.localSpec(), graceMs);
     return this.done;
   }
@@ -99,7 +137,8 @@ export class JobRunner {
     this.deps.store.update(this.id, (rec) => {
       rec.resources = rec.resources.filter((x) => resourceKey(x) !== resourceKey(r));
     });
-    if (r.kind === "remote_group" || r.kind === "scheduler_job") (await this.watchdogs.get(r.target))?.remove(r);
+    if (r.kind === "remote_group" || r.kind === "scheduler_job")
+      (await this.watchdogs.get(r.target))?.remove(r);
   }
 
   onTeardown(stage: TeardownStage, name: string, close: Closer): () => void {
@@ -142,17 +181,29 @@ export class JobRunner {
       lease = await this.deps.hosts.acquire(target, `job:${this.id}`);
       this.leases.push(lease);
       const rec = this.record();
-      const wd = await PoolWatchdog.start(lease, this.id, { run: runToken(rec.supervisor), boundS: this.deps.watchdogBoundS, graceMs: this.spec.graceMs });
-      for (const r of rec.resources) if ((r.kind === "remote_group" || r.kind === "scheduler_job") && r.target === target) wd.add(r);
+      const wd = await PoolWatchdog.start(lease, this.id, {
+        run: runToken(rec.supervisor),
+        boundS: this.deps.watchdogBoundS,
+        graceMs: this.spec.graceMs,
+      });
+      for (const r of rec.resources)
+        if ((r.kind === "remote_group" || r.kind === "scheduler_job") && r.target === target)
+          wd.add(r);
       void wd.ended$.then(() => {
         if (wd.endedOnPurpose || this.tearingDown) return;
-        this.deps.log.warn({ job: this.id, target }, "the pool's watchdog was lost (its SSH connection dropped?); starting another");
+        this.deps.log.warn(
+          { job: this.id, target },
+          "the pool's watchdog was lost (its SSH connection dropped?); starting another",
+        );
         drop();
         again();
       });
       return wd;
     } catch (err) {
-      this.deps.log.warn({ job: this.id, target, err: (err as Error).message }, "cannot start the pool's watchdog yet; retrying");
+      this.deps.log.warn(
+        { job: this.id, target, err: (err as Error).message },
+        "cannot start the pool's watchdog yet; retrying",
+      );
       drop();
       again();
       return undefined;
@@ -162,7 +213,13 @@ export class JobRunner {
   private localSpec(): Parameters<typeof killLocalJob>[0] {
     const rec = this.record();
     const groups = rec.resources.flatMap((r) => (r.kind === "local_group" ? [r.pgid] : []));
-    return { jobId: this.id, pgids: this.pgid ? [this.pgid, ...groups] : groups, known: this.tracker?.refs() ?? rec.tracked, exclude: [process.pid], notBefore: selfStartTime() };
+    return {
+      jobId: this.id,
+      pgids: this.pgid ? [this.pgid, ...groups] : groups,
+      known: this.tracker?.refs() ?? rec.tracked,
+      exclude: [process.pid],
+      notBefore: selfStartTime(),
+    };
   }
 
   private async prepare(): Promise<{ env: NodeJS.ProcessEnv; command: string[]; error?: string }> {
@@ -171,9 +228,16 @@ export class JobRunner {
     for (const p of this.deps.preparers) {
       if (this.ending) break;
       const ctx: JobContext = {
-        id: this.id, cwd: this.spec.cwd, executors: this.spec.executors, envs: this.spec.envs ?? [], env: { ...env }, command: [...command],
-        addResource: (r) => this.addResource(r), onTeardown: (stage, name, close) => this.onTeardown(stage, name, close),
-        signal: this.abort.signal, log: this.deps.log,
+        id: this.id,
+        cwd: this.spec.cwd,
+        executors: this.spec.executors,
+        envs: this.spec.envs ?? [],
+        env: { ...env },
+        command: [...command],
+        addResource: (r) => this.addResource(r),
+        onTeardown: (stage, name, close) => this.onTeardown(stage, name, close),
+        signal: this.abort.signal,
+        log: this.deps.log,
       };
       try {
         const out = await p.prepare(ctx);
@@ -192,7 +256,9 @@ export class JobRunner {
       cwd: this.spec.cwd,
       onStart: (pid) => {
         this.pgid = pid;
-        const tracker = new ProcessTracker(pid, (refs) => this.deps.store.update(this.id, (r) => (r.tracked = refs)));
+        const tracker = new ProcessTracker(pid, (refs) =>
+          this.deps.store.update(this.id, (r) => (r.tracked = refs)),
+        );
         this.tracker = tracker;
         tracker.start();
         this.deps.store.update(this.id, (r) => {
@@ -207,21 +273,39 @@ export class JobRunner {
           return;
         }
         this.ending = { state: "killed", reason: `parsl-sidecar run received ${sig}` };
-        setTimeout(() => (this.localKill ??= killLocalJob(this.localSpec(), 0)), this.spec.graceMs).unref();
+        setTimeout(
+          () => (this.localKill ??= killLocalJob(this.localSpec(), 0)),
+          this.spec.graceMs,
+        ).unref();
       },
     });
   }
 
   private async run(): Promise<RunOutcome> {
     const { spec } = this;
-    const timer = spec.timeoutMs ? setTimeout(() => void this.kill(spec.graceMs, "timed-out", `ran longer than --timeout ${formatDuration(spec.timeoutMs!)}`), spec.timeoutMs) : undefined;
+    const timer = spec.timeoutMs
+      ? setTimeout(
+          () =>
+            void this.kill(
+              spec.graceMs,
+              "timed-out",
+              `ran longer than --timeout ${formatDuration(spec.timeoutMs!)}`,
+            ),
+          spec.timeoutMs,
+        )
+      : undefined;
     const prep = await this.prepare();
     let res: SuperviseResult;
     if (prep.error) {
       this.ending ??= { state: "failed", reason: `preparing the job failed: ${prep.error}` };
       res = { exitCode: EXIT.ERROR, signal: undefined, error: prep.error, durationMs: 0 };
     } else if (this.ending) {
-      res = { exitCode: signalExitCode("SIGTERM"), signal: "SIGTERM", error: undefined, durationMs: 0 };
+      res = {
+        exitCode: signalExitCode("SIGTERM"),
+        signal: "SIGTERM",
+        error: undefined,
+        durationMs: 0,
+      };
     } else {
       this.deps.store.update(this.id, (r) => (r.state = "running"));
       this.emit("running");
@@ -232,11 +316,23 @@ export class JobRunner {
     const cleanup = await this.teardown();
     let exitCode = res.exitCode;
     const rec = this.deps.store.update(this.id, (r) => {
-      if (r.kill_requested && !this.ending) this.ending = { state: "killed", reason: "stopped by parsl-sidecar kill" };
+      if (r.kill_requested && !this.ending)
+        this.ending = { state: "killed", reason: "stopped by parsl-sidecar kill" };
       const state: JobState = this.ending?.state ?? (res.exitCode === 0 ? "succeeded" : "failed");
       if (state === "timed-out") exitCode = EXIT.TIMEOUT;
-      Object.assign(r, { state, ended_at: new Date().toISOString(), exit_code: exitCode, signal: res.signal ?? null, cleanup });
-      r.reason = this.ending?.reason ?? res.error ?? (res.signal ? `COMMAND was killed by ${res.signal}` : `COMMAND exited with ${res.exitCode}`);
+      Object.assign(r, {
+        state,
+        ended_at: new Date().toISOString(),
+        exit_code: exitCode,
+        signal: res.signal ?? null,
+        cleanup,
+      });
+      r.reason =
+        this.ending?.reason ??
+        res.error ??
+        (res.signal
+          ? `COMMAND was killed by ${res.signal}`
+          : `COMMAND exited with ${res.exitCode}`);
     });
     this.emit(rec.state, { exit_code: exitCode });
     return { record: rec, exitCode, ...(res.error ? { error: res.error } : {}) };
@@ -265,16 +361,26 @@ export class JobRunner {
             .catch((err: unknown) => errors.push(`${c.name}: ${(err as Error).message}`));
         }),
         ...owners.map(async (o) => {
-          await o.release(this.id).catch((err: unknown) => errors.push(`${o.name}: ${(err as Error).message}`));
+          await o
+            .release(this.id)
+            .catch((err: unknown) => errors.push(`${o.name}: ${(err as Error).message}`));
         }),
       ]);
     };
     // the pools: watchdogs (groups, marked daemons, one scancel/qdel) and the services' own release
-    const [remote] = await Promise.all([cleanupTargets(rec, this.deps.hosts, this.spec.graceMs, live), release("remote")]);
+    const [remote] = await Promise.all([
+      cleanupTargets(rec, this.deps.hosts, this.spec.graceMs, live),
+      release("remote"),
+    ]);
     for (const r of remote) if (r.error) errors.push(`${r.target}: ${r.error}`);
     await release("tunnels");
     for (const l of this.leases) l.release();
-    return { local_signalled: local.signalled, local_left: local.left, remote: remote.map((r) => ({ ...r })), errors };
+    return {
+      local_signalled: local.signalled,
+      local_left: local.left,
+      remote: remote.map((r) => ({ ...r })),
+      errors,
+    };
   }
 
   private emit(state: string, extra: Record<string, unknown> = {}): void {

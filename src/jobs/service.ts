@@ -8,7 +8,14 @@ import type { Hosts } from "../ssh/host.js";
 import type { Logger } from "../util/logger.js";
 import { killFromRecord, reconcile, supervisorAlive } from "./lifecycle.js";
 import { isFinal, type JobRecord, JobStore } from "./record.js";
-import { type Closer, type JobResource, type JobResources, type OwnerRelease, resourceKey, type TeardownStage } from "./resources.js";
+import {
+  type Closer,
+  type JobResource,
+  type JobResources,
+  type OwnerRelease,
+  resourceKey,
+  type TeardownStage,
+} from "./resources.js";
 import type { JobPreparer, RunSpec } from "./job-context.js";
 import { JobRunner, type RunOutcome } from "./runner.js";
 import { DEFAULT_WATCHDOG_BOUND_S } from "./watchdog-script.js";
@@ -49,21 +56,37 @@ export class JobsService implements JobResources {
 
   /** Start a job supervised by this process. */
   start(spec: RunSpec): JobRunner {
-    for (const [option, value] of [["executors", spec.executors], ["env", spec.envs?.length ? spec.envs : undefined]] as const) {
+    for (const [option, value] of [
+      ["executors", spec.executors],
+      ["env", spec.envs?.length ? spec.envs : undefined],
+    ] as const) {
       if (value !== undefined && !this.preparers.some((p) => p.handles.includes(option))) {
-        throw new SidecarError("INVALID_ARGUMENT", `\`run --${option}\` needs the ${option === "env" ? "environments" : "executors"} service, which this sidecar does not have`);
+        throw new SidecarError(
+          "INVALID_ARGUMENT",
+          `\`run --${option}\` needs the ${option === "env" ? "environments" : "executors"} service, which this sidecar does not have`,
+        );
       }
     }
     if (this.store.exists(spec.id)) {
       const old = this.store.read(spec.id);
       if (!isFinal(old.state) && supervisorAlive(old)) {
-        throw new SidecarError("INVALID_ARGUMENT", `Job \`${spec.id}\` is already running (pid ${old.supervisor.pid}); choose another --job name or stop it with \`parsl-sidecar kill ${spec.id}\``);
+        throw new SidecarError(
+          "INVALID_ARGUMENT",
+          `Job \`${spec.id}\` is already running (pid ${old.supervisor.pid}); choose another --job name or stop it with \`parsl-sidecar kill ${spec.id}\``,
+        );
       }
     }
     const runner = new JobRunner(spec, {
-      store: this.store, log: this.opts.log, events: this.opts.events, hosts: this.opts.hosts,
+      store: this.store,
+      log: this.opts.log,
+      events: this.opts.events,
+      hosts: this.opts.hosts,
       watchdogBoundS: this.opts.watchdogBoundS ?? envBound() ?? DEFAULT_WATCHDOG_BOUND_S,
-      preparers: [...this.preparers.filter((p) => p.handles.includes("env")), ...this.preparers.filter((p) => !p.handles.includes("env"))], owners: this.opts.owners ?? [],
+      preparers: [
+        ...this.preparers.filter((p) => p.handles.includes("env")),
+        ...this.preparers.filter((p) => !p.handles.includes("env")),
+      ],
+      owners: this.opts.owners ?? [],
     });
     this.runners.set(spec.id, runner);
     void runner.done.finally(() => this.runners.delete(spec.id));
@@ -76,21 +99,28 @@ export class JobsService implements JobResources {
 
   /** One job; a running job whose supervisor died is marked lost and cleaned up. */
   async get(id: string): Promise<JobView> {
-    const rec = this.runners.has(id) ? this.store.read(id) : await reconcile(this.store, this.store.read(id), this.opts.hosts);
+    const rec = this.runners.has(id)
+      ? this.store.read(id)
+      : await reconcile(this.store, this.store.read(id), this.opts.hosts);
     return { ...rec, live: !isFinal(rec.state) && supervisorAlive(rec) };
   }
 
   async list(): Promise<JobView[]> {
     const out: JobView[] = [];
     for (const rec of this.store.list()) {
-      const now = this.runners.has(rec.id) ? rec : await reconcile(this.store, rec, this.opts.hosts);
+      const now = this.runners.has(rec.id)
+        ? rec
+        : await reconcile(this.store, rec, this.opts.hosts);
       out.push({ ...now, live: !isFinal(now.state) && supervisorAlive(now) });
     }
     return out;
   }
 
   /** Stop a job: through its runner if this process supervises it, else from its record. */
-  async kill(id: string, graceMs = DEFAULT_GRACE_MS): Promise<{ record: JobRecord; exitCode: number | null }> {
+  async kill(
+    id: string,
+    graceMs = DEFAULT_GRACE_MS,
+  ): Promise<{ record: JobRecord; exitCode: number | null }> {
     const runner = this.runners.get(id);
     if (runner) {
       const out: RunOutcome = await runner.kill(graceMs);
@@ -109,8 +139,10 @@ export class JobsService implements JobResources {
     const rec = this.store.read(jobId);
     if (isFinal(rec.state)) throw finishedError(rec);
     this.store.update(jobId, (r) => {
-      if (!r.resources.some((x) => resourceKey(x) === resourceKey(resource))) r.resources.push(resource);
-      if ("target" in resource && resource.target && !r.pools.includes(resource.target)) r.pools.push(resource.target);
+      if (!r.resources.some((x) => resourceKey(x) === resourceKey(resource)))
+        r.resources.push(resource);
+      if ("target" in resource && resource.target && !r.pools.includes(resource.target))
+        r.pools.push(resource.target);
     });
   }
 
@@ -125,7 +157,10 @@ export class JobsService implements JobResources {
   async remove(jobId: string, resource: JobResource): Promise<void> {
     const runner = this.runners.get(jobId);
     if (runner) return runner.removeResource(resource);
-    this.store.update(jobId, (r) => (r.resources = r.resources.filter((x) => resourceKey(x) !== resourceKey(resource))));
+    this.store.update(
+      jobId,
+      (r) => (r.resources = r.resources.filter((x) => resourceKey(x) !== resourceKey(resource))),
+    );
   }
 
   resources(jobId: string): JobResource[] {
@@ -134,7 +169,11 @@ export class JobsService implements JobResources {
 
   onTeardown(jobId: string, stage: TeardownStage, name: string, close: Closer): () => void {
     const runner = this.runners.get(jobId);
-    if (!runner) throw new SidecarError("JOB_NOT_FOUND", `Job \`${jobId}\` is not supervised by this sidecar, so it cannot run a close callback for it`);
+    if (!runner)
+      throw new SidecarError(
+        "JOB_NOT_FOUND",
+        `Job \`${jobId}\` is not supervised by this sidecar, so it cannot run a close callback for it`,
+      );
     return runner.onTeardown(stage, name, close);
   }
 
@@ -144,14 +183,22 @@ export class JobsService implements JobResources {
 
   /** The sidecar is closing: stop the jobs it still supervises. */
   async close(): Promise<void> {
-    await Promise.all([...this.runners.values()].map((r) => r.kill(2000, "killed", "the sidecar shut down").catch(() => undefined)));
+    await Promise.all(
+      [...this.runners.values()].map((r) =>
+        r.kill(2000, "killed", "the sidecar shut down").catch(() => undefined),
+      ),
+    );
   }
 }
 
 export function finishedError(rec: JobRecord): SidecarError {
-  return new SidecarError("JOB_FINISHED", `Job \`${rec.id}\` already ended (${rec.state}${rec.exit_code === null ? "" : `, exit code ${rec.exit_code}`}${rec.ended_at ? ` at ${rec.ended_at}` : ""}); nothing to stop`, {
-    data: { job: rec.id, state: rec.state, exit_code: rec.exit_code },
-  });
+  return new SidecarError(
+    "JOB_FINISHED",
+    `Job \`${rec.id}\` already ended (${rec.state}${rec.exit_code === null ? "" : `, exit code ${rec.exit_code}`}${rec.ended_at ? ` at ${rec.ended_at}` : ""}); nothing to stop`,
+    {
+      data: { job: rec.id, state: rec.state, exit_code: rec.exit_code },
+    },
+  );
 }
 
 function envBound(): number | undefined {

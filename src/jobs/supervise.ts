@@ -40,7 +40,10 @@ export function killGroup(pgid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
-export async function supervise(command: string[], opts: SuperviseOptions = {}): Promise<SuperviseResult> {
+export async function supervise(
+  command: string[],
+  opts: SuperviseOptions = {},
+): Promise<SuperviseResult> {
   const started = Date.now();
   const [file, ...args] = command;
   // child_process directly: execa costs ~100-300 ms of start-up, the whole budget of `run -- true`
@@ -61,12 +64,25 @@ export async function supervise(command: string[], opts: SuperviseOptions = {}):
     return await new Promise<SuperviseResult>((resolve) => {
       child.once("error", (err: NodeJS.ErrnoException) => {
         const durationMs = Date.now() - started;
-        if (err.code === "ENOENT") resolve({ exitCode: EXIT.COMMAND_NOT_FOUND, signal: undefined, error: `command not found: ${file}`, durationMs });
-        else resolve({ exitCode: EXIT.CANNOT_EXECUTE, signal: undefined, error: `cannot execute ${file}: ${err.message}`, durationMs });
+        if (err.code === "ENOENT")
+          resolve({
+            exitCode: EXIT.COMMAND_NOT_FOUND,
+            signal: undefined,
+            error: `command not found: ${file}`,
+            durationMs,
+          });
+        else
+          resolve({
+            exitCode: EXIT.CANNOT_EXECUTE,
+            signal: undefined,
+            error: `cannot execute ${file}: ${err.message}`,
+            durationMs,
+          });
       });
       child.once("exit", (code, signal) => {
         const durationMs = Date.now() - started;
-        if (signal) resolve({ exitCode: signalExitCode(signal), signal, error: undefined, durationMs });
+        if (signal)
+          resolve({ exitCode: signalExitCode(signal), signal, error: undefined, durationMs });
         else resolve({ exitCode: code ?? 1, signal: undefined, error: undefined, durationMs });
       });
     });

@@ -25,7 +25,10 @@ export interface JobProcessSpec {
 }
 
 /** The job's live processes (zombies are dead and left out). */
-export function collectJobProcesses(spec: JobProcessSpec, procs: ProcInfo[] = listProcs()): ProcInfo[] {
+export function collectJobProcesses(
+  spec: JobProcessSpec,
+  procs: ProcInfo[] = listProcs(),
+): ProcInfo[] {
   const exclude = new Set([process.pid, ...spec.exclude]);
   const pgids = new Set(spec.pgids);
   const known = new Set(spec.known.map((r) => `${r.pid}:${r.start_time}`));
@@ -44,12 +47,24 @@ export function collectJobProcesses(spec: JobProcessSpec, procs: ProcInfo[] = li
     queue.push(p);
   };
   for (const p of procs) {
-    if (pgids.has(p.pgid) || known.has(`${p.pid}:${p.startTime}`) || (spec.scanEnv !== false && !isGone(p) && p.startTime >= (spec.notBefore ?? 0) && hasEnvEntry(p.pid, marker))) add(p);
+    if (
+      pgids.has(p.pgid) ||
+      known.has(`${p.pid}:${p.startTime}`) ||
+      (spec.scanEnv !== false &&
+        !isGone(p) &&
+        p.startTime >= (spec.notBefore ?? 0) &&
+        hasEnvEntry(p.pid, marker))
+    )
+      add(p);
   }
   // the groups that marked processes belong to (a daemon's group leader may have set the marker
   // only for its children), except the groups of the processes never to touch
   const safeGroups = new Set(procs.filter((p) => exclude.has(p.pid)).map((p) => p.pgid));
-  const moreGroups = new Set([...found.values()].map((p) => p.pgid).filter((g) => g > 1 && !pgids.has(g) && !safeGroups.has(g)));
+  const moreGroups = new Set(
+    [...found.values()]
+      .map((p) => p.pgid)
+      .filter((g) => g > 1 && !pgids.has(g) && !safeGroups.has(g)),
+  );
   for (const p of procs) if (moreGroups.has(p.pgid)) add(p);
   while (queue.length > 0) {
     const p = queue.pop()!;

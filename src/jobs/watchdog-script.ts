@@ -146,8 +146,16 @@ export const DEFAULT_WATCHDOG_BOUND_S = 30;
  * never meets an old run's state; `target` (the pool as the sidecar names it) keeps each pool's
  * state apart where pools share a home directory.
  */
-export function watchdogCommand(jobId: string, run: string, boundS: number, graceMs: number, quote: (s: string) => string, target: string): string {
-  if (!/^[A-Za-z0-9._-]+$/.test(jobId) || !/^[A-Za-z0-9._-]+$/.test(run)) throw new Error(`bad job id or run for a watchdog: ${jobId} ${run}`);
+export function watchdogCommand(
+  jobId: string,
+  run: string,
+  boundS: number,
+  graceMs: number,
+  quote: (s: string) => string,
+  target: string,
+): string {
+  if (!/^[A-Za-z0-9._-]+$/.test(jobId) || !/^[A-Za-z0-9._-]+$/.test(run))
+    throw new Error(`bad job id or run for a watchdog: ${jobId} ${run}`);
   return `sh -c ${quote(WATCHDOG_SCRIPT)} parsl-sidecar-watchdog ${quote(jobId)} ${Math.max(1, Math.round(boundS))} ${Math.max(0, Math.round(graceMs))} ${quote(run)} ${quote(poolTag(target))}`;
 }
 

@@ -49,27 +49,44 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-export function readConnectionFile(path: string, opts: { checkMode?: boolean } = {}): ConnectionInfo {
+export function readConnectionFile(
+  path: string,
+  opts: { checkMode?: boolean } = {},
+): ConnectionInfo {
   let text: string;
   try {
     if (opts.checkMode !== false) {
       const st = lstatSync(path);
       if ((st.mode & 0o077) !== 0) {
-        throw new SidecarError("BAD_CONNECTION_FILE", `Connection file ${path} can be read by others (mode ${(st.mode & 0o777).toString(8)}); it holds the signing key. Run \`chmod 600 ${path}\` if you trust it, or start a new sidecar.`);
+        throw new SidecarError(
+          "BAD_CONNECTION_FILE",
+          `Connection file ${path} can be read by others (mode ${(st.mode & 0o777).toString(8)}); it holds the signing key. Run \`chmod 600 ${path}\` if you trust it, or start a new sidecar.`,
+        );
       }
     }
     text = readFileSync(path, "utf8");
   } catch (err) {
     if (err instanceof SidecarError) throw err;
-    throw new SidecarError("UNREACHABLE", `No sidecar connection file at ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); start one with \`parsl-sidecar serve --detach\``, { cause: err });
+    throw new SidecarError(
+      "UNREACHABLE",
+      `No sidecar connection file at ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); start one with \`parsl-sidecar serve --detach\``,
+      { cause: err },
+    );
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new SidecarError("BAD_CONNECTION_FILE", `Connection file ${path} is not JSON: ${(err as Error).message}`, { cause: err });
+    throw new SidecarError(
+      "BAD_CONNECTION_FILE",
+      `Connection file ${path} is not JSON: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
-  return parseOrThrow(ConnectionInfoSchema, json, { code: "BAD_CONNECTION_FILE", what: `connection file ${path}` });
+  return parseOrThrow(ConnectionInfoSchema, json, {
+    code: "BAD_CONNECTION_FILE",
+    what: `connection file ${path}`,
+  });
 }
 
 /**
@@ -88,11 +105,18 @@ export function writeConnectionFile(path: string, info: ConnectionInfo): void {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
         const existing = staleCheck(path);
         if (existing) {
-          throw new SidecarError("ALREADY_RUNNING", `A sidecar is already running here (pid ${existing.pid}, ${existing.endpoint}); its connection file is ${path}. Stop it with \`parsl-sidecar stop\` or use another --runtime-dir.`, { data: { pid: existing.pid, path } });
+          throw new SidecarError(
+            "ALREADY_RUNNING",
+            `A sidecar is already running here (pid ${existing.pid}, ${existing.endpoint}); its connection file is ${path}. Stop it with \`parsl-sidecar stop\` or use another --runtime-dir.`,
+            { data: { pid: existing.pid, path } },
+          );
         }
       }
     }
-    throw new SidecarError("ALREADY_RUNNING", `Could not publish ${path}: another sidecar keeps replacing it`);
+    throw new SidecarError(
+      "ALREADY_RUNNING",
+      `Could not publish ${path}: another sidecar keeps replacing it`,
+    );
   } finally {
     try {
       unlinkSync(tmp);

@@ -35,7 +35,14 @@ export interface Header {
 // Plain maps and no records: the Python side decodes with the stock msgpack library. Like JSON,
 // an `undefined` property is left out and an `undefined` array item is nil (msgpackr would
 // otherwise write an extension type other decoders do not know). skipValues is untyped.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, int64AsType: "number", encodeUndefinedAsNil: true, ...{ skipValues: [undefined] } });
+const packr = new Packr({
+  useRecords: false,
+  mapsAsObjects: true,
+  variableMapSize: true,
+  int64AsType: "number",
+  encodeUndefinedAsNil: true,
+  ...{ skipValues: [undefined] },
+});
 
 export function encode(value: unknown): Buffer {
   return packr.pack(value);
@@ -86,7 +93,10 @@ export function sign(key: Buffer, header: Buffer, body: Buffer): Buffer {
   if (oneShot === undefined || n > SCRATCH_BYTES) {
     const len = Buffer.allocUnsafe(4);
     len.writeUInt32BE(header.length, 0);
-    return Buffer.from(createHmac("sha256", key).update(len).update(header).update(body).digest("hex"), "latin1");
+    return Buffer.from(
+      createHmac("sha256", key).update(len).update(header).update(body).digest("hex"),
+      "latin1",
+    );
   }
   const { inner, outer } = keyed(key);
   inner.writeUInt32BE(header.length, 64);
@@ -117,9 +127,15 @@ export type Unpacked =
 /** Check and decode the frames that follow the routing identity (if any). */
 export function unpack(key: Buffer, frames: Buffer[]): Unpacked {
   const at = frames.findIndex((f) => f.equals(DELIMITER));
-  if (at < 0 || frames.length !== at + 4) return { ok: false, reason: "framing", detail: `expected delimiter + 3 frames, got ${frames.length} frames` };
+  if (at < 0 || frames.length !== at + 4)
+    return {
+      ok: false,
+      reason: "framing",
+      detail: `expected delimiter + 3 frames, got ${frames.length} frames`,
+    };
   const [sig, h, b] = [frames[at + 1]!, frames[at + 2]!, frames[at + 3]!];
-  if (!verify(key, sig, h, b)) return { ok: false, reason: "signature", detail: "bad or missing signature" };
+  if (!verify(key, sig, h, b))
+    return { ok: false, reason: "signature", detail: "bad or missing signature" };
   let header: unknown;
   let body: unknown;
   try {
@@ -128,12 +144,18 @@ export function unpack(key: Buffer, frames: Buffer[]): Unpacked {
   } catch (err) {
     return { ok: false, reason: "decode", detail: `not MessagePack: ${(err as Error).message}` };
   }
-  if (!isHeader(header)) return { ok: false, reason: "decode", detail: "header lacks v, id, type or ts" };
+  if (!isHeader(header))
+    return { ok: false, reason: "decode", detail: "header lacks v, id, type or ts" };
   return { ok: true, header, body, signature: sig.toString("latin1") };
 }
 
 export function isHeader(h: unknown): h is Header {
   if (h === null || typeof h !== "object") return false;
   const o = h as Record<string, unknown>;
-  return typeof o.v === "number" && typeof o.id === "string" && typeof o.type === "string" && typeof o.ts === "number";
+  return (
+    typeof o.v === "number" &&
+    typeof o.id === "string" &&
+    typeof o.type === "string" &&
+    typeof o.ts === "number"
+  );
 }

@@ -30,7 +30,9 @@ export interface MethodDef<P extends z.ZodType = z.ZodType, R extends z.ZodType 
 }
 
 /** Helper that keeps the handler's types tied to its schemas. */
-export function defineMethod<P extends z.ZodType, R extends z.ZodType>(def: MethodDef<P, R>): MethodDef {
+export function defineMethod<P extends z.ZodType, R extends z.ZodType>(
+  def: MethodDef<P, R>,
+): MethodDef {
   return def as unknown as MethodDef;
 }
 
@@ -47,7 +49,11 @@ export class Registry {
   get(name: string): MethodDef {
     const def = this.methods.get(name);
     if (!def) {
-      throw new SidecarError("UNKNOWN_METHOD", `Unknown method \`${name}\`; call sidecar.describe for the list of methods`, { data: { method: name } });
+      throw new SidecarError(
+        "UNKNOWN_METHOD",
+        `Unknown method \`${name}\`; call sidecar.describe for the list of methods`,
+        { data: { method: name } },
+      );
     }
     return def;
   }
@@ -67,7 +73,10 @@ export class Registry {
    */
   start(name: string, rawParams: unknown, ctx: CallContext): unknown {
     const def = this.get(name);
-    const params = parseOrThrow(def.params, rawParams ?? {}, { prefix: "params", what: `params for ${name}` });
+    const params = parseOrThrow(def.params, rawParams ?? {}, {
+      prefix: "params",
+      what: `params for ${name}`,
+    });
     return def.handler(params, ctx);
   }
 
@@ -75,7 +84,12 @@ export class Registry {
   describe(): Array<{ name: string; description: string; params: unknown; result: unknown }> {
     return this.names().map((name) => {
       const def = this.methods.get(name)!;
-      return { name, description: def.description, params: toJsonSchema(def.params, "input"), result: toJsonSchema(def.result, "output") };
+      return {
+        name,
+        description: def.description,
+        params: toJsonSchema(def.params, "input"),
+        result: toJsonSchema(def.result, "output"),
+      };
     });
   }
 }

@@ -9,7 +9,15 @@ import { SidecarError, toSidecarError, type ErrorPayload } from "../errors.js";
 import { type EventBus, matches } from "../events.js";
 import type { Logger } from "../util/logger.js";
 import { describeValue } from "../util/validation.js";
-import { isHeader, MAX_BATCH, PROTOCOL_VERSION, pack, unpack, type Header, type MessageType } from "./envelope.js";
+import {
+  isHeader,
+  MAX_BATCH,
+  PROTOCOL_VERSION,
+  pack,
+  unpack,
+  type Header,
+  type MessageType,
+} from "./envelope.js";
 import type { CallContext, Registry } from "./registry.js";
 import { ReplayGuard } from "./replay-guard.js";
 import { ZmtpRouter } from "./zmtp/router.js";
@@ -18,7 +26,14 @@ export interface ServerStats {
   received: number;
   replied: number;
   inFlight: number;
-  dropped: { framing: number; signature: number; decode: number; replay: number; stale: number; type: number };
+  dropped: {
+    framing: number;
+    signature: number;
+    decode: number;
+    replay: number;
+    stale: number;
+    type: number;
+  };
   /** replies and events not sent: their client had gone, or was not reading its queue */
   undelivered: { unroutable: number; full: number };
 }
@@ -32,7 +47,11 @@ const SUBSCRIPTION_LEASE_MS = 60_000;
 const DONE = Promise.resolve();
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function";
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
 }
 
 export class RpcServer {
@@ -43,10 +62,16 @@ export class RpcServer {
     onProtocolError: (detail) => this.drop("framing", `connection closed: ${detail}`),
   });
   private readonly guard = new ReplayGuard();
-  private readonly inFlight = new Map<string, { identity: Buffer; id: string; done: Promise<void> }>();
+  private readonly inFlight = new Map<
+    string,
+    { identity: Buffer; id: string; done: Promise<void> }
+  >();
   private readonly subscriptions = new Map<string, Subscription>();
   // replies to calls that came in a batch, per client, sent together at the end of the tick
-  private readonly batchOut = new Map<string, { identity: Buffer; items: Array<[Header, unknown]> }>();
+  private readonly batchOut = new Map<
+    string,
+    { identity: Buffer; items: Array<[Header, unknown]> }
+  >();
   private batchFlush: NodeJS.Immediate | undefined;
   private readonly abort = new AbortController();
   private readonly session = randomBytes(4).toString("hex");
@@ -97,7 +122,8 @@ export class RpcServer {
         this.subscriptions.delete(client);
         continue;
       }
-      if (matches(sub.prefixes, topic)) this.send(Buffer.from(client, "hex"), "event", undefined, event, topic);
+      if (matches(sub.prefixes, topic))
+        this.send(Buffer.from(client, "hex"), "event", undefined, event, topic);
     }
   }
 
@@ -105,14 +131,29 @@ export class RpcServer {
     return `${this.session}-${(this.counter++).toString(36)}`;
   }
 
-  private header(type: MessageType, replyTo: string | undefined, topic?: string): Header & { topic?: string } {
-    const header: Header & { topic?: string } = { v: PROTOCOL_VERSION, id: this.nextId(), type, ts: Date.now() };
+  private header(
+    type: MessageType,
+    replyTo: string | undefined,
+    topic?: string,
+  ): Header & { topic?: string } {
+    const header: Header & { topic?: string } = {
+      v: PROTOCOL_VERSION,
+      id: this.nextId(),
+      type,
+      ts: Date.now(),
+    };
     if (replyTo !== undefined) header.reply_to = replyTo;
     if (topic !== undefined) header.topic = topic;
     return header;
   }
 
-  private send(identity: Buffer, type: MessageType, replyTo: string | undefined, body: unknown, topic?: string): void {
+  private send(
+    identity: Buffer,
+    type: MessageType,
+    replyTo: string | undefined,
+    body: unknown,
+    topic?: string,
+  ): void {
     this.emit([identity, ...pack(this.key, this.header(type, replyTo, topic), body)]);
   }
 
@@ -138,7 +179,10 @@ export class RpcServer {
         continue;
       }
       for (let at = 0; at < items.length; at += MAX_BATCH) {
-        this.emit([identity, ...pack(this.key, this.header("batch", undefined), items.slice(at, at + MAX_BATCH))]);
+        this.emit([
+          identity,
+          ...pack(this.key, this.header("batch", undefined), items.slice(at, at + MAX_BATCH)),
+        ]);
       }
     }
     this.batchOut.clear();
@@ -149,7 +193,10 @@ export class RpcServer {
       this.onMessage(frames);
     } catch (err) {
       // a bug in serving one message (handlers run in this tick) must not stop the server
-      this.log.error({ err: (err as Error).message, stack: (err as Error).stack }, "rpc message handling failed");
+      this.log.error(
+        { err: (err as Error).message, stack: (err as Error).stack },
+        "rpc message handling failed",
+      );
     }
   }
 
@@ -157,7 +204,8 @@ export class RpcServer {
     this.stats.dropped[reason]++;
     const total = Object.values(this.stats.dropped).reduce((a, b) => a + b, 0);
     // log the first few and then every 1000th, so a flood cannot fill the disk
-    if (total <= 20 || total % 1000 === 0) this.log.warn({ reason, detail, dropped: this.stats.dropped }, "rpc message dropped");
+    if (total <= 20 || total % 1000 === 0)
+      this.log.warn({ reason, detail, dropped: this.stats.dropped }, "rpc message dropped");
   }
 
   private onMessage(frames: Buffer[]): void {
@@ -174,30 +222,58 @@ export class RpcServer {
       // one signed envelope around many requests (docs/protocol.md, Batches): each is served as
       // if it had come alone, and their replies travel back in batches
       const items = msg.body;
-      if (!Array.isArray(items) || items.length > MAX_BATCH || !items.every((it) => Array.isArray(it) && it.length === 2 && isHeader(it[0]))) {
-        return this.drop("decode", `batch ${header.id}: expected up to ${MAX_BATCH} [header, body] pairs`);
+      if (
+        !Array.isArray(items) ||
+        items.length > MAX_BATCH ||
+        !items.every((it) => Array.isArray(it) && it.length === 2 && isHeader(it[0]))
+      ) {
+        return this.drop(
+          "decode",
+          `batch ${header.id}: expected up to ${MAX_BATCH} [header, body] pairs`,
+        );
       }
-      for (const [h, body] of items as Array<[Header, unknown]>) this.onRequest(identity, client, h, body, true);
+      for (const [h, body] of items as Array<[Header, unknown]>)
+        this.onRequest(identity, client, h, body, true);
       return;
     }
     this.onRequest(identity, client, header, msg.body, false);
   }
 
-  private onRequest(identity: Buffer, client: string, header: Header, body: unknown, batched: boolean): void {
-    const reply = (payload: unknown): void => (batched ? this.sendBatched(identity, client, header.id, payload) : this.send(identity, "reply", header.id, payload));
+  private onRequest(
+    identity: Buffer,
+    client: string,
+    header: Header,
+    body: unknown,
+    batched: boolean,
+  ): void {
+    const reply = (payload: unknown): void =>
+      batched
+        ? this.sendBatched(identity, client, header.id, payload)
+        : this.send(identity, "reply", header.id, payload);
     if (header.v !== PROTOCOL_VERSION) {
-      const err = new SidecarError("VERSION_MISMATCH", `Protocol version ${header.v} is not supported; this sidecar speaks version ${PROTOCOL_VERSION}. Use a client of the same parsl-sidecar release.`, {
-        data: { got: header.v, supported: [PROTOCOL_VERSION] },
-      });
+      const err = new SidecarError(
+        "VERSION_MISMATCH",
+        `Protocol version ${header.v} is not supported; this sidecar speaks version ${PROTOCOL_VERSION}. Use a client of the same parsl-sidecar release.`,
+        {
+          data: { got: header.v, supported: [PROTOCOL_VERSION] },
+        },
+      );
       return reply({ error: err.toPayload() });
     }
     if (header.type !== "request") return this.drop("type", `message type ${header.type}`);
     if (typeof header.method !== "string" || header.method === "") {
       // signed by a holder of the key: a bug in its client, which hears of it rather than waiting
-      return reply({ error: new SidecarError("UNKNOWN_METHOD", `Expected the request's \`method\` to be a method name such as "sidecar.ping", got ${describeValue(header.method)}`).toPayload() });
+      return reply({
+        error: new SidecarError(
+          "UNKNOWN_METHOD",
+          `Expected the request's \`method\` to be a method name such as "sidecar.ping", got ${describeValue(header.method)}`,
+        ).toPayload(),
+      });
     }
     if (this.closing) {
-      return reply({ error: new SidecarError("SHUTTING_DOWN", "The sidecar is shutting down").toPayload() });
+      return reply({
+        error: new SidecarError("SHUTTING_DOWN", "The sidecar is shutting down").toPayload(),
+      });
     }
     const key = `${client}/${header.id}`;
     const ctx: CallContext = {
@@ -228,12 +304,17 @@ export class RpcServer {
 
   private failure(method: string | undefined, err: unknown): ErrorPayload {
     const e = toSidecarError(err);
-    if (e.code === "INTERNAL") this.log.error({ method, err: e.message, stack: (err as Error)?.stack }, "method failed");
+    if (e.code === "INTERNAL")
+      this.log.error({ method, err: e.message, stack: (err as Error)?.stack }, "method failed");
     else this.log.debug({ method, code: e.code, err: e.message }, "method returned an error");
     return e.toPayload();
   }
 
-  private finish(key: string, payload: { result: unknown } | { error: ErrorPayload }, reply: (payload: unknown) => void): void {
+  private finish(
+    key: string,
+    payload: { result: unknown } | { error: ErrorPayload },
+    reply: (payload: unknown) => void,
+  ): void {
     if (!this.inFlight.delete(key) && this.closing) return; // already failed by close()
     this.stats.inFlight = this.inFlight.size;
     this.stats.replied++;
@@ -242,7 +323,12 @@ export class RpcServer {
     } catch (err) {
       // a result MessagePack cannot carry: the caller still gets an answer
       this.log.error({ err: (err as Error).message }, "a reply could not be encoded");
-      reply({ error: new SidecarError("INTERNAL", `The sidecar could not encode its reply: ${(err as Error).message}`).toPayload() });
+      reply({
+        error: new SidecarError(
+          "INTERNAL",
+          `The sidecar could not encode its reply: ${(err as Error).message}`,
+        ).toPayload(),
+      });
     }
   }
 
@@ -258,7 +344,12 @@ export class RpcServer {
       this.abort.abort();
       for (const [key, p] of this.inFlight) {
         this.inFlight.delete(key);
-        this.send(p.identity, "reply", p.id, { error: new SidecarError("SHUTTING_DOWN", "The sidecar shut down before this call finished").toPayload() });
+        this.send(p.identity, "reply", p.id, {
+          error: new SidecarError(
+            "SHUTTING_DOWN",
+            "The sidecar shut down before this call finished",
+          ).toPayload(),
+        });
       }
     }
     this.abort.abort();

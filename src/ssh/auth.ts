@@ -14,17 +14,27 @@ export const PASSPHRASE_ENV = "PARSL_SIDECAR_KEY_PASSPHRASE";
 
 type ParsedKey = Exclude<ReturnType<typeof import("ssh2").utils.parseKey>, Error | unknown[]>;
 
-export type AuthMethod = { type: "agent"; username: string; agent: string } | { type: "publickey"; username: string; key: ParsedKey };
+export type AuthMethod =
+  | { type: "agent"; username: string; agent: string }
+  | { type: "publickey"; username: string; key: ParsedKey };
 
 /** Parsed keys by file content and passphrase: decrypting a key (bcrypt) costs ~1 s, once is enough. */
 const parsedKeys = new Map<string, ParsedKey | Error>();
 
 function parseCached(data: Buffer, passphrase: string | undefined): ParsedKey | Error {
-  const id = createHash("sha256").update(data).update("\0").update(passphrase ?? "").digest("hex");
+  const id = createHash("sha256")
+    .update(data)
+    .update("\0")
+    .update(passphrase ?? "")
+    .digest("hex");
   let parsed = parsedKeys.get(id);
   if (parsed === undefined) {
     const r = ssh2().utils.parseKey(data, passphrase);
-    parsed = r instanceof Error ? r : ((Array.isArray(r) ? r[0] : r) as ParsedKey | undefined) ?? new Error("no key in the file");
+    parsed =
+      r instanceof Error
+        ? r
+        : (((Array.isArray(r) ? r[0] : r) as ParsedKey | undefined) ??
+          new Error("no key in the file"));
     if (parsedKeys.size > 64) parsedKeys.clear();
     parsedKeys.set(id, parsed);
   }
@@ -50,7 +60,8 @@ export interface AuthOptions {
 export function planAuth(host: ResolvedHost, opts: AuthOptions = {}): AuthPlan {
   const plan: AuthPlan = { methods: [], described: [], problems: [] };
   const username = host.user;
-  const agentPath = host.identityAgent === "none" ? undefined : (host.identityAgent ?? process.env.SSH_AUTH_SOCK);
+  const agentPath =
+    host.identityAgent === "none" ? undefined : (host.identityAgent ?? process.env.SSH_AUTH_SOCK);
   if (opts.agent !== false && agentPath) {
     if (existsSync(agentPath)) {
       plan.methods.push({ type: "agent", username, agent: agentPath });
@@ -74,15 +85,24 @@ export function planAuth(host: ResolvedHost, opts: AuthOptions = {}): AuthPlan {
       }
       data = readFileSync(file);
     } catch (err) {
-      plan.problems.push(`identity file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      plan.problems.push(
+        `identity file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
       continue;
     }
     const key = parseCached(data, passphrase);
     if (key instanceof Error) {
       const encrypted = /encrypted|passphrase|decrypt/i.test(key.message);
-      if (encrypted && passphrase === undefined) plan.problems.push(`identity file ${file} is encrypted and $${envName} is not set`);
-      else if (encrypted) plan.problems.push(`identity file ${file} could not be decrypted with the passphrase in $${envName}`);
-      else plan.problems.push(`identity file ${file} is not a private key ssh2 can read (${key.message})`);
+      if (encrypted && passphrase === undefined)
+        plan.problems.push(`identity file ${file} is encrypted and $${envName} is not set`);
+      else if (encrypted)
+        plan.problems.push(
+          `identity file ${file} could not be decrypted with the passphrase in $${envName}`,
+        );
+      else
+        plan.problems.push(
+          `identity file ${file} is not a private key ssh2 can read (${key.message})`,
+        );
       continue;
     }
     if (!key.isPrivateKey()) {

@@ -62,30 +62,43 @@ export function expandHome(p: string): string {
 }
 
 function globToRegExp(glob: string): RegExp {
-  const re = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const re = glob
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${re}$`);
 }
 
 /** Read a config file with its `Include` lines expanded in place (relative to ~/.ssh). */
 export function readConfigText(path: string, depth = 0): string {
-  if (depth > 16) throw new SidecarError("SSH_CONFIG", `ssh config ${path}: Include nested more than 16 deep`);
+  if (depth > 16)
+    throw new SidecarError("SSH_CONFIG", `ssh config ${path}: Include nested more than 16 deep`);
   const text = readFileSync(path, "utf8");
   return text
     .split(/\r?\n/)
     .map((line) => {
       const m = /^\s*include\s+(.+)$/i.exec(line);
       if (!m) return line;
-      const parts = m[1]!.trim().split(/\s+/).map((s) => s.replace(/^"|"$/g, ""));
+      const parts = m[1]!
+        .trim()
+        .split(/\s+/)
+        .map((s) => s.replace(/^"|"$/g, ""));
       const chunks: string[] = [];
       for (const part of parts) {
-        const full = isAbsolute(expandHome(part)) ? expandHome(part) : join(homedir(), ".ssh", part);
+        const full = isAbsolute(expandHome(part))
+          ? expandHome(part)
+          : join(homedir(), ".ssh", part);
         const dir = dirname(full);
         const files = /[*?]/.test(basename(full))
           ? existsSync(dir)
-            ? readdirSync(dir).filter((f) => globToRegExp(basename(full)).test(f)).sort().map((f) => join(dir, f))
+            ? readdirSync(dir)
+                .filter((f) => globToRegExp(basename(full)).test(f))
+                .sort()
+                .map((f) => join(dir, f))
             : []
           : [full];
-        for (const f of files) if (existsSync(f) && statSync(f).isFile()) chunks.push(readConfigText(f, depth + 1));
+        for (const f of files)
+          if (existsSync(f) && statSync(f).isFile()) chunks.push(readConfigText(f, depth + 1));
       }
       return chunks.join("\n");
     })
@@ -102,7 +115,10 @@ function list(v: string | string[] | undefined): string[] {
 }
 
 /** OpenSSH percent tokens: %d %u %h %r %p %n %%. */
-function expandTokens(s: string, t: { host: string; user: string; port: number; alias: string }): string {
+function expandTokens(
+  s: string,
+  t: { host: string; user: string; port: number; alias: string },
+): string {
   const local = userInfo().username;
   const out = s.replace(/%([%dhnpru])/g, (_m, c: string) => {
     switch (c) {
@@ -138,7 +154,11 @@ function policy(v: string | undefined): { policy: HostKeyPolicy; explicit: boole
 
 function seconds(v: string | undefined, what: string, file: string | undefined): number {
   if (v === undefined) return 0;
-  if (!/^[0-9]+$/.test(v)) throw new SidecarError("SSH_CONFIG", `Expected \`${what}\` in ${file ?? "ssh config"} to be a whole number, got \`${v}\``);
+  if (!/^[0-9]+$/.test(v))
+    throw new SidecarError(
+      "SSH_CONFIG",
+      `Expected \`${what}\` in ${file ?? "ssh config"} to be a whole number, got \`${v}\``,
+    );
   return Number(v);
 }
 
@@ -146,24 +166,40 @@ function seconds(v: string | undefined, what: string, file: string | undefined):
 export function loadConfig(explicitPath?: string): { config: SSHConfig; file?: string } {
   const { path, explicit } = configPath(explicitPath);
   if (!existsSync(path)) {
-    if (explicit) throw new SidecarError("SSH_CONFIG", `ssh config file ${path} does not exist (from ${explicitPath ? "the ssh config option" : `$${SSH_CONFIG_ENV}`})`);
+    if (explicit)
+      throw new SidecarError(
+        "SSH_CONFIG",
+        `ssh config file ${path} does not exist (from ${explicitPath ? "the ssh config option" : `$${SSH_CONFIG_ENV}`})`,
+      );
     return { config: SSHConfig.parse("") };
   }
   try {
     return { config: SSHConfig.parse(readConfigText(path)), file: path };
   } catch (err) {
     if (err instanceof SidecarError) throw err;
-    throw new SidecarError("SSH_CONFIG", `Cannot read ssh config ${path}: ${(err as Error).message}`, { cause: err });
+    throw new SidecarError(
+      "SSH_CONFIG",
+      `Cannot read ssh config ${path}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 
 /** Apply the ssh config to a target; the target's own user/port win over the config. */
-export function resolveTarget(target: string | ParsedTarget, loaded: { config: SSHConfig; file?: string }): ResolvedHost {
+export function resolveTarget(
+  target: string | ParsedTarget,
+  loaded: { config: SSHConfig; file?: string },
+): ResolvedHost {
   const parsed = typeof target === "string" ? parseTarget(target) : target;
   const cfg = loaded.config.compute(parsed.host, { ignoreCase: true, matchExec: false });
   const get = (k: string): string | undefined => first(cfg[k]);
   const matchedSection = loaded.config.some((line) => {
-    if (line.type !== SSHConfig.DIRECTIVE || !("config" in line) || line.param.toLowerCase() !== "host") return false;
+    if (
+      line.type !== SSHConfig.DIRECTIVE ||
+      !("config" in line) ||
+      line.param.toLowerCase() !== "host"
+    )
+      return false;
     const pats = Array.isArray(line.value) ? line.value.map((v) => v.val) : [line.value];
     return pats.some((p) => p !== "*" && !p.startsWith("!") && globToRegExp(p).test(parsed.host));
   });
@@ -179,7 +215,8 @@ export function resolveTarget(target: string | ParsedTarget, loaded: { config: S
     }
   }
   const tokens = { host: parsed.host, user, port, alias: parsed.host };
-  const hostName = get("hostname") !== undefined ? expandTokens(get("hostname")!, tokens) : parsed.host;
+  const hostName =
+    get("hostname") !== undefined ? expandTokens(get("hostname")!, tokens) : parsed.host;
   const tk = { ...tokens, host: hostName };
   const idFiles = list(cfg["identityfile"]).map((f) => expandTokens(f, tk));
   const strict = policy(get("stricthostkeychecking"));
@@ -193,21 +230,45 @@ export function resolveTarget(target: string | ParsedTarget, loaded: { config: S
     hostName,
     user,
     port,
-    identityFiles: idFiles.length > 0 ? idFiles : ["id_ed25519", "id_ecdsa", "id_rsa"].map((f) => join(homedir(), ".ssh", f)),
+    identityFiles:
+      idFiles.length > 0
+        ? idFiles
+        : ["id_ed25519", "id_ecdsa", "id_rsa"].map((f) => join(homedir(), ".ssh", f)),
     identityFilesExplicit: idFiles.length > 0,
     identitiesOnly: (get("identitiesonly") ?? "no").toLowerCase() === "yes",
-    proxyJump: jump && jump.toLowerCase() !== "none" ? jump.split(",").map((s) => s.trim()).filter(Boolean) : [],
+    proxyJump:
+      jump && jump.toLowerCase() !== "none"
+        ? jump
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : [],
     serverAliveInterval: seconds(get("serveraliveinterval"), "ServerAliveInterval", file),
     serverAliveCountMax: seconds(get("serveralivecountmax"), "ServerAliveCountMax", file) || 3,
     strictHostKeyChecking: strict.policy,
     strictHostKeyCheckingExplicit: strict.explicit,
-    userKnownHostsFiles: known.length > 0 ? known : [join(homedir(), ".ssh", "known_hosts"), join(homedir(), ".ssh", "known_hosts2")],
-    globalKnownHostsFiles: globalKnown.length > 0 ? globalKnown : ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"],
+    userKnownHostsFiles:
+      known.length > 0
+        ? known
+        : [join(homedir(), ".ssh", "known_hosts"), join(homedir(), ".ssh", "known_hosts2")],
+    globalKnownHostsFiles:
+      globalKnown.length > 0
+        ? globalKnown
+        : ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"],
     hashKnownHosts: (get("hashknownhosts") ?? "no").toLowerCase() === "yes",
     connectTimeout: seconds(get("connecttimeout"), "ConnectTimeout", file),
     matchedSection,
   };
-  if (agent !== undefined) out.identityAgent = agent.toLowerCase() === "none" ? "none" : agent === "SSH_AUTH_SOCK" ? (process.env.SSH_AUTH_SOCK ?? "none") : expandTokens(agent.replace(/^\$\{?SSH_AUTH_SOCK\}?$/, process.env.SSH_AUTH_SOCK ?? "none"), tk);
+  if (agent !== undefined)
+    out.identityAgent =
+      agent.toLowerCase() === "none"
+        ? "none"
+        : agent === "SSH_AUTH_SOCK"
+          ? (process.env.SSH_AUTH_SOCK ?? "none")
+          : expandTokens(
+              agent.replace(/^\$\{?SSH_AUTH_SOCK\}?$/, process.env.SSH_AUTH_SOCK ?? "none"),
+              tk,
+            );
   const alias = get("hostkeyalias");
   if (alias !== undefined) out.hostKeyAlias = alias;
   if (file !== undefined) out.configFile = file;
@@ -218,8 +279,16 @@ export function resolveTarget(target: string | ParsedTarget, loaded: { config: S
  * The hops to connect through, last one being the target itself. ProxyJump `a,b` means
  * connect to a (honouring a's own ProxyJump), then b through a, then the target through b.
  */
-export function resolveChain(target: string, loaded: { config: SSHConfig; file?: string }, depth = 0): ResolvedHost[] {
-  if (depth > 8) throw new SidecarError("SSH_CONFIG", `ProxyJump for \`${target}\` nests more than 8 hops deep (a loop in ${loaded.file ?? "ssh config"}?)`);
+export function resolveChain(
+  target: string,
+  loaded: { config: SSHConfig; file?: string },
+  depth = 0,
+): ResolvedHost[] {
+  if (depth > 8)
+    throw new SidecarError(
+      "SSH_CONFIG",
+      `ProxyJump for \`${target}\` nests more than 8 hops deep (a loop in ${loaded.file ?? "ssh config"}?)`,
+    );
   const host = resolveTarget(target, loaded);
   if (host.proxyJump.length === 0) return [host];
   const [firstHop, ...rest] = host.proxyJump;

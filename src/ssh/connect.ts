@@ -15,7 +15,15 @@ import type { ResolvedHost } from "./config.js";
 import { checkHostKey, knownTypes } from "./host-key.js";
 import { preferredHostKeyAlgorithms } from "./known-hosts.js";
 
-const DEFAULT_HOST_KEY_ALGOS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"];
+const DEFAULT_HOST_KEY_ALGOS = [
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "rsa-sha2-512",
+  "rsa-sha2-256",
+  "ssh-rsa",
+];
 
 /** True when the CPU has AES instructions (then AES-GCM beats chacha20-poly1305). */
 export function cpuHasAes(): boolean {
@@ -56,15 +64,24 @@ export interface Hop {
   cipher?: string;
 }
 
-function connectError(host: ResolvedHost, err: NodeJS.ErrnoException, via?: ResolvedHost): SidecarError {
+function connectError(
+  host: ResolvedHost,
+  err: NodeJS.ErrnoException,
+  via?: ResolvedHost,
+): SidecarError {
   const where = `${host.hostName}:${host.port} (target \`${host.target}\`${via ? `, through jump host \`${via.target}\`` : ""})`;
   const code = err.code ?? "";
   let why = err.message;
-  if (code === "ECONNREFUSED") why = "connection refused: is sshd running there and is the port right?";
+  if (code === "ECONNREFUSED")
+    why = "connection refused: is sshd running there and is the port right?";
   else if (code === "ENOTFOUND" || code === "EAI_AGAIN") why = "the host name does not resolve";
-  else if (code === "ETIMEDOUT" || /Timed out/i.test(err.message)) why = `no answer in time (${err.message})`;
+  else if (code === "ETIMEDOUT" || /Timed out/i.test(err.message))
+    why = `no answer in time (${err.message})`;
   else if (code === "EHOSTUNREACH" || code === "ENETUNREACH") why = "no route to the host";
-  return new SidecarError("SSH_CONNECT", `Cannot connect to ${where}: ${why}`, { cause: err, data: { target: host.target, host: host.hostName, port: host.port, errno: code || undefined } });
+  return new SidecarError("SSH_CONNECT", `Cannot connect to ${where}: ${why}`, {
+    cause: err,
+    data: { target: host.target, host: host.hostName, port: host.port, errno: code || undefined },
+  });
 }
 
 /** Fail early and clearly when the first hop's name neither is an alias nor resolves. */
@@ -86,7 +103,12 @@ export async function checkResolvable(host: ResolvedHost): Promise<void> {
 }
 
 /** Handshake and authenticate one hop, directly or over `sock` (a channel of the previous hop). */
-export function connectHop(host: ResolvedHost, settings: HopSettings, sock?: Duplex, via?: ResolvedHost): Promise<Hop> {
+export function connectHop(
+  host: ResolvedHost,
+  settings: HopSettings,
+  sock?: Duplex,
+  via?: ResolvedHost,
+): Promise<Hop> {
   // planned when the server asks, so that an unreachable host is reported before a key problem
   let plan: AuthPlan | undefined;
   let planError: SidecarError | undefined;
@@ -120,11 +142,37 @@ export function connectHop(host: ResolvedHost, settings: HopSettings, sock?: Dup
     });
     client.on("error", (err: Error & { level?: string; code?: string }) => {
       if (refused) return fail(refused);
-      if (err.level === "client-authentication") return fail(planError ?? authFailed(host, plan ?? { methods: [], described: [], problems: [] }, err));
-      if (err.level === "client-timeout") return fail(connectError(host, Object.assign(new Error(`timed out after ${settings.readyTimeoutMs} ms waiting for the SSH handshake`), { code: "ETIMEDOUT" }), via));
+      if (err.level === "client-authentication")
+        return fail(
+          planError ?? authFailed(host, plan ?? { methods: [], described: [], problems: [] }, err),
+        );
+      if (err.level === "client-timeout")
+        return fail(
+          connectError(
+            host,
+            Object.assign(
+              new Error(
+                `timed out after ${settings.readyTimeoutMs} ms waiting for the SSH handshake`,
+              ),
+              { code: "ETIMEDOUT" },
+            ),
+            via,
+          ),
+        );
       return fail(connectError(host, err, via));
     });
-    client.on("close", () => fail(refused ?? connectError(host, Object.assign(new Error("the server closed the connection during the handshake"), { code: "ECONNRESET" }), via)));
+    client.on("close", () =>
+      fail(
+        refused ??
+          connectError(
+            host,
+            Object.assign(new Error("the server closed the connection during the handshake"), {
+              code: "ECONNRESET",
+            }),
+            via,
+          ),
+      ),
+    );
     client.once("ready", () => {
       if (settled) return;
       settled = true;
@@ -132,7 +180,12 @@ export function connectHop(host: ResolvedHost, settings: HopSettings, sock?: Dup
       client.removeAllListeners("error");
       // small request/reply messages (Parsl's tasks, RPC) must not wait for Nagle's algorithm
       client.setNoDelay(true);
-      const hop: Hop = { host, client, serverVersion: (client as unknown as { _remoteVer?: string })._remoteVer ?? "", fingerprint: fp };
+      const hop: Hop = {
+        host,
+        client,
+        serverVersion: (client as unknown as { _remoteVer?: string })._remoteVer ?? "",
+        fingerprint: fp,
+      };
       if (cipher) hop.cipher = cipher;
       resolve(hop);
     });
@@ -148,7 +201,10 @@ export function connectHop(host: ResolvedHost, settings: HopSettings, sock?: Dup
       },
       algorithms: {
         cipher: cipherList() as NonNullable<ConnectConfig["algorithms"]>["cipher"],
-        serverHostKey: preferredHostKeyAlgorithms(knownTypes(host), DEFAULT_HOST_KEY_ALGOS) as NonNullable<ConnectConfig["algorithms"]>["serverHostKey"],
+        serverHostKey: preferredHostKeyAlgorithms(
+          knownTypes(host),
+          DEFAULT_HOST_KEY_ALGOS,
+        ) as NonNullable<ConnectConfig["algorithms"]>["serverHostKey"],
       },
       readyTimeout: settings.readyTimeoutMs,
       keepaliveInterval: settings.keepaliveMs,
@@ -173,10 +229,14 @@ function forwardTo(hop: Hop, next: ResolvedHost): Promise<Duplex> {
     hop.client.forwardOut("127.0.0.1", 0, next.hostName, next.port, (err, ch) => {
       if (err) {
         reject(
-          new SidecarError("SSH_CONNECT", `Jump host \`${hop.host.target}\` could not open a connection to ${next.hostName}:${next.port} (for \`${next.target}\`): ${err.message}`, {
-            cause: err,
-            data: { jump: hop.host.target, target: next.target },
-          }),
+          new SidecarError(
+            "SSH_CONNECT",
+            `Jump host \`${hop.host.target}\` could not open a connection to ${next.hostName}:${next.port} (for \`${next.target}\`): ${err.message}`,
+            {
+              cause: err,
+              data: { jump: hop.host.target, target: next.target },
+            },
+          ),
         );
       } else resolve(ch);
     });

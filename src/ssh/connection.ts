@@ -56,7 +56,10 @@ export class SshConnection extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private sessions = 0;
   private readonly waiting: Array<() => void> = [];
-  private readonly generationEnds = new Map<number, { ended: Promise<void>; resolve: () => void }>();
+  private readonly generationEnds = new Map<
+    number,
+    { ended: Promise<void>; resolve: () => void }
+  >();
 
   constructor(
     readonly target: string,
@@ -81,14 +84,22 @@ export class SshConnection extends EventEmitter {
     const hops = await connectChain(this.chain, this.settings);
     if (this.state === "closed") {
       for (const h of hops) h.client.end();
-      throw new SidecarError("SSH_CONNECT", `The connection to \`${this.target}\` was closed while it was opening`);
+      throw new SidecarError(
+        "SSH_CONNECT",
+        `The connection to \`${this.target}\` was closed while it was opening`,
+      );
     }
     this.adopt(hops);
   }
 
   private setState(state: SshState, data: Record<string, unknown> = {}): void {
     this.state = state;
-    this.emit("state", state, { target: this.target, generation: this.generation, reconnects: this.reconnects, ...data });
+    this.emit("state", state, {
+      target: this.target,
+      generation: this.generation,
+      reconnects: this.reconnects,
+      ...data,
+    });
   }
 
   private adopt(hops: Hop[]): void {
@@ -129,7 +140,11 @@ export class SshConnection extends EventEmitter {
   private onDown(gen: number, err?: Error): void {
     if (gen !== this.generation || this.state !== "ready") return;
     this.endGeneration(gen);
-    this.lastError = new SidecarError("SSH_CONNECT", `Lost the connection to \`${this.target}\`${err ? `: ${err.message}` : ""}`, { cause: err });
+    this.lastError = new SidecarError(
+      "SSH_CONNECT",
+      `Lost the connection to \`${this.target}\`${err ? `: ${err.message}` : ""}`,
+      { cause: err },
+    );
     for (const h of this.hops) h.client.end();
     this.hops = [];
     this.sessions = 0;
@@ -164,7 +179,11 @@ export class SshConnection extends EventEmitter {
         for (const w of this.waiting.splice(0)) w();
         return;
       }
-      this.emit("state", this.state, { target: this.target, attempt: this.attempt, error: this.lastError.message });
+      this.emit("state", this.state, {
+        target: this.target,
+        attempt: this.attempt,
+        error: this.lastError.message,
+      });
       this.schedule();
     }
   }
@@ -173,8 +192,13 @@ export class SshConnection extends EventEmitter {
   async ready(timeoutMs: number): Promise<Client> {
     const c = this.client;
     if (c) return c;
-    if (this.state === "closed") throw new SidecarError("SSH_CONNECT", `The connection to \`${this.target}\` is closed`);
-    if (this.state === "failed") throw this.lastError ?? new SidecarError("SSH_CONNECT", `The connection to \`${this.target}\` failed`);
+    if (this.state === "closed")
+      throw new SidecarError("SSH_CONNECT", `The connection to \`${this.target}\` is closed`);
+    if (this.state === "failed")
+      throw (
+        this.lastError ??
+        new SidecarError("SSH_CONNECT", `The connection to \`${this.target}\` failed`)
+      );
     return await new Promise<Client>((resolve, reject) => {
       const onReady = (client: Client): void => {
         cleanup();
@@ -182,11 +206,21 @@ export class SshConnection extends EventEmitter {
       };
       const onEnd = (): void => {
         cleanup();
-        reject(this.state === "failed" && this.lastError ? this.lastError : new SidecarError("SSH_CONNECT", `The connection to \`${this.target}\` is closed`));
+        reject(
+          this.state === "failed" && this.lastError
+            ? this.lastError
+            : new SidecarError("SSH_CONNECT", `The connection to \`${this.target}\` is closed`),
+        );
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new SidecarError("SSH_CONNECT", `Not connected to \`${this.target}\` after waiting ${timeoutMs} ms (${this.state}${this.lastError ? `; last error: ${this.lastError.message}` : ""})`, { data: { target: this.target, state: this.state } }));
+        reject(
+          new SidecarError(
+            "SSH_CONNECT",
+            `Not connected to \`${this.target}\` after waiting ${timeoutMs} ms (${this.state}${this.lastError ? `; last error: ${this.lastError.message}` : ""})`,
+            { data: { target: this.target, state: this.state } },
+          ),
+        );
       }, timeoutMs);
       const cleanup = (): void => {
         clearTimeout(timer);
@@ -201,7 +235,9 @@ export class SshConnection extends EventEmitter {
   }
 
   /** Take a session slot (exec, spawn, sftp); `release` gives it back. Callers use channel(). */
-  private async session(timeoutMs: number): Promise<{ client: Client; release: () => void; generation: number }> {
+  private async session(
+    timeoutMs: number,
+  ): Promise<{ client: Client; release: () => void; generation: number }> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const client = await this.ready(Math.max(1, deadline - Date.now()));
@@ -225,11 +261,19 @@ export class SshConnection extends EventEmitter {
           clearTimeout(t);
           resolve();
         };
-        const t = setTimeout(() => {
-          const i = this.waiting.indexOf(wake);
-          if (i >= 0) this.waiting.splice(i, 1);
-          reject(new SidecarError("SSH_EXEC", `No free session channel on \`${this.target}\` after ${timeoutMs} ms: ${this.settings.maxSessions} are in use (sshd's MaxSessions)`));
-        }, Math.max(1, deadline - Date.now()));
+        const t = setTimeout(
+          () => {
+            const i = this.waiting.indexOf(wake);
+            if (i >= 0) this.waiting.splice(i, 1);
+            reject(
+              new SidecarError(
+                "SSH_EXEC",
+                `No free session channel on \`${this.target}\` after ${timeoutMs} ms: ${this.settings.maxSessions} are in use (sshd's MaxSessions)`,
+              ),
+            );
+          },
+          Math.max(1, deadline - Date.now()),
+        );
         this.waiting.push(wake);
       });
     }
@@ -243,28 +287,55 @@ export class SshConnection extends EventEmitter {
    * STAGING_FAILED), and an admin may set MaxSessions below ours. That refusal is waited out
    * (backing off) until `timeoutMs`, then named; any other failure is thrown at once.
    */
-  async channel<T>(timeoutMs: number, open: (client: Client) => Promise<T>): Promise<{ value: T; release: () => void; generation: number }> {
+  async channel<T>(
+    timeoutMs: number,
+    open: (client: Client) => Promise<T>,
+  ): Promise<{ value: T; release: () => void; generation: number }> {
     const deadline = Date.now() + timeoutMs;
     for (let delay = 25; ; delay = Math.min(delay * 2, 1000)) {
-      const { client, release, generation } = await this.session(Math.max(1, deadline - Date.now()));
+      const { client, release, generation } = await this.session(
+        Math.max(1, deadline - Date.now()),
+      );
       try {
         return { value: await open(client), release, generation };
       } catch (err) {
         release();
         if (!isChannelRefused(err)) throw err;
         if (Date.now() >= deadline) {
-          throw new SidecarError("SSH_EXEC", `\`${this.target}\` refused a new session channel for ${timeoutMs} ms (${this.sessions} open from here): sshd's MaxSessions is reached, by sessions it has not freed yet after they closed or by a server MaxSessions lower than this side's ${this.settings.maxSessions} while long-running commands (worker blocks, relays, watchdogs) hold the rest`, { cause: err, data: { target: this.target, transient: true } });
+          throw new SidecarError(
+            "SSH_EXEC",
+            `\`${this.target}\` refused a new session channel for ${timeoutMs} ms (${this.sessions} open from here): sshd's MaxSessions is reached, by sessions it has not freed yet after they closed or by a server MaxSessions lower than this side's ${this.settings.maxSessions} while long-running commands (worker blocks, relays, watchdogs) hold the rest`,
+            { cause: err, data: { target: this.target, transient: true } },
+          );
         }
-        await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(1, deadline - Date.now()))));
+        await new Promise((r) =>
+          setTimeout(r, Math.min(delay, Math.max(1, deadline - Date.now()))),
+        );
       }
     }
   }
 
   /** A direct-tcpip channel from the target to host:port. */
-  async forwardOut(srcHost: string, srcPort: number, dstHost: string, dstPort: number, timeoutMs: number): Promise<ClientChannel> {
+  async forwardOut(
+    srcHost: string,
+    srcPort: number,
+    dstHost: string,
+    dstPort: number,
+    timeoutMs: number,
+  ): Promise<ClientChannel> {
     const client = await this.ready(timeoutMs);
     return await new Promise((resolve, reject) => {
-      client.forwardOut(srcHost, srcPort, dstHost, dstPort, (err, ch) => (err ? reject(new SidecarError("SSH_CONNECT", `\`${this.target}\` could not connect to ${dstHost}:${dstPort}: ${err.message}`, { cause: err })) : resolve(ch)));
+      client.forwardOut(srcHost, srcPort, dstHost, dstPort, (err, ch) =>
+        err
+          ? reject(
+              new SidecarError(
+                "SSH_CONNECT",
+                `\`${this.target}\` could not connect to ${dstHost}:${dstPort}: ${err.message}`,
+                { cause: err },
+              ),
+            )
+          : resolve(ch),
+      );
     });
   }
 
@@ -306,5 +377,9 @@ export class SshConnection extends EventEmitter {
 /** ssh2's error for a channel the server refused to open (SSH_MSG_CHANNEL_OPEN_FAILURE). */
 export function isChannelRefused(err: unknown): boolean {
   const e = (err as { cause?: unknown })?.cause ?? err;
-  return e instanceof Error && /Channel open failure/i.test(e.message) && typeof (e as { reason?: unknown }).reason === "number";
+  return (
+    e instanceof Error &&
+    /Channel open failure/i.test(e.message) &&
+    typeof (e as { reason?: unknown }).reason === "number"
+  );
 }

@@ -9,9 +9,22 @@ import type { Logger } from "../util/logger.js";
 import type { AuthOptions } from "./auth.js";
 import { loadConfig, resolveChain } from "./config.js";
 import { SshConnection, type ConnectionInfo, type ReconnectPolicy } from "./connection.js";
-import type { ExecOptions, ExecResult, HostLease, Hosts, HostProcess, SpawnOptions } from "./host.js";
+import type {
+  ExecOptions,
+  ExecResult,
+  HostLease,
+  Hosts,
+  HostProcess,
+  SpawnOptions,
+} from "./host.js";
 import { LocalHost } from "./local-host.js";
-import { killGroupCommand, openExec, remoteExec, remoteSpawn, type RemoteExecDeps } from "./ssh-exec.js";
+import {
+  killGroupCommand,
+  openExec,
+  remoteExec,
+  remoteSpawn,
+  type RemoteExecDeps,
+} from "./ssh-exec.js";
 import { isLocalTarget } from "./target.js";
 
 export interface SshConnectionsOptions {
@@ -46,7 +59,12 @@ export interface SshLease extends HostLease {
   /** a new SFTP session on the connection (the caller ends it) */
   sftp(): Promise<SFTPWrapper>;
   /** a direct-tcpip channel from the pool host to dstHost:dstPort */
-  forwardOut(dstHost: string, dstPort: number, srcHost?: string, srcPort?: number): Promise<ClientChannel>;
+  forwardOut(
+    dstHost: string,
+    dstPort: number,
+    srcHost?: string,
+    srcPort?: number,
+  ): Promise<ClientChannel>;
 }
 
 export function isSshLease(lease: HostLease): lease is SshLease {
@@ -97,9 +115,14 @@ export class SshConnections implements Hosts {
     const o = this.opts;
     const conn = new SshConnection(target, chain, {
       auth: o.auth ?? {},
-      keepaliveMs: host.serverAliveInterval > 0 ? host.serverAliveInterval * 1000 : (o.keepaliveMs ?? 15_000),
-      keepaliveCount: host.serverAliveInterval > 0 ? host.serverAliveCountMax : (o.keepaliveCount ?? host.serverAliveCountMax),
-      readyTimeoutMs: host.connectTimeout > 0 ? host.connectTimeout * 1000 : (o.readyTimeoutMs ?? 20_000),
+      keepaliveMs:
+        host.serverAliveInterval > 0 ? host.serverAliveInterval * 1000 : (o.keepaliveMs ?? 15_000),
+      keepaliveCount:
+        host.serverAliveInterval > 0
+          ? host.serverAliveCountMax
+          : (o.keepaliveCount ?? host.serverAliveCountMax),
+      readyTimeoutMs:
+        host.connectTimeout > 0 ? host.connectTimeout * 1000 : (o.readyTimeoutMs ?? 20_000),
       reconnect: { initialMs: o.reconnect?.initialMs ?? 100, maxMs: o.reconnect?.maxMs ?? 10_000 },
       maxSessions: o.maxSessions ?? 10,
       log: (msg, data) => o.log?.info(data ?? {}, msg),
@@ -117,11 +140,17 @@ export class SshConnections implements Hosts {
     const deps: RemoteExecDeps = {
       target: conn.target,
       open: async (command) => {
-        const { value: channel, release, generation } = await conn.channel(waitMs, (client) => openExec(client, command));
+        const {
+          value: channel,
+          release,
+          generation,
+        } = await conn.channel(waitMs, (client) => openExec(client, command));
         return { channel, done: release, gone: conn.ended(generation) };
       },
       killGroup: async (pgid, signal) => {
-        const { value: ch, release } = await conn.channel(waitMs, (client) => openExec(client, killGroupCommand(pgid, signal)));
+        const { value: ch, release } = await conn.channel(waitMs, (client) =>
+          openExec(client, killGroupCommand(pgid, signal)),
+        );
         try {
           await new Promise<void>((r) => {
             ch.on("close", () => r());
@@ -151,13 +180,28 @@ export class SshConnections implements Hosts {
           waitMs,
           (client) =>
             new Promise<SFTPWrapper>((resolve, reject) =>
-              client.sftp((err, s) => (err ? reject(new SidecarError("SSH_EXEC", `Cannot open an SFTP session on \`${conn.target}\`: ${err.message}`, { cause: err })) : resolve(s))),
+              client.sftp((err, s) =>
+                err
+                  ? reject(
+                      new SidecarError(
+                        "SSH_EXEC",
+                        `Cannot open an SFTP session on \`${conn.target}\`: ${err.message}`,
+                        { cause: err },
+                      ),
+                    )
+                  : resolve(s),
+              ),
             ),
         );
         sftp.on("close", release);
         return sftp;
       },
-      forwardOut(dstHost: string, dstPort: number, srcHost = "127.0.0.1", srcPort = 0): Promise<ClientChannel> {
+      forwardOut(
+        dstHost: string,
+        dstPort: number,
+        srcHost = "127.0.0.1",
+        srcPort = 0,
+      ): Promise<ClientChannel> {
         return conn.forwardOut(srcHost, srcPort, dstHost, dstPort, waitMs);
       },
       release(): void {
@@ -177,7 +221,11 @@ export class SshConnections implements Hosts {
 
   /** The live connections, for `ssh.list` and status. */
   list(): Array<ConnectionInfo & { leases: number; owners: string[] }> {
-    return [...this.entries.values()].map((e) => ({ ...e.conn.info(), leases: e.leases.size, owners: [...new Set(e.leases.values())] }));
+    return [...this.entries.values()].map((e) => ({
+      ...e.conn.info(),
+      leases: e.leases.size,
+      owners: [...new Set(e.leases.values())],
+    }));
   }
 
   /** The connection for a target, if one is open. */

@@ -1,7 +1,13 @@
 /** The host-key policy (accept-new by default) applied to the key a server presents. */
 import { SidecarError } from "../errors.js";
 import type { ResolvedHost } from "./config.js";
-import { fingerprint, keyTypeOf, lookupHostKey, readKnownKeys, recordHostKey } from "./known-hosts.js";
+import {
+  fingerprint,
+  keyTypeOf,
+  lookupHostKey,
+  readKnownKeys,
+  recordHostKey,
+} from "./known-hosts.js";
 import { knownHostsName } from "./target.js";
 
 export interface HostKeyDecision {
@@ -20,12 +26,20 @@ export function knownNames(host: ResolvedHost): string[] {
 }
 
 export function knownTypes(host: ResolvedHost): string[] {
-  return [...new Set(readKnownKeys([...host.userKnownHostsFiles, ...host.globalKnownHostsFiles], knownNames(host)).filter((k) => !k.marker).map((k) => k.keyType))];
+  return [
+    ...new Set(
+      readKnownKeys([...host.userKnownHostsFiles, ...host.globalKnownHostsFiles], knownNames(host))
+        .filter((k) => !k.marker)
+        .map((k) => k.keyType),
+    ),
+  ];
 }
 
 function describe(host: ResolvedHost): string {
   const name = knownNames(host)[0]!;
-  return host.target === name || host.target === host.hostName ? `\`${name}\`` : `\`${name}\` (target \`${host.target}\`)`;
+  return host.target === name || host.target === host.hostName
+    ? `\`${name}\``
+    : `\`${name}\` (target \`${host.target}\`)`;
 }
 
 /** Check a presented key against known_hosts and apply StrictHostKeyChecking. */
@@ -40,15 +54,25 @@ export function checkHostKey(host: ResolvedHost, blob: Buffer): HostKeyDecision 
     return {
       ok: false,
       fingerprint: fp,
-      error: new SidecarError("SSH_HOST_KEY", `The host key of ${describe(host)} (${type} ${fp}) is marked @revoked in ${res.entry.file}:${res.entry.line}; refusing to connect.`, {
-        data: { host: names[0], presented: fp },
-      }),
+      error: new SidecarError(
+        "SSH_HOST_KEY",
+        `The host key of ${describe(host)} (${type} ${fp}) is marked @revoked in ${res.entry.file}:${res.entry.line}; refusing to connect.`,
+        {
+          data: { host: names[0], presented: fp },
+        },
+      ),
     };
   }
   if (res.status === "mismatch") {
-    const known = res.entries.map((e) => `${fingerprint(Buffer.from(e.key, "base64"))} (${e.keyType}, ${e.file}:${e.line})`);
+    const known = res.entries.map(
+      (e) => `${fingerprint(Buffer.from(e.key, "base64"))} (${e.keyType}, ${e.file}:${e.line})`,
+    );
     if (host.strictHostKeyChecking === "no") {
-      return { ok: true, fingerprint: fp, note: `host key of ${names[0]} changed (known ${known.join(", ")}, presented ${fp}); accepted because StrictHostKeyChecking is no` };
+      return {
+        ok: true,
+        fingerprint: fp,
+        note: `host key of ${names[0]} changed (known ${known.join(", ")}, presented ${fp}); accepted because StrictHostKeyChecking is no`,
+      };
     }
     const first = res.entries[0]!;
     return {
@@ -59,7 +83,15 @@ export function checkHostKey(host: ResolvedHost, blob: Buffer): HostKeyDecision 
         `The host key of ${describe(host)} has changed: known_hosts has ${known.join(", ")}, the server presented ${type} ${fp}. ` +
           `This can mean someone is intercepting the connection, or the host was reinstalled. If the change is expected, remove the old key with ` +
           `\`ssh-keygen -R '${names[0]}' -f ${first.file}\` and connect again.`,
-        { data: { host: names[0], known: res.entries.map((e) => fingerprint(Buffer.from(e.key, "base64"))), presented: fp, file: first.file, line: first.line } },
+        {
+          data: {
+            host: names[0],
+            known: res.entries.map((e) => fingerprint(Buffer.from(e.key, "base64"))),
+            presented: fp,
+            file: first.file,
+            line: first.line,
+          },
+        },
       ),
     };
   }
@@ -79,7 +111,15 @@ export function checkHostKey(host: ResolvedHost, blob: Buffer): HostKeyDecision 
   try {
     recordHostKey(file, names[0]!, blob, host.hashKnownHosts);
   } catch (err) {
-    return { ok: true, fingerprint: fp, note: `new host ${names[0]} (${type} ${fp}) accepted but could not be recorded in ${file}: ${(err as Error).message}` };
+    return {
+      ok: true,
+      fingerprint: fp,
+      note: `new host ${names[0]} (${type} ${fp}) accepted but could not be recorded in ${file}: ${(err as Error).message}`,
+    };
   }
-  return { ok: true, fingerprint: fp, note: `new host ${names[0]} (${type} ${fp}) recorded in ${file}` };
+  return {
+    ok: true,
+    fingerprint: fp,
+    note: `new host ${names[0]} (${type} ${fp}) recorded in ${file}`,
+  };
 }

@@ -40,7 +40,13 @@ function patternMatches(pattern: string, name: string): boolean {
     const h = createHmac("sha1", Buffer.from(salt, "base64")).update(name).digest("base64");
     return h === hash;
   }
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`, "i");
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+      .replace(/\*/g, ".*")
+      .replace(/\?/g, ".")}$`,
+    "i",
+  );
   return re.test(name);
 }
 
@@ -115,14 +121,20 @@ export function recordHostKey(file: string, name: string, blob: Buffer, hash: bo
   const dir = dirname(file);
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
   const fresh = !existsSync(file);
-  const needsNewline = !fresh && !readFileSync(file, "utf8").endsWith("\n") && readFileSync(file).length > 0;
-  appendFileSync(file, `${needsNewline ? "\n" : ""}${host} ${keyTypeOf(blob)} ${blob.toString("base64")}\n`, { mode: 0o600 });
+  const needsNewline =
+    !fresh && !readFileSync(file, "utf8").endsWith("\n") && readFileSync(file).length > 0;
+  appendFileSync(
+    file,
+    `${needsNewline ? "\n" : ""}${host} ${keyTypeOf(blob)} ${blob.toString("base64")}\n`,
+    { mode: 0o600 },
+  );
   if (fresh) chmodSync(file, 0o600);
 }
 
 /** Host key algorithms to offer first so that the server presents a key we already know. */
 export function preferredHostKeyAlgorithms(knownTypes: string[], defaults: string[]): string[] {
-  const expand = (t: string): string[] => (t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [t]);
+  const expand = (t: string): string[] =>
+    t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [t];
   const first = knownTypes.flatMap(expand).filter((a) => defaults.includes(a));
   return [...new Set([...first, ...defaults])];
 }

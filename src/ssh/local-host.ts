@@ -24,7 +24,12 @@ export class LocalHost implements HostLease {
   exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     const started = Date.now();
     return new Promise((resolve, reject) => {
-      const child = spawnChild("sh", ["-c", command], { cwd: opts.cwd, env: envFor(opts.env), detached: true, stdio: ["pipe", "pipe", "pipe"] });
+      const child = spawnChild("sh", ["-c", command], {
+        cwd: opts.cwd,
+        env: envFor(opts.env),
+        detached: true,
+        stdio: ["pipe", "pipe", "pipe"],
+      });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       let timedOut = false;
@@ -41,12 +46,26 @@ export class LocalHost implements HostLease {
       child.stdin.on("error", () => undefined);
       child.on("error", (e: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(new SidecarError("SSH_EXEC", `Cannot run \`sh -c\` here${opts.cwd ? ` in ${opts.cwd}` : ""}: ${e.message}`, { cause: e }));
+        reject(
+          new SidecarError(
+            "SSH_EXEC",
+            `Cannot run \`sh -c\` here${opts.cwd ? ` in ${opts.cwd}` : ""}: ${e.message}`,
+            { cause: e },
+          ),
+        );
       });
       child.on("close", (code, signal) => {
         clearTimeout(timer);
         clearTimeout(killTimer);
-        resolve({ command, exitCode: code, signal, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), durationMs: Date.now() - started, timedOut });
+        resolve({
+          command,
+          exitCode: code,
+          signal,
+          stdout: Buffer.concat(out).toString("utf8"),
+          stderr: Buffer.concat(err).toString("utf8"),
+          durationMs: Date.now() - started,
+          timedOut,
+        });
       });
       if (opts.timeoutMs !== undefined && opts.timeoutMs > 0) {
         timer = setTimeout(() => {
@@ -62,11 +81,22 @@ export class LocalHost implements HostLease {
 
   spawn(command: string, opts: SpawnOptions = {}): Promise<HostProcess> {
     return new Promise((resolve, reject) => {
-      const child = spawnChild("sh", ["-c", command], { cwd: opts.cwd, env: envFor(opts.env), detached: true, stdio: ["pipe", "pipe", "pipe"] });
-      child.once("error", (e) => reject(new SidecarError("SSH_EXEC", `Cannot run \`sh -c\` here: ${e.message}`, { cause: e })));
+      const child = spawnChild("sh", ["-c", command], {
+        cwd: opts.cwd,
+        env: envFor(opts.env),
+        detached: true,
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      child.once("error", (e) =>
+        reject(
+          new SidecarError("SSH_EXEC", `Cannot run \`sh -c\` here: ${e.message}`, { cause: e }),
+        ),
+      );
       child.once("spawn", () => {
         const pid = child.pid!;
-        const exited = new Promise<{ exitCode: number | null; signal: string | null }>((res) => child.on("close", (exitCode, signal) => res({ exitCode, signal })));
+        const exited = new Promise<{ exitCode: number | null; signal: string | null }>((res) =>
+          child.on("close", (exitCode, signal) => res({ exitCode, signal })),
+        );
         resolve({
           stdin: child.stdin,
           stdout: child.stdout,

@@ -5,7 +5,10 @@ import { defineMethod } from "../rpc/registry.js";
 import type { ExecOptions, ExecResult, HostLease } from "./host.js";
 import { isSshLease, SshConnections, type SshConnectionsOptions } from "./connections.js";
 
-const targetSchema = z.string().min(1).describe("`local`, `user@host[:port]`, `[v6]:port` or a Host alias from ~/.ssh/config");
+const targetSchema = z
+  .string()
+  .min(1)
+  .describe("`local`, `user@host[:port]`, `[v6]:port` or a Host alias from ~/.ssh/config");
 
 const execResultSchema = z.object({
   command: z.string(),
@@ -39,7 +42,15 @@ const connectionSchema = z.object({
 
 /** ExecResult as it crosses the RPC (snake_case, like the rest of the protocol). */
 export function execResultToWire(r: ExecResult): z.input<typeof execResultSchema> {
-  return { command: r.command, exit_code: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, duration_ms: r.durationMs, timed_out: r.timedOut };
+  return {
+    command: r.command,
+    exit_code: r.exitCode,
+    signal: r.signal,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    duration_ms: r.durationMs,
+    timed_out: r.timedOut,
+  };
 }
 
 /** How long an RPC caller's lease keeps a connection warm after its last call. */
@@ -54,11 +65,18 @@ export interface SshModule extends ServiceModule {
 export function sshModule(ctx: DaemonContext, opts: SshConnectionsOptions = {}): SshModule {
   const connections = new SshConnections({ events: ctx.events, log: ctx.log, ...opts });
   // RPC calls borrow a lease that lingers, so that a burst of ssh.exec reuses one connection.
-  const warm = new Map<string, { lease: Promise<HostLease>; timer: NodeJS.Timeout | undefined; busy: number }>();
+  const warm = new Map<
+    string,
+    { lease: Promise<HostLease>; timer: NodeJS.Timeout | undefined; busy: number }
+  >();
   const borrow = async <T>(target: string, fn: (l: HostLease) => Promise<T>): Promise<T> => {
     let w = warm.get(target);
     if (!w) {
-      const created: { lease: Promise<HostLease>; timer: NodeJS.Timeout | undefined; busy: number } = { lease: connections.acquire(target, "rpc"), timer: undefined, busy: 0 };
+      const created: {
+        lease: Promise<HostLease>;
+        timer: NodeJS.Timeout | undefined;
+        busy: number;
+      } = { lease: connections.acquire(target, "rpc"), timer: undefined, busy: 0 };
       w = created;
       warm.set(target, created);
       created.lease.catch(() => {
@@ -75,7 +93,10 @@ export function sshModule(ctx: DaemonContext, opts: SshConnectionsOptions = {}):
       if (entry.busy === 0 && warm.get(target) === entry) {
         entry.timer = setTimeout(() => {
           warm.delete(target);
-          void entry.lease.then((l) => l.release(), () => undefined);
+          void entry.lease.then(
+            (l) => l.release(),
+            () => undefined,
+          );
         }, RPC_IDLE_MS);
         entry.timer.unref();
       }
@@ -88,7 +109,8 @@ export function sshModule(ctx: DaemonContext, opts: SshConnectionsOptions = {}):
     methods: [
       defineMethod({
         name: "ssh.exec",
-        description: "Run a POSIX sh command on a target (in its own process group) and return exit code, signal, stdout, stderr and duration; a timeout kills the remote group. With `stream`, output chunks arrive as progress messages {stream, data}.",
+        description:
+          "Run a POSIX sh command on a target (in its own process group) and return exit code, signal, stdout, stderr and duration; a timeout kills the remote group. With `stream`, output chunks arrive as progress messages {stream, data}.",
         params: z
           .object({
             target: targetSchema,
@@ -103,14 +125,22 @@ export function sshModule(ctx: DaemonContext, opts: SshConnectionsOptions = {}):
         result: execResultSchema,
         handler: async (p, call) =>
           await borrow(p.target, async (lease) => {
-            const opts: ExecOptions = { env: p.env, cwd: p.cwd, stdin: p.stdin, timeoutMs: p.timeout_ms };
-            if (p.stream) opts.onOutput = (stream, chunk) => call.progress({ stream, data: chunk.toString("utf8") });
+            const opts: ExecOptions = {
+              env: p.env,
+              cwd: p.cwd,
+              stdin: p.stdin,
+              timeoutMs: p.timeout_ms,
+            };
+            if (p.stream)
+              opts.onOutput = (stream, chunk) =>
+                call.progress({ stream, data: chunk.toString("utf8") });
             return execResultToWire(await lease.exec(p.command, opts));
           }),
       }),
       defineMethod({
         name: "ssh.check",
-        description: "Connect to a target (or reuse its connection) and report the server version, host key fingerprint, cipher and the round-trip time of a trivial command.",
+        description:
+          "Connect to a target (or reuse its connection) and report the server version, host key fingerprint, cipher and the round-trip time of a trivial command.",
         params: z.object({ target: targetSchema }).strict(),
         result: z.object({
           ok: z.boolean(),
@@ -146,7 +176,8 @@ export function sshModule(ctx: DaemonContext, opts: SshConnectionsOptions = {}):
       }),
       defineMethod({
         name: "ssh.list",
-        description: "The open SSH connections: state, reconnects, server, fingerprint, cipher, sessions and who holds them.",
+        description:
+          "The open SSH connections: state, reconnects, server, fingerprint, cipher, sessions and who holds them.",
         params: z.object({}).strict(),
         result: z.array(connectionSchema),
         handler: () => connections.list(),
@@ -154,7 +185,11 @@ export function sshModule(ctx: DaemonContext, opts: SshConnectionsOptions = {}):
     ],
     status: () => {
       const list = connections.list();
-      return { connections: list.length, ready: list.filter((c) => c.state === "ready").length, reconnects: list.reduce((n, c) => n + c.reconnects, 0) };
+      return {
+        connections: list.length,
+        ready: list.filter((c) => c.state === "ready").length,
+        reconnects: list.reduce((n, c) => n + c.reconnects, 0),
+      };
     },
     close: async () => {
       for (const w of warm.values()) clearTimeout(w.timer);

@@ -23,12 +23,19 @@ const WRAPPER = [
 ].join("; ");
 
 /** Prefix a script with `cd` and `export` lines. */
-export function buildScript(command: string, opts: { env?: Record<string, string> | undefined; cwd?: string | undefined } = {}): string {
+export function buildScript(
+  command: string,
+  opts: { env?: Record<string, string> | undefined; cwd?: string | undefined } = {},
+): string {
   const lines: string[] = [];
   if (opts.cwd !== undefined) lines.push(`cd -- ${shellQuote(opts.cwd)} || exit 1`);
   for (const [k, v] of Object.entries(opts.env ?? {})) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) {
-      throw new SidecarError("INVALID_ARGUMENT", `Expected environment variable names to match [A-Za-z_][A-Za-z0-9_]*, got \`${k}\``, { data: { name: k } });
+      throw new SidecarError(
+        "INVALID_ARGUMENT",
+        `Expected environment variable names to match [A-Za-z_][A-Za-z0-9_]*, got \`${k}\``,
+        { data: { name: k } },
+      );
     }
     lines.push(`${k}=${shellQuote(v)}; export ${k}`);
   }
@@ -44,8 +51,13 @@ export function wrapRemote(script: string): string {
 /** `kill -SIG -PGID`, quietly (the group may be gone already). */
 export function killGroupCommand(pgid: number, signal: string): string {
   const sig = signal.replace(/^SIG/, "");
-  if (!/^[A-Z0-9]+$/.test(sig)) throw new SidecarError("INVALID_ARGUMENT", `Expected a signal name like TERM or KILL, got \`${signal}\``);
-  if (!Number.isInteger(pgid) || pgid <= 1) throw new SidecarError("INVALID_ARGUMENT", `Refusing to signal process group \`${pgid}\``);
+  if (!/^[A-Z0-9]+$/.test(sig))
+    throw new SidecarError(
+      "INVALID_ARGUMENT",
+      `Expected a signal name like TERM or KILL, got \`${signal}\``,
+    );
+  if (!Number.isInteger(pgid) || pgid <= 1)
+    throw new SidecarError("INVALID_ARGUMENT", `Refusing to signal process group \`${pgid}\``);
   return `kill -${sig} -${pgid} 2>/dev/null; exit 0`;
 }
 

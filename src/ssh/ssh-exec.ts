@@ -9,7 +9,9 @@ import { buildScript, killGroupCommand, PgidSniffer, wrapRemote } from "./remote
 export const EXEC_MAX_OUTPUT = 64 * 1024 * 1024;
 
 /** How a session channel is obtained: waits for the connection and a free session slot. */
-export type OpenSession = (command: string) => Promise<{ channel: ClientChannel; done: () => void; gone?: Promise<void> }>;
+export type OpenSession = (
+  command: string,
+) => Promise<{ channel: ClientChannel; done: () => void; gone?: Promise<void> }>;
 
 /** How long a channel may still close by itself after its connection went away. */
 const CLOSE_GRACE_MS = 500;
@@ -39,9 +41,23 @@ function closeWhenGone(channel: ClientChannel, gone: Promise<void> | undefined):
 export function openExec(client: Client, command: string): Promise<ClientChannel> {
   return new Promise((resolve, reject) => {
     try {
-      client.exec(command, (err, ch) => (err ? reject(new SidecarError("SSH_EXEC", `Cannot start a remote command: ${err.message}`, { cause: err })) : resolve(ch)));
+      client.exec(command, (err, ch) =>
+        err
+          ? reject(
+              new SidecarError("SSH_EXEC", `Cannot start a remote command: ${err.message}`, {
+                cause: err,
+              }),
+            )
+          : resolve(ch),
+      );
     } catch (err) {
-      reject(new SidecarError("SSH_CONNECT", `Cannot start a remote command: ${(err as Error).message}`, { cause: err }));
+      reject(
+        new SidecarError(
+          "SSH_CONNECT",
+          `Cannot start a remote command: ${(err as Error).message}`,
+          { cause: err },
+        ),
+      );
     }
   });
 }
@@ -50,7 +66,9 @@ export function openExec(client: Client, command: string): Promise<ClientChannel
  * The exit status ssh2 recorded on the channel. A fast command's exit-status can arrive in the
  * same TCP read as the exec reply, i.e. before the caller (behind an await) listens for 'exit'.
  */
-function recordedExit(channel: ClientChannel): { exitCode: number | null; signal: string | null } | undefined {
+function recordedExit(
+  channel: ClientChannel,
+): { exitCode: number | null; signal: string | null } | undefined {
   const e = (channel as unknown as { _exit?: { code?: number | null; signal?: string } })._exit;
   if (!e || (e.code === undefined && e.signal === undefined)) return undefined;
   return { exitCode: typeof e.code === "number" ? e.code : null, signal: signalName(e.signal) };
@@ -85,7 +103,11 @@ export interface RemoteExecDeps {
 }
 
 /** Run `command` remotely and collect its output; a timeout kills the remote process group. */
-export async function remoteExec(deps: RemoteExecDeps, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+export async function remoteExec(
+  deps: RemoteExecDeps,
+  command: string,
+  opts: ExecOptions = {},
+): Promise<ExecResult> {
   const onData = opts.onOutput;
   const started = Date.now();
   const script = buildScript(command, opts);
@@ -132,10 +154,24 @@ export async function remoteExec(deps: RemoteExecDeps, command: string, opts: Ex
         ({ exitCode, signal } = missed);
       }
       if (!gotExit && !timedOut) {
-        reject(new SidecarError("SSH_CONNECT", `The connection to \`${deps.target}\` was lost while running a remote command (it may still be running there${pgid ? ` as process group ${pgid}` : ""})`, { data: { target: deps.target, pgid } }));
+        reject(
+          new SidecarError(
+            "SSH_CONNECT",
+            `The connection to \`${deps.target}\` was lost while running a remote command (it may still be running there${pgid ? ` as process group ${pgid}` : ""})`,
+            { data: { target: deps.target, pgid } },
+          ),
+        );
         return;
       }
-      resolve({ command, exitCode, signal, stdout: out.text(), stderr: err.text(), durationMs: Date.now() - started, timedOut });
+      resolve({
+        command,
+        exitCode,
+        signal,
+        stdout: out.text(),
+        stderr: err.text(),
+        durationMs: Date.now() - started,
+        timedOut,
+      });
     });
     if (opts.timeoutMs !== undefined && opts.timeoutMs > 0) {
       timer = setTimeout(() => {
@@ -156,7 +192,11 @@ export async function remoteExec(deps: RemoteExecDeps, command: string, opts: Ex
 }
 
 /** Start `command` remotely in its own process group and hand back its streams. */
-export async function remoteSpawn(deps: RemoteExecDeps, command: string, opts: SpawnOptions = {}): Promise<HostProcess> {
+export async function remoteSpawn(
+  deps: RemoteExecDeps,
+  command: string,
+  opts: SpawnOptions = {},
+): Promise<HostProcess> {
   const { channel, done, gone } = await deps.open(wrapRemote(buildScript(command, opts)));
   closeWhenGone(channel, gone);
   const stderr = new PassThrough();
@@ -167,7 +207,16 @@ export async function remoteSpawn(deps: RemoteExecDeps, command: string, opts: S
     rejectPgid = rej;
   });
   pgid.catch(() => undefined);
-  const sniffer = new PgidSniffer((p) => (p === undefined ? rejectPgid(new SidecarError("SSH_EXEC", `The remote command on \`${deps.target}\` did not report its process group`)) : resolvePgid(p)));
+  const sniffer = new PgidSniffer((p) =>
+    p === undefined
+      ? rejectPgid(
+          new SidecarError(
+            "SSH_EXEC",
+            `The remote command on \`${deps.target}\` did not report its process group`,
+          ),
+        )
+      : resolvePgid(p),
+  );
   channel.stderr.on("data", (b: Buffer) => {
     const rest = sniffer.push(b);
     if (rest.length > 0) stderr.write(rest);
@@ -181,17 +230,19 @@ export async function remoteSpawn(deps: RemoteExecDeps, command: string, opts: S
   channel.on("exit", (code: number | null, sig?: string) => {
     exit = { exitCode: typeof code === "number" ? code : null, signal: signalName(sig) };
   });
-  const exited = new Promise<{ exitCode: number | null; signal: string | null; lost?: boolean }>((resolve) => {
-    channel.on("close", () => {
-      done();
-      const rest = sniffer.end();
-      if (rest.length > 0) stderr.write(rest);
-      if (!stderr.writableEnded) stderr.end();
-      if (exit.exitCode !== null || exit.signal !== null) return resolve(exit);
-      // no exit status: either ssh2 recorded one we missed, or the connection dropped
-      resolve(recordedExit(channel) ?? { ...exit, lost: true });
-    });
-  });
+  const exited = new Promise<{ exitCode: number | null; signal: string | null; lost?: boolean }>(
+    (resolve) => {
+      channel.on("close", () => {
+        done();
+        const rest = sniffer.end();
+        if (rest.length > 0) stderr.write(rest);
+        if (!stderr.writableEnded) stderr.end();
+        if (exit.exitCode !== null || exit.signal !== null) return resolve(exit);
+        // no exit status: either ssh2 recorded one we missed, or the connection dropped
+        resolve(recordedExit(channel) ?? { ...exit, lost: true });
+      });
+    },
+  );
   return {
     stdin: channel,
     stdout: channel,

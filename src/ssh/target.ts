@@ -22,16 +22,24 @@ export function isLocalTarget(target: string): boolean {
 }
 
 function bad(raw: string, why: string): SidecarError {
-  return new SidecarError("INVALID_ARGUMENT", `Invalid ssh target \`${raw}\`: ${why}. Expected \`user@host[:port]\`, \`[ipv6]:port\`, or a Host alias from ~/.ssh/config.`, {
-    data: { target: raw },
-  });
+  return new SidecarError(
+    "INVALID_ARGUMENT",
+    `Invalid ssh target \`${raw}\`: ${why}. Expected \`user@host[:port]\`, \`[ipv6]:port\`, or a Host alias from ~/.ssh/config.`,
+    {
+      data: { target: raw },
+    },
+  );
 }
 
 /** Parse a port given as text or number; throws INVALID_ARGUMENT naming `what` when out of range. */
 export function parsePort(value: string | number, what: string): number {
   const n = typeof value === "number" ? value : /^[0-9]+$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isInteger(n) || n < 1 || n > 65535) {
-    throw new SidecarError("INVALID_ARGUMENT", `Expected ${what} to be an integer 1-65535, got \`${String(value)}\` (${typeof value})`, { data: { port: value } });
+    throw new SidecarError(
+      "INVALID_ARGUMENT",
+      `Expected ${what} to be an integer 1-65535, got \`${String(value)}\` (${typeof value})`,
+      { data: { port: value } },
+    );
   }
   return n;
 }
@@ -52,7 +60,8 @@ export function parseTarget(raw: string): ParsedTarget {
     user = rest.slice(0, at);
     rest = rest.slice(at + 1);
     if (user === "") throw bad(raw, "the user before `@` is empty");
-    if (!USER_RE.test(user)) throw bad(raw, `the user \`${user}\` contains characters a login name cannot have`);
+    if (!USER_RE.test(user))
+      throw bad(raw, `the user \`${user}\` contains characters a login name cannot have`);
   }
   let host: string;
   let portText: string | undefined;
@@ -65,10 +74,12 @@ export function parseTarget(raw: string): ParsedTarget {
       if (!after.startsWith(":")) throw bad(raw, `unexpected \`${after}\` after \`]\``);
       portText = after.slice(1);
     }
-    if (!/^[0-9A-Fa-f:.%a-zA-Z]+$/.test(host) || !host.includes(":")) throw bad(raw, `\`${host}\` is not an IPv6 address`);
+    if (!/^[0-9A-Fa-f:.%a-zA-Z]+$/.test(host) || !host.includes(":"))
+      throw bad(raw, `\`${host}\` is not an IPv6 address`);
   } else if ((rest.match(/:/g) ?? []).length > 1) {
     host = rest; // a bare IPv6 address
-    if (!/^[0-9A-Fa-f:.%]+$/.test(host)) throw bad(raw, `\`${host}\` is not an IPv6 address; write \`[addr]:port\` for a port`);
+    if (!/^[0-9A-Fa-f:.%]+$/.test(host))
+      throw bad(raw, `\`${host}\` is not an IPv6 address; write \`[addr]:port\` for a port`);
   } else {
     const colon = rest.indexOf(":");
     host = colon >= 0 ? rest.slice(0, colon) : rest;

@@ -28,17 +28,38 @@ function readableOf(data: Buffer | Readable): Readable {
 }
 
 /** Check what arrived against the source's claims and the stream's digests. */
-export function verify(what: string, src: StoreEntry, streamed: Digests, bytes: number, staged: { size: number; digests: Digests }): void {
+export function verify(
+  what: string,
+  src: StoreEntry,
+  streamed: Digests,
+  bytes: number,
+  staged: { size: number; digests: Digests },
+): void {
   const fail = (why: string): never => {
-    throw new SidecarError("STAGING_INTEGRITY", `Integrity check failed for ${what}: ${why}`, { data: { transient: true } });
+    throw new SidecarError("STAGING_INTEGRITY", `Integrity check failed for ${what}: ${why}`, {
+      data: { transient: true },
+    });
   };
-  if (bytes !== src.size) fail(`the source listed ${src.size} bytes but ${bytes} were read (did it change during the transfer?)`);
-  if (staged.size !== bytes) fail(`${bytes} bytes were sent but the destination stored ${staged.size}`);
-  if (digestsAgree(src.digests, streamed) === false) fail("the data read does not match the source's own checksum");
-  if (digestsAgree(staged.digests, streamed) === false) fail("the destination's checksum differs from the data sent");
+  if (bytes !== src.size)
+    fail(
+      `the source listed ${src.size} bytes but ${bytes} were read (did it change during the transfer?)`,
+    );
+  if (staged.size !== bytes)
+    fail(`${bytes} bytes were sent but the destination stored ${staged.size}`);
+  if (digestsAgree(src.digests, streamed) === false)
+    fail("the data read does not match the source's own checksum");
+  if (digestsAgree(staged.digests, streamed) === false)
+    fail("the destination's checksum differs from the data sent");
 }
 
-export async function copyFile(src: Store, srcPath: string, entry: StoreEntry, dst: Store, dstPath: string, opts: CopyOptions): Promise<CopyResult> {
+export async function copyFile(
+  src: Store,
+  srcPath: string,
+  entry: StoreEntry,
+  dst: Store,
+  dstPath: string,
+  opts: CopyOptions,
+): Promise<CopyResult> {
   let first = opts.data;
   return await withRetry(
     async () => {
@@ -53,11 +74,19 @@ export async function copyFile(src: Store, srcPath: string, entry: StoreEntry, d
       let staged: StagedWrite | undefined;
       let source: Readable | undefined;
       try {
-        source = first !== undefined ? readableOf(first) : await src.read(srcPath, { signal: opts.signal, size: entry.size });
+        source =
+          first !== undefined
+            ? readableOf(first)
+            : await src.read(srcPath, { signal: opts.signal, size: entry.size });
         first = undefined;
         source.on("error", (err) => hasher.destroy(err));
         source.pipe(hasher);
-        staged = await dst.put(dstPath, hasher, { size: entry.size, mode: entry.mode, signal: opts.signal, digests: entry.digests });
+        staged = await dst.put(dstPath, hasher, {
+          size: entry.size,
+          mode: entry.mode,
+          signal: opts.signal,
+          digests: entry.digests,
+        });
         const streamed = hasher.digests();
         verify(dst.url(dstPath), entry, streamed, hasher.bytes, staged);
         if (!opts.deferCommit) {
@@ -65,7 +94,11 @@ export async function copyFile(src: Store, srcPath: string, entry: StoreEntry, d
           return { bytes: hasher.bytes, sha256: streamed.sha256! };
         }
         const s = staged;
-        return { bytes: hasher.bytes, sha256: streamed.sha256!, staged: { ...s, commit: () => s.commit(streamed) } };
+        return {
+          bytes: hasher.bytes,
+          sha256: streamed.sha256!,
+          staged: { ...s, commit: () => s.commit(streamed) },
+        };
       } catch (err) {
         hasher.destroy();
         source?.destroy();

@@ -27,7 +27,10 @@ export class HashingStream extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    this.result = { sha256: this.sha.digest("hex"), ...(this.md5 ? { md5: this.md5.digest("hex") } : {}) };
+    this.result = {
+      sha256: this.sha.digest("hex"),
+      ...(this.md5 ? { md5: this.md5.digest("hex") } : {}),
+    };
     cb();
   }
 

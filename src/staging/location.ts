@@ -21,11 +21,17 @@ export interface ParseOptions {
 export const SCHEMES = ["file", "pw", "s3", "gs", "ssh"] as const;
 
 function invalid(url: string, why: string): SidecarError {
-  return new SidecarError("STAGING_INVALID", `Invalid staging URL \`${redactUrl(url)}\`: ${why}`, { data: { url: redactUrl(url) } });
+  return new SidecarError("STAGING_INVALID", `Invalid staging URL \`${redactUrl(url)}\`: ${why}`, {
+    data: { url: redactUrl(url) },
+  });
 }
 
 function absPath(url: string, raw: string): string {
-  if (!raw.startsWith("/")) throw invalid(url, `the path \`${raw}\` is relative; give an absolute path (use {cwd} for the workflow's directory)`);
+  if (!raw.startsWith("/"))
+    throw invalid(
+      url,
+      `the path \`${raw}\` is relative; give an absolute path (use {cwd} for the workflow's directory)`,
+    );
   const norm = posix.normalize(raw);
   return norm.length > 1 && norm.endsWith("/") ? norm.slice(0, -1) : norm;
 }
@@ -41,8 +47,10 @@ function bucketKey(url: string, rest: string, scheme: string): { bucket: string;
   const slash = rest.indexOf("/");
   const bucket = slash < 0 ? rest : rest.slice(0, slash);
   const key = slash < 0 ? "" : rest.slice(slash + 1);
-  if (!/^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$/.test(bucket)) throw invalid(url, `\`${bucket}\` is not a valid ${scheme} bucket name`);
-  if (key.split("/").some((seg) => seg === ".." || seg === ".")) throw invalid(url, "the key has `.` or `..` segments");
+  if (!/^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$/.test(bucket))
+    throw invalid(url, `\`${bucket}\` is not a valid ${scheme} bucket name`);
+  if (key.split("/").some((seg) => seg === ".." || seg === "."))
+    throw invalid(url, "the key has `.` or `..` segments");
   return { bucket, key };
 }
 
@@ -57,7 +65,10 @@ export function parseLocation(url: string, opts: ParseOptions = {}): Location {
     switch (scheme) {
       case "file":
       case "pw":
-        return { kind: "local", path: absPath(url, rest.startsWith("localhost/") ? rest.slice(9) : rest) };
+        return {
+          kind: "local",
+          path: absPath(url, rest.startsWith("localhost/") ? rest.slice(9) : rest),
+        };
       case "s3":
         return { kind: "s3", ...bucketKey(url, rest, "S3") };
       case "gs":
@@ -66,11 +77,15 @@ export function parseLocation(url: string, opts: ParseOptions = {}): Location {
         const slash = rest.indexOf("/");
         if (slash <= 0) throw invalid(url, "expected ssh://[user@]host[:port]/absolute/path");
         const target = rest.slice(0, slash);
-        if (target.includes(":") && target.slice(target.lastIndexOf("@") + 1).split(":").length > 2) throw invalid(url, "bad host");
+        if (target.includes(":") && target.slice(target.lastIndexOf("@") + 1).split(":").length > 2)
+          throw invalid(url, "bad host");
         return poolOrLocal(target, absPath(url, rest.slice(slash)));
       }
       default:
-        throw invalid(url, `unknown scheme \`${scheme}://\`; use one of file://, pw://, s3://, gs://, ssh://`);
+        throw invalid(
+          url,
+          `unknown scheme \`${scheme}://\`; use one of file://, pw://, s3://, gs://, ssh://`,
+        );
     }
   }
   if (text.startsWith("/")) {
@@ -80,13 +95,19 @@ export function parseLocation(url: string, opts: ParseOptions = {}): Location {
   }
   if (opts.cliForms) {
     const colon = text.indexOf(":/");
-    if (colon > 0 && !text.slice(0, colon).includes("/")) return poolOrLocal(text.slice(0, colon), absPath(url, text.slice(colon + 1)));
+    if (colon > 0 && !text.slice(0, colon).includes("/"))
+      return poolOrLocal(text.slice(0, colon), absPath(url, text.slice(colon + 1)));
   }
-  throw invalid(url, "it is a relative path; give an absolute path or a URL (file://, pw://, s3://, gs://)");
+  throw invalid(
+    url,
+    "it is a relative path; give an absolute path or a URL (file://, pw://, s3://, gs://)",
+  );
 }
 
 function poolOrLocal(target: string, path: string): Location {
-  return target === "local" || target === "localhost-local" ? { kind: "local", path } : { kind: "pool", target, path };
+  return target === "local" || target === "localhost-local"
+    ? { kind: "local", path }
+    : { kind: "pool", target, path };
 }
 
 /** The URL form of a location, for messages and records (never carries credentials). */
@@ -109,7 +130,9 @@ function redactTarget(target: string): string {
 
 /** Drop any `user:password@` part and query string from a URL before it is shown. */
 export function redactUrl(url: string): string {
-  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^/@:]*):[^/@]*@/, "$1$2@").replace(/\?.*$/s, "?…");
+  return url
+    .replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^/@:]*):[^/@]*@/, "$1$2@")
+    .replace(/\?.*$/s, "?…");
 }
 
 /** Join a relative entry name onto a location. */
@@ -121,6 +144,9 @@ export function childLocation(loc: Location, rel: string): Location {
       return { ...loc, path: posix.join(loc.path, rel) };
     case "s3":
     case "gcs":
-      return { ...loc, key: loc.key === "" || loc.key.endsWith("/") ? `${loc.key}${rel}` : `${loc.key}/${rel}` };
+      return {
+        ...loc,
+        key: loc.key === "" || loc.key.endsWith("/") ? `${loc.key}${rel}` : `${loc.key}/${rel}`,
+      };
   }
 }

@@ -41,7 +41,10 @@ export interface StagingModuleDeps {
   hosts?: Hosts | undefined;
 }
 
-export function stagingModule(ctx: DaemonContext, deps: StagingModuleDeps = {}): ServiceModule & { service: StagingService } {
+export function stagingModule(
+  ctx: DaemonContext,
+  deps: StagingModuleDeps = {},
+): ServiceModule & { service: StagingService } {
   const service = new StagingService({ hosts: deps.hosts, events: ctx.events, log: ctx.log });
   return {
     name: "staging",
@@ -63,18 +66,25 @@ export function stagingModule(ctx: DaemonContext, deps: StagingModuleDeps = {}):
           })
           .strict(),
         result: transferResult,
-        handler: async (p, call) => await service.transfer(p, (s) => call.progress({ ...s }), call.signal),
+        handler: async (p, call) =>
+          await service.transfer(p, (s) => call.progress({ ...s }), call.signal),
       }),
       defineMethod({
         name: "staging.list_transfers",
-        description: "Transfers running, queued and recently finished, with their progress and errors.",
-        params: z.object({ state: z.enum(["queued", "running", "done", "failed"]).optional() }).strict(),
+        description:
+          "Transfers running, queued and recently finished, with their progress and errors.",
+        params: z
+          .object({ state: z.enum(["queued", "running", "done", "failed"]).optional() })
+          .strict(),
         result: z.object({ transfers: z.array(record) }),
-        handler: (p) => ({ transfers: service.list().filter((r) => p.state === undefined || r.state === p.state) }),
+        handler: (p) => ({
+          transfers: service.list().filter((r) => p.state === undefined || r.state === p.state),
+        }),
       }),
       defineMethod({
         name: "staging.log",
-        description: "Write a workflow's log record (log_app: app, args, paths, transfers) into the sidecar's log and publish it as a `staging.log` event.",
+        description:
+          "Write a workflow's log record (log_app: app, args, paths, transfers) into the sidecar's log and publish it as a `staging.log` event.",
         params: z
           .object({
             level: z.enum(["debug", "info", "warn", "error"]).default("info"),

@@ -25,7 +25,12 @@ export interface PrefetchOptions {
 }
 
 /** Yields every item once: small ones as Buffers in completion order, then large ones as streams. */
-export async function* prefetch<T>(items: T[], sizeOf: (item: T) => number, open: (item: T) => Promise<Readable>, opts: PrefetchOptions = {}): AsyncGenerator<PrefetchItem<T>> {
+export async function* prefetch<T>(
+  items: T[],
+  sizeOf: (item: T) => number,
+  open: (item: T) => Promise<Readable>,
+  opts: PrefetchOptions = {},
+): AsyncGenerator<PrefetchItem<T>> {
   const concurrency = opts.concurrency ?? 16;
   const smallMax = opts.smallMax ?? 1024 * 1024;
   const small = items.filter((it) => sizeOf(it) <= smallMax);
@@ -36,13 +41,16 @@ export async function* prefetch<T>(items: T[], sizeOf: (item: T) => number, open
   let inflight = 0;
   const load = (it: T): void => {
     inflight++;
-    open(it).then(collect).then(
-      (data) => ready.push({ item: it, data }),
-      (error: unknown) => ready.push({ error }),
-    ).finally(() => {
-      inflight--;
-      wake?.();
-    });
+    open(it)
+      .then(collect)
+      .then(
+        (data) => ready.push({ item: it, data }),
+        (error: unknown) => ready.push({ error }),
+      )
+      .finally(() => {
+        inflight--;
+        wake?.();
+      });
   };
   const fill = (): void => {
     while (next < small.length && inflight + ready.length < concurrency) load(small[next++]!);

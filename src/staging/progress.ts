@@ -57,7 +57,15 @@ export class Progress {
 
   snapshot(): ProgressSnapshot {
     const secs = (performance.now() - this.started) / 1000;
-    return { id: this.id, bytes: this.bytes, total_bytes: this.totalBytes, files: this.files, total_files: this.totalFiles, skipped: this.skipped, rate_bps: secs > 0 ? Math.round(this.bytes / secs) : 0 };
+    return {
+      id: this.id,
+      bytes: this.bytes,
+      total_bytes: this.totalBytes,
+      files: this.files,
+      total_files: this.totalFiles,
+      skipped: this.skipped,
+      rate_bps: secs > 0 ? Math.round(this.bytes / secs) : 0,
+    };
   }
 
   private poke(): void {

@@ -13,7 +13,10 @@ export interface RetryOptions {
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
 }
 
-export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions = {}): Promise<T> {
+export async function withRetry<T>(
+  fn: (attempt: number) => Promise<T>,
+  opts: RetryOptions = {},
+): Promise<T> {
   const attempts = opts.attempts ?? 4;
   const retryable = opts.retryable ?? isTransient;
   for (let attempt = 1; ; attempt++) {
@@ -21,7 +24,9 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
       return await fn(attempt);
     } catch (err) {
       if (attempt >= attempts || !retryable(err) || opts.signal?.aborted) throw err;
-      const delay = Math.min(opts.maxMs ?? 5000, (opts.baseMs ?? 250) * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+      const delay =
+        Math.min(opts.maxMs ?? 5000, (opts.baseMs ?? 250) * 2 ** (attempt - 1)) *
+        (0.5 + Math.random() / 2);
       opts.onRetry?.(err, attempt, delay);
       await new Promise((r) => setTimeout(r, delay));
     }
@@ -29,7 +34,11 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
 }
 
 /** Run tasks with at most `limit` at once; the first failure stops new tasks and is thrown. */
-export async function forEachLimit<T>(items: Iterable<T> | AsyncIterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+export async function forEachLimit<T>(
+  items: Iterable<T> | AsyncIterable<T>,
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   const running = new Set<Promise<void>>();
   let failed: { err: unknown } | undefined;
   try {

@@ -8,9 +8,13 @@ import { SidecarError } from "../errors.js";
  */
 export function safeRelative(name: string, where: string): string {
   const refuse = (why: string): never => {
-    throw new SidecarError("STAGING_UNSAFE_PATH", `Refusing the entry \`${printable(name)}\` in ${where}: ${why}; nothing is written outside the destination`, {
-      data: { entry: printable(name), where },
-    });
+    throw new SidecarError(
+      "STAGING_UNSAFE_PATH",
+      `Refusing the entry \`${printable(name)}\` in ${where}: ${why}; nothing is written outside the destination`,
+      {
+        data: { entry: printable(name), where },
+      },
+    );
   };
   if (name.includes("\0")) refuse("it contains a NUL byte");
   if (name.startsWith("/") || /^[A-Za-z]:[\\/]/.test(name)) refuse("it is an absolute name");
@@ -27,13 +31,18 @@ export function safeRelative(name: string, where: string): string {
  */
 export function safeSymlinkTarget(linkRel: string, target: string, where: string): string {
   const fail = (why: string): never => {
-    throw new SidecarError("STAGING_UNSAFE_PATH", `Refusing the symlink \`${printable(linkRel)}\` -> \`${printable(target)}\` in ${where}: ${why}`, {
-      data: { entry: printable(linkRel), target: printable(target), where },
-    });
+    throw new SidecarError(
+      "STAGING_UNSAFE_PATH",
+      `Refusing the symlink \`${printable(linkRel)}\` -> \`${printable(target)}\` in ${where}: ${why}`,
+      {
+        data: { entry: printable(linkRel), target: printable(target), where },
+      },
+    );
   };
   if (target.startsWith("/")) fail("it points to an absolute path");
   const resolved = posix.normalize(posix.join(posix.dirname(linkRel), target));
-  if (resolved === ".." || resolved.startsWith("../") || resolved.startsWith("/")) fail("it points outside the directory");
+  if (resolved === ".." || resolved.startsWith("../") || resolved.startsWith("/"))
+    fail("it points outside the directory");
   return resolved === "." ? "" : resolved;
 }
 

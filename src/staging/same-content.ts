@@ -24,7 +24,8 @@ async function enrich(rels: string[], side: Side): Promise<void> {
 
 /** The algorithm both sides can provide for this pair, reading data where needed. */
 function pickAlgo(src: Store, s: Digests, dst: Store, d: Digests): DigestAlgo | undefined {
-  const can = (store: Store, have: Digests, algo: DigestAlgo): boolean => have[algo] !== undefined || store.digest !== undefined;
+  const can = (store: Store, have: Digests, algo: DigestAlgo): boolean =>
+    have[algo] !== undefined || store.digest !== undefined;
   if (d.sha256 !== undefined || dst.digest) {
     if (can(src, s, "sha256")) return "sha256";
   }
@@ -63,7 +64,10 @@ export async function identicalFiles(names: string[], src: Side, dst: Side): Pro
     const fill = async (side: Side): Promise<void> => {
       const missing = rels.filter((r) => side.entries.get(r)!.digests[algo] === undefined);
       if (missing.length === 0 || !side.store.digest) return;
-      const got = await side.store.digest(missing.map((r) => side.pathOf(r)), algo);
+      const got = await side.store.digest(
+        missing.map((r) => side.pathOf(r)),
+        algo,
+      );
       for (const r of missing) {
         const v = got.get(side.pathOf(r));
         if (v) side.entries.get(r)!.digests[algo] = v;
@@ -79,11 +83,18 @@ export async function identicalFiles(names: string[], src: Side, dst: Side): Pro
 }
 
 /** S3 multipart objects carry a SHA-256 only if it is known before the upload starts: compute it. */
-export async function precomputeSha256(src: Store, dst: Store, items: Array<[string, StoreEntry]>): Promise<void> {
+export async function precomputeSha256(
+  src: Store,
+  dst: Store,
+  items: Array<[string, StoreEntry]>,
+): Promise<void> {
   if (dst.kind !== "s3" || !src.digest) return;
   const big = items.filter(([, e]) => e.size > 8 * 1024 * 1024 && e.digests.sha256 === undefined);
   if (big.length === 0) return;
-  const got = await src.digest(big.map(([p]) => p), "sha256");
+  const got = await src.digest(
+    big.map(([p]) => p),
+    "sha256",
+  );
   for (const [p, e] of big) {
     const v = got.get(p);
     if (v) e.digests.sha256 = v;

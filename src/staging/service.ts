@@ -83,14 +83,40 @@ export class StagingService {
   }
 
   /** Run one transfer; `onProgress` gets throttled snapshots. */
-  async transfer(p: TransferParams, onProgress?: (s: ProgressSnapshot) => void, signal?: AbortSignal): Promise<TransferResult & { id: string; src: string; dst: string }> {
+  async transfer(
+    p: TransferParams,
+    onProgress?: (s: ProgressSnapshot) => void,
+    signal?: AbortSignal,
+  ): Promise<TransferResult & { id: string; src: string; dst: string }> {
     if (this.closed) throw new SidecarError("SHUTTING_DOWN", "The staging service is closed");
-    const srcLoc = parseLocation(p.src, { cwd: p.cwd, host: p.host, cliForms: p.cliForms === true });
-    const dstLoc = parseLocation(p.dst, { cwd: p.cwd, host: p.host, cliForms: p.cliForms === true });
+    const srcLoc = parseLocation(p.src, {
+      cwd: p.cwd,
+      host: p.host,
+      cliForms: p.cliForms === true,
+    });
+    const dstLoc = parseLocation(p.dst, {
+      cwd: p.cwd,
+      host: p.host,
+      cliForms: p.cliForms === true,
+    });
     const id = `tr-${randomBytes(5).toString("hex")}`;
     const rec: TransferRecord = {
-      id, item: p.item ?? null, src: formatLocation(srcLoc), dst: formatLocation(dstLoc), type: p.type ?? "auto", state: "queued", started_at: new Date().toISOString(),
-      bytes: 0, total_bytes: 0, files: 0, total_files: 0, skipped: 0, rate_bps: 0, duration_ms: null, method: null, error: null,
+      id,
+      item: p.item ?? null,
+      src: formatLocation(srcLoc),
+      dst: formatLocation(dstLoc),
+      type: p.type ?? "auto",
+      state: "queued",
+      started_at: new Date().toISOString(),
+      bytes: 0,
+      total_bytes: 0,
+      files: 0,
+      total_files: 0,
+      skipped: 0,
+      rate_bps: 0,
+      duration_ms: null,
+      method: null,
+      error: null,
     };
     this.remember(rec);
     const free = await this.slot();
@@ -104,7 +130,8 @@ export class StagingService {
     try {
       rec.state = "running";
       const owner = p.owner ?? "staging";
-      const open = (loc: typeof srcLoc): Promise<OpenedStore> => withRetry(() => this.stores.open(loc, owner), { signal: sig });
+      const open = (loc: typeof srcLoc): Promise<OpenedStore> =>
+        withRetry(() => this.stores.open(loc, owner), { signal: sig });
       const src = await open(srcLoc);
       opened.push(src);
       const dst = await open(dstLoc);
@@ -116,29 +143,84 @@ export class StagingService {
         rec.type = type;
       }
       const res = await runTransfer({
-        id, item: p.item, type,
+        id,
+        item: p.item,
+        type,
         src: { store: src.store, path: src.path, loc: srcLoc },
         dst: { store: dst.store, path: dst.path, loc: dstLoc },
         signal: sig,
         onProgress: (s) => {
-          Object.assign(rec, { bytes: s.bytes, total_bytes: s.total_bytes, files: s.files, total_files: s.total_files, skipped: s.skipped, rate_bps: s.rate_bps });
-          this.opts.events?.emit("transfer.progress", { ...s, item: rec.item, src: rec.src, dst: rec.dst });
+          Object.assign(rec, {
+            bytes: s.bytes,
+            total_bytes: s.total_bytes,
+            files: s.files,
+            total_files: s.total_files,
+            skipped: s.skipped,
+            rate_bps: s.rate_bps,
+          });
+          this.opts.events?.emit("transfer.progress", {
+            ...s,
+            item: rec.item,
+            src: rec.src,
+            dst: rec.dst,
+          });
           onProgress?.(s);
         },
       });
-      Object.assign(rec, { state: "done", duration_ms: res.duration_ms, method: res.method, skipped: res.skipped });
-      this.opts.events?.emit("transfer.done", { id, item: rec.item, src: rec.src, dst: rec.dst, ok: true, bytes: res.bytes, files: res.files, skipped: res.skipped, duration_ms: res.duration_ms, method: res.method });
-      this.opts.log?.info({ id, item: rec.item, src: rec.src, dst: rec.dst, bytes: res.bytes, files: res.files, skipped: res.skipped, duration_ms: res.duration_ms, method: res.method }, "transfer done");
+      Object.assign(rec, {
+        state: "done",
+        duration_ms: res.duration_ms,
+        method: res.method,
+        skipped: res.skipped,
+      });
+      this.opts.events?.emit("transfer.done", {
+        id,
+        item: rec.item,
+        src: rec.src,
+        dst: rec.dst,
+        ok: true,
+        bytes: res.bytes,
+        files: res.files,
+        skipped: res.skipped,
+        duration_ms: res.duration_ms,
+        method: res.method,
+      });
+      this.opts.log?.info(
+        {
+          id,
+          item: rec.item,
+          src: rec.src,
+          dst: rec.dst,
+          bytes: res.bytes,
+          files: res.files,
+          skipped: res.skipped,
+          duration_ms: res.duration_ms,
+          method: res.method,
+        },
+        "transfer done",
+      );
       ok = true;
       return { ...res, id, src: rec.src, dst: rec.dst };
     } catch (err) {
       const e = stagingFailure(err, { item: p.item, src: rec.src, dst: rec.dst });
       Object.assign(rec, { state: "failed", error: { code: e.code, message: e.message } });
-      this.opts.events?.emit("transfer.done", { id, item: rec.item, src: rec.src, dst: rec.dst, ok: false, error: { code: e.code, message: e.message } });
-      this.opts.log?.warn({ id, item: rec.item, src: rec.src, dst: rec.dst, code: e.code, error: e.message }, "transfer failed");
+      this.opts.events?.emit("transfer.done", {
+        id,
+        item: rec.item,
+        src: rec.src,
+        dst: rec.dst,
+        ok: false,
+        error: { code: e.code, message: e.message },
+      });
+      this.opts.log?.warn(
+        { id, item: rec.item, src: rec.src, dst: rec.dst, code: e.code, error: e.message },
+        "transfer failed",
+      );
       throw e;
     } finally {
-      const released = Promise.all(opened.map((o) => o.release().catch(() => undefined))).then(() => undefined);
+      const released = Promise.all(opened.map((o) => o.release().catch(() => undefined))).then(
+        () => undefined,
+      );
       if (ok) await released;
       else {
         // the caller hears of the failure now; leftovers wait for the connection to come back
@@ -171,7 +253,12 @@ export class StagingService {
 
   status(): Record<string, unknown> {
     const all = [...this.records.values()];
-    return { running: this.running, queued: this.waiting.length, done: all.filter((r) => r.state === "done").length, failed: all.filter((r) => r.state === "failed").length };
+    return {
+      running: this.running,
+      queued: this.waiting.length,
+      done: all.filter((r) => r.state === "done").length,
+      failed: all.filter((r) => r.state === "failed").length,
+    };
   }
 
   async close(): Promise<void> {

@@ -96,7 +96,10 @@ export interface Store {
   stat(path: string): Promise<StoreEntry | undefined>;
   /** every file under `root`, recursively, with relative names checked by safe-path */
   list(root: string): Promise<StoreEntry[]>;
-  read(path: string, opts?: { signal?: AbortSignal | undefined; size?: number | undefined }): Promise<Readable>;
+  read(
+    path: string,
+    opts?: { signal?: AbortSignal | undefined; size?: number | undefined },
+  ): Promise<Readable>;
   /** a small file whole, synchronously, when that is cheap (this machine's disk) */
   readWholeSync?(path: string): Buffer;
   put(path: string, data: Readable, opts?: PutOptions): Promise<StagedWrite>;
@@ -106,7 +109,11 @@ export interface Store {
   /** compute digests by reading the data (local and pool); absent for object stores */
   digest?(paths: string[], algo: DigestAlgo): Promise<Map<string, string>>;
   /** stream many files as one tar (pool only) */
-  readTree?(root: string, names: string[], opts?: { signal?: AbortSignal | undefined }): AsyncIterable<TreeReadItem>;
+  readTree?(
+    root: string,
+    names: string[],
+    opts?: { signal?: AbortSignal | undefined },
+  ): AsyncIterable<TreeReadItem>;
   writeTree?(root: string, plan: TreePlan): Promise<TreeWriter>;
   close(): Promise<void>;
 }

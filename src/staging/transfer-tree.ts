@@ -61,14 +61,16 @@ export async function copyTree(job: TreeJob): Promise<{ bytes: number; method: T
     await makeDirs(job);
     return { bytes: 0, method: "files" };
   }
-  if (method === "tar" || method === "tar-in") return { bytes: await tarIn(job, method === "tar"), method };
+  if (method === "tar" || method === "tar-in")
+    return { bytes: await tarIn(job, method === "tar"), method };
   return { bytes: await perFile(job, method === "tar-out"), method };
 }
 
 async function makeDirs(job: TreeJob): Promise<void> {
   const { dst } = job;
   if (dst.store.kind === "s3" || dst.store.kind === "gcs") return;
-  if (job.dirs.length === 0 && !job.dstExisted && job.files.length === 0) await dst.store.mkdir(dst.path);
+  if (job.dirs.length === 0 && !job.dstExisted && job.files.length === 0)
+    await dst.store.mkdir(dst.path);
   for (const d of job.dirs) await dst.store.mkdir(job.pathOf(dst.store, dst.path, d));
 }
 
@@ -90,14 +92,27 @@ async function tarIn(job: TreeJob, fromTar: boolean): Promise<number> {
         };
         const addOne = (path: string, data: Buffer | Readable): Promise<void> | undefined => {
           const entry = byPath.get(path);
-          if (!entry) throw new SidecarError("STAGING_UNSAFE_PATH", `the source stream holds \`${path}\`, which its listing did not`, { data: { entry: path } });
+          if (!entry)
+            throw new SidecarError(
+              "STAGING_UNSAFE_PATH",
+              `the source stream holds \`${path}\`, which its listing did not`,
+              { data: { entry: path } },
+            );
           const md5 = entry.digests.md5 !== undefined && entry.digests.sha256 === undefined;
           files++;
           if (Buffer.isBuffer(data)) {
             // small files, whole: hash the buffer itself, and only to check the source's own claim
             // (the stream as a whole is hashed by the encoder and checked by the pool)
             const claims = entry.digests.sha256 !== undefined || entry.digests.md5 !== undefined;
-            sums.set(path, claims ? { sha256: digestOf(data, "sha256"), ...(md5 ? { md5: digestOf(data, "md5") } : {}) } : {});
+            sums.set(
+              path,
+              claims
+                ? {
+                    sha256: digestOf(data, "sha256"),
+                    ...(md5 ? { md5: digestOf(data, "md5") } : {}),
+                  }
+                : {},
+            );
             bytes += data.length;
             progress.addBytes(data.length);
             progress.fileDone();
@@ -116,22 +131,40 @@ async function tarIn(job: TreeJob, fromTar: boolean): Promise<number> {
           data.pipe(h);
           return (async () => {
             await writer.add({ path, size: entry.size, mode: entry.mode, stream: h });
-            await new Promise<void>((r) => (h.readableEnded || h.destroyed ? r() : h.once("end", () => r())));
+            await new Promise<void>((r) =>
+              h.readableEnded || h.destroyed ? r() : h.once("end", () => r()),
+            );
             sums.set(path, h.digests());
             progress.fileDone();
           })();
         };
         if (fromTar) {
-          for await (const it of src.store.readTree!(src.path, job.files.map((e) => e.path), { signal: job.signal })) await addOne(it.path, it.stream);
+          for await (const it of src.store.readTree!(
+            src.path,
+            job.files.map((e) => e.path),
+            { signal: job.signal },
+          ))
+            await addOne(it.path, it.stream);
         } else if (src.store.readWholeSync) {
           // files here: read small ones synchronously in one loop, no promise per file
           for (const e of job.files) {
             const full = job.pathOf(src.store, src.path, e.path);
-            const p = e.size <= SMALL ? addOne(e.path, src.store.readWholeSync(full)) : addOne(e.path, await src.store.read(full, { signal: job.signal, size: e.size }));
+            const p =
+              e.size <= SMALL
+                ? addOne(e.path, src.store.readWholeSync(full))
+                : addOne(e.path, await src.store.read(full, { signal: job.signal, size: e.size }));
             if (p) await p;
           }
         } else {
-          const items = prefetch(job.files, (e) => e.size, (e) => src.store.read(job.pathOf(src.store, src.path, e.path), { signal: job.signal, size: e.size }));
+          const items = prefetch(
+            job.files,
+            (e) => e.size,
+            (e) =>
+              src.store.read(job.pathOf(src.store, src.path, e.path), {
+                signal: job.signal,
+                size: e.size,
+              }),
+          );
           for await (const it of items) {
             const p = addOne(it.item.path, it.data);
             if (p) await p;
@@ -140,9 +173,15 @@ async function tarIn(job: TreeJob, fromTar: boolean): Promise<number> {
         for (const d of job.dirs) await writer.addDirectory(d);
         for (const e of job.files) {
           const got = sums.get(e.path);
-          if (!got) throw new SidecarError("STAGING_FAILED", `\`${e.path}\` was listed but not sent`, { data: { entry: e.path } });
+          if (!got)
+            throw new SidecarError("STAGING_FAILED", `\`${e.path}\` was listed but not sent`, {
+              data: { entry: e.path },
+            });
           // sizes were checked by the encoder; the source's own checksums here
-          verify(`\`${e.path}\` at ${dst.store.url(dst.path)}`, e, got, e.size, { size: e.size, digests: {} });
+          verify(`\`${e.path}\` at ${dst.store.url(dst.path)}`, e, got, e.size, {
+            size: e.size,
+            digests: {},
+          });
         }
         await writer.finish();
         return bytes;
@@ -156,7 +195,6 @@ async function tarIn(job: TreeJob, fromTar: boolean): Promise<number> {
     { signal: job.signal },
   );
 }
-
 
 async function collect(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -173,22 +211,42 @@ async function perFile(job: TreeJob, fromTar: boolean): Promise<number> {
   const one = async (entry: StoreEntry, data?: Buffer | Readable): Promise<void> => {
     const dstPath = job.pathOf(dst.store, dst.path, entry.path);
     try {
-      const r = await copyFile(src.store, job.pathOf(src.store, src.path, entry.path), entry, dst.store, dstPath, { progress, signal: job.signal, deferCommit: twoPhase, data, entry: entry.path });
+      const r = await copyFile(
+        src.store,
+        job.pathOf(src.store, src.path, entry.path),
+        entry,
+        dst.store,
+        dstPath,
+        { progress, signal: job.signal, deferCommit: twoPhase, data, entry: entry.path },
+      );
       bytes += r.bytes;
       if (r.staged) staged.push(r.staged);
       else committed.push(dstPath);
       progress.fileDone();
     } catch (err) {
-      if (err instanceof SidecarError && err.data?.entry === undefined) throw new SidecarError(err.code, err.message, { cause: err, data: { ...err.data, entry: entry.path } });
+      if (err instanceof SidecarError && err.data?.entry === undefined)
+        throw new SidecarError(err.code, err.message, {
+          cause: err,
+          data: { ...err.data, entry: entry.path },
+        });
       throw err;
     }
   };
   try {
-    if (!twoPhase) await precomputeSha256(src.store, dst.store, job.files.map((e) => [job.pathOf(src.store, src.path, e.path), e]));
+    if (!twoPhase)
+      await precomputeSha256(
+        src.store,
+        dst.store,
+        job.files.map((e) => [job.pathOf(src.store, src.path, e.path), e]),
+      );
     const limit = fromTar ? 16 : concurrencyFor(src.store, dst.store);
     if (fromTar) {
       const byPath = new Map(job.files.map((e) => [e.path, e]));
-      const tree = src.store.readTree!(src.path, job.files.map((e) => e.path), { signal: job.signal });
+      const tree = src.store.readTree!(
+        src.path,
+        job.files.map((e) => e.path),
+        { signal: job.signal },
+      );
       await forEachLimit(
         (async function* () {
           for await (const it of tree) {
@@ -211,7 +269,10 @@ async function perFile(job: TreeJob, fromTar: boolean): Promise<number> {
   } catch (err) {
     await forEachLimit(staged, 16, (s) => s.abort().catch(() => undefined)).catch(() => undefined);
     if (twoPhase && !job.dstExisted) await dst.store.remove(dst.path).catch(() => undefined);
-    if (!twoPhase) await forEachLimit(committed, 16, (k) => dst.store.remove(k).catch(() => undefined)).catch(() => undefined);
+    if (!twoPhase)
+      await forEachLimit(committed, 16, (k) => dst.store.remove(k).catch(() => undefined)).catch(
+        () => undefined,
+      );
     throw err;
   }
 }

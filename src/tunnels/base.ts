@@ -90,12 +90,31 @@ export abstract class TunnelBase {
   }
 
   record(): TunnelRecord {
-    return { ...this.rec, dial_hosts: [...this.rec.dial_hosts], port_changes: [...this.rec.port_changes], relay: this.rec.relay ? { ...this.rec.relay } : null };
+    return {
+      ...this.rec,
+      dial_hosts: [...this.rec.dial_hosts],
+      port_changes: [...this.rec.port_changes],
+      relay: this.rec.relay ? { ...this.rec.relay } : null,
+    };
   }
 
   protected emit(extra: Record<string, unknown> = {}): void {
     const r = this.rec;
-    const data = { id: r.id, kind: r.kind, target: r.target, owner: r.owner, state: r.state, reach: r.reach, local_port: r.local_port, remote_port: r.remote_port, dial_host: r.dial_host, dial_port: r.dial_port, reconnects: r.reconnects, error: r.error, ...extra };
+    const data = {
+      id: r.id,
+      kind: r.kind,
+      target: r.target,
+      owner: r.owner,
+      state: r.state,
+      reach: r.reach,
+      local_port: r.local_port,
+      remote_port: r.remote_port,
+      dial_host: r.dial_host,
+      dial_port: r.dial_port,
+      reconnects: r.reconnects,
+      error: r.error,
+      ...extra,
+    };
     this.deps.events?.emit("tunnel.state", data);
     this.deps.log?.info(data, `tunnel ${r.id}: ${r.state}`);
   }
@@ -124,21 +143,32 @@ export abstract class TunnelBase {
     this.ends = [];
     if (this.rec.durable) {
       // the relay keeps the connections open on the pool, and each resumes on the next link
-      if (this.live.size > 0) this.deps.log?.info({ id: this.rec.id, held: this.live.size }, `tunnel ${this.rec.id}: the connection to ${this.rec.target} dropped; ${this.live.size} connection(s) through the durable relay wait to resume`);
+      if (this.live.size > 0)
+        this.deps.log?.info(
+          { id: this.rec.id, held: this.live.size },
+          `tunnel ${this.rec.id}: the connection to ${this.rec.target} dropped; ${this.live.size} connection(s) through the durable relay wait to resume`,
+        );
       return;
     }
     const still = [...this.live];
     const cut = ended.length + still.length;
     if (cut === 0) return;
-    const inFlight = ended.filter((e) => e.inFlight).length + still.filter((s) => s.inFlight()).length;
+    const inFlight =
+      ended.filter((e) => e.inFlight).length + still.filter((s) => s.inFlight()).length;
     this.rec.cut_connections += cut;
     this.rec.cut_in_flight += inFlight;
     const r = this.rec;
     const data = { id: r.id, target: r.target, owner: r.owner, cut, in_flight: inFlight };
     if (inFlight > 0) {
-      this.deps.log?.warn(data, `tunnel ${r.id}: the dropped connection to ${r.target} cut ${cut} connection(s) through it, ${inFlight} with data in flight, which is lost (for Parsl workers: a task or result the interchange may wait for forever; docs/executors.md, "A dropped connection in the middle of a workflow"; durable tunnels keep connections)`);
+      this.deps.log?.warn(
+        data,
+        `tunnel ${r.id}: the dropped connection to ${r.target} cut ${cut} connection(s) through it, ${inFlight} with data in flight, which is lost (for Parsl workers: a task or result the interchange may wait for forever; docs/executors.md, "A dropped connection in the middle of a workflow"; durable tunnels keep connections)`,
+      );
     } else {
-      this.deps.log?.info(data, `tunnel ${r.id}: the dropped connection to ${r.target} cut ${cut} idle connection(s) through it; nothing was in flight`);
+      this.deps.log?.info(
+        data,
+        `tunnel ${r.id}: the dropped connection to ${r.target} cut ${cut} idle connection(s) through it; nothing was in flight`,
+      );
     }
     this.deps.events?.emit("tunnel.cut", data);
   }
@@ -148,10 +178,18 @@ export abstract class TunnelBase {
     this.emit(extra);
   }
 
-  protected portChanged(which: "remote_port" | "dial_port", from: number, to: number, reason: string): void {
+  protected portChanged(
+    which: "remote_port" | "dial_port",
+    from: number,
+    to: number,
+    reason: string,
+  ): void {
     if (from === to || from === 0) return;
     this.rec.port_changes.push({ at: Date.now(), which, from, to, reason });
-    this.deps.log?.warn({ id: this.rec.id, which, from, to, reason }, `tunnel ${this.rec.id}: ${which} moved`);
+    this.deps.log?.warn(
+      { id: this.rec.id, which, from, to, reason },
+      `tunnel ${this.rec.id}: ${which} moved`,
+    );
   }
 
   /** Borrow the target's connection and follow its reconnects. */
@@ -159,7 +197,10 @@ export abstract class TunnelBase {
     const lease = await this.deps.hosts.acquire(this.rec.target, `tunnel:${this.rec.id}`);
     if (!isSshLease(lease)) {
       lease.release();
-      throw new SidecarError("INVALID_ARGUMENT", `Tunnels need an ssh target, got \`${this.rec.target}\``);
+      throw new SidecarError(
+        "INVALID_ARGUMENT",
+        `Tunnels need an ssh target, got \`${this.rec.target}\``,
+      );
     }
     this.lease = lease;
     const conn = lease.connection;
@@ -182,7 +223,11 @@ export abstract class TunnelBase {
     conn.on("down", onDown);
     conn.on("ready", onReady);
     conn.on("failed", onFailed);
-    this.unhook.push(() => conn.off("down", onDown), () => conn.off("ready", onReady), () => conn.off("failed", onFailed));
+    this.unhook.push(
+      () => conn.off("down", onDown),
+      () => conn.off("ready", onReady),
+      () => conn.off("failed", onFailed),
+    );
     return lease;
   }
 

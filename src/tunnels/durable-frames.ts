@@ -84,10 +84,15 @@ export class FrameReader {
       this.head = Buffer.alloc(0);
       if (type === "D") {
         const n = b.readUInt32BE(1);
-        if (n === 0 || n > MAX_DATA_FRAME) throw new Error(`data frame of ${n} bytes (at most ${MAX_DATA_FRAME})`);
+        if (n === 0 || n > MAX_DATA_FRAME)
+          throw new Error(`data frame of ${n} bytes (at most ${MAX_DATA_FRAME})`);
         this.dataLeft = n;
       } else if (type === "K") {
-        on({ t: "K", conn: b.readUInt32BE(1), off: b.readUInt32BE(5) * 0x1_0000_0000 + b.readUInt32BE(9) });
+        on({
+          t: "K",
+          conn: b.readUInt32BE(1),
+          off: b.readUInt32BE(5) * 0x1_0000_0000 + b.readUInt32BE(9),
+        });
       } else {
         on({ t: type as "E" });
       }

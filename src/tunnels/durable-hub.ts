@@ -52,7 +52,11 @@ function sameMac(a: string, b: string): boolean {
 }
 
 /** Read one `\n`-terminated line (at most `max` bytes) from `ch`; resolves with it and what followed. */
-export function readLine(ch: Duplex, max: number, timeoutMs: number): Promise<{ line: string; rest: Buffer }> {
+export function readLine(
+  ch: Duplex,
+  max: number,
+  timeoutMs: number,
+): Promise<{ line: string; rest: Buffer }> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
     const done = (err: Error | null, value?: { line: string; rest: Buffer }): void => {
@@ -68,11 +72,15 @@ export function readLine(ch: Duplex, max: number, timeoutMs: number): Promise<{ 
     const onData = (b: Buffer): void => {
       buf = Buffer.concat([buf, b]);
       const nl = buf.indexOf(10);
-      if (nl >= 0) done(null, { line: buf.subarray(0, nl).toString("latin1"), rest: buf.subarray(nl + 1) });
+      if (nl >= 0)
+        done(null, { line: buf.subarray(0, nl).toString("latin1"), rest: buf.subarray(nl + 1) });
       else if (buf.length > max) done(new Error(`no end of line in the first ${max} bytes`));
     };
     const onClose = (): void => done(new Error("closed during the handshake"));
-    const timer = setTimeout(() => done(new Error(`no handshake line in ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => done(new Error(`no handshake line in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     ch.on("data", onData);
     ch.on("close", onClose);
     ch.on("end", onClose);
@@ -141,7 +149,10 @@ export class DurableHub {
   accept(ch: Duplex): void {
     ch.on("error", () => undefined);
     void this.handshake(ch).catch((err: Error) => {
-      this.opts.log?.debug({ tunnel: this.opts.name, err: err.message }, `tunnel ${this.opts.name}: a durable handshake failed`);
+      this.opts.log?.debug(
+        { tunnel: this.opts.name, err: err.message },
+        `tunnel ${this.opts.name}: a durable handshake failed`,
+      );
       ch.destroy();
     });
   }
@@ -150,19 +161,35 @@ export class DurableHub {
     const { line } = await readLine(ch, 512, HANDSHAKE_MS);
     const w = line.split(" ");
     const keys = this.current;
-    if (w.length !== 7 || w[0] !== HELLO) throw new Error(`not a durable handshake: ${JSON.stringify(line.slice(0, 60))}`);
-    const [, relayId, kind, connId, mode, recvText, nonceR] = w as [string, string, string, string, string, string, string];
+    if (w.length !== 7 || w[0] !== HELLO)
+      throw new Error(`not a durable handshake: ${JSON.stringify(line.slice(0, 60))}`);
+    const [, relayId, kind, connId, mode, recvText, nonceR] = w as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     if (!keys || relayId !== keys.id) {
       ch.end("NO unknown-relay\n");
       return;
     }
     const peerReceived = Number(recvText);
-    if (!/^[0-9a-f]{16,64}$/.test(nonceR) || !Number.isSafeInteger(peerReceived) || peerReceived < 0 || !/^[0-9]{1,18}$/.test(connId)) throw new Error(`malformed durable handshake: ${JSON.stringify(line.slice(0, 120))}`);
+    if (
+      !/^[0-9a-f]{16,64}$/.test(nonceR) ||
+      !Number.isSafeInteger(peerReceived) ||
+      peerReceived < 0 ||
+      !/^[0-9]{1,18}$/.test(connId)
+    )
+      throw new Error(`malformed durable handshake: ${JSON.stringify(line.slice(0, 120))}`);
     const nonceS = randomBytes(16).toString("hex");
     let reply: string;
     const existing = this.streams.get(connId);
     if (kind === "ctl") reply = `OK 0 ${nonceS}`;
-    else if (kind === "data" && mode === "new") reply = existing ? "NO duplicate" : `OK 0 ${nonceS}`;
+    else if (kind === "data" && mode === "new")
+      reply = existing ? "NO duplicate" : `OK 0 ${nonceS}`;
     else if (kind === "data" && mode === "resume") {
       // the offset as of now: the old channel (if it still looks alive here) goes only once
       // the relay has proven itself, and what it delivers meanwhile is skipped when resent
@@ -178,12 +205,18 @@ export class DurableHub {
       return;
     }
     const proof = await readLine(ch, 200, HANDSHAKE_MS);
-    if (!sameMac(proof.line, mac(keys.secret, `r|${nonceS}`))) throw new Error("the relay's proof did not match (not our relay)");
+    if (!sameMac(proof.line, mac(keys.secret, `r|${nonceS}`)))
+      throw new Error("the relay's proof did not match (not our relay)");
     if (this.current !== keys) throw new Error("the relay was replaced during the handshake");
     if (kind === "ctl") return this.setControl(ch, proof.rest);
     if (mode === "new") {
       if (this.streams.has(connId)) throw new Error(`connection ${connId} is already open`);
-      const s = new DurableStream(connId, this.opts.resumeMs, (gone, err) => this.gone(gone, err), (conn, off) => this.ack(conn, off));
+      const s = new DurableStream(
+        connId,
+        this.opts.resumeMs,
+        (gone, err) => this.gone(gone, err),
+        (conn, off) => this.ack(conn, off),
+      );
       this.streams.set(connId, s);
       s.attach(ch, 0, proof.rest);
       this.opts.onStream(s);
@@ -197,7 +230,10 @@ export class DurableHub {
     const offered = Number(reply.split(" ")[1]);
     s.attach(ch, peerReceived, proof.rest, s.received - offered);
     this.resumed++;
-    this.opts.log?.info({ tunnel: this.opts.name, conn: connId, at: peerReceived, sent_again: s.unacked }, `tunnel ${this.opts.name}: connection ${connId} resumed after the cut`);
+    this.opts.log?.info(
+      { tunnel: this.opts.name, conn: connId, at: peerReceived, sent_again: s.unacked },
+      `tunnel ${this.opts.name}: connection ${connId} resumed after the cut`,
+    );
   }
 
   private gone(s: DurableStream, err: Error | null): void {

@@ -65,9 +65,17 @@ export class DurableStream extends Duplex {
       ch.destroy();
       return;
     }
-    if (!Number.isSafeInteger(peerReceived) || peerReceived < this.base || peerReceived > this.sent) {
+    if (
+      !Number.isSafeInteger(peerReceived) ||
+      peerReceived < this.base ||
+      peerReceived > this.sent
+    ) {
       ch.end(single("X"));
-      this.destroy(new Error(`cannot resume ${this.key}: the relay has ${peerReceived} bytes, this side keeps ${this.base} to ${this.sent}`));
+      this.destroy(
+        new Error(
+          `cannot resume ${this.key}: the relay has ${peerReceived} bytes, this side keeps ${this.base} to ${this.sent}`,
+        ),
+      );
       return;
     }
     if (this.ch) this.release(this.ch);
@@ -109,7 +117,13 @@ export class DurableStream extends Duplex {
     if (this.ch !== ch) return;
     this.release(ch);
     if (!this.destroyed && this.expiry === undefined) {
-      this.expiry = setTimeout(() => this.destroy(new Error(`not resumed within ${Math.round(this.resumeMs / 1000)} s of the cut`)), this.resumeMs);
+      this.expiry = setTimeout(
+        () =>
+          this.destroy(
+            new Error(`not resumed within ${Math.round(this.resumeMs / 1000)} s of the cut`),
+          ),
+        this.resumeMs,
+      );
     }
   }
 
@@ -202,10 +216,11 @@ export class DurableStream extends Duplex {
 
   private scheduleAck(): void {
     if (this.received - this.acked >= ACK_BYTES) this.sendAck();
-    else this.ackTimer ??= setTimeout(() => {
-      this.ackTimer = undefined;
-      this.sendAck();
-    }, ACK_DELAY_MS);
+    else
+      this.ackTimer ??= setTimeout(() => {
+        this.ackTimer = undefined;
+        this.sendAck();
+      }, ACK_DELAY_MS);
   }
 
   private sendAck(): void {
@@ -213,10 +228,11 @@ export class DurableStream extends Duplex {
     if (this.ackOut(Number(this.key), this.received)) this.acked = this.received;
     // the control channel is down: try again soon (a relay waiting at its limit sends no more
     // data, so no later data would bring this acknowledgement out)
-    else this.ackTimer ??= setTimeout(() => {
-      this.ackTimer = undefined;
-      this.sendAck();
-    }, 200);
+    else
+      this.ackTimer ??= setTimeout(() => {
+        this.ackTimer = undefined;
+        this.sendAck();
+      }, 200);
   }
 
   private maybeDone(): void {

@@ -13,7 +13,11 @@ export class LocalTunnel extends TunnelBase {
       await this.acquire();
       await this.listen();
       const check = await this.check();
-      if (!check.ok) throw new SidecarError("TUNNEL_FAILED", `Tunnel ${this.id}: \`${this.rec.target}\` cannot reach ${this.rec.remote_host}:${this.rec.remote_port}: ${check.error}`);
+      if (!check.ok)
+        throw new SidecarError(
+          "TUNNEL_FAILED",
+          `Tunnel ${this.id}: \`${this.rec.target}\` cannot reach ${this.rec.remote_host}:${this.rec.remote_port}: ${check.error}`,
+        );
       this.setState("open", { check });
     } catch (err) {
       await this.close("open failed");
@@ -25,10 +29,18 @@ export class LocalTunnel extends TunnelBase {
     return new Promise((resolve, reject) => {
       const server = createServer((sock) => this.onConnection(sock));
       server.once("error", (err: NodeJS.ErrnoException) =>
-        reject(new SidecarError("TUNNEL_FAILED", `Cannot listen on ${this.rec.local_host}:${this.rec.local_port} here: ${err.code === "EADDRINUSE" ? "the port is in use" : err.message}`, { cause: err })),
+        reject(
+          new SidecarError(
+            "TUNNEL_FAILED",
+            `Cannot listen on ${this.rec.local_host}:${this.rec.local_port} here: ${err.code === "EADDRINUSE" ? "the port is in use" : err.message}`,
+            { cause: err },
+          ),
+        ),
       );
       server.listen({ host: this.rec.local_host, port: this.rec.local_port }, () => {
-        server.on("error", (err) => this.deps.log?.warn({ id: this.id, err: err.message }, "local tunnel listener error"));
+        server.on("error", (err) =>
+          this.deps.log?.warn({ id: this.id, err: err.message }, "local tunnel listener error"),
+        );
         this.server = server;
         resolve();
       });
@@ -46,21 +58,31 @@ export class LocalTunnel extends TunnelBase {
     sock.pause();
     sock.setNoDelay(true);
     const lease = this.lease;
-    lease.forwardOut(this.rec.remote_host, this.rec.remote_port, sock.remoteAddress ?? "127.0.0.1", sock.remotePort ?? 0).then(
-      (ch) => {
-        if (this.closing || sock.destroyed) {
-          ch.close();
+    lease
+      .forwardOut(
+        this.rec.remote_host,
+        this.rec.remote_port,
+        sock.remoteAddress ?? "127.0.0.1",
+        sock.remotePort ?? 0,
+      )
+      .then(
+        (ch) => {
+          if (this.closing || sock.destroyed) {
+            ch.close();
+            sock.destroy();
+            return;
+          }
+          this.join(sock, ch);
+          sock.resume();
+        },
+        (err: Error) => {
+          this.deps.log?.warn(
+            { id: this.id, err: err.message },
+            "local tunnel: the pool could not connect",
+          );
           sock.destroy();
-          return;
-        }
-        this.join(sock, ch);
-        sock.resume();
-      },
-      (err: Error) => {
-        this.deps.log?.warn({ id: this.id, err: err.message }, "local tunnel: the pool could not connect");
-        sock.destroy();
-      },
-    );
+        },
+      );
   }
 
   /** Open and close a channel to remote_host:remote_port from the pool. */

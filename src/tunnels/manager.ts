@@ -37,10 +37,21 @@ export class TunnelManager {
 
   async open(p: OpenTunnelParams): Promise<TunnelRecord> {
     const localHost = p.local_host ?? "127.0.0.1";
-    const localPort = p.local_port === undefined ? await getPort({ host: localHost }) : parsePort(p.local_port, "`local_port`");
+    const localPort =
+      p.local_port === undefined
+        ? await getPort({ host: localHost })
+        : parsePort(p.local_port, "`local_port`");
     const remotePort = p.remote_port === undefined ? 0 : parsePort(p.remote_port, "`remote_port`");
-    if (p.kind === "local" && p.durable) throw new SidecarError("INVALID_ARGUMENT", "`durable` is for reverse tunnels (workers on the pool reaching a service here); a local tunnel cannot have it");
-    if (p.kind === "local" && remotePort === 0) throw new SidecarError("INVALID_ARGUMENT", "A local tunnel needs `remote_port`: the port to reach from the pool");
+    if (p.kind === "local" && p.durable)
+      throw new SidecarError(
+        "INVALID_ARGUMENT",
+        "`durable` is for reverse tunnels (workers on the pool reaching a service here); a local tunnel cannot have it",
+      );
+    if (p.kind === "local" && remotePort === 0)
+      throw new SidecarError(
+        "INVALID_ARGUMENT",
+        "A local tunnel needs `remote_port`: the port to reach from the pool",
+      );
     let id: string;
     do id = `tun-${randomBytes(3).toString("hex")}`;
     while (this.tunnels.has(id));
@@ -57,7 +68,8 @@ export class TunnelManager {
       bind: p.kind === "local" ? "loopback" : (p.bind ?? "auto"),
       durable: p.kind === "reverse" && p.durable === true,
     };
-    const t: Tunnel = p.kind === "reverse" ? new ReverseTunnel(spec, this.deps) : new LocalTunnel(spec, this.deps);
+    const t: Tunnel =
+      p.kind === "reverse" ? new ReverseTunnel(spec, this.deps) : new LocalTunnel(spec, this.deps);
     this.tunnels.set(id, t);
     try {
       await t.open();
@@ -75,7 +87,12 @@ export class TunnelManager {
 
   get(id: string): Tunnel {
     const t = this.tunnels.get(id);
-    if (!t) throw new SidecarError("TUNNEL_NOT_FOUND", `No tunnel \`${id}\`; tunnels.list shows the open ones`, { data: { id } });
+    if (!t)
+      throw new SidecarError(
+        "TUNNEL_NOT_FOUND",
+        `No tunnel \`${id}\`; tunnels.list shows the open ones`,
+        { data: { id } },
+      );
     return t;
   }
 
@@ -100,13 +117,17 @@ export class TunnelManager {
   async closeAll(reason = "sidecar shutting down"): Promise<void> {
     clearInterval(this.watcher);
     this.watcher = undefined;
-    await Promise.all([...this.tunnels.keys()].map((id) => this.close(id, reason).catch(() => undefined)));
+    await Promise.all(
+      [...this.tunnels.keys()].map((id) => this.close(id, reason).catch(() => undefined)),
+    );
   }
 
   private watchPids(): void {
     if (this.watcher) return;
     this.watcher = setInterval(() => {
-      const owners = new Set([...this.tunnels.values()].map((t) => t.owner).filter((o) => o.startsWith("pid:")));
+      const owners = new Set(
+        [...this.tunnels.values()].map((t) => t.owner).filter((o) => o.startsWith("pid:")),
+      );
       if (owners.size === 0) {
         clearInterval(this.watcher);
         this.watcher = undefined;

@@ -24,7 +24,9 @@ const recordSchema = z.object({
   dial_host: z.string(),
   dial_port: z.number(),
   dial_hosts: z.array(z.string()),
-  relay: z.object({ interpreter: z.string(), pgid: z.number().nullable(), listen: z.string() }).nullable(),
+  relay: z
+    .object({ interpreter: z.string(), pgid: z.number().nullable(), listen: z.string() })
+    .nullable(),
   bytes_in: z.number(),
   bytes_out: z.number(),
   connections: z.number(),
@@ -34,8 +36,23 @@ const recordSchema = z.object({
   durable: z.boolean(),
   resumed_connections: z.number(),
   reconnects: z.number(),
-  port_changes: z.array(z.object({ at: z.number(), which: z.enum(["remote_port", "dial_port"]), from: z.number(), to: z.number(), reason: z.string() })),
-  last_check: z.object({ ok: z.boolean(), at: z.number(), ms: z.number().optional(), error: z.string().optional() }).nullable(),
+  port_changes: z.array(
+    z.object({
+      at: z.number(),
+      which: z.enum(["remote_port", "dial_port"]),
+      from: z.number(),
+      to: z.number(),
+      reason: z.string(),
+    }),
+  ),
+  last_check: z
+    .object({
+      ok: z.boolean(),
+      at: z.number(),
+      ms: z.number().optional(),
+      error: z.string().optional(),
+    })
+    .nullable(),
   error: z.string().nullable(),
   created_at: z.number(),
 });
@@ -46,8 +63,17 @@ export interface TunnelsModule extends ServiceModule {
 }
 
 /** Create the tunnels module; it borrows connections from `hosts`. */
-export function tunnelsModule(ctx: DaemonContext, hosts: Hosts, opts: Pick<TunnelDeps, "relayEnv"> = {}): TunnelsModule {
-  const manager = new TunnelManager({ hosts, events: ctx.events, log: ctx.log, ...(opts.relayEnv ? { relayEnv: opts.relayEnv } : {}) });
+export function tunnelsModule(
+  ctx: DaemonContext,
+  hosts: Hosts,
+  opts: Pick<TunnelDeps, "relayEnv"> = {},
+): TunnelsModule {
+  const manager = new TunnelManager({
+    hosts,
+    events: ctx.events,
+    log: ctx.log,
+    ...(opts.relayEnv ? { relayEnv: opts.relayEnv } : {}),
+  });
   return {
     name: "tunnels",
     manager,
@@ -78,21 +104,29 @@ export function tunnelsModule(ctx: DaemonContext, hosts: Hosts, opts: Pick<Tunne
       }),
       defineMethod({
         name: "tunnels.list",
-        description: "Every tunnel: state, both ports, where workers dial, bytes each way, open connections, reconnects, owner, relay.",
+        description:
+          "Every tunnel: state, both ports, where workers dial, bytes each way, open connections, reconnects, owner, relay.",
         params: z.object({}).strict(),
         result: z.array(recordSchema),
         handler: () => manager.list(),
       }),
       defineMethod({
         name: "tunnels.check",
-        description: "Run the end-to-end check of a tunnel now (a probe from the pool through dial_host:dial_port, answered by the sidecar; the service is not touched).",
+        description:
+          "Run the end-to-end check of a tunnel now (a probe from the pool through dial_host:dial_port, answered by the sidecar; the service is not touched).",
         params: z.object({ id: z.string().min(1) }).strict(),
-        result: z.object({ ok: z.boolean(), at: z.number(), ms: z.number().optional(), error: z.string().optional() }),
+        result: z.object({
+          ok: z.boolean(),
+          at: z.number(),
+          ms: z.number().optional(),
+          error: z.string().optional(),
+        }),
         handler: async (p) => await manager.check(p.id),
       }),
       defineMethod({
         name: "tunnels.close",
-        description: "Close a tunnel: the listener on the pool (and the relay) and here are gone when this returns.",
+        description:
+          "Close a tunnel: the listener on the pool (and the relay) and here are gone when this returns.",
         params: z.object({ id: z.string().min(1) }).strict(),
         result: recordSchema,
         handler: async (p) => await manager.close(p.id, "tunnels.close"),
@@ -100,7 +134,11 @@ export function tunnelsModule(ctx: DaemonContext, hosts: Hosts, opts: Pick<Tunne
     ],
     status: () => {
       const list = manager.list();
-      return { tunnels: list.length, open: list.filter((t) => t.state === "open").length, reconnecting: list.filter((t) => t.state === "reconnecting").length };
+      return {
+        tunnels: list.length,
+        open: list.filter((t) => t.state === "open").length,
+        reconnecting: list.filter((t) => t.state === "reconnecting").length,
+      };
     },
     close: async () => await manager.closeAll(),
   };

@@ -40,16 +40,28 @@ function firstLine(proc: HostProcess, timeoutMs: number): Promise<string> {
       const nl = buf.indexOf("\n");
       if (nl >= 0) finish(buf.slice(0, nl));
     };
-    const timer = setTimeout(() => finish(`ERROR no answer from the relay in ${timeoutMs} ms ${err.trim()}`), timeoutMs);
+    const timer = setTimeout(
+      () => finish(`ERROR no answer from the relay in ${timeoutMs} ms ${err.trim()}`),
+      timeoutMs,
+    );
     proc.stdout.on("data", onData);
     proc.stderr.on("data", onErr);
-    void proc.exited.then((e) => setTimeout(() => finish(`ERROR the relay exited (${e.exitCode ?? e.signal}) ${err.trim().slice(-300)}`), 50));
+    void proc.exited.then((e) =>
+      setTimeout(
+        () =>
+          finish(`ERROR the relay exited (${e.exitCode ?? e.signal}) ${err.trim().slice(-300)}`),
+        50,
+      ),
+    );
   });
 }
 
 async function groupOf(proc: HostProcess): Promise<number | null> {
   try {
-    return await Promise.race([proc.pgid, new Promise<number>((_, rej) => setTimeout(() => rej(new Error("no pgid")), 2000))]);
+    return await Promise.race([
+      proc.pgid,
+      new Promise<number>((_, rej) => setTimeout(() => rej(new Error("no pgid")), 2000)),
+    ]);
   } catch {
     return null;
   }
@@ -60,7 +72,13 @@ async function groupOf(proc: HostProcess): Promise<number | null> {
  * with EOF on stdin and TERM to its group. A refused bind is a TUNNEL_FAILED whose data says
  * `bind_failed`.
  */
-async function launch(lease: SshLease, command: string, what: string, listen: { host: string; port: number; bindWaitS: number }, opts: { stdin?: string; beforeStop?: () => void; env?: Record<string, string> } = {}): Promise<Omit<Relay, "interpreter">> {
+async function launch(
+  lease: SshLease,
+  command: string,
+  what: string,
+  listen: { host: string; port: number; bindWaitS: number },
+  opts: { stdin?: string; beforeStop?: () => void; env?: Record<string, string> } = {},
+): Promise<Omit<Relay, "interpreter">> {
   const proc = await lease.spawn(command, { env: opts.env });
   if (opts.stdin !== undefined) proc.stdin.end(opts.stdin);
   const line = await firstLine(proc, 15_000 + listen.bindWaitS * 1000);
@@ -74,9 +92,17 @@ async function launch(lease: SshLease, command: string, what: string, listen: { 
   };
   if (!m) {
     await stop();
-    throw new SidecarError("TUNNEL_FAILED", `The ${what} on \`${lease.target}\` could not listen on ${listen.host}:${listen.port}: ${line.replace(/^ERROR /, "")}`, {
-      data: { target: lease.target, listen: `${listen.host}:${listen.port}`, bind_failed: /^ERROR bind/.test(line) },
-    });
+    throw new SidecarError(
+      "TUNNEL_FAILED",
+      `The ${what} on \`${lease.target}\` could not listen on ${listen.host}:${listen.port}: ${line.replace(/^ERROR /, "")}`,
+      {
+        data: {
+          target: lease.target,
+          listen: `${listen.host}:${listen.port}`,
+          bind_failed: /^ERROR bind/.test(line),
+        },
+      },
+    );
   }
   return { listenHost: listen.host, port: Number(m[2]), pgid, proc, stop };
 }
@@ -85,19 +111,49 @@ async function launch(lease: SshLease, command: string, what: string, listen: { 
  * Start a durable relay (scripts-durable.ts) and wait until it has reached `hub` through the
  * forwarded port (its control channel). Its secret goes on stdin.
  */
-export async function startDurableRelay(lease: SshLease, args: DurableRelayArgs, secret: Buffer, hub: DurableHub, env?: Record<string, string>): Promise<Relay> {
-  const relay = await launch(lease, durableRelayCommand(args), "durable relay", { host: args.listenHost, port: args.listenPort, bindWaitS: args.bindWaitS }, { stdin: `${secret.toString("hex")}\n`, beforeStop: () => hub.stopRelay(), env });
+export async function startDurableRelay(
+  lease: SshLease,
+  args: DurableRelayArgs,
+  secret: Buffer,
+  hub: DurableHub,
+  env?: Record<string, string>,
+): Promise<Relay> {
+  const relay = await launch(
+    lease,
+    durableRelayCommand(args),
+    "durable relay",
+    { host: args.listenHost, port: args.listenPort, bindWaitS: args.bindWaitS },
+    { stdin: `${secret.toString("hex")}\n`, beforeStop: () => hub.stopRelay(), env },
+  );
   if (!(await hub.waitControl(15_000))) {
     await relay.stop();
-    throw new SidecarError("TUNNEL_FAILED", `The durable relay on \`${lease.target}\` started but did not reach the sidecar through the forwarded port 127.0.0.1:${args.upstreamPort} within 15 s (its log: ~/.parsl-sidecar/relays/${args.relayId}/relay.log while it runs)`, {
-      data: { target: lease.target },
-    });
+    throw new SidecarError(
+      "TUNNEL_FAILED",
+      `The durable relay on \`${lease.target}\` started but did not reach the sidecar through the forwarded port 127.0.0.1:${args.upstreamPort} within 15 s (its log: ~/.parsl-sidecar/relays/${args.relayId}/relay.log while it runs)`,
+      {
+        data: { target: lease.target },
+      },
+    );
   }
   return { interpreter: args.python, ...relay };
 }
 
 /** Start a relay on `listenHost:wantPort` (0 = any) forwarding to 127.0.0.1:`targetPort`. */
-export async function startRelay(lease: SshLease, python: string, listenHost: string, wantPort: number, targetPort: number, bindWaitS: number, env?: Record<string, string>): Promise<Relay> {
-  const relay = await launch(lease, relayCommand(python, listenHost, wantPort, targetPort, bindWaitS), "relay", { host: listenHost, port: wantPort, bindWaitS }, { env });
+export async function startRelay(
+  lease: SshLease,
+  python: string,
+  listenHost: string,
+  wantPort: number,
+  targetPort: number,
+  bindWaitS: number,
+  env?: Record<string, string>,
+): Promise<Relay> {
+  const relay = await launch(
+    lease,
+    relayCommand(python, listenHost, wantPort, targetPort, bindWaitS),
+    "relay",
+    { host: listenHost, port: wantPort, bindWaitS },
+    { env },
+  );
   return { interpreter: python, ...relay };
 }

@@ -11,7 +11,13 @@ import { TunnelBase, type TunnelDeps, type TunnelSpec } from "./base.js";
 import { routeForwarded } from "./dispatch.js";
 import { DurableHub } from "./durable-hub.js";
 import { startDurableRelay, startRelay, type Relay } from "./relay.js";
-import { CHECK_PREFIX, inspectCommand, parseLines, probeCommand, reclaimCommand } from "./scripts.js";
+import {
+  CHECK_PREFIX,
+  inspectCommand,
+  parseLines,
+  probeCommand,
+  reclaimCommand,
+} from "./scripts.js";
 import { killRelayCommand, relayPortCommand } from "./scripts-durable.js";
 import type { CheckResult } from "./types.js";
 
@@ -74,7 +80,10 @@ export class ReverseTunnel extends TunnelBase {
       onExpired: (s, err) => {
         this.rec.cut_connections++;
         this.rec.cut_in_flight++;
-        this.deps.log?.warn({ id: this.rec.id, conn: s.key }, `tunnel ${this.rec.id}: connection ${s.key} ${err.message}; closed (what it held is lost)`);
+        this.deps.log?.warn(
+          { id: this.rec.id, conn: s.key },
+          `tunnel ${this.rec.id}: connection ${s.key} ${err.message}; closed (what it held is lost)`,
+        );
       },
     });
   }
@@ -89,7 +98,11 @@ export class ReverseTunnel extends TunnelBase {
       await this.acquire();
       await this.track(this.establish(this.rec.remote_port, this.rec.remote_port));
       const check = await this.check();
-      if (!check.ok) throw new SidecarError("TUNNEL_FAILED", `Tunnel ${this.id} to \`${this.rec.target}\` opened, but the end-to-end check from the pool through ${this.rec.dial_host}:${this.rec.dial_port} failed: ${check.error}`);
+      if (!check.ok)
+        throw new SidecarError(
+          "TUNNEL_FAILED",
+          `Tunnel ${this.id} to \`${this.rec.target}\` opened, but the end-to-end check from the pool through ${this.rec.dial_host}:${this.rec.dial_port} failed: ${check.error}`,
+        );
       this.setState("open", { check });
     } catch (err) {
       await this.close("open failed");
@@ -121,13 +134,19 @@ export class ReverseTunnel extends TunnelBase {
     if (opening && cluster) {
       const info = await this.inspect(lease, true, port);
       const listeners = (info.LISTENERS ?? "").split(/\s+/).filter(Boolean);
-      const gateway = listeners.some((a) => WILDCARDS.has(a) || (a === this.bindAddr && a !== "127.0.0.1" && a !== "::1"));
+      const gateway = listeners.some(
+        (a) => WILDCARDS.has(a) || (a === this.bindAddr && a !== "127.0.0.1" && a !== "::1"),
+      );
       if (gateway) this.rec.reach = "gateway";
       else if (this.python) this.rec.reach = "relay";
       else if (this.rec.bind === "cluster") {
-        throw new SidecarError("TUNNEL_FAILED", `\`${this.rec.target}\` binds forwarded ports to loopback only (sshd GatewayPorts no) and has no python3 for a relay: compute nodes cannot reach the tunnel. Set \`GatewayPorts clientspecified\` in its sshd_config, install python3, or open with bind "loopback".`);
+        throw new SidecarError(
+          "TUNNEL_FAILED",
+          `\`${this.rec.target}\` binds forwarded ports to loopback only (sshd GatewayPorts no) and has no python3 for a relay: compute nodes cannot reach the tunnel. Set \`GatewayPorts clientspecified\` in its sshd_config, install python3, or open with bind "loopback".`,
+        );
       } else this.rec.reach = "loopback";
-      if (this.rec.reach !== "relay" && wantRemote !== 0 && wantRemote !== port) port = await this.rebind(client, port, wantRemote);
+      if (this.rec.reach !== "relay" && wantRemote !== 0 && wantRemote !== port)
+        port = await this.rebind(client, port, wantRemote);
     }
     if (this.closing) {
       await unforwardIn(client, this.bindAddr, port);
@@ -137,11 +156,23 @@ export class ReverseTunnel extends TunnelBase {
     const prevRemote = opening ? (relayed ? 0 : wantRemote) : this.rec.remote_port;
     this.portChanged("remote_port", prevRemote, port, "the port was taken on the pool");
     this.rec.remote_port = port;
-    this.unroute = routeForwarded(client, this.bindAddr, port, (_info, accept) => this.onConnection(accept()));
+    this.unroute = routeForwarded(client, this.bindAddr, port, (_info, accept) =>
+      this.onConnection(accept()),
+    );
     if (relayed) await this.startRelay(wantDial);
     else {
-      this.portChanged("dial_port", opening ? wantDial : this.rec.dial_port, port, "the port was taken on the pool");
-      this.rec.dial_host = this.rec.reach === "gateway" ? (WILDCARDS.has(this.bindAddr) ? (this.rec.dial_hosts[0] ?? "127.0.0.1") : this.bindAddr) : "127.0.0.1";
+      this.portChanged(
+        "dial_port",
+        opening ? wantDial : this.rec.dial_port,
+        port,
+        "the port was taken on the pool",
+      );
+      this.rec.dial_host =
+        this.rec.reach === "gateway"
+          ? WILDCARDS.has(this.bindAddr)
+            ? (this.rec.dial_hosts[0] ?? "127.0.0.1")
+            : this.bindAddr
+          : "127.0.0.1";
       this.rec.dial_port = port;
     }
   }
@@ -151,7 +182,11 @@ export class ReverseTunnel extends TunnelBase {
    * (`cluster`), its non-loopback addresses, the head node's own first (`dial_hosts`); with a
    * port, also what listens on it.
    */
-  private async inspect(lease: NonNullable<typeof this.lease>, cluster: boolean, port?: number): Promise<Record<string, string>> {
+  private async inspect(
+    lease: NonNullable<typeof this.lease>,
+    cluster: boolean,
+    port?: number,
+  ): Promise<Record<string, string>> {
     const info = parseLines((await lease.exec(inspectCommand(port), { timeoutMs: 20_000 })).stdout);
     this.python = info.PYTHON || undefined;
     if (!cluster) return info;
@@ -167,7 +202,10 @@ export class ReverseTunnel extends TunnelBase {
     if (!this.python) {
       this.hub = undefined;
       this.rec.durable = false;
-      this.deps.log?.warn({ id: this.rec.id, target: this.rec.target }, `tunnel ${this.rec.id}: \`${this.rec.target}\` has no python3 for a durable relay; the tunnel is an ordinary one (connections through it end when the SSH connection drops)`);
+      this.deps.log?.warn(
+        { id: this.rec.id, target: this.rec.target },
+        `tunnel ${this.rec.id}: \`${this.rec.target}\` has no python3 for a durable relay; the tunnel is an ordinary one (connections through it end when the SSH connection drops)`,
+      );
     }
   }
 
@@ -177,7 +215,12 @@ export class ReverseTunnel extends TunnelBase {
    * port. On a reconnect the relay is found again through its control channel; the workers'
    * connections never closed, and resume.
    */
-  private async establishDurable(client: Client, opening: boolean, wantRemote: number, wantDial: number): Promise<void> {
+  private async establishDurable(
+    client: Client,
+    opening: boolean,
+    wantRemote: number,
+    wantDial: number,
+  ): Promise<void> {
     const lease = this.lease!;
     const hub = this.hub!;
     if (!opening) await this.reclaim(lease, false);
@@ -187,17 +230,30 @@ export class ReverseTunnel extends TunnelBase {
       await unforwardIn(client, this.bindAddr, port);
       return;
     }
-    this.portChanged("remote_port", opening ? 0 : this.rec.remote_port, port, "the port was taken on the pool");
+    this.portChanged(
+      "remote_port",
+      opening ? 0 : this.rec.remote_port,
+      port,
+      "the port was taken on the pool",
+    );
     this.rec.remote_port = port;
     this.rec.reach = "relay";
-    this.unroute = routeForwarded(client, this.bindAddr, port, (_info, accept) => this.onConnection(accept()));
+    this.unroute = routeForwarded(client, this.bindAddr, port, (_info, accept) =>
+      this.onConnection(accept()),
+    );
     const relay = this.relay;
     if (!opening && relay && hub.keys) {
       // the relay reads the forwarded port from its state directory at each connect
-      if (port !== wantRemote) await lease.exec(relayPortCommand(hub.keys.id, port), { timeoutMs: 20_000 }).catch(() => undefined);
+      if (port !== wantRemote)
+        await lease
+          .exec(relayPortCommand(hub.keys.id, port), { timeoutMs: 20_000 })
+          .catch(() => undefined);
       const t = this.durableTimes;
       if (await hub.waitControl((3 * t.pingS + 4) * 1000)) {
-        this.deps.log?.info({ id: this.rec.id, streams: hub.streams.size }, `tunnel ${this.rec.id}: the relay is back; ${hub.streams.size} connection(s) through it resume`);
+        this.deps.log?.info(
+          { id: this.rec.id, streams: hub.streams.size },
+          `tunnel ${this.rec.id}: the relay is back; ${hub.streams.size} connection(s) through it resume`,
+        );
         return;
       }
       await this.replaceRelay(lease, relay, "it did not come back after the reconnect");
@@ -216,11 +272,31 @@ export class ReverseTunnel extends TunnelBase {
 
   private async startDurable(wantDial: number): Promise<void> {
     const cluster = this.rec.bind !== "loopback";
-    const host = !cluster ? "127.0.0.1" : WILDCARDS.has(this.rec.remote_host) ? "0.0.0.0" : this.rec.remote_host;
+    const host = !cluster
+      ? "127.0.0.1"
+      : WILDCARDS.has(this.rec.remote_host)
+        ? "0.0.0.0"
+        : this.rec.remote_host;
     const keys = this.hub!.newRelay();
     const t = this.durableTimes;
     const env = await this.relayEnv();
-    const start = (port: number, waitS: number): Promise<Relay> => startDurableRelay(this.lease!, { python: this.python!, listenHost: host, listenPort: port, bindWaitS: waitS, upstreamPort: this.rec.remote_port, resumeS: t.resumeS, pingS: t.pingS, relayId: keys.id }, keys.secret, this.hub!, env);
+    const start = (port: number, waitS: number): Promise<Relay> =>
+      startDurableRelay(
+        this.lease!,
+        {
+          python: this.python!,
+          listenHost: host,
+          listenPort: port,
+          bindWaitS: waitS,
+          upstreamPort: this.rec.remote_port,
+          resumeS: t.resumeS,
+          pingS: t.pingS,
+          relayId: keys.id,
+        },
+        keys.secret,
+        this.hub!,
+        env,
+      );
     if (await this.placeRelay(host, wantDial, start)) this.watchControl();
   }
 
@@ -229,7 +305,11 @@ export class ReverseTunnel extends TunnelBase {
    * port (reported as a moved port); it becomes the tunnel's relay and what workers dial.
    * Undefined when the tunnel closed meanwhile (the relay is stopped again).
    */
-  private async placeRelay(host: string, wantDial: number, start: (port: number, waitS: number) => Promise<Relay>): Promise<Relay | undefined> {
+  private async placeRelay(
+    host: string,
+    wantDial: number,
+    start: (port: number, waitS: number) => Promise<Relay>,
+  ): Promise<Relay | undefined> {
     let relay: Relay;
     try {
       relay = await start(wantDial, wantDial ? 3 : 0);
@@ -245,18 +325,32 @@ export class ReverseTunnel extends TunnelBase {
     this.portChanged("dial_port", wantDial, relay.port, "the port was still held on the pool");
     this.rec.dial_port = relay.port;
     this.rec.dial_host = host === "0.0.0.0" ? (this.rec.dial_hosts[0] ?? "127.0.0.1") : host;
-    this.rec.relay = { interpreter: relay.interpreter, pgid: relay.pgid, listen: `${host}:${relay.port}` };
+    this.rec.relay = {
+      interpreter: relay.interpreter,
+      pgid: relay.pgid,
+      listen: `${host}:${relay.port}`,
+    };
     return relay;
   }
 
   /** End a relay that is gone or stuck (only if its command line still names it), and start another; its connections are lost. */
-  private async replaceRelay(lease: NonNullable<typeof this.lease>, relay: Relay, why: string): Promise<void> {
+  private async replaceRelay(
+    lease: NonNullable<typeof this.lease>,
+    relay: Relay,
+    why: string,
+  ): Promise<void> {
     const hub = this.hub!;
     const lost = hub.streams.size;
-    this.deps.log?.warn({ id: this.rec.id, lost }, `tunnel ${this.rec.id}: the relay on the pool is replaced (${why}); ${lost} connection(s) through it are lost`);
+    this.deps.log?.warn(
+      { id: this.rec.id, lost },
+      `tunnel ${this.rec.id}: the relay on the pool is replaced (${why}); ${lost} connection(s) through it are lost`,
+    );
     this.rec.cut_connections += lost;
     this.rec.cut_in_flight += lost;
-    if (relay.pgid !== null && hub.keys) await lease.exec(killRelayCommand(hub.keys.id, relay.pgid), { timeoutMs: 20_000 }).catch(() => undefined);
+    if (relay.pgid !== null && hub.keys)
+      await lease
+        .exec(killRelayCommand(hub.keys.id, relay.pgid), { timeoutMs: 20_000 })
+        .catch(() => undefined);
     this.relay = undefined;
   }
 
@@ -303,11 +397,21 @@ export class ReverseTunnel extends TunnelBase {
   private async reclaim(lease: NonNullable<typeof this.lease>, relayToo = true): Promise<void> {
     if (this.session === undefined) return;
     try {
-      const r = await lease.exec(reclaimCommand(this.session, relayToo ? this.lostRelayPgid : null), { timeoutMs: 20_000 });
+      const r = await lease.exec(
+        reclaimCommand(this.session, relayToo ? this.lostRelayPgid : null),
+        { timeoutMs: 20_000 },
+      );
       const ended = r.stdout.split("\n").filter((l) => l.startsWith("KILLED"));
-      if (ended.length > 0) this.deps.log?.warn({ id: this.rec.id, ended }, `tunnel ${this.rec.id}: ended what the dropped connection left holding its ports on the pool`);
+      if (ended.length > 0)
+        this.deps.log?.warn(
+          { id: this.rec.id, ended },
+          `tunnel ${this.rec.id}: ended what the dropped connection left holding its ports on the pool`,
+        );
     } catch (err) {
-      this.deps.log?.warn({ id: this.rec.id, err: (err as Error).message }, `tunnel ${this.rec.id}: could not check the pool for the dropped connection's leftovers`);
+      this.deps.log?.warn(
+        { id: this.rec.id, err: (err as Error).message },
+        `tunnel ${this.rec.id}: could not check the pool for the dropped connection's leftovers`,
+      );
     }
     this.session = undefined;
     this.lostRelayPgid = null;
@@ -317,9 +421,18 @@ export class ReverseTunnel extends TunnelBase {
     try {
       return await forwardIn(client, this.bindAddr, want);
     } catch (err) {
-      if (want === 0) throw new SidecarError("TUNNEL_FAILED", `\`${this.rec.target}\` refused to listen on ${this.bindAddr} (remote port forwarding): ${(err as Error).message}. Is AllowTcpForwarding enabled in its sshd_config?`, { cause: err });
+      if (want === 0)
+        throw new SidecarError(
+          "TUNNEL_FAILED",
+          `\`${this.rec.target}\` refused to listen on ${this.bindAddr} (remote port forwarding): ${(err as Error).message}. Is AllowTcpForwarding enabled in its sshd_config?`,
+          { cause: err },
+        );
       return await forwardIn(client, this.bindAddr, 0).catch((e: Error) => {
-        throw new SidecarError("TUNNEL_FAILED", `\`${this.rec.target}\` refused remote port forwarding: ${e.message}`, { cause: e });
+        throw new SidecarError(
+          "TUNNEL_FAILED",
+          `\`${this.rec.target}\` refused remote port forwarding: ${e.message}`,
+          { cause: e },
+        );
       });
     }
   }
@@ -336,7 +449,9 @@ export class ReverseTunnel extends TunnelBase {
   private async startRelay(wantDial: number): Promise<void> {
     const host = WILDCARDS.has(this.bindAddr) ? "0.0.0.0" : this.bindAddr;
     const env = await this.relayEnv();
-    const relay = await this.placeRelay(host, wantDial, (port, waitS) => startRelay(this.lease!, this.python!, host, port, this.rec.remote_port, waitS, env));
+    const relay = await this.placeRelay(host, wantDial, (port, waitS) =>
+      startRelay(this.lease!, this.python!, host, port, this.rec.remote_port, waitS, env),
+    );
     if (!relay) return;
     void relay.proc.exited.then(() => {
       if (this.relay === relay && this.rec.state === "open" && !this.closing) {
@@ -371,7 +486,9 @@ export class ReverseTunnel extends TunnelBase {
       clearTimeout(timer);
       ch.off("data", onData);
       const text = head.toString("latin1");
-      const tok = text.startsWith(CHECK_PREFIX) ? text.slice(CHECK_PREFIX.length).split("\n")[0]! : "";
+      const tok = text.startsWith(CHECK_PREFIX)
+        ? text.slice(CHECK_PREFIX.length).split("\n")[0]!
+        : "";
       const done = this.pending.get(tok);
       if (done && text.includes("\n")) {
         ch.end(`PSC-OK ${tok}\n`);
@@ -392,7 +509,11 @@ export class ReverseTunnel extends TunnelBase {
 
   private toLocal(ch: Duplex, head: Buffer | undefined): void {
     // a larger write buffer than the 16 KiB default: fewer pause/resume cycles of the channel
-    const sock: Socket = connect({ host: this.rec.local_host, port: this.rec.local_port, writableHighWaterMark: 1 << 20 } as NetConnectOpts);
+    const sock: Socket = connect({
+      host: this.rec.local_host,
+      port: this.rec.local_port,
+      writableHighWaterMark: 1 << 20,
+    } as NetConnectOpts);
     sock.setNoDelay(true);
     if (head && head.length > 0) sock.write(head);
     if (head && head.length > 0) this.rec.bytes_in += head.length;
@@ -408,13 +529,26 @@ export class ReverseTunnel extends TunnelBase {
     let answered = false;
     this.pending.set(tok, () => (answered = true));
     try {
-      const r = await lease.exec(probeCommand(this.python, this.rec.dial_host, this.rec.dial_port, tok), { timeoutMs: 20_000 });
+      const r = await lease.exec(
+        probeCommand(this.python, this.rec.dial_host, this.rec.dial_port, tok),
+        { timeoutMs: 20_000 },
+      );
       const out = parseLines(r.stdout);
       const [pid, bootId] = (out.SESSION ?? "").split(" ");
       if (Number(pid) > 1 && bootId) this.session = { pid: Number(pid), bootId };
       const line = out.RESULT ?? `no result (exit ${r.exitCode}: ${r.stderr.trim().slice(0, 200)})`;
       const ok = line.startsWith("ok") && answered;
-      return this.noteCheck(ok ? { ok, at: Date.now(), ms: Date.now() - t0 } : { ok, at: Date.now(), error: line.startsWith("ok") ? "the probe was answered by something other than this tunnel" : line });
+      return this.noteCheck(
+        ok
+          ? { ok, at: Date.now(), ms: Date.now() - t0 }
+          : {
+              ok,
+              at: Date.now(),
+              error: line.startsWith("ok")
+                ? "the probe was answered by something other than this tunnel"
+                : line,
+            },
+      );
     } catch (err) {
       return this.noteCheck({ ok: false, at: Date.now(), error: (err as Error).message });
     } finally {
@@ -453,7 +587,8 @@ export class ReverseTunnel extends TunnelBase {
     const client = this.client;
     this.unroute?.();
     clearInterval(this.ctlWatch);
-    if (client && this.rec.remote_port) await unforwardIn(client, this.bindAddr, this.rec.remote_port);
+    if (client && this.rec.remote_port)
+      await unforwardIn(client, this.bindAddr, this.rec.remote_port);
     await this.relay?.stop();
     this.relay = undefined;
     this.hub?.dropAll();

@@ -543,7 +543,16 @@ export interface DurableRelayArgs {
 
 /** Command that starts the durable relay (it reads its secret from stdin). */
 export function durableRelayCommand(a: DurableRelayArgs): string {
-  const args = [shellQuote(a.listenHost), a.listenPort, a.bindWaitS, a.upstreamPort, `"${RELAY_STATE_ROOT}"`, a.resumeS, a.pingS, shellQuote(a.relayId)].join(" ");
+  const args = [
+    shellQuote(a.listenHost),
+    a.listenPort,
+    a.bindWaitS,
+    a.upstreamPort,
+    `"${RELAY_STATE_ROOT}"`,
+    a.resumeS,
+    a.pingS,
+    shellQuote(a.relayId),
+  ].join(" ");
   return `umask 077; mkdir -p "${RELAY_STATE_ROOT}" && exec ${a.python} -u -c ${shellQuote(DURABLE_RELAY_PY)} ${args}`;
 }
 

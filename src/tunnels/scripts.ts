@@ -141,7 +141,13 @@ print("LISTENERS " + " ".join(out))
 `;
 
 /** Command that starts the relay with `python`. */
-export function relayCommand(python: string, listenHost: string, listenPort: number, targetPort: number, bindWaitS: number): string {
+export function relayCommand(
+  python: string,
+  listenHost: string,
+  listenPort: number,
+  targetPort: number,
+  bindWaitS: number,
+): string {
   return `exec ${python} -u -c ${shellQuote(RELAY_PY)} ${shellQuote(listenHost)} ${listenPort} 127.0.0.1 ${targetPort} ${bindWaitS}`;
 }
 
@@ -151,7 +157,12 @@ export function relayCommand(python: string, listenHost: string, listenPort: num
  * shell's parent), which holds the connection's forwarded listeners, and the machine's boot id
  * (a pool name may lead to another login node next time; see reclaimCommand).
  */
-export function probeCommand(python: string | undefined, host: string, port: number, token: string): string {
+export function probeCommand(
+  python: string | undefined,
+  host: string,
+  port: number,
+  token: string,
+): string {
   const args = `${shellQuote(host)} ${port} ${shellQuote(token)}`;
   const find = python ? `py=${shellQuote(python)}` : `py=$(${FIND_PYTHON})`;
   return `echo "SESSION $PPID $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; ${find}; if [ -n "$py" ]; then "$py" -c ${shellQuote(PROBE_PY)} ${args}; elif command -v bash >/dev/null 2>&1; then bash -c ${shellQuote(PROBE_BASH)} probe ${args}; else echo "RESULT no python3 or bash on the pool to probe with"; fi`;
@@ -165,7 +176,9 @@ export function inspectCommand(port?: number): string {
     `echo "HOSTADDR $(getent ahostsv4 "$(hostname)" 2>/dev/null | awk 'NR==1 {print $1}')"`,
   ];
   if (port !== undefined) {
-    lines.push(`if [ -n "$py" ]; then $py -c ${shellQuote(LISTENERS_PY)} ${port}; else echo "LISTENERS $(ss -Hltn 2>/dev/null | awk '{print $4}' | grep ':${port}$' | sed 's/:${port}$//; s/^\\[//; s/\\]$//' | tr '\\n' ' ')"; fi`);
+    lines.push(
+      `if [ -n "$py" ]; then $py -c ${shellQuote(LISTENERS_PY)} ${port}; else echo "LISTENERS $(ss -Hltn 2>/dev/null | awk '{print $4}' | grep ':${port}$' | sed 's/:${port}$//; s/^\\[//; s/\\]$//' | tr '\\n' ' ')"; fi`,
+    );
   }
   return lines.join("\n");
 }
@@ -189,7 +202,10 @@ export function parseLines(text: string): Record<string, string> {
  * killed, and only on the machine (boot id) the previous connection was on. Prints
  * `KILLED session <pid>` / `KILLED relay <pgid>` for what it ended.
  */
-export function reclaimCommand(session: { pid: number; bootId: string }, relayPgid: number | null): string {
+export function reclaimCommand(
+  session: { pid: number; bootId: string },
+  relayPgid: number | null,
+): string {
   const g = relayPgid ?? "";
   return [
     // another machine (a login-node alias that led elsewhere) or another boot: nothing of ours here

@@ -54,12 +54,18 @@ export interface Splice {
  * how the connection ended (a dropped SSH connection ends its channels this way too, and
  * whether data was in flight then tells whether something was lost).
  */
-export function splice(inner: Duplex, outer: Duplex, stats: SpliceStats, onDone?: (end: SpliceEnd) => void): Splice {
+export function splice(
+  inner: Duplex,
+  outer: Duplex,
+  stats: SpliceStats,
+  onDone?: (end: SpliceEnd) => void,
+): Splice {
   stats.connections++;
   stats.total_connections++;
   let done = false;
   let lastData = 0;
-  const inFlight = (): boolean => Date.now() - lastData < IN_FLIGHT_MS || inner.writableLength > 0 || outer.writableLength > 0;
+  const inFlight = (): boolean =>
+    Date.now() - lastData < IN_FLIGHT_MS || inner.writableLength > 0 || outer.writableLength > 0;
   const finish = (): void => {
     if (done) return;
     done = true;

@@ -12,7 +12,10 @@ export function parseDuration(text: string, what = "duration"): number {
   if (/^\d+(\.\d+)?$/.test(s)) return Math.round(Number(s) * 1000);
   const parts = [...s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)];
   if (s === "" || parts.length === 0 || parts.map((p) => p[0]).join("") !== s) {
-    throw new SidecarError("INVALID_ARGUMENT", `Expected \`${what}\` to be a duration such as 1500ms, 30s, 5m, 1h or 1h30m; got \`${text}\``);
+    throw new SidecarError(
+      "INVALID_ARGUMENT",
+      `Expected \`${what}\` to be a duration such as 1500ms, 30s, 5m, 1h or 1h30m; got \`${text}\``,
+    );
   }
   return Math.round(parts.reduce((ms, p) => ms + Number(p[1]) * UNIT_MS[p[2]!]!, 0));
 }

@@ -8,24 +8,60 @@ import { pino, type Logger as PinoLogger, type Level } from "pino";
 export type Logger = PinoLogger;
 export type LogLevel = Level | "silent";
 /** the levels `--log-level` takes, most verbose first */
-export const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+export const LOG_LEVELS: readonly LogLevel[] = [
+  "trace",
+  "debug",
+  "info",
+  "warn",
+  "error",
+  "fatal",
+  "silent",
+];
 
-const SECRET_KEYS = ["key", "secret", "password", "passphrase", "token", "credentials", "secretAccessKey", "accessKeyId", "sessionToken", "authorization", "privateKey"];
+const SECRET_KEYS = [
+  "key",
+  "secret",
+  "password",
+  "passphrase",
+  "token",
+  "credentials",
+  "secretAccessKey",
+  "accessKeyId",
+  "sessionToken",
+  "authorization",
+  "privateKey",
+];
 export const REDACT_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
 
-const LEVEL_NAMES: Record<number, string> = { 10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal" };
+const LEVEL_NAMES: Record<number, string> = {
+  10: "trace",
+  20: "debug",
+  30: "info",
+  40: "warn",
+  50: "error",
+  60: "fatal",
+};
 
 /** A pino destination that prints `HH:MM:SS level msg key=value` lines. */
 function humanStream(out: NodeJS.WritableStream): { write(line: string): void } {
   return {
     write(line: string) {
       try {
-        const { time, level, msg, pid: _pid, hostname: _h, ...rest } = JSON.parse(line) as Record<string, unknown>;
+        const {
+          time,
+          level,
+          msg,
+          pid: _pid,
+          hostname: _h,
+          ...rest
+        } = JSON.parse(line) as Record<string, unknown>;
         const t = new Date(Number(time)).toISOString().slice(11, 19);
         const extras = Object.entries(rest)
           .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
           .join(" ");
-        out.write(`${t} ${LEVEL_NAMES[Number(level)] ?? level} ${String(msg ?? "")}${extras ? ` ${extras}` : ""}\n`);
+        out.write(
+          `${t} ${LEVEL_NAMES[Number(level)] ?? level} ${String(msg ?? "")}${extras ? ` ${extras}` : ""}\n`,
+        );
       } catch {
         out.write(line);
       }
@@ -45,11 +81,18 @@ export interface LoggerOptions {
 }
 
 /** A pino destination that parses each JSON line and hands `{level, msg, time, ...fields}` to `write`. */
-function tapStream(write: (record: Record<string, unknown>) => void): { write(line: string): void } {
+function tapStream(write: (record: Record<string, unknown>) => void): {
+  write(line: string): void;
+} {
   return {
     write(line: string) {
       try {
-        const { level, pid: _pid, hostname: _h, ...rest } = JSON.parse(line) as Record<string, unknown>;
+        const {
+          level,
+          pid: _pid,
+          hostname: _h,
+          ...rest
+        } = JSON.parse(line) as Record<string, unknown>;
         write({ ...rest, level: LEVEL_NAMES[Number(level)] ?? String(level) });
       } catch {
         // a line that does not parse is not worth an event
@@ -64,7 +107,10 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     const fd = openSync(opts.file, "a", 0o600);
     // one write(2) per line: nothing is lost when the process dies, and no fsync at exit (pino's
     // own destination flushes with an fsync when the process exits, ~10 ms of every `run`)
-    streams.push({ level: (opts.fileLevel ?? "debug") as Level, stream: { write: (line: string) => void writeSync(fd, line) } });
+    streams.push({
+      level: (opts.fileLevel ?? "debug") as Level,
+      stream: { write: (line: string) => void writeSync(fd, line) },
+    });
   }
   if (opts.stderrLevel && opts.stderrLevel !== "silent") {
     streams.push({ level: opts.stderrLevel, stream: humanStream(process.stderr) });
@@ -73,9 +119,15 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     streams.push({ level: opts.tap.level, stream: tapStream(opts.tap.write) });
   }
   if (streams.length === 0) return pino({ level: "silent" });
-  const minLevel = streams.map((s) => pino.levels.values[s.level as string] ?? 30).reduce((a, b) => Math.min(a, b));
+  const minLevel = streams
+    .map((s) => pino.levels.values[s.level as string] ?? 30)
+    .reduce((a, b) => Math.min(a, b));
   return pino(
-    { level: pino.levels.labels[minLevel] ?? "info", base: opts.base ?? {}, redact: { paths: REDACT_PATHS, censor: "[redacted]" } },
+    {
+      level: pino.levels.labels[minLevel] ?? "info",
+      base: opts.base ?? {},
+      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+    },
     pino.multistream(streams),
   );
 }

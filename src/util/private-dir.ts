@@ -8,7 +8,10 @@ export function ensurePrivateDir(dir: string): string {
   const st = lstatSync(dir);
   if (!st.isDirectory()) throw new SidecarError("BAD_CONNECTION_FILE", `${dir} is not a directory`);
   if (process.getuid && st.uid !== process.getuid()) {
-    throw new SidecarError("BAD_CONNECTION_FILE", `Runtime directory ${dir} belongs to uid ${st.uid}, not to you; set PARSL_SIDECAR_RUNTIME_DIR to a directory of your own`);
+    throw new SidecarError(
+      "BAD_CONNECTION_FILE",
+      `Runtime directory ${dir} belongs to uid ${st.uid}, not to you; set PARSL_SIDECAR_RUNTIME_DIR to a directory of your own`,
+    );
   }
   if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
   return dir;

@@ -55,6 +55,11 @@ export function parseOrThrow<S extends z.ZodType>(
   const lines = formatZodIssues(res.error, input, opts.prefix ?? "");
   const head = opts.what ? `Invalid ${opts.what}: ` : "";
   throw new SidecarError(opts.code ?? "INVALID_PARAMS", head + lines.join("; "), {
-    data: { issues: res.error.issues.map((i) => ({ path: [opts.prefix ?? "", ...i.path.map(String)].filter(Boolean).join("."), message: i.message })) },
+    data: {
+      issues: res.error.issues.map((i) => ({
+        path: [opts.prefix ?? "", ...i.path.map(String)].filter(Boolean).join("."),
+        message: i.message,
+      })),
+    },
   });
 }

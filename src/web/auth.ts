@@ -43,10 +43,17 @@ export class WebAuth {
 
   /** Decide whether a request may proceed; a valid URL token yields a Set-Cookie for the session. */
   check(req: IncomingMessage, url: URL): Verdict {
-    if (!this.hostOk(req)) return { ok: false, reason: `the Host header \`${req.headers.host ?? ""}\` is not 127.0.0.1:${this.port} or localhost:${this.port}` };
+    if (!this.hostOk(req))
+      return {
+        ok: false,
+        reason: `the Host header \`${req.headers.host ?? ""}\` is not 127.0.0.1:${this.port} or localhost:${this.port}`,
+      };
     const method = req.method ?? "GET";
     if (method !== "GET" && method !== "HEAD" && !this.originOk(req)) {
-      return { ok: false, reason: `a ${method} request must come from the page itself (Origin \`${req.headers.origin ?? "none"}\`)` };
+      return {
+        ok: false,
+        reason: `a ${method} request must come from the page itself (Origin \`${req.headers.origin ?? "none"}\`)`,
+      };
     }
     const session = readCookie(req.headers.cookie, this.cookieName);
     if (session !== undefined && this.sessions.has(session)) return { ok: true };
@@ -57,11 +64,21 @@ export class WebAuth {
         this.tokens.delete(token);
         const id = randomBytes(24).toString("base64url");
         this.sessions.add(id);
-        return { ok: true, setCookie: `${this.cookieName}=${id}; HttpOnly; SameSite=Strict; Path=/` };
+        return {
+          ok: true,
+          setCookie: `${this.cookieName}=${id}; HttpOnly; SameSite=Strict; Path=/`,
+        };
       }
-      return { ok: false, reason: "this link's token was already used or has expired; run `parsl-sidecar ui` for a new link" };
+      return {
+        ok: false,
+        reason:
+          "this link's token was already used or has expired; run `parsl-sidecar ui` for a new link",
+      };
     }
-    return { ok: false, reason: "no token: open the link printed by `parsl-sidecar ui` (it carries a one-time token)" };
+    return {
+      ok: false,
+      reason: "no token: open the link printed by `parsl-sidecar ui` (it carries a one-time token)",
+    };
   }
 }
 

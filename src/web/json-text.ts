@@ -2,7 +2,9 @@
  * The JSON file as text: parse errors with line and column, the file's own indentation, an
  * order-keeping merge of edited values into the original object.
  */
-export type JsonParse = { ok: true; value: unknown } | { ok: false; message: string; line: number; column: number; offset: number };
+export type JsonParse =
+  | { ok: true; value: unknown }
+  | { ok: false; message: string; line: number; column: number; offset: number };
 
 /** Parse JSON; on failure say where (1-based line and column) as well as what. */
 export function parseJsonText(text: string): JsonParse {
@@ -13,7 +15,9 @@ export function parseJsonText(text: string): JsonParse {
     const m = /at position (\d+)/.exec(message);
     const offset = m ? Number(m[1]) : text.length;
     const { line, column } = lineColumn(text, offset);
-    const what = message.replace(/\s*in JSON at position \d+.*$/, "").replace(/\s*\(line \d+ column \d+\)$/, "");
+    const what = message
+      .replace(/\s*in JSON at position \d+.*$/, "")
+      .replace(/\s*\(line \d+ column \d+\)$/, "");
     return { ok: false, message: what, line, column, offset };
   }
 }

@@ -79,9 +79,15 @@ export class LiveState {
     return { available: true, jobs: listOf(await this.ctx.call("jobs.list", {}), "jobs") };
   }
 
-  async connections(): Promise<{ available: boolean; connections: Array<Record<string, unknown>> }> {
+  async connections(): Promise<{
+    available: boolean;
+    connections: Array<Record<string, unknown>>;
+  }> {
     if (!this.ctx.hasMethod("ssh.list")) return { available: false, connections: [] };
-    return { available: true, connections: listOf(await this.ctx.call("ssh.list", {}), "connections") };
+    return {
+      available: true,
+      connections: listOf(await this.ctx.call("ssh.list", {}), "connections"),
+    };
   }
 
   async tunnels(): Promise<{ available: boolean; tunnels: Array<Record<string, unknown>> }> {
@@ -110,7 +116,8 @@ export class LiveState {
     if (delta > 0) this.transferBytes += delta;
     this.transfers.delete(id); // re-insert: most recent last
     this.transfers.set(id, { ...prev, ...d, id, topic: e.topic, updated: e.ts });
-    if (this.transfers.size > KEEP_TRANSFERS) this.transfers.delete(this.transfers.keys().next().value!);
+    if (this.transfers.size > KEEP_TRANSFERS)
+      this.transfers.delete(this.transfers.keys().next().value!);
   }
 
   private async tick(): Promise<void> {
@@ -123,7 +130,9 @@ export class LiveState {
     } catch {
       // the tunnels service failing to list is shown in its own panel, not here
     }
-    const total = list.map(tunnelBytes).reduce((a, b) => ({ in: a.in + b.in, out: a.out + b.out }), { in: 0, out: 0 });
+    const total = list
+      .map(tunnelBytes)
+      .reduce((a, b) => ({ in: a.in + b.in, out: a.out + b.out }), { in: 0, out: 0 });
     const prev = this.lastTunnel ?? total;
     this.lastTunnel = total;
     const sample: RateSample = {

@@ -28,7 +28,12 @@ export function webModule(ctx: DaemonContext, opts: WebOptions = {}): ServiceMod
   let server: WebServer | undefined;
 
   const ensureServer = (): Promise<WebServer> => {
-    starting ??= WebServer.start({ assets: new Assets(), log: ctx.log, port: opts.port, routes: routes({ events: ctx.events, live, support, reviews, server: () => server! }) }).then((s) => {
+    starting ??= WebServer.start({
+      assets: new Assets(),
+      log: ctx.log,
+      port: opts.port,
+      routes: routes({ events: ctx.events, live, support, reviews, server: () => server! }),
+    }).then((s) => {
       server = s;
       live.start();
       ctx.log.info({ port: s.port }, "web page serving on 127.0.0.1");
@@ -42,20 +47,32 @@ export function webModule(ctx: DaemonContext, opts: WebOptions = {}): ServiceMod
     methods: [
       defineMethod({
         name: "web.open",
-        description: "Start the local page if needed and return a link to it with a fresh one-time token.",
+        description:
+          "Start the local page if needed and return a link to it with a fresh one-time token.",
         params: z.object({ review: z.string().optional() }).strict(),
         result: z.object({ url: z.string() }),
-        handler: async (p) => ({ url: (await ensureServer()).link(p.review ? { review: p.review } : {}) }),
+        handler: async (p) => ({
+          url: (await ensureServer()).link(p.review ? { review: p.review } : {}),
+        }),
       }),
       defineMethod({
         name: "web.review",
-        description: "Open a review of an executors file on the page; returns its id and a link. Decide it on the page, wait with web.review_wait.",
+        description:
+          "Open a review of an executors file on the page; returns its id and a link. Decide it on the page, wait with web.review_wait.",
         params: z.object({ file: z.string().min(1) }).strict(),
         result: z.object({ id: z.string(), url: z.string(), file: z.string() }),
         handler: async (p) => {
           const s = new ReviewSession(p.file, support, (changed) => {
-            ctx.events.emit("web.review", { id: changed.id, file: changed.file, state: changed.state });
-            if (changed.state !== "open") ctx.log.info({ file: changed.file, state: changed.state }, "executors review decided");
+            ctx.events.emit("web.review", {
+              id: changed.id,
+              file: changed.file,
+              state: changed.state,
+            });
+            if (changed.state !== "open")
+              ctx.log.info(
+                { file: changed.file, state: changed.state },
+                "executors review decided",
+              );
           });
           reviews.set(s.id, s);
           const web = await ensureServer();
@@ -71,7 +88,13 @@ export function webModule(ctx: DaemonContext, opts: WebOptions = {}): ServiceMod
           const s = reviews.get(p.id);
           if (!s) throw new SidecarError("INVALID_ARGUMENT", `No review with id \`${p.id}\``);
           return await new Promise((resolve, reject) => {
-            const onAbort = (): void => reject(new SidecarError("SHUTTING_DOWN", "The sidecar shut down before the review was decided"));
+            const onAbort = (): void =>
+              reject(
+                new SidecarError(
+                  "SHUTTING_DOWN",
+                  "The sidecar shut down before the review was decided",
+                ),
+              );
             call.signal.addEventListener("abort", onAbort, { once: true });
             void s.wait().then((o) => {
               call.signal.removeEventListener("abort", onAbort);
@@ -81,7 +104,11 @@ export function webModule(ctx: DaemonContext, opts: WebOptions = {}): ServiceMod
         },
       }),
     ],
-    status: () => ({ serving: server !== undefined, port: server?.port ?? null, reviews: reviews.size }),
+    status: () => ({
+      serving: server !== undefined,
+      port: server?.port ?? null,
+      reviews: reviews.size,
+    }),
     close: async () => {
       live.close();
       await server?.close();

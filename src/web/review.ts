@@ -37,7 +37,11 @@ function readLoaded(file: string): Loaded {
     text = readFileSync(file, "utf8");
     mtimeMs = statSync(file).mtimeMs;
   } catch (err) {
-    throw new SidecarError("INVALID_ARGUMENT", `Cannot read the executors file ${file}: ${(err as Error).message}`, { cause: err });
+    throw new SidecarError(
+      "INVALID_ARGUMENT",
+      `Cannot read the executors file ${file}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   return { text, mtimeMs, hash: hashOf(text), parsed: parseJsonText(text) };
 }
@@ -95,16 +99,27 @@ export class ReviewSession {
   accept(doc: unknown, baseHash: string): { file: string; text: string } {
     this.requireOpen();
     if (baseHash !== this.loaded.hash) {
-      throw new SidecarError("WEB_CONFLICT", "The file was reloaded since this page read it; reload the page to see the current contents", { data: { reason: "stale_page" } });
+      throw new SidecarError(
+        "WEB_CONFLICT",
+        "The file was reloaded since this page read it; reload the page to see the current contents",
+        { data: { reason: "stale_page" } },
+      );
     }
     const p = this.loaded.parsed;
     if (!p.ok) {
-      throw new SidecarError("EXECUTORS_INVALID", `${this.file} does not parse (line ${p.line}, column ${p.column}: ${p.message}); fix it in an editor, then press Reload`);
+      throw new SidecarError(
+        "EXECUTORS_INVALID",
+        `${this.file} does not parse (line ${p.line}, column ${p.column}: ${p.message}); fix it in an editor, then press Reload`,
+      );
     }
     const check = this.support.check(doc);
     if (!check.ok) {
       const errors = check.issues.filter((i) => i.severity === "error");
-      throw new SidecarError("EXECUTORS_INVALID", `Not written: ${errors.map((i) => i.message).join("; ")}`, { data: { issues: check.issues } });
+      throw new SidecarError(
+        "EXECUTORS_INVALID",
+        `Not written: ${errors.map((i) => i.message).join("; ")}`,
+        { data: { issues: check.issues } },
+      );
     }
     this.requireUnchangedOnDisk();
     const text = renderLike(this.loaded.text, mergeOrdered(p.value, doc));
@@ -128,9 +143,13 @@ export class ReviewSession {
   private requireOpen(): void {
     if (this.state === "open") return;
     const at = this.decidedAt ? new Date(this.decidedAt).toLocaleTimeString() : "";
-    throw new SidecarError("WEB_CONFLICT", `This review was already ${this.state} (at ${at}, possibly in another window); nothing was written`, {
-      data: { reason: "already_decided", state: this.state },
-    });
+    throw new SidecarError(
+      "WEB_CONFLICT",
+      `This review was already ${this.state} (at ${at}, possibly in another window); nothing was written`,
+      {
+        data: { reason: "already_decided", state: this.state },
+      },
+    );
   }
 
   private requireUnchangedOnDisk(): void {
@@ -138,13 +157,21 @@ export class ReviewSession {
     try {
       now = readLoaded(this.file);
     } catch (err) {
-      throw new SidecarError("WEB_CONFLICT", `${this.file} cannot be read any more (${(err as Error).message}); not overwritten`, { data: { reason: "file_changed" } });
+      throw new SidecarError(
+        "WEB_CONFLICT",
+        `${this.file} cannot be read any more (${(err as Error).message}); not overwritten`,
+        { data: { reason: "file_changed" } },
+      );
     }
     // a touch (new mtime, same bytes) is not a change; same mtime with other bytes is
     if (now.hash !== this.loaded.hash) {
-      throw new SidecarError("WEB_CONFLICT", `${this.file} changed on disk since this page loaded it (modified ${new Date(now.mtimeMs).toLocaleTimeString()}); not overwritten. Reload to see the new contents, then edit again.`, {
-        data: { reason: "file_changed" },
-      });
+      throw new SidecarError(
+        "WEB_CONFLICT",
+        `${this.file} changed on disk since this page loaded it (modified ${new Date(now.mtimeMs).toLocaleTimeString()}); not overwritten. Reload to see the new contents, then edit again.`,
+        {
+          data: { reason: "file_changed" },
+        },
+      );
     }
   }
 

@@ -19,13 +19,18 @@ export interface RouteDeps {
 
 function review(deps: RouteDeps, id: string | undefined): ReviewSession {
   const s = id === undefined ? undefined : deps.reviews.get(id);
-  if (!s) throw new SidecarError("INVALID_ARGUMENT", `No review with id \`${id ?? ""}\`; open the link printed by the command again`);
+  if (!s)
+    throw new SidecarError(
+      "INVALID_ARGUMENT",
+      `No review with id \`${id ?? ""}\`; open the link printed by the command again`,
+    );
   return s;
 }
 
 function docOf(body: Record<string, unknown>): Record<string, unknown> {
   const doc = body.doc;
-  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) throw new SidecarError("INVALID_PARAMS", "Expected `doc` to be the executors object");
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc))
+    throw new SidecarError("INVALID_PARAMS", "Expected `doc` to be the executors object");
   return doc as Record<string, unknown>;
 }
 
@@ -35,14 +40,22 @@ export function routes(deps: RouteDeps): Record<string, Handler> {
       sendJson(res, 200, {
         version: VERSION,
         pid: process.pid,
-        reviews: [...deps.reviews.values()].map((s) => ({ id: s.id, file: s.file, state: s.state })),
+        reviews: [...deps.reviews.values()].map((s) => ({
+          id: s.id,
+          file: s.file,
+          state: s.state,
+        })),
       }),
     "GET /api/events": (_req, res) => {
       deps.server().track(res);
       openEventStream(res, deps.events, deps.live);
     },
     "GET /api/live": async (_req, res) => {
-      const [jobs, tunnels, connections] = await Promise.all([deps.live.jobs().catch(errorList), deps.live.tunnels().catch(errorList), deps.live.connections().catch(errorList)]);
+      const [jobs, tunnels, connections] = await Promise.all([
+        deps.live.jobs().catch(errorList),
+        deps.live.tunnels().catch(errorList),
+        deps.live.connections().catch(errorList),
+      ]);
       sendJson(res, 200, {
         jobs,
         tunnels,
@@ -56,38 +69,60 @@ export function routes(deps: RouteDeps): Record<string, Handler> {
     "GET /api/jobs": async (_req, res) => sendJson(res, 200, await deps.live.jobs()),
     "GET /api/connections": async (_req, res) => sendJson(res, 200, await deps.live.connections()),
     "POST /api/jobs": async (_req, res, _url, parts) => {
-      if (parts.length !== 2 || parts[1] !== "stop") throw new SidecarError("INVALID_ARGUMENT", "Expected POST /api/jobs/ID/stop");
+      if (parts.length !== 2 || parts[1] !== "stop")
+        throw new SidecarError("INVALID_ARGUMENT", "Expected POST /api/jobs/ID/stop");
       sendJson(res, 200, { result: (await deps.live.killJob(parts[0]!)) ?? null });
     },
-    "POST /api/validate": async (req, res) => sendJson(res, 200, deps.support.check(docOf(await readJsonBody(req)))),
+    "POST /api/validate": async (req, res) =>
+      sendJson(res, 200, deps.support.check(docOf(await readJsonBody(req)))),
     "GET /api/reviews": (_req, res, _url, [id]) => sendJson(res, 200, review(deps, id).snapshot()),
     "POST /api/reviews": async (req, res, _url, [id, action]) => {
       const s = review(deps, id);
       const body = await readJsonBody(req);
       switch (action) {
         case "accept":
-          return sendJson(res, 200, { ok: true, ...s.accept(docOf(body), String(body.hash ?? "")) });
+          return sendJson(res, 200, {
+            ok: true,
+            ...s.accept(docOf(body), String(body.hash ?? "")),
+          });
         case "cancel":
           s.cancel();
           return sendJson(res, 200, { ok: true });
         case "reload":
           s.reload();
           return sendJson(res, 200, s.snapshot());
-        case "complete":
-          {
+        case "complete": {
           const doc = docOf(body);
-          return sendJson(res, 200, { labels: await deps.support.complete(doc), pools: deps.support.pools(doc) });
+          return sendJson(res, 200, {
+            labels: await deps.support.complete(doc),
+            pools: deps.support.pools(doc),
+          });
         }
         case "preflight":
           return sendJson(res, 200, { labels: await deps.support.preflight(docOf(body), s.file) });
         default:
-          throw new SidecarError("INVALID_ARGUMENT", `Unknown review action \`${action ?? ""}\`; expected accept, cancel, reload, complete or preflight`);
+          throw new SidecarError(
+            "INVALID_ARGUMENT",
+            `Unknown review action \`${action ?? ""}\`; expected accept, cancel, reload, complete or preflight`,
+          );
       }
     },
   };
   return r;
 }
 
-function errorList(err: unknown): { available: true; error: string; jobs: []; tunnels: []; connections: [] } {
-  return { available: true, error: err instanceof Error ? err.message : String(err), jobs: [], tunnels: [], connections: [] };
+function errorList(err: unknown): {
+  available: true;
+  error: string;
+  jobs: [];
+  tunnels: [];
+  connections: [];
+} {
+  return {
+    available: true,
+    error: err instanceof Error ? err.message : String(err),
+    jobs: [],
+    tunnels: [],
+    connections: [],
+  };
 }

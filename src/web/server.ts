@@ -11,7 +11,12 @@ import { WebAuth } from "./auth.js";
 import { SECURITY_HEADERS, sendError, sendJson, sendText } from "./http-util.js";
 
 /** A route handler gets the request, the response and the parts of the path after its prefix. */
-export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, parts: string[]) => Promise<void> | void;
+export type Handler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  parts: string[],
+) => Promise<void> | void;
 
 export interface WebServerOptions {
   assets: Assets;
@@ -65,20 +70,29 @@ export class WebServer {
     const url = new URL(req.url ?? "/", `http://127.0.0.1:${this.port}`);
     const verdict = this.auth.check(req, url);
     if (!verdict.ok) {
-      this.opts.log.info({ method: req.method, path: url.pathname, why: verdict.reason }, "web request refused");
-      if (url.pathname.startsWith("/api/")) return sendJson(res, 403, { error: { code: "WEB_FORBIDDEN", message: `Forbidden: ${verdict.reason}` } });
+      this.opts.log.info(
+        { method: req.method, path: url.pathname, why: verdict.reason },
+        "web request refused",
+      );
+      if (url.pathname.startsWith("/api/"))
+        return sendJson(res, 403, {
+          error: { code: "WEB_FORBIDDEN", message: `Forbidden: ${verdict.reason}` },
+        });
       return sendText(res, 403, `Forbidden: ${verdict.reason}\n`);
     }
     if (verdict.setCookie) res.setHeader("Set-Cookie", verdict.setCookie);
     try {
       if (req.method === "GET" && url.pathname === "/") return this.asset(res, "index.html");
-      if (req.method === "GET" && url.pathname.startsWith("/assets/")) return this.asset(res, url.pathname.slice("/assets/".length));
+      if (req.method === "GET" && url.pathname.startsWith("/assets/"))
+        return this.asset(res, url.pathname.slice("/assets/".length));
       const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
       for (let n = parts.length; n >= 2; n--) {
         const handler = this.opts.routes[`${req.method} /${parts.slice(0, n).join("/")}`];
         if (handler) return await handler(req, res, url, parts.slice(n));
       }
-      sendJson(res, 404, { error: { code: "NOT_FOUND", message: `No such page or API: ${req.method} ${url.pathname}` } });
+      sendJson(res, 404, {
+        error: { code: "NOT_FOUND", message: `No such page or API: ${req.method} ${url.pathname}` },
+      });
     } catch (err) {
       if (res.headersSent) res.destroy();
       else sendError(res, err);
@@ -88,7 +102,11 @@ export class WebServer {
   private asset(res: ServerResponse, name: string): void {
     const file = this.opts.assets.get(name);
     if (!file) return sendText(res, 404, "Not found\n");
-    res.writeHead(200, { ...SECURITY_HEADERS, "Content-Type": file.type, "Content-Length": file.body.length });
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      "Content-Type": file.type,
+      "Content-Length": file.body.length,
+    });
     res.end(file.body);
   }
 }

@@ -14,7 +14,11 @@ export const LIVE_TOPICS = ["job", "tunnel", "transfer", "ssh", "env", "log", "w
 const MAX_BUFFERED = 4 * 1024 * 1024;
 
 export function openEventStream(res: ServerResponse, events: EventBus, live: LiveState): void {
-  res.writeHead(200, { ...SECURITY_HEADERS, "Content-Type": "text/event-stream; charset=utf-8", Connection: "keep-alive" });
+  res.writeHead(200, {
+    ...SECURITY_HEADERS,
+    "Content-Type": "text/event-stream; charset=utf-8",
+    Connection: "keep-alive",
+  });
   const send = (name: string, data: unknown): void => {
     if (res.writableLength > MAX_BUFFERED) {
       res.destroy();
@@ -23,7 +27,11 @@ export function openEventStream(res: ServerResponse, events: EventBus, live: Liv
     res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
   };
   res.write("retry: 2000\n\n");
-  send("hello", { history: events.history(LIVE_TOPICS), samples: live.samples, transfers: [...live.transfers.values()] });
+  send("hello", {
+    history: events.history(LIVE_TOPICS),
+    samples: live.samples,
+    transfers: [...live.transfers.values()],
+  });
   const offBus = events.on(LIVE_TOPICS, (e) => send("bus", e));
   const offSample = live.onSample((sample, tunnels) => send("sample", { sample, tunnels }));
   const ping = setInterval(() => res.write(": ping\n\n"), 15_000);

@@ -9,11 +9,16 @@ const MAIN = resolve(import.meta.dirname, "../../dist/bin/parsl-sidecar.js");
 let dir: string;
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  return execa(process.execPath, [MAIN, ...args], { reject: false, timeout: 60_000, env: { PARSL_SIDECAR_RUNTIME_DIR: dir, PARSL_SIDECAR_CONNECTION_FILE: "", ...env } });
+  return execa(process.execPath, [MAIN, ...args], {
+    reject: false,
+    timeout: 60_000,
+    env: { PARSL_SIDECAR_RUNTIME_DIR: dir, PARSL_SIDECAR_CONNECTION_FILE: "", ...env },
+  });
 }
 
 beforeAll(() => {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`bash scripts/setup.sh\` (it builds dist/)`);
+  if (!existsSync(MAIN))
+    throw new Error(`${MAIN} is missing: run \`bash scripts/setup.sh\` (it builds dist/)`);
   dir = mkdtempSync(join(tmpdir(), "psc-cli-"));
 });
 afterAll(async () => {
@@ -38,13 +43,18 @@ describe("parsl-sidecar CLI", () => {
   });
 
   it("exits 2 on a log level it does not know, naming the value and the choices, and starts nothing", async () => {
-    for (const args of [["serve", "--log-level", "loud"], ["run", "--log-level", "loud", "--", "true"]]) {
+    for (const args of [
+      ["serve", "--log-level", "loud"],
+      ["run", "--log-level", "loud", "--", "true"],
+    ]) {
       const r = await cli(args);
       expect(r.exitCode).toBe(2);
       expect(r.stderr).toContain("'loud' is invalid");
       expect(r.stderr).toContain("trace, debug, info, warn, error, fatal, silent");
     }
-    expect(readdirSync(dir).filter((f) => f.startsWith("sidecar.") || f.startsWith("run-"))).toEqual([]);
+    expect(
+      readdirSync(dir).filter((f) => f.startsWith("sidecar.") || f.startsWith("run-")),
+    ).toEqual([]);
   });
 
   it("exits 3 from status when no sidecar is running, saying how to start one", async () => {
@@ -100,7 +110,12 @@ describe("parsl-sidecar CLI", () => {
   });
 
   it("a reader that goes away (| head) ends no command: no EPIPE, the command's own exit code", async () => {
-    const sh = (line: string) => execa("bash", ["-c", `${line}; echo "status=\${PIPESTATUS[0]}" >&2`], { reject: false, timeout: 60_000, env: { PARSL_SIDECAR_RUNTIME_DIR: dir, PARSL_SIDECAR_CONNECTION_FILE: "" } });
+    const sh = (line: string) =>
+      execa("bash", ["-c", `${line}; echo "status=\${PIPESTATUS[0]}" >&2`], {
+        reject: false,
+        timeout: 60_000,
+        env: { PARSL_SIDECAR_RUNTIME_DIR: dir, PARSL_SIDECAR_CONNECTION_FILE: "" },
+      });
     const node = `${JSON.stringify(process.execPath)} ${JSON.stringify(MAIN)}`;
     expect((await cli(["serve", "--detach"])).exitCode).toBe(0);
     try {
@@ -112,21 +127,30 @@ describe("parsl-sidecar CLI", () => {
       expect((await cli(["stop"])).exitCode).toBe(0);
     }
     // run still tears down and passes COMMAND's code when its summary cannot be printed
-    const run = await sh(`${node} run --json -- ${JSON.stringify(process.execPath)} -e "setTimeout(() => process.exit(3), 300)" | true`);
+    const run = await sh(
+      `${node} run --json -- ${JSON.stringify(process.execPath)} -e "setTimeout(() => process.exit(3), 300)" | true`,
+    );
     expect(run.stderr).not.toContain("EPIPE");
     expect(run.stderr).toContain("status=3");
     expect(readdirSync(dir).filter((f) => f.startsWith("run-"))).toEqual([]);
   });
 
   it("run passes the child's exit code and removes its sidecar", async () => {
-    const script = "const fs=require('fs');const f=process.env.PARSL_SIDECAR_CONNECTION_FILE;if(!fs.existsSync(f))process.exit(9);process.exit(3)";
+    const script =
+      "const fs=require('fs');const f=process.env.PARSL_SIDECAR_CONNECTION_FILE;if(!fs.existsSync(f))process.exit(9);process.exit(3)";
     const r = await cli(["run", "--", process.execPath, "-e", script]);
     expect(r.exitCode, r.stderr).toBe(3);
     expect(readdirSync(dir).filter((f) => f.startsWith("run-"))).toEqual([]);
   });
 
   it("run gives 128+15 when the child is killed by SIGTERM", async () => {
-    const r = await cli(["run", "--", process.execPath, "-e", "process.kill(process.pid, 'SIGTERM')"]);
+    const r = await cli([
+      "run",
+      "--",
+      process.execPath,
+      "-e",
+      "process.kill(process.pid, 'SIGTERM')",
+    ]);
     expect(r.exitCode).toBe(143);
   });
 
@@ -139,6 +163,9 @@ describe("parsl-sidecar CLI", () => {
   it("run --json prints a summary", async () => {
     const r = await cli(["run", "--json", "--", process.execPath, "-e", "process.exit(0)"]);
     expect(r.exitCode).toBe(0);
-    expect(JSON.parse(r.stdout.trim().split("\n").at(-1)!)).toMatchObject({ exit_code: 0, signal: null });
+    expect(JSON.parse(r.stdout.trim().split("\n").at(-1)!)).toMatchObject({
+      exit_code: 0,
+      signal: null,
+    });
   });
 });

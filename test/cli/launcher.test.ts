@@ -1,7 +1,14 @@
 // The bin entry runs the CommonJS bundle with V8's code cache (src/cli/launcher.ts): the cache
 // built by scripts/bundle.mjs is one V8 accepts, and a cache it rejects (another Node, a corrupt
 // file) neither breaks the CLI nor stays: it is rewritten at exit.
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join, resolve } from "node:path";
 import { Script } from "node:vm";
 import { execa } from "execa";
@@ -21,7 +28,10 @@ function accepted(dir: string, cache: Buffer): boolean {
 
 describe("the bin entry and its code cache", () => {
   it("the built cache is accepted by this Node", () => {
-    expect(existsSync(join(bin, "cli.cjs.cache")), "dist/bin/cli.cjs.cache: run `bash scripts/setup.sh`").toBe(true);
+    expect(
+      existsSync(join(bin, "cli.cjs.cache")),
+      "dist/bin/cli.cjs.cache: run `bash scripts/setup.sh`",
+    ).toBe(true);
     expect(accepted(bin, readFileSync(join(bin, "cli.cjs.cache")))).toBe(true);
   });
 
@@ -29,8 +39,17 @@ describe("the bin entry and its code cache", () => {
     for (const f of ["parsl-sidecar.js", "cli.cjs"]) copyFileSync(join(bin, f), join(copy, f));
     const garbage = Buffer.alloc(4096, 7);
     writeFileSync(join(copy, "cli.cjs.cache"), garbage);
-    const env = { PARSL_SIDECAR_RUNTIME_DIR: join(copy, "rt"), PARSL_SIDECAR_STATE_DIR: join(copy, "state"), PARSL_SIDECAR_CONNECTION_FILE: "", PARSL_SIDECAR_JOB: "" };
-    const r = await execa(process.execPath, [join(copy, "parsl-sidecar.js"), "run", "-q", "--", "sh", "-c", "exit 3"], { reject: false, env });
+    const env = {
+      PARSL_SIDECAR_RUNTIME_DIR: join(copy, "rt"),
+      PARSL_SIDECAR_STATE_DIR: join(copy, "state"),
+      PARSL_SIDECAR_CONNECTION_FILE: "",
+      PARSL_SIDECAR_JOB: "",
+    };
+    const r = await execa(
+      process.execPath,
+      [join(copy, "parsl-sidecar.js"), "run", "-q", "--", "sh", "-c", "exit 3"],
+      { reject: false, env },
+    );
     expect(r.exitCode, r.stderr).toBe(3);
     const rewritten = readFileSync(join(copy, "cli.cjs.cache"));
     expect(rewritten.equals(garbage)).toBe(false);

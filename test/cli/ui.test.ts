@@ -9,8 +9,16 @@ import { startSidecar, type Sidecar } from "../web/helpers.js";
 const root = join(import.meta.dirname, "..", "..");
 const home = mkdtempSync(join(tmpdir(), "psc-ui-"));
 afterAll(() => rmSync(home, { recursive: true, force: true }));
-const env = { PARSL_SIDECAR_RUNTIME_DIR: join(home, "rt"), PARSL_SIDECAR_STATE_DIR: join(home, "state") };
-const cli = (args: string[]) => execa(join(root, "node_modules", ".bin", "tsx"), [join(root, "src", "cli", "entry.ts"), ...args], { reject: false, timeout: 60_000, env });
+const env = {
+  PARSL_SIDECAR_RUNTIME_DIR: join(home, "rt"),
+  PARSL_SIDECAR_STATE_DIR: join(home, "state"),
+};
+const cli = (args: string[]) =>
+  execa(
+    join(root, "node_modules", ".bin", "tsx"),
+    [join(root, "src", "cli", "entry.ts"), ...args],
+    { reject: false, timeout: 60_000, env },
+  );
 const ui = (args: string[]) => cli(["ui", ...args]);
 
 describe("parsl-sidecar ui", { timeout: 60_000 }, () => {

@@ -19,7 +19,12 @@ afterEach(async () => {
 });
 
 async function start(opts: Parameters<typeof Daemon.start>[0] = {}): Promise<Daemon> {
-  const d = await Daemon.start({ runtimeDir: dir, stateDir: join(dir, "state"), stderrLevel: "silent", ...opts });
+  const d = await Daemon.start({
+    runtimeDir: dir,
+    stateDir: join(dir, "state"),
+    stderrLevel: "silent",
+    ...opts,
+  });
   started.push(d);
   return d;
 }
@@ -40,12 +45,23 @@ describe("Daemon", () => {
 
   it("refuses a second sidecar in the same runtime directory (ALREADY_RUNNING)", async () => {
     await start();
-    await expect(Daemon.start({ runtimeDir: dir, stderrLevel: "silent" })).rejects.toMatchObject({ code: "ALREADY_RUNNING", message: expect.stringContaining("already running") });
+    await expect(Daemon.start({ runtimeDir: dir, stderrLevel: "silent" })).rejects.toMatchObject({
+      code: "ALREADY_RUNNING",
+      message: expect.stringContaining("already running"),
+    });
   });
 
   it("replaces a stale connection file and lock left by a dead sidecar", async () => {
     const dead = spawnSync(process.execPath, ["-e", ""]).pid!;
-    const stale = { endpoint: `ipc://${dir}/old.sock`, protocol_version: 1, signature_scheme: "hmac-sha256", key: newKey().toString("hex"), pid: dead, started_at: "x", version: "0" };
+    const stale = {
+      endpoint: `ipc://${dir}/old.sock`,
+      protocol_version: 1,
+      signature_scheme: "hmac-sha256",
+      key: newKey().toString("hex"),
+      pid: dead,
+      started_at: "x",
+      version: "0",
+    };
     writeFileSync(join(dir, "sidecar.json"), JSON.stringify(stale), { mode: 0o600 });
     writeFileSync(join(dir, "sidecar.lock"), `${dead}\n`, { mode: 0o600 });
     const d = await start();
@@ -91,7 +107,10 @@ describe("Daemon", () => {
   });
 
   it("refuses a non-loopback address without allowRemote, before binding anything", async () => {
-    await expect(start({ endpoint: "tcp://10.1.2.3:5555" })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringContaining("--allow-remote") });
+    await expect(start({ endpoint: "tcp://10.1.2.3:5555" })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: expect.stringContaining("--allow-remote"),
+    });
     expect(existsSync(join(dir, "sidecar.lock"))).toBe(false);
   });
 });
@@ -99,7 +118,8 @@ describe("Daemon", () => {
 describe("checkEndpoint", () => {
   it("accepts ipc and loopback tcp", () => {
     expect(checkEndpoint("ipc:///tmp/x.sock", false)).toEqual({ remote: false });
-    for (const h of ["127.0.0.1", "127.1.2.3", "localhost", "[::1]"]) expect(checkEndpoint(`tcp://${h}:5555`, false)).toEqual({ remote: false });
+    for (const h of ["127.0.0.1", "127.1.2.3", "localhost", "[::1]"])
+      expect(checkEndpoint(`tcp://${h}:5555`, false)).toEqual({ remote: false });
   });
 
   it("needs allowRemote for other hosts", () => {
@@ -122,7 +142,11 @@ describe("replies after progress", () => {
     try {
       for (let i = 0; i < 30; i++) {
         let progress = 0;
-        const r = await c.call("sidecar.echo", { value: i, progress_steps: 2 }, { timeout: 5000, onProgress: () => progress++ });
+        const r = await c.call(
+          "sidecar.echo",
+          { value: i, progress_steps: 2 },
+          { timeout: 5000, onProgress: () => progress++ },
+        );
         expect(r).toEqual({ value: i });
         expect(progress).toBe(2);
       }

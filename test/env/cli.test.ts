@@ -16,10 +16,18 @@ const MAIN = resolve(import.meta.dirname, "../../dist/bin/parsl-sidecar.js");
 let dir = "";
 let wheels = "";
 let reqs = "";
-const parslVersion = execFileSync(VENV_PY, ["-c", "import importlib.metadata as m; print(m.version('parsl'))"], { encoding: "utf8" }).trim();
+const parslVersion = execFileSync(
+  VENV_PY,
+  ["-c", "import importlib.metadata as m; print(m.version('parsl'))"],
+  { encoding: "utf8" },
+).trim();
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  return execa(process.execPath, [BIN, ...args], { reject: false, timeout: 180_000, env: { PARSL_SIDECAR_RUNTIME_DIR: join(dir, "rt"), PARSL_SIDECAR_CONNECTION_FILE: "", ...env } });
+  return execa(process.execPath, [BIN, ...args], {
+    reject: false,
+    timeout: 180_000,
+    env: { PARSL_SIDECAR_RUNTIME_DIR: join(dir, "rt"), PARSL_SIDECAR_CONNECTION_FILE: "", ...env },
+  });
 }
 
 beforeAll(() => {
@@ -33,19 +41,58 @@ afterAll(cleanupTmp);
 describe("env CLI and RPC", { timeout: 180_000 }, () => {
   it("env ensure prints progress on stderr and the result on stdout; the second is unchanged (--json)", async () => {
     const prefix = join(dir, "envs/cli");
-    const args = ["env", "ensure", "--file", reqs, "--prefix", prefix, "--uv", UV, "--find-links", wheels, "--no-index"];
+    const args = [
+      "env",
+      "ensure",
+      "--file",
+      reqs,
+      "--prefix",
+      prefix,
+      "--uv",
+      UV,
+      "--find-links",
+      wheels,
+      "--no-index",
+    ];
     const first = await cli(args);
     expect(first.exitCode, first.stderr).toBe(0);
     expect(first.stderr).toContain(`[local] ${prefix}: create: ${UV} venv --python`);
     expect(first.stderr).toMatch(/\[local\] \S+: install: Installed \d+ packages/);
-    expect(first.stdout).toMatch(new RegExp(`^local: ${prefix} created at ${prefix} \\(uv, [\\d.]+ s\\)\\n  python 3\\.\\d+\\.\\d+, parsl ${parslVersion.replace(/\./g, "\\.")}\\n  interpreter ${prefix}/bin/python\\n  worker_init export PATH=${prefix}/bin:`));
+    expect(first.stdout).toMatch(
+      new RegExp(
+        `^local: ${prefix} created at ${prefix} \\(uv, [\\d.]+ s\\)\\n  python 3\\.\\d+\\.\\d+, parsl ${parslVersion.replace(/\./g, "\\.")}\\n  interpreter ${prefix}/bin/python\\n  worker_init export PATH=${prefix}/bin:`,
+      ),
+    );
     const second = await cli([...args, "--json", "--quiet"]);
     expect(second.exitCode).toBe(0);
     expect(second.stderr).toBe("");
     const res = JSON.parse(second.stdout) as { env: Record<string, unknown>; container: null };
-    expect(res.env).toMatchObject({ target: "local", action: "unchanged", prefix, parsl: parslVersion, interpreter: `${prefix}/bin/python`, tool: null, worker_init: expect.stringContaining(`export VIRTUAL_ENV=${prefix}`) });
-    const show = await cli(["env", "show", "--file", reqs, "--prefix", prefix, "--find-links", wheels, "--no-index", "--json"]);
-    expect(JSON.parse(show.stdout)).toMatchObject({ state: "current", prefix, parsl: parslVersion });
+    expect(res.env).toMatchObject({
+      target: "local",
+      action: "unchanged",
+      prefix,
+      parsl: parslVersion,
+      interpreter: `${prefix}/bin/python`,
+      tool: null,
+      worker_init: expect.stringContaining(`export VIRTUAL_ENV=${prefix}`),
+    });
+    const show = await cli([
+      "env",
+      "show",
+      "--file",
+      reqs,
+      "--prefix",
+      prefix,
+      "--find-links",
+      wheels,
+      "--no-index",
+      "--json",
+    ]);
+    expect(JSON.parse(show.stdout)).toMatchObject({
+      state: "current",
+      prefix,
+      parsl: parslVersion,
+    });
   });
 
   it("a known error prints its message (no stack) and exits 1", async () => {
@@ -53,7 +100,9 @@ describe("env CLI and RPC", { timeout: 180_000 }, () => {
     writeFileSync(yaml, "dependencies:\n  - python\n\t- numpy\n");
     const bad = await cli(["env", "ensure", "--file", yaml, "--name", "ok"]);
     expect(bad.exitCode).toBe(1);
-    expect(bad.stderr.trim()).toBe(`parsl-sidecar: ${yaml}:3:1: the conda environment file is not valid YAML: Tabs are not allowed as indentation`);
+    expect(bad.stderr.trim()).toBe(
+      `parsl-sidecar: ${yaml}:3:1: the conda environment file is not valid YAML: Tabs are not allowed as indentation`,
+    );
     const slash = await cli(["env", "ensure", "--file", yaml, "--name", "a/b", "--json"]);
     expect(slash.exitCode).toBe(1);
     expect(JSON.parse(slash.stdout)).toMatchObject({ error: { code: "ENV_INVALID" } });
@@ -61,7 +110,11 @@ describe("env CLI and RPC", { timeout: 180_000 }, () => {
     const usage = await cli(["env", "ensure", "--file", yaml, "--backend", "pip"]);
     expect(usage.exitCode).toBe(2);
     // the same command through the full program
-    const full = await execa(process.execPath, [MAIN, "env", "ensure", "--file", yaml, "--name", "a/b"], { reject: false });
+    const full = await execa(
+      process.execPath,
+      [MAIN, "env", "ensure", "--file", yaml, "--name", "a/b"],
+      { reject: false },
+    );
     expect(full.exitCode).toBe(1);
     expect(full.stderr).toContain("Invalid environment name `a/b`");
     const help = await cli(["env", "ensure", "--help"]);
@@ -78,18 +131,39 @@ describe("env CLI and RPC", { timeout: 180_000 }, () => {
       const progress: Array<Record<string, unknown>> = [];
       const prefix = join(dir, "envs/rpc");
       const params = { file: reqs, prefix, uv: UV, find_links: [wheels], no_index: true };
-      const res = await client.call<{ env: Record<string, unknown> }>("env.ensure", params, { timeout: 0, onProgress: (p) => progress.push(p) });
+      const res = await client.call<{ env: Record<string, unknown> }>("env.ensure", params, {
+        timeout: 0,
+        onProgress: (p) => progress.push(p),
+      });
       expect(res.env).toMatchObject({ action: "created", prefix, parsl: parslVersion });
-      expect(progress.some((p) => p.phase === "install" && String(p.message).startsWith("Installed"))).toBe(true);
+      expect(
+        progress.some((p) => p.phase === "install" && String(p.message).startsWith("Installed")),
+      ).toBe(true);
       expect(progress.at(-1)).toMatchObject({ target: "local", env: prefix, phase: "done" });
       await new Promise((r) => setTimeout(r, 200));
-      expect(events.some((e) => e.topic === "env.progress" && e.data.phase === "install")).toBe(true);
-      expect(events.find((e) => e.topic === "env.state")?.data).toMatchObject({ target: "local", prefix, action: "created", parsl: parslVersion });
+      expect(events.some((e) => e.topic === "env.progress" && e.data.phase === "install")).toBe(
+        true,
+      );
+      expect(events.find((e) => e.topic === "env.state")?.data).toMatchObject({
+        target: "local",
+        prefix,
+        action: "created",
+        parsl: parslVersion,
+      });
       const d = await client.call<Record<string, unknown>>("env.describe", params);
-      expect(d).toMatchObject({ state: "current", python: res.env.python, parsl: parslVersion, interpreter: `${prefix}/bin/python` });
-      const err = await client.call("env.ensure", { ...params, name: "x/y", prefix: undefined }).catch((e: unknown) => e);
+      expect(d).toMatchObject({
+        state: "current",
+        python: res.env.python,
+        parsl: parslVersion,
+        interpreter: `${prefix}/bin/python`,
+      });
+      const err = await client
+        .call("env.ensure", { ...params, name: "x/y", prefix: undefined })
+        .catch((e: unknown) => e);
       expect(err).toMatchObject({ code: "ENV_INVALID" });
-      const status = await client.call<{ services: Record<string, { ensured: unknown[] }> }>("sidecar.status");
+      const status = await client.call<{ services: Record<string, { ensured: unknown[] }> }>(
+        "sidecar.status",
+      );
       expect(status.services.env!.ensured).toHaveLength(1);
       await unsubscribe();
     } finally {
@@ -101,11 +175,28 @@ describe("env CLI and RPC", { timeout: 180_000 }, () => {
   it("run --env local.conf: COMMAND's python is the environment's interpreter, and SIGTERM reaches it", async () => {
     const prefix = join(dir, "envs/run");
     const conf = join(dir, "local.conf");
-    writeFileSync(conf, `# this machine\nENV_BACKEND=uv\nLOCAL_REQUIREMENTS=requirements.txt\nENV_PREFIX="${prefix}"\nUV_PATH=${UV}\n`);
+    writeFileSync(
+      conf,
+      `# this machine\nENV_BACKEND=uv\nLOCAL_REQUIREMENTS=requirements.txt\nENV_PREFIX="${prefix}"\nUV_PATH=${UV}\n`,
+    );
     // uv reads UV_FIND_LINKS / UV_NO_INDEX from its environment: offline installs from the wheelhouse
     const env = { UV_FIND_LINKS: wheels, UV_NO_INDEX: "1" };
-    const code = "import signal, sys, time, parsl\nsignal.signal(signal.SIGTERM, lambda *a: (print('got SIGTERM', flush=True), sys.exit(7)))\nprint('prefix', sys.prefix, parsl.__version__, flush=True)\ntime.sleep(60)";
-    const child = execa(process.execPath, [MAIN, "run", "-q", "--env", "local.conf", "--", "python", "-c", code], { reject: false, cwd: dir, timeout: 180_000, env: { PARSL_SIDECAR_RUNTIME_DIR: join(dir, "rt2"), PARSL_SIDECAR_CONNECTION_FILE: "", ...env } });
+    const code =
+      "import signal, sys, time, parsl\nsignal.signal(signal.SIGTERM, lambda *a: (print('got SIGTERM', flush=True), sys.exit(7)))\nprint('prefix', sys.prefix, parsl.__version__, flush=True)\ntime.sleep(60)";
+    const child = execa(
+      process.execPath,
+      [MAIN, "run", "-q", "--env", "local.conf", "--", "python", "-c", code],
+      {
+        reject: false,
+        cwd: dir,
+        timeout: 180_000,
+        env: {
+          PARSL_SIDECAR_RUNTIME_DIR: join(dir, "rt2"),
+          PARSL_SIDECAR_CONNECTION_FILE: "",
+          ...env,
+        },
+      },
+    );
     let out = "";
     let sent = false;
     child.stdout!.on("data", (b: Buffer) => {

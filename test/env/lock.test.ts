@@ -39,10 +39,12 @@ describe("environment lock", { timeout: 60_000 }, () => {
       expect(first.mechanism).toBe(mechanism);
       let waitedFor = "";
       let got = false;
-      const second = acquireLock(host, lock, { mechanism, onWait: (o) => (waitedFor = o) }).then((l) => {
-        got = true;
-        return l;
-      });
+      const second = acquireLock(host, lock, { mechanism, onWait: (o) => (waitedFor = o) }).then(
+        (l) => {
+          got = true;
+          return l;
+        },
+      );
       await sleep(1500);
       expect(got).toBe(false);
       expect(waitedFor).toMatch(/^\S+ \d+$/);
@@ -81,7 +83,9 @@ describe("environment lock", { timeout: 60_000 }, () => {
       expect.fail("expected ENV_LOCKED");
     } catch (err) {
       expect(isSidecarError(err, "ENV_LOCKED")).toBe(true);
-      expect((err as Error).message).toMatch(/^Another ensure holds .* on local \(\S+ \d+\) and did not finish within 1 s/);
+      expect((err as Error).message).toMatch(
+        /^Another ensure holds .* on local \(\S+ \d+\) and did not finish within 1 s/,
+      );
     } finally {
       await first.release();
     }

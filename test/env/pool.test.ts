@@ -11,7 +11,19 @@ import type { EnvSpec } from "../../src/env/spec.js";
 import type { HostLease } from "../../src/ssh/host.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
 import { sshSetup, type SshSetup } from "../ssh/helpers.js";
-import { cleanupTmp, fakeCondaDir, FIXTURES, makeInstaller, pathWithoutPython, rejection, standinCalls, tmp, UV, VENV_PY, wheelhouse } from "./helpers.js";
+import {
+  cleanupTmp,
+  fakeCondaDir,
+  FIXTURES,
+  makeInstaller,
+  pathWithoutPython,
+  rejection,
+  standinCalls,
+  tmp,
+  UV,
+  VENV_PY,
+  wheelhouse,
+} from "./helpers.js";
 import { execFileSync } from "node:child_process";
 
 stopAllAfterAll();
@@ -21,7 +33,11 @@ let setup: SshSetup;
 let host: HostLease;
 let wheels = "";
 let dir = "";
-const parslVersion = execFileSync(VENV_PY, ["-c", "import importlib.metadata as m; print(m.version('parsl'))"], { encoding: "utf8" }).trim();
+const parslVersion = execFileSync(
+  VENV_PY,
+  ["-c", "import importlib.metadata as m; print(m.version('parsl'))"],
+  { encoding: "utf8" },
+).trim();
 
 beforeAll(async () => {
   wheels = wheelhouse();
@@ -38,17 +54,39 @@ afterAll(async () => {
 describe("env on a pool over SSH (loopback sshd)", { timeout: 180_000 }, () => {
   it("uv: creates the venv there, a Parsl worker starts there, the second ensure is a no-op", async () => {
     writeFileSync(join(dir, "requirements.txt"), `parsl==${parslVersion}\n`);
-    const spec: EnvSpec = { backend: "uv", name: "wf", prefix: join(dir, "pool-envs/wf"), file: join(dir, "requirements.txt"), uv: UV, findLinks: [wheels], noIndex: true };
+    const spec: EnvSpec = {
+      backend: "uv",
+      name: "wf",
+      prefix: join(dir, "pool-envs/wf"),
+      file: join(dir, "requirements.txt"),
+      uv: UV,
+      findLinks: [wheels],
+      noIndex: true,
+    };
     const progress: string[] = [];
-    const first = await ensureEnv(host, spec, { onProgress: (p) => progress.push(`${p.target} ${p.phase}`) });
-    expect(first).toMatchObject({ target: "pool", action: "created", parsl: parslVersion, python: expect.stringMatching(/^3\.\d+\.\d+$/) });
+    const first = await ensureEnv(host, spec, {
+      onProgress: (p) => progress.push(`${p.target} ${p.phase}`),
+    });
+    expect(first).toMatchObject({
+      target: "pool",
+      action: "created",
+      parsl: parslVersion,
+      python: expect.stringMatching(/^3\.\d+\.\d+$/),
+    });
     expect(progress).toContain("pool install");
-    const worker = await host.exec(`${first.workerInit}; process_worker_pool.py --help && python -c 'import parsl, sys; print("in", sys.prefix, parsl.__version__)'`);
+    const worker = await host.exec(
+      `${first.workerInit}; process_worker_pool.py --help && python -c 'import parsl, sys; print("in", sys.prefix, parsl.__version__)'`,
+    );
     expect(worker.exitCode).toBe(0);
     expect(worker.stdout).toContain("usage: process_worker_pool.py");
     expect(worker.stdout).toContain(`in ${spec.prefix} ${parslVersion}`);
     const second = await ensureEnv(host, spec);
-    expect(second).toMatchObject({ action: "unchanged", hash: first.hash, parsl: parslVersion, tool: null });
+    expect(second).toMatchObject({
+      action: "unchanged",
+      hash: first.hash,
+      parsl: parslVersion,
+      tool: null,
+    });
   });
 
   it("conda stand-in: the YAML copy travels over SSH, the user's file stays as it was, hash skip", async () => {
@@ -59,9 +97,15 @@ describe("env on a pool over SSH (loopback sshd)", { timeout: 180_000 }, () => {
     writeFileSync(file, yaml);
     const spec: EnvSpec = { backend: "conda", name: "remote1", condaDir, file };
     const res = await ensureEnv(host, spec);
-    expect(res).toMatchObject({ action: "created", prefix: join(condaDir, "envs/remote1"), dropped: ["name"] });
+    expect(res).toMatchObject({
+      action: "created",
+      prefix: join(condaDir, "envs/remote1"),
+      dropped: ["name"],
+    });
     const calls = standinCalls(condaDir);
-    expect(calls.map((c) => c.argv.slice(0, 4))).toEqual([["env", "create", "-p", join(condaDir, "envs/remote1")]]);
+    expect(calls.map((c) => c.argv.slice(0, 4))).toEqual([
+      ["env", "create", "-p", join(condaDir, "envs/remote1")],
+    ]);
     expect(calls[0]!.file_content).toBe("dependencies:\n  - python=3.11\n");
     expect(readFileSync(file, "utf8")).toBe(yaml);
     expect((await ensureEnv(host, spec)).action).toBe("unchanged");
@@ -76,16 +120,37 @@ describe("env on a pool over SSH (loopback sshd)", { timeout: 180_000 }, () => {
     const file = join(dir, "env2.yml");
     writeFileSync(file, "dependencies:\n  - python\n");
     const condaDir = join(dir, "pool-miniforge");
-    const res = await ensureEnv(host, { backend: "conda", name: "p2", condaDir, file, installConda: true, installer: { file: installer, sha256: sha } });
+    const res = await ensureEnv(host, {
+      backend: "conda",
+      name: "p2",
+      condaDir,
+      file,
+      installConda: true,
+      installer: { file: installer, sha256: sha },
+    });
     expect(res.tool).toEqual({ kind: "conda", path: join(condaDir, "bin/conda"), installed: true });
     expect(res.action).toBe("created");
   });
 
   it("a pool without python3 is a clear error for the uv backend", async () => {
     const bin = pathWithoutPython(dir);
-    const err = await rejection(ensureEnv(host, { backend: "uv", name: "x", prefix: join(dir, "nopy"), file: join(dir, "requirements.txt"), uv: UV }, { hostEnv: { PATH: bin } }));
+    const err = await rejection(
+      ensureEnv(
+        host,
+        {
+          backend: "uv",
+          name: "x",
+          prefix: join(dir, "nopy"),
+          file: join(dir, "requirements.txt"),
+          uv: UV,
+        },
+        { hostEnv: { PATH: bin } },
+      ),
+    );
     expect(err.code).toBe("ENV_NOT_FOUND");
-    expect(err.message).toMatch(/^No python3 on pool \(PATH=.*nopython-bin\): the uv backend makes its environment from the host's Python/);
+    expect(err.message).toMatch(
+      /^No python3 on pool \(PATH=.*nopython-bin\): the uv backend makes its environment from the host's Python/,
+    );
   });
 
   it("containers: neither singularity nor apptainer installed is a clear error (for real); with the stand-in the image is built", async () => {
@@ -94,9 +159,19 @@ describe("env on a pool over SSH (loopback sshd)", { timeout: 180_000 }, () => {
     const image = join(dir, "images/app.sif");
     const err = await rejection(ensureContainer(host, { create: true, path: image, file: def }));
     expect(err.code).toBe("ENV_NOT_FOUND");
-    expect(err.message).toContain(`Cannot build ${image} on pool: neither singularity nor apptainer is installed there`);
-    const res = await ensureContainer(host, { create: true, path: image, file: def }, { hostEnv: { PATH: `${FIXTURES}:/usr/bin:/bin` } });
-    expect(res).toMatchObject({ action: "built", exists: true, builder: join(FIXTURES, "singularity") });
+    expect(err.message).toContain(
+      `Cannot build ${image} on pool: neither singularity nor apptainer is installed there`,
+    );
+    const res = await ensureContainer(
+      host,
+      { create: true, path: image, file: def },
+      { hostEnv: { PATH: `${FIXTURES}:/usr/bin:/bin` } },
+    );
+    expect(res).toMatchObject({
+      action: "built",
+      exists: true,
+      builder: join(FIXTURES, "singularity"),
+    });
     expect(readFileSync(image, "utf8")).toBe(`SIF-STANDIN\n${readFileSync(def, "utf8")}`);
   });
 });

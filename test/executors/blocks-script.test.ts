@@ -4,11 +4,26 @@
 // breaks (SIGPIPE), ended blocks' files are swept after a week; and the marker check
 // (blockAliveFunction) finds a block's processes by their environment only.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { BLOCK_MARK, blockAliveFunction, blockLookScript, parseBlockStatus, survivingCommand } from "../../src/executors/blocks.js";
+import {
+  BLOCK_MARK,
+  blockAliveFunction,
+  blockLookScript,
+  parseBlockStatus,
+  survivingCommand,
+} from "../../src/executors/blocks.js";
 
 const home = mkdtempSync(join(tmpdir(), "psc-blk-home-"));
 const env = { ...process.env, HOME: home };
@@ -18,7 +33,11 @@ const host = `${hostname()}\n`; // what `uname -n` prints
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
 function run(script: string, extraEnv: Record<string, string> = {}): ReturnType<typeof spawnSync> {
-  return spawnSync("sh", ["-c", script], { env: { ...env, ...extraEnv }, encoding: "utf8", timeout: 20_000 });
+  return spawnSync("sh", ["-c", script], {
+    env: { ...env, ...extraEnv },
+    encoding: "utf8",
+    timeout: 20_000,
+  });
 }
 
 /** What block `id` left in the blocks directory: file suffix → content; then removes it. */
@@ -53,8 +72,14 @@ describe("survivingCommand", () => {
   });
 
   it("leaves the signal's name when its whole group gets a TERM (a cancel)", async () => {
-    const child = spawn("sh", ["-c", survivingCommand("blk-a6", "echo up; sleep 30")], { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    const exited = new Promise<NodeJS.Signals | null>((r) => child.once("exit", (_code, sig) => r(sig)));
+    const child = spawn("sh", ["-c", survivingCommand("blk-a6", "echo up; sleep 30")], {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    const exited = new Promise<NodeJS.Signals | null>((r) =>
+      child.once("exit", (_code, sig) => r(sig)),
+    );
     await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
     process.kill(-child.pid!, "SIGTERM");
     expect(await exited).toBe(null); // its trap exits 143
@@ -64,26 +89,48 @@ describe("survivingCommand", () => {
 
   it("removes the files of blocks that ended over a week ago, and of week-quiet blocks of this host with no process left", async () => {
     const files: Record<string, string> = {
-      "blk-old.rc": "0 -\n", "blk-old.out": "x\n", "blk-old.err": "x\n", "blk-old.host": host,
-      "blk-recent.rc": "0 -\n", "blk-recent.out": "x\n",
-      "blk-killed.out": "x\n", "blk-killed.err": "x\n", "blk-killed.host": host,
-      "blk-live.out": "x\n", "blk-live.err": "x\n", "blk-live.host": host,
+      "blk-old.rc": "0 -\n",
+      "blk-old.out": "x\n",
+      "blk-old.err": "x\n",
+      "blk-old.host": host,
+      "blk-recent.rc": "0 -\n",
+      "blk-recent.out": "x\n",
+      "blk-killed.out": "x\n",
+      "blk-killed.err": "x\n",
+      "blk-killed.host": host,
+      "blk-live.out": "x\n",
+      "blk-live.err": "x\n",
+      "blk-live.host": host,
       // another login node sharing this home runs it: nothing here can tell whether it lives
-      "blk-remote.out": "x\n", "blk-remote.host": "login9\n",
+      "blk-remote.out": "x\n",
+      "blk-remote.host": "login9\n",
     };
-    for (const [f, text] of Object.entries(files)) writeFileSync(join(blocksDir, f), text, { mode: 0o600 });
+    for (const [f, text] of Object.entries(files))
+      writeFileSync(join(blocksDir, f), text, { mode: 0o600 });
     const weeksAgo = Date.now() / 1000 - 9 * 86400;
     // ended over a week ago; SIGKILLed (no status) a week ago; still running, quiet for a week
-    for (const f of ["blk-old.rc", "blk-killed.out", "blk-live.out", "blk-remote.out"]) utimesSync(join(blocksDir, f), weeksAgo, weeksAgo);
-    const live = spawn("sleep", ["30"], { env: { ...env, [BLOCK_MARK]: "blk-live" }, detached: true, stdio: "ignore" });
+    for (const f of ["blk-old.rc", "blk-killed.out", "blk-live.out", "blk-remote.out"])
+      utimesSync(join(blocksDir, f), weeksAgo, weeksAgo);
+    const live = spawn("sleep", ["30"], {
+      env: { ...env, [BLOCK_MARK]: "blk-live" },
+      detached: true,
+      stdio: "ignore",
+    });
     try {
       await new Promise((r) => setTimeout(r, 200));
       expect(run(survivingCommand("blk-a5", "exit 0")).status).toBe(0);
       expect(readdirSync(blocksDir).sort()).toEqual([
-        "blk-a5.err", "blk-a5.host", "blk-a5.out", "blk-a5.rc",
-        "blk-live.err", "blk-live.host", "blk-live.out",
-        "blk-recent.out", "blk-recent.rc",
-        "blk-remote.host", "blk-remote.out",
+        "blk-a5.err",
+        "blk-a5.host",
+        "blk-a5.out",
+        "blk-a5.rc",
+        "blk-live.err",
+        "blk-live.host",
+        "blk-live.out",
+        "blk-recent.out",
+        "blk-recent.rc",
+        "blk-remote.host",
+        "blk-remote.out",
       ]);
     } finally {
       live.kill("SIGKILL");
@@ -94,12 +141,16 @@ describe("survivingCommand", () => {
   it("reads only a status line its shell could have written", () => {
     expect(parseBlockStatus("0 -")).toEqual({ exitCode: 0, signal: null });
     expect(parseBlockStatus("137 KILL")).toEqual({ exitCode: null, signal: "SIGKILL" });
-    for (const bad of ["", "x -", "1", "1 -; rm", "1 term", "12345 -"]) expect(parseBlockStatus(bad)).toBeUndefined();
+    for (const bad of ["", "x -", "1", "1 -; rm", "1 term", "12345 -"])
+      expect(parseBlockStatus(bad)).toBeUndefined();
   });
 
   it("outlives a channel that breaks, finishes its work and keeps what it wrote", async () => {
     const done = join(home, "done");
-    const script = survivingCommand("blk-a3", `echo first; sleep 1; for i in 1 2 3; do echo line $i; echo e$i >&2; done; echo ok > ${done}`);
+    const script = survivingCommand(
+      "blk-a3",
+      `echo first; sleep 1; for i in 1 2 3; do echo line $i; echo e$i >&2; done; echo ok > ${done}`,
+    );
     const child = spawn("sh", ["-c", script], { env, stdio: ["ignore", "pipe", "pipe"] });
     // listened for from the start: the shell may end while the loop below still polls
     const exited = new Promise((r) => child.once("exit", r));
@@ -111,11 +162,19 @@ describe("survivingCommand", () => {
     while (!existsSync(done) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(existsSync(done)).toBe(true);
     await exited;
-    expect(takeLeft("blk-a3")).toEqual({ out: "first\nline 1\nline 2\nline 3\n", err: "e1\ne2\ne3\n", rc: "0 -\n", host });
+    expect(takeLeft("blk-a3")).toEqual({
+      out: "first\nline 1\nline 2\nline 3\n",
+      err: "e1\ne2\ne3\n",
+      rc: "0 -\n",
+      host,
+    });
   });
 
   it("writes to the channel as before when its files cannot be made", () => {
-    const r = spawnSync("sh", ["-c", survivingCommand("blk-a4", "echo direct; exit 4")], { env: { ...process.env, HOME: "/proc" }, encoding: "utf8" });
+    const r = spawnSync("sh", ["-c", survivingCommand("blk-a4", "echo direct; exit 4")], {
+      env: { ...process.env, HOME: "/proc" },
+      encoding: "utf8",
+    });
     expect(r.status).toBe(4);
     expect(r.stdout).toBe("direct\n");
   });
@@ -127,10 +186,16 @@ describe("survivingCommand", () => {
 
 describe("blockAliveFunction", () => {
   it("finds a process by the block's marker in its environment, not by its group id alone", async () => {
-    const child = spawn("sleep", ["30"], { env: { ...env, [BLOCK_MARK]: "blk-b1" }, detached: true, stdio: "ignore" });
+    const child = spawn("sleep", ["30"], {
+      env: { ...env, [BLOCK_MARK]: "blk-b1" },
+      detached: true,
+      stdio: "ignore",
+    });
     try {
       await new Promise((r) => setTimeout(r, 200));
-      const ask = (id: string, pgid: number): string => run(`${blockAliveFunction(id, pgid)}\nif alive; then echo alive; else echo gone; fi`).stdout as string;
+      const ask = (id: string, pgid: number): string =>
+        run(`${blockAliveFunction(id, pgid)}\nif alive; then echo alive; else echo gone; fi`)
+          .stdout as string;
       expect(ask("blk-b1", child.pid!)).toBe("alive\n");
       // the same group id, another block: not taken for it (Linux /proc + grep -z here)
       expect(ask("blk-other", child.pid!)).toBe("gone\n");
@@ -140,8 +205,13 @@ describe("blockAliveFunction", () => {
   });
 
   it("a look tells alive, gone with the status left, and a block another host runs", async () => {
-    const child = spawn("sleep", ["30"], { env: { ...env, [BLOCK_MARK]: "blk-b3" }, detached: true, stdio: "ignore" });
-    const look = (id: string, pgid: number): string => run(blockLookScript(id, pgid)).stdout as string;
+    const child = spawn("sleep", ["30"], {
+      env: { ...env, [BLOCK_MARK]: "blk-b3" },
+      detached: true,
+      stdio: "ignore",
+    });
+    const look = (id: string, pgid: number): string =>
+      run(blockLookScript(id, pgid)).stdout as string;
     try {
       await new Promise((r) => setTimeout(r, 200));
       writeFileSync(join(blocksDir, "blk-b3.host"), host, { mode: 0o600 });

@@ -7,7 +7,8 @@ import { SEED } from "./fixtures.js";
 
 const dir = mkdtempSync(join(tmpdir(), "psc-exec-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const cli = (...args: string[]) => execa("node_modules/.bin/tsx", ["src/cli/entry.ts", ...args], { reject: false, timeout: 60_000 });
+const cli = (...args: string[]) =>
+  execa("node_modules/.bin/tsx", ["src/cli/entry.ts", ...args], { reject: false, timeout: 60_000 });
 
 function file(name: string, content: unknown): string {
   const p = join(dir, name);
@@ -23,13 +24,23 @@ describe("parsl-sidecar executors", () => {
   });
 
   it("check: a bad value exits 1 naming label, key and value", { timeout: 60_000 }, async () => {
-    const r = await cli("executors", "check", file("bad.json", { cpu: { POOL: "p", CORES_PER_WORKER: "four", TYPO_KEY: 1 } }));
+    const r = await cli(
+      "executors",
+      "check",
+      file("bad.json", { cpu: { POOL: "p", CORES_PER_WORKER: "four", TYPO_KEY: 1 } }),
+    );
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain('error: `cpu.CORES_PER_WORKER`: expected a number greater than 0 (e.g. 4), got `"four"` (string)');
+    expect(r.stderr).toContain(
+      'error: `cpu.CORES_PER_WORKER`: expected a number greater than 0 (e.g. 4), got `"four"` (string)',
+    );
     expect(r.stderr).toContain("warning: Unknown key `cpu.TYPO_KEY`");
     const j = await cli("executors", "check", "--json", join(dir, "bad.json"));
     expect(j.exitCode).toBe(1);
-    expect(JSON.parse(j.stdout).errors[0]).toMatchObject({ label: "cpu", key: "CORES_PER_WORKER", value: "four" });
+    expect(JSON.parse(j.stdout).errors[0]).toMatchObject({
+      label: "cpu",
+      key: "CORES_PER_WORKER",
+      value: "four",
+    });
   });
 
   it("check: broken JSON and a missing file are clear errors", { timeout: 60_000 }, async () => {
@@ -50,7 +61,13 @@ describe("parsl-sidecar executors", () => {
     expect(e.exitCode).toBe(0);
     expect(e.stdout).toContain("SINGULARITY_CONTAINER_PATH");
     expect(e.stdout).toContain("What every pool must provide");
-    const f = await cli("executors", "explain", "--python", ".venv/bin/python", join(dir, "seed.json"));
+    const f = await cli(
+      "executors",
+      "explain",
+      "--python",
+      ".venv/bin/python",
+      join(dir, "seed.json"),
+    );
     expect(f.stdout).toMatch(/Python 3\.\d+\.x and Parsl \d{4}\.\d\d\.\d\d/);
   });
 });

@@ -8,7 +8,9 @@ import { SEED } from "./fixtures.js";
 
 describe("one source for schema and explanation", () => {
   it("every key has a description in the JSON Schema and in explain", () => {
-    const schema = executorsJsonSchema() as { additionalProperties: { properties: Record<string, { description?: string }> } };
+    const schema = executorsJsonSchema() as {
+      additionalProperties: { properties: Record<string, { description?: string }> };
+    };
     const props = schema.additionalProperties.properties;
     for (const k of KEYS) {
       expect(props[k.name]?.description, k.name).toContain(k.description);
@@ -21,7 +23,7 @@ describe("one source for schema and explanation", () => {
   it("JSON Schema is valid draft 2020-12 and allows unknown keys", () => {
     const schema = executorsJsonSchema() as Record<string, unknown>;
     expect(schema.$schema).toBe("https://json-schema.org/draft/2020-12/schema");
-    const entry = (schema.additionalProperties as Record<string, unknown>);
+    const entry = schema.additionalProperties as Record<string, unknown>;
     expect(entry.additionalProperties).not.toBe(false);
     // booleans and numbers may be strings in the input
     const props = entry.properties as Record<string, { anyOf?: unknown[] }>;
@@ -33,7 +35,10 @@ describe("one source for schema and explanation", () => {
 
 describe("explain FILE", () => {
   it("says what each pool must provide, with this machine's versions", () => {
-    const pools = explainPools({ ...SEED, slurm_pool: { POOL: "hpc", PROVIDER: "slurm", PYTHON: "/opt/py/bin/python3" } }, { python: "3.11.2", parsl: "2026.10.26" });
+    const pools = explainPools(
+      { ...SEED, slurm_pool: { POOL: "hpc", PROVIDER: "slurm", PYTHON: "/opt/py/bin/python3" } },
+      { python: "3.11.2", parsl: "2026.10.26" },
+    );
     expect(pools.map((p) => p.label)).toEqual(["cpu_executor", "gpu_executor", "slurm_pool"]);
     const cpu = pools[0]!.requirements.join("\n");
     expect(cpu).toContain("SSH access as `koehr_cpu`");
@@ -55,9 +60,34 @@ describe("explain FILE", () => {
 describe("resolveExecutor", () => {
   it("applies defaults and derives the target", () => {
     const r = resolveExecutor("cpu", { POOL: "koehr_cpu", RUN_DIR: "/home/u/tmp/" });
-    expect(r).toMatchObject({ target: "koehr_cpu", provider: "local", runDir: "/home/u/tmp", workerLogdirRoot: "/home/u/tmp", scriptDir: "/home/u/tmp/submit_scripts", python: "python3", maxBlocks: 1, initBlocks: 1, isLocal: false });
+    expect(r).toMatchObject({
+      target: "koehr_cpu",
+      provider: "local",
+      runDir: "/home/u/tmp",
+      workerLogdirRoot: "/home/u/tmp",
+      scriptDir: "/home/u/tmp/submit_scripts",
+      python: "python3",
+      maxBlocks: 1,
+      initBlocks: 1,
+      isLocal: false,
+    });
     expect(resolveExecutor("x", { POOL: "p", SSH_TARGET: "local" }).isLocal).toBe(true);
-    expect(resolveExecutor("x", { POOL: "p_q", RESOLVER: "parallelworks", HOST_IP: "10.0.0.5", HOST_USER: "me" }).target).toBe("me@10.0.0.5");
-    expect(resolveExecutor("x", { POOL: "p", PROVIDER: "slurm", PARTITION: "debug", EXCLUSIVE: false, QUEUE: "ignored" }).providerOptions).toEqual({ partition: "debug", exclusive: false });
+    expect(
+      resolveExecutor("x", {
+        POOL: "p_q",
+        RESOLVER: "parallelworks",
+        HOST_IP: "10.0.0.5",
+        HOST_USER: "me",
+      }).target,
+    ).toBe("me@10.0.0.5");
+    expect(
+      resolveExecutor("x", {
+        POOL: "p",
+        PROVIDER: "slurm",
+        PARTITION: "debug",
+        EXCLUSIVE: false,
+        QUEUE: "ignored",
+      }).providerOptions,
+    ).toEqual({ partition: "debug", exclusive: false });
   });
 });

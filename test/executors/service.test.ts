@@ -20,7 +20,8 @@ import { eventually, sshSetup, token, type SshSetup } from "../ssh/helpers.js";
 stopAllAfterAll();
 
 /** A block's files on the loopback pool (its HOME is this user's). */
-const leftOnPool = (id: string): string[] => readdirSync(join(homedir(), ".parsl-sidecar", "blocks")).filter((f) => f.startsWith(`${id}.`));
+const leftOnPool = (id: string): string[] =>
+  readdirSync(join(homedir(), ".parsl-sidecar", "blocks")).filter((f) => f.startsWith(`${id}.`));
 
 const venvPython = resolve(".venv/bin/python");
 
@@ -32,7 +33,13 @@ describe("ExecutorsService", () => {
   beforeAll(async () => {
     s = await sshSetup();
     dir = mkdtempSync(join(tmpdir(), "psc-exec-svc-"));
-    svc = new ExecutorsService({ hosts: s.pool, tunnels: undefined, log: createLogger(), events: new EventBus(), sweepMs: 200 });
+    svc = new ExecutorsService({
+      hosts: s.pool,
+      tunnels: undefined,
+      log: createLogger(),
+      events: new EventBus(),
+      sweepMs: 200,
+    });
     const v = await localVersions(venvPython);
     local = { python: v!.python, parsl: v!.parsl! };
   }, 60_000);
@@ -46,17 +53,32 @@ describe("ExecutorsService", () => {
   const alive = async (tok: string): Promise<boolean> => {
     const lease = await s.pool.acquire("pool", "test");
     try {
-      return (await lease.exec(`pgrep -f '^sleep 6${tok}' >/dev/null && echo yes || echo no`)).stdout.trim() === "yes";
+      return (
+        (
+          await lease.exec(`pgrep -f '^sleep 6${tok}' >/dev/null && echo yes || echo no`)
+        ).stdout.trim() === "yes"
+      );
     } finally {
       lease.release();
     }
   };
 
-  it("starts a block in its own process group, reports it, and kills the whole group", { timeout: 60_000 }, async () => {
+  it("starts a block in its own process group, reports it, and kills the whole group", {
+    timeout: 60_000,
+  }, async () => {
     const tok = token();
     const out = join(dir, "b1.out");
     // a child and a grandchild that would outlive a plain kill of the script
-    const b = await svc.blockManager().start({ target: "pool", script: `echo started; (sleep 6${tok} & sleep 6${tok}; wait) & wait`, owner: "o1", label: "cpu", cwd: join(dir, "run"), stdout_path: out });
+    const b = await svc
+      .blockManager()
+      .start({
+        target: "pool",
+        script: `echo started; (sleep 6${tok} & sleep 6${tok}; wait) & wait`,
+        owner: "o1",
+        label: "cpu",
+        cwd: join(dir, "run"),
+        stdout_path: out,
+      });
     expect(b.state).toBe("running");
     expect(b.pgid).toBeGreaterThan(1);
     expect(await eventually(() => alive(tok), 10_000)).toBe(true);
@@ -68,8 +90,12 @@ describe("ExecutorsService", () => {
   });
 
   it("reports a failed block with its exit code and output tail", { timeout: 60_000 }, async () => {
-    const b = await svc.blockManager().start({ target: "pool", script: "echo boom >&2; exit 7", owner: "o2", label: "cpu" });
-    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.state !== "running", 10_000)).toBe(true);
+    const b = await svc
+      .blockManager()
+      .start({ target: "pool", script: "echo boom >&2; exit 7", owner: "o2", label: "cpu" });
+    expect(
+      await eventually(() => svc.blockManager().status([b.id])[0]!.state !== "running", 10_000),
+    ).toBe(true);
     const st = svc.blockManager().status([b.id])[0]!;
     expect(st).toMatchObject({ state: "failed", exit_code: 7 });
     expect(st.tail).toContain("boom");
@@ -78,17 +104,40 @@ describe("ExecutorsService", () => {
     expect(svc.blockManager().status(["nope"])[0]!.state).toBe("failed");
   });
 
-  it("a block that ends while detached by a dropped connection reports how it ended", { timeout: 60_000 }, async () => {
+  it("a block that ends while detached by a dropped connection reports how it ended", {
+    timeout: 60_000,
+  }, async () => {
     const out = join(dir, "b5.out");
     const err = join(dir, "b5.err");
-    const b = await svc.blockManager().start({ target: "pool", script: "echo started; sleep 4; echo after the drop; echo err after >&2; exit 7", owner: "o5", label: "cpu", stdout_path: out, stderr_path: err });
-    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.tail.includes("started"), 10_000)).toBe(true);
+    const b = await svc
+      .blockManager()
+      .start({
+        target: "pool",
+        script: "echo started; sleep 4; echo after the drop; echo err after >&2; exit 7",
+        owner: "o5",
+        label: "cpu",
+        stdout_path: out,
+        stderr_path: err,
+      });
+    expect(
+      await eventually(
+        () => svc.blockManager().status([b.id])[0]!.tail.includes("started"),
+        10_000,
+      ),
+    ).toBe(true);
     expect(await s.sshd.dropConnections()).toBeGreaterThan(0);
     // the block lives on, detached from its channel
-    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.tail.includes("dropped"), 10_000)).toBe(true);
+    expect(
+      await eventually(
+        () => svc.blockManager().status([b.id])[0]!.tail.includes("dropped"),
+        10_000,
+      ),
+    ).toBe(true);
     expect(svc.blockManager().status([b.id])[0]!.state).toBe("running");
     // it ends on its own; a later look over a new connection reads the status its shell left
-    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.state !== "running", 30_000)).toBe(true);
+    expect(
+      await eventually(() => svc.blockManager().status([b.id])[0]!.state !== "running", 30_000),
+    ).toBe(true);
     const st = svc.blockManager().status([b.id])[0]!;
     expect(st).toMatchObject({ state: "failed", exit_code: 7, signal: null });
     expect(st.tail).toContain("ended while it was detached: exit status 7");
@@ -100,12 +149,31 @@ describe("ExecutorsService", () => {
     expect(await eventually(() => leftOnPool(b.id).length === 0, 15_000)).toBe(true);
   });
 
-  it("a cancel that cannot reach the pool is reported not done, and lands once the pool answers", { timeout: 120_000 }, async () => {
+  it("a cancel that cannot reach the pool is reported not done, and lands once the pool answers", {
+    timeout: 120_000,
+  }, async () => {
     const tok = token();
-    const b = await svc.blockManager().start({ target: "pool", script: `echo started; exec sleep 6${tok}`, owner: "o6", label: "cpu" });
-    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.tail.includes("started"), 10_000)).toBe(true);
+    const b = await svc
+      .blockManager()
+      .start({
+        target: "pool",
+        script: `echo started; exec sleep 6${tok}`,
+        owner: "o6",
+        label: "cpu",
+      });
+    expect(
+      await eventually(
+        () => svc.blockManager().status([b.id])[0]!.tail.includes("started"),
+        10_000,
+      ),
+    ).toBe(true);
     expect(await s.sshd.dropConnections()).toBeGreaterThan(0);
-    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.tail.includes("dropped"), 10_000)).toBe(true);
+    expect(
+      await eventually(
+        () => svc.blockManager().status([b.id])[0]!.tail.includes("dropped"),
+        10_000,
+      ),
+    ).toBe(true);
     const here = (): boolean => spawnSync("pgrep", ["-f", `^sleep 6${tok}`]).status === 0;
     expect(here()).toBe(true);
     // the pool refuses connections (its sshd is down; the block, no longer under it, lives on)
@@ -119,16 +187,36 @@ describe("ExecutorsService", () => {
       await s.sshd.resume();
     }
     // once the pool answers, the cancel lands and a later look finds the block gone
-    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.state === "cancelled", 60_000, 250)).toBe(true);
+    expect(
+      await eventually(
+        () => svc.blockManager().status([b.id])[0]!.state === "cancelled",
+        60_000,
+        250,
+      ),
+    ).toBe(true);
     expect(here()).toBe(false);
   });
 
-  it("a cancel also ends what of the group ignores TERM after the block's shell has gone, here and on a pool", { timeout: 60_000 }, async () => {
+  it("a cancel also ends what of the group ignores TERM after the block's shell has gone, here and on a pool", {
+    timeout: 60_000,
+  }, async () => {
     for (const target of ["pool", "local"]) {
       const tok = token();
       // the shell ends at the TERM; the script's process ignores it and would live on
-      const b = await svc.blockManager().start({ target, script: `echo started; trap '' TERM; exec sleep 6${tok}`, owner: "o7", label: "cpu" });
-      expect(await eventually(() => svc.blockManager().status([b.id])[0]!.tail.includes("started"), 10_000)).toBe(true);
+      const b = await svc
+        .blockManager()
+        .start({
+          target,
+          script: `echo started; trap '' TERM; exec sleep 6${tok}`,
+          owner: "o7",
+          label: "cpu",
+        });
+      expect(
+        await eventually(
+          () => svc.blockManager().status([b.id])[0]!.tail.includes("started"),
+          10_000,
+        ),
+      ).toBe(true);
       const here = (): boolean => spawnSync("pgrep", ["-f", `^sleep 6${tok}`]).status === 0;
       expect(here()).toBe(true);
       expect(await svc.blockManager().cancel([b.id], 1000)).toEqual([true]);
@@ -138,18 +226,48 @@ describe("ExecutorsService", () => {
     }
   });
 
-  it("a cancel whose signals never reached the pool is sent again by a later look", { timeout: 120_000 }, async () => {
+  it("a cancel whose signals never reached the pool is sent again by a later look", {
+    timeout: 120_000,
+  }, async () => {
     // a pool whose commands wait only 1.5 s for a connection: the cancel's signals give up while
     // the pool refuses connections, and nothing queued is left to deliver them later
-    const pool = new SshConnections({ configPath: s.configPath, events: new EventBus(), reconnect: { initialMs: 50, maxMs: 1000 }, waitReadyMs: 1500 });
-    const svc2 = new ExecutorsService({ hosts: pool, tunnels: undefined, log: createLogger(), events: new EventBus(), sweepMs: 200 });
+    const pool = new SshConnections({
+      configPath: s.configPath,
+      events: new EventBus(),
+      reconnect: { initialMs: 50, maxMs: 1000 },
+      waitReadyMs: 1500,
+    });
+    const svc2 = new ExecutorsService({
+      hosts: pool,
+      tunnels: undefined,
+      log: createLogger(),
+      events: new EventBus(),
+      sweepMs: 200,
+    });
     const tok = token();
     const here = (): boolean => spawnSync("pgrep", ["-f", `^sleep 6${tok}`]).status === 0;
     try {
-      const b = await svc2.blockManager().start({ target: "pool", script: `echo started; exec sleep 6${tok}`, owner: "o8", label: "cpu" });
-      expect(await eventually(() => svc2.blockManager().status([b.id])[0]!.tail.includes("started"), 10_000)).toBe(true);
+      const b = await svc2
+        .blockManager()
+        .start({
+          target: "pool",
+          script: `echo started; exec sleep 6${tok}`,
+          owner: "o8",
+          label: "cpu",
+        });
+      expect(
+        await eventually(
+          () => svc2.blockManager().status([b.id])[0]!.tail.includes("started"),
+          10_000,
+        ),
+      ).toBe(true);
       expect(await s.sshd.dropConnections()).toBeGreaterThan(0);
-      expect(await eventually(() => svc2.blockManager().status([b.id])[0]!.tail.includes("dropped"), 10_000)).toBe(true);
+      expect(
+        await eventually(
+          () => svc2.blockManager().status([b.id])[0]!.tail.includes("dropped"),
+          10_000,
+        ),
+      ).toBe(true);
       await s.sshd.pause();
       try {
         expect(await svc2.blockManager().cancel([b.id], 1000)).toEqual([false]);
@@ -161,7 +279,13 @@ describe("ExecutorsService", () => {
       expect(here()).toBe(true);
       expect(svc2.blockManager().status([b.id])[0]!.state).toBe("running");
       // a look finds it alive though cancelled, and signals it again; the next finds it gone
-      expect(await eventually(() => svc2.blockManager().status([b.id])[0]!.state === "cancelled", 40_000, 250)).toBe(true);
+      expect(
+        await eventually(
+          () => svc2.blockManager().status([b.id])[0]!.state === "cancelled",
+          40_000,
+          250,
+        ),
+      ).toBe(true);
       expect(here()).toBe(false);
     } finally {
       await svc2.close();
@@ -170,23 +294,46 @@ describe("ExecutorsService", () => {
     }
   });
 
-  it("releases an owner's blocks, also when the owner's process is gone", { timeout: 60_000 }, async () => {
+  it("releases an owner's blocks, also when the owner's process is gone", {
+    timeout: 60_000,
+  }, async () => {
     const tok = token();
-    const b = await svc.startBlock({ target: "pool", script: `sleep 6${tok}`, owner: "o3", label: "cpu" }, 999_999_99);
+    const b = await svc.startBlock(
+      { target: "pool", script: `sleep 6${tok}`, owner: "o3", label: "cpu" },
+      999_999_99,
+    );
     expect(b.state).toBe("running");
     // the sweeper sees pid 99999999 is not running and releases o3
-    expect(await eventually(() => svc.blockManager().status([b.id])[0]!.state === "cancelled", 15_000)).toBe(true);
+    expect(
+      await eventually(() => svc.blockManager().status([b.id])[0]!.state === "cancelled", 15_000),
+    ).toBe(true);
     expect(await alive(tok)).toBe(false);
   });
 
-  it("preflight passes for a matching pool and names versions, dirs and tunnel problems", { timeout: 120_000 }, async () => {
-    const ok = resolveExecutor("cpu", { SSH_TARGET: "pool", PYTHON: venvPython, RUN_DIR: join(dir, "ok") });
+  it("preflight passes for a matching pool and names versions, dirs and tunnel problems", {
+    timeout: 120_000,
+  }, async () => {
+    const ok = resolveExecutor("cpu", {
+      SSH_TARGET: "pool",
+      PYTHON: venvPython,
+      RUN_DIR: join(dir, "ok"),
+    });
     const [good] = await svc.preflight([ok], local);
     // not completed: no tunnel yet; everything else passes
-    expect(good!.checks.map((c) => [c.name, c.ok])).toEqual([["reachable", true], ["versions", true], ["directories", true], ["tunnel", false], ["scheduler", true]]);
+    expect(good!.checks.map((c) => [c.name, c.ok])).toEqual([
+      ["reachable", true],
+      ["versions", true],
+      ["directories", true],
+      ["tunnel", false],
+      ["scheduler", true],
+    ]);
     expect(good!.python).toBe(local.python);
 
-    const skew = resolveExecutor("old", { SSH_TARGET: "pool", PYTHON: venvPython, RUN_DIR: "/proc/nope" });
+    const skew = resolveExecutor("old", {
+      SSH_TARGET: "pool",
+      PYTHON: venvPython,
+      RUN_DIR: "/proc/nope",
+    });
     const [bad] = await svc.preflight([skew], { python: "3.99.1", parsl: "1999.01.01" });
     const byName = Object.fromEntries(bad!.checks.map((c) => [c.name, c]));
     expect(byName.versions!.code).toBe("VERSION_SKEW");
@@ -197,36 +344,73 @@ describe("ExecutorsService", () => {
     expect(byName.directories!.message).toContain("/proc/nope");
     expect(byName.tunnel!.code).toBe("TUNNEL_NOT_FOUND");
 
-    const missing = resolveExecutor("nopy", { SSH_TARGET: "pool", PYTHON: "/no/such/python", RUN_DIR: join(dir, "ok") });
+    const missing = resolveExecutor("nopy", {
+      SSH_TARGET: "pool",
+      PYTHON: "/no/such/python",
+      RUN_DIR: join(dir, "ok"),
+    });
     const [np] = await svc.preflight([missing], local);
-    expect(np!.checks.find((c) => c.name === "versions")!.message).toContain("cannot run `/no/such/python`");
+    expect(np!.checks.find((c) => c.name === "versions")!.message).toContain(
+      "cannot run `/no/such/python`",
+    );
   });
 
-  it("preflight and completion name an unreachable pool; completion closes nothing it did not open", { timeout: 120_000 }, async () => {
-    const gone = resolveExecutor("gone", { SSH_TARGET: "root@127.0.0.1:1", RUN_DIR: join(dir, "g") });
+  it("preflight and completion name an unreachable pool; completion closes nothing it did not open", {
+    timeout: 120_000,
+  }, async () => {
+    const gone = resolveExecutor("gone", {
+      SSH_TARGET: "root@127.0.0.1:1",
+      RUN_DIR: join(dir, "g"),
+    });
     const [r] = await svc.preflight([gone], local);
     expect(r!.checks).toHaveLength(1);
     expect(r!.checks[0]!).toMatchObject({ name: "reachable", ok: false, code: "POOL_UNREACHABLE" });
-    expect(r!.checks[0]!.message).toContain("Executor `gone`: pool `root@127.0.0.1:1` is unreachable");
+    expect(r!.checks[0]!.message).toContain(
+      "Executor `gone`: pool `root@127.0.0.1:1` is unreachable",
+    );
     try {
-      await svc.complete({ json: { here: { SSH_TARGET: "local" }, gone: { SSH_TARGET: "root@127.0.0.1:1" } }, file: "x.json", reuse: true }, "o4");
+      await svc.complete(
+        {
+          json: { here: { SSH_TARGET: "local" }, gone: { SSH_TARGET: "root@127.0.0.1:1" } },
+          file: "x.json",
+          reuse: true,
+        },
+        "o4",
+      );
       expect.unreachable();
     } catch (err) {
       expect(isSidecarError(err, "POOL_UNREACHABLE")).toBe(true);
-      expect((err as Error).message).toContain("Executor `gone`: cannot reach pool `root@127.0.0.1:1`");
+      expect((err as Error).message).toContain(
+        "Executor `gone`: cannot reach pool `root@127.0.0.1:1`",
+      );
     }
   });
 
   it("completes a local pool without a tunnel", { timeout: 60_000 }, async () => {
-    const res = await svc.complete({ json: { here: { SSH_TARGET: "local", CORES_PER_WORKER: 2, MINE: "kept" } }, file: "x.json", reuse: true }, "o5");
+    const res = await svc.complete(
+      {
+        json: { here: { SSH_TARGET: "local", CORES_PER_WORKER: 2, MINE: "kept" } },
+        file: "x.json",
+        reuse: true,
+      },
+      "o5",
+    );
     const e = res.executors.here as Record<string, unknown>;
-    expect(e).toMatchObject({ SSH_TARGET: "local", CORES_PER_WORKER: 2, MINE: "kept", HOST_IP: "127.0.0.1", DIAL_ADDRESS: "127.0.0.1" });
+    expect(e).toMatchObject({
+      SSH_TARGET: "local",
+      CORES_PER_WORKER: 2,
+      MINE: "kept",
+      HOST_IP: "127.0.0.1",
+      DIAL_ADDRESS: "127.0.0.1",
+    });
     expect(e.WORKER_PORT).toBe(e.INTERCHANGE_PORT);
     expect(e.TUNNEL_ID).toBeUndefined();
     expect(Object.keys(e).slice(0, 3)).toEqual(["SSH_TARGET", "CORES_PER_WORKER", "MINE"]);
   });
 
   it("needs a tunnels service for a remote pool", { timeout: 60_000 }, async () => {
-    await expect(svc.complete({ json: { cpu: { SSH_TARGET: "pool" } }, file: "x.json", reuse: true }, "o6")).rejects.toThrow(/Executor `cpu`: this sidecar has no tunnels service/);
+    await expect(
+      svc.complete({ json: { cpu: { SSH_TARGET: "pool" } }, file: "x.json", reuse: true }, "o6"),
+    ).rejects.toThrow(/Executor `cpu`: this sidecar has no tunnels service/);
   });
 });

@@ -10,7 +10,16 @@ import { stopAllAfterAll } from "../testbed/hooks.js";
 import { writeSshConfig } from "../testbed/ssh-config.js";
 import { startSshd, type Sshd } from "../testbed/sshd.js";
 import { entryFor } from "../ssh/helpers.js";
-import { alive, cli, jobProcesses, ROOT, type Sandbox, sandbox, startCli, waitFor } from "./helpers.js";
+import {
+  alive,
+  cli,
+  jobProcesses,
+  ROOT,
+  type Sandbox,
+  sandbox,
+  startCli,
+  waitFor,
+} from "./helpers.js";
 
 stopAllAfterAll();
 
@@ -29,14 +38,23 @@ afterAll(async () => {
 });
 
 describe.skipIf(!existsSync(python))("examples/long-running", () => {
-  it("serves through the tunnel until `kill`, then nothing is left", { timeout: 120_000 }, async () => {
-    const run = startCli(["run", "--job", "lab-test", "--", python, join(ROOT, "examples", "long-running", "main.py")], box.env);
+  it("serves through the tunnel until `kill`, then nothing is left", {
+    timeout: 120_000,
+  }, async () => {
+    const run = startCli(
+      ["run", "--job", "lab-test", "--", python, join(ROOT, "examples", "long-running", "main.py")],
+      box.env,
+    );
     let url = "";
-    await waitFor("the app's URL", () => {
-      url = /open (http:\/\/127\.0\.0\.1:\d+\/)/.exec(run.output().stdout)?.[1] ?? "";
-      if (run.child.exitCode !== null) throw new Error(`run ended early: ${run.output().stderr}`);
-      return url !== "";
-    }, 60_000);
+    await waitFor(
+      "the app's URL",
+      () => {
+        url = /open (http:\/\/127\.0\.0\.1:\d+\/)/.exec(run.output().stdout)?.[1] ?? "";
+        if (run.child.exitCode !== null) throw new Error(`run ended early: ${run.output().stderr}`);
+        return url !== "";
+      },
+      60_000,
+    );
     const page = await fetch(url);
     expect(page.status).toBe(200);
     expect(await page.text()).toMatch(/Hello from .*job lab-test/);

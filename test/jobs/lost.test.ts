@@ -6,7 +6,19 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { JobStore } from "../../src/jobs/record.js";
-import { alive, cli, FIXTURES, jobProcesses, pidsFrom, reap, type Sandbox, sandbox, startCli, startStubborn, waitFor } from "./helpers.js";
+import {
+  alive,
+  cli,
+  FIXTURES,
+  jobProcesses,
+  pidsFrom,
+  reap,
+  type Sandbox,
+  sandbox,
+  startCli,
+  startStubborn,
+  waitFor,
+} from "./helpers.js";
 
 let box: Sandbox | undefined;
 const started: number[] = [];
@@ -19,7 +31,20 @@ afterEach(() => {
 async function startJobWithPool(b: Sandbox, job: string) {
   const poolPids = join(b.dir, `pool-${job}`);
   const cmdPids = join(b.dir, `cmd-${job}`);
-  const run = startCli(["run", "--job", job, "--grace", "200ms", "--", join(FIXTURES, "job-with-pool.sh"), poolPids, cmdPids], b.env);
+  const run = startCli(
+    [
+      "run",
+      "--job",
+      job,
+      "--grace",
+      "200ms",
+      "--",
+      join(FIXTURES, "job-with-pool.sh"),
+      poolPids,
+      cmdPids,
+    ],
+    b.env,
+  );
   await waitFor("the job and its pool workers", () => existsSync(`${cmdPids}.ready`), 30_000);
   const pool = pidsFrom(poolPids);
   const cmd = pidsFrom(cmdPids);
@@ -30,11 +55,15 @@ async function startJobWithPool(b: Sandbox, job: string) {
 }
 
 describe("a sidecar that dies", () => {
-  it("SIGKILL: the pool's watchdog stops the job's processes there within its bound; `jobs` then marks the job lost", { timeout: 60_000 }, async () => {
+  it("SIGKILL: the pool's watchdog stops the job's processes there within its bound; `jobs` then marks the job lost", {
+    timeout: 60_000,
+  }, async () => {
     box = sandbox({ PARSL_SIDECAR_WATCHDOG_S: "2" });
     const { run, pool, cmd } = await startJobWithPool(box, "lost-kill");
     const rec = new JobStore(box.env.PARSL_SIDECAR_STATE_DIR!).read("lost-kill");
-    expect(rec.resources).toEqual([expect.objectContaining({ kind: "remote_group", target: "local", label: "workers" })]);
+    expect(rec.resources).toEqual([
+      expect.objectContaining({ kind: "remote_group", target: "local", label: "workers" }),
+    ]);
     expect(rec.pools).toEqual(["local"]);
 
     run.child.kill("SIGKILL");
@@ -53,7 +82,9 @@ describe("a sidecar that dies", () => {
     expect(job.reason).toMatch(/sidecar \(pid \d+\) ended without closing the job/);
   });
 
-  it("SIGKILL without pools: the next `jobs` marks the job lost and stops everything it left here", { timeout: 60_000 }, async () => {
+  it("SIGKILL without pools: the next `jobs` marks the job lost and stops everything it left here", {
+    timeout: 60_000,
+  }, async () => {
     box = sandbox();
     const { run, pids } = await startStubborn(box, "orphan", started);
     await new Promise((r) => setTimeout(r, 700)); // let the tracker record the tree once
@@ -70,7 +101,9 @@ describe("a sidecar that dies", () => {
     expect(rec.cleanup!.local_signalled).toBeGreaterThanOrEqual(7);
   });
 
-  it("frozen (no heartbeat, connection open): the watchdog cleans up within its bound", { timeout: 60_000 }, async () => {
+  it("frozen (no heartbeat, connection open): the watchdog cleans up within its bound", {
+    timeout: 60_000,
+  }, async () => {
     box = sandbox({ PARSL_SIDECAR_WATCHDOG_S: "2" });
     const { run, pool } = await startJobWithPool(box, "lost-stop");
     run.child.kill("SIGSTOP");
@@ -87,14 +120,18 @@ describe("a sidecar that dies", () => {
     expect(jobProcesses("lost-stop")).toEqual([]);
   });
 
-  it("a normal kill of a job with a pool stops the workers through the watchdog", { timeout: 60_000 }, async () => {
+  it("a normal kill of a job with a pool stops the workers through the watchdog", {
+    timeout: 60_000,
+  }, async () => {
     box = sandbox();
     const { run, pool, cmd } = await startJobWithPool(box, "pool-kill");
     const killed = await cli(["kill", "pool-kill", "--grace", "200ms", "--json"], box.env);
     expect(killed.code).toBe(0);
     const out = JSON.parse(killed.stdout);
     expect(out).toMatchObject({ state: "killed", cleanup: { local_left: 0, errors: [] } });
-    expect(out.cleanup.remote).toEqual([expect.objectContaining({ target: "local", groups: 1, left: 0 })]);
+    expect(out.cleanup.remote).toEqual([
+      expect.objectContaining({ target: "local", groups: 1, left: 0 }),
+    ]);
     expect((await run.done).code).toBe(137);
     expect([...pool, ...cmd].filter(alive)).toEqual([]);
     expect(jobProcesses("pool-kill")).toEqual([]);

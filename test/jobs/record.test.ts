@@ -7,9 +7,29 @@ import { type JobRecord, JobStore } from "../../src/jobs/record.js";
 
 function record(id: string, over: Partial<JobRecord> = {}): JobRecord {
   return {
-    version: 1, id, command: ["true"], cwd: "/", uid: process.getuid!(), host: "h", state: "running", created_at: new Date().toISOString(),
-    started_at: null, ended_at: null, exit_code: null, signal: null, reason: null, timeout_ms: null, supervisor: { pid: 1, start_time: 0 },
-    sidecar: null, pgid: null, tracked: [], pools: [], resources: [], kill_requested: null, cleanup: null, ...over,
+    version: 1,
+    id,
+    command: ["true"],
+    cwd: "/",
+    uid: process.getuid!(),
+    host: "h",
+    state: "running",
+    created_at: new Date().toISOString(),
+    started_at: null,
+    ended_at: null,
+    exit_code: null,
+    signal: null,
+    reason: null,
+    timeout_ms: null,
+    supervisor: { pid: 1, start_time: 0 },
+    sidecar: null,
+    pgid: null,
+    tracked: [],
+    pools: [],
+    resources: [],
+    kill_requested: null,
+    cleanup: null,
+    ...over,
   };
 }
 
@@ -75,6 +95,7 @@ describe("job ids", () => {
 
   it("given by the user are checked", () => {
     expect(checkJobId("nightly.1")).toBe("nightly.1");
-    for (const bad of ["", "../x", "a/b", "-x", "x".repeat(101), "sp ace"]) expect(() => checkJobId(bad)).toThrow(/--job/);
+    for (const bad of ["", "../x", "a/b", "-x", "x".repeat(101), "sp ace"])
+      expect(() => checkJobId(bad)).toThrow(/--job/);
   });
 });

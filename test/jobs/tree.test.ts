@@ -10,7 +10,11 @@ afterEach(() => {
 
 /** A process that left every group (its own session) and only carries the job's marker. */
 function marked(jobId: string): ChildProcess {
-  const c = spawn("sleep", ["60"], { detached: true, stdio: "ignore", env: { ...process.env, PARSL_SIDECAR_JOB: jobId } });
+  const c = spawn("sleep", ["60"], {
+    detached: true,
+    stdio: "ignore",
+    env: { ...process.env, PARSL_SIDECAR_JOB: jobId },
+  });
   children.push(c);
   return c;
 }
@@ -26,9 +30,25 @@ describe("collectJobProcesses", () => {
     const c = marked("tree-not-before");
     const start = readProc(c.pid!)!.startTime;
     expect(start).toBeGreaterThanOrEqual(selfStartTime());
-    expect(collectJobProcesses({ jobId: "tree-not-before", pgids: [], known: [], exclude: [], notBefore: start }).map((p) => p.pid)).toEqual([c.pid]);
+    expect(
+      collectJobProcesses({
+        jobId: "tree-not-before",
+        pgids: [],
+        known: [],
+        exclude: [],
+        notBefore: start,
+      }).map((p) => p.pid),
+    ).toEqual([c.pid]);
     // a bound after its start: the marker is not looked for, so the process is not found
-    expect(collectJobProcesses({ jobId: "tree-not-before", pgids: [], known: [], exclude: [], notBefore: start + 1 })).toEqual([]);
+    expect(
+      collectJobProcesses({
+        jobId: "tree-not-before",
+        pgids: [],
+        known: [],
+        exclude: [],
+        notBefore: start + 1,
+      }),
+    ).toEqual([]);
   });
 
   it("reads a process's stat line: this process, its parent, and nothing for a pid that does not exist", () => {

@@ -1,9 +1,25 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { defaultRuntimeDir, newKey, pidAlive, readConnectionFile, removeConnectionFile, writeConnectionFile, type ConnectionInfo } from "../../src/rpc/connection-file.js";
+import {
+  defaultRuntimeDir,
+  newKey,
+  pidAlive,
+  readConnectionFile,
+  removeConnectionFile,
+  writeConnectionFile,
+  type ConnectionInfo,
+} from "../../src/rpc/connection-file.js";
 import { ensurePrivateDir } from "../../src/util/private-dir.js";
 
 let dir: string;
@@ -13,7 +29,15 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 function info(pid = process.pid): ConnectionInfo {
-  return { endpoint: "ipc:///tmp/x.sock", protocol_version: 1, signature_scheme: "hmac-sha256", key: newKey().toString("hex"), pid, started_at: new Date().toISOString(), version: "0.1.0" };
+  return {
+    endpoint: "ipc:///tmp/x.sock",
+    protocol_version: 1,
+    signature_scheme: "hmac-sha256",
+    key: newKey().toString("hex"),
+    pid,
+    started_at: new Date().toISOString(),
+    version: "0.1.0",
+  };
 }
 
 function deadPid(): number {
@@ -33,26 +57,48 @@ describe("connection file", () => {
     const file = join(dir, "sidecar.json");
     writeConnectionFile(file, info());
     chmodSync(file, 0o644);
-    expect(() => readConnectionFile(file)).toThrow(expect.objectContaining({ code: "BAD_CONNECTION_FILE", message: expect.stringContaining(`chmod 600 ${file}`) }));
+    expect(() => readConnectionFile(file)).toThrow(
+      expect.objectContaining({
+        code: "BAD_CONNECTION_FILE",
+        message: expect.stringContaining(`chmod 600 ${file}`),
+      }),
+    );
   });
 
   it("reports a missing file as UNREACHABLE with how to start a sidecar", () => {
-    expect(() => readConnectionFile(join(dir, "none.json"))).toThrow(expect.objectContaining({ code: "UNREACHABLE", message: expect.stringContaining("parsl-sidecar serve --detach") }));
+    expect(() => readConnectionFile(join(dir, "none.json"))).toThrow(
+      expect.objectContaining({
+        code: "UNREACHABLE",
+        message: expect.stringContaining("parsl-sidecar serve --detach"),
+      }),
+    );
   });
 
   it("names what is wrong in a malformed file", () => {
     const file = join(dir, "sidecar.json");
     writeFileSync(file, "{not json", { mode: 0o600 });
-    expect(() => readConnectionFile(file)).toThrow(expect.objectContaining({ code: "BAD_CONNECTION_FILE", message: expect.stringContaining("not JSON") }));
+    expect(() => readConnectionFile(file)).toThrow(
+      expect.objectContaining({
+        code: "BAD_CONNECTION_FILE",
+        message: expect.stringContaining("not JSON"),
+      }),
+    );
     writeFileSync(file, JSON.stringify({ ...info(), key: "short" }), { mode: 0o600 });
-    expect(() => readConnectionFile(file)).toThrow(expect.objectContaining({ code: "BAD_CONNECTION_FILE", message: expect.stringContaining("`key`") }));
+    expect(() => readConnectionFile(file)).toThrow(
+      expect.objectContaining({
+        code: "BAD_CONNECTION_FILE",
+        message: expect.stringContaining("`key`"),
+      }),
+    );
   });
 
   it("never overwrites a live sidecar's file", () => {
     const file = join(dir, "sidecar.json");
     const live = info(process.ppid);
     writeConnectionFile(file, live);
-    expect(() => writeConnectionFile(file, info())).toThrow(expect.objectContaining({ code: "ALREADY_RUNNING" }));
+    expect(() => writeConnectionFile(file, info())).toThrow(
+      expect.objectContaining({ code: "ALREADY_RUNNING" }),
+    );
     expect(readConnectionFile(file).key).toBe(live.key);
   });
 
@@ -84,7 +130,9 @@ describe("connection file", () => {
   });
 
   it("finds the default runtime directory like the Python client", () => {
-    expect(defaultRuntimeDir({ PARSL_SIDECAR_RUNTIME_DIR: "/a", XDG_RUNTIME_DIR: "/b" })).toBe("/a");
+    expect(defaultRuntimeDir({ PARSL_SIDECAR_RUNTIME_DIR: "/a", XDG_RUNTIME_DIR: "/b" })).toBe(
+      "/a",
+    );
     expect(defaultRuntimeDir({ XDG_RUNTIME_DIR: "/run/user/5" })).toBe("/run/user/5/parsl-sidecar");
     expect(defaultRuntimeDir({})).toBe(join(tmpdir(), `parsl-sidecar-${process.getuid!()}`));
   });

@@ -1,9 +1,24 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { DELIMITER, decode, encode, pack, sign, unpack, verify, type Header } from "../../src/rpc/envelope.js";
+import {
+  DELIMITER,
+  decode,
+  encode,
+  pack,
+  sign,
+  unpack,
+  verify,
+  type Header,
+} from "../../src/rpc/envelope.js";
 
 const key = randomBytes(32);
-const header: Header = { v: 1, id: "abc-1", type: "request", method: "sidecar.ping", ts: Date.now() };
+const header: Header = {
+  v: 1,
+  id: "abc-1",
+  type: "request",
+  method: "sidecar.ping",
+  ts: Date.now(),
+};
 
 describe("envelope", () => {
   it("signs HMAC-SHA256 over uint32_be(len(header)) + header + body as lowercase hex", () => {
@@ -11,7 +26,9 @@ describe("envelope", () => {
     const b = encode({ a: 1 });
     const len = Buffer.alloc(4);
     len.writeUInt32BE(h.length);
-    const expected = createHmac("sha256", key).update(Buffer.concat([len, h, b])).digest("hex");
+    const expected = createHmac("sha256", key)
+      .update(Buffer.concat([len, h, b]))
+      .digest("hex");
     expect(sign(key, h, b).toString("latin1")).toBe(expected);
     expect(verify(key, Buffer.from(expected), h, b)).toBe(true);
   });
@@ -35,7 +52,10 @@ describe("envelope", () => {
     for (const [k, hl, bl] of cases) {
       const h = randomBytes(hl);
       const b = randomBytes(bl);
-      expect(sign(k, h, b).toString("latin1"), `key ${k.length} B, header ${hl} B, body ${bl} B`).toBe(reference(k, h, b));
+      expect(
+        sign(k, h, b).toString("latin1"),
+        `key ${k.length} B, header ${hl} B, body ${bl} B`,
+      ).toBe(reference(k, h, b));
     }
     // a signature computed right after another (of a longer message) is not polluted by its bytes
     const small = [Buffer.from("h"), Buffer.from("b")] as const;
@@ -62,10 +82,18 @@ describe("envelope", () => {
 
   it("rejects a tampered header, a tampered body and another key", () => {
     const [d, s, h, b] = pack(key, header, { a: 1 });
-    expect(unpack(key, [d, s, encode({ ...header, method: "sidecar.shutdown" }), b])).toMatchObject({ ok: false, reason: "signature" });
-    expect(unpack(key, [d, s, h, encode({ a: 2 })])).toMatchObject({ ok: false, reason: "signature" });
+    expect(unpack(key, [d, s, encode({ ...header, method: "sidecar.shutdown" }), b])).toMatchObject(
+      { ok: false, reason: "signature" },
+    );
+    expect(unpack(key, [d, s, h, encode({ a: 2 })])).toMatchObject({
+      ok: false,
+      reason: "signature",
+    });
     expect(unpack(randomBytes(32), [d, s, h, b])).toMatchObject({ ok: false, reason: "signature" });
-    expect(unpack(key, [d, Buffer.from(""), h, b])).toMatchObject({ ok: false, reason: "signature" });
+    expect(unpack(key, [d, Buffer.from(""), h, b])).toMatchObject({
+      ok: false,
+      reason: "signature",
+    });
   });
 
   it("rejects bad framing and undecodable or incomplete headers", () => {
@@ -74,9 +102,15 @@ describe("envelope", () => {
     expect(unpack(key, [s, h, b])).toMatchObject({ ok: false, reason: "framing" });
     expect(unpack(key, [d, s, h, b, b])).toMatchObject({ ok: false, reason: "framing" });
     const bad = Buffer.from([0xc1, 0xc1]);
-    expect(unpack(key, [d, sign(key, bad, b), bad, b])).toMatchObject({ ok: false, reason: "decode" });
+    expect(unpack(key, [d, sign(key, bad, b), bad, b])).toMatchObject({
+      ok: false,
+      reason: "decode",
+    });
     const partial = encode({ v: 1 });
-    expect(unpack(key, [d, sign(key, partial, b), partial, b])).toMatchObject({ ok: false, reason: "decode" });
+    expect(unpack(key, [d, sign(key, partial, b), partial, b])).toMatchObject({
+      ok: false,
+      reason: "decode",
+    });
   });
 
   it("encodes undefined like JSON: dropped from maps, nil in arrays", () => {

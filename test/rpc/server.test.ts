@@ -15,7 +15,11 @@ import { silentLogger } from "../../src/util/logger.js";
 import { newKey } from "../../src/rpc/connection-file.js";
 
 /** A raw DEALER on `endpoint` for `fn`, closed after it (receive times out after `receiveTimeout` ms). */
-async function withDealer(endpoint: string, receiveTimeout: number | undefined, fn: (d: Dealer) => Promise<void>): Promise<void> {
+async function withDealer(
+  endpoint: string,
+  receiveTimeout: number | undefined,
+  fn: (d: Dealer) => Promise<void>,
+): Promise<void> {
   const d = new Dealer({ linger: 0, ...(receiveTimeout === undefined ? {} : { receiveTimeout }) });
   d.connect(endpoint);
   try {
@@ -31,7 +35,13 @@ function methods(server: () => RpcServer): Registry {
     defineMethod({
       name: "t.echo",
       description: "echo",
-      params: z.object({ value: z.unknown().optional(), delay_ms: z.number().int().min(0).default(0), steps: z.number().int().default(0) }).strict(),
+      params: z
+        .object({
+          value: z.unknown().optional(),
+          delay_ms: z.number().int().min(0).default(0),
+          steps: z.number().int().default(0),
+        })
+        .strict(),
       result: z.object({ value: z.unknown() }),
       handler: async (p, ctx) => {
         for (let i = 1; i <= p.steps; i++) ctx.progress({ step: i });
@@ -67,7 +77,10 @@ function methods(server: () => RpcServer): Registry {
     defineMethod({
       name: "sidecar.subscribe",
       description: "subscribe",
-      params: z.object({ topics: z.array(z.string()).default([]), history: z.boolean().default(false) }),
+      params: z.object({
+        topics: z.array(z.string()).default([]),
+        history: z.boolean().default(false),
+      }),
       result: z.unknown(),
       handler: (p, ctx) => ({ lease_ms: server().subscribe(ctx.client, p.topics), history: [] }),
     }),
@@ -97,9 +110,24 @@ for (const transport of ["ipc", "tcp"] as const) {
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), "psc-srv-"));
       key = newKey();
-      srv = new RpcServer(key, methods(() => srv), events, silentLogger);
-      const endpoint = await srv.bind(transport === "ipc" ? `ipc://${join(dir, "s.sock")}` : "tcp://127.0.0.1:*");
-      info = { endpoint, protocol_version: 1, signature_scheme: "hmac-sha256", key: key.toString("hex"), pid: process.pid, started_at: new Date().toISOString(), version: "test" };
+      srv = new RpcServer(
+        key,
+        methods(() => srv),
+        events,
+        silentLogger,
+      );
+      const endpoint = await srv.bind(
+        transport === "ipc" ? `ipc://${join(dir, "s.sock")}` : "tcp://127.0.0.1:*",
+      );
+      info = {
+        endpoint,
+        protocol_version: 1,
+        signature_scheme: "hmac-sha256",
+        key: key.toString("hex"),
+        pid: process.pid,
+        started_at: new Date().toISOString(),
+        version: "test",
+      };
       client = SidecarClient.fromInfo(info);
     });
 
@@ -111,7 +139,11 @@ for (const transport of ["ipc", "tcp"] as const) {
 
     it("answers many concurrent calls, each with its own result", async () => {
       const values = Array.from({ length: 200 }, (_, i) => `v${i}`);
-      const got = await Promise.all(values.map((value, i) => client.call<{ value: string }>("t.echo", { value, delay_ms: i % 7 })));
+      const got = await Promise.all(
+        values.map((value, i) =>
+          client.call<{ value: string }>("t.echo", { value, delay_ms: i % 7 }),
+        ),
+      );
       expect(got.map((g) => g.value)).toEqual(values);
     });
 
@@ -130,7 +162,10 @@ for (const transport of ["ipc", "tcp"] as const) {
     });
 
     it("reports an unknown method", async () => {
-      await expect(client.call("t.nope")).rejects.toMatchObject({ code: "UNKNOWN_METHOD", message: expect.stringContaining("t.nope") });
+      await expect(client.call("t.nope")).rejects.toMatchObject({
+        code: "UNKNOWN_METHOD",
+        message: expect.stringContaining("t.nope"),
+      });
     });
 
     it("names the field and the value of invalid params", async () => {
@@ -142,13 +177,22 @@ for (const transport of ["ipc", "tcp"] as const) {
     });
 
     it("carries a handler's error code and data, and hides nothing of a bug but its message", async () => {
-      await expect(client.call("t.fail")).rejects.toMatchObject({ code: "STAGING_NOT_FOUND", data: { path: "/x" } });
-      await expect(client.call("t.crash")).rejects.toMatchObject({ code: "INTERNAL", message: "oops" });
+      await expect(client.call("t.fail")).rejects.toMatchObject({
+        code: "STAGING_NOT_FOUND",
+        data: { path: "/x" },
+      });
+      await expect(client.call("t.crash")).rejects.toMatchObject({
+        code: "INTERNAL",
+        message: "oops",
+      });
     });
 
     it("answers INTERNAL for a result it cannot encode, and keeps serving", async () => {
       for (const later of [false, true]) {
-        await expect(client.call("t.unencodable", { later })).rejects.toMatchObject({ code: "INTERNAL", message: expect.stringContaining("could not encode its reply") });
+        await expect(client.call("t.unencodable", { later })).rejects.toMatchObject({
+          code: "INTERNAL",
+          message: expect.stringContaining("could not encode its reply"),
+        });
       }
       expect(await client.call("t.echo", { value: 1 })).toEqual({ value: 1 });
     });
@@ -157,7 +201,9 @@ for (const transport of ["ipc", "tcp"] as const) {
       const before = srv.stats.dropped.signature;
       const forged = SidecarClient.fromInfo({ ...info, key: newKey().toString("hex") });
       try {
-        await expect(forged.call("t.echo", {}, { timeout: 300 })).rejects.toMatchObject({ code: "TIMEOUT" });
+        await expect(forged.call("t.echo", {}, { timeout: 300 })).rejects.toMatchObject({
+          code: "TIMEOUT",
+        });
       } finally {
         forged.close();
       }
@@ -167,26 +213,43 @@ for (const transport of ["ipc", "tcp"] as const) {
 
     it("answers another protocol version with VERSION_MISMATCH", async () => {
       await withDealer(info.endpoint, undefined, async (d) => {
-        await d.send(pack(key, { v: 2, id: "x-1", type: "request", method: "t.echo", ts: Date.now() }, {}));
+        await d.send(
+          pack(key, { v: 2, id: "x-1", type: "request", method: "t.echo", ts: Date.now() }, {}),
+        );
         const [frames] = await Promise.all([d.receive()]);
         const msg = unpack(key, frames);
         expect(msg.ok).toBe(true);
         if (msg.ok) {
           expect(msg.header.reply_to).toBe("x-1");
-          expect(msg.body).toMatchObject({ error: { code: "VERSION_MISMATCH", data: { got: 2, supported: [1] } } });
+          expect(msg.body).toMatchObject({
+            error: { code: "VERSION_MISMATCH", data: { got: 2, supported: [1] } },
+          });
         }
       });
     });
 
     it("answers a signed request whose method is not a name with UNKNOWN_METHOD, naming the value", async () => {
       await withDealer(info.endpoint, 5000, async (d) => {
-        for (const [id, method] of [["m-1", 123], ["m-2", ""], ["m-3", undefined]] as const) {
-          await d.send(pack(key, { v: 1, id, type: "request", method, ts: Date.now() } as never, {}));
+        for (const [id, method] of [
+          ["m-1", 123],
+          ["m-2", ""],
+          ["m-3", undefined],
+        ] as const) {
+          await d.send(
+            pack(key, { v: 1, id, type: "request", method, ts: Date.now() } as never, {}),
+          );
           const msg = unpack(key, await d.receive());
           expect(msg.ok).toBe(true);
           if (msg.ok) {
             expect(msg.header.reply_to).toBe(id);
-            expect(msg.body).toMatchObject({ error: { code: "UNKNOWN_METHOD", message: expect.stringContaining("Expected the request's `method` to be a method name") } });
+            expect(msg.body).toMatchObject({
+              error: {
+                code: "UNKNOWN_METHOD",
+                message: expect.stringContaining(
+                  "Expected the request's `method` to be a method name",
+                ),
+              },
+            });
           }
         }
       });
@@ -195,7 +258,11 @@ for (const transport of ["ipc", "tcp"] as const) {
 
     it("drops a replayed message", async () => {
       await withDealer(info.endpoint, 500, async (d) => {
-        const frames = pack(key, { v: 1, id: "r-1", type: "request", method: "t.echo", ts: Date.now() }, { value: "once" });
+        const frames = pack(
+          key,
+          { v: 1, id: "r-1", type: "request", method: "t.echo", ts: Date.now() },
+          { value: "once" },
+        );
         await d.send(frames);
         await d.receive();
         const before = srv.stats.dropped.replay;
@@ -208,7 +275,10 @@ for (const transport of ["ipc", "tcp"] as const) {
     it("serves each call of a batch as if it came alone and sends the replies back batched", async () => {
       await withDealer(info.endpoint, 5000, async (d) => {
         const now = Date.now();
-        const item = (id: string, method: string, params: unknown, v = 1) => [{ v, id, type: "request", method, ts: now }, params];
+        const item = (id: string, method: string, params: unknown, v = 1) => [
+          { v, id, type: "request", method, ts: now },
+          params,
+        ];
         const items = [
           item("b-1", "t.echo", { value: 1 }),
           item("b-2", "t.nope", {}),
@@ -224,7 +294,10 @@ for (const transport of ["ipc", "tcp"] as const) {
         while (replies.size < items.length) {
           const msg = unpack(key, await d.receive());
           if (!msg.ok) throw new Error(`bad reply: ${msg.detail}`);
-          const inner: Array<[Record<string, unknown>, unknown]> = msg.header.type === "batch" ? ((batches++, msg.body) as Array<[Record<string, unknown>, unknown]>) : [[msg.header as unknown as Record<string, unknown>, msg.body]];
+          const inner: Array<[Record<string, unknown>, unknown]> =
+            msg.header.type === "batch"
+              ? ((batches++, msg.body) as Array<[Record<string, unknown>, unknown]>)
+              : [[msg.header as unknown as Record<string, unknown>, msg.body]];
           for (const [h, body] of inner) {
             if (h.type === "progress") progress.push(String(h.reply_to));
             else replies.set(String(h.reply_to), body);
@@ -235,12 +308,22 @@ for (const transport of ["ipc", "tcp"] as const) {
         expect(progress).toEqual(["b-6"]);
         expect(replies.get("b-1")).toEqual({ result: { value: 1 } });
         expect(replies.get("b-2")).toMatchObject({ error: { code: "UNKNOWN_METHOD" } });
-        expect(replies.get("b-3")).toMatchObject({ error: { code: "INVALID_PARAMS", message: expect.stringContaining("bogus") } });
-        expect(replies.get("b-4")).toMatchObject({ error: { code: "STAGING_NOT_FOUND", data: { path: "/x" } } });
+        expect(replies.get("b-3")).toMatchObject({
+          error: { code: "INVALID_PARAMS", message: expect.stringContaining("bogus") },
+        });
+        expect(replies.get("b-4")).toMatchObject({
+          error: { code: "STAGING_NOT_FOUND", data: { path: "/x" } },
+        });
         expect(replies.get("b-5")).toMatchObject({ error: { code: "VERSION_MISMATCH" } });
         expect(replies.get("b-6")).toEqual({ result: { value: 6 } });
         // a call sent alone is still answered alone
-        await d.send(pack(key, { v: 1, id: "single-1", type: "request", method: "t.echo", ts: Date.now() }, { value: 7 }));
+        await d.send(
+          pack(
+            key,
+            { v: 1, id: "single-1", type: "request", method: "t.echo", ts: Date.now() },
+            { value: 7 },
+          ),
+        );
         const single = unpack(key, await d.receive());
         expect(single.ok && single.header.type).toBe("reply");
       });
@@ -249,11 +332,22 @@ for (const transport of ["ipc", "tcp"] as const) {
     it("drops a malformed or replayed batch without a reply, and keeps serving", async () => {
       await withDealer(info.endpoint, 500, async (d) => {
         const decode = srv.stats.dropped.decode;
-        await d.send(pack(key, { v: 1, id: "bad-1", type: "batch", ts: Date.now() }, { not: "a list" }));
-        await d.send(pack(key, { v: 1, id: "bad-2", type: "batch", ts: Date.now() }, [[{ id: "no-v-or-ts" }, {}]]));
+        await d.send(
+          pack(key, { v: 1, id: "bad-1", type: "batch", ts: Date.now() }, { not: "a list" }),
+        );
+        await d.send(
+          pack(key, { v: 1, id: "bad-2", type: "batch", ts: Date.now() }, [
+            [{ id: "no-v-or-ts" }, {}],
+          ]),
+        );
         await expect(d.receive()).rejects.toMatchObject({ code: "EAGAIN" });
         expect(srv.stats.dropped.decode).toBe(decode + 2);
-        const frames = pack(key, { v: 1, id: "rb-1", type: "batch", ts: Date.now() }, [[{ v: 1, id: "rb-a", type: "request", method: "t.echo", ts: Date.now() }, { value: "once" }]]);
+        const frames = pack(key, { v: 1, id: "rb-1", type: "batch", ts: Date.now() }, [
+          [
+            { v: 1, id: "rb-a", type: "request", method: "t.echo", ts: Date.now() },
+            { value: "once" },
+          ],
+        ]);
         await d.send(frames);
         const first = unpack(key, await d.receive());
         expect(first.ok && first.header.reply_to).toBe("rb-a"); // a batch of one reply goes alone

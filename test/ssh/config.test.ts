@@ -47,7 +47,16 @@ Host *
 
   it("applies HostName, User, Port, IdentityFile, ServerAlive*, known hosts, ConnectTimeout", () => {
     const h = resolveTarget("hpc", loaded);
-    expect(h).toMatchObject({ hostName: "login.hpc.example.org", user: "alice", port: 2222, serverAliveInterval: 5, serverAliveCountMax: 2, strictHostKeyChecking: "accept-new", connectTimeout: 7, matchedSection: true });
+    expect(h).toMatchObject({
+      hostName: "login.hpc.example.org",
+      user: "alice",
+      port: 2222,
+      serverAliveInterval: 5,
+      serverAliveCountMax: 2,
+      strictHostKeyChecking: "accept-new",
+      connectTimeout: 7,
+      matchedSection: true,
+    });
     expect(h.identityFiles[0]).toMatch(/\/\.ssh\/hpc_key$/);
     expect(h.identityFiles[1]).toBe("/keys/alice_login.hpc.example.org");
     expect(h.identityFilesExplicit).toBe(true);
@@ -55,19 +64,34 @@ Host *
   });
 
   it("the target's own user and port win over the config", () => {
-    expect(resolveTarget("bob@hpc:22", loaded)).toMatchObject({ user: "bob", port: 22, hostName: "login.hpc.example.org" });
+    expect(resolveTarget("bob@hpc:22", loaded)).toMatchObject({
+      user: "bob",
+      port: 22,
+      hostName: "login.hpc.example.org",
+    });
   });
 
   it("defaults: accept-new, Host * user, default identity files, not matched", () => {
     const h = resolveTarget("other.example.org", loaded);
-    expect(h).toMatchObject({ user: "fallback", port: 22, strictHostKeyChecking: "accept-new", strictHostKeyCheckingExplicit: false, matchedSection: false, identityFilesExplicit: false });
+    expect(h).toMatchObject({
+      user: "fallback",
+      port: 22,
+      strictHostKeyChecking: "accept-new",
+      strictHostKeyCheckingExplicit: false,
+      matchedSection: false,
+      identityFilesExplicit: false,
+    });
     expect(resolveTarget("strict", loaded).strictHostKeyChecking).toBe("yes");
     expect(resolveTarget("lax", loaded).strictHostKeyChecking).toBe("no");
   });
 
   it("ProxyJump expands into hops, the first hop with its own config", () => {
     const chain = resolveChain("jumped", loaded);
-    expect(chain.map((h) => `${h.user}@${h.hostName}:${h.port}`)).toEqual(["jumper@192.0.2.1:22", "alice@inner:2022", "fallback@10.0.0.5:22"]);
+    expect(chain.map((h) => `${h.user}@${h.hostName}:${h.port}`)).toEqual([
+      "jumper@192.0.2.1:22",
+      "alice@inner:2022",
+      "fallback@10.0.0.5:22",
+    ]);
   });
 
   it("a ProxyJump loop is an SSH_CONFIG error", () => {
@@ -77,7 +101,9 @@ Host *
 
   it("a bad Port is an SSH_CONFIG error naming the host and file", () => {
     const l = cfg("Host p\n  Port 99999\n");
-    expect(() => resolveTarget("p", l)).toThrow(/`Port` for host `p` in .*config-.* to be an integer 1-65535, got `99999`/);
+    expect(() => resolveTarget("p", l)).toThrow(
+      /`Port` for host `p` in .*config-.* to be an integer 1-65535, got `99999`/,
+    );
   });
 
   it("Include pulls in other files", () => {

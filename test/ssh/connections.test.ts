@@ -10,7 +10,10 @@ import { eventually, sshSetup, token, type SshSetup } from "./helpers.js";
 stopAllAfterAll();
 
 /** An sshd and a lease on it for the tests of one describe block (set in beforeAll). */
-function poolPerBlock(opts: Parameters<typeof sshSetup>[0] = {}): { s: SshSetup; lease: HostLease } {
+function poolPerBlock(opts: Parameters<typeof sshSetup>[0] = {}): {
+  s: SshSetup;
+  lease: HostLease;
+} {
   const held = {} as { s: SshSetup; lease: HostLease };
   beforeAll(async () => {
     held.s = await sshSetup(opts);
@@ -27,19 +30,35 @@ function poolPerBlock(opts: Parameters<typeof sshSetup>[0] = {}): { s: SshSetup;
 describe("SshConnections exec and spawn", () => {
   const bed = poolPerBlock();
 
-  const running = async (tok: string): Promise<string> => (await bed.lease.exec(`pgrep -f '^sleep 60${tok}' || true`)).stdout.trim();
+  const running = async (tok: string): Promise<string> =>
+    (await bed.lease.exec(`pgrep -f '^sleep 60${tok}' || true`)).stdout.trim();
 
   it("returns exit code, stdout and stderr in one shape", { timeout: 20000 }, async () => {
     const r = await bed.lease.exec("echo out; echo err >&2; exit 3");
-    expect(r).toMatchObject({ exitCode: 3, signal: null, stdout: "out\n", stderr: "err\n", timedOut: false });
+    expect(r).toMatchObject({
+      exitCode: 3,
+      signal: null,
+      stdout: "out\n",
+      stderr: "err\n",
+      timedOut: false,
+    });
     expect(r.durationMs).toBeGreaterThanOrEqual(0);
     const ok = await bed.lease.exec("true");
-    expect(ok).toMatchObject({ exitCode: 0, signal: null, stdout: "", stderr: "", timedOut: false });
+    expect(ok).toMatchObject({
+      exitCode: 0,
+      signal: null,
+      stdout: "",
+      stderr: "",
+      timedOut: false,
+    });
   });
 
   it("passes stdin, env and cwd", { timeout: 20000 }, async () => {
     expect((await bed.lease.exec("cat", { stdin: "line1\nline2" })).stdout).toBe("line1\nline2");
-    const r = await bed.lease.exec(`printf '%s|' "$FOO" "$BAR"; pwd`, { env: { FOO: "a b'c $HOME", BAR: "" }, cwd: "/tmp" });
+    const r = await bed.lease.exec(`printf '%s|' "$FOO" "$BAR"; pwd`, {
+      env: { FOO: "a b'c $HOME", BAR: "" },
+      cwd: "/tmp",
+    });
     expect(r.stdout).toBe("a b'c $HOME||/tmp\n");
     const bad = await bed.lease.exec("pwd", { cwd: "/does/not/exist" });
     expect(bad.exitCode).not.toBe(0);
@@ -47,7 +66,9 @@ describe("SshConnections exec and spawn", () => {
   });
 
   it("rejects a bad environment variable name", { timeout: 20000 }, async () => {
-    await expect(bed.lease.exec("true", { env: { "A-B": "x" } })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await expect(bed.lease.exec("true", { env: { "A-B": "x" } })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+    });
   });
 
   it("reports a signal as the signal", { timeout: 20000 }, async () => {
@@ -58,21 +79,31 @@ describe("SshConnections exec and spawn", () => {
 
   it("a timeout kills the whole remote process group", { timeout: 30000 }, async () => {
     const tok = token();
-    const r = await bed.lease.exec(`sleep 60${tok} & (sleep 60${tok} &); sleep 60${tok}`, { timeoutMs: 800 });
+    const r = await bed.lease.exec(`sleep 60${tok} & (sleep 60${tok} &); sleep 60${tok}`, {
+      timeoutMs: 800,
+    });
     expect(r.timedOut).toBe(true);
     expect(r.exitCode).toBeNull();
     expect(await eventually(async () => (await running(tok)) === "")).toBe(true);
   });
 
-  it("spawn runs in its own process group and kill() takes grandchildren too", { timeout: 30000 }, async () => {
+  it("spawn runs in its own process group and kill() takes grandchildren too", {
+    timeout: 30000,
+  }, async () => {
     const tok = token();
-    const p = await bed.lease.spawn(`echo started; sleep 60${tok} & (sleep 60${tok} &); sleep 60${tok}`);
+    const p = await bed.lease.spawn(
+      `echo started; sleep 60${tok} & (sleep 60${tok} &); sleep 60${tok}`,
+    );
     const pgid = await p.pgid;
     expect(pgid).toBeGreaterThan(1);
-    const first = await new Promise<string>((resolve) => p.stdout.once("data", (b: Buffer) => resolve(b.toString())));
+    const first = await new Promise<string>((resolve) =>
+      p.stdout.once("data", (b: Buffer) => resolve(b.toString())),
+    );
     expect(first).toBe("started\n");
     expect(await eventually(async () => (await running(tok)).split("\n").length === 3)).toBe(true);
-    const groups = await bed.lease.exec(`ps -o pgid= -p $(pgrep -d, -f '^sleep 60${tok}') | sort -u`);
+    const groups = await bed.lease.exec(
+      `ps -o pgid= -p $(pgrep -d, -f '^sleep 60${tok}') | sort -u`,
+    );
     expect(groups.stdout.trim()).toBe(String(pgid));
     await p.kill("SIGTERM");
     const exit = await p.exited;
@@ -80,7 +111,9 @@ describe("SshConnections exec and spawn", () => {
     expect(await eventually(async () => (await running(tok)) === "")).toBe(true);
   });
 
-  it("spawn streams stdin to stdout and keeps stderr clean of the pgid line", { timeout: 20000 }, async () => {
+  it("spawn streams stdin to stdout and keeps stderr clean of the pgid line", {
+    timeout: 20000,
+  }, async () => {
     const p = await bed.lease.spawn("cat; echo done >&2");
     let out = "";
     let err = "";
@@ -92,7 +125,9 @@ describe("SshConnections exec and spawn", () => {
     expect(err).toBe("done\n");
   });
 
-  it("a burst of short commands: all run, though sshd frees closed sessions a moment late", { timeout: 60000 }, async () => {
+  it("a burst of short commands: all run, though sshd frees closed sessions a moment late", {
+    timeout: 60000,
+  }, async () => {
     // with this side at its limit, an open sent right behind a close found sshd still full (some failed in each of 3 runs before)
     const burst = await bed.s.pool.acquire("pool", "burst");
     try {
@@ -103,7 +138,9 @@ describe("SshConnections exec and spawn", () => {
     }
   });
 
-  it("shares one connection per target and closes it with the last lease", { timeout: 20000 }, async () => {
+  it("shares one connection per target and closes it with the last lease", {
+    timeout: 20000,
+  }, async () => {
     const a = await bed.s.pool.acquire("pool", "a");
     const b = await bed.s.pool.acquire("pool", "b");
     expect(isSshLease(a) && isSshLease(b) && a.connection === b.connection).toBe(true);
@@ -121,13 +158,17 @@ describe("SshConnections exec and spawn", () => {
   });
 
   it("closes the connection when the last lease is released", { timeout: 20000 }, async () => {
-    const other = await bed.s.pool.acquire(`${bed.s.sshd.user}@${bed.s.sshd.host}:${bed.s.sshd.port}`, "x").catch((e: unknown) => e);
+    const other = await bed.s.pool
+      .acquire(`${bed.s.sshd.user}@${bed.s.sshd.host}:${bed.s.sshd.port}`, "x")
+      .catch((e: unknown) => e);
     // a raw target has no IdentityFile/known_hosts from the config: refused, and nothing kept open
     expect(other).toMatchObject({ code: expect.stringMatching(/SSH_AUTH|SSH_HOST_KEY/) });
     expect(bed.s.pool.list().map((c) => c.target)).toEqual(["pool"]);
   });
 
-  it("two SFTP sessions transfer in parallel on one connection (ssh2 #485 trap)", { timeout: 60000 }, async () => {
+  it("two SFTP sessions transfer in parallel on one connection (ssh2 #485 trap)", {
+    timeout: 60000,
+  }, async () => {
     if (!isSshLease(bed.lease)) throw new Error("expected an ssh lease");
     const { writeFileSync, readFileSync } = await import("node:fs");
     const { join } = await import("node:path");
@@ -136,8 +177,14 @@ describe("SshConnections exec and spawn", () => {
     for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
     writeFileSync(src, data);
     const [a, b] = await Promise.all([bed.lease.sftp(), bed.lease.sftp()]);
-    const put = (sftp: typeof a, dst: string) => new Promise<void>((res, rej) => sftp.fastPut(src, dst, { concurrency: 16 }, (e) => (e ? rej(e) : res())));
-    await Promise.all([put(a, join(bed.s.sshd.dir, "copy-a")), put(b, join(bed.s.sshd.dir, "copy-b"))]);
+    const put = (sftp: typeof a, dst: string) =>
+      new Promise<void>((res, rej) =>
+        sftp.fastPut(src, dst, { concurrency: 16 }, (e) => (e ? rej(e) : res())),
+      );
+    await Promise.all([
+      put(a, join(bed.s.sshd.dir, "copy-a")),
+      put(b, join(bed.s.sshd.dir, "copy-b")),
+    ]);
     expect(readFileSync(join(bed.s.sshd.dir, "copy-a")).equals(data)).toBe(true);
     expect(readFileSync(join(bed.s.sshd.dir, "copy-b")).equals(data)).toBe(true);
     a.end();
@@ -147,11 +194,15 @@ describe("SshConnections exec and spawn", () => {
   it("gives SFTP and forwardOut to other modules", { timeout: 20000 }, async () => {
     if (!isSshLease(bed.lease)) throw new Error("expected an ssh lease");
     const sftp = await bed.lease.sftp();
-    const names = await new Promise<string[]>((res, rej) => sftp.readdir(bed.s.sshd.dir, (e, l) => (e ? rej(e) : res(l.map((x) => x.filename)))));
+    const names = await new Promise<string[]>((res, rej) =>
+      sftp.readdir(bed.s.sshd.dir, (e, l) => (e ? rej(e) : res(l.map((x) => x.filename)))),
+    );
     expect(names).toContain("sshd_config");
     sftp.end();
     const ch = await bed.lease.forwardOut(bed.s.sshd.host, bed.s.sshd.port);
-    const banner = await new Promise<string>((res) => ch.once("data", (b: Buffer) => res(b.toString())));
+    const banner = await new Promise<string>((res) =>
+      ch.once("data", (b: Buffer) => res(b.toString())),
+    );
     expect(banner).toMatch(/^SSH-2.0-OpenSSH/);
     ch.close();
   });
@@ -172,14 +223,20 @@ describe("local host", () => {
     expect(await p.pgid).toBeGreaterThan(1);
     await p.kill();
     await p.exited;
-    expect(await eventually(async () => (await local.exec(`pgrep -f '^sleep 60${tok}' || true`)).stdout.trim() === "")).toBe(true);
+    expect(
+      await eventually(
+        async () => (await local.exec(`pgrep -f '^sleep 60${tok}' || true`)).stdout.trim() === "",
+      ),
+    ).toBe(true);
     local.release();
     await pool.close();
   });
 });
 
 describe("a connection that dies under running commands", () => {
-  it("spawn reports its end, ended(gen) resolves, and the pool serves again", { timeout: 40000 }, async () => {
+  it("spawn reports its end, ended(gen) resolves, and the pool serves again", {
+    timeout: 40000,
+  }, async () => {
     const s = await sshSetup();
     const lease = await s.pool.acquire("pool", "test");
     try {
@@ -194,7 +251,12 @@ describe("a connection that dies under running commands", () => {
       expect(await p.exited).toEqual({ exitCode: null, signal: null, lost: true });
       await ended;
       await expect(conn.ended(gen)).resolves.toBeUndefined(); // a past generation: at once
-      expect(await eventually(async () => (await lease.exec("echo back").catch(() => ({ stdout: "" }))).stdout === "back\n")).toBe(true);
+      expect(
+        await eventually(
+          async () =>
+            (await lease.exec("echo back").catch(() => ({ stdout: "" }))).stdout === "back\n",
+        ),
+      ).toBe(true);
       expect(conn.generation).toBeGreaterThan(gen);
     } finally {
       lease.release();
@@ -206,7 +268,10 @@ describe("a connection that dies under running commands", () => {
 
 describe("sshd refusing a session channel (its MaxSessions reached)", () => {
   // an admin's MaxSessions below ours: "Channel open failure" is waited out, then named
-  const bed = poolPerBlock({ sshd: { extraConfig: ["MaxSessions 3"] }, pool: { waitReadyMs: 8000 } });
+  const bed = poolPerBlock({
+    sshd: { extraConfig: ["MaxSessions 3"] },
+    pool: { waitReadyMs: 8000 },
+  });
 
   it("a command waits for a session the server frees, then runs", { timeout: 30000 }, async () => {
     const busy = await Promise.all([1, 2, 3].map(() => bed.lease.spawn("sleep 1.5")));
@@ -223,7 +288,10 @@ describe("sshd refusing a session channel (its MaxSessions reached)", () => {
     const busy = await Promise.all([1, 2, 3].map(() => bed.lease.spawn(`sleep 60${tok}`)));
     for (const p of busy) p.stdout.resume();
     try {
-      await expect(bed.lease.exec("echo never")).rejects.toMatchObject({ code: "SSH_EXEC", message: expect.stringMatching(/refused a new session channel for 8000 ms.*MaxSessions/) });
+      await expect(bed.lease.exec("echo never")).rejects.toMatchObject({
+        code: "SSH_EXEC",
+        message: expect.stringMatching(/refused a new session channel for 8000 ms.*MaxSessions/),
+      });
     } finally {
       // signalling the group would need a session too: the sshd runs here, so kill them from here
       spawnSync("pkill", ["-f", `^sleep 60${tok}`]);

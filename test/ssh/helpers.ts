@@ -20,17 +20,37 @@ export interface SshSetup {
 }
 
 /** The config entry for `sshd` under `alias`: its key, its known_hosts, no agent. */
-export function entryFor(alias: string, sshd: Sshd, extra: Record<string, string | number> = {}, over: Partial<SshConfigEntry> = {}): SshConfigEntry {
-  return sshdEntry(alias, sshd, { extra: { IdentitiesOnly: "yes", IdentityAgent: "none", StrictHostKeyChecking: "yes", ...extra }, ...over });
+export function entryFor(
+  alias: string,
+  sshd: Sshd,
+  extra: Record<string, string | number> = {},
+  over: Partial<SshConfigEntry> = {},
+): SshConfigEntry {
+  return sshdEntry(alias, sshd, {
+    extra: { IdentitiesOnly: "yes", IdentityAgent: "none", StrictHostKeyChecking: "yes", ...extra },
+    ...over,
+  });
 }
 
 /** Start an sshd and a pool that reaches it as alias `pool`. */
-export async function sshSetup(opts: { sshd?: SshdOptions; extra?: Record<string, string | number>; pool?: SshConnectionsOptions; entries?: (s: Sshd) => SshConfigEntry[] } = {}): Promise<SshSetup> {
+export async function sshSetup(
+  opts: {
+    sshd?: SshdOptions;
+    extra?: Record<string, string | number>;
+    pool?: SshConnectionsOptions;
+    entries?: (s: Sshd) => SshConfigEntry[];
+  } = {},
+): Promise<SshSetup> {
   const sshd = await startSshd(opts.sshd ?? {});
   const entries = [entryFor("pool", sshd, opts.extra), ...(opts.entries?.(sshd) ?? [])];
   const configPath = writeSshConfig(sshd.dir, entries, "client_config");
   const events = new EventBus();
-  const pool = new SshConnections({ configPath, events, reconnect: { initialMs: 50, maxMs: 1000 }, ...opts.pool });
+  const pool = new SshConnections({
+    configPath,
+    events,
+    reconnect: { initialMs: 50, maxMs: 1000 },
+    ...opts.pool,
+  });
   return { sshd, configPath, events, pool };
 }
 
@@ -40,7 +60,11 @@ export function token(): string {
 }
 
 /** Poll `check` until it returns true or `timeoutMs` passes; returns the last value. */
-export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 10000, everyMs = 50): Promise<boolean> {
+export async function eventually(
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 10000,
+  everyMs = 50,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return true;
@@ -62,7 +86,10 @@ export interface DaemonWithPool {
  * names `pool`, a real daemon in this process and an RPC client to it. Set in beforeAll (hooks
  * registered after this call run after it), stopped in afterAll.
  */
-export function daemonWithPoolPerBlock(name: string, setupOpts: () => Parameters<typeof sshSetup>[0] = () => ({})): DaemonWithPool {
+export function daemonWithPoolPerBlock(
+  name: string,
+  setupOpts: () => Parameters<typeof sshSetup>[0] = () => ({}),
+): DaemonWithPool {
   const held = {} as DaemonWithPool;
   beforeAll(async () => {
     held.s = await sshSetup(setupOpts());

@@ -4,7 +4,12 @@ import { createHmac } from "node:crypto";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { fingerprint, hostMatches, lookupHostKey, recordHostKey } from "../../src/ssh/known-hosts.js";
+import {
+  fingerprint,
+  hostMatches,
+  lookupHostKey,
+  recordHostKey,
+} from "../../src/ssh/known-hosts.js";
 import { makeTempDir, removeTempDir } from "../testbed/registry.js";
 
 const dir = makeTempDir("known-hosts");
@@ -23,15 +28,18 @@ describe("known_hosts", () => {
   const salt = Buffer.from("0123456789abcdefghij");
   const hashed = `|1|${salt.toString("base64")}|${createHmac("sha1", salt).update("[10.1.1.1]:2222").digest("base64")}`;
   const file = join(dir, "kh");
-  writeFileSync(file, [
-    "# comment",
-    `plain.example,192.0.2.9 ssh-ed25519 ${a.toString("base64")}`,
-    `[plain.example]:2222 ssh-ed25519 ${b.toString("base64")}`,
-    `${hashed} ssh-ed25519 ${a.toString("base64")}`,
-    `*.wild.example,!bad.wild.example ssh-ed25519 ${a.toString("base64")}`,
-    `@revoked revoked.example ssh-ed25519 ${b.toString("base64")}`,
-    "",
-  ].join("\n"));
+  writeFileSync(
+    file,
+    [
+      "# comment",
+      `plain.example,192.0.2.9 ssh-ed25519 ${a.toString("base64")}`,
+      `[plain.example]:2222 ssh-ed25519 ${b.toString("base64")}`,
+      `${hashed} ssh-ed25519 ${a.toString("base64")}`,
+      `*.wild.example,!bad.wild.example ssh-ed25519 ${a.toString("base64")}`,
+      `@revoked revoked.example ssh-ed25519 ${b.toString("base64")}`,
+      "",
+    ].join("\n"),
+  );
 
   it("matches plain names, the [host]:port form and hashed entries", () => {
     expect(lookupHostKey([file], ["plain.example"], a).status).toBe("match");
@@ -53,7 +61,9 @@ describe("known_hosts", () => {
     recordHostKey(out, "[127.0.0.1]:2200", a, false);
     recordHostKey(out, "[127.0.0.1]:2201", b, true);
     expect(statSync(out).mode & 0o777).toBe(0o600);
-    expect(readFileSync(out, "utf8")).toContain(`[127.0.0.1]:2200 ssh-ed25519 ${a.toString("base64")}`);
+    expect(readFileSync(out, "utf8")).toContain(
+      `[127.0.0.1]:2200 ssh-ed25519 ${a.toString("base64")}`,
+    );
     expect(lookupHostKey([out], ["[127.0.0.1]:2201"], b).status).toBe("match");
     expect(readFileSync(out, "utf8")).not.toContain("2201");
   });

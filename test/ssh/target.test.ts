@@ -4,7 +4,12 @@ import { parsePort, parseTarget } from "../../src/ssh/target.js";
 
 describe("parseTarget", () => {
   it("accepts user@host:port, aliases, IPv6 and ssh:// forms", () => {
-    expect(parseTarget("alice@hpc.example.org:2222")).toEqual({ raw: "alice@hpc.example.org:2222", user: "alice", host: "hpc.example.org", port: 2222 });
+    expect(parseTarget("alice@hpc.example.org:2222")).toEqual({
+      raw: "alice@hpc.example.org:2222",
+      user: "alice",
+      host: "hpc.example.org",
+      port: 2222,
+    });
     expect(parseTarget("cluster")).toEqual({ raw: "cluster", host: "cluster" });
     expect(parseTarget("[::1]:2200")).toMatchObject({ host: "::1", port: 2200 });
     expect(parseTarget("bob@[fe80::1%eth0]")).toMatchObject({ user: "bob", host: "fe80::1%eth0" });
@@ -34,12 +39,15 @@ describe("parseTarget", () => {
     } catch (err) {
       expect(err).toMatchObject({ code: "INVALID_ARGUMENT" });
       expect((err as Error).message).toMatch(why);
-      if (!/1-65535/.test(String(why))) expect((err as Error).message).toContain("user@host[:port]");
+      if (!/1-65535/.test(String(why)))
+        expect((err as Error).message).toContain("user@host[:port]");
     }
   });
 
   it("parsePort names what was wrong", () => {
     expect(parsePort("22", "x")).toBe(22);
-    expect(() => parsePort(70000, "`remote_port`")).toThrow("Expected `remote_port` to be an integer 1-65535, got `70000` (number)");
+    expect(() => parsePort(70000, "`remote_port`")).toThrow(
+      "Expected `remote_port` to be an integer 1-65535, got `70000` (number)",
+    );
   });
 });

@@ -1,7 +1,21 @@
 // Real servers for the staging tests: an sshd reached through SshConnections as `pool`, moto (S3)
 // and fake-gcs-server (GCS) with a bucket each, and helpers to seed and read every store.
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join, relative } from "node:path";
 import type { SshConnections } from "../../src/ssh/connections.js";
 import { StagingService } from "../../src/staging/service.js";
@@ -40,8 +54,17 @@ export async function startBed(): Promise<Bed> {
   const home = mkdtempSync("/tmp/psc-staging-home-");
   const { sshd, pool } = await sshSetup({ sshd: { extraConfig: [`SetEnv HOME=${home}`] } });
   const [s3, gcs] = await Promise.all([startS3(), startGcs()]);
-  Object.assign(process.env, s3.env, gcs.env, { AWS_EC2_METADATA_DISABLED: "true", METADATA_SERVER_DETECTION: "none", AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" });
-  const s3c = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: s3.region, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+  Object.assign(process.env, s3.env, gcs.env, {
+    AWS_EC2_METADATA_DISABLED: "true",
+    METADATA_SERVER_DETECTION: "none",
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+  });
+  const s3c = new S3Client({
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    region: s3.region,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
   await s3c.send(new CreateBucketCommand({ Bucket: BUCKET }));
   const gcsStore = new GcsStore(BUCKET);
   await gcsStore.storage.createBucket(BUCKET);
@@ -49,7 +72,14 @@ export async function startBed(): Promise<Bed> {
   const service = new StagingService({ hosts: pool });
   const localDir = (kind: "local" | "pool", rel: string): string => join(tmp, kind, rel);
   const bed: Bed = {
-    sshd, pool, s3, gcs, s3c, gcsStore, service, tmp,
+    sshd,
+    pool,
+    s3,
+    gcs,
+    s3c,
+    gcsStore,
+    service,
+    tmp,
     url: (kind, rel) => {
       switch (kind) {
         case "local":
@@ -69,7 +99,8 @@ export async function startBed(): Promise<Bed> {
           const p = localDir(kind, full);
           mkdirSync(join(p, ".."), { recursive: true });
           writeFileSync(p, body);
-        } else if (kind === "s3") await s3c.send(new PutObjectCommand({ Bucket: BUCKET, Key: full, Body: body }));
+        } else if (kind === "s3")
+          await s3c.send(new PutObjectCommand({ Bucket: BUCKET, Key: full, Body: body }));
         else await gcsStore.storage.bucket(BUCKET).file(full).save(body, { resumable: false });
       }
     },
@@ -89,12 +120,15 @@ export async function startBed(): Promise<Bed> {
       } else if (kind === "s3") {
         const res = await s3c.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: rel }));
         for (const o of res.Contents ?? []) {
-          const body = await (await s3c.send(new GetObjectCommand({ Bucket: BUCKET, Key: o.Key! }))).Body!.transformToByteArray();
+          const body = await (
+            await s3c.send(new GetObjectCommand({ Bucket: BUCKET, Key: o.Key! }))
+          ).Body!.transformToByteArray();
           out[o.Key === rel ? "" : o.Key!.slice(rel.length + 1)] = Buffer.from(body);
         }
       } else {
         const [files] = await gcsStore.storage.bucket(BUCKET).getFiles({ prefix: rel });
-        for (const f of files) out[f.name === rel ? "" : f.name.slice(rel.length + 1)] = (await f.download())[0];
+        for (const f of files)
+          out[f.name === rel ? "" : f.name.slice(rel.length + 1)] = (await f.download())[0];
       }
       return out;
     },
@@ -113,7 +147,9 @@ export async function startBed(): Promise<Bed> {
 export function treeFixture(): Record<string, Buffer> {
   const files: Record<string, Buffer> = {};
   for (let i = 0; i < 40; i++) files[`small/f${i}.txt`] = Buffer.from(`line ${i}\n`.repeat(i + 1));
-  files["nested/deeper/data.bin"] = Buffer.from(Array.from({ length: 3 * 1024 * 1024 }, (_, i) => (i * 7) & 0xff));
+  files["nested/deeper/data.bin"] = Buffer.from(
+    Array.from({ length: 3 * 1024 * 1024 }, (_, i) => (i * 7) & 0xff),
+  );
   files["with space/ünïcode.txt"] = Buffer.from("odd names\n");
   files["empty.txt"] = Buffer.alloc(0);
   return files;

@@ -1,20 +1,47 @@
 // Staging URLs: schemes, {cwd}, pool paths, and the errors for bad ones.
 import { describe, expect, it } from "vitest";
-import { childLocation, formatLocation, parseLocation, redactUrl } from "../../src/staging/location.js";
+import {
+  childLocation,
+  formatLocation,
+  parseLocation,
+  redactUrl,
+} from "../../src/staging/location.js";
 
 describe("parseLocation", () => {
   it("reads every scheme", () => {
     expect(parseLocation("file:///data/x")).toEqual({ kind: "local", path: "/data/x" });
-    expect(parseLocation("pw://{cwd}/in/", { cwd: "/pw/jobs/7" })).toEqual({ kind: "local", path: "/pw/jobs/7/in" });
-    expect(parseLocation("s3://my-bucket/a/b.txt")).toEqual({ kind: "s3", bucket: "my-bucket", key: "a/b.txt" });
+    expect(parseLocation("pw://{cwd}/in/", { cwd: "/pw/jobs/7" })).toEqual({
+      kind: "local",
+      path: "/pw/jobs/7/in",
+    });
+    expect(parseLocation("s3://my-bucket/a/b.txt")).toEqual({
+      kind: "s3",
+      bucket: "my-bucket",
+      key: "a/b.txt",
+    });
     expect(parseLocation("gs://my-bucket")).toEqual({ kind: "gcs", bucket: "my-bucket", key: "" });
-    expect(parseLocation("ssh://me@head:2222/scratch/x")).toEqual({ kind: "pool", target: "me@head:2222", path: "/scratch/x" });
+    expect(parseLocation("ssh://me@head:2222/scratch/x")).toEqual({
+      kind: "pool",
+      target: "me@head:2222",
+      path: "/scratch/x",
+    });
   });
 
   it("puts bare absolute paths on the given host", () => {
-    expect(parseLocation("/scratch/run", { host: "cluster" })).toEqual({ kind: "pool", target: "cluster", path: "/scratch/run" });
-    expect(parseLocation("/scratch/run", { host: "local" })).toEqual({ kind: "local", path: "/scratch/run" });
-    expect(parseLocation("head:/x/y", { cliForms: true })).toEqual({ kind: "pool", target: "head", path: "/x/y" });
+    expect(parseLocation("/scratch/run", { host: "cluster" })).toEqual({
+      kind: "pool",
+      target: "cluster",
+      path: "/scratch/run",
+    });
+    expect(parseLocation("/scratch/run", { host: "local" })).toEqual({
+      kind: "local",
+      path: "/scratch/run",
+    });
+    expect(parseLocation("head:/x/y", { cliForms: true })).toEqual({
+      kind: "pool",
+      target: "head",
+      path: "/x/y",
+    });
     expect(parseLocation("/x/y", { cliForms: true })).toEqual({ kind: "local", path: "/x/y" });
   });
 
@@ -51,7 +78,14 @@ describe("parseLocation", () => {
   });
 
   it("joins entries", () => {
-    expect(childLocation({ kind: "s3", bucket: "b", key: "p" }, "a/b")).toEqual({ kind: "s3", bucket: "b", key: "p/a/b" });
-    expect(childLocation({ kind: "local", path: "/r" }, "a")).toEqual({ kind: "local", path: "/r/a" });
+    expect(childLocation({ kind: "s3", bucket: "b", key: "p" }, "a/b")).toEqual({
+      kind: "s3",
+      bucket: "b",
+      key: "p/a/b",
+    });
+    expect(childLocation({ kind: "local", path: "/r" }, "a")).toEqual({
+      kind: "local",
+      path: "/r/a",
+    });
   });
 });

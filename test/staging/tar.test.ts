@@ -52,7 +52,15 @@ describe("tar codec", () => {
     writeFileSync(join(src, "b"), "");
     for (const format of ["gnu", "pax", "ustar"]) {
       const names = format === "ustar" ? ["b"] : ["b", `sub/${long}`];
-      const data = execFileSync("tar", ["-c", "-f", "-", `--format=${format}`, "-C", src, ...names]);
+      const data = execFileSync("tar", [
+        "-c",
+        "-f",
+        "-",
+        `--format=${format}`,
+        "-C",
+        src,
+        ...names,
+      ]);
       const got = await decodeAll(data);
       expect(got.map((g) => g.path)).toEqual(names);
       if (format !== "ustar") expect(got[1]!.body).toBe("x".repeat(1000));
@@ -77,16 +85,26 @@ describe("tar codec", () => {
 
   it("refuses traversal, absolute names and links (STAGING_UNSAFE_PATH)", async () => {
     const py = (members: string): Buffer =>
-      execFileSync("python3", ["-c", `import tarfile,io,sys\nb=io.BytesIO()\nt=tarfile.open(fileobj=b,mode='w')\n${members}\nt.close()\nsys.stdout.buffer.write(b.getvalue())`]);
-    const file = (name: string) => `i=tarfile.TarInfo(${JSON.stringify(name)}); i.size=1; t.addfile(i, io.BytesIO(b'x'))`;
+      execFileSync("python3", [
+        "-c",
+        `import tarfile,io,sys\nb=io.BytesIO()\nt=tarfile.open(fileobj=b,mode='w')\n${members}\nt.close()\nsys.stdout.buffer.write(b.getvalue())`,
+      ]);
+    const file = (name: string) =>
+      `i=tarfile.TarInfo(${JSON.stringify(name)}); i.size=1; t.addfile(i, io.BytesIO(b'x'))`;
     for (const [members, re] of [
       [file("../evil"), /`\.\.` segment/],
       [file("ok/../../evil"), /`\.\.` segment/],
       [file("/etc/evil"), /absolute/],
-      [`i=tarfile.TarInfo('l'); i.type=tarfile.SYMTYPE; i.linkname='/etc/passwd'; t.addfile(i)`, /link to `\/etc\/passwd`/],
+      [
+        `i=tarfile.TarInfo('l'); i.type=tarfile.SYMTYPE; i.linkname='/etc/passwd'; t.addfile(i)`,
+        /link to `\/etc\/passwd`/,
+      ],
       [`i=tarfile.TarInfo('h'); i.type=tarfile.LNKTYPE; i.linkname='../x'; t.addfile(i)`, /link/],
     ] as const) {
-      await expect(decodeAll(py(members))).rejects.toMatchObject({ code: "STAGING_UNSAFE_PATH", message: expect.stringMatching(re) });
+      await expect(decodeAll(py(members))).rejects.toMatchObject({
+        code: "STAGING_UNSAFE_PATH",
+        message: expect.stringMatching(re),
+      });
     }
   });
 
@@ -99,7 +117,8 @@ describe("tar codec", () => {
 describe("safe paths", () => {
   it("normalises good names and refuses bad ones", () => {
     expect(safeRelative("a/./b//c", "t")).toBe("a/b/c");
-    for (const bad of ["..", "a/../../b", "/abs", "a\0b", "", "."]) expect(() => safeRelative(bad, "t")).toThrow();
+    for (const bad of ["..", "a/../../b", "/abs", "a\0b", "", "."])
+      expect(() => safeRelative(bad, "t")).toThrow();
     expect(safeSymlinkTarget("a/l", "../b", "t")).toBe("b");
     expect(() => safeSymlinkTarget("a/l", "../../b", "t")).toThrow(/outside/);
     expect(() => safeSymlinkTarget("l", "/etc", "t")).toThrow(/absolute/);
@@ -114,6 +133,8 @@ describe("safe paths", () => {
     const ok = await new LocalStore().list(root);
     expect(ok.map((e) => e.path).sort()).toEqual(["d/f", "inside/f"]);
     symlinkSync("../../etc", join(root, "d", "escape"));
-    await expect(new LocalStore().list(root)).rejects.toMatchObject({ code: "STAGING_UNSAFE_PATH" });
+    await expect(new LocalStore().list(root)).rejects.toMatchObject({
+      code: "STAGING_UNSAFE_PATH",
+    });
   });
 });

@@ -24,7 +24,9 @@ export async function cliUp(args: string[]): Promise<CliServers> {
   const lines = createInterface({ input: child.stdout });
   const [line] = (await Promise.race([
     once(lines, "line"),
-    exited.then(() => { throw new Error(`testbed cli exited early: ${stderr}`); }),
+    exited.then(() => {
+      throw new Error(`testbed cli exited early: ${stderr}`);
+    }),
   ])) as [string];
   const down = async () => {
     child.stdin.end();

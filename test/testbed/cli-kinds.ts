@@ -73,8 +73,13 @@ async function upTopology(o: KindOptions): Promise<Record<string, unknown>> {
     // Logins on the head node see the cluster, like on a real one.
     headConfig.push(`SetEnv SLURM_CONF=${slurm.confPath}`);
   }
-  const sshd = await startSshd({ netns: t.head.ns, host: t.head.addr, extraConfig: headConfig,
-    encryptedKey: o.encryptedKey, unauthorizedKey: o.unauthorizedKey });
+  const sshd = await startSshd({
+    netns: t.head.ns,
+    host: t.head.addr,
+    extraConfig: headConfig,
+    encryptedKey: o.encryptedKey,
+    unauthorizedKey: o.unauthorizedKey,
+  });
   info.sshd = sshdInfo(sshd);
   if (o.computeSshd) {
     info.computeSshd = sshdInfo(await startSshd({ netns: t.compute.ns, host: t.compute.addr }));
@@ -96,8 +101,17 @@ async function upSlurm(o: KindOptions): Promise<Record<string, unknown>> {
 
 async function upS3(): Promise<Record<string, unknown>> {
   const s = await startS3();
-  return { endpoint: s.endpoint, host: s.host, port: s.port, region: s.region, accessKeyId: s.accessKeyId,
-    secretAccessKey: s.secretAccessKey, pid: s.pid, logPath: s.logPath, env: s.env };
+  return {
+    endpoint: s.endpoint,
+    host: s.host,
+    port: s.port,
+    region: s.region,
+    accessKeyId: s.accessKeyId,
+    secretAccessKey: s.secretAccessKey,
+    pid: s.pid,
+    logPath: s.logPath,
+    env: s.env,
+  };
 }
 
 async function upGcs(o: KindOptions): Promise<Record<string, unknown>> {
@@ -105,8 +119,15 @@ async function upGcs(o: KindOptions): Promise<Record<string, unknown>> {
     throw new Error(`Expected \`--backend\` to be memory or filesystem, got \`${o.backend}\``);
   }
   const g = await startGcs({ backend: o.backend });
-  return { apiEndpoint: g.apiEndpoint, host: g.host, port: g.port, projectId: g.projectId, pid: g.pid,
-    logPath: g.logPath, env: g.env };
+  return {
+    apiEndpoint: g.apiEndpoint,
+    host: g.host,
+    port: g.port,
+    projectId: g.projectId,
+    pid: g.pid,
+    logPath: g.logPath,
+    env: g.env,
+  };
 }
 
 export const KINDS: Record<string, Starter> = {

@@ -12,10 +12,14 @@ const run = promisify(execFile);
 const support = await canUseNamespaces();
 if (!support.ok) warnSkip("testbed cli: up topology", support.reason);
 describe("testbed cli", () => {
-  it("up sshd prints one JSON line and stops everything when stdin closes", { timeout: 60000 }, async () => {
+  it("up sshd prints one JSON line and stops everything when stdin closes", {
+    timeout: 60000,
+  }, async () => {
     const { info, down } = await cliUp(["sshd", "--extra-config", "GatewayPorts clientspecified"]);
     expect(info).toMatchObject({ kind: "sshd", host: "127.0.0.1", user: expect.any(String) });
-    const { stdout } = await run("ssh", [...(info.sshArgs as string[]), "echo up"], { timeout: 20000 });
+    const { stdout } = await run("ssh", [...(info.sshArgs as string[]), "echo up"], {
+      timeout: 20000,
+    });
     expect(stdout.trim()).toBe("up");
     expect(await down()).toBe(0);
     expect(alive(info.pid as number)).toBe(false);
@@ -34,15 +38,23 @@ describe("testbed cli", () => {
     await expect(run(TSX, [CLI, "up", "nope"], { cwd: ROOT })).rejects.toMatchObject({ code: 2 });
   });
 
-  it.skipIf(!support.ok)(`up topology --slurm: sbatch over ssh on the head node${support.ok ? "" : ` (SKIPPED: ${support.reason})`}`,
-    { timeout: 90000 }, async () => {
+  it.skipIf(!support.ok)(
+    `up topology --slurm: sbatch over ssh on the head node${support.ok ? "" : ` (SKIPPED: ${support.reason})`}`,
+    { timeout: 90000 },
+    async () => {
       const { info, down } = await cliUp(["topology", "--slurm"]);
       try {
         expect(info.sshd.host).toBe(info.head.addr);
         const job = "ip -o -4 addr show | grep -o 'inet 10[.0-9]*'";
         const out = `${info.slurm.dir}/job.out`;
-        const { stdout } = await run("ssh", [...(info.sshd.sshArgs as string[]),
-          `sbatch --wait -o ${out} --wrap "${job}" >/dev/null && cat ${out}; squeue -h | wc -l`], { timeout: 60000 });
+        const { stdout } = await run(
+          "ssh",
+          [
+            ...(info.sshd.sshArgs as string[]),
+            `sbatch --wait -o ${out} --wrap "${job}" >/dev/null && cat ${out}; squeue -h | wc -l`,
+          ],
+          { timeout: 60000 },
+        );
         expect(stdout.trim().split("\n")).toEqual([`inet ${info.compute.addr}`, "0"]);
       } finally {
         expect(await down()).toBe(0);
@@ -51,5 +63,6 @@ describe("testbed cli", () => {
       expect(nsList).not.toContain(info.head.ns);
       expect(leftoverProcesses(info.slurm.dir as string)).toEqual([]);
       expect(leftoverProcesses(info.sshd.dir as string)).toEqual([]);
-    });
+    },
+  );
 });

@@ -83,7 +83,11 @@ async function main(argv: string[]): Promise<number> {
   try {
     info = await KINDS[kind]!(opts);
   } catch (err) {
-    const msg = stopping ? "stopped before it was ready" : err instanceof Error ? err.message : String(err);
+    const msg = stopping
+      ? "stopped before it was ready"
+      : err instanceof Error
+        ? err.message
+        : String(err);
     process.stderr.write(`testbed: failed to start ${kind}: ${msg}\n`);
     await shutdown("start failed");
     return 1;

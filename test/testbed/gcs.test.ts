@@ -19,7 +19,11 @@ for (const backend of ["memory", "filesystem"] as const) {
     beforeAll(async () => {
       gcs = await startGcs({ backend });
       // No credentials: a custom apiEndpoint skips auth unless useAuthWithCustomEndpoint is set.
-      storage = new Storage({ apiEndpoint: gcs.apiEndpoint, projectId: gcs.projectId, useAuthWithCustomEndpoint: false });
+      storage = new Storage({
+        apiEndpoint: gcs.apiEndpoint,
+        projectId: gcs.projectId,
+        useAuthWithCustomEndpoint: false,
+      });
       await storage.createBucket(bucketName);
     }, 30000);
     afterAll(async () => {
@@ -28,7 +32,9 @@ for (const backend of ["memory", "filesystem"] as const) {
       if (pid) expect(alive(pid)).toBe(false);
     }, 20000);
 
-    it("simple and resumable uploads, download, metadata (md5Hash, crc32c)", { timeout: 30000 }, async () => {
+    it("simple and resumable uploads, download, metadata (md5Hash, crc32c)", {
+      timeout: 30000,
+    }, async () => {
       const bucket = storage.bucket(bucketName);
       const body = randomBytes(300_000);
       await bucket.file("simple.bin").save(body, { resumable: false });
@@ -49,7 +55,9 @@ for (const backend of ["memory", "filesystem"] as const) {
 
     it("lists with a prefix", { timeout: 30000 }, async () => {
       const bucket = storage.bucket(bucketName);
-      await Promise.all([0, 1, 2].map((i) => bucket.file(`list/${i}`).save(`${i}`, { resumable: false })));
+      await Promise.all(
+        [0, 1, 2].map((i) => bucket.file(`list/${i}`).save(`${i}`, { resumable: false })),
+      );
       const [files] = await bucket.getFiles({ prefix: "list/" });
       expect(files.map((f) => f.name).sort()).toEqual(["list/0", "list/1", "list/2"]);
       const [buckets] = await storage.getBuckets();

@@ -34,13 +34,37 @@ export async function startGcs(opts: GcsOptions = {}): Promise<GcsServer> {
   const logPath = join(dir, "fake-gcs-server.log");
   const backend = opts.backend ?? "memory";
   const apiEndpoint = `http://${host}:${port}`;
-  const args = ["-scheme", "http", "-host", host, "-port", String(port), "-backend", backend,
-    "-external-url", apiEndpoint, "-public-host", `${host}:${port}`, "-log-level", "warn"];
+  const args = [
+    "-scheme",
+    "http",
+    "-host",
+    host,
+    "-port",
+    String(port),
+    "-backend",
+    backend,
+    "-external-url",
+    apiEndpoint,
+    "-public-host",
+    `${host}:${port}`,
+    "-log-level",
+    "warn",
+  ];
   if (backend === "filesystem") args.push("-filesystem-root", join(dir, "data"));
-  const daemon = spawnDaemon(bin, args, { name: "fake-gcs-server", logPath, marker: dir, cwd: dir });
+  const daemon = spawnDaemon(bin, args, {
+    name: "fake-gcs-server",
+    logPath,
+    marker: dir,
+    cwd: dir,
+  });
   const projectId = opts.projectId ?? "testbed-project";
   const server: GcsServer = {
-    apiEndpoint, host, port, projectId, pid: daemon.pid, logPath,
+    apiEndpoint,
+    host,
+    port,
+    projectId,
+    pid: daemon.pid,
+    logPath,
     env: { STORAGE_EMULATOR_HOST: apiEndpoint, GOOGLE_CLOUD_PROJECT: projectId },
     stop: async () => {
       unregister();
@@ -65,7 +89,9 @@ async function waitForHttp(url: string, timeoutMs: number): Promise<void> {
   for (;;) {
     try {
       if ((await fetch(url)).ok) return;
-    } catch { /* not yet */ }
+    } catch {
+      /* not yet */
+    }
     if (Date.now() > deadline) throw new Error(`fake-gcs-server: ${url} did not answer`);
     await sleep(50);
   }

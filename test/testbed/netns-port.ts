@@ -9,8 +9,17 @@ const FREE_PORT_JS =
 
 /** Asks the kernel for a free port by listening on port 0 at `host` inside `netns`. */
 export async function freePortInNetns(netns: string, host: string): Promise<number> {
-  const { stdout } = await run("ip", ["netns", "exec", netns, process.execPath, "-e", FREE_PORT_JS, host]);
+  const { stdout } = await run("ip", [
+    "netns",
+    "exec",
+    netns,
+    process.execPath,
+    "-e",
+    FREE_PORT_JS,
+    host,
+  ]);
   const port = Number(stdout.trim());
-  if (!Number.isInteger(port) || port <= 0) throw new Error(`no free port in netns ${netns}: ${stdout}`);
+  if (!Number.isInteger(port) || port <= 0)
+    throw new Error(`no free port in netns ${netns}: ${stdout}`);
   return port;
 }

@@ -9,12 +9,20 @@ import { registerExitCleanup, registerStopper } from "./registry.js";
 const run = promisify(execFile);
 
 export interface Topology {
-  head: { ns: string; /** head's address on the link to the default namespace */ addr: string; /** head's address on the link to compute */ computeSideAddr: string };
+  head: {
+    ns: string /** head's address on the link to the default namespace */;
+    addr: string /** head's address on the link to compute */;
+    computeSideAddr: string;
+  };
   compute: { ns: string; addr: string };
   /** The default namespace's address on the link to head. */
   hostAddr: string;
   /** Runs a command inside a namespace (`ip netns exec ns ...`); rejects on non-zero exit. */
-  exec(ns: string, cmd: string[], opts?: { timeoutMs?: number }): Promise<{ stdout: string; stderr: string }>;
+  exec(
+    ns: string,
+    cmd: string[],
+    opts?: { timeoutMs?: number },
+  ): Promise<{ stdout: string; stderr: string }>;
   destroy(): Promise<void>;
 }
 
@@ -26,7 +34,8 @@ let probe: Promise<{ ok: boolean; reason: string }> | undefined;
  */
 export function canUseNamespaces(): Promise<{ ok: boolean; reason: string }> {
   probe ??= (async () => {
-    if (process.env.PSC_TESTBED_NO_NETNS === "1") return { ok: false, reason: "PSC_TESTBED_NO_NETNS=1 is set" };
+    if (process.env.PSC_TESTBED_NO_NETNS === "1")
+      return { ok: false, reason: "PSC_TESTBED_NO_NETNS=1 is set" };
     if (process.getuid?.() !== 0) return { ok: false, reason: "network namespaces need root" };
     const name = `psc-p-${randomBytes(3).toString("hex")}`;
     try {
@@ -34,7 +43,8 @@ export function canUseNamespaces(): Promise<{ ok: boolean; reason: string }> {
       await run("ip", ["netns", "del", name]);
       return { ok: true, reason: "" };
     } catch (err) {
-      const msg = err instanceof Error ? err.message.split("\n").slice(0, 2).join(" ") : String(err);
+      const msg =
+        err instanceof Error ? err.message.split("\n").slice(0, 2).join(" ") : String(err);
       return { ok: false, reason: `\`ip netns add\` failed: ${msg}` };
     }
   })();
@@ -59,10 +69,15 @@ function freeUplinkSubnet(): number {
 
 function deleteNamespaceSync(ns: string): void {
   try {
-    const pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
+    const pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" })
+      .split("\n")
+      .filter(Boolean)
+      .map(Number);
     killAll(pids);
     execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
-  } catch { /* already gone */ }
+  } catch {
+    /* already gone */
+  }
 }
 
 /** Creates head + compute namespaces with veth links. Requires `canUseNamespaces()`. */
@@ -74,7 +89,7 @@ export async function createTopology(): Promise<Topology> {
   // The compute link lives only inside head/compute, so its subnet cannot clash with the host;
   // it must differ from the uplink's, which head also has (r = 252 gave inner === up: head then
   // had one /24 on both links and reached nothing, about once in 250 topologies)
-  const inner = (up + 1 + randomInt(0, 252)) % 254 + 1;
+  const inner = ((up + 1 + randomInt(0, 252)) % 254) + 1;
   const t: Topology = {
     head: { ns: head, addr: `10.213.${up}.2`, computeSideAddr: `10.213.${inner}.1` },
     compute: { ns: compute, addr: `10.213.${inner}.2` },
@@ -95,18 +110,42 @@ export async function createTopology(): Promise<Topology> {
     deleteNamespaceSync(head);
   });
   const unregisterStop = registerStopper(() => t.destroy());
-  const [hostVeth, headUp, headDown, computeVeth] = [`psu${id}a`, `psu${id}b`, `psc${id}a`, `psc${id}b`];
+  const [hostVeth, headUp, headDown, computeVeth] = [
+    `psu${id}a`,
+    `psu${id}b`,
+    `psc${id}a`,
+    `psc${id}b`,
+  ];
   try {
     await ip(["netns", "add", head]);
     await ip(["netns", "add", compute]);
     await ip(["link", "add", hostVeth, "type", "veth", "peer", "name", headUp, "netns", head]);
-    await ip(["link", "add", headDown, "netns", head, "type", "veth", "peer", "name", computeVeth, "netns", compute]);
+    await ip([
+      "link",
+      "add",
+      headDown,
+      "netns",
+      head,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      computeVeth,
+      "netns",
+      compute,
+    ]);
     await ip(["addr", "add", `${t.hostAddr}/24`, "dev", hostVeth]);
     await ip(["link", "set", hostVeth, "up"]);
     await ip(["-n", head, "addr", "add", `${t.head.addr}/24`, "dev", headUp]);
     await ip(["-n", head, "addr", "add", `${t.head.computeSideAddr}/24`, "dev", headDown]);
     await ip(["-n", compute, "addr", "add", `${t.compute.addr}/24`, "dev", computeVeth]);
-    for (const [ns, dev] of [[head, headUp], [head, headDown], [compute, computeVeth], [head, "lo"], [compute, "lo"]]) {
+    for (const [ns, dev] of [
+      [head, headUp],
+      [head, headDown],
+      [compute, computeVeth],
+      [head, "lo"],
+      [compute, "lo"],
+    ]) {
       await ip(["-n", ns!, "link", "set", dev!, "up"]);
     }
   } catch (err) {

@@ -48,8 +48,13 @@ export function requireBinary(path: string): string {
 /** Starts a long-running process with stdout+stderr appended to `logPath`. */
 export function spawnDaemon(cmd: string, args: string[], opts: SpawnOptions): Daemon {
   const fd = openSync(opts.logPath, "a");
-  const [file, ...argv] = opts.netns ? [...netnsCommand(opts.netns, opts.netnsVia ?? "ip"), cmd, ...args] : [cmd, ...args];
-  const env = { ...(opts.env ?? process.env), ...(opts.marker ? { [MARKER_ENV]: opts.marker } : {}) };
+  const [file, ...argv] = opts.netns
+    ? [...netnsCommand(opts.netns, opts.netnsVia ?? "ip"), cmd, ...args]
+    : [cmd, ...args];
+  const env = {
+    ...(opts.env ?? process.env),
+    ...(opts.marker ? { [MARKER_ENV]: opts.marker } : {}),
+  };
   let child: ChildProcess;
   try {
     // Own process group: a Ctrl-C on the terminal reaches us first, and we stop it in order.
@@ -89,7 +94,9 @@ export function spawnDaemon(cmd: string, args: string[], opts: SpawnOptions): Da
 
 /** The command prefix that runs a program inside a network namespace. */
 export function netnsCommand(netns: string, via: "ip" | "nsenter" = "ip"): string[] {
-  return via === "ip" ? ["ip", "netns", "exec", netns] : ["nsenter", `--net=/run/netns/${netns}`, "--"];
+  return via === "ip"
+    ? ["ip", "netns", "exec", netns]
+    : ["nsenter", `--net=/run/netns/${netns}`, "--"];
 }
 
 /** Alive and not a zombie or dead (PID 1 here may not reap orphans; a zombie is gone). */
@@ -109,13 +116,28 @@ export function alive(pid: number): boolean {
 }
 
 /** SIGTERM, wait up to graceMs, then SIGKILL. Resolves once the process is gone. */
-export async function killPid(pid: number, opts: { graceMs?: number; exited?: Promise<unknown> } = {}): Promise<void> {
+export async function killPid(
+  pid: number,
+  opts: { graceMs?: number; exited?: Promise<unknown> } = {},
+): Promise<void> {
   const graceMs = opts.graceMs ?? 3000;
-  const gone = opts.exited ?? (async () => { while (alive(pid)) await sleep(25); })();
-  try { process.kill(pid, "SIGTERM"); } catch { return; }
+  const gone =
+    opts.exited ??
+    (async () => {
+      while (alive(pid)) await sleep(25);
+    })();
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
   const timedOut = await Promise.race([gone.then(() => false), sleep(graceMs).then(() => true)]);
   if (timedOut) {
-    try { process.kill(pid, "SIGKILL"); } catch { /* already gone */ }
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* already gone */
+    }
     await Promise.race([gone, sleep(2000)]);
   }
 }
@@ -123,7 +145,11 @@ export async function killPid(pid: number, opts: { graceMs?: number; exited?: Pr
 /** SIGKILLs a list of PIDs, ignoring those already gone. */
 export function killAll(pids: number[]): void {
   for (const p of pids) {
-    try { process.kill(p, "SIGKILL"); } catch { /* gone */ }
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      /* gone */
+    }
   }
 }
 
@@ -136,21 +162,30 @@ export async function waitForPort(
   const deadline = Date.now() + (opts.timeoutMs ?? 15000);
   while (Date.now() < deadline) {
     if (opts.daemon?.hasExited()) {
-      throw new Error(`${opts.daemon.name} exited before listening on ${host}:${port}:\n${tailLog(opts.daemon.logPath)}`);
+      throw new Error(
+        `${opts.daemon.name} exited before listening on ${host}:${port}:\n${tailLog(opts.daemon.logPath)}`,
+      );
     }
-    const ok = opts.netns ? await probeInNetns(opts.netns, host, port) : await tcpProbe(host, port, 1000);
+    const ok = opts.netns
+      ? await probeInNetns(opts.netns, host, port)
+      : await tcpProbe(host, port, 1000);
     if (ok) return;
     await sleep(50);
   }
   const log = opts.daemon ? `\n${tailLog(opts.daemon.logPath)}` : "";
-  throw new Error(`timed out waiting for ${host}:${port}${opts.netns ? ` in netns ${opts.netns}` : ""}${log}`);
+  throw new Error(
+    `timed out waiting for ${host}:${port}${opts.netns ? ` in netns ${opts.netns}` : ""}${log}`,
+  );
 }
 
 /** One TCP connect attempt from this process. */
 export function tcpProbe(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect({ host, port, timeout: timeoutMs });
-    const finish = (ok: boolean) => { sock.destroy(); resolve(ok); };
+    const finish = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
     sock.once("connect", () => finish(true));
     sock.once("timeout", () => finish(false));
     sock.once("error", () => finish(false));
@@ -162,11 +197,30 @@ const PROBE_JS =
   "s.on('connect',()=>process.exit(0));s.on('timeout',()=>process.exit(2));s.on('error',()=>process.exit(1));";
 
 /** One TCP connect attempt made from inside a network namespace (no nc here: a node one-liner). */
-export function probeInNetns(netns: string, host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+export function probeInNetns(
+  netns: string,
+  host: string,
+  port: number,
+  timeoutMs = 1000,
+): Promise<boolean> {
   return new Promise((resolve) => {
-    const child = spawn("ip", ["netns", "exec", netns, process.execPath, "-e", PROBE_JS, host, String(port), String(timeoutMs)], {
-      stdio: "ignore",
-    });
+    const child = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        netns,
+        process.execPath,
+        "-e",
+        PROBE_JS,
+        host,
+        String(port),
+        String(timeoutMs),
+      ],
+      {
+        stdio: "ignore",
+      },
+    );
     child.once("exit", (code) => resolve(code === 0));
     child.once("error", () => resolve(false));
   });

@@ -58,7 +58,11 @@ export async function stopAll(): Promise<void> {
   const list = [...stoppers].reverse();
   stoppers.clear();
   for (const stop of list) {
-    try { await stop(); } catch (err) { console.warn(`testbed: stop failed: ${String(err)}`); }
+    try {
+      await stop();
+    } catch (err) {
+      console.warn(`testbed: stop failed: ${String(err)}`);
+    }
   }
   for (const dir of tempDirs) removeTempDir(dir);
 }
@@ -72,7 +76,11 @@ function installExitHook(): void {
     for (const pid of pids) sigkill([...childrenTree(pid), pid]);
     for (const dir of tempDirs) sigkill(markedPids(dir));
     for (const fn of syncCleanups) {
-      try { fn(); } catch { /* best effort */ }
+      try {
+        fn();
+      } catch {
+        /* best effort */
+      }
     }
     for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   });
@@ -84,12 +92,18 @@ function installExitHook(): void {
 
 function sigkill(list: number[]): void {
   for (const p of list) {
-    try { process.kill(p, "SIGKILL"); } catch { /* gone */ }
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      /* gone */
+    }
   }
 }
 
 function procEntries(): number[] {
-  return readdirSync("/proc").filter((e) => /^\d+$/.test(e)).map(Number);
+  return readdirSync("/proc")
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number);
 }
 
 /** All descendants of `pid` by parent PID, from /proc. */
@@ -100,7 +114,9 @@ export function childrenTree(pid: number): number[] {
       const stat = readFileSync(`/proc/${p}/stat`, "utf8");
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
       children.set(ppid, [...(children.get(ppid) ?? []), p]);
-    } catch { /* raced with exit */ }
+    } catch {
+      /* raced with exit */
+    }
   }
   const out: number[] = [];
   const queue = [...(children.get(pid) ?? [])];

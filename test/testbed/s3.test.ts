@@ -1,8 +1,15 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import {
-  CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand,
-  HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, UploadPartCommand,
+  CompleteMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stopAllAfterAll } from "./hooks.js";
@@ -21,7 +28,9 @@ describe("startS3 (moto)", () => {
   beforeAll(async () => {
     s3 = await startS3();
     client = new S3Client({
-      endpoint: s3.endpoint, region: s3.region, forcePathStyle: true,
+      endpoint: s3.endpoint,
+      region: s3.region,
+      forcePathStyle: true,
       credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
     });
     await client.send(new CreateBucketCommand({ Bucket }));
@@ -36,7 +45,14 @@ describe("startS3 (moto)", () => {
   it("PutObject (buffer and stream) / GetObject round trip", { timeout: 30000 }, async () => {
     const body = randomBytes(100_000);
     await client.send(new PutObjectCommand({ Bucket, Key: "a/buf.bin", Body: body }));
-    await client.send(new PutObjectCommand({ Bucket, Key: "a/stream.bin", Body: Readable.from([body]), ContentLength: body.length }));
+    await client.send(
+      new PutObjectCommand({
+        Bucket,
+        Key: "a/stream.bin",
+        Body: Readable.from([body]),
+        ContentLength: body.length,
+      }),
+    );
     for (const Key of ["a/buf.bin", "a/stream.bin"]) {
       const got = await client.send(new GetObjectCommand({ Bucket, Key }));
       expect(md5(Buffer.from(await got.Body!.transformToByteArray()))).toBe(md5(body));
@@ -49,23 +65,43 @@ describe("startS3 (moto)", () => {
     const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
     const done = [];
     for (const [i, Body] of parts.entries()) {
-      const { ETag } = await client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: i + 1, Body }));
+      const { ETag } = await client.send(
+        new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: i + 1, Body }),
+      );
       done.push({ ETag, PartNumber: i + 1 });
     }
-    await client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: done } }));
+    await client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket,
+        Key,
+        UploadId,
+        MultipartUpload: { Parts: done },
+      }),
+    );
     const head = await client.send(new HeadObjectCommand({ Bucket, Key }));
     expect(head.ContentLength).toBe(parts[0]!.length + parts[1]!.length);
     expect(head.ETag).toMatch(/-2"$/);
     const got = await client.send(new GetObjectCommand({ Bucket, Key }));
-    expect(md5(Buffer.from(await got.Body!.transformToByteArray()))).toBe(md5(Buffer.concat(parts)));
+    expect(md5(Buffer.from(await got.Body!.transformToByteArray()))).toBe(
+      md5(Buffer.concat(parts)),
+    );
   });
 
   it("ListObjectsV2 with prefix and pagination", { timeout: 30000 }, async () => {
-    for (let i = 0; i < 5; i++) await client.send(new PutObjectCommand({ Bucket, Key: `list/${i}`, Body: `${i}` }));
-    const first = await client.send(new ListObjectsV2Command({ Bucket, Prefix: "list/", MaxKeys: 3 }));
+    for (let i = 0; i < 5; i++)
+      await client.send(new PutObjectCommand({ Bucket, Key: `list/${i}`, Body: `${i}` }));
+    const first = await client.send(
+      new ListObjectsV2Command({ Bucket, Prefix: "list/", MaxKeys: 3 }),
+    );
     expect(first.Contents?.map((o) => o.Key)).toEqual(["list/0", "list/1", "list/2"]);
     expect(first.IsTruncated).toBe(true);
-    const rest = await client.send(new ListObjectsV2Command({ Bucket, Prefix: "list/", ContinuationToken: first.NextContinuationToken }));
+    const rest = await client.send(
+      new ListObjectsV2Command({
+        Bucket,
+        Prefix: "list/",
+        ContinuationToken: first.NextContinuationToken,
+      }),
+    );
     expect(rest.Contents?.map((o) => o.Key)).toEqual(["list/3", "list/4"]);
   });
 });

@@ -30,12 +30,21 @@ export async function startS3(opts: { region?: string } = {}): Promise<S3Server>
   const region = opts.region ?? "us-east-1";
   const creds = { accessKeyId: "testbed-access-key", secretAccessKey: "testbed-secret-key" };
   const daemon = spawnDaemon(bin, ["-H", host, "-p", String(port)], {
-    name: "moto_server", logPath, marker: dir, cwd: dir,
+    name: "moto_server",
+    logPath,
+    marker: dir,
+    cwd: dir,
     env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: "true", AWS_DEFAULT_REGION: region },
   });
   const endpoint = `http://${host}:${port}`;
   const server: S3Server = {
-    endpoint, host, port, region, ...creds, pid: daemon.pid, logPath,
+    endpoint,
+    host,
+    port,
+    region,
+    ...creds,
+    pid: daemon.pid,
+    logPath,
     env: {
       AWS_ENDPOINT_URL: endpoint,
       AWS_ENDPOINT_URL_S3: endpoint,

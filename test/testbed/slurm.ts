@@ -7,7 +7,14 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import getPort from "get-port";
-import { killAll, netnsCommand, requireBinary, spawnDaemon, tailLog, type Daemon } from "./procs.js";
+import {
+  killAll,
+  netnsCommand,
+  requireBinary,
+  spawnDaemon,
+  tailLog,
+  type Daemon,
+} from "./procs.js";
 import { makeTempDir, markedPids, registerStopper, removeTempDir } from "./registry.js";
 import { renderSlurmConf } from "./slurm-conf.js";
 
@@ -51,19 +58,29 @@ export interface Slurm {
   commandPrefix: string[];
   logs: { slurmctld: string; slurmd: string; munged: string };
   /** Runs a Slurm client command with SLURM_CONF set (in `clientNetns` if any). */
-  run(cmd: string[], opts?: { timeoutMs?: number; cwd?: string }): Promise<{ stdout: string; stderr: string }>;
+  run(
+    cmd: string[],
+    opts?: { timeoutMs?: number; cwd?: string },
+  ): Promise<{ stdout: string; stderr: string }>;
   /** Waits until the node is idle (no jobs, ready). */
   waitIdle(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
-const BINARIES = ["/usr/sbin/munged", "/usr/sbin/mungekey", "/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/bin/sbatch"];
+const BINARIES = [
+  "/usr/sbin/munged",
+  "/usr/sbin/mungekey",
+  "/usr/sbin/slurmctld",
+  "/usr/sbin/slurmd",
+  "/usr/bin/sbatch",
+];
 
 /** Starts munged, slurmctld and slurmd, and waits until the node is idle. */
 export async function startSlurm(opts: SlurmOptions = {}): Promise<Slurm> {
   BINARIES.forEach(requireBinary);
   const dir = makeTempDir("slurm");
-  for (const sub of ["munge", "state", "spool", "log"]) mkdirSync(join(dir, sub), { recursive: true, mode: 0o755 });
+  for (const sub of ["munge", "state", "spool", "log"])
+    mkdirSync(join(dir, sub), { recursive: true, mode: 0o755 });
   const nodeName = opts.node?.name ?? (opts.node ? "compute" : "localhost");
   // Ports: in a fresh namespace any port is free; on the host ask get-port.
   const ctldPort = await getPort();
@@ -73,14 +90,28 @@ export async function startSlurm(opts: SlurmOptions = {}): Promise<Slurm> {
   const clientNetns = opts.controller?.netns;
   const daemons: Daemon[] = [];
   const s: Slurm = {
-    dir, confPath, env: { SLURM_CONF: confPath }, nodeName, partition: "debug", ctldPort, slurmdPort,
+    dir,
+    confPath,
+    env: { SLURM_CONF: confPath },
+    nodeName,
+    partition: "debug",
+    ctldPort,
+    slurmdPort,
     clusterName: `psc${randomBytes(3).toString("hex")}`,
     clientNetns,
     commandPrefix: clientNetns ? netnsCommand(clientNetns, "nsenter") : [],
-    logs: { slurmctld: join(dir, "log", "slurmctld.log"), slurmd: join(dir, "log", "slurmd.log"), munged: join(dir, "log", "munged.log") },
+    logs: {
+      slurmctld: join(dir, "log", "slurmctld.log"),
+      slurmd: join(dir, "log", "slurmd.log"),
+      munged: join(dir, "log", "munged.log"),
+    },
     run: async (cmd, o = {}) => {
       const full = [...s.commandPrefix, ...cmd];
-      return run(full[0]!, full.slice(1), { env: { ...process.env, ...s.env }, timeout: o.timeoutMs ?? 30000, cwd: o.cwd });
+      return run(full[0]!, full.slice(1), {
+        env: { ...process.env, ...s.env },
+        timeout: o.timeoutMs ?? 30000,
+        cwd: o.cwd,
+      });
     },
     waitIdle: async (timeoutMs = 30000) => {
       const deadline = Date.now() + timeoutMs;
@@ -89,12 +120,18 @@ export async function startSlurm(opts: SlurmOptions = {}): Promise<Slurm> {
         for (const d of daemons) {
           if (d.hasExited()) throw new Error(`${d.name} exited:\n${tailLog(d.logPath)}`);
         }
-        last = await s.run(["sinfo", "-h", "-N", "-n", nodeName, "-o", "%T"], { timeoutMs: 10000 })
-          .then((r) => r.stdout.trim(), (e: Error) => e.message);
+        last = await s
+          .run(["sinfo", "-h", "-N", "-n", nodeName, "-o", "%T"], { timeoutMs: 10000 })
+          .then(
+            (r) => r.stdout.trim(),
+            (e: Error) => e.message,
+          );
         if (last === "idle") return;
         await sleep(200);
       }
-      throw new Error(`Slurm node ${nodeName} not idle after ${timeoutMs} ms (last: ${last})\n${tailLog(s.logs.slurmctld)}\n${tailLog(s.logs.slurmd)}`);
+      throw new Error(
+        `Slurm node ${nodeName} not idle after ${timeoutMs} ms (last: ${last})\n${tailLog(s.logs.slurmctld)}\n${tailLog(s.logs.slurmd)}`,
+      );
     },
     stop: async () => {
       unregister();
@@ -107,26 +144,61 @@ export async function startSlurm(opts: SlurmOptions = {}): Promise<Slurm> {
   };
   const unregister = registerStopper(() => s.stop());
 
-  writeFileSync(confPath, renderSlurmConf({
-    dir, clusterName: s.clusterName, nodeName, ctldPort, slurmdPort, mungeSocket,
-    cpus: opts.cpus ?? 2, realMemory: opts.realMemory ?? 2000, minJobAge: opts.minJobAge ?? 4,
-    ctldAddr: opts.controller?.addr, nodeAddr: opts.node?.addr,
-  }));
+  writeFileSync(
+    confPath,
+    renderSlurmConf({
+      dir,
+      clusterName: s.clusterName,
+      nodeName,
+      ctldPort,
+      slurmdPort,
+      mungeSocket,
+      cpus: opts.cpus ?? 2,
+      realMemory: opts.realMemory ?? 2000,
+      minJobAge: opts.minJobAge ?? 4,
+      ctldAddr: opts.controller?.addr,
+      nodeAddr: opts.node?.addr,
+    }),
+  );
   const env = { ...process.env, SLURM_CONF: confPath };
   const common = { env, marker: dir };
   try {
     const key = join(dir, "munge", "munge.key");
     await run("/usr/sbin/mungekey", ["--create", "--keyfile", key]);
-    daemons.push(spawnDaemon("/usr/sbin/munged", ["-F", "--force", `--key-file=${key}`, `--socket=${mungeSocket}`,
-      `--pid-file=${join(dir, "munge", "munged.pid")}`, `--log-file=${s.logs.munged}`,
-      `--seed-file=${join(dir, "munge", "munged.seed")}`], { ...common, name: "munged", logPath: join(dir, "log", "munged.out") }));
+    daemons.push(
+      spawnDaemon(
+        "/usr/sbin/munged",
+        [
+          "-F",
+          "--force",
+          `--key-file=${key}`,
+          `--socket=${mungeSocket}`,
+          `--pid-file=${join(dir, "munge", "munged.pid")}`,
+          `--log-file=${s.logs.munged}`,
+          `--seed-file=${join(dir, "munge", "munged.seed")}`,
+        ],
+        { ...common, name: "munged", logPath: join(dir, "log", "munged.out") },
+      ),
+    );
     await waitForFile(mungeSocket, daemons[0]!);
-    daemons.push(spawnDaemon("/usr/sbin/slurmctld", ["-D", "-i"], {
-      ...common, name: "slurmctld", logPath: join(dir, "log", "slurmctld.out"), netns: opts.controller?.netns, netnsVia: "nsenter",
-    }));
-    daemons.push(spawnDaemon("/usr/sbin/slurmd", ["-D", "-N", nodeName], {
-      ...common, name: "slurmd", logPath: join(dir, "log", "slurmd.out"), netns: opts.node?.netns, netnsVia: "nsenter",
-    }));
+    daemons.push(
+      spawnDaemon("/usr/sbin/slurmctld", ["-D", "-i"], {
+        ...common,
+        name: "slurmctld",
+        logPath: join(dir, "log", "slurmctld.out"),
+        netns: opts.controller?.netns,
+        netnsVia: "nsenter",
+      }),
+    );
+    daemons.push(
+      spawnDaemon("/usr/sbin/slurmd", ["-D", "-N", nodeName], {
+        ...common,
+        name: "slurmd",
+        logPath: join(dir, "log", "slurmd.out"),
+        netns: opts.node?.netns,
+        netnsVia: "nsenter",
+      }),
+    );
     await s.waitIdle(30000);
   } catch (err) {
     await s.stop();

@@ -35,14 +35,22 @@ export function renderSshConfig(entries: SshConfigEntry[]): string {
 }
 
 /** Writes `dir/ssh_config` (or `dir/<fileName>`) and returns its path. */
-export function writeSshConfig(dir: string, entries: SshConfigEntry[], fileName = "ssh_config"): string {
+export function writeSshConfig(
+  dir: string,
+  entries: SshConfigEntry[],
+  fileName = "ssh_config",
+): string {
   const path = join(dir, fileName);
   writeFileSync(path, renderSshConfig(entries), { mode: 0o600 });
   return path;
 }
 
 /** An entry that reaches `sshd` under `alias` with its key and known_hosts. */
-export function sshdEntry(alias: string, sshd: Sshd, extra: Partial<SshConfigEntry> = {}): SshConfigEntry {
+export function sshdEntry(
+  alias: string,
+  sshd: Sshd,
+  extra: Partial<SshConfigEntry> = {},
+): SshConfigEntry {
   return {
     host: alias,
     hostName: sshd.host,

@@ -19,7 +19,11 @@ function ssh(s: Sshd, o: { identity?: string; knownHosts?: string } = {}, cmd = 
 describe("startSshd", () => {
   let s: Sshd;
   beforeAll(async () => {
-    s = await startSshd({ encryptedKey: true, unauthorizedKey: true, extraConfig: ["MaxStartups 50"] });
+    s = await startSshd({
+      encryptedKey: true,
+      unauthorizedKey: true,
+      extraConfig: ["MaxStartups 50"],
+    });
   }, 20000);
   afterAll(async () => {
     const dir = s?.dir;
@@ -30,14 +34,33 @@ describe("startSshd", () => {
   it("accepts the generated key with the generated known_hosts", { timeout: 20000 }, async () => {
     const { stdout } = await run("ssh", [...s.sshArgs(), "echo hello-$USER"], { timeout: 20000 });
     expect(stdout.trim()).toBe(`hello-${s.user}`);
-    expect(s.hostKeyPublic).toMatch(new RegExp(`^\\[127\\.0\\.0\\.1\\]:${s.port} ssh-ed25519 AAAA`));
+    expect(s.hostKeyPublic).toMatch(
+      new RegExp(`^\\[127\\.0\\.0\\.1\\]:${s.port} ssh-ed25519 AAAA`),
+    );
   });
 
   it("serves sftp", { timeout: 20000 }, async () => {
     const batch = join(s.dir, "sftp-batch");
     writeFileSync(batch, `put ${s.configPath} ${join(s.dir, "copied")}\n`);
-    await run("sftp", ["-F", "none", "-i", s.keyPath, "-P", String(s.port), "-o", `UserKnownHostsFile=${s.knownHostsPath}`,
-      "-o", "BatchMode=yes", "-b", batch, `${s.user}@${s.host}`], { timeout: 20000 });
+    await run(
+      "sftp",
+      [
+        "-F",
+        "none",
+        "-i",
+        s.keyPath,
+        "-P",
+        String(s.port),
+        "-o",
+        `UserKnownHostsFile=${s.knownHostsPath}`,
+        "-o",
+        "BatchMode=yes",
+        "-b",
+        batch,
+        `${s.user}@${s.host}`,
+      ],
+      { timeout: 20000 },
+    );
     await run("cmp", [s.configPath, join(s.dir, "copied")]);
   });
 
@@ -47,11 +70,18 @@ describe("startSshd", () => {
 
   it("has an encrypted key that needs its passphrase", { timeout: 20000 }, async () => {
     await run("ssh-keygen", ["-y", "-P", s.encryptedKeyPassphrase!, "-f", s.encryptedKeyPath!]);
-    await expect(run("ssh-keygen", ["-y", "-P", "wrong", "-f", s.encryptedKeyPath!])).rejects.toThrow();
+    await expect(
+      run("ssh-keygen", ["-y", "-P", "wrong", "-f", s.encryptedKeyPath!]),
+    ).rejects.toThrow();
   });
 
-  it("works through a generated ssh_config alias, also via ProxyJump", { timeout: 20000 }, async () => {
-    const cfg = writeSshConfig(s.dir, [sshdEntry("tb-direct", s), sshdEntry("tb-jumped", s, { proxyJump: "tb-direct" })]);
+  it("works through a generated ssh_config alias, also via ProxyJump", {
+    timeout: 20000,
+  }, async () => {
+    const cfg = writeSshConfig(s.dir, [
+      sshdEntry("tb-direct", s),
+      sshdEntry("tb-jumped", s, { proxyJump: "tb-direct" }),
+    ]);
     const direct = await run("ssh", ["-F", cfg, "tb-direct", "echo direct"], { timeout: 20000 });
     expect(direct.stdout.trim()).toBe("direct");
     const jumped = await run("ssh", ["-F", cfg, "tb-jumped", "echo jumped"], { timeout: 20000 });
@@ -67,7 +97,9 @@ describe("startSshd", () => {
   });
 
   it("killConnections drops an open session; a new one succeeds", { timeout: 30000 }, async () => {
-    const child = spawn("ssh", [...s.sshArgs(), "echo started; sleep 60"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("ssh", [...s.sshArgs(), "echo started; sleep 60"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
     await new Promise<void>((r) => child.stdout.once("data", () => r()));
     expect(await s.killConnections()).toBeGreaterThan(0);
@@ -80,7 +112,9 @@ describe("startSshd", () => {
     const old = s.hostKeyPublic;
     const line = await s.rotateHostKey();
     expect(line).not.toBe(old);
-    await expect(ssh(s)).rejects.toThrow(/HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
+    await expect(ssh(s)).rejects.toThrow(
+      /HOST IDENTIFICATION HAS CHANGED|Host key verification failed/,
+    );
     const fresh = join(s.dir, "known_hosts_new");
     writeFileSync(fresh, line + "\n");
     await ssh(s, { knownHosts: fresh });

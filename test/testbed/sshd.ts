@@ -5,7 +5,14 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import getPort from "get-port";
-import { descendants, killAll, requireBinary, spawnDaemon, waitForPort, type Daemon } from "./procs.js";
+import {
+  descendants,
+  killAll,
+  requireBinary,
+  spawnDaemon,
+  waitForPort,
+  type Daemon,
+} from "./procs.js";
 import { makeTempDir, registerStopper, removeTempDir } from "./registry.js";
 import { freePortInNetns } from "./netns-port.js";
 
@@ -66,9 +73,13 @@ const SSHD = "/usr/sbin/sshd";
 const KEYGEN = "/usr/bin/ssh-keygen";
 
 function keygen(path: string, passphrase = "", comment = "parsl-sidecar-testbed"): string {
-  execFileSync(requireBinary(KEYGEN), ["-q", "-t", "ed25519", "-N", passphrase, "-C", comment, "-f", path], {
-    stdio: "ignore",
-  });
+  execFileSync(
+    requireBinary(KEYGEN),
+    ["-q", "-t", "ed25519", "-N", passphrase, "-C", comment, "-f", path],
+    {
+      stdio: "ignore",
+    },
+  );
   return readFileSync(`${path}.pub`, "utf8").trim();
 }
 
@@ -108,23 +119,42 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   requireBinary(SSHD);
   mkdirSync("/run/sshd", { recursive: true });
   const host = opts.host ?? "127.0.0.1";
-  const port = opts.port ?? (opts.netns ? await freePortInNetns(opts.netns, host) : await getPort({ host }));
+  const port =
+    opts.port ?? (opts.netns ? await freePortInNetns(opts.netns, host) : await getPort({ host }));
   const dir = makeTempDir("sshd");
   const user = userInfo().username;
   const keyPath = join(dir, "id_ed25519");
   const authorized = [keygen(keyPath)];
   let hostPub = keygen(join(dir, "host_ed25519"), "", "testbed-host");
   const sshd: Sshd = {
-    host, port, user, netns: opts.netns, dir, keyPath,
+    host,
+    port,
+    user,
+    netns: opts.netns,
+    dir,
+    keyPath,
     configPath: join(dir, "sshd_config"),
     logPath: join(dir, "sshd.log"),
     knownHostsPath: join(dir, "known_hosts"),
     pid: 0,
     hostKeyPublic: "",
     sshArgs: (o = {}) => [
-      "-F", "none", "-i", o.identity ?? keyPath, "-p", String(port),
-      "-o", `UserKnownHostsFile=${o.knownHosts ?? sshd.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes",
-      "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10",
+      "-F",
+      "none",
+      "-i",
+      o.identity ?? keyPath,
+      "-p",
+      String(port),
+      "-o",
+      `UserKnownHostsFile=${o.knownHosts ?? sshd.knownHostsPath}`,
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "IdentitiesOnly=yes",
+      "-o",
+      "ConnectTimeout=10",
       `${user}@${host}`,
     ],
     stop: async () => {
@@ -169,7 +199,8 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     },
   };
   if (opts.encryptedKey) {
-    sshd.encryptedKeyPassphrase = typeof opts.encryptedKey === "string" ? opts.encryptedKey : "testbed-passphrase";
+    sshd.encryptedKeyPassphrase =
+      typeof opts.encryptedKey === "string" ? opts.encryptedKey : "testbed-passphrase";
     sshd.encryptedKeyPath = join(dir, "id_ed25519_encrypted");
     authorized.push(keygen(sshd.encryptedKeyPath, sshd.encryptedKeyPassphrase));
   }
@@ -185,7 +216,10 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   let daemon: Daemon | undefined;
   async function launch(): Promise<void> {
     daemon = spawnDaemon(SSHD, ["-D", "-e", "-f", sshd.configPath], {
-      name: `sshd ${host}:${port}`, logPath: sshd.logPath, netns: opts.netns, marker: dir,
+      name: `sshd ${host}:${port}`,
+      logPath: sshd.logPath,
+      netns: opts.netns,
+      marker: dir,
     });
     sshd.pid = daemon.pid;
     await waitForPort(host, port, { daemon, netns: opts.netns, timeoutMs: 15000 });

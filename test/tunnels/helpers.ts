@@ -35,7 +35,12 @@ export async function echoServer(host = "127.0.0.1"): Promise<Echo> {
 }
 
 /** Send `bytes` random-ish bytes to host:port and read them back; resolves with what came back. */
-export function roundTrip(host: string, port: number, bytes = 64 * 1024, timeoutMs = 15000): Promise<{ sent: Buffer; got: Buffer }> {
+export function roundTrip(
+  host: string,
+  port: number,
+  bytes = 64 * 1024,
+  timeoutMs = 15000,
+): Promise<{ sent: Buffer; got: Buffer }> {
   const sent = Buffer.alloc(bytes);
   for (let i = 0; i < bytes; i++) sent[i] = (i * 31 + 7) & 0xff;
   return new Promise((resolve, reject) => {
@@ -62,14 +67,18 @@ export function roundTrip(host: string, port: number, bytes = 64 * 1024, timeout
     });
     s.on("close", () => {
       clearTimeout(t);
-      if (n < bytes) reject(new Error(`connection to ${host}:${port} closed after ${n}/${bytes} bytes`));
+      if (n < bytes)
+        reject(new Error(`connection to ${host}:${port} closed after ${n}/${bytes} bytes`));
     });
   });
 }
 
 /** Local addresses:ports in LISTEN state (ss -Hltn), e.g. "127.0.0.1:2222". */
 export function listeners(): string[] {
-  return execFileSync("ss", ["-Hltn"], { encoding: "utf8" }).split("\n").map((l) => l.trim().split(/\s+/)[3]!).filter(Boolean);
+  return execFileSync("ss", ["-Hltn"], { encoding: "utf8" })
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/)[3]!)
+    .filter(Boolean);
 }
 
 export function isListening(port: number): boolean {
@@ -77,7 +86,10 @@ export function isListening(port: number): boolean {
 }
 
 /** Write to host:port (an echo) without end, reading back; resolves with the bytes echoed once the connection breaks. */
-export function streamUntilBroken(host: string, port: number): { echoed: () => number; broken: Promise<number> } {
+export function streamUntilBroken(
+  host: string,
+  port: number,
+): { echoed: () => number; broken: Promise<number> } {
   let n = 0;
   const chunk = Buffer.alloc(256 * 1024, 7);
   const s = connect({ host, port });
@@ -116,7 +128,12 @@ export function pattern(bytes: number): Buffer {
 }
 
 /** Send `data` through host:port (an echo behind it) in chunks; resolves with what came back once all of it did. */
-export function echoAll(host: string, port: number, data: Buffer, onProgress?: (echoed: number) => void): { done: Promise<Buffer>; socket: Socket } {
+export function echoAll(
+  host: string,
+  port: number,
+  data: Buffer,
+  onProgress?: (echoed: number) => void,
+): { done: Promise<Buffer>; socket: Socket } {
   const s = connect({ host, port });
   const chunks: Buffer[] = [];
   let got = 0;
@@ -131,7 +148,10 @@ export function echoAll(host: string, port: number, data: Buffer, onProgress?: (
       }
     });
     s.on("error", reject);
-    s.on("close", () => got < data.length && reject(new Error(`closed after ${got} of ${data.length} bytes`)));
+    s.on(
+      "close",
+      () => got < data.length && reject(new Error(`closed after ${got} of ${data.length} bytes`)),
+    );
   });
   let off = 0;
   const pump = (): void => {
@@ -145,4 +165,3 @@ export function echoAll(host: string, port: number, data: Buffer, onProgress?: (
   s.on("drain", pump);
   return { done, socket: s };
 }
-

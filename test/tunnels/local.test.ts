@@ -17,7 +17,9 @@ describe("local forward", () => {
   let service: Echo; // stands in for a JupyterLab on the head node
   beforeAll(async () => {
     sshd = await startSshd();
-    pool = new SshConnections({ configPath: writeSshConfig(sshd.dir, [entryFor("pool", sshd)], "client_config") });
+    pool = new SshConnections({
+      configPath: writeSshConfig(sshd.dir, [entryFor("pool", sshd)], "client_config"),
+    });
     tunnels = new TunnelManager({ hosts: pool });
     service = await echoServer("127.0.0.3");
   }, 30000);
@@ -28,30 +30,65 @@ describe("local forward", () => {
     await sshd?.stop();
   }, 30000);
 
-  it("carries connections here to remote_host:remote_port from the pool", { timeout: 30000 }, async () => {
-    const t = await tunnels.open({ target: "pool", kind: "local", remote_host: "127.0.0.3", remote_port: service.port, owner: "t" });
-    expect(t).toMatchObject({ state: "open", reach: "local", dial_host: "127.0.0.1", dial_port: t.local_port, last_check: { ok: true } });
-    const results = await Promise.all([1, 2, 3].map(() => roundTrip("127.0.0.1", t.local_port, 300 * 1024)));
+  it("carries connections here to remote_host:remote_port from the pool", {
+    timeout: 30000,
+  }, async () => {
+    const t = await tunnels.open({
+      target: "pool",
+      kind: "local",
+      remote_host: "127.0.0.3",
+      remote_port: service.port,
+      owner: "t",
+    });
+    expect(t).toMatchObject({
+      state: "open",
+      reach: "local",
+      dial_host: "127.0.0.1",
+      dial_port: t.local_port,
+      last_check: { ok: true },
+    });
+    const results = await Promise.all(
+      [1, 2, 3].map(() => roundTrip("127.0.0.1", t.local_port, 300 * 1024)),
+    );
     for (const { sent, got } of results) expect(got.equals(sent)).toBe(true);
     expect(tunnels.list()[0]!.total_connections).toBe(3);
     await tunnels.close(t.id);
     expect(isListening(t.local_port)).toBe(false);
   });
 
-  it("a destination the pool cannot reach fails the open and leaves nothing listening", { timeout: 30000 }, async () => {
+  it("a destination the pool cannot reach fails the open and leaves nothing listening", {
+    timeout: 30000,
+  }, async () => {
     const gone = await echoServer();
     const port = gone.port;
     await gone.close();
     const before = listenersOf([process.pid]);
-    const err = await tunnels.open({ target: "pool", kind: "local", remote_port: port, owner: "t" }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "TUNNEL_FAILED", message: expect.stringContaining(`cannot reach 127.0.0.1:${port}`) });
+    const err = await tunnels
+      .open({ target: "pool", kind: "local", remote_port: port, owner: "t" })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: "TUNNEL_FAILED",
+      message: expect.stringContaining(`cannot reach 127.0.0.1:${port}`),
+    });
     expect(listenersOf([process.pid])).toEqual(before);
     expect(tunnels.list()).toEqual([]);
     expect(pool.list()).toEqual([]);
   });
 
   it("a local port in use is a clear error", { timeout: 30000 }, async () => {
-    const err = await tunnels.open({ target: "pool", kind: "local", local_port: service.port, local_host: "127.0.0.3", remote_port: service.port, owner: "t" }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "TUNNEL_FAILED", message: expect.stringContaining("the port is in use") });
+    const err = await tunnels
+      .open({
+        target: "pool",
+        kind: "local",
+        local_port: service.port,
+        local_host: "127.0.0.3",
+        remote_port: service.port,
+        owner: "t",
+      })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: "TUNNEL_FAILED",
+      message: expect.stringContaining("the port is in use"),
+    });
   });
 });

@@ -16,7 +16,14 @@ import { alive } from "../testbed/procs.js";
 import { childrenTree } from "../testbed/registry.js";
 import { writeSshConfig } from "../testbed/ssh-config.js";
 import { startSshd, type Sshd } from "../testbed/sshd.js";
-import { echoAll, echoServer, pattern, roundTrip, streamUntilBroken, type Echo } from "./helpers.js";
+import {
+  echoAll,
+  echoServer,
+  pattern,
+  roundTrip,
+  streamUntilBroken,
+  type Echo,
+} from "./helpers.js";
 
 stopAllAfterAll();
 
@@ -42,10 +49,18 @@ describe("tunnels survive", () => {
   const events: SidecarEvent[] = [];
   beforeAll(async () => {
     sshd = await startSshd();
-    const configPath = writeSshConfig(sshd.dir, [entryFor("pool", sshd, { ServerAliveInterval: 1, ServerAliveCountMax: 2 })], "client_config");
+    const configPath = writeSshConfig(
+      sshd.dir,
+      [entryFor("pool", sshd, { ServerAliveInterval: 1, ServerAliveCountMax: 2 })],
+      "client_config",
+    );
     const bus = new EventBus();
     bus.on(["tunnel"], (e) => events.push(e));
-    pool = new SshConnections({ configPath, events: bus, reconnect: { initialMs: 50, maxMs: 500 } });
+    pool = new SshConnections({
+      configPath,
+      events: bus,
+      reconnect: { initialMs: 50, maxMs: 500 },
+    });
     tunnels = new TunnelManager({ hosts: pool, events: bus });
     echo = await echoServer();
   }, 30000);
@@ -57,23 +72,49 @@ describe("tunnels survive", () => {
   }, 30000);
 
   const rec = (id: string): TunnelRecord => tunnels.list().find((t) => t.id === id)!;
-  const reopened = (id: string, n: number) => eventually(() => rec(id).reconnects >= n && rec(id).state === "open", BOUND_MS);
+  const reopened = (id: string, n: number) =>
+    eventually(() => rec(id).reconnects >= n && rec(id).state === "open", BOUND_MS);
 
-  it("killConnections mid-stream: the stream breaks, the tunnel comes back on the same ports", { timeout: 60000 }, async () => {
-    const loop = await tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", owner: "t" });
-    const relay = await tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", remote_host: "127.0.0.2", owner: "t" });
+  it("killConnections mid-stream: the stream breaks, the tunnel comes back on the same ports", {
+    timeout: 60000,
+  }, async () => {
+    const loop = await tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: echo.port,
+      bind: "loopback",
+      owner: "t",
+    });
+    const relay = await tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: echo.port,
+      bind: "cluster",
+      remote_host: "127.0.0.2",
+      owner: "t",
+    });
     expect(relay.reach).toBe("relay");
     const stream = streamUntilBroken(loop.dial_host, loop.dial_port);
     // and an idle connection through the relay: connected, nothing sent
     const idle = createConnection({ host: "127.0.0.2", port: relay.dial_port });
     idle.on("error", () => undefined);
-    expect(await eventually(() => stream.echoed() > 1 << 20 && rec(relay.id).connections === 1, 10000, 10)).toBe(true);
+    expect(
+      await eventually(
+        () => stream.echoed() > 1 << 20 && rec(relay.id).connections === 1,
+        10000,
+        10,
+      ),
+    ).toBe(true);
     await sshd.killConnections();
     expect(await stream.broken).toBeGreaterThan(1 << 20);
     idle.destroy();
     expect(await reopened(loop.id, 1)).toBe(true);
     expect(await reopened(relay.id, 1)).toBe(true);
-    expect(rec(loop.id)).toMatchObject({ remote_port: loop.remote_port, dial_port: loop.dial_port, last_check: { ok: true } });
+    expect(rec(loop.id)).toMatchObject({
+      remote_port: loop.remote_port,
+      dial_port: loop.dial_port,
+      last_check: { ok: true },
+    });
     expect(rec(relay.id)).toMatchObject({ dial_port: relay.dial_port, last_check: { ok: true } });
     expect((await roundTrip(loop.dial_host, loop.dial_port)).got.length).toBe(64 * 1024);
     expect((await roundTrip("127.0.0.2", relay.dial_port)).got.length).toBe(64 * 1024);
@@ -83,22 +124,50 @@ describe("tunnels survive", () => {
     // idle one had none
     expect(rec(loop.id)).toMatchObject({ cut_connections: 1, cut_in_flight: 1 });
     expect(rec(relay.id)).toMatchObject({ cut_connections: 1, cut_in_flight: 0 });
-    const cuts = events.filter((e) => e.topic === "tunnel.cut").map((e) => [e.data.id, e.data.cut, e.data.in_flight]);
-    expect(cuts).toEqual(expect.arrayContaining([[loop.id, 1, 1], [relay.id, 1, 0]]));
+    const cuts = events
+      .filter((e) => e.topic === "tunnel.cut")
+      .map((e) => [e.data.id, e.data.cut, e.data.in_flight]);
+    expect(cuts).toEqual(
+      expect.arrayContaining([
+        [loop.id, 1, 1],
+        [relay.id, 1, 0],
+      ]),
+    );
     await tunnels.closeAll();
   });
 
   it("sshd restarted: the tunnel comes back", { timeout: 60000 }, async () => {
-    const t = await tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", owner: "t" });
+    const t = await tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: echo.port,
+      bind: "loopback",
+      owner: "t",
+    });
     await sshd.restart();
     expect(await reopened(t.id, 1)).toBe(true);
     expect((await roundTrip(t.dial_host, rec(t.id).dial_port)).got.length).toBe(64 * 1024);
     await tunnels.closeAll();
   });
 
-  it("a hung connection still holds the ports on the pool: the tunnel ends what it left there and keeps its ports", { timeout: 60000 }, async () => {
-    const loop = await tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", owner: "t" });
-    const t = await tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", remote_host: "127.0.0.2", owner: "t" });
+  it("a hung connection still holds the ports on the pool: the tunnel ends what it left there and keeps its ports", {
+    timeout: 60000,
+  }, async () => {
+    const loop = await tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: echo.port,
+      bind: "loopback",
+      owner: "t",
+    });
+    const t = await tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: echo.port,
+      bind: "cluster",
+      remote_host: "127.0.0.2",
+      owner: "t",
+    });
     // the session processes (sshd's per-connection child and the relay under it) stop answering
     // but stay alive, holding the listeners: what a dropped network looks like from the pool
     const kids = childrenTree(sshd.pid);
@@ -106,7 +175,10 @@ describe("tunnels survive", () => {
     try {
       expect(await reopened(t.id, 1)).toBe(true);
       expect(await reopened(loop.id, 1)).toBe(true);
-      for (const [before, now] of [[t, rec(t.id)], [loop, rec(loop.id)]] as const) {
+      for (const [before, now] of [
+        [t, rec(t.id)],
+        [loop, rec(loop.id)],
+      ] as const) {
         expect(now).toMatchObject({ dial_port: before.dial_port, last_check: { ok: true } });
         expect(now.port_changes).toEqual([]);
       }
@@ -131,13 +203,33 @@ describe("tunnels survive", () => {
     }, 30000);
     const drec = (id: string): TunnelRecord => durable.list().find((t) => t.id === id)!;
     const relayDir = (t: TunnelRecord): string => {
-      const id = readFileSync(`/proc/${t.relay!.pgid}/cmdline`, "utf8").split("\0").filter(Boolean).at(-1)!;
+      const id = readFileSync(`/proc/${t.relay!.pgid}/cmdline`, "utf8")
+        .split("\0")
+        .filter(Boolean)
+        .at(-1)!;
       return join(homedir(), ".parsl-sidecar", "relays", id);
     };
 
-    it("a drop mid-stream loses nothing: every byte arrives once, in order, through the same relay and ports", { timeout: 90000 }, async () => {
-      const cluster = await durable.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", remote_host: "127.0.0.2", durable: true, owner: "t" });
-      const loop = await durable.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", durable: true, owner: "t" });
+    it("a drop mid-stream loses nothing: every byte arrives once, in order, through the same relay and ports", {
+      timeout: 90000,
+    }, async () => {
+      const cluster = await durable.open({
+        target: "pool",
+        kind: "reverse",
+        local_port: echo.port,
+        bind: "cluster",
+        remote_host: "127.0.0.2",
+        durable: true,
+        owner: "t",
+      });
+      const loop = await durable.open({
+        target: "pool",
+        kind: "reverse",
+        local_port: echo.port,
+        bind: "loopback",
+        durable: true,
+        owner: "t",
+      });
       expect(cluster).toMatchObject({ durable: true, reach: "relay", dial_host: "127.0.0.2" });
       expect(loop).toMatchObject({ durable: true, reach: "relay", dial_host: "127.0.0.1" });
       const data = pattern(16 << 20);
@@ -154,9 +246,19 @@ describe("tunnels survive", () => {
       expect(dropped).toBe(true);
       expect(backA.equals(data)).toBe(true);
       expect(backB.equals(data)).toBe(true);
-      for (const [before, id] of [[cluster, cluster.id], [loop, loop.id]] as const) {
-        expect(await eventually(() => drec(id).state === "open" && drec(id).reconnects >= 1, BOUND_MS)).toBe(true);
-        expect(drec(id)).toMatchObject({ dial_port: before.dial_port, cut_in_flight: 0, relay: { pgid: before.relay!.pgid }, last_check: { ok: true } });
+      for (const [before, id] of [
+        [cluster, cluster.id],
+        [loop, loop.id],
+      ] as const) {
+        expect(
+          await eventually(() => drec(id).state === "open" && drec(id).reconnects >= 1, BOUND_MS),
+        ).toBe(true);
+        expect(drec(id)).toMatchObject({
+          dial_port: before.dial_port,
+          cut_in_flight: 0,
+          relay: { pgid: before.relay!.pgid },
+          last_check: { ok: true },
+        });
       }
       // at least the streaming connection resumed (the other may have finished before the drop)
       expect(drec(cluster.id).resumed_connections).toBeGreaterThanOrEqual(1);
@@ -168,30 +270,62 @@ describe("tunnels survive", () => {
       expect(dirs.filter((d) => existsSync(d))).toEqual([]);
     });
 
-    it("an echo at full speed both ways does not deadlock (acknowledgements never wait behind data)", { timeout: 90000 }, async () => {
-      const t = await durable.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", durable: true, owner: "t" });
+    it("an echo at full speed both ways does not deadlock (acknowledgements never wait behind data)", {
+      timeout: 90000,
+    }, async () => {
+      const t = await durable.open({
+        target: "pool",
+        kind: "reverse",
+        local_port: echo.port,
+        bind: "loopback",
+        durable: true,
+        owner: "t",
+      });
       const data = pattern(64 << 20);
       const back = await echoAll("127.0.0.1", t.dial_port, data).done;
       expect(back.equals(data)).toBe(true);
       await durable.closeAll();
     });
 
-    it("a hung connection (the session frozen on the pool): the relay finds the link dead by its pings and resumes on the next", { timeout: 90000 }, async () => {
-      const t = await durable.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", remote_host: "127.0.0.2", durable: true, owner: "t" });
+    it("a hung connection (the session frozen on the pool): the relay finds the link dead by its pings and resumes on the next", {
+      timeout: 90000,
+    }, async () => {
+      const t = await durable.open({
+        target: "pool",
+        kind: "reverse",
+        local_port: echo.port,
+        bind: "cluster",
+        remote_host: "127.0.0.2",
+        durable: true,
+        owner: "t",
+      });
       const data = pattern(8 << 20);
       const sessions: number[] = [];
       const run = echoAll("127.0.0.2", t.dial_port, data, (n) => {
         if (sessions.length === 0 && n >= 2 << 20) {
           // only sshd's own processes stop; the relay runs on
-          sessions.push(...childrenTree(sshd.pid).filter((k) => readFileSync(`/proc/${k}/comm`, "utf8").startsWith("sshd")));
+          sessions.push(
+            ...childrenTree(sshd.pid).filter((k) =>
+              readFileSync(`/proc/${k}/comm`, "utf8").startsWith("sshd"),
+            ),
+          );
           for (const k of sessions) process.kill(k, "SIGSTOP");
         }
       });
       try {
         const back = await run.done;
         expect(back.equals(data)).toBe(true);
-        expect(await eventually(() => drec(t.id).state === "open" && drec(t.id).reconnects >= 1, BOUND_MS)).toBe(true);
-        expect(drec(t.id)).toMatchObject({ dial_port: t.dial_port, cut_in_flight: 0, relay: { pgid: t.relay!.pgid } });
+        expect(
+          await eventually(
+            () => drec(t.id).state === "open" && drec(t.id).reconnects >= 1,
+            BOUND_MS,
+          ),
+        ).toBe(true);
+        expect(drec(t.id)).toMatchObject({
+          dial_port: t.dial_port,
+          cut_in_flight: 0,
+          relay: { pgid: t.relay!.pgid },
+        });
         expect(drec(t.id).resumed_connections).toBeGreaterThanOrEqual(1);
       } finally {
         signalAll(sessions, "SIGKILL", "SIGCONT"); // most were ended by the tunnel
@@ -199,10 +333,26 @@ describe("tunnels survive", () => {
       await durable.closeAll();
     });
 
-    it("a relay that dies while the link is up is replaced on the same port", { timeout: 60000 }, async () => {
-      const t = await durable.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", remote_host: "127.0.0.2", durable: true, owner: "t" });
+    it("a relay that dies while the link is up is replaced on the same port", {
+      timeout: 60000,
+    }, async () => {
+      const t = await durable.open({
+        target: "pool",
+        kind: "reverse",
+        local_port: echo.port,
+        bind: "cluster",
+        remote_host: "127.0.0.2",
+        durable: true,
+        owner: "t",
+      });
       process.kill(-t.relay!.pgid!, "SIGKILL");
-      const replaced = await eventually(() => drec(t.id).relay?.pgid !== t.relay!.pgid && drec(t.id).last_check?.ok === true && drec(t.id).last_check!.at > t.last_check!.at, 20000);
+      const replaced = await eventually(
+        () =>
+          drec(t.id).relay?.pgid !== t.relay!.pgid &&
+          drec(t.id).last_check?.ok === true &&
+          drec(t.id).last_check!.at > t.last_check!.at,
+        20000,
+      );
       expect(replaced).toBe(true);
       expect(drec(t.id)).toMatchObject({ state: "open", dial_port: t.dial_port });
       const r = await roundTrip("127.0.0.2", t.dial_port);

@@ -21,11 +21,19 @@ interface Bed {
 
 async function bed(extraConfig: string[] = []): Promise<Bed> {
   const sshd = await startSshd({ extraConfig });
-  const configPath = writeSshConfig(sshd.dir, [entryFor("pool", sshd, { ServerAliveInterval: 1, ServerAliveCountMax: 2 })], "client_config");
+  const configPath = writeSshConfig(
+    sshd.dir,
+    [entryFor("pool", sshd, { ServerAliveInterval: 1, ServerAliveCountMax: 2 })],
+    "client_config",
+  );
   const bus = new EventBus();
   const events: SidecarEvent[] = [];
   bus.on(["tunnel"], (e) => events.push(e));
-  const pool = new SshConnections({ configPath, events: bus, reconnect: { initialMs: 50, maxMs: 500 } });
+  const pool = new SshConnections({
+    configPath,
+    events: bus,
+    reconnect: { initialMs: 50, maxMs: 500 },
+  });
   return { sshd, pool, tunnels: new TunnelManager({ hosts: pool, events: bus }), events };
 }
 
@@ -47,9 +55,24 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
     await echo?.close();
   }, 30000);
 
-  it("loopback: carries a round trip, counts bytes, and closes both ends", { timeout: 30000 }, async () => {
-    const t = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", owner: "test" });
-    expect(t).toMatchObject({ state: "open", reach: "loopback", dial_host: "127.0.0.1", local_port: echo.port, relay: null, last_check: { ok: true } });
+  it("loopback: carries a round trip, counts bytes, and closes both ends", {
+    timeout: 30000,
+  }, async () => {
+    const t = await b.tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: echo.port,
+      bind: "loopback",
+      owner: "test",
+    });
+    expect(t).toMatchObject({
+      state: "open",
+      reach: "loopback",
+      dial_host: "127.0.0.1",
+      local_port: echo.port,
+      relay: null,
+      last_check: { ok: true },
+    });
     expect(t.dial_port).toBe(t.remote_port);
     const accepted = echo.accepted;
     const { sent, got } = await roundTrip(t.dial_host, t.dial_port, 1 << 20);
@@ -67,10 +90,27 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
     expect(b.pool.list()).toEqual([]);
   });
 
-  it("cluster: sshd bound loopback only, so a relay listens on the cluster-side address", { timeout: 30000 }, async () => {
-    const t = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "cluster", remote_host: "127.0.0.2", owner: "test" });
-    expect(t).toMatchObject({ state: "open", reach: "relay", dial_host: "127.0.0.2", last_check: { ok: true } });
-    expect(t.relay).toMatchObject({ interpreter: expect.stringMatching(/python/), listen: `127.0.0.2:${t.dial_port}` });
+  it("cluster: sshd bound loopback only, so a relay listens on the cluster-side address", {
+    timeout: 30000,
+  }, async () => {
+    const t = await b.tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: echo.port,
+      bind: "cluster",
+      remote_host: "127.0.0.2",
+      owner: "test",
+    });
+    expect(t).toMatchObject({
+      state: "open",
+      reach: "relay",
+      dial_host: "127.0.0.2",
+      last_check: { ok: true },
+    });
+    expect(t.relay).toMatchObject({
+      interpreter: expect.stringMatching(/python/),
+      listen: `127.0.0.2:${t.dial_port}`,
+    });
     expect(t.dial_port).not.toBe(t.remote_port);
     const { sent, got } = await roundTrip("127.0.0.2", t.dial_port, 256 * 1024);
     expect(got.equals(sent)).toBe(true);
@@ -78,15 +118,27 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
     const pgid = t.relay!.pgid!;
     expect((await lease.exec(`ps -o pid= -g ${pgid} | wc -l`)).stdout.trim()).not.toBe("0");
     await b.tunnels.close(t.id);
-    expect(await eventually(async () => (await lease.exec(`ps -o pid= -g ${pgid} | wc -l`)).stdout.trim() === "0")).toBe(true);
+    expect(
+      await eventually(
+        async () => (await lease.exec(`ps -o pid= -g ${pgid} | wc -l`)).stdout.trim() === "0",
+      ),
+    ).toBe(true);
     const ss = (await lease.exec("ss -Hltn")).stdout;
     expect(ss).not.toContain(`:${t.dial_port} `);
     expect(ss).not.toContain(`:${t.remote_port} `);
     lease.release();
   });
 
-  it("a real connection that arrives during a check is held briefly, then carried untouched", { timeout: 30000 }, async () => {
-    const t = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", owner: "test" });
+  it("a real connection that arrives during a check is held briefly, then carried untouched", {
+    timeout: 30000,
+  }, async () => {
+    const t = await b.tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: echo.port,
+      bind: "loopback",
+      owner: "test",
+    });
     const before = echo.accepted;
     const check = b.tunnels.check(t.id); // pending from now until the probe's exec returns
     const [rt, ck] = await Promise.all([roundTrip(t.dial_host, t.dial_port, 128 * 1024), check]);
@@ -96,12 +148,23 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
     await b.tunnels.close(t.id);
   });
 
-  it("a remote port that is taken moves to another, and the change is reported", { timeout: 30000 }, async () => {
+  it("a remote port that is taken moves to another, and the change is reported", {
+    timeout: 30000,
+  }, async () => {
     const blocker = await echoServer();
     try {
-      const t = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", remote_port: blocker.port, owner: "test" });
+      const t = await b.tunnels.open({
+        target: "pool",
+        kind: "reverse",
+        local_port: echo.port,
+        bind: "loopback",
+        remote_port: blocker.port,
+        owner: "test",
+      });
       expect(t.remote_port).not.toBe(blocker.port);
-      expect(t.port_changes).toContainEqual(expect.objectContaining({ which: "remote_port", from: blocker.port, to: t.remote_port }));
+      expect(t.port_changes).toContainEqual(
+        expect.objectContaining({ which: "remote_port", from: blocker.port, to: t.remote_port }),
+      );
       expect((await roundTrip("127.0.0.1", t.dial_port)).got.length).toBe(64 * 1024);
       await b.tunnels.close(t.id);
     } finally {
@@ -113,15 +176,34 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
     const probe = await echoServer();
     const want = probe.port;
     await probe.close();
-    const t = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", remote_port: want, owner: "test" });
+    const t = await b.tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: echo.port,
+      bind: "loopback",
+      remote_port: want,
+      owner: "test",
+    });
     expect(t.remote_port).toBe(want);
     expect(t.port_changes).toEqual([]);
     await b.tunnels.close(t.id);
   });
 
   it("closeOwner closes every tunnel of that owner", { timeout: 30000 }, async () => {
-    const a = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", owner: "job:42" });
-    const c = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, bind: "loopback", owner: "job:43" });
+    const a = await b.tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: echo.port,
+      bind: "loopback",
+      owner: "job:42",
+    });
+    const c = await b.tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: echo.port,
+      bind: "loopback",
+      owner: "job:43",
+    });
     expect(await b.tunnels.closeOwner("job:42")).toBe(1);
     expect(b.tunnels.list().map((t) => t.id)).toEqual([c.id]);
     expect(isListening(a.remote_port)).toBe(false);
@@ -131,11 +213,19 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
 });
 
 describe("reverse tunnel, sshd that allows non-loopback binds", () => {
-  it("GatewayPorts clientspecified: sshd binds the cluster-side address itself (no relay)", { timeout: 60000 }, async () => {
+  it("GatewayPorts clientspecified: sshd binds the cluster-side address itself (no relay)", {
+    timeout: 60000,
+  }, async () => {
     const b = await bed(["GatewayPorts clientspecified"]);
     const echo = await echoServer();
     try {
-      const t = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, remote_host: "127.0.0.2", owner: "test" });
+      const t = await b.tunnels.open({
+        target: "pool",
+        kind: "reverse",
+        local_port: echo.port,
+        remote_host: "127.0.0.2",
+        owner: "test",
+      });
       expect(t).toMatchObject({ reach: "gateway", relay: null, dial_host: "127.0.0.2" });
       expect(t.dial_port).toBe(t.remote_port);
       expect((await roundTrip("127.0.0.2", t.dial_port)).got.length).toBe(64 * 1024);
@@ -145,11 +235,18 @@ describe("reverse tunnel, sshd that allows non-loopback binds", () => {
     }
   });
 
-  it("GatewayPorts yes with the default bind: wildcard listener, every head address reported", { timeout: 60000 }, async () => {
+  it("GatewayPorts yes with the default bind: wildcard listener, every head address reported", {
+    timeout: 60000,
+  }, async () => {
     const b = await bed(["GatewayPorts yes"]);
     const echo = await echoServer();
     try {
-      const t = await b.tunnels.open({ target: "pool", kind: "reverse", local_port: echo.port, owner: "test" });
+      const t = await b.tunnels.open({
+        target: "pool",
+        kind: "reverse",
+        local_port: echo.port,
+        owner: "test",
+      });
       expect(t.reach).toBe("gateway");
       expect(t.dial_hosts).toContain(t.dial_host);
       expect((await roundTrip("127.0.0.1", t.dial_port)).got.length).toBe(64 * 1024);

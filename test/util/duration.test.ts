@@ -14,11 +14,14 @@ describe("parseDuration", () => {
 
   it("refuses anything else with a message naming the flag and the value", () => {
     for (const bad of ["", "abc", "5x", "-1s", "1s junk", "s"]) {
-      expect(() => parseDuration(bad, "--timeout")).toThrow(/Expected `--timeout` to be a duration/);
+      expect(() => parseDuration(bad, "--timeout")).toThrow(
+        /Expected `--timeout` to be a duration/,
+      );
     }
   });
 
   it("formats back into something it reads", () => {
-    for (const ms of [250, 1500, 90_000, 7_200_000]) expect(Math.abs(parseDuration(formatDuration(ms)) - ms) / ms).toBeLessThan(0.05);
+    for (const ms of [250, 1500, 90_000, 7_200_000])
+      expect(Math.abs(parseDuration(formatDuration(ms)) - ms) / ms).toBeLessThan(0.05);
   });
 });

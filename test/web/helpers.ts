@@ -46,7 +46,11 @@ export interface Sidecar {
 
 export async function startSidecar(): Promise<Sidecar> {
   const dir = mkdtempSync(join(tmpdir(), "psc-web-"));
-  const daemon = await Daemon.start({ runtimeDir: join(dir, "rt"), stateDir: join(dir, "state"), stderrLevel: "silent" });
+  const daemon = await Daemon.start({
+    runtimeDir: join(dir, "rt"),
+    stateDir: join(dir, "state"),
+    stderrLevel: "silent",
+  });
   const client = SidecarClient.connect(daemon.connectionFile);
   return {
     daemon,
@@ -65,7 +69,10 @@ export async function startSidecar(): Promise<Sidecar> {
   };
 }
 
-export async function openReview(s: Sidecar, file: string): Promise<{ id: string; url: string; origin: string }> {
+export async function openReview(
+  s: Sidecar,
+  file: string,
+): Promise<{ id: string; url: string; origin: string }> {
   const r = await s.client.call<{ id: string; url: string }>("web.review", { file });
   return { ...r, origin: new URL(r.url).origin };
 }
@@ -88,7 +95,15 @@ export async function launchChromium(): Promise<Browser> {
   return await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
 }
 

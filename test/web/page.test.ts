@@ -13,13 +13,26 @@ import { alive, jobProcesses } from "../jobs/helpers.js";
 import { stopAllAfterAll, warnSkip } from "../testbed/hooks.js";
 import { sshdEntry, writeSshConfig } from "../testbed/ssh-config.js";
 import { startSshd, type Sshd } from "../testbed/sshd.js";
-import { haveChromium, launchChromium, openReview, shot, startSidecar, twoPools, type Sidecar } from "./helpers.js";
+import {
+  haveChromium,
+  launchChromium,
+  openReview,
+  shot,
+  startSidecar,
+  twoPools,
+  type Sidecar,
+} from "./helpers.js";
 
 stopAllAfterAll();
 /** the workflow's Python here (with Parsl); the first pool uses it too, the second the system python3 */
 const VENV_PYTHON = join(import.meta.dirname, "..", "..", ".venv", "bin", "python");
 let POOLS = "";
-const skip = haveChromium ? false : warnSkip("web page browser tests", "/usr/bin/chromium is not installed (bash scripts/install-system-deps.sh installs it)");
+const skip = haveChromium
+  ? false
+  : warnSkip(
+      "web page browser tests",
+      "/usr/bin/chromium is not installed (bash scripts/install-system-deps.sh installs it)",
+    );
 
 /** Open a link in a fresh browser context (its own cookies: another "browser") and wait until ready. */
 async function openPage(browser: Browser, url: string): Promise<Page> {
@@ -27,7 +40,10 @@ async function openPage(browser: Browser, url: string): Promise<Page> {
   const page = await ctx.newPage();
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
-  page.on("console", (m) => m.type() === "error" && !m.text().includes("403") && errors.push(m.text()));
+  page.on(
+    "console",
+    (m) => m.type() === "error" && !m.text().includes("403") && errors.push(m.text()),
+  );
   (page as Page & { errors: string[] }).errors = errors;
   await page.goto(url);
   await page.waitForSelector("body[data-ready=true]");
@@ -49,7 +65,10 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
   beforeAll(async () => {
     // the pool `koehr_cpu` is a real sshd, reached through an ssh config as users have it
     sshd = await startSshd();
-    process.env.PARSL_SIDECAR_SSH_CONFIG = writeSshConfig(sshd.dir, [sshdEntry("koehr_cpu", sshd), sshdEntry("google_gpu", sshd)]);
+    process.env.PARSL_SIDECAR_SSH_CONFIG = writeSshConfig(sshd.dir, [
+      sshdEntry("koehr_cpu", sshd),
+      sshdEntry("google_gpu", sshd),
+    ]);
     process.env.PARSL_SIDECAR_PYTHON = VENV_PYTHON;
     POOLS = twoPools(join(sshd.dir, "pool"), VENV_PYTHON);
     s = await startSidecar();
@@ -65,40 +84,68 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
   it("shows a form per executor, validates as typed with the CLI's message, and Accept writes the file keeping order and unknown keys", async () => {
     const file = s.write("two-pools.json", POOLS);
     const r = await openReview(s, file);
-    const waiting = s.client.call<{ outcome: string }>("web.review_wait", { id: r.id }, { timeout: 0 });
+    const waiting = s.client.call<{ outcome: string }>(
+      "web.review_wait",
+      { id: r.id },
+      { timeout: 0 },
+    );
     const page = await openPage(browser, r.url);
     expect(new URL(page.url()).searchParams.get("token")).toBeNull();
     await expect.poll(() => page.locator(".card[data-label]").count()).toBe(2);
     await expect.poll(() => page.locator("#file-path").textContent()).toBe(file);
     // the explanation of a key sits beside it
-    expect(await page.locator('.card[data-label="cpu_executor"] .field[data-key="CORES_PER_WORKER"] .help').textContent()).toMatch(/Cores each worker uses/);
+    expect(
+      await page
+        .locator('.card[data-label="cpu_executor"] .field[data-key="CORES_PER_WORKER"] .help')
+        .textContent(),
+    ).toMatch(/Cores each worker uses/);
     // an unknown key is shown, marked, and warned about, but does not block
-    await expect.poll(() => page.locator("#err-cpu_executor-MY_TEAM_NOTE").textContent()).toMatch(/Unknown key/);
+    await expect
+      .poll(() => page.locator("#err-cpu_executor-MY_TEAM_NOTE").textContent())
+      .toMatch(/Unknown key/);
     await expect.poll(() => page.locator("#accept").isEnabled()).toBe(true);
     // what completion fills in is shown per label: the host from the ssh config, ports picked at start
-    await expect.poll(() => page.locator("#extras-cpu_executor .kv").textContent()).toMatch(/HOST_IP127\.0\.0\.1 HostName of koehr_cpu in ~\/\.ssh\/config/);
-    await expect.poll(() => page.locator("#extras-gpu_executor .kv").textContent()).toMatch(/WORKER_PORTa free port on the head node's loopback/);
+    await expect
+      .poll(() => page.locator("#extras-cpu_executor .kv").textContent())
+      .toMatch(/HOST_IP127\.0\.0\.1 HostName of koehr_cpu in ~\/\.ssh\/config/);
+    await expect
+      .poll(() => page.locator("#extras-gpu_executor .kv").textContent())
+      .toMatch(/WORKER_PORTa free port on the head node's loopback/);
     // the preflight reached each pool: green where the versions match, red where they do not,
     // the tunnel pending (it opens at completion, after Accept)
-    const check = (label: string, name: string) => page.locator(`#extras-${label} [data-check="${name}"]`);
-    await expect.poll(() => check("cpu_executor", "versions").getAttribute("class"), { timeout: 30_000 }).toBe("check ok");
+    const check = (label: string, name: string) =>
+      page.locator(`#extras-${label} [data-check="${name}"]`);
+    await expect
+      .poll(() => check("cpu_executor", "versions").getAttribute("class"), { timeout: 30_000 })
+      .toBe("check ok");
     expect(await check("cpu_executor", "reachable").getAttribute("class")).toBe("check ok");
     expect(await check("cpu_executor", "directories").getAttribute("class")).toBe("check ok");
     expect(await check("cpu_executor", "tunnel").getAttribute("class")).toBe("check pending");
-    await expect.poll(() => check("gpu_executor", "versions").getAttribute("class")).toBe("check bad");
-    expect(await check("gpu_executor", "versions").textContent()).toMatch(/Parsl is not importable/);
+    await expect
+      .poll(() => check("gpu_executor", "versions").getAttribute("class"))
+      .toBe("check bad");
+    expect(await check("gpu_executor", "versions").textContent()).toMatch(
+      /Parsl is not importable/,
+    );
     await picture(page, "review-form");
 
     await page.fill("#f-cpu_executor-CORES_PER_WORKER", "abc");
-    const cli = checkExecutors({ ...JSON.parse(POOLS), cpu_executor: { ...JSON.parse(POOLS).cpu_executor, CORES_PER_WORKER: "abc" } });
+    const cli = checkExecutors({
+      ...JSON.parse(POOLS),
+      cpu_executor: { ...JSON.parse(POOLS).cpu_executor, CORES_PER_WORKER: "abc" },
+    });
     const expected = cli.errors.find((e) => e.key === "CORES_PER_WORKER")!.message;
-    await expect.poll(() => page.locator("#err-cpu_executor-CORES_PER_WORKER").textContent()).toBe(expected.replaceAll("`", ""));
+    await expect
+      .poll(() => page.locator("#err-cpu_executor-CORES_PER_WORKER").textContent())
+      .toBe(expected.replaceAll("`", ""));
     expect(await page.locator("#accept").isDisabled()).toBe(true);
     expect(await page.locator("#problem-count").textContent()).toMatch(/1 problem/);
     await picture(page, "review-invalid");
 
     await page.fill("#f-cpu_executor-CORES_PER_WORKER", "2");
-    await expect.poll(() => page.locator("#err-cpu_executor-CORES_PER_WORKER").textContent()).toBe("");
+    await expect
+      .poll(() => page.locator("#err-cpu_executor-CORES_PER_WORKER").textContent())
+      .toBe("");
     await expect.poll(() => page.locator("#accept").isEnabled()).toBe(true);
     await page.fill("#f-gpu_executor-RUN_DIR", "/scratch/me/run");
     await expect.poll(() => page.locator("#accept").isEnabled()).toBe(true);
@@ -122,7 +169,11 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
   it("Cancel: the page says so and the wait ends with cancelled", async () => {
     const file = s.write("cancel.json", POOLS);
     const r = await openReview(s, file);
-    const waiting = s.client.call<{ outcome: string }>("web.review_wait", { id: r.id }, { timeout: 0 });
+    const waiting = s.client.call<{ outcome: string }>(
+      "web.review_wait",
+      { id: r.id },
+      { timeout: 0 },
+    );
     const page = await openPage(browser, r.url);
     await page.click("#cancel");
     await expect.poll(() => page.locator("#banner").textContent()).toMatch(/Cancelled/);
@@ -138,7 +189,9 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     const file = s.write("broken.json", bad);
     const r = await openReview(s, file);
     const page = await openPage(browser, r.url);
-    await expect.poll(() => page.locator("#parse-error .parse-msg").textContent()).toMatch(/at line 5, column 9/);
+    await expect
+      .poll(() => page.locator("#parse-error .parse-msg").textContent())
+      .toMatch(/at line 5, column 9/);
     expect(await page.locator("#parse-error .src-bad").textContent()).toMatch(/CONDA_DIR/);
     expect(await page.locator("#accept").isDisabled()).toBe(true);
     await picture(page, "review-parse-error");
@@ -158,7 +211,9 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     writeFileSync(file, theirs);
     await expect.poll(() => page.locator("#accept").isEnabled()).toBe(true);
     await page.click("#accept");
-    await expect.poll(() => page.locator("#banner").textContent()).toMatch(/changed on disk since this page loaded it/);
+    await expect
+      .poll(() => page.locator("#banner").textContent())
+      .toMatch(/changed on disk since this page loaded it/);
     await picture(page, "review-changed-on-disk");
     expect(readFileSync(file, "utf8")).toBe(theirs);
     await page.context().close();
@@ -175,9 +230,13 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     await expect.poll(() => b.locator("#accept").isEnabled()).toBe(true);
     // both press Accept in the same moment; whichever is second is refused (409) or, if the
     // first one's event arrived before its click, already shows that the other window accepted
-    const press = (p: Page): Promise<void> => p.locator("#accept").evaluate((el) => (el as unknown as { click(): void }).click());
+    const press = (p: Page): Promise<void> =>
+      p.locator("#accept").evaluate((el) => (el as unknown as { click(): void }).click());
     await Promise.all([press(a), press(b)]);
-    const texts = async (): Promise<string[]> => [(await a.locator("#banner").textContent()) ?? "", (await b.locator("#banner").textContent()) ?? ""];
+    const texts = async (): Promise<string[]> => [
+      (await a.locator("#banner").textContent()) ?? "",
+      (await b.locator("#banner").textContent()) ?? "",
+    ];
     await expect.poll(async () => (await texts()).every((t) => t !== "")).toBe(true);
     const [ta, tb] = await texts();
     const winners = [ta, tb].filter((t) => /^Accepted/.test(t!));
@@ -221,16 +280,29 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     const page = await openPage(browser, url);
     await expect.poll(() => page.locator("#tab-live").getAttribute("aria-selected")).toBe("true");
     // a real SSH connection to the pool: the Pools panel and the log follow it
-    const ran = await s.client.call<{ exit_code: number }>("ssh.exec", { target: "koehr_cpu", command: "true" });
+    const ran = await s.client.call<{ exit_code: number }>("ssh.exec", {
+      target: "koehr_cpu",
+      command: "true",
+    });
     expect(ran.exit_code).toBe(0);
-    await expect.poll(() => page.locator('#connections tr[data-target="koehr_cpu"]').textContent()).toMatch(new RegExp(`${sshd.user}@127\\.0\\.0\\.1:${sshd.port}.*ready`));
+    await expect
+      .poll(() => page.locator('#connections tr[data-target="koehr_cpu"]').textContent())
+      .toMatch(new RegExp(`${sshd.user}@127\\.0\\.0\\.1:${sshd.port}.*ready`));
     await expect.poll(() => page.locator("#logs").textContent()).toMatch(/ssh koehr_cpu: ready/);
     // a real tunnel through the pool's sshd to an echo server; traffic through it shows as bytes and in the chart
     const echo: Server = createServer((sock) => sock.pipe(sock));
     await new Promise<void>((r) => echo.listen(0, "127.0.0.1", () => r()));
     const echoPort = (echo.address() as { port: number }).port;
-    const t = await s.client.call<{ id: string; local_port: number }>("tunnels.open", { target: "koehr_cpu", kind: "local", remote_host: "127.0.0.1", remote_port: echoPort, owner: "web-test" });
-    await expect.poll(() => page.locator(`tr[data-tunnel="${t.id}"]`).textContent()).toMatch(/open/);
+    const t = await s.client.call<{ id: string; local_port: number }>("tunnels.open", {
+      target: "koehr_cpu",
+      kind: "local",
+      remote_host: "127.0.0.1",
+      remote_port: echoPort,
+      owner: "web-test",
+    });
+    await expect
+      .poll(() => page.locator(`tr[data-tunnel="${t.id}"]`).textContent())
+      .toMatch(/open/);
     const sock = connect(t.local_port, "127.0.0.1");
     let echoed = 0;
     sock.on("data", (b) => (echoed += b.length));
@@ -238,7 +310,9 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     // keep traffic flowing across a few one-second samples
     const cookieCtx = page.context();
     const sampled = async (): Promise<boolean> => {
-      const live = (await (await cookieCtx.request.get(new URL("/api/live", page.url()).toString())).json()) as { samples: Array<{ tunnel_in: number; tunnel_out: number }> };
+      const live = (await (
+        await cookieCtx.request.get(new URL("/api/live", page.url()).toString())
+      ).json()) as { samples: Array<{ tunnel_in: number; tunnel_out: number }> };
       return live.samples.some((x) => x.tunnel_in > 0 && x.tunnel_out > 0);
     };
     const pump = setInterval(() => sock.write(chunk), 50);
@@ -248,16 +322,36 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
       clearInterval(pump);
     }
     await expect.poll(() => echoed).toBeGreaterThan(0);
-    await expect.poll(() => page.locator(`tr[data-tunnel="${t.id}"] td.num`).first().textContent()).toMatch(/MiB|KiB/);
+    await expect
+      .poll(() => page.locator(`tr[data-tunnel="${t.id}"] td.num`).first().textContent())
+      .toMatch(/MiB|KiB/);
     sock.destroy();
     // real transfers by the staging service: one to the pool, one whose source does not exist
     const src = join(s.dir, "inputs.bin");
     writeFileSync(src, Buffer.alloc(24 * 1024 * 1024, 3));
-    const done = await s.client.call<{ id: string; bytes: number }>("staging.transfer", { src: `file://${src}`, dst: `ssh://koehr_cpu${join(sshd.dir, "pool", "inputs.bin")}`, item: "inputs" }, { timeout: 60_000 });
+    const done = await s.client.call<{ id: string; bytes: number }>(
+      "staging.transfer",
+      {
+        src: `file://${src}`,
+        dst: `ssh://koehr_cpu${join(sshd.dir, "pool", "inputs.bin")}`,
+        item: "inputs",
+      },
+      { timeout: 60_000 },
+    );
     expect(done.bytes).toBe(24 * 1024 * 1024);
-    await expect.poll(() => page.locator(`[data-transfer="${done.id}"]`).textContent()).toMatch(/done.*24\.0 MiB of 24\.0 MiB \(100%\)/);
-    await expect(s.client.call("staging.transfer", { src: `file://${join(s.dir, "missing.bin")}`, dst: `ssh://google_gpu${join(sshd.dir, "pool", "missing.bin")}`, item: "model" })).rejects.toMatchObject({ code: "STAGING_NOT_FOUND" });
-    await expect.poll(() => page.locator(".transfer", { hasText: "missing.bin" }).textContent()).toMatch(/failed.*STAGING_NOT_FOUND/);
+    await expect
+      .poll(() => page.locator(`[data-transfer="${done.id}"]`).textContent())
+      .toMatch(/done.*24\.0 MiB of 24\.0 MiB \(100%\)/);
+    await expect(
+      s.client.call("staging.transfer", {
+        src: `file://${join(s.dir, "missing.bin")}`,
+        dst: `ssh://google_gpu${join(sshd.dir, "pool", "missing.bin")}`,
+        item: "model",
+      }),
+    ).rejects.toMatchObject({ code: "STAGING_NOT_FOUND" });
+    await expect
+      .poll(() => page.locator(".transfer", { hasText: "missing.bin" }).textContent())
+      .toMatch(/failed.*STAGING_NOT_FOUND/);
     await expect.poll(() => page.locator("canvas#chart-transfers").isVisible()).toBe(true);
     await picture(page, "live");
     await s.client.call("tunnels.close", { id: t.id });
@@ -268,12 +362,24 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
   it("Stop on a running job kills it the way `parsl-sidecar kill` does: the job and its children are gone", async () => {
     const jobs = (s.daemon.getModule("jobs") as JobsModule).service;
     const id = "web-stop-test";
-    const runner = jobs.start({ id, command: ["sh", "-c", "sleep 300 & sleep 301; wait"], cwd: s.dir, env: { ...process.env }, graceMs: 2000, sidecar: { pid: process.pid, connection_file: s.daemon.connectionFile } });
+    const runner = jobs.start({
+      id,
+      command: ["sh", "-c", "sleep 300 & sleep 301; wait"],
+      cwd: s.dir,
+      env: { ...process.env },
+      graceMs: 2000,
+      sidecar: { pid: process.pid, connection_file: s.daemon.connectionFile },
+    });
     const { url } = await s.client.call<{ url: string }>("web.open", {});
     const page = await openPage(browser, url);
     const row = page.locator(`tr[data-job="${id}"]`);
-    await expect.poll(() => row.textContent()).toMatch(/running.*sh -c 'sleep 300 & sleep 301; wait'/);
-    const running = await s.client.call<{ pgid: number; tracked: Array<{ pid: number }> }>("jobs.get", { job: id });
+    await expect
+      .poll(() => row.textContent())
+      .toMatch(/running.*sh -c 'sleep 300 & sleep 301; wait'/);
+    const running = await s.client.call<{ pgid: number; tracked: Array<{ pid: number }> }>(
+      "jobs.get",
+      { job: id },
+    );
     await expect.poll(() => page.locator("#jobs").textContent()).toMatch(/Stop/);
     await picture(page, "live-job-running");
     await row.locator("button", { hasText: "Stop" }).click();
@@ -283,7 +389,11 @@ describe.skipIf(skip)("web page in chromium", { timeout: 60_000 }, () => {
     expect(await row.locator("button").count()).toBe(0);
     await picture(page, "live-job-stopped");
     const after = await s.client.call<{ tracked: Array<{ pid: number }> }>("jobs.get", { job: id });
-    const pids = [running.pgid, ...running.tracked.map((p) => p.pid), ...after.tracked.map((p) => p.pid)];
+    const pids = [
+      running.pgid,
+      ...running.tracked.map((p) => p.pid),
+      ...after.tracked.map((p) => p.pid),
+    ];
     expect(pids.filter(alive)).toEqual([]);
     // nothing carrying the job's marker or in its group is left anywhere on this machine
     expect(jobProcesses(id, [running.pgid])).toEqual([]);

@@ -25,14 +25,23 @@ export function registerCall(program: Command): void {
         try {
           params = JSON.parse(paramsText);
         } catch (err) {
-          throw new SidecarError("INVALID_ARGUMENT", `Expected params to be a JSON object, got \`${paramsText}\`: ${(err as Error).message}`);
+          throw new SidecarError(
+            "INVALID_ARGUMENT",
+            `Expected params to be a JSON object, got \`${paramsText}\`: ${(err as Error).message}`,
+          );
         }
         if (params === null || typeof params !== "object" || Array.isArray(params)) {
-          throw new SidecarError("INVALID_ARGUMENT", `Expected params to be a JSON object, got \`${paramsText}\``);
+          throw new SidecarError(
+            "INVALID_ARGUMENT",
+            `Expected params to be a JSON object, got \`${paramsText}\``,
+          );
         }
         const timeout = Number(opts.timeout);
         const result = await withClient(opts.connection, (c) =>
-          c.call(method, params as Record<string, unknown>, { timeout, onProgress: (p) => process.stderr.write(`progress ${JSON.stringify(p)}\n`) }),
+          c.call(method, params as Record<string, unknown>, {
+            timeout,
+            onProgress: (p) => process.stderr.write(`progress ${JSON.stringify(p)}\n`),
+          }),
         );
         printJson(result);
       } catch (err) {

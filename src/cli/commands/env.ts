@@ -45,14 +45,27 @@ interface Opts {
 
 function specOptions(cmd: Command): Command {
   return cmd
-    .option("--target <target>", "`local` or an SSH target (user@host[:port] or an ~/.ssh/config alias)", "local")
-    .option("--conf <file>", "read CONDA_ENV, CONDA_DIR, INSTALL_CONDA, LOCAL_CONDA_YAML, ... from this local.conf")
-    .option("--file <file>", "conda YAML, requirements.txt or pyproject.toml (the backend follows the extension)")
+    .option(
+      "--target <target>",
+      "`local` or an SSH target (user@host[:port] or an ~/.ssh/config alias)",
+      "local",
+    )
+    .option(
+      "--conf <file>",
+      "read CONDA_ENV, CONDA_DIR, INSTALL_CONDA, LOCAL_CONDA_YAML, ... from this local.conf",
+    )
+    .option(
+      "--file <file>",
+      "conda YAML, requirements.txt or pyproject.toml (the backend follows the extension)",
+    )
     .option("--backend <conda|uv>", "conda (YAML) or uv (requirements / pyproject)")
     .option("--name <name>", "environment name (CONDA_ENV)")
     .option("--prefix <dir>", "environment directory on the host")
     .option("--conda-dir <dir>", "conda installation on the host (CONDA_DIR)")
-    .option("--install-conda", "install Miniforge into CONDA_DIR when conda is missing (INSTALL_CONDA)")
+    .option(
+      "--install-conda",
+      "install Miniforge into CONDA_DIR when conda is missing (INSTALL_CONDA)",
+    )
     .option("--installer-url <url>", "conda installer to download (default: Miniforge's latest)")
     .option("--installer-file <file>", "conda installer on this machine")
     .option("--installer-sha256 <hex>", "expected SHA-256 of the installer")
@@ -60,13 +73,20 @@ function specOptions(cmd: Command): Command {
     .option("--install-uv", "pip install uv into ~/.cache/parsl-sidecar/uv when missing")
     .option("--python <python>", "interpreter or version for `uv venv`")
     .option("--system-site-packages", "uv: let the venv see the base interpreter's packages")
-    .option("--find-links <dir>", "uv: extra wheel directory (repeatable)", (v: string, prev: string[] = []) => [...prev, v])
+    .option(
+      "--find-links <dir>",
+      "uv: extra wheel directory (repeatable)",
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option("--no-index", "uv: do not use the package index")
     .option("--index-url <url>", "uv: package index")
     .option("--container-path <path>", "Singularity/Apptainer image on the host")
     .option("--container-file <file>", "definition file on this machine to build it from")
     .option("--create-container", "build the image when it is missing")
-    .option("--connection <file>", "run through this sidecar (default: in this process, or $PARSL_SIDECAR_CONNECTION_FILE)")
+    .option(
+      "--connection <file>",
+      "run through this sidecar (default: in this process, or $PARSL_SIDECAR_CONNECTION_FILE)",
+    )
     .option("--json", "print the result as JSON");
 }
 
@@ -77,7 +97,11 @@ function paramsOf(o: Opts): SpecParams {
   };
   copy("conf", o.conf);
   copy("file", o.file);
-  if (o.backend !== undefined && o.backend !== "conda" && o.backend !== "uv") throw new SidecarError("INVALID_ARGUMENT", `Expected --backend to be conda or uv, got \`${o.backend}\``);
+  if (o.backend !== undefined && o.backend !== "conda" && o.backend !== "uv")
+    throw new SidecarError(
+      "INVALID_ARGUMENT",
+      `Expected --backend to be conda or uv, got \`${o.backend}\``,
+    );
   copy("backend", o.backend);
   copy("name", o.name);
   copy("prefix", o.prefix);
@@ -93,13 +117,20 @@ function paramsOf(o: Opts): SpecParams {
   copy("find_links", o.findLinks);
   if (o.index === false) p.no_index = true;
   copy("index_url", o.indexUrl);
-  if (o.containerPath) p.container = { create: o.createContainer ?? false, path: o.containerPath, ...(o.containerFile ? { file: o.containerFile } : {}) };
+  if (o.containerPath)
+    p.container = {
+      create: o.createContainer ?? false,
+      path: o.containerPath,
+      ...(o.containerFile ? { file: o.containerFile } : {}),
+    };
   return p as SpecParams;
 }
 
 function progressLine(p: EnvProgress | Record<string, unknown>): void {
   const frac = typeof p.fraction === "number" ? ` (${Math.round(p.fraction * 100)}%)` : "";
-  process.stderr.write(`[${String(p.target)}] ${String(p.env)}: ${String(p.phase)}: ${String(p.message)}${frac}\n`);
+  process.stderr.write(
+    `[${String(p.target)}] ${String(p.env)}: ${String(p.phase)}: ${String(p.message)}${frac}\n`,
+  );
 }
 
 /** In this process: `local` needs no pool; a pool target gets private SshConnections, closed after. */
@@ -115,7 +146,10 @@ async function withService<T>(target: string, fn: (s: EnvService) => Promise<T>)
   }
 }
 
-async function withClient<T>(connection: string | undefined, fn: (c: SidecarClient) => Promise<T>): Promise<T> {
+async function withClient<T>(
+  connection: string | undefined,
+  fn: (c: SidecarClient) => Promise<T>,
+): Promise<T> {
   const { withClient: open } = await import("../client.js");
   return await open(connection, fn);
 }
@@ -128,31 +162,63 @@ function printEnsure(res: Record<string, unknown>): void {
   const e = res.env as Record<string, unknown> | null;
   if (e) {
     const secs = (Number(e.duration_ms) / 1000).toFixed(2);
-    process.stdout.write(`${String(e.target)}: ${String(e.name ?? e.prefix)} ${String(e.action)} at ${String(e.prefix)} (${String(e.backend)}, ${secs} s)\n`);
-    process.stdout.write(`  python ${String(e.python ?? "none")}, parsl ${String(e.parsl ?? "not installed")}\n  interpreter ${String(e.interpreter)}\n  worker_init ${String(e.worker_init)}\n`);
-    if (Array.isArray(e.dropped_keys) && e.dropped_keys.length > 0) process.stdout.write(`  (the copy given to conda leaves out: ${e.dropped_keys.join(", ")})\n`);
+    process.stdout.write(
+      `${String(e.target)}: ${String(e.name ?? e.prefix)} ${String(e.action)} at ${String(e.prefix)} (${String(e.backend)}, ${secs} s)\n`,
+    );
+    process.stdout.write(
+      `  python ${String(e.python ?? "none")}, parsl ${String(e.parsl ?? "not installed")}\n  interpreter ${String(e.interpreter)}\n  worker_init ${String(e.worker_init)}\n`,
+    );
+    if (Array.isArray(e.dropped_keys) && e.dropped_keys.length > 0)
+      process.stdout.write(
+        `  (the copy given to conda leaves out: ${e.dropped_keys.join(", ")})\n`,
+      );
   }
   const c = res.container as Record<string, unknown> | null;
-  if (c) process.stdout.write(`${String(c.target)}: container ${String(c.path)}: ${String(c.action)}${c.exists ? "" : " (missing)"}\n`);
+  if (c)
+    process.stdout.write(
+      `${String(c.target)}: container ${String(c.path)}: ${String(c.action)}${c.exists ? "" : " (missing)"}\n`,
+    );
 }
 
 export function registerEnv(program: Command): void {
-  const env = program.command("env").description("Python environments here and on pools: conda from a YAML, or uv; activation without `conda activate`");
+  const env = program
+    .command("env")
+    .description(
+      "Python environments here and on pools: conda from a YAML, or uv; activation without `conda activate`",
+    );
 
-  specOptions(env.command("ensure").description("create or update the environment (a no-op when its file is unchanged); build the container when asked"))
+  specOptions(
+    env
+      .command("ensure")
+      .description(
+        "create or update the environment (a no-op when its file is unchanged); build the container when asked",
+      ),
+  )
     .option("--force", "rebuild even when the recorded hash matches")
-    .option("--lock-timeout <seconds>", "wait this long for another ensure of the same environment", "1800")
+    .option(
+      "--lock-timeout <seconds>",
+      "wait this long for another ensure of the same environment",
+      "1800",
+    )
     .option("--quiet", "no progress lines")
     .action(async (o: Opts) => {
       try {
         const params = paramsOf(o);
         const lockTimeoutMs = Number(o.lockTimeout) * 1000;
-        if (!(lockTimeoutMs > 0)) throw new SidecarError("INVALID_ARGUMENT", `Expected --lock-timeout to be a positive number of seconds, got \`${o.lockTimeout}\``);
+        if (!(lockTimeoutMs > 0))
+          throw new SidecarError(
+            "INVALID_ARGUMENT",
+            `Expected --lock-timeout to be a positive number of seconds, got \`${o.lockTimeout}\``,
+          );
         const onProgress = o.quiet ? undefined : progressLine;
         let res: Record<string, unknown>;
         if (useSidecar(o)) {
           res = await withClient(o.connection, (c) =>
-            c.call<Record<string, unknown>>("env.ensure", { ...params, force: o.force ?? false, lock_timeout_ms: lockTimeoutMs }, { timeout: 0, ...(onProgress ? { onProgress } : {}) }),
+            c.call<Record<string, unknown>>(
+              "env.ensure",
+              { ...params, force: o.force ?? false, lock_timeout_ms: lockTimeoutMs },
+              { timeout: 0, ...(onProgress ? { onProgress } : {}) },
+            ),
           );
         } else {
           const abort = new AbortController();
@@ -160,7 +226,14 @@ export function registerEnv(program: Command): void {
           process.once("SIGINT", stop);
           process.once("SIGTERM", stop);
           try {
-            const out = await withService(params.target, (s) => s.ensure(params, { ...(onProgress ? { onProgress } : {}), signal: abort.signal, force: o.force ?? false, lockTimeoutMs }));
+            const out = await withService(params.target, (s) =>
+              s.ensure(params, {
+                ...(onProgress ? { onProgress } : {}),
+                signal: abort.signal,
+                force: o.force ?? false,
+                lockTimeoutMs,
+              }),
+            );
             res = (await import("../../env/wire.js")).ensureWire(out);
           } finally {
             process.off("SIGINT", stop);
@@ -174,15 +247,35 @@ export function registerEnv(program: Command): void {
       }
     });
 
-  specOptions(env.command("show").description("where the environment is, whether it is current, its Python and Parsl versions and worker_init (changes nothing)")).action(async (o: Opts) => {
+  specOptions(
+    env
+      .command("show")
+      .description(
+        "where the environment is, whether it is current, its Python and Parsl versions and worker_init (changes nothing)",
+      ),
+  ).action(async (o: Opts) => {
     try {
       const params = paramsOf(o);
       const res = useSidecar(o)
-        ? await withClient(o.connection, (c) => c.call<Record<string, unknown>>("env.describe", params as unknown as Record<string, unknown>, { timeout: 120_000 }))
-        : ((await withService(params.target, (s) => s.describe(params))) as unknown as Record<string, unknown>);
+        ? await withClient(o.connection, (c) =>
+            c.call<Record<string, unknown>>(
+              "env.describe",
+              params as unknown as Record<string, unknown>,
+              { timeout: 120_000 },
+            ),
+          )
+        : ((await withService(params.target, (s) => s.describe(params))) as unknown as Record<
+            string,
+            unknown
+          >);
       if (o.json) return printJson(res);
-      process.stdout.write(`${String(res.target)}: ${String(res.name ?? res.prefix ?? "-")} (${String(res.backend ?? "-")}) ${String(res.state)}${res.prefix ? ` at ${String(res.prefix)}` : ""}\n`);
-      if (res.python) process.stdout.write(`  python ${String(res.python)}, parsl ${String(res.parsl ?? "not installed")}\n`);
+      process.stdout.write(
+        `${String(res.target)}: ${String(res.name ?? res.prefix ?? "-")} (${String(res.backend ?? "-")}) ${String(res.state)}${res.prefix ? ` at ${String(res.prefix)}` : ""}\n`,
+      );
+      if (res.python)
+        process.stdout.write(
+          `  python ${String(res.python)}, parsl ${String(res.parsl ?? "not installed")}\n`,
+        );
       if (res.ensured_at) process.stdout.write(`  ensured ${String(res.ensured_at)}\n`);
       if (res.worker_init) process.stdout.write(`  worker_init ${String(res.worker_init)}\n`);
       const c = res.container as { path: string; exists: boolean } | null;

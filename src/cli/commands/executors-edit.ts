@@ -19,12 +19,19 @@ interface Opts {
 
 /** Adds `edit` to the `executors` command group (creating the group if nobody has yet). */
 export function registerExecutorsEdit(program: Command): void {
-  const group = program.commands.find((c) => c.name() === "executors") ?? program.command("executors").description("executors.json: check, explain, complete, edit");
+  const group =
+    program.commands.find((c) => c.name() === "executors") ??
+    program.command("executors").description("executors.json: check, explain, complete, edit");
   group
     .command("edit")
-    .description("open the executors file in the local page: a form per label with explanations and checks; Accept writes it")
+    .description(
+      "open the executors file in the local page: a form per label with explanations and checks; Accept writes it",
+    )
     .argument("<file>", "the executors JSON file")
-    .option("--connection <file>", "use this running sidecar (default: start a private one for the edit)")
+    .option(
+      "--connection <file>",
+      "use this running sidecar (default: start a private one for the edit)",
+    )
     .option("--json", "print the outcome as JSON")
     .action(async (file: string, opts: Opts) => {
       let daemon: Daemon | undefined;
@@ -37,14 +44,20 @@ export function registerExecutorsEdit(program: Command): void {
           daemon = await Daemon.start({ runtimeDir: privateDir });
           connectionFile = daemon.connectionFile;
         }
-        const onSignal = (): void => void daemon?.close("interrupted").finally(() => process.exit(EXIT.CANCELLED));
+        const onSignal = (): void =>
+          void daemon?.close("interrupted").finally(() => process.exit(EXIT.CANCELLED));
         process.once("SIGINT", onSignal);
         process.once("SIGTERM", onSignal);
-        const outcome = await reviewExecutors(connectionFile, file, { print: (l) => process.stdout.write(`${l}\n`) });
+        const outcome = await reviewExecutors(connectionFile, file, {
+          print: (l) => process.stdout.write(`${l}\n`),
+        });
         await daemon?.close(`review ${outcome}`);
         if (privateDir) rmSync(privateDir, { recursive: true, force: true });
         if (opts.json) printJson({ outcome, file });
-        else process.stderr.write(`parsl-sidecar: ${outcome === "accepted" ? `accepted; ${file} written` : "cancelled; nothing written"}\n`);
+        else
+          process.stderr.write(
+            `parsl-sidecar: ${outcome === "accepted" ? `accepted; ${file} written` : "cancelled; nothing written"}\n`,
+          );
         process.exit(outcome === "accepted" ? EXIT.OK : EXIT.CANCELLED);
       } catch (err) {
         await daemon?.close("edit failed").catch(() => undefined);

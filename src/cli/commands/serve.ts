@@ -6,7 +6,12 @@ import { Option, type Command } from "commander";
 import { SidecarClient } from "../../client/client.js";
 import { Daemon } from "../../daemon/daemon.js";
 import { SidecarError } from "../../errors.js";
-import { CONNECTION_FILE_NAME, defaultRuntimeDir, pidAlive, readConnectionFile } from "../../rpc/connection-file.js";
+import {
+  CONNECTION_FILE_NAME,
+  defaultRuntimeDir,
+  pidAlive,
+  readConnectionFile,
+} from "../../rpc/connection-file.js";
 import { ensurePrivateDir } from "../../util/private-dir.js";
 import { LOG_LEVELS, type LogLevel } from "../../util/logger.js";
 import { fail, printJson } from "../output.js";
@@ -24,11 +29,19 @@ export function registerServe(program: Command): void {
   program
     .command("serve")
     .description("run the sidecar daemon (foreground unless --detach)")
-    .option("--endpoint <url>", "ipc://PATH or tcp://127.0.0.1:PORT (default: ipc:// in the runtime directory)")
+    .option(
+      "--endpoint <url>",
+      "ipc://PATH or tcp://127.0.0.1:PORT (default: ipc:// in the runtime directory)",
+    )
     .option("--allow-remote", "allow a non-loopback tcp:// endpoint (prints a warning)")
-    .option("--runtime-dir <dir>", "where the connection file, socket and log live (default: $XDG_RUNTIME_DIR/parsl-sidecar or /tmp/parsl-sidecar-UID)")
+    .option(
+      "--runtime-dir <dir>",
+      "where the connection file, socket and log live (default: $XDG_RUNTIME_DIR/parsl-sidecar or /tmp/parsl-sidecar-UID)",
+    )
     .option("--detach", "start in the background and return once it answers a ping")
-    .addOption(new Option("--log-level <level>", "stderr log level").choices(LOG_LEVELS).default("info"))
+    .addOption(
+      new Option("--log-level <level>", "stderr log level").choices(LOG_LEVELS).default("info"),
+    )
     .option("--json", "machine-readable output")
     .action(async (opts: ServeOptions) => {
       try {
@@ -50,8 +63,16 @@ async function foreground(opts: ServeOptions): Promise<void> {
   const onSignal = (sig: NodeJS.Signals): void => void daemon.close(`received ${sig}`);
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  if (opts.json) printJson({ connection_file: daemon.connectionFile, endpoint: daemon.info.endpoint, pid: process.pid });
-  else process.stderr.write(`parsl-sidecar: listening on ${daemon.info.endpoint}\nparsl-sidecar: connection file ${daemon.connectionFile}\n`);
+  if (opts.json)
+    printJson({
+      connection_file: daemon.connectionFile,
+      endpoint: daemon.info.endpoint,
+      pid: process.pid,
+    });
+  else
+    process.stderr.write(
+      `parsl-sidecar: listening on ${daemon.info.endpoint}\nparsl-sidecar: connection file ${daemon.connectionFile}\n`,
+    );
   await daemon.closed();
   process.exit(0);
 }
@@ -64,13 +85,18 @@ async function detach(opts: ServeOptions): Promise<void> {
   if (opts.endpoint) args.push("--endpoint", opts.endpoint);
   if (opts.allowRemote) args.push("--allow-remote");
   const errFd = openSync(errPath, "w", 0o600);
-  const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", "ignore", errFd] });
+  const child = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ["ignore", "ignore", errFd],
+  });
   child.unref();
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
     if (!pidAlive(child.pid!)) {
-      const why = readFileSync(errPath, "utf8").trim().replace(/^parsl-sidecar: /, "");
+      const why = readFileSync(errPath, "utf8")
+        .trim()
+        .replace(/^parsl-sidecar: /, "");
       throw new SidecarError("ALREADY_RUNNING", why || "the detached sidecar exited at start");
     }
     let info;
@@ -92,5 +118,8 @@ async function detach(opts: ServeOptions): Promise<void> {
     else process.stdout.write(`${file}\n`);
     return;
   }
-  throw new SidecarError("TIMEOUT", `The detached sidecar did not answer within 15 s; see ${errPath}`);
+  throw new SidecarError(
+    "TIMEOUT",
+    `The detached sidecar did not answer within 15 s; see ${errPath}`,
+  );
 }

@@ -20,25 +20,39 @@ interface WireExec {
   timed_out: boolean;
 }
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
+const SIGNALS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGKILL: 9,
+  SIGSEGV: 11,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+};
 
 function parseEnv(list: string[] | undefined): Record<string, string> | undefined {
   if (!list || list.length === 0) return undefined;
   const env: Record<string, string> = {};
   for (const kv of list) {
     const eq = kv.indexOf("=");
-    if (eq <= 0) throw new SidecarError("INVALID_ARGUMENT", `Expected --env NAME=VALUE, got \`${kv}\``);
+    if (eq <= 0)
+      throw new SidecarError("INVALID_ARGUMENT", `Expected --env NAME=VALUE, got \`${kv}\``);
     env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
   return env;
 }
 
 export function registerSsh(program: Command): void {
-  const ssh = program.command("ssh").description("run commands on pools and inspect the sidecar's SSH connections");
+  const ssh = program
+    .command("ssh")
+    .description("run commands on pools and inspect the sidecar's SSH connections");
 
   ssh
     .command("exec")
-    .description("run a shell command on TARGET (user@host[:port], an ssh config alias, or `local`) and exit with its exit code")
+    .description(
+      "run a shell command on TARGET (user@host[:port], an ssh config alias, or `local`) and exit with its exit code",
+    )
     .argument("<target>", "where to run")
     .argument("<command...>", "the command (put `--` before it)")
     .option("--cwd <dir>", "working directory on the target")
@@ -49,8 +63,16 @@ export function registerSsh(program: Command): void {
     .action(async (target: string, command: string[], opts: Opts) => {
       try {
         const timeoutMs = opts.timeout === undefined ? undefined : Number(opts.timeout);
-        if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs <= 0)) throw new SidecarError("INVALID_ARGUMENT", `Expected --timeout to be a positive whole number of ms, got \`${opts.timeout}\``);
-        const params: Record<string, unknown> = { target, command: command.join(" "), stream: !opts.json };
+        if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs <= 0))
+          throw new SidecarError(
+            "INVALID_ARGUMENT",
+            `Expected --timeout to be a positive whole number of ms, got \`${opts.timeout}\``,
+          );
+        const params: Record<string, unknown> = {
+          target,
+          command: command.join(" "),
+          stream: !opts.json,
+        };
         const env = parseEnv(opts.env);
         if (env) params.env = env;
         if (opts.cwd) params.cwd = opts.cwd;
@@ -58,12 +80,16 @@ export function registerSsh(program: Command): void {
         const r = await withClient(opts.connection, (c) =>
           c.call<WireExec>("ssh.exec", params, {
             timeout: (timeoutMs ?? 0) > 0 ? timeoutMs! + 30_000 : 0,
-            onProgress: (p) => (p.stream === "stderr" ? process.stderr : process.stdout).write(String(p.data ?? "")),
+            onProgress: (p) =>
+              (p.stream === "stderr" ? process.stderr : process.stdout).write(String(p.data ?? "")),
           }),
         );
         if (opts.json) return printJson(r);
-        if (r.timed_out) process.stderr.write(`parsl-sidecar: the command timed out and was killed\n`);
-        process.exitCode = r.timed_out ? EXIT.TIMEOUT : r.exit_code ?? (r.signal ? EXIT.SIGNAL_BASE + (SIGNALS[r.signal] ?? 0) : EXIT.ERROR);
+        if (r.timed_out)
+          process.stderr.write(`parsl-sidecar: the command timed out and was killed\n`);
+        process.exitCode = r.timed_out
+          ? EXIT.TIMEOUT
+          : (r.exit_code ?? (r.signal ? EXIT.SIGNAL_BASE + (SIGNALS[r.signal] ?? 0) : EXIT.ERROR));
       } catch (err) {
         fail(err, opts);
       }
@@ -71,16 +97,24 @@ export function registerSsh(program: Command): void {
 
   ssh
     .command("check")
-    .description("connect to TARGET and report server version, host key fingerprint, cipher and latency")
+    .description(
+      "connect to TARGET and report server version, host key fingerprint, cipher and latency",
+    )
     .argument("<target>", "user@host[:port] or an ssh config alias")
     .option("--connection <file>", "connection file")
     .option("--json", "machine-readable output")
     .action(async (target: string, opts: Opts) => {
       try {
-        const r = await withClient(opts.connection, (c) => c.call<Record<string, unknown>>("ssh.check", { target }, { timeout: 60_000 }));
+        const r = await withClient(opts.connection, (c) =>
+          c.call<Record<string, unknown>>("ssh.check", { target }, { timeout: 60_000 }),
+        );
         if (opts.json) return printJson(r);
-        process.stdout.write(`${target}: ${r.ok ? "ok" : "FAILED"}  ${String(r.user)}@${String(r.host)}:${String(r.port)}  ${String(r.server_version)}\n`);
-        process.stdout.write(`host key ${String(r.fingerprint)}  cipher ${String(r.cipher)}  round trip ${String(r.latency_ms)} ms\n`);
+        process.stdout.write(
+          `${target}: ${r.ok ? "ok" : "FAILED"}  ${String(r.user)}@${String(r.host)}:${String(r.port)}  ${String(r.server_version)}\n`,
+        );
+        process.stdout.write(
+          `host key ${String(r.fingerprint)}  cipher ${String(r.cipher)}  round trip ${String(r.latency_ms)} ms\n`,
+        );
       } catch (err) {
         fail(err, opts);
       }
@@ -93,9 +127,21 @@ export function registerSsh(program: Command): void {
     .option("--json", "machine-readable output")
     .action(async (opts: Opts) => {
       try {
-        const rows = await withClient(opts.connection, (c) => c.call<Array<Record<string, unknown>>>("ssh.list", {}, { timeout: 10_000 }));
+        const rows = await withClient(opts.connection, (c) =>
+          c.call<Array<Record<string, unknown>>>("ssh.list", {}, { timeout: 10_000 }),
+        );
         if (opts.json) return printJson(rows);
-        printTable(rows, ["target", "state", "user", "host", "port", "reconnects", "leases", "cipher", "last_error"]);
+        printTable(rows, [
+          "target",
+          "state",
+          "user",
+          "host",
+          "port",
+          "reconnects",
+          "leases",
+          "cipher",
+          "last_error",
+        ]);
       } catch (err) {
         fail(err, opts);
       }

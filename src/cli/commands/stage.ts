@@ -14,7 +14,12 @@ interface Opts {
 }
 
 function bar(p: ProgressSnapshot, width = 24): string {
-  const frac = p.total_bytes > 0 ? Math.min(1, p.bytes / p.total_bytes) : p.total_files > 0 ? p.files / p.total_files : 0;
+  const frac =
+    p.total_bytes > 0
+      ? Math.min(1, p.bytes / p.total_bytes)
+      : p.total_files > 0
+        ? p.files / p.total_files
+        : 0;
   const filled = Math.round(frac * width);
   const pct = `${Math.floor(frac * 100)}%`.padStart(4);
   return `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${pct} ${formatBytes(p.bytes)}/${formatBytes(p.total_bytes)}  ${p.files}/${p.total_files} files  ${formatBytes(p.rate_bps)}/s`;
@@ -51,8 +56,13 @@ export function cliPath(arg: string): string {
 export function registerStage(program: Command): void {
   program
     .command("stage")
-    .description("copy a file or directory from SRC to DST, verified and written under a temporary name; identical files are skipped")
-    .argument("<src>", "file://, pw://, s3://bucket/key, gs://bucket/key, ssh://TARGET/abs/path, TARGET:/abs/path, or an absolute local path")
+    .description(
+      "copy a file or directory from SRC to DST, verified and written under a temporary name; identical files are skipped",
+    )
+    .argument(
+      "<src>",
+      "file://, pw://, s3://bucket/key, gs://bucket/key, ssh://TARGET/abs/path, TARGET:/abs/path, or an absolute local path",
+    )
     .argument("<dst>", "same forms as SRC")
     .option("--type <type>", "file, directory, or auto (look at SRC)", "auto")
     .option("--cwd <dir>", "what {cwd} in a URL stands for (default: the current directory)")
@@ -65,15 +75,34 @@ export function registerStage(program: Command): void {
     )
     .action(async (src: string, dst: string, opts: Opts) => {
       try {
-        if (!["file", "directory", "auto"].includes(opts.type)) throw new SidecarError("INVALID_ARGUMENT", `Expected --type to be file, directory or auto, got \`${opts.type}\``);
+        if (!["file", "directory", "auto"].includes(opts.type))
+          throw new SidecarError(
+            "INVALID_ARGUMENT",
+            `Expected --type to be file, directory or auto, got \`${opts.type}\``,
+          );
         const { runStage } = await import("../stage-run.js");
         const printer = opts.quiet || opts.json ? undefined : progressPrinter();
-        const res = await runStage({ src: cliPath(src), dst: cliPath(dst), type: opts.type as "file" | "directory" | "auto", cwd: opts.cwd ?? process.cwd(), host: opts.host }, (p) => printer?.update(p)).finally(() => printer?.done());
+        const res = await runStage(
+          {
+            src: cliPath(src),
+            dst: cliPath(dst),
+            type: opts.type as "file" | "directory" | "auto",
+            cwd: opts.cwd ?? process.cwd(),
+            host: opts.host,
+          },
+          (p) => printer?.update(p),
+        ).finally(() => printer?.done());
         if (opts.json) printJson(res);
         else {
-          const what = res.skipped > 0 && res.files === 0 ? "already up to date" : `${res.files} file${res.files === 1 ? "" : "s"}, ${formatBytes(res.bytes)}`;
-          const skipped = res.skipped > 0 && res.files > 0 ? ` (${res.skipped} identical skipped)` : "";
-          process.stdout.write(`${res.src} -> ${res.dst}: ${what}${skipped} in ${(res.duration_ms / 1000).toFixed(2)} s${res.sha256 ? `\nsha256 ${res.sha256}` : ""}\n`);
+          const what =
+            res.skipped > 0 && res.files === 0
+              ? "already up to date"
+              : `${res.files} file${res.files === 1 ? "" : "s"}, ${formatBytes(res.bytes)}`;
+          const skipped =
+            res.skipped > 0 && res.files > 0 ? ` (${res.skipped} identical skipped)` : "";
+          process.stdout.write(
+            `${res.src} -> ${res.dst}: ${what}${skipped} in ${(res.duration_ms / 1000).toFixed(2)} s${res.sha256 ? `\nsha256 ${res.sha256}` : ""}\n`,
+          );
         }
       } catch (err) {
         fail(err, opts);

@@ -23,15 +23,26 @@ export function registerStatus(program: Command): void {
   program
     .command("status")
     .description("show the running sidecar's pid, version, uptime and what it holds")
-    .option("--connection <file>", "connection file (default: $PARSL_SIDECAR_CONNECTION_FILE or the runtime directory's)")
+    .option(
+      "--connection <file>",
+      "connection file (default: $PARSL_SIDECAR_CONNECTION_FILE or the runtime directory's)",
+    )
     .option("--json", "machine-readable output")
     .action(async (opts: Opts) => {
       try {
-        const s = await withClient(opts.connection, (c) => c.call<Status>("sidecar.status", {}, { timeout: 5000 }));
+        const s = await withClient(opts.connection, (c) =>
+          c.call<Status>("sidecar.status", {}, { timeout: 5000 }),
+        );
         if (opts.json) return printJson(s);
-        process.stdout.write(`sidecar pid ${s.pid}, version ${s.version}, up ${s.uptime_s} s\nendpoint ${s.endpoint}\nconnection file ${s.connection_file}\n`);
+        process.stdout.write(
+          `sidecar pid ${s.pid}, version ${s.version}, up ${s.uptime_s} s\nendpoint ${s.endpoint}\nconnection file ${s.connection_file}\n`,
+        );
         for (const [name, st] of Object.entries(s.services)) {
-          process.stdout.write(`${name}: ${Object.entries(st).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : String(v)}`).join(" ")}\n`);
+          process.stdout.write(
+            `${name}: ${Object.entries(st)
+              .map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
+              .join(" ")}\n`,
+          );
         }
       } catch (err) {
         fail(err, opts);

@@ -17,27 +17,74 @@ interface Opts {
   owner?: string;
 }
 
-type Rec = Record<string, unknown> & { id: string; dial_host: string; dial_port: number; local_port: number; remote_port: number; bytes_in: number; bytes_out: number; cut_connections: number; cut_in_flight: number };
+type Rec = Record<string, unknown> & {
+  id: string;
+  dial_host: string;
+  dial_port: number;
+  local_port: number;
+  remote_port: number;
+  bytes_in: number;
+  bytes_out: number;
+  cut_connections: number;
+  cut_in_flight: number;
+};
 
 function int(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^[0-9]+$/.test(v)) throw new SidecarError("INVALID_ARGUMENT", `Expected ${name} to be an integer 1-65535, got \`${v}\``);
+  if (!/^[0-9]+$/.test(v))
+    throw new SidecarError(
+      "INVALID_ARGUMENT",
+      `Expected ${name} to be an integer 1-65535, got \`${v}\``,
+    );
   return Number(v);
 }
 
 function row(r: Rec): Record<string, unknown> {
   // connections dropped SSH connections cut, and how many of them lost data in flight (and,
   // through a durable relay, how many resumed)
-  const resumed = typeof r.resumed_connections === "number" && r.resumed_connections > 0 ? `, ${r.resumed_connections} resumed` : "";
-  const cut = (r.cut_in_flight > 0 ? `${r.cut_connections} (${r.cut_in_flight} lost)` : String(r.cut_connections)) + resumed;
+  const resumed =
+    typeof r.resumed_connections === "number" && r.resumed_connections > 0
+      ? `, ${r.resumed_connections} resumed`
+      : "";
+  const cut =
+    (r.cut_in_flight > 0
+      ? `${r.cut_connections} (${r.cut_in_flight} lost)`
+      : String(r.cut_connections)) + resumed;
   const reach = r.durable ? `${String(r.reach)} (durable)` : r.reach;
-  return { ...r, reach, dial: `${r.dial_host}:${r.dial_port}`, in: formatBytes(r.bytes_in), out: formatBytes(r.bytes_out), conns: r.connections, cut };
+  return {
+    ...r,
+    reach,
+    dial: `${r.dial_host}:${r.dial_port}`,
+    in: formatBytes(r.bytes_in),
+    out: formatBytes(r.bytes_out),
+    conns: r.connections,
+    cut,
+  };
 }
 
-const COLUMNS = ["id", "kind", "target", "state", "reach", "local_port", "remote_port", "dial", "in", "out", "conns", "reconnects", "cut", "owner"];
+const COLUMNS = [
+  "id",
+  "kind",
+  "target",
+  "state",
+  "reach",
+  "local_port",
+  "remote_port",
+  "dial",
+  "in",
+  "out",
+  "conns",
+  "reconnects",
+  "cut",
+  "owner",
+];
 
 export function registerTunnels(program: Command): void {
-  const tunnels = program.command("tunnels").description("reverse tunnels (pool → here, for Parsl workers) and local forwards (here → pool)");
+  const tunnels = program
+    .command("tunnels")
+    .description(
+      "reverse tunnels (pool → here, for Parsl workers) and local forwards (here → pool)",
+    );
 
   tunnels
     .command("list")
@@ -46,7 +93,9 @@ export function registerTunnels(program: Command): void {
     .option("--json", "machine-readable output")
     .action(async (opts: Opts) => {
       try {
-        const rows = await withClient(opts.connection, (c) => c.call<Rec[]>("tunnels.list", {}, { timeout: 10_000 }));
+        const rows = await withClient(opts.connection, (c) =>
+          c.call<Rec[]>("tunnels.list", {}, { timeout: 10_000 }),
+        );
         if (opts.json) return printJson(rows);
         printTable(rows.map(row), COLUMNS);
       } catch (err) {
@@ -58,21 +107,52 @@ export function registerTunnels(program: Command): void {
     .command("open")
     .description("open a tunnel to TARGET and print where to dial")
     .argument("<target>", "user@host[:port] or an ssh config alias")
-    .option("--kind <kind>", "reverse (the pool dials a port here) or local (a port here reaches the pool)", "reverse")
-    .option("--local-port <port>", "reverse: the service here (default: a free port); local: the port to listen on here (default: free)")
+    .option(
+      "--kind <kind>",
+      "reverse (the pool dials a port here) or local (a port here reaches the pool)",
+      "reverse",
+    )
+    .option(
+      "--local-port <port>",
+      "reverse: the service here (default: a free port); local: the port to listen on here (default: free)",
+    )
     .option("--local-host <host>", "address here", "127.0.0.1")
-    .option("--remote-port <port>", "reverse: the port workers dial (default: any free); local: the port to reach (required)")
-    .option("--remote-host <host>", "reverse: the pool's cluster-side address; local: the host to reach from the pool")
+    .option(
+      "--remote-port <port>",
+      "reverse: the port workers dial (default: any free); local: the port to reach (required)",
+    )
+    .option(
+      "--remote-host <host>",
+      "reverse: the pool's cluster-side address; local: the host to reach from the pool",
+    )
     .option("--bind <mode>", "reverse: loopback, cluster or auto", "auto")
-    .option("--durable", "reverse: connections survive dropped SSH connections (a relay on the pool keeps them and resumes them; needs python3 there)")
-    .option("--owner <owner>", "who owns it: job:<id>, pid:<n> (closed when that process exits), or a label")
+    .option(
+      "--durable",
+      "reverse: connections survive dropped SSH connections (a relay on the pool keeps them and resumes them; needs python3 there)",
+    )
+    .option(
+      "--owner <owner>",
+      "who owns it: job:<id>, pid:<n> (closed when that process exits), or a label",
+    )
     .option("--connection <file>", "connection file")
     .option("--json", "machine-readable output")
     .action(async (target: string, opts: Opts) => {
       try {
-        if (opts.kind !== "reverse" && opts.kind !== "local") throw new SidecarError("INVALID_ARGUMENT", `Expected --kind to be reverse or local, got \`${opts.kind}\``);
-        if (!["loopback", "cluster", "auto"].includes(opts.bind ?? "auto")) throw new SidecarError("INVALID_ARGUMENT", `Expected --bind to be loopback, cluster or auto, got \`${opts.bind}\``);
-        const params: Record<string, unknown> = { target, kind: opts.kind, local_host: opts.localHost };
+        if (opts.kind !== "reverse" && opts.kind !== "local")
+          throw new SidecarError(
+            "INVALID_ARGUMENT",
+            `Expected --kind to be reverse or local, got \`${opts.kind}\``,
+          );
+        if (!["loopback", "cluster", "auto"].includes(opts.bind ?? "auto"))
+          throw new SidecarError(
+            "INVALID_ARGUMENT",
+            `Expected --bind to be loopback, cluster or auto, got \`${opts.bind}\``,
+          );
+        const params: Record<string, unknown> = {
+          target,
+          kind: opts.kind,
+          local_host: opts.localHost,
+        };
         const lp = int(opts.localPort, "--local-port");
         const rp = int(opts.remotePort, "--remote-port");
         if (lp !== undefined) params.local_port = lp;
@@ -81,7 +161,9 @@ export function registerTunnels(program: Command): void {
         if (opts.kind === "reverse") params.bind = opts.bind;
         if (opts.durable) params.durable = true;
         if (opts.owner) params.owner = opts.owner;
-        const r = await withClient(opts.connection, (c) => c.call<Rec>("tunnels.open", params, { timeout: 120_000 }));
+        const r = await withClient(opts.connection, (c) =>
+          c.call<Rec>("tunnels.open", params, { timeout: 120_000 }),
+        );
         if (opts.json) return printJson(r);
         process.stdout.write(
           opts.kind === "reverse"
@@ -101,7 +183,9 @@ export function registerTunnels(program: Command): void {
     .option("--json", "machine-readable output")
     .action(async (id: string, opts: Opts) => {
       try {
-        const r = await withClient(opts.connection, (c) => c.call<Rec>("tunnels.close", { id }, { timeout: 30_000 }));
+        const r = await withClient(opts.connection, (c) =>
+          c.call<Rec>("tunnels.close", { id }, { timeout: 30_000 }),
+        );
         if (opts.json) return printJson(r);
         process.stdout.write(`closed ${r.id}\n`);
       } catch (err) {
@@ -117,7 +201,13 @@ export function registerTunnels(program: Command): void {
     .option("--json", "machine-readable output")
     .action(async (id: string, opts: Opts) => {
       try {
-        const r = await withClient(opts.connection, (c) => c.call<{ ok: boolean; ms?: number; error?: string }>("tunnels.check", { id }, { timeout: 60_000 }));
+        const r = await withClient(opts.connection, (c) =>
+          c.call<{ ok: boolean; ms?: number; error?: string }>(
+            "tunnels.check",
+            { id },
+            { timeout: 60_000 },
+          ),
+        );
         if (opts.json) return printJson(r);
         process.stdout.write(r.ok ? `${id}: ok (${r.ms} ms)\n` : `${id}: FAILED: ${r.error}\n`);
         if (!r.ok) process.exitCode = 1;

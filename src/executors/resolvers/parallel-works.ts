@@ -38,10 +38,18 @@ export class ParallelWorksResolver implements PoolResolver {
   /** From PW_API_KEY, PARSL_SIDECAR_PW_URL (or https://$PARSL_CLIENT_HOST, https://$PW_PLATFORM_HOST) and PW_USER. */
   static fromEnv(env: NodeJS.ProcessEnv = process.env): ParallelWorksResolver {
     const apiKey = env.PW_API_KEY;
-    if (!apiKey) throw new SidecarError("RESOLVER_FAILED", "RESOLVER parallelworks needs PW_API_KEY in the sidecar's environment (your Parallel Works API key)");
+    if (!apiKey)
+      throw new SidecarError(
+        "RESOLVER_FAILED",
+        "RESOLVER parallelworks needs PW_API_KEY in the sidecar's environment (your Parallel Works API key)",
+      );
     const host = env.PARSL_CLIENT_HOST ?? env.PW_PLATFORM_HOST;
     const baseUrl = env.PARSL_SIDECAR_PW_URL ?? (host ? `https://${host}` : undefined);
-    if (!baseUrl) throw new SidecarError("RESOLVER_FAILED", "RESOLVER parallelworks needs the platform's address: set PARSL_CLIENT_HOST (or PW_PLATFORM_HOST, e.g. cloud.parallel.works) or PARSL_SIDECAR_PW_URL");
+    if (!baseUrl)
+      throw new SidecarError(
+        "RESOLVER_FAILED",
+        "RESOLVER parallelworks needs the platform's address: set PARSL_CLIENT_HOST (or PW_PLATFORM_HOST, e.g. cloud.parallel.works) or PARSL_SIDECAR_PW_URL",
+      );
     const o: ParallelWorksOptions = { baseUrl, apiKey };
     if (env.PW_USER) o.user = env.PW_USER;
     if (env.PARSL_SIDECAR_PW_POLL_MS) o.pollMs = Number(env.PARSL_SIDECAR_PW_POLL_MS);
@@ -53,14 +61,33 @@ export class ParallelWorksResolver implements PoolResolver {
     const shown = `${this.opts.baseUrl.replace(/\/+$/, "")}/api/resources`;
     let res: Response;
     try {
-      res = await fetch(url, { signal: signal ?? AbortSignal.timeout(30_000), headers: { accept: "application/json" } });
+      res = await fetch(url, {
+        signal: signal ?? AbortSignal.timeout(30_000),
+        headers: { accept: "application/json" },
+      });
     } catch (err) {
-      throw new SidecarError("RESOLVER_FAILED", `Cannot reach the Parallel Works API at ${shown}: ${(err as Error).message}`, { cause: err });
+      throw new SidecarError(
+        "RESOLVER_FAILED",
+        `Cannot reach the Parallel Works API at ${shown}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
-    if (res.status === 401 || res.status === 403) throw new SidecarError("RESOLVER_FAILED", `The Parallel Works API at ${shown} refused PW_API_KEY (HTTP ${res.status}); check the key`);
-    if (!res.ok) throw new SidecarError("RESOLVER_FAILED", `The Parallel Works API at ${shown} answered HTTP ${res.status}`);
+    if (res.status === 401 || res.status === 403)
+      throw new SidecarError(
+        "RESOLVER_FAILED",
+        `The Parallel Works API at ${shown} refused PW_API_KEY (HTTP ${res.status}); check the key`,
+      );
+    if (!res.ok)
+      throw new SidecarError(
+        "RESOLVER_FAILED",
+        `The Parallel Works API at ${shown} answered HTTP ${res.status}`,
+      );
     const body = (await res.json().catch(() => undefined)) as unknown;
-    if (!Array.isArray(body)) throw new SidecarError("RESOLVER_FAILED", `The Parallel Works API at ${shown} did not answer with a list of resources`);
+    if (!Array.isArray(body))
+      throw new SidecarError(
+        "RESOLVER_FAILED",
+        `The Parallel Works API at ${shown} did not answer with a list of resources`,
+      );
     return body as PwPool[];
   }
 
@@ -72,10 +99,17 @@ export class ParallelWorksResolver implements PoolResolver {
     let last = "";
     for (;;) {
       ro.signal?.throwIfAborted();
-      const found = (await this.list(ro.signal)).find((p) => typeof p.name === "string" && squash(p.name) === squash(pool));
+      const found = (await this.list(ro.signal)).find(
+        (p) => typeof p.name === "string" && squash(p.name) === squash(pool),
+      );
       if (!found) {
         missing++;
-        if (missing >= maxMissing) throw new SidecarError("RESOLVER_FAILED", `Parallel Works has no pool named \`${pool}\` (compared without underscores); check POOL`, { data: { pool } });
+        if (missing >= maxMissing)
+          throw new SidecarError(
+            "RESOLVER_FAILED",
+            `Parallel Works has no pool named \`${pool}\` (compared without underscores); check POOL`,
+            { data: { pool } },
+          );
         last = `pool ${pool} not listed yet`;
       } else {
         missing = 0;
@@ -85,10 +119,18 @@ export class ParallelWorksResolver implements PoolResolver {
           if (this.opts.user) out.hostUser = this.opts.user;
           return out;
         }
-        last = found.status === "on" ? `pool ${pool} is on, waiting for its master node address` : `pool ${pool} is ${String(found.status)}, waiting for it to be on`;
+        last =
+          found.status === "on"
+            ? `pool ${pool} is on, waiting for its master node address`
+            : `pool ${pool} is ${String(found.status)}, waiting for it to be on`;
       }
       ro.onProgress?.(last);
-      if (Date.now() + pollMs > deadline) throw new SidecarError("RESOLVER_FAILED", `Gave up waiting for Parallel Works pool \`${pool}\`: ${last}`, { data: { pool } });
+      if (Date.now() + pollMs > deadline)
+        throw new SidecarError(
+          "RESOLVER_FAILED",
+          `Gave up waiting for Parallel Works pool \`${pool}\`: ${last}`,
+          { data: { pool } },
+        );
       await sleep(pollMs, undefined, ro.signal ? { signal: ro.signal } : undefined);
     }
   }

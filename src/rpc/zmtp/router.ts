@@ -18,7 +18,21 @@ import { lstatSync, rmSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { randomBytes } from "node:crypto";
 import { SidecarError } from "../../errors.js";
-import { ByteReader, checkGreeting, command, COMMAND, encodeMessage, frameHeader, greeting, GREETING_BYTES, messageBytes, MORE, parseCommand, parseProperties, properties } from "./wire.js";
+import {
+  ByteReader,
+  checkGreeting,
+  command,
+  COMMAND,
+  encodeMessage,
+  frameHeader,
+  greeting,
+  GREETING_BYTES,
+  messageBytes,
+  MORE,
+  parseCommand,
+  parseProperties,
+  properties,
+} from "./wire.js";
 
 export interface RouterOptions {
   /** Called with each message: the peer's routing id, then the message's frames. */
@@ -59,7 +73,10 @@ export class ZmtpRouter {
   private readonly maxMessageBytes: number;
   private readonly sendBufferBytes: number;
   private readonly handshakeTimeoutMs: number;
-  private readonly ours = Buffer.concat([greeting(), command("READY", properties({ "Socket-Type": "ROUTER", Identity: "" }))]);
+  private readonly ours = Buffer.concat([
+    greeting(),
+    command("READY", properties({ "Socket-Type": "ROUTER", Identity: "" })),
+  ]);
   /** Messages dropped on sending: to no such peer, or to one whose queue was full. */
   readonly dropped = { unroutable: 0, full: 0 };
   closed = false;
@@ -78,14 +95,27 @@ export class ZmtpRouter {
       const path = endpoint.slice(6);
       // libzmq's ipc://@NAME (Linux's abstract namespace) has no file permissions, so any local
       // user could connect; and Node pads such names to 108 bytes, so libzmq peers would not find it
-      if (path.startsWith("@")) throw new SidecarError("INVALID_ARGUMENT", `Cannot bind ${endpoint}: Linux's abstract namespace (ipc://@NAME) is not supported, since any local user could connect to it; use ipc://PATH in a directory only you can enter`);
+      if (path.startsWith("@"))
+        throw new SidecarError(
+          "INVALID_ARGUMENT",
+          `Cannot bind ${endpoint}: Linux's abstract namespace (ipc://@NAME) is not supported, since any local user could connect to it; use ipc://PATH in a directory only you can enter`,
+        );
       await clearStaleSocket(path);
       await listen(server, { path }, endpoint);
       bound = endpoint;
     } else {
       const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+|\*)$/.exec(endpoint);
-      if (!m) throw new SidecarError("INVALID_ARGUMENT", `Cannot bind ${endpoint}: expected ipc://PATH or tcp://HOST:PORT`);
-      const host = m[1] === "*" ? "0.0.0.0" : m[1] === "localhost" ? "127.0.0.1" : m[1]!.replace(/^\[(.*)\]$/, "$1");
+      if (!m)
+        throw new SidecarError(
+          "INVALID_ARGUMENT",
+          `Cannot bind ${endpoint}: expected ipc://PATH or tcp://HOST:PORT`,
+        );
+      const host =
+        m[1] === "*"
+          ? "0.0.0.0"
+          : m[1] === "localhost"
+            ? "127.0.0.1"
+            : m[1]!.replace(/^\[(.*)\]$/, "$1");
       await listen(server, { host, port: m[2] === "*" ? 0 : Number(m[2]) }, endpoint);
       const addr = server.address();
       const port = typeof addr === "object" && addr ? addr.port : Number(m[2]);
@@ -143,7 +173,8 @@ export class ZmtpRouter {
     const peer = new Peer(socket);
     this.open.add(peer);
     const timer = setTimeout(() => {
-      if (peer.stage !== "ready") this.fail(peer, `no handshake within ${this.handshakeTimeoutMs} ms`);
+      if (peer.stage !== "ready")
+        this.fail(peer, `no handshake within ${this.handshakeTimeoutMs} ms`);
     }, this.handshakeTimeoutMs);
     timer.unref();
     socket.on("data", (chunk: Buffer) => {
@@ -170,7 +201,8 @@ export class ZmtpRouter {
       if (!g) {
         // a peer that is not ZeroMQ shows itself in its first byte: no need to wait for 64
         const first = peer.reader.peek();
-        if (first !== undefined && first !== 0xff) throw new Error("not a ZMTP 3 greeting (not a ZeroMQ peer)");
+        if (first !== undefined && first !== 0xff)
+          throw new Error("not a ZMTP 3 greeting (not a ZeroMQ peer)");
         return;
       }
       const wrong = checkGreeting(g);
@@ -188,8 +220,10 @@ export class ZmtpRouter {
       if (peer.stage !== "ready") throw new Error("a message before the READY handshake");
       peer.parts.push(frame.body);
       peer.partBytes += frame.body.length;
-      if (peer.parts.length > MAX_PARTS) throw new Error(`a message of more than ${MAX_PARTS} frames`);
-      if (peer.partBytes > this.maxMessageBytes) throw new Error(`a message of more than ${this.maxMessageBytes} bytes`);
+      if (peer.parts.length > MAX_PARTS)
+        throw new Error(`a message of more than ${MAX_PARTS} frames`);
+      if (peer.partBytes > this.maxMessageBytes)
+        throw new Error(`a message of more than ${this.maxMessageBytes} bytes`);
       if (frame.flags & MORE) continue;
       const frames = [peer.id!, ...peer.parts];
       peer.parts = [];
@@ -210,7 +244,9 @@ export class ZmtpRouter {
         if (peer.stage === "ready") peer.socket.write(command("PONG", cmd.data.subarray(2, 18)));
         return;
       case "ERROR":
-        throw new Error(`the peer sent ERROR: ${cmd.data.subarray(1, 1 + (cmd.data[0] ?? 0)).toString("latin1")}`);
+        throw new Error(
+          `the peer sent ERROR: ${cmd.data.subarray(1, 1 + (cmd.data[0] ?? 0)).toString("latin1")}`,
+        );
       default:
         return; // PONG, SUBSCRIBE, CANCEL and unknown commands mean nothing to a ROUTER
     }
@@ -223,7 +259,9 @@ export class ZmtpRouter {
     if (!PEER_TYPES.has(type)) {
       const reason = Buffer.from("Invalid socket type", "latin1");
       peer.socket.write(command("ERROR", Buffer.concat([Buffer.from([reason.length]), reason])));
-      throw new Error(`socket type ${JSON.stringify(type)} cannot talk to a ROUTER (DEALER, REQ or ROUTER can)`);
+      throw new Error(
+        `socket type ${JSON.stringify(type)} cannot talk to a ROUTER (DEALER, REQ or ROUTER can)`,
+      );
     }
     const asked = props.get("identity");
     // as libzmq: a peer's own routing id is used unless empty or starting with a zero byte
@@ -231,7 +269,8 @@ export class ZmtpRouter {
     let id: Buffer;
     if (asked && asked.length > 0 && asked[0] !== 0) {
       id = Buffer.from(asked);
-      if (this.peers.has(id.toString("latin1"))) throw new Error(`routing id ${id.toString("hex")} is already connected`);
+      if (this.peers.has(id.toString("latin1")))
+        throw new Error(`routing id ${id.toString("hex")} is already connected`);
     } else {
       id = Buffer.allocUnsafe(5);
       id[0] = 0;
@@ -264,8 +303,16 @@ async function clearStaleSocket(path: string): Promise<void> {
   } catch {
     return; // nothing there
   }
-  if (!isSocket) throw new SidecarError("INVALID_ARGUMENT", `Cannot bind ipc://${path}: a file that is not a socket is in the way; remove it or choose another path`);
-  if (await listening(path)) throw new SidecarError("INVALID_ARGUMENT", `Cannot bind ipc://${path}: another process is listening there; stop it or choose another path`);
+  if (!isSocket)
+    throw new SidecarError(
+      "INVALID_ARGUMENT",
+      `Cannot bind ipc://${path}: a file that is not a socket is in the way; remove it or choose another path`,
+    );
+  if (await listening(path))
+    throw new SidecarError(
+      "INVALID_ARGUMENT",
+      `Cannot bind ipc://${path}: another process is listening there; stop it or choose another path`,
+    );
   rmSync(path, { force: true });
 }
 
@@ -280,11 +327,22 @@ function listening(path: string): Promise<boolean> {
   });
 }
 
-function listen(server: Server, options: { path: string } | { host: string; port: number }, endpoint: string): Promise<void> {
+function listen(
+  server: Server,
+  options: { path: string } | { host: string; port: number },
+  endpoint: string,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const fail = (err: NodeJS.ErrnoException): void => {
-      const why = err.code === "EADDRINUSE" ? "the address is in use" : err.code === "EADDRNOTAVAIL" ? "no interface here has that address" : err.message;
-      reject(new SidecarError("INVALID_ARGUMENT", `Cannot bind ${endpoint}: ${why}`, { cause: err }));
+      const why =
+        err.code === "EADDRINUSE"
+          ? "the address is in use"
+          : err.code === "EADDRNOTAVAIL"
+            ? "no interface here has that address"
+            : err.message;
+      reject(
+        new SidecarError("INVALID_ARGUMENT", `Cannot bind ${endpoint}: ${why}`, { cause: err }),
+      );
     };
     server.once("error", fail);
     server.listen(options, () => {

@@ -29,10 +29,13 @@ export function greeting(): Buffer {
 
 /** Checks a peer's greeting: what is wrong with it, or undefined when we can talk. */
 export function checkGreeting(g: Buffer): string | undefined {
-  if (g[0] !== 0xff || (g[9]! & 0x01) === 0) return "not a ZMTP 3 greeting (a ZMTP 1.0 peer or not ZeroMQ at all)";
-  if (g[10]! < 3) return `ZMTP version ${g[10]}.${g[11]} (this sidecar speaks 3.x; libzmq 4 or newer does)`;
+  if (g[0] !== 0xff || (g[9]! & 0x01) === 0)
+    return "not a ZMTP 3 greeting (a ZMTP 1.0 peer or not ZeroMQ at all)";
+  if (g[10]! < 3)
+    return `ZMTP version ${g[10]}.${g[11]} (this sidecar speaks 3.x; libzmq 4 or newer does)`;
   const mechanism = g.subarray(12, 32).toString("latin1").replace(/\0+$/, "");
-  if (mechanism !== "NULL") return `security mechanism ${JSON.stringify(mechanism)} (this sidecar takes NULL: its messages are signed instead)`;
+  if (mechanism !== "NULL")
+    return `security mechanism ${JSON.stringify(mechanism)} (this sidecar takes NULL: its messages are signed instead)`;
   return undefined;
 }
 
@@ -94,7 +97,10 @@ export function properties(props: Record<string, Buffer | string>): Buffer {
 /** A command frame's body split into its name and data; undefined when malformed. */
 export function parseCommand(body: Buffer): { name: string; data: Buffer } | undefined {
   if (body.length < 1 || body.length < 1 + body[0]!) return undefined;
-  return { name: body.subarray(1, 1 + body[0]!).toString("latin1"), data: body.subarray(1 + body[0]!) };
+  return {
+    name: body.subarray(1, 1 + body[0]!).toString("latin1"),
+    data: body.subarray(1 + body[0]!),
+  };
 }
 
 /** READY's properties (names lower-cased: ZMTP compares them without case); undefined when malformed. */
@@ -104,7 +110,10 @@ export function parseProperties(data: Buffer): Map<string, Buffer> | undefined {
   while (at < data.length) {
     const nameLen = data[at]!;
     if (at + 1 + nameLen + 4 > data.length) return undefined;
-    const name = data.subarray(at + 1, at + 1 + nameLen).toString("latin1").toLowerCase();
+    const name = data
+      .subarray(at + 1, at + 1 + nameLen)
+      .toString("latin1")
+      .toLowerCase();
     at += 1 + nameLen;
     const valueLen = data.readUInt32BE(at);
     at += 4;
@@ -158,17 +167,20 @@ export class ByteReader {
   frame(maxBytes: number): Frame | undefined {
     if (!this.contiguous(SHORT_HEADER)) return undefined;
     const flags = this.head[0]!;
-    if (flags & ~(MORE | LONG | COMMAND)) throw new RangeError(`frame flags 0x${flags.toString(16)} have reserved bits set`);
+    if (flags & ~(MORE | LONG | COMMAND))
+      throw new RangeError(`frame flags 0x${flags.toString(16)} have reserved bits set`);
     let size: number;
     let header = SHORT_HEADER;
     if (flags & LONG) {
       if (!this.contiguous(LONG_HEADER)) return undefined;
       const big = this.head.readBigUInt64BE(1);
-      if (big > BigInt(maxBytes)) throw new RangeError(`a frame of ${big} bytes is over the limit of ${maxBytes}`);
+      if (big > BigInt(maxBytes))
+        throw new RangeError(`a frame of ${big} bytes is over the limit of ${maxBytes}`);
       size = Number(big);
       header = LONG_HEADER;
     } else size = this.head[1]!;
-    if (size > maxBytes) throw new RangeError(`a frame of ${size} bytes is over the limit of ${maxBytes}`);
+    if (size > maxBytes)
+      throw new RangeError(`a frame of ${size} bytes is over the limit of ${maxBytes}`);
     if (!this.contiguous(header + size)) return undefined;
     const body = this.head.subarray(header, header + size);
     this.head = this.head.subarray(header + size);

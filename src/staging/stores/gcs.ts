@@ -9,7 +9,14 @@ import { SidecarError } from "../../errors.js";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { safeRelative } from "../safe-path.js";
-import { type Digests, type PutOptions, type StagedWrite, type Store, type StoreEntry, tempName } from "../store.js";
+import {
+  type Digests,
+  type PutOptions,
+  type StagedWrite,
+  type Store,
+  type StoreEntry,
+  tempName,
+} from "../store.js";
 
 export interface GcsStoreOptions {
   /** custom endpoint (with authentication); default $PARSL_SIDECAR_GCS_ENDPOINT. $STORAGE_EMULATOR_HOST names an emulator (no authentication). */
@@ -19,9 +26,14 @@ export interface GcsStoreOptions {
   singleRequestMax?: number;
 }
 
-const b64ToHex = (s: string | undefined): string | undefined => (s ? Buffer.from(s, "base64").toString("hex") : undefined);
+const b64ToHex = (s: string | undefined): string | undefined =>
+  s ? Buffer.from(s, "base64").toString("hex") : undefined;
 
-function digestsOf(meta: { md5Hash?: string | undefined; crc32c?: string | undefined; metadata?: Record<string, unknown> | undefined }): Digests {
+function digestsOf(meta: {
+  md5Hash?: string | undefined;
+  crc32c?: string | undefined;
+  metadata?: Record<string, unknown> | undefined;
+}): Digests {
   const d: Digests = {};
   const md5 = b64ToHex(meta.md5Hash);
   if (md5) d.md5 = md5;
@@ -31,7 +43,10 @@ function digestsOf(meta: { md5Hash?: string | undefined; crc32c?: string | undef
   return d;
 }
 
-async function collect(data: AsyncIterable<Buffer>, max: number): Promise<{ head: Buffer[]; size: number; rest: AsyncIterator<Buffer> | undefined }> {
+async function collect(
+  data: AsyncIterable<Buffer>,
+  max: number,
+): Promise<{ head: Buffer[]; size: number; rest: AsyncIterator<Buffer> | undefined }> {
   const it = data[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let size = 0;
@@ -71,9 +86,21 @@ export class GcsStore implements Store {
     const endpoint = opts.endpoint ?? process.env.PARSL_SIDECAR_GCS_ENDPOINT;
     const emulator = process.env.STORAGE_EMULATOR_HOST;
     const o: StorageOptions = { retryOptions: { autoRetry: true, maxRetries: 3 } };
-    if (endpoint) Object.assign(o, { apiEndpoint: endpoint.replace(/\/storage\/v1\/?$/, ""), useAuthWithCustomEndpoint: true });
-    else if (emulator) Object.assign(o, { apiEndpoint: (/^https?:\/\//.test(emulator) ? emulator : `http://${emulator}`).replace(/\/storage\/v1\/?$/, ""), useAuthWithCustomEndpoint: false });
-    if (opts.projectId ?? process.env.GOOGLE_CLOUD_PROJECT) o.projectId = opts.projectId ?? process.env.GOOGLE_CLOUD_PROJECT;
+    if (endpoint)
+      Object.assign(o, {
+        apiEndpoint: endpoint.replace(/\/storage\/v1\/?$/, ""),
+        useAuthWithCustomEndpoint: true,
+      });
+    else if (emulator)
+      Object.assign(o, {
+        apiEndpoint: (/^https?:\/\//.test(emulator) ? emulator : `http://${emulator}`).replace(
+          /\/storage\/v1\/?$/,
+          "",
+        ),
+        useAuthWithCustomEndpoint: false,
+      });
+    if (opts.projectId ?? process.env.GOOGLE_CLOUD_PROJECT)
+      o.projectId = opts.projectId ?? process.env.GOOGLE_CLOUD_PROJECT;
     this.storage = withoutEmulatorEnv(() => new Storage(o));
     this.authenticated = Boolean(endpoint) || !emulator;
   }
@@ -85,7 +112,11 @@ export class GcsStore implements Store {
       await this.storage.authClient.getClient();
       this.authOk = true;
     } catch (err) {
-      throw new SidecarError("STAGING_CREDENTIALS", `No usable Google Cloud credentials for gs://${this.bucket}: ${(err as Error).message.split("\n")[0]}`, { cause: err });
+      throw new SidecarError(
+        "STAGING_CREDENTIALS",
+        `No usable Google Cloud credentials for gs://${this.bucket}: ${(err as Error).message.split("\n")[0]}`,
+        { cause: err },
+      );
     }
   }
 
@@ -106,15 +137,24 @@ export class GcsStore implements Store {
     if (key !== "" && !key.endsWith("/")) {
       try {
         const [m] = await this.file(key).getMetadata();
-        const entry: StoreEntry = { path: "", type: "file", size: Number(m.size ?? 0), digests: digestsOf(m as never) };
+        const entry: StoreEntry = {
+          path: "",
+          type: "file",
+          size: Number(m.size ?? 0),
+          digests: digestsOf(m as never),
+        };
         if (m.updated) entry.mtimeMs = Date.parse(String(m.updated));
         return entry;
       } catch (err) {
         if ((err as { code?: number }).code !== 404) throw err;
       }
     }
-    const [files] = await this.storage.bucket(this.bucket).getFiles({ prefix: this.prefixOf(key), maxResults: 1, autoPaginate: false });
-    return files.length > 0 || key === "" ? { path: "", type: "directory", size: 0, digests: {} } : undefined;
+    const [files] = await this.storage
+      .bucket(this.bucket)
+      .getFiles({ prefix: this.prefixOf(key), maxResults: 1, autoPaginate: false });
+    return files.length > 0 || key === ""
+      ? { path: "", type: "directory", size: 0, digests: {} }
+      : undefined;
   }
 
   async list(root: string): Promise<StoreEntry[]> {
@@ -126,10 +166,20 @@ export class GcsStore implements Store {
       const rel = f.name.slice(prefix.length);
       if (rel === "") continue;
       if (rel.endsWith("/")) {
-        out.push({ path: safeRelative(rel, this.url(root)), type: "directory", size: 0, digests: {} });
+        out.push({
+          path: safeRelative(rel, this.url(root)),
+          type: "directory",
+          size: 0,
+          digests: {},
+        });
         continue;
       }
-      const entry: StoreEntry = { path: safeRelative(rel, this.url(root)), type: "file", size: Number(f.metadata.size ?? 0), digests: digestsOf(f.metadata as never) };
+      const entry: StoreEntry = {
+        path: safeRelative(rel, this.url(root)),
+        type: "file",
+        size: Number(f.metadata.size ?? 0),
+        digests: digestsOf(f.metadata as never),
+      };
       if (f.metadata.updated) entry.mtimeMs = Date.parse(String(f.metadata.updated));
       out.push(entry);
     }
@@ -156,7 +206,14 @@ export class GcsStore implements Store {
         size,
         digests: { md5: md5.toString("hex") },
         commit: async (d) => {
-          await this.file(key).save(body, { resumable: false, validation: "md5", metadata: { md5Hash: md5.toString("base64"), metadata: meta({ ...opts.digests, ...d }) } });
+          await this.file(key).save(body, {
+            resumable: false,
+            validation: "md5",
+            metadata: {
+              md5Hash: md5.toString("base64"),
+              metadata: meta({ ...opts.digests, ...d }),
+            },
+          });
         },
         abort: async () => undefined,
       };
@@ -176,7 +233,11 @@ export class GcsStore implements Store {
           yield n.value;
         }
       })();
-      await pipeline(all, tmp.createWriteStream({ resumable: true, validation: "crc32c" }), opts.signal ? { signal: opts.signal } : {});
+      await pipeline(
+        all,
+        tmp.createWriteStream({ resumable: true, validation: "crc32c" }),
+        opts.signal ? { signal: opts.signal } : {},
+      );
       const [m] = await tmp.getMetadata();
       return {
         size: Number(m.size ?? 0),

@@ -8,10 +8,24 @@ import { createHash } from "node:crypto";
 import { SidecarError } from "../../errors.js";
 import { forEachLimit } from "../retry.js";
 import { safeRelative, safeSymlinkTarget } from "../safe-path.js";
-import { type DigestAlgo, type PutOptions, type StagedWrite, type Store, type StoreEntry, tempName } from "../store.js";
+import {
+  type DigestAlgo,
+  type PutOptions,
+  type StagedWrite,
+  type Store,
+  type StoreEntry,
+  tempName,
+} from "../store.js";
 
 function entryOf(path: string, st: Stats): StoreEntry {
-  return { path, type: st.isDirectory() ? "directory" : "file", size: st.isDirectory() ? 0 : st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, digests: {} };
+  return {
+    path,
+    type: st.isDirectory() ? "directory" : "file",
+    size: st.isDirectory() ? 0 : st.size,
+    mtimeMs: st.mtimeMs,
+    mode: st.mode & 0o7777,
+    digests: {},
+  };
 }
 
 export class LocalStore implements Store {
@@ -27,7 +41,11 @@ export class LocalStore implements Store {
       if (!st.isFile() && !st.isDirectory()) return undefined;
       return entryOf("", st);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
+      if (
+        (err as NodeJS.ErrnoException).code === "ENOENT" ||
+        (err as NodeJS.ErrnoException).code === "ENOTDIR"
+      )
+        return undefined;
       throw err;
     }
   }
@@ -53,11 +71,20 @@ export class LocalStore implements Store {
           try {
             st = await stat(full);
           } catch {
-            throw new SidecarError("STAGING_NOT_FOUND", `The symlink \`${childRel}\` in ${where} points to nothing`, { data: { entry: childRel } });
+            throw new SidecarError(
+              "STAGING_NOT_FOUND",
+              `The symlink \`${childRel}\` in ${where} points to nothing`,
+              { data: { entry: childRel } },
+            );
           }
           if (st.isDirectory()) {
             const id = `${st.dev}:${st.ino}`;
-            if (seen.has(id)) throw new SidecarError("STAGING_UNSAFE_PATH", `The symlink \`${childRel}\` in ${where} makes a loop`, { data: { entry: childRel } });
+            if (seen.has(id))
+              throw new SidecarError(
+                "STAGING_UNSAFE_PATH",
+                `The symlink \`${childRel}\` in ${where} makes a loop`,
+                { data: { entry: childRel } },
+              );
             seen.add(id);
             subdirs.push([full, childRel]);
           } else if (st.isFile()) out.push(entryOf(childRel, st));
@@ -65,7 +92,8 @@ export class LocalStore implements Store {
       }
       // stat synchronously: for many small files the thread pool's round trips dominate
       for (const [full, childRel] of files) out.push(entryOf(childRel, statSync(full)));
-      if (files.length === 0 && subdirs.length === 0 && rel !== "") out.push({ path: rel, type: "directory", size: 0, digests: {} });
+      if (files.length === 0 && subdirs.length === 0 && rel !== "")
+        out.push({ path: rel, type: "directory", size: 0, digests: {} });
       for (const [full, childRel] of subdirs) await walk(full, childRel);
     };
     await walk(root, "");
@@ -87,7 +115,11 @@ export class LocalStore implements Store {
     await mkdir(dir, { recursive: true });
     const tmp = join(dir, tempName(basename(path)));
     try {
-      await pipeline(data, createWriteStream(tmp, { flags: "wx", highWaterMark: 1 << 20 }), opts.signal ? { signal: opts.signal } : {});
+      await pipeline(
+        data,
+        createWriteStream(tmp, { flags: "wx", highWaterMark: 1 << 20 }),
+        opts.signal ? { signal: opts.signal } : {},
+      );
       if (opts.mode !== undefined) await chmod(tmp, opts.mode & 0o777);
       const st = await stat(tmp);
       return {
@@ -118,9 +150,12 @@ export class LocalStore implements Store {
     const out = new Map<string, string>();
     await forEachLimit(paths, 8, async (p) => {
       const h = createHash(algo);
-      await pipeline(createReadStream(p, { highWaterMark: 1 << 20 }), async function* (src: AsyncIterable<Buffer>) {
-        for await (const c of src) h.update(c);
-      });
+      await pipeline(
+        createReadStream(p, { highWaterMark: 1 << 20 }),
+        async function* (src: AsyncIterable<Buffer>) {
+          for await (const c of src) h.update(c);
+        },
+      );
       out.set(p, h.digest("hex"));
     });
     return out;

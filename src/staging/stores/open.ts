@@ -54,7 +54,11 @@ export class StoreFactory {
         return { store: s, path: loc.key, release: async () => undefined };
       }
       case "pool": {
-        if (!this.opts.hosts) throw new SidecarError("STAGING_INVALID", `Cannot reach ${loc.target}: this sidecar cannot open SSH connections`);
+        if (!this.opts.hosts)
+          throw new SidecarError(
+            "STAGING_INVALID",
+            `Cannot reach ${loc.target}: this sidecar cannot open SSH connections`,
+          );
         const lease = await this.opts.hosts.acquire(loc.target, owner);
         const store = new PoolStore(lease);
         return { store, path: loc.path, release: () => store.close() };
@@ -63,7 +67,8 @@ export class StoreFactory {
   }
 
   async close(): Promise<void> {
-    for (const s of [...this.s3.values(), ...this.gcs.values()]) await s.close().catch(() => undefined);
+    for (const s of [...this.s3.values(), ...this.gcs.values()])
+      await s.close().catch(() => undefined);
     this.s3.clear();
     this.gcs.clear();
   }

@@ -7,10 +7,17 @@ import { isSshLease } from "../../ssh/connections.js";
 import { classify } from "../failures.js";
 
 /** An error for a script that failed on the pool, coded from its stderr. */
-export function remoteError(host: HostLease, what: string, res: { exitCode: number | null; signal?: string | null; stderr: string }): SidecarError {
-  const text = res.stderr.trim().split("\n").slice(-5).join("; ") || `exit code ${res.exitCode ?? res.signal}`;
+export function remoteError(
+  host: HostLease,
+  what: string,
+  res: { exitCode: number | null; signal?: string | null; stderr: string },
+): SidecarError {
+  const text =
+    res.stderr.trim().split("\n").slice(-5).join("; ") || `exit code ${res.exitCode ?? res.signal}`;
   const err = new Error(text);
-  return new SidecarError(classify(err), `${what} on ${host.target} failed: ${text}`, { data: { target: host.target, exit_code: res.exitCode } });
+  return new SidecarError(classify(err), `${what} on ${host.target} failed: ${text}`, {
+    data: { target: host.target, exit_code: res.exitCode },
+  });
 }
 
 /**
@@ -51,13 +58,23 @@ export class ConnectionWatch {
 
 /** The script ended without an exit status: the channel closed under it (connection lost). */
 export function lostError(host: HostLease, what: string): SidecarError {
-  return new SidecarError("SSH_CONNECT", `The connection to ${host.target} was lost during ${what}`, { data: { target: host.target, transient: true } });
+  return new SidecarError(
+    "SSH_CONNECT",
+    `The connection to ${host.target} was lost during ${what}`,
+    { data: { target: host.target, transient: true } },
+  );
 }
 
 /** exec, throwing on a non-zero exit (except the codes in `ok`). */
-export async function execOk(host: HostLease, what: string, script: string, opts: { stdin?: string | Buffer; ok?: number[] } = {}): Promise<ExecResult> {
+export async function execOk(
+  host: HostLease,
+  what: string,
+  script: string,
+  opts: { stdin?: string | Buffer; ok?: number[] } = {},
+): Promise<ExecResult> {
   const res = await host.exec(script, opts.stdin === undefined ? {} : { stdin: opts.stdin });
-  if (res.exitCode !== 0 && !(res.exitCode !== null && opts.ok?.includes(res.exitCode))) throw remoteError(host, what, res);
+  if (res.exitCode !== 0 && !(res.exitCode !== null && opts.ok?.includes(res.exitCode)))
+    throw remoteError(host, what, res);
   return res;
 }
 
@@ -71,16 +88,32 @@ function drain(stream: Readable, into: Buffer[]): Promise<void> {
 }
 
 /** Feed `input` to a spawned script and collect its output; the script's failure wins over EPIPE. */
-export async function spawnWithInput(host: HostLease, what: string, script: string, input: Readable, signal?: AbortSignal, watch?: ConnectionWatch): Promise<{ stdout: string; stderr: string }> {
+export async function spawnWithInput(
+  host: HostLease,
+  what: string,
+  script: string,
+  input: Readable,
+  signal?: AbortSignal,
+  watch?: ConnectionWatch,
+): Promise<{ stdout: string; stderr: string }> {
   const lost = watch?.lost(what);
   try {
-    return await (lost ? Promise.race([runWithInput(host, what, script, input, signal, lost.promise), lost.promise]) : runWithInput(host, what, script, input, signal));
+    return await (lost
+      ? Promise.race([runWithInput(host, what, script, input, signal, lost.promise), lost.promise])
+      : runWithInput(host, what, script, input, signal));
   } finally {
     lost?.dispose();
   }
 }
 
-async function runWithInput(host: HostLease, what: string, script: string, input: Readable, signal?: AbortSignal, lost?: Promise<never>): Promise<{ stdout: string; stderr: string }> {
+async function runWithInput(
+  host: HostLease,
+  what: string,
+  script: string,
+  input: Readable,
+  signal?: AbortSignal,
+  lost?: Promise<never>,
+): Promise<{ stdout: string; stderr: string }> {
   const proc = await host.spawn(script);
   lost?.catch(() => {
     input.destroy();
@@ -102,7 +135,8 @@ async function runWithInput(host: HostLease, what: string, script: string, input
   const exit = await waitExit(proc, feedErr !== undefined);
   await Promise.all([outDone, errDone]);
   const stderr = Buffer.concat(err).toString("utf8");
-  if (exit.exitCode === null && exit.signal === null && !isOwnError(feedErr)) throw lostError(host, what);
+  if (exit.exitCode === null && exit.signal === null && !isOwnError(feedErr))
+    throw lostError(host, what);
   if (exit.exitCode !== 0) {
     if (feedErr !== undefined && !stderr.trim()) throw feedErr;
     throw remoteError(host, what, { ...exit, stderr });
@@ -113,10 +147,18 @@ async function runWithInput(host: HostLease, what: string, script: string, input
 
 /** An error of the data being fed (the source), as opposed to the pool side going away. */
 function isOwnError(err: unknown): boolean {
-  return err instanceof SidecarError || (err !== undefined && (err as { code?: string }).code !== "ERR_STREAM_PREMATURE_CLOSE" && (err as { code?: string }).code !== "EPIPE");
+  return (
+    err instanceof SidecarError ||
+    (err !== undefined &&
+      (err as { code?: string }).code !== "ERR_STREAM_PREMATURE_CLOSE" &&
+      (err as { code?: string }).code !== "EPIPE")
+  );
 }
 
-async function waitExit(proc: HostProcess, killSoon: boolean): Promise<{ exitCode: number | null; signal: string | null }> {
+async function waitExit(
+  proc: HostProcess,
+  killSoon: boolean,
+): Promise<{ exitCode: number | null; signal: string | null }> {
   if (!killSoon) return await proc.exited;
   const t = setTimeout(() => void proc.kill("SIGTERM").catch(() => undefined), 5000);
   try {
@@ -127,7 +169,13 @@ async function waitExit(proc: HostProcess, killSoon: boolean): Promise<{ exitCod
 }
 
 /** A Readable of a spawned script's stdout that errors (with its stderr) when it fails. */
-export async function spawnReader(host: HostLease, what: string, script: string, stdin?: Buffer, watch?: ConnectionWatch): Promise<{ stream: Readable; proc: HostProcess }> {
+export async function spawnReader(
+  host: HostLease,
+  what: string,
+  script: string,
+  stdin?: Buffer,
+  watch?: ConnectionWatch,
+): Promise<{ stream: Readable; proc: HostProcess }> {
   const proc = await host.spawn(script);
   const lost = watch?.lost(what);
   const err: Buffer[] = [];
@@ -145,7 +193,8 @@ export async function spawnReader(host: HostLease, what: string, script: string,
       await errDone;
       finished = true;
       if (exit.exitCode === null && exit.signal === null) throw lostError(host, what);
-      if (exit.exitCode !== 0) throw remoteError(host, what, { ...exit, stderr: Buffer.concat(err).toString("utf8") });
+      if (exit.exitCode !== 0)
+        throw remoteError(host, what, { ...exit, stderr: Buffer.concat(err).toString("utf8") });
     } finally {
       lost?.dispose();
       if (!finished) void proc.kill("SIGTERM").catch(() => undefined);

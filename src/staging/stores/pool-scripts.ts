@@ -11,7 +11,12 @@ export function hashTool(algo: "sha256" | "md5"): string {
  * feeds a copy to openssl (overlapping hashing with the transfer); check the file's size and
  * print `size N` and the SHA-256 of what was received. A short or failed write removes the file.
  */
-export function putScript(path: string, tmp: string, size: number | undefined, mode: number | undefined): string {
+export function putScript(
+  path: string,
+  tmp: string,
+  size: number | undefined,
+  mode: number | undefined,
+): string {
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   return [
     `d=${q(dir)}; t=${q(tmp)}; n=${size === undefined ? "-" : String(size)}`,
@@ -23,7 +28,9 @@ export function putScript(path: string, tmp: string, size: number | undefined, m
     `if [ -e "$t.failed" ]; then rm -f -- "$t" "$t.failed"; exit 1; fi`,
     `got=$(wc -c < "$t") || { rm -f -- "$t"; exit 1; }; got=$((got + 0))`,
     `if [ "$n" != "-" ] && [ "$got" != "$n" ]; then rm -f -- "$t"; echo "received $got bytes where $n were sent (connection lost, or the source changed?)" >&2; exit 3; fi`,
-    mode === undefined ? ":" : `chmod ${(mode & 0o777).toString(8)} -- "$t" || { rm -f -- "$t"; exit 1; }`,
+    mode === undefined
+      ? ":"
+      : `chmod ${(mode & 0o777).toString(8)} -- "$t" || { rm -f -- "$t"; exit 1; }`,
     `printf 'size %s\\n%s\\n' "$got" "$sum"`,
   ].join("\n");
 }
@@ -57,7 +64,10 @@ export function digestScript(algo: "sha256" | "md5", cwd?: string): string {
 export function treeTemps(root: string, token: string): { inside: string; beside: string } {
   const slash = root.lastIndexOf("/");
   const parent = root.slice(0, slash) || "/";
-  return { inside: `${root}/.tree.psc-${token}.tmp`, beside: `${parent === "/" ? "" : parent}/.${root.slice(slash + 1)}.psc-${token}.tmp` };
+  return {
+    inside: `${root}/.tree.psc-${token}.tmp`,
+    beside: `${parent === "/" ? "" : parent}/.${root.slice(slash + 1)}.psc-${token}.tmp`,
+  };
 }
 
 /**
@@ -97,14 +107,21 @@ export function tarScript(root: string): string {
 }
 
 /** Parse `openssl dgst -r` / `sha256sum` output for `names` given in this order. */
-export function parseDigests(out: string, names: string[], algo: "sha256" | "md5"): Map<string, string> {
+export function parseDigests(
+  out: string,
+  names: string[],
+  algo: "sha256" | "md5",
+): Map<string, string> {
   const len = algo === "sha256" ? 64 : 32;
   const res = new Map<string, string>();
   let off = 0;
   for (const name of names) {
     if (out[off] === "\\") off++; // sha256sum escapes odd names with a leading backslash
     const hex = out.slice(off, off + len);
-    if (hex.length !== len || !/^[0-9a-f]+$/i.test(hex)) throw new Error(`unexpected ${algo} output for \`${name}\`: ${JSON.stringify(out.slice(off, off + 120))}`);
+    if (hex.length !== len || !/^[0-9a-f]+$/i.test(hex))
+      throw new Error(
+        `unexpected ${algo} output for \`${name}\`: ${JSON.stringify(out.slice(off, off + 120))}`,
+      );
     res.set(name, hex.toLowerCase());
     // "<hex> *<name>\n" (openssl -r) or "<hex>  <name>\n" (coreutils); names may hold newlines
     const end = off + len + 2 + name.length;

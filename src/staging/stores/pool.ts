@@ -8,11 +8,38 @@ import type { Readable } from "node:stream";
 import { SidecarError } from "../../errors.js";
 import type { HostLease } from "../../ssh/host.js";
 import { safeRelative, safeSymlinkTarget } from "../safe-path.js";
-import { type DigestAlgo, type PutOptions, type StagedWrite, type Store, type StoreEntry, type TreePlan, type TreeReadItem, type TreeWriter, tempName } from "../store.js";
+import {
+  type DigestAlgo,
+  type PutOptions,
+  type StagedWrite,
+  type Store,
+  type StoreEntry,
+  type TreePlan,
+  type TreeReadItem,
+  type TreeWriter,
+  tempName,
+} from "../store.js";
 import { decodeTar } from "../tar/decoder.js";
 import { TarEncoder } from "../tar/encoder.js";
-import { ConnectionWatch, execOk, lostError, remoteError, spawnReader, spawnWithInput } from "./pool-proc.js";
-import { commitScript, digestScript, listScript, parseDigests, putScript, statScript, tarScript, treeScript, treeTemps } from "./pool-scripts.js";
+import {
+  ConnectionWatch,
+  execOk,
+  lostError,
+  remoteError,
+  spawnReader,
+  spawnWithInput,
+} from "./pool-proc.js";
+import {
+  commitScript,
+  digestScript,
+  listScript,
+  parseDigests,
+  putScript,
+  statScript,
+  tarScript,
+  treeScript,
+  treeTemps,
+} from "./pool-scripts.js";
 import { archiveLength } from "../tar/header.js";
 
 export class PoolStore implements Store {
@@ -28,7 +55,9 @@ export class PoolStore implements Store {
 
   /** Remove a temporary path; it stays pending (for close) unless the pool confirms. */
   private async discard(tmp: string): Promise<void> {
-    const res = await this.host.exec(`rm -rf -- ${shq(tmp)} ${shq(`${tmp}.failed`)}`, { timeoutMs: 30_000 }).catch(() => undefined);
+    const res = await this.host
+      .exec(`rm -rf -- ${shq(tmp)} ${shq(`${tmp}.failed`)}`, { timeoutMs: 30_000 })
+      .catch(() => undefined);
     if (res?.exitCode === 0) this.pending.delete(tmp);
   }
 
@@ -53,13 +82,26 @@ export class PoolStore implements Store {
   async stat(path: string): Promise<StoreEntry | undefined> {
     const res = await execOk(this.host, `stat ${path}`, statScript(path), { ok: [2] });
     if (res.exitCode === 2) {
-      if (res.stdout.startsWith("dangling")) throw new SidecarError("STAGING_NOT_FOUND", `${this.url(path)} is a symlink to nothing`);
+      if (res.stdout.startsWith("dangling"))
+        throw new SidecarError("STAGING_NOT_FOUND", `${this.url(path)} is a symlink to nothing`);
       return undefined;
     }
     const [kind, size, mtime, mode] = res.stdout.trim().split("|");
-    const type = kind === "directory" ? "directory" : kind?.startsWith("regular") ? "file" : undefined;
-    if (!type) throw new SidecarError("STAGING_INVALID", `${this.url(path)} is a ${kind}, not a file or directory`);
-    return { path: "", type, size: type === "file" ? Number(size) : 0, mtimeMs: Number(mtime) * 1000, mode: parseInt(mode ?? "644", 8), digests: {} };
+    const type =
+      kind === "directory" ? "directory" : kind?.startsWith("regular") ? "file" : undefined;
+    if (!type)
+      throw new SidecarError(
+        "STAGING_INVALID",
+        `${this.url(path)} is a ${kind}, not a file or directory`,
+      );
+    return {
+      path: "",
+      type,
+      size: type === "file" ? Number(size) : 0,
+      mtimeMs: Number(mtime) * 1000,
+      mode: parseInt(mode ?? "644", 8),
+      digests: {},
+    };
   }
 
   async list(root: string): Promise<StoreEntry[]> {
@@ -76,16 +118,40 @@ export class PoolStore implements Store {
       const f = fields[i]!;
       if (f === "") continue;
       const m = /^([fdx]) (\d+) ([\d.]+) ([0-7]+) ([\s\S]*)$/.exec(f);
-      if (!m) throw new SidecarError("STAGING_FAILED", `Unexpected listing line from ${where}: ${JSON.stringify(f.slice(0, 100))}`);
+      if (!m)
+        throw new SidecarError(
+          "STAGING_FAILED",
+          `Unexpected listing line from ${where}: ${JSON.stringify(f.slice(0, 100))}`,
+        );
       const path = safeRelative(m[5]!, where);
-      if (m[1] === "x") throw new SidecarError("STAGING_NOT_FOUND", `The symlink \`${path}\` in ${where} points to nothing`, { data: { entry: path } });
-      out.push({ path, type: m[1] === "f" ? "file" : "directory", size: Number(m[2]), mtimeMs: Number(m[3]) * 1000, mode: parseInt(m[4]!, 8), digests: {} });
+      if (m[1] === "x")
+        throw new SidecarError(
+          "STAGING_NOT_FOUND",
+          `The symlink \`${path}\` in ${where} points to nothing`,
+          { data: { entry: path } },
+        );
+      out.push({
+        path,
+        type: m[1] === "f" ? "file" : "directory",
+        size: Number(m[2]),
+        mtimeMs: Number(m[3]) * 1000,
+        mode: parseInt(m[4]!, 8),
+        digests: {},
+      });
     }
     return out;
   }
 
   async read(path: string): Promise<Readable> {
-    return (await spawnReader(this.host, `read ${path}`, `exec cat -- ${shq(path)}`, undefined, this.watch)).stream;
+    return (
+      await spawnReader(
+        this.host,
+        `read ${path}`,
+        `exec cat -- ${shq(path)}`,
+        undefined,
+        this.watch,
+      )
+    ).stream;
   }
 
   async put(path: string, data: Readable, opts: PutOptions = {}): Promise<StagedWrite> {
@@ -93,7 +159,14 @@ export class PoolStore implements Store {
     this.pending.add(tmp);
     let stdout: string;
     try {
-      ({ stdout } = await spawnWithInput(this.host, `write ${path}`, putScript(path, tmp, opts.size, opts.mode), data, opts.signal, this.watch));
+      ({ stdout } = await spawnWithInput(
+        this.host,
+        `write ${path}`,
+        putScript(path, tmp, opts.size, opts.mode),
+        data,
+        opts.signal,
+        this.watch,
+      ));
     } catch (err) {
       // the script removes its file on a short write, but not if it was killed with the connection;
       // the caller hears of the failure now, the file is removed once the connection allows
@@ -103,7 +176,10 @@ export class PoolStore implements Store {
     const m = /^size (\d+)\n([0-9a-f]{64})/.exec(stdout);
     if (!m) {
       await this.discard(tmp);
-      throw new SidecarError("STAGING_FAILED", `Unexpected reply writing ${this.url(path)}: ${JSON.stringify(stdout.slice(0, 200))}`);
+      throw new SidecarError(
+        "STAGING_FAILED",
+        `Unexpected reply writing ${this.url(path)}: ${JSON.stringify(stdout.slice(0, 200))}`,
+      );
     }
     return {
       size: Number(m[1]),
@@ -125,19 +201,28 @@ export class PoolStore implements Store {
       await execOk(this.host, `remove ${path}`, `rm -rf -- ${shq(path)}`);
     } catch (err) {
       // retried by cleanup() when the connection is back
-      if (!(err instanceof SidecarError) || !err.code.startsWith("STAGING_")) this.pending.add(path);
+      if (!(err instanceof SidecarError) || !err.code.startsWith("STAGING_"))
+        this.pending.add(path);
       throw err;
     }
   }
 
   async digest(paths: string[], algo: DigestAlgo): Promise<Map<string, string>> {
     if (paths.length === 0) return new Map();
-    const res = await execOk(this.host, `${algo} of ${paths.length} file(s)`, digestScript(algo), { stdin: Buffer.from(paths.map((p) => `${p}\0`).join("")) });
+    const res = await execOk(this.host, `${algo} of ${paths.length} file(s)`, digestScript(algo), {
+      stdin: Buffer.from(paths.map((p) => `${p}\0`).join("")),
+    });
     return parseDigests(res.stdout, paths, algo);
   }
 
   async *readTree(root: string, names: string[]): AsyncIterable<TreeReadItem> {
-    const { stream } = await spawnReader(this.host, `tar of ${root}`, tarScript(root), Buffer.from(names.map((n) => `${n}\0`).join("")), this.watch);
+    const { stream } = await spawnReader(
+      this.host,
+      `tar of ${root}`,
+      tarScript(root),
+      Buffer.from(names.map((n) => `${n}\0`).join("")),
+      this.watch,
+    );
     try {
       yield* decodeTar(stream, this.url(root));
     } finally {
@@ -148,7 +233,11 @@ export class PoolStore implements Store {
   async writeTree(root: string, plan: TreePlan): Promise<TreeWriter> {
     const token = `${process.pid.toString(36)}${Math.random().toString(36).slice(2, 10)}`;
     const temps = treeTemps(root, token);
-    const temporaries = [temps.inside, temps.beside, ...[temps.inside, temps.beside].flatMap((t) => [`${t}.fifo`, `${t}.sum`])];
+    const temporaries = [
+      temps.inside,
+      temps.beside,
+      ...[temps.inside, temps.beside].flatMap((t) => [`${t}.fifo`, `${t}.sum`]),
+    ];
     for (const t of temporaries) this.pending.add(t);
     const length = archiveLength(plan.files, plan.dirs);
     const proc = await this.host.spawn(treeScript(root, token, length));
@@ -164,10 +253,16 @@ export class PoolStore implements Store {
     const exited = Promise.race([proc.exited, lost.promise.catch(() => noExit)]).then((exit) => {
       lost.dispose();
       const stderr = Buffer.concat(errChunks).toString("utf8");
-      if (exit.exitCode === null && exit.signal === null) failed = lostError(this.host, `writing the tree ${root}`);
+      if (exit.exitCode === null && exit.signal === null)
+        failed = lostError(this.host, `writing the tree ${root}`);
       else if (exit.exitCode === 4) {
-        failed = new SidecarError("STAGING_INTEGRITY", `Integrity check failed for the tree at ${this.url(root)}: the SHA-256 of the archive the pool received differs from the one sent (${Buffer.concat(out).toString("utf8").trim()})`, { data: { transient: true } });
-      } else if (exit.exitCode !== 0) failed = remoteError(this.host, `write the tree ${root}`, { ...exit, stderr });
+        failed = new SidecarError(
+          "STAGING_INTEGRITY",
+          `Integrity check failed for the tree at ${this.url(root)}: the SHA-256 of the archive the pool received differs from the one sent (${Buffer.concat(out).toString("utf8").trim()})`,
+          { data: { transient: true } },
+        );
+      } else if (exit.exitCode !== 0)
+        failed = remoteError(this.host, `write the tree ${root}`, { ...exit, stderr });
       return exit;
     });
     const forget = (): void => {
@@ -175,7 +270,13 @@ export class PoolStore implements Store {
     };
     // the pool side ending first (no space, permission) must not leave us waiting for a drain
     const ended = exited.then(() => {
-      throw failed ?? new SidecarError("STAGING_FAILED", `The pool side of the tree ${this.url(root)} ended before the stream did`);
+      throw (
+        failed ??
+        new SidecarError(
+          "STAGING_FAILED",
+          `The pool side of the tree ${this.url(root)} ended before the stream did`,
+        )
+      );
     });
     ended.catch(() => undefined);
     const guard = async <T>(p: Promise<T>): Promise<T> => {
@@ -194,7 +295,9 @@ export class PoolStore implements Store {
           const p = enc.addBuffer(item.path, item.data, undefined, item.mode);
           return p && guard(p);
         }
-        return guard(enc.addFile(item.path, item.size, item.data ?? item.stream!, undefined, item.mode));
+        return guard(
+          enc.addFile(item.path, item.size, item.data ?? item.stream!, undefined, item.mode),
+        );
       },
       addDirectory: async (path: string) => {
         await guard(enc.addDirectory(path));
@@ -202,7 +305,11 @@ export class PoolStore implements Store {
       finish: async () => {
         const sha = await guard(enc.finishArchive());
         if (enc.written !== length) {
-          throw new SidecarError("STAGING_INTEGRITY", `The archive for ${this.url(root)} came to ${enc.written} bytes, not the ${length} planned (a source file changed size?)`, { data: { transient: true } });
+          throw new SidecarError(
+            "STAGING_INTEGRITY",
+            `The archive for ${this.url(root)} came to ${enc.written} bytes, not the ${length} planned (a source file changed size?)`,
+            { data: { transient: true } },
+          );
         }
         // the pool side exits once it has all: wait for that, not for the guard's early-exit rule
         const closing = enc.close(Buffer.from(`${sha}\n`)).catch(() => undefined);

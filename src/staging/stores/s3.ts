@@ -82,9 +82,14 @@ export class S3Store implements Store {
   ) {
     // the SDK warns about Node 20 on every start; nothing a sidecar user can act on
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
-    const endpoint = opts.endpoint ?? process.env.PARSL_SIDECAR_S3_ENDPOINT ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+    const endpoint =
+      opts.endpoint ??
+      process.env.PARSL_SIDECAR_S3_ENDPOINT ??
+      process.env.AWS_ENDPOINT_URL_S3 ??
+      process.env.AWS_ENDPOINT_URL;
     this.client = new S3Client({
-      region: opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1",
+      region:
+        opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1",
       ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
       ...(opts.credentials ? { credentials: opts.credentials } : {}),
       requestChecksumCalculation: "WHEN_REQUIRED",
@@ -105,17 +110,27 @@ export class S3Store implements Store {
     if (key !== "" && !key.endsWith("/")) {
       try {
         const h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-        const entry: StoreEntry = { path: "", type: "file", size: h.ContentLength ?? 0, digests: digestsFrom(h.ETag, h.Metadata) };
+        const entry: StoreEntry = {
+          path: "",
+          type: "file",
+          size: h.ContentLength ?? 0,
+          digests: digestsFrom(h.ETag, h.Metadata),
+        };
         if (h.LastModified) entry.mtimeMs = h.LastModified.getTime();
         return entry;
       } catch (err) {
         const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-        if (e.name !== "NotFound" && e.name !== "NoSuchKey" && e.$metadata?.httpStatusCode !== 404) throw err;
+        if (e.name !== "NotFound" && e.name !== "NoSuchKey" && e.$metadata?.httpStatusCode !== 404)
+          throw err;
       }
     }
     // a "directory": any key under key/ (this also reports a missing bucket as NoSuchBucket)
-    const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefixOf(key), MaxKeys: 1 }));
-    return (res.KeyCount ?? 0) > 0 || key === "" ? { path: "", type: "directory", size: 0, digests: {} } : undefined;
+    const res = await this.client.send(
+      new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefixOf(key), MaxKeys: 1 }),
+    );
+    return (res.KeyCount ?? 0) > 0 || key === ""
+      ? { path: "", type: "directory", size: 0, digests: {} }
+      : undefined;
   }
 
   async list(root: string): Promise<StoreEntry[]> {
@@ -123,15 +138,27 @@ export class S3Store implements Store {
     const out: StoreEntry[] = [];
     let token: string | undefined;
     do {
-      const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      const res = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
       for (const o of res.Contents ?? []) {
         const rel = o.Key!.slice(prefix.length);
         if (rel === "") continue;
         if (rel.endsWith("/")) {
-          out.push({ path: safeRelative(rel, this.url(root)), type: "directory", size: 0, digests: {} });
+          out.push({
+            path: safeRelative(rel, this.url(root)),
+            type: "directory",
+            size: 0,
+            digests: {},
+          });
           continue;
         }
-        const entry: StoreEntry = { path: safeRelative(rel, this.url(root)), type: "file", size: o.Size ?? 0, digests: digestsFrom(o.ETag, undefined) };
+        const entry: StoreEntry = {
+          path: safeRelative(rel, this.url(root)),
+          type: "file",
+          size: o.Size ?? 0,
+          digests: digestsFrom(o.ETag, undefined),
+        };
         if (o.LastModified) entry.mtimeMs = o.LastModified.getTime();
         out.push(entry);
       }
@@ -141,8 +168,12 @@ export class S3Store implements Store {
   }
 
   async read(key: string, opts: { signal?: AbortSignal | undefined } = {}): Promise<Readable> {
-    const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), opts.signal ? { abortSignal: opts.signal } : {});
-    if (!res.Body) throw new SidecarError("STAGING_FAILED", `S3 returned no body for ${this.url(key)}`);
+    const res = await this.client.send(
+      new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+      opts.signal ? { abortSignal: opts.signal } : {},
+    );
+    if (!res.Body)
+      throw new SidecarError("STAGING_FAILED", `S3 returned no body for ${this.url(key)}`);
     return res.Body as Readable;
   }
 
@@ -153,7 +184,8 @@ export class S3Store implements Store {
     const firstBuf = first.done ? Buffer.alloc(0) : first.value;
     const second = first.done ? first : await it.next();
     // multipart ETags are no checksum of the content: keep what is known as metadata
-    const meta = (d: Digests): Record<string, string> | undefined => (d.sha256 ? { sha256: d.sha256 } : d.md5 ? { md5: d.md5 } : undefined);
+    const meta = (d: Digests): Record<string, string> | undefined =>
+      d.sha256 ? { sha256: d.sha256 } : d.md5 ? { md5: d.md5 } : undefined;
     if (second.done) {
       const md5 = createHash("md5").update(firstBuf).digest();
       return {
@@ -161,17 +193,34 @@ export class S3Store implements Store {
         digests: { md5: md5.toString("hex"), etag: md5.toString("hex") },
         commit: async (d) => {
           await this.client.send(
-            new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: firstBuf, ContentLength: firstBuf.length, ContentMD5: md5.toString("base64"), Metadata: meta({ ...opts.digests, ...d }) }),
+            new PutObjectCommand({
+              Bucket: this.bucket,
+              Key: key,
+              Body: firstBuf,
+              ContentLength: firstBuf.length,
+              ContentMD5: md5.toString("base64"),
+              Metadata: meta({ ...opts.digests, ...d }),
+            }),
             opts.signal ? { abortSignal: opts.signal } : {},
           );
         },
         abort: async () => undefined,
       };
     }
-    const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, Metadata: meta(opts.digests ?? {}) }));
+    const created = await this.client.send(
+      new CreateMultipartUploadCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Metadata: meta(opts.digests ?? {}),
+      }),
+    );
     const uploadId = created.UploadId!;
     const abort = async (): Promise<void> => {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
+      await this.client
+        .send(
+          new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+        )
+        .catch(() => undefined);
     };
     const done: Array<{ PartNumber: number; ETag: string; md5: Buffer }> = [];
     let size = 0;
@@ -192,7 +241,15 @@ export class S3Store implements Store {
       await forEachLimit(numbered, this.opts.partConcurrency ?? 4, async ({ num: n, body }) => {
         const md5 = createHash("md5").update(body).digest();
         const r = await this.client.send(
-          new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: n, Body: body, ContentLength: body.length, ContentMD5: md5.toString("base64") }),
+          new UploadPartCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: uploadId,
+            PartNumber: n,
+            Body: body,
+            ContentLength: body.length,
+            ContentMD5: md5.toString("base64"),
+          }),
           opts.signal ? { abortSignal: opts.signal } : {},
         );
         size += body.length;
@@ -203,16 +260,29 @@ export class S3Store implements Store {
       throw err;
     }
     done.sort((a, b) => a.PartNumber - b.PartNumber);
-    const etag = `${createHash("md5").update(Buffer.concat(done.map((p) => p.md5))).digest("hex")}-${done.length}`;
+    const etag = `${createHash("md5")
+      .update(Buffer.concat(done.map((p) => p.md5)))
+      .digest("hex")}-${done.length}`;
     return {
       size,
       digests: { etag },
       commit: async () => {
         const res = await this.client.send(
-          new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: done.map((p) => ({ PartNumber: p.PartNumber, ETag: p.ETag })) } }),
+          new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: uploadId,
+            MultipartUpload: {
+              Parts: done.map((p) => ({ PartNumber: p.PartNumber, ETag: p.ETag })),
+            },
+          }),
         );
         const got = stripQuotes(res.ETag);
-        if (got && got !== etag) throw new SidecarError("STAGING_INTEGRITY", `S3 reports ETag ${got} for ${this.url(key)}, expected ${etag}`);
+        if (got && got !== etag)
+          throw new SidecarError(
+            "STAGING_INTEGRITY",
+            `S3 reports ETag ${got} for ${this.url(key)}, expected ${etag}`,
+          );
       },
       abort,
     };
@@ -223,10 +293,18 @@ export class S3Store implements Store {
   }
 
   async remove(key: string): Promise<void> {
-    if (key !== "" && !key.endsWith("/")) await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
-    const keys = (await this.list(key).catch(() => [])).map((e) => `${this.prefixOf(key)}${e.path}${e.type === "directory" ? "/" : ""}`);
+    if (key !== "" && !key.endsWith("/"))
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    const keys = (await this.list(key).catch(() => [])).map(
+      (e) => `${this.prefixOf(key)}${e.path}${e.type === "directory" ? "/" : ""}`,
+    );
     for (let i = 0; i < keys.length; i += 1000) {
-      await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true } }));
+      await this.client.send(
+        new DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true },
+        }),
+      );
     }
   }
 

@@ -41,7 +41,8 @@ export class ByteReader {
   async *chunks(n: number): AsyncGenerator<Buffer> {
     let left = n;
     while (left > 0) {
-      if (this.buf.length === 0 && !(await this.fill())) throw new Error(`the tar stream ended ${left} bytes early`);
+      if (this.buf.length === 0 && !(await this.fill()))
+        throw new Error(`the tar stream ended ${left} bytes early`);
       const take = this.buf.subarray(0, Math.min(left, this.buf.length));
       this.buf = this.buf.subarray(take.length);
       left -= take.length;

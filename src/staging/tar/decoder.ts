@@ -13,7 +13,10 @@ import { BLOCK, decodeHeader, padding, parsePax } from "./header.js";
  * Each yielded item's `stream` must be consumed (or destroyed) before asking for the next one;
  * an unconsumed rest is skipped.
  */
-export async function* decodeTar(source: Readable | AsyncIterable<Buffer>, where: string): AsyncGenerator<TreeReadItem> {
+export async function* decodeTar(
+  source: Readable | AsyncIterable<Buffer>,
+  where: string,
+): AsyncGenerator<TreeReadItem> {
   const r = new ByteReader(source);
   let longName: string | undefined;
   let paxPath: string | undefined;
@@ -22,7 +25,11 @@ export async function* decodeTar(source: Readable | AsyncIterable<Buffer>, where
     for (;;) {
       const block = await r.read(BLOCK);
       if (block.length === 0) return;
-      if (block.length < BLOCK) throw new SidecarError("STAGING_FAILED", `The tar stream from ${where} ended inside a header`);
+      if (block.length < BLOCK)
+        throw new SidecarError(
+          "STAGING_FAILED",
+          `The tar stream from ${where} ended inside a header`,
+        );
       const h = decodeHeader(block);
       if (h === undefined) return;
       const size = paxSize ?? h.size;
@@ -49,13 +56,21 @@ export async function* decodeTar(source: Readable | AsyncIterable<Buffer>, where
       const rawName = paxPath ?? longName ?? h.name;
       paxPath = longName = paxSize = undefined;
       if (h.type === "directory") {
-        if (rawName.replace(/^(\.\/)+/, "").replace(/\/+$/, "") !== "" && rawName !== ".") safeRelative(rawName, where);
+        if (rawName.replace(/^(\.\/)+/, "").replace(/\/+$/, "") !== "" && rawName !== ".")
+          safeRelative(rawName, where);
         await r.skip(size + padding(size));
         continue;
       }
       if (h.type !== "file") {
-        const what = h.type === "symlink" || h.type === "hardlink" || h.type === "gnu-longlink" ? `a link to \`${h.linkname}\`` : "not a regular file";
-        throw new SidecarError("STAGING_UNSAFE_PATH", `Refusing the entry \`${rawName}\` in ${where}: it is ${what}; only regular files and directories are staged`, { data: { entry: rawName, where } });
+        const what =
+          h.type === "symlink" || h.type === "hardlink" || h.type === "gnu-longlink"
+            ? `a link to \`${h.linkname}\``
+            : "not a regular file";
+        throw new SidecarError(
+          "STAGING_UNSAFE_PATH",
+          `Refusing the entry \`${rawName}\` in ${where}: it is ${what}; only regular files and directories are staged`,
+          { data: { entry: rawName, where } },
+        );
       }
       const path = safeRelative(rawName, where);
       let remaining = size;
@@ -66,7 +81,11 @@ export async function* decodeTar(source: Readable | AsyncIterable<Buffer>, where
             inflight = r.readSome(remaining);
             const c = await inflight;
             inflight = undefined;
-            if (c.length === 0) throw new SidecarError("STAGING_FAILED", `The tar stream from ${where} ended inside \`${path}\``);
+            if (c.length === 0)
+              throw new SidecarError(
+                "STAGING_FAILED",
+                `The tar stream from ${where} ended inside \`${path}\``,
+              );
             remaining -= c.length;
             yield c;
           }

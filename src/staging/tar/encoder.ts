@@ -72,12 +72,22 @@ export class TarEncoder {
   }
 
   async addDirectory(name: string, mtime?: number): Promise<void> {
-    await this.push(encodeHeader({ name, type: "directory", size: 0, mtime: mtime ?? Date.now() / 1000 }));
+    await this.push(
+      encodeHeader({ name, type: "directory", size: 0, mtime: mtime ?? Date.now() / 1000 }),
+    );
   }
 
   /** Add a small file held whole; returns a promise only when the destination pushes back. */
   addBuffer(name: string, data: Buffer, mtime?: number, mode?: number): Promise<void> | undefined {
-    this.push(encodeHeader({ name, type: "file", size: data.length, mtime: mtime ?? Date.now() / 1000, ...(mode === undefined ? {} : { mode: mode & 0o777 }) }));
+    this.push(
+      encodeHeader({
+        name,
+        type: "file",
+        size: data.length,
+        mtime: mtime ?? Date.now() / 1000,
+        ...(mode === undefined ? {} : { mode: mode & 0o777 }),
+      }),
+    );
     if (data.length > 0) this.push(data);
     const p = padding(data.length);
     if (p > 0) this.push(ZEROS.subarray(0, p));
@@ -86,12 +96,26 @@ export class TarEncoder {
   }
 
   /** Add a file; `data` must yield exactly `size` bytes. */
-  async addFile(name: string, size: number, data: Readable | Buffer, mtime?: number, mode?: number): Promise<void> {
+  async addFile(
+    name: string,
+    size: number,
+    data: Readable | Buffer,
+    mtime?: number,
+    mode?: number,
+  ): Promise<void> {
     if (Buffer.isBuffer(data) && data.length === size) {
       await this.addBuffer(name, data, mtime, mode);
       return;
     }
-    await this.push(encodeHeader({ name, type: "file", size, mtime: mtime ?? Date.now() / 1000, ...(mode === undefined ? {} : { mode: mode & 0o777 }) }));
+    await this.push(
+      encodeHeader({
+        name,
+        type: "file",
+        size,
+        mtime: mtime ?? Date.now() / 1000,
+        ...(mode === undefined ? {} : { mode: mode & 0o777 }),
+      }),
+    );
     let n = 0;
     if (Buffer.isBuffer(data)) n = data.length;
     else {
@@ -102,7 +126,12 @@ export class TarEncoder {
         await this.write(chunk);
       }
     }
-    if (n !== size) throw new SidecarError("STAGING_INTEGRITY", `\`${name}\` changed while it was being sent: expected ${size} bytes, read ${n}`, { data: { entry: name } });
+    if (n !== size)
+      throw new SidecarError(
+        "STAGING_INTEGRITY",
+        `\`${name}\` changed while it was being sent: expected ${size} bytes, read ${n}`,
+        { data: { entry: name } },
+      );
     const p = padding(size);
     if (p > 0) await this.push(ZEROS.subarray(0, p));
   }

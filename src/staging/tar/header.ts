@@ -4,7 +4,16 @@ export const BLOCK = 512;
 
 export interface TarHeader {
   name: string;
-  type: "file" | "directory" | "symlink" | "hardlink" | "pax" | "pax-global" | "gnu-longname" | "gnu-longlink" | "other";
+  type:
+    | "file"
+    | "directory"
+    | "symlink"
+    | "hardlink"
+    | "pax"
+    | "pax-global"
+    | "gnu-longname"
+    | "gnu-longlink"
+    | "other";
   size: number;
   mode: number;
   mtime: number;
@@ -33,12 +42,19 @@ function octal(buf: Buffer, off: number, len: number, value: number): void {
 function paxRecord(key: string, value: string): Buffer {
   const body = ` ${key}=${value}\n`;
   let len = Buffer.byteLength(body) + 1;
-  while (String(len).length + Buffer.byteLength(body) !== len) len = String(len).length + Buffer.byteLength(body);
+  while (String(len).length + Buffer.byteLength(body) !== len)
+    len = String(len).length + Buffer.byteLength(body);
   return Buffer.from(`${len}${body}`, "utf8");
 }
 
 /** Header block(s) for a file or directory; a PAX header goes first when the name or size needs it. */
-export function encodeHeader(h: { name: string; type: "file" | "directory"; size: number; mode?: number; mtime?: number }): Buffer {
+export function encodeHeader(h: {
+  name: string;
+  type: "file" | "directory";
+  size: number;
+  mode?: number;
+  mtime?: number;
+}): Buffer {
   const name = h.type === "directory" && !h.name.endsWith("/") ? `${h.name}/` : h.name;
   const nameBytes = Buffer.byteLength(name);
   const size = h.type === "directory" ? 0 : h.size;
@@ -50,7 +66,15 @@ export function encodeHeader(h: { name: string; type: "file" | "directory"; size
     const body = Buffer.concat(records);
     blocks.push(rawHeader("PaxHeader", "x", body.length, 0o644, h.mtime ?? 0), pad(body));
   }
-  blocks.push(rawHeader(nameBytes > 100 ? Buffer.from(name).subarray(0, 100).toString("latin1") : name, h.type === "directory" ? "5" : "0", size > 0o77777777777 ? 0 : size, h.mode ?? (h.type === "directory" ? 0o755 : 0o644), h.mtime ?? 0));
+  blocks.push(
+    rawHeader(
+      nameBytes > 100 ? Buffer.from(name).subarray(0, 100).toString("latin1") : name,
+      h.type === "directory" ? "5" : "0",
+      size > 0o77777777777 ? 0 : size,
+      h.mode ?? (h.type === "directory" ? 0o755 : 0o644),
+      h.mtime ?? 0,
+    ),
+  );
   return Buffer.concat(blocks);
 }
 
@@ -72,11 +96,17 @@ function rawHeader(name: string, flag: string, size: number, mode: number, mtime
 }
 
 /** Bytes an archive of these files and directories takes, as TarEncoder writes it. */
-export function archiveLength(files: Array<{ path: string; size: number }>, dirs: string[]): number {
+export function archiveLength(
+  files: Array<{ path: string; size: number }>,
+  dirs: string[],
+): number {
   let n = 1024;
   for (const f of files) {
     const name = Buffer.byteLength(f.path);
-    n += name > 100 || /[^\x20-\x7e]/.test(f.path) || f.size > 0o77777777777 ? encodeHeader({ name: f.path, type: "file", size: f.size }).length : BLOCK;
+    n +=
+      name > 100 || /[^\x20-\x7e]/.test(f.path) || f.size > 0o77777777777
+        ? encodeHeader({ name: f.path, type: "file", size: f.size }).length
+        : BLOCK;
     n += f.size + padding(f.size);
   }
   for (const d of dirs) n += encodeHeader({ name: d, type: "directory", size: 0 }).length;
@@ -120,7 +150,8 @@ export function decodeHeader(b: Buffer): TarHeader | undefined {
   }
   if (zero) return undefined;
   const stored = readNumber(b, 148, 8);
-  if (stored !== sum) throw new Error("bad tar header checksum (not a tar stream, or it is corrupt)");
+  if (stored !== sum)
+    throw new Error("bad tar header checksum (not a tar stream, or it is corrupt)");
   const flag = String.fromCharCode(b[156]!);
   let name = readString(b, 0, 100);
   const magic = b.toString("latin1", 257, 263);

@@ -8,7 +8,11 @@ export async function getJson(path) {
 
 /** POST a JSON body; throws an Error carrying `.code`, `.status` and `.data` on failure. */
 export async function postJson(path, body = {}) {
-  const res = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify(body) });
+  const res = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify(body),
+  });
   return await unwrap(res);
 }
 
@@ -20,7 +24,10 @@ async function unwrap(res) {
     // a non-JSON reply is reported below by status
   }
   if (res.ok) return body;
-  const e = body?.error ?? { code: `HTTP_${res.status}`, message: `${res.status} ${res.statusText}` };
+  const e = body?.error ?? {
+    code: `HTTP_${res.status}`,
+    message: `${res.status} ${res.statusText}`,
+  };
   const err = new Error(e.message);
   err.code = e.code;
   err.status = res.status;

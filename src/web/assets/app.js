@@ -6,9 +6,16 @@ import { ReviewView } from "./review.js";
 
 const params = new URLSearchParams(location.search);
 params.delete("token");
-history.replaceState(null, "", `${location.pathname}${params.size ? `?${params}` : ""}${location.hash}`);
+history.replaceState(
+  null,
+  "",
+  `${location.pathname}${params.size ? `?${params}` : ""}${location.hash}`,
+);
 
-const views = { review: document.getElementById("view-review"), live: document.getElementById("view-live") };
+const views = {
+  review: document.getElementById("view-review"),
+  live: document.getElementById("view-live"),
+};
 const tabs = [...document.querySelectorAll(".tabs [data-view]")];
 let review;
 let live;
@@ -19,10 +26,11 @@ function show(name) {
   if (name === "live") live?.tunnelChart.draw(), live?.transferChart.draw();
 }
 
-for (const t of tabs) t.addEventListener("click", () => {
-  history.replaceState(null, "", `${location.pathname}${location.search}#${t.dataset.view}`);
-  show(t.dataset.view);
-});
+for (const t of tabs)
+  t.addEventListener("click", () => {
+    history.replaceState(null, "", `${location.pathname}${location.search}#${t.dataset.view}`);
+    show(t.dataset.view);
+  });
 
 function setConn(state, text) {
   const el = document.getElementById("conn");
@@ -32,7 +40,8 @@ function setConn(state, text) {
 
 async function main() {
   const state = await getJson("/api/state");
-  document.getElementById("foot").textContent = `parsl-sidecar ${state.version} · pid ${state.pid} · ${location.host}`;
+  document.getElementById("foot").textContent =
+    `parsl-sidecar ${state.version} · pid ${state.pid} · ${location.host}`;
   // a link for a review opens on it; otherwise the live view, with a pending review one tab away
   const asked = params.get("review");
   const reviewId = asked ?? state.reviews.filter((r) => r.state === "open").at(-1)?.id;
@@ -45,7 +54,9 @@ async function main() {
   show(location.hash === "#live" || !review || !asked ? "live" : "review");
   const source = new EventSource("/api/events");
   source.addEventListener("open", () => setConn("up", "live"));
-  source.addEventListener("error", () => setConn("down", source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting…"));
+  source.addEventListener("error", () =>
+    setConn("down", source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting…"),
+  );
   source.addEventListener("hello", (m) => live.onHello(JSON.parse(m.data)));
   source.addEventListener("sample", (m) => live.onSample(JSON.parse(m.data)));
   source.addEventListener("bus", (m) => {

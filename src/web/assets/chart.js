@@ -46,7 +46,10 @@ export class RateChart {
     const now = Date.now();
     // show what there is, from one minute up to the whole window
     const first = this.points.find((p) => p.ts >= now - this.windowMs)?.ts ?? now;
-    const span = Math.min(this.windowMs, Math.max(60_000, Math.ceil((now - first) / 60_000) * 60_000));
+    const span = Math.min(
+      this.windowMs,
+      Math.max(60_000, Math.ceil((now - first) / 60_000) * 60_000),
+    );
     const t0 = now - span;
     const pts = this.points.filter((p) => p.ts >= t0);
     let max = 0;
@@ -75,14 +78,20 @@ export class RateChart {
     const step = minutes <= 1 ? 0.25 : minutes <= 3 ? 0.5 : minutes <= 6 ? 1 : 2;
     for (let m = minutes; m >= 0; m -= step) {
       const label = m === 0 ? "now" : m < 1 ? `-${Math.round(m * 60)} s` : `-${m} min`;
-      g.fillText(label, Math.min(Math.max(x(now - m * 60000), pad.l + 16), w - pad.r - 14), hgt - pad.b + 6);
+      g.fillText(
+        label,
+        Math.min(Math.max(x(now - m * 60000), pad.l + 16), w - pad.r - 14),
+        hgt - pad.b + 6,
+      );
     }
     for (const s of this.series) {
       g.strokeStyle = s.color;
       g.lineWidth = 1.8;
       g.lineJoin = "round";
       g.beginPath();
-      pts.forEach((p, i) => (i === 0 ? g.moveTo(x(p.ts), y(p[s.key] ?? 0)) : g.lineTo(x(p.ts), y(p[s.key] ?? 0))));
+      pts.forEach((p, i) =>
+        i === 0 ? g.moveTo(x(p.ts), y(p[s.key] ?? 0)) : g.lineTo(x(p.ts), y(p[s.key] ?? 0)),
+      );
       g.stroke();
     }
     if (pts.length === 0) {
@@ -101,6 +110,14 @@ function niceScale(v) {
   while (v / unit >= 1024) unit *= 1024;
   const x = v / unit;
   const p = 10 ** Math.floor(Math.log10(x));
-  for (const [m, ticks] of [[1, 4], [2, 4], [4, 4], [5, 5], [8, 4], [10, 5]]) if (m * p >= x) return { top: m * p * unit, ticks };
+  for (const [m, ticks] of [
+    [1, 4],
+    [2, 4],
+    [4, 4],
+    [5, 5],
+    [8, 4],
+    [10, 5],
+  ])
+    if (m * p >= x) return { top: m * p * unit, ticks };
   return { top: 10 * p * unit, ticks: 5 };
 }

@@ -48,5 +48,7 @@ export function richText(text) {
   return String(text)
     .split(/(`[^`]*`)/)
     .filter((p) => p !== "")
-    .map((p) => (p.length > 1 && p.startsWith("`") && p.endsWith("`") ? h("code", {}, p.slice(1, -1)) : p));
+    .map((p) =>
+      p.length > 1 && p.startsWith("`") && p.endsWith("`") ? h("code", {}, p.slice(1, -1)) : p,
+    );
 }

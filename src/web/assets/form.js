@@ -5,7 +5,10 @@
 function deref(schema, root) {
   let s = schema;
   for (let i = 0; i < 16 && s && typeof s.$ref === "string"; i++) {
-    const path = s.$ref.replace(/^#\//, "").split("/").map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+    const path = s.$ref
+      .replace(/^#\//, "")
+      .split("/")
+      .map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
     s = path.reduce((acc, k) => (acc ? acc[k] : undefined), root);
   }
   return s ?? {};
@@ -35,7 +38,9 @@ export function describeProperty(schema, root) {
     description ??= b.description;
     if (deflt === undefined && b.default !== undefined) deflt = b.default;
   }
-  if (values) for (const v of values) types.add(v === null ? "null" : typeof v === "number" ? "number" : typeof v);
+  if (values)
+    for (const v of values)
+      types.add(v === null ? "null" : typeof v === "number" ? "number" : typeof v);
   return { types, values, description, default: deflt };
 }
 
@@ -60,9 +65,16 @@ export function objectShape(schema, root = schema) {
 /** How a value is edited: "json" for objects and arrays, "bool" for booleans only, "enum" for fixed choices, else "text". */
 export function editorKind(prop, value) {
   if (value !== null && typeof value === "object") return "json";
-  if (prop && prop.values && prop.values.length > 0 && prop.values.every((v) => typeof v !== "object")) return "enum";
+  if (
+    prop &&
+    prop.values &&
+    prop.values.length > 0 &&
+    prop.values.every((v) => typeof v !== "object")
+  )
+    return "enum";
   if (prop && prop.types.size === 1 && prop.types.has("boolean")) return "bool";
-  if (prop && (prop.types.has("object") || prop.types.has("array")) && !prop.types.has("string")) return "json";
+  if (prop && (prop.types.has("object") || prop.types.has("array")) && !prop.types.has("string"))
+    return "json";
   return "text";
 }
 
@@ -83,10 +95,13 @@ const NUMERIC = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
  */
 export function fromText(text, prop, original) {
   if (text === "") return undefined;
-  const types = prop?.types?.size ? prop.types : new Set([original === undefined ? "string" : original === null ? "null" : typeof original]);
+  const types = prop?.types?.size
+    ? prop.types
+    : new Set([original === undefined ? "string" : original === null ? "null" : typeof original]);
   const keepString = types.has("string") && typeof original === "string";
   if (!keepString) {
-    if ((types.has("number") || types.has("integer")) && NUMERIC.test(text.trim())) return Number(text.trim());
+    if ((types.has("number") || types.has("integer")) && NUMERIC.test(text.trim()))
+      return Number(text.trim());
     if (types.has("boolean") && (text === "true" || text === "false")) return text === "true";
     if (types.has("null") && text === "null") return null;
   }

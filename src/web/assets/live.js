@@ -4,7 +4,19 @@ import { getJson, postJson } from "./api.js";
 import { RateChart } from "./chart.js";
 import { h, mount } from "./dom.js";
 import { pick } from "./format.js";
-import { connectionsTable, eventLine, isJobLive, jobsTable, logLine, stateKind, transferFinished, transferItem, tunnelIn, tunnelOut, tunnelsTable } from "./live-tables.js";
+import {
+  connectionsTable,
+  eventLine,
+  isJobLive,
+  jobsTable,
+  logLine,
+  stateKind,
+  transferFinished,
+  transferItem,
+  tunnelIn,
+  tunnelOut,
+  tunnelsTable,
+} from "./live-tables.js";
 
 const MAX_LOGS = 300;
 const MAX_EVENTS = 100;
@@ -28,36 +40,129 @@ export class LiveView {
 
   build() {
     this.tiles = h("div", { class: "tiles" });
-    const tunnelCanvas = h("canvas", { class: "chart", id: "chart-tunnels", "aria-label": "tunnel throughput" });
-    const transferCanvas = h("canvas", { class: "chart", id: "chart-transfers", "aria-label": "transfer throughput" });
+    const tunnelCanvas = h("canvas", {
+      class: "chart",
+      id: "chart-tunnels",
+      "aria-label": "tunnel throughput",
+    });
+    const transferCanvas = h("canvas", {
+      class: "chart",
+      id: "chart-transfers",
+      "aria-label": "transfer throughput",
+    });
     this.jobsEl = h("div", { id: "jobs" });
     this.tunnelsEl = h("div", { id: "tunnels" });
     this.connsEl = h("div", { id: "connections" });
     this.transfersEl = h("div", { id: "transfers" });
     this.logsEl = h("div", { class: "logs", id: "logs" });
     this.eventsEl = h("div", { class: "events", id: "events" });
-    const legend = (items) => h("div", { class: "legend" }, items.map(([c, t]) => h("span", {}, h("i", { class: "swatch", style: `background:${c}` }), t)));
+    const legend = (items) =>
+      h(
+        "div",
+        { class: "legend" },
+        items.map(([c, t]) =>
+          h("span", {}, h("i", { class: "swatch", style: `background:${c}` }), t),
+        ),
+      );
     mount(
       this.root,
-      h("div", { class: "page-head" }, h("div", {}, h("h1", {}, "Live"), h("p", { class: "sub" }, "What the sidecar is doing now: jobs, tunnels, transfers and its log."))),
+      h(
+        "div",
+        { class: "page-head" },
+        h(
+          "div",
+          {},
+          h("h1", {}, "Live"),
+          h(
+            "p",
+            { class: "sub" },
+            "What the sidecar is doing now: jobs, tunnels, transfers and its log.",
+          ),
+        ),
+      ),
       this.tiles,
       h(
         "div",
         { class: "grid2" },
-        h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Tunnel throughput"), legend([["#2563eb", "in"], ["#16a34a", "out"]])), tunnelCanvas),
-        h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Transfer throughput"), legend([["#9333ea", "all transfers"]])), transferCanvas),
+        h(
+          "div",
+          { class: "card" },
+          h(
+            "div",
+            { class: "card-head" },
+            h("h2", {}, "Tunnel throughput"),
+            legend([
+              ["#2563eb", "in"],
+              ["#16a34a", "out"],
+            ]),
+          ),
+          tunnelCanvas,
+        ),
+        h(
+          "div",
+          { class: "card" },
+          h(
+            "div",
+            { class: "card-head" },
+            h("h2", {}, "Transfer throughput"),
+            legend([["#9333ea", "all transfers"]]),
+          ),
+          transferCanvas,
+        ),
       ),
-      h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Jobs")), this.jobsEl),
-      h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Pools"), h("span", { class: "muted small" }, "SSH connections to the pools' head nodes")), this.connsEl),
-      h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Tunnels")), this.tunnelsEl),
-      h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Transfers")), this.transfersEl),
-      h("div", { class: "grid2" }, h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Sidecar log")), this.logsEl), h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "SSH, tunnel and environment events")), this.eventsEl)),
+      h(
+        "div",
+        { class: "card" },
+        h("div", { class: "card-head" }, h("h2", {}, "Jobs")),
+        this.jobsEl,
+      ),
+      h(
+        "div",
+        { class: "card" },
+        h(
+          "div",
+          { class: "card-head" },
+          h("h2", {}, "Pools"),
+          h("span", { class: "muted small" }, "SSH connections to the pools' head nodes"),
+        ),
+        this.connsEl,
+      ),
+      h(
+        "div",
+        { class: "card" },
+        h("div", { class: "card-head" }, h("h2", {}, "Tunnels")),
+        this.tunnelsEl,
+      ),
+      h(
+        "div",
+        { class: "card" },
+        h("div", { class: "card-head" }, h("h2", {}, "Transfers")),
+        this.transfersEl,
+      ),
+      h(
+        "div",
+        { class: "grid2" },
+        h(
+          "div",
+          { class: "card" },
+          h("div", { class: "card-head" }, h("h2", {}, "Sidecar log")),
+          this.logsEl,
+        ),
+        h(
+          "div",
+          { class: "card" },
+          h("div", { class: "card-head" }, h("h2", {}, "SSH, tunnel and environment events")),
+          this.eventsEl,
+        ),
+      ),
     );
     this.tunnelChart = new RateChart(tunnelCanvas, [
       { key: "tunnel_in", label: "in", color: "#2563eb" },
       { key: "tunnel_out", label: "out", color: "#16a34a" },
     ]);
-    this.transferChart = new RateChart(transferCanvas, [{ key: "transfer", label: "transfers", color: "#9333ea" }]);
+    this.transferChart = new RateChart(transferCanvas, [
+      { key: "transfer", label: "transfers", color: "#9333ea" },
+    ]);
   }
 
   async load() {
@@ -107,7 +212,14 @@ export class LiveView {
       this.jobTimer = setTimeout(() => void this.refreshJobs(), 150);
     } else if (top === "transfer") {
       const id = String(pick(e.data, "id", "transfer_id", "transferId") ?? "");
-      if (id) this.transfers.set(id, { ...this.transfers.get(id), ...e.data, id, topic: e.topic, updated: e.ts });
+      if (id)
+        this.transfers.set(id, {
+          ...this.transfers.get(id),
+          ...e.data,
+          id,
+          topic: e.topic,
+          updated: e.ts,
+        });
       this.renderTransfers();
       this.renderTiles();
     } else if (top === "ssh" || top === "env" || top === "tunnel") {
@@ -142,8 +254,13 @@ export class LiveView {
   }
 
   renderConnections() {
-    if (!this.conns.available) return mount(this.connsEl, h("p", { class: "empty" }, "This sidecar has no SSH service."));
-    mount(this.connsEl, this.conns.error ? h("p", { class: "bad-text" }, this.conns.error) : null, connectionsTable(this.conns.connections));
+    if (!this.conns.available)
+      return mount(this.connsEl, h("p", { class: "empty" }, "This sidecar has no SSH service."));
+    mount(
+      this.connsEl,
+      this.conns.error ? h("p", { class: "bad-text" }, this.conns.error) : null,
+      connectionsTable(this.conns.connections),
+    );
   }
 
   computeTunnelRates(ts) {
@@ -151,7 +268,11 @@ export class LiveView {
       const id = String(pick(t, "id", "name") ?? "");
       const now = { ts, in: tunnelIn(t), out: tunnelOut(t) };
       const prev = this.prevTunnel.get(id);
-      if (prev && ts > prev.ts) this.tunnelRates.set(id, { in: Math.max(0, now.in - prev.in) / ((ts - prev.ts) / 1000), out: Math.max(0, now.out - prev.out) / ((ts - prev.ts) / 1000) });
+      if (prev && ts > prev.ts)
+        this.tunnelRates.set(id, {
+          in: Math.max(0, now.in - prev.in) / ((ts - prev.ts) / 1000),
+          out: Math.max(0, now.out - prev.out) / ((ts - prev.ts) / 1000),
+        });
       this.prevTunnel.set(id, now);
     }
   }
@@ -169,23 +290,47 @@ export class LiveView {
 
   renderTiles() {
     const running = this.jobs.jobs.filter(isJobLive).length;
-    const up = this.tunnels.tunnels.filter((t) => stateKind(pick(t, "state", "status")) === "ok").length;
+    const up = this.tunnels.tunnels.filter(
+      (t) => stateKind(pick(t, "state", "status")) === "ok",
+    ).length;
     const ready = this.conns.connections.filter((c) => c.state === "ready").length;
     const active = [...this.transfers.values()].filter((t) => !transferFinished(t)).length;
-    const failed = [...this.transfers.values()].filter((t) => pick(t, "error") !== undefined).length;
-    const tile = (label, value, sub) => h("div", { class: "tile" }, h("div", { class: "tile-label" }, label), h("div", { class: "tile-value" }, String(value)), h("div", { class: "tile-sub" }, sub));
+    const failed = [...this.transfers.values()].filter(
+      (t) => pick(t, "error") !== undefined,
+    ).length;
+    const tile = (label, value, sub) =>
+      h(
+        "div",
+        { class: "tile" },
+        h("div", { class: "tile-label" }, label),
+        h("div", { class: "tile-value" }, String(value)),
+        h("div", { class: "tile-sub" }, sub),
+      );
     mount(
       this.tiles,
       tile("Jobs running", running, `${this.jobs.jobs.length} known`),
-      tile("Pools connected", ready, `${this.conns.connections.length} SSH connection${this.conns.connections.length === 1 ? "" : "s"}`),
+      tile(
+        "Pools connected",
+        ready,
+        `${this.conns.connections.length} SSH connection${this.conns.connections.length === 1 ? "" : "s"}`,
+      ),
       tile("Tunnels up", up, `${this.tunnels.tunnels.length} total`),
-      tile("Transfers active", active, failed > 0 ? `${failed} failed` : `${this.transfers.size} seen`),
+      tile(
+        "Transfers active",
+        active,
+        failed > 0 ? `${failed} failed` : `${this.transfers.size} seen`,
+      ),
     );
   }
 
   renderJobs() {
-    if (!this.jobs.available) return mount(this.jobsEl, h("p", { class: "empty" }, "This sidecar has no jobs service."));
-    mount(this.jobsEl, this.jobs.error ? h("p", { class: "bad-text" }, this.jobs.error) : null, jobsTable(this.jobs.jobs, this.stopping, (id) => void this.stop(id)));
+    if (!this.jobs.available)
+      return mount(this.jobsEl, h("p", { class: "empty" }, "This sidecar has no jobs service."));
+    mount(
+      this.jobsEl,
+      this.jobs.error ? h("p", { class: "bad-text" }, this.jobs.error) : null,
+      jobsTable(this.jobs.jobs, this.stopping, (id) => void this.stop(id)),
+    );
   }
 
   async stop(id) {
@@ -201,13 +346,26 @@ export class LiveView {
   }
 
   renderTunnels() {
-    if (!this.tunnels.available) return mount(this.tunnelsEl, h("p", { class: "empty" }, "This sidecar has no tunnels service."));
-    mount(this.tunnelsEl, this.tunnels.error ? h("p", { class: "bad-text" }, this.tunnels.error) : null, tunnelsTable(this.tunnels.tunnels, this.tunnelRates));
+    if (!this.tunnels.available)
+      return mount(
+        this.tunnelsEl,
+        h("p", { class: "empty" }, "This sidecar has no tunnels service."),
+      );
+    mount(
+      this.tunnelsEl,
+      this.tunnels.error ? h("p", { class: "bad-text" }, this.tunnels.error) : null,
+      tunnelsTable(this.tunnels.tunnels, this.tunnelRates),
+    );
   }
 
   renderTransfers() {
     const list = [...this.transfers.values()].reverse().slice(0, 50);
-    mount(this.transfersEl, list.length === 0 ? h("p", { class: "empty" }, "No transfers yet.") : h("div", { class: "transfers" }, list.map(transferItem)));
+    mount(
+      this.transfersEl,
+      list.length === 0
+        ? h("p", { class: "empty" }, "No transfers yet.")
+        : h("div", { class: "transfers" }, list.map(transferItem)),
+    );
   }
 
   appendLog(e) {
@@ -219,7 +377,11 @@ export class LiveView {
   }
 
   renderEvents() {
-    if (this.events.length === 0) return mount(this.eventsEl, h("p", { class: "empty" }, "No SSH, tunnel or environment events yet."));
+    if (this.events.length === 0)
+      return mount(
+        this.eventsEl,
+        h("p", { class: "empty" }, "No SSH, tunnel or environment events yet."),
+      );
     mount(this.eventsEl, [...this.events].reverse().map(eventLine));
   }
 }

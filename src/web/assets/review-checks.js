@@ -12,7 +12,10 @@ export function placeIssues(view) {
   const byCard = new Map();
   const global = [];
   const add = (map, key, item) => map.set(key, [...(map.get(key) ?? []), item]);
-  for (const card of view.model) for (const f of card.fields) if (f.jsonError) add(byField, `${card.label}.${f.key}`, { message: f.jsonError, severity: "error" });
+  for (const card of view.model)
+    for (const f of card.fields)
+      if (f.jsonError)
+        add(byField, `${card.label}.${f.key}`, { message: f.jsonError, severity: "error" });
   for (const issue of view.issues) {
     const item = { message: issue.message, severity: issue.severity ?? "error" };
     const parts = issue.path ? issue.path.split(".") : [];
@@ -32,18 +35,46 @@ export function placeIssues(view) {
       count += errors(items);
       warnings += items.length - errors(items);
       const el = byId(view.root, `err-${card.label}-${f.key}`);
-      if (el) mount(el, items.map((i) => h("div", { class: i.severity === "error" ? "" : "warn-text" }, richText(i.message))));
+      if (el)
+        mount(
+          el,
+          items.map((i) =>
+            h("div", { class: i.severity === "error" ? "" : "warn-text" }, richText(i.message)),
+          ),
+        );
       el?.closest(".field")?.classList.toggle("invalid", errors(items) > 0);
       el?.closest(".field")?.classList.toggle("warned", items.length > 0 && errors(items) === 0);
     }
     total += count;
     const ci = byId(view.root, `issues-${card.label}`);
-    if (ci) mount(ci, cardItems.map((i) => h("div", { class: i.severity === "error" ? "issue" : "issue issue-warn" }, richText(i.message))));
+    if (ci)
+      mount(
+        ci,
+        cardItems.map((i) =>
+          h(
+            "div",
+            { class: i.severity === "error" ? "issue" : "issue issue-warn" },
+            richText(i.message),
+          ),
+        ),
+      );
     const st = byId(view.root, `status-${card.label}`);
-    if (st) mount(st, count > 0 ? badge(`${count} problem${count > 1 ? "s" : ""}`, "bad") : badge("valid", "ok"), warnings > 0 ? badge(`${warnings} warning${warnings > 1 ? "s" : ""}`, "warn") : null);
+    if (st)
+      mount(
+        st,
+        count > 0 ? badge(`${count} problem${count > 1 ? "s" : ""}`, "bad") : badge("valid", "ok"),
+        warnings > 0 ? badge(`${warnings} warning${warnings > 1 ? "s" : ""}`, "warn") : null,
+      );
   }
   view.root.querySelector("#global-issues")?.remove();
-  if (global.length > 0) view.bannerEl?.prepend(h("div", { class: `banner ${errors(global) ? "banner-bad" : "banner-warn"}`, id: "global-issues" }, global.map((i) => h("div", {}, richText(i.message)))));
+  if (global.length > 0)
+    view.bannerEl?.prepend(
+      h(
+        "div",
+        { class: `banner ${errors(global) ? "banner-bad" : "banner-warn"}`, id: "global-issues" },
+        global.map((i) => h("div", {}, richText(i.message))),
+      ),
+    );
   return total;
 }
 
@@ -56,7 +87,19 @@ function completeBox(extras, filled) {
     extras.completeError
       ? h("p", { class: "bad-text" }, extras.completeError)
       : filled
-        ? h("dl", { class: "kv" }, filled.map((v) => [h("dt", {}, h("code", {}, v.key)), h("dd", {}, known(v) ? h("code", { class: "filled" }, toText(v.value)) : null, h("span", { class: "muted small" }, known(v) ? " " : "", richText(v.note)))]))
+        ? h(
+            "dl",
+            { class: "kv" },
+            filled.map((v) => [
+              h("dt", {}, h("code", {}, v.key)),
+              h(
+                "dd",
+                {},
+                known(v) ? h("code", { class: "filled" }, toText(v.value)) : null,
+                h("span", { class: "muted small" }, known(v) ? " " : "", richText(v.note)),
+              ),
+            ]),
+          )
         : h("p", { class: "muted" }, "Fix the problems above to see what completion fills in."),
   );
 }
@@ -64,7 +107,10 @@ function completeBox(extras, filled) {
 function checkItem(c) {
   return h(
     "li",
-    { class: c.pending ? "check pending" : c.ok ? "check ok" : "check bad", dataset: { check: c.name } },
+    {
+      class: c.pending ? "check pending" : c.ok ? "check ok" : "check bad",
+      dataset: { check: c.name },
+    },
     h("span", { class: "mark" }, c.pending ? "…" : c.ok ? "✓" : "✗"),
     h("span", { class: "check-name" }, c.name),
     h("span", { class: "check-msg" }, richText(c.message)),
@@ -77,9 +123,29 @@ function preflightBox(view, checks) {
   return h(
     "div",
     { class: "extra" },
-    h("h3", {}, "Preflight checks", can ? h("button", { type: "button", class: "btn btn-small btn-ghost", disabled: x.checking, onclick: () => void view.runChecks() }, "Run again") : null),
+    h(
+      "h3",
+      {},
+      "Preflight checks",
+      can
+        ? h(
+            "button",
+            {
+              type: "button",
+              class: "btn btn-small btn-ghost",
+              disabled: x.checking,
+              onclick: () => void view.runChecks(),
+            },
+            "Run again",
+          )
+        : null,
+    ),
     !can
-      ? h("p", { class: "muted" }, "This sidecar cannot run preflight checks yet (no executors.preflight method).")
+      ? h(
+          "p",
+          { class: "muted" },
+          "This sidecar cannot run preflight checks yet (no executors.preflight method).",
+        )
       : x.checking
         ? h("p", { class: "muted" }, h("span", { class: "spinner" }), " checking the pool…")
         : x.preflightError
@@ -96,14 +162,40 @@ export function renderExtras(view) {
     const el = byId(view.root, `extras-${card.label}`);
     if (!el) continue;
     const needs = view.snap.pools?.[card.label];
-    const needsBox = needs?.length ? h("details", { class: "needs" }, h("summary", {}, "What this pool must provide"), h("ul", {}, needs.map((n) => h("li", {}, n)))) : null;
-    mount(el, h("div", { class: "extras-grid" }, completeBox(view.extras, view.extras.complete[card.label]), preflightBox(view, view.extras.preflight[card.label])), needsBox);
+    const needsBox = needs?.length
+      ? h(
+          "details",
+          { class: "needs" },
+          h("summary", {}, "What this pool must provide"),
+          h(
+            "ul",
+            {},
+            needs.map((n) => h("li", {}, n)),
+          ),
+        )
+      : null;
+    mount(
+      el,
+      h(
+        "div",
+        { class: "extras-grid" },
+        completeBox(view.extras, view.extras.complete[card.label]),
+        preflightBox(view, view.extras.preflight[card.label]),
+      ),
+      needsBox,
+    );
   }
 }
 
 /** Failed preflight checks do not block Accept (the pool may be fixed meanwhile), but are said. */
 export function preflightNote(extras) {
-  const failed = Object.values(extras.preflight ?? {}).flat().filter((c) => !c.ok).length;
+  const failed = Object.values(extras.preflight ?? {})
+    .flat()
+    .filter((c) => !c.ok).length;
   if (failed === 0) return null;
-  return h("span", { class: "warn-text", id: "preflight-note" }, ` · ${failed} preflight check${failed > 1 ? "s" : ""} failed: the run will stop there unless the pool is fixed`);
+  return h(
+    "span",
+    { class: "warn-text", id: "preflight-note" },
+    ` · ${failed} preflight check${failed > 1 ? "s" : ""} failed: the run will stop there unless the pool is fixed`,
+  );
 }

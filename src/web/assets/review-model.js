@@ -13,8 +13,10 @@ export function buildModel(snap) {
       const valid = Boolean(entry) && typeof entry === "object" && !Array.isArray(entry);
       const fields = [];
       if (valid) {
-        for (const [key, value] of Object.entries(entry)) fields.push(makeField(shape, schema, label, key, value));
-        for (const key of shape.required) if (!(key in entry)) fields.push(makeField(shape, schema, label, key, undefined));
+        for (const [key, value] of Object.entries(entry))
+          fields.push(makeField(shape, schema, label, key, value));
+        for (const key of shape.required)
+          if (!(key in entry)) fields.push(makeField(shape, schema, label, key, undefined));
       }
       model.push({ label, entry, fields, valid });
     }
@@ -27,7 +29,17 @@ export function makeField(shape, schema, label, key, value) {
   const inSchema = Object.hasOwn(shape.properties, key);
   const prop = inSchema ? describeProperty(shape.properties[key], schema) : null;
   const kind = editorKind(prop, value);
-  return { label, key, original: value, prop, inSchema, kind, text: kind === "json" ? JSON.stringify(value ?? null, null, 2) : toText(value), checked: value === true, jsonError: null };
+  return {
+    label,
+    key,
+    original: value,
+    prop,
+    inSchema,
+    kind,
+    text: kind === "json" ? JSON.stringify(value ?? null, null, 2) : toText(value),
+    checked: value === true,
+    jsonError: null,
+  };
 }
 
 /** The value a field's input stands for; undefined leaves the key out. Sets `jsonError`. */
@@ -42,7 +54,8 @@ function fieldValue(f) {
       return f.text;
     }
   }
-  if (f.kind === "enum") return f.text === "" ? undefined : (f.prop.values.find((x) => toText(x) === f.text) ?? f.text);
+  if (f.kind === "enum")
+    return f.text === "" ? undefined : (f.prop.values.find((x) => toText(x) === f.text) ?? f.text);
   return fromText(f.text, f.prop, f.original);
 }
 

@@ -19,7 +19,13 @@ export class ReviewView {
     this.validateSeq = 0;
     this.timer = undefined;
     this.decidedHere = false;
-    this.extras = { complete: {}, preflight: {}, completeError: null, preflightError: null, checking: false };
+    this.extras = {
+      complete: {},
+      preflight: {},
+      completeError: null,
+      preflightError: null,
+      checking: false,
+    };
   }
 
   async load() {
@@ -45,7 +51,11 @@ export class ReviewView {
     if (!this.snap || data.id !== this.id) return;
     if (data.state !== "open" && this.snap.state === "open") {
       this.snap.state = data.state;
-      if (!this.decidedHere) this.banner("warn", `This review was ${data.state} in another window. Nothing more can be changed here.`);
+      if (!this.decidedHere)
+        this.banner(
+          "warn",
+          `This review was ${data.state} in another window. Nothing more can be changed here.`,
+        );
       this.renderActions();
       this.lockInputs();
     }
@@ -70,7 +80,9 @@ export class ReviewView {
       this.issues = res.issues;
     } catch (err) {
       if (seq !== this.validateSeq) return;
-      this.issues = [{ path: "", message: `Could not check the settings: ${err.message}`, severity: "error" }];
+      this.issues = [
+        { path: "", message: `Could not check the settings: ${err.message}`, severity: "error" },
+      ];
     }
     this.renderIssues();
     void this.refreshPreview();
@@ -114,10 +126,30 @@ export class ReviewView {
     const head = h(
       "div",
       { class: "page-head" },
-      h("div", {}, h("h1", {}, "Review executor settings"), h("p", { class: "sub" }, "Check what each pool will get, fix what is wrong, then accept to let the run continue.")),
-      h("div", { class: "file" }, h("span", { class: "muted" }, "File"), h("code", { id: "file-path" }, s.file)),
+      h(
+        "div",
+        {},
+        h("h1", {}, "Review executor settings"),
+        h(
+          "p",
+          { class: "sub" },
+          "Check what each pool will get, fix what is wrong, then accept to let the run continue.",
+        ),
+      ),
+      h(
+        "div",
+        { class: "file" },
+        h("span", { class: "muted" }, "File"),
+        h("code", { id: "file-path" }, s.file),
+      ),
     );
-    const body = s.parse_error ? renderParseError(s, () => void this.reload()) : h("div", { class: "cards", id: "cards" }, this.model.map((c) => renderCard(this, c)));
+    const body = s.parse_error
+      ? renderParseError(s, () => void this.reload())
+      : h(
+          "div",
+          { class: "cards", id: "cards" },
+          this.model.map((c) => renderCard(this, c)),
+        );
     mount(this.root, head, this.bannerEl, body, this.actionsEl);
     if (s.state !== "open") {
       this.banner(s.state === "accepted" ? "ok" : "warn", `This review was already ${s.state}.`);
@@ -129,7 +161,9 @@ export class ReviewView {
 
   addField(card, key) {
     card.fields.push(makeField(this.shape, this.snap.entry_schema, card.label, key, undefined));
-    this.root.querySelector(`.card[data-label="${CSS.escape(card.label)}"]`)?.replaceWith(renderCard(this, card));
+    this.root
+      .querySelector(`.card[data-label="${CSS.escape(card.label)}"]`)
+      ?.replaceWith(renderCard(this, card));
     this.renderIssues();
     renderExtras(this);
     this.root.querySelector(`#${CSS.escape(`f-${card.label}-${key}`)}`)?.focus();
@@ -150,26 +184,63 @@ export class ReviewView {
       : parseError
         ? h("span", { class: "bad-text" }, "The file does not parse")
         : problems > 0
-          ? h("span", { class: "bad-text", id: "problem-count" }, `${problems} problem${problems > 1 ? "s" : ""} to fix before accepting`)
-          : h("span", { class: "ok-text", id: "problem-count" }, "All settings are valid", preflightNote(this.extras));
+          ? h(
+              "span",
+              { class: "bad-text", id: "problem-count" },
+              `${problems} problem${problems > 1 ? "s" : ""} to fix before accepting`,
+            )
+          : h(
+              "span",
+              { class: "ok-text", id: "problem-count" },
+              "All settings are valid",
+              preflightNote(this.extras),
+            );
     mount(
       this.actionsEl,
       h("div", { class: "action-status" }, status),
-      h("button", { type: "button", class: "btn btn-danger-ghost", id: "cancel", disabled: !open, onclick: () => void this.cancel() }, "Cancel run"),
-      h("button", { type: "button", class: "btn btn-primary", id: "accept", disabled: !open || parseError || problems > 0, onclick: () => void this.accept() }, "Accept and continue"),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "btn btn-danger-ghost",
+          id: "cancel",
+          disabled: !open,
+          onclick: () => void this.cancel(),
+        },
+        "Cancel run",
+      ),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "btn btn-primary",
+          id: "accept",
+          disabled: !open || parseError || problems > 0,
+          onclick: () => void this.accept(),
+        },
+        "Accept and continue",
+      ),
     );
   }
 
   banner(kind, text, extra) {
     this.bannerEl?.querySelectorAll(".banner:not(#global-issues)").forEach((b) => b.remove());
-    const el = h("div", { class: `banner banner-${kind}`, id: "banner" }, h("div", {}, richText(text)), extra ?? null);
+    const el = h(
+      "div",
+      { class: `banner banner-${kind}`, id: "banner" },
+      h("div", {}, richText(text)),
+      extra ?? null,
+    );
     this.bannerEl?.append(el);
     // the buttons are at the bottom, the banner at the top: bring it into view
     el.scrollIntoView({ block: "nearest", behavior: "smooth" });
   }
 
   lockInputs() {
-    for (const el of this.root.querySelectorAll("input, select, textarea, .fields button, .more button")) el.disabled = true;
+    for (const el of this.root.querySelectorAll(
+      "input, select, textarea, .fields button, .more button",
+    ))
+      el.disabled = true;
   }
 
   async accept() {
@@ -180,7 +251,10 @@ export class ReviewView {
       await postJson(`/api/reviews/${this.id}/accept`, { doc, hash: this.snap.hash });
       this.decidedHere = true;
       this.snap.state = "accepted";
-      this.banner("ok", "Accepted: the settings were written to the file and the run continues. Follow it under Live.");
+      this.banner(
+        "ok",
+        "Accepted: the settings were written to the file and the run continues. Follow it under Live.",
+      );
       this.lockInputs();
     } catch (err) {
       if (err.code === "EXECUTORS_INVALID" && err.data?.issues) {
@@ -188,7 +262,22 @@ export class ReviewView {
         this.renderIssues();
       }
       const reload = err.data?.reason === "file_changed" || err.data?.reason === "stale_page";
-      this.banner(err.code === "WEB_CONFLICT" ? "warn" : "bad", err.message, reload ? h("button", { type: "button", class: "btn btn-small", id: "reload", onclick: () => void this.reload() }, "Reload from disk (discards your edits)") : null);
+      this.banner(
+        err.code === "WEB_CONFLICT" ? "warn" : "bad",
+        err.message,
+        reload
+          ? h(
+              "button",
+              {
+                type: "button",
+                class: "btn btn-small",
+                id: "reload",
+                onclick: () => void this.reload(),
+              },
+              "Reload from disk (discards your edits)",
+            )
+          : null,
+      );
       if (err.data?.reason === "already_decided") {
         this.snap.state = err.data.state ?? "accepted";
         this.lockInputs();
@@ -202,7 +291,10 @@ export class ReviewView {
       await postJson(`/api/reviews/${this.id}/cancel`);
       this.decidedHere = true;
       this.snap.state = "cancelled";
-      this.banner("warn", "Cancelled: the run stops without using these settings. Nothing was written.");
+      this.banner(
+        "warn",
+        "Cancelled: the run stops without using these settings. Nothing was written.",
+      );
       this.lockInputs();
     } catch (err) {
       this.banner(err.code === "WEB_CONFLICT" ? "warn" : "bad", err.message);

@@ -6,7 +6,13 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Dealer, Publisher, Request } from "zeromq";
 import { ZmtpRouter, type RouterOptions } from "../../../src/rpc/zmtp/router.js";
-import { ByteReader, command, encodeMessage, greeting, properties } from "../../../src/rpc/zmtp/wire.js";
+import {
+  ByteReader,
+  command,
+  encodeMessage,
+  greeting,
+  properties,
+} from "../../../src/rpc/zmtp/wire.js";
 
 let dir: string;
 const routers: ZmtpRouter[] = [];
@@ -22,9 +28,16 @@ afterEach(async () => {
 });
 
 /** An echo router (or one doing `onMessage`), bound on ipc unless told otherwise. */
-async function router(opts: Partial<RouterOptions> = {}, endpoint = `ipc://${join(dir, "r.sock")}`): Promise<{ r: ZmtpRouter; endpoint: string; errors: string[] }> {
+async function router(
+  opts: Partial<RouterOptions> = {},
+  endpoint = `ipc://${join(dir, "r.sock")}`,
+): Promise<{ r: ZmtpRouter; endpoint: string; errors: string[] }> {
   const errors: string[] = [];
-  const r: ZmtpRouter = new ZmtpRouter({ onMessage: (frames) => r.send(frames), onProtocolError: (d) => errors.push(d), ...opts });
+  const r: ZmtpRouter = new ZmtpRouter({
+    onMessage: (frames) => r.send(frames),
+    onProtocolError: (d) => errors.push(d),
+    ...opts,
+  });
   routers.push(r);
   return { r, endpoint: await r.bind(endpoint), errors };
 }
@@ -55,7 +68,8 @@ function rawUntilClosed(path: string, bytes: Buffer): Promise<{ closed: boolean;
   });
 }
 
-const dealerHello = (): Buffer => Buffer.concat([greeting(), command("READY", properties({ "Socket-Type": "DEALER" }))]);
+const dealerHello = (): Buffer =>
+  Buffer.concat([greeting(), command("READY", properties({ "Socket-Type": "DEALER" }))]);
 
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -69,7 +83,14 @@ describe("ZmtpRouter with libzmq peers (zeromq.js)", () => {
   it("routes replies by the id it gave each DEALER, over ipc and tcp", async () => {
     for (const ep of [`ipc://${join(dir, "a.sock")}`, "tcp://127.0.0.1:*"]) {
       const seen: string[] = [];
-      const { r, endpoint } = await router({ onMessage: (f) => (seen.push(f[0]!.toString("hex")), r.send([f[0]!, Buffer.from(`for ${f[1]}`)])) }, ep);
+      const { r, endpoint } = await router(
+        {
+          onMessage: (f) => (
+            seen.push(f[0]!.toString("hex")), r.send([f[0]!, Buffer.from(`for ${f[1]}`)])
+          ),
+        },
+        ep,
+      );
       if (ep.startsWith("tcp")) expect(endpoint).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/);
       const a = dealer(endpoint);
       const b = dealer(endpoint);
@@ -84,7 +105,9 @@ describe("ZmtpRouter with libzmq peers (zeromq.js)", () => {
 
   it("uses a peer's own routing id, and refuses a second connection with the same id", async () => {
     const ids: string[] = [];
-    const { r, endpoint, errors } = await router({ onMessage: (f) => (ids.push(f[0]!.toString()), r.send(f)) });
+    const { r, endpoint, errors } = await router({
+      onMessage: (f) => (ids.push(f[0]!.toString()), r.send(f)),
+    });
     const a = dealer(endpoint, { routingId: "worker-1" });
     await a.send("x");
     expect((await a.receive()).map(String)).toEqual(["x"]);
@@ -120,7 +143,9 @@ describe("ZmtpRouter with libzmq peers (zeromq.js)", () => {
 
   it("answers ZMTP heartbeats, so a peer that sends them stays connected", async () => {
     const ids = new Set<string>();
-    const { r, endpoint } = await router({ onMessage: (f) => (ids.add(f[0]!.toString("hex")), r.send(f)) });
+    const { r, endpoint } = await router({
+      onMessage: (f) => (ids.add(f[0]!.toString("hex")), r.send(f)),
+    });
     const d = dealer(endpoint, { heartbeatInterval: 50, heartbeatTimeout: 200 });
     await d.send("1");
     await d.receive();
@@ -154,7 +179,10 @@ describe("ZmtpRouter with broken peers (raw connections)", () => {
 
   it("closes a connection whose READY names a socket type a ROUTER cannot talk to, saying so in an ERROR", async () => {
     const { endpoint, errors } = await router();
-    const res = await rawUntilClosed(endpoint.slice(6), Buffer.concat([greeting(), command("READY", properties({ "Socket-Type": "PUB" }))]));
+    const res = await rawUntilClosed(
+      endpoint.slice(6),
+      Buffer.concat([greeting(), command("READY", properties({ "Socket-Type": "PUB" }))]),
+    );
     expect(res.closed).toBe(true);
     expect(res.got.toString("latin1")).toContain("ERROR\x13Invalid socket type");
     expect(errors[0]).toMatch(/socket type "PUB" cannot talk to a ROUTER/);
@@ -162,10 +190,16 @@ describe("ZmtpRouter with broken peers (raw connections)", () => {
 
   it("closes a connection that sends a message before READY, or an oversized one", async () => {
     const { endpoint, errors } = await router({ maxMessageBytes: 1000 });
-    const early = await rawUntilClosed(endpoint.slice(6), Buffer.concat([greeting(), encodeMessage([Buffer.from("hi")])]));
+    const early = await rawUntilClosed(
+      endpoint.slice(6),
+      Buffer.concat([greeting(), encodeMessage([Buffer.from("hi")])]),
+    );
     expect(early.closed).toBe(true);
     expect(errors.at(-1)).toMatch(/message before the READY handshake/);
-    const big = await rawUntilClosed(endpoint.slice(6), Buffer.concat([dealerHello(), encodeMessage([Buffer.alloc(600), Buffer.alloc(600)])]));
+    const big = await rawUntilClosed(
+      endpoint.slice(6),
+      Buffer.concat([dealerHello(), encodeMessage([Buffer.alloc(600), Buffer.alloc(600)])]),
+    );
     expect(big.closed).toBe(true);
     expect(errors.at(-1)).toMatch(/more than 1000 bytes/);
   });
@@ -180,7 +214,10 @@ describe("ZmtpRouter with broken peers (raw connections)", () => {
 
   it("drops messages to a peer that does not read once its queue is full, and to unknown ids", async () => {
     let id: Buffer | undefined;
-    const { r, endpoint } = await router({ sendBufferBytes: 256 * 1024, onMessage: (f) => (id = f[0]) });
+    const { r, endpoint } = await router({
+      sendBufferBytes: 256 * 1024,
+      onMessage: (f) => (id = f[0]),
+    });
     const s: Socket = connect(endpoint.slice(6));
     closers.push(() => s.destroy());
     s.pause(); // never reads
@@ -201,7 +238,12 @@ describe("ZmtpRouter with broken peers (raw connections)", () => {
     const s: Socket = connect(endpoint.slice(6));
     closers.push(() => s.destroy());
     s.on("error", () => undefined);
-    const wire = Buffer.concat([dealerHello(), encodeMessage([Buffer.from("a"), Buffer.from("bc")]), command("PING", Buffer.from([0, 10, 1, 2])), encodeMessage([Buffer.alloc(300, "x")])]);
+    const wire = Buffer.concat([
+      dealerHello(),
+      encodeMessage([Buffer.from("a"), Buffer.from("bc")]),
+      command("PING", Buffer.from([0, 10, 1, 2])),
+      encodeMessage([Buffer.alloc(300, "x")]),
+    ]);
     for (const byte of wire) {
       s.write(Buffer.from([byte]));
       await new Promise((res) => setImmediate(res));
@@ -215,19 +257,27 @@ describe("ZmtpRouter endpoints", () => {
   it("replaces a socket file left behind, refuses one in use or a regular file in the way, and removes its socket on close", async () => {
     const path = join(dir, "stale.sock");
     // a process that died leaves its socket file behind (bound, nobody listening)
-    execFileSync("python3", ["-c", "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", path]);
+    execFileSync("python3", [
+      "-c",
+      "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+      path,
+    ]);
     expect(existsSync(path)).toBe(true);
     const { r, endpoint } = await router({}, `ipc://${path}`);
     const d = dealer(endpoint);
     await d.send("new");
     expect((await d.receive()).map(String)).toEqual(["new"]);
     // a live one is never taken over
-    await expect(new ZmtpRouter({ onMessage: () => undefined }).bind(`ipc://${path}`)).rejects.toThrow(/another process is listening there/);
+    await expect(
+      new ZmtpRouter({ onMessage: () => undefined }).bind(`ipc://${path}`),
+    ).rejects.toThrow(/another process is listening there/);
     await d.send("still");
     expect((await d.receive()).map(String)).toEqual(["still"]);
     const file = join(dir, "plain");
     writeFileSync(file, "keep me");
-    await expect(new ZmtpRouter({ onMessage: () => undefined }).bind(`ipc://${file}`)).rejects.toThrow(/not a socket is in the way/);
+    await expect(
+      new ZmtpRouter({ onMessage: () => undefined }).bind(`ipc://${file}`),
+    ).rejects.toThrow(/not a socket is in the way/);
     expect(existsSync(file)).toBe(true);
     await r.close();
     expect(existsSync(path)).toBe(false);
@@ -236,15 +286,24 @@ describe("ZmtpRouter endpoints", () => {
   it("names what is wrong with an endpoint it cannot bind", async () => {
     const { endpoint } = await router({}, "tcp://127.0.0.1:*");
     const r = new ZmtpRouter({ onMessage: () => undefined });
-    await expect(r.bind(endpoint)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", message: `Cannot bind ${endpoint}: the address is in use` });
-    await expect(r.bind("tcp://192.0.2.1:5555")).rejects.toThrow(/no interface here has that address/);
+    await expect(r.bind(endpoint)).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: `Cannot bind ${endpoint}: the address is in use`,
+    });
+    await expect(r.bind("tcp://192.0.2.1:5555")).rejects.toThrow(
+      /no interface here has that address/,
+    );
     await expect(r.bind("udp://x")).rejects.toThrow(/expected ipc:\/\/PATH or tcp:\/\/HOST:PORT/);
   });
 
   it("refuses Linux's abstract namespace (ipc://@NAME), which any local user could reach", async () => {
-    await expect(new ZmtpRouter({ onMessage: () => undefined }).bind("ipc://@psc-test")).rejects.toMatchObject({
+    await expect(
+      new ZmtpRouter({ onMessage: () => undefined }).bind("ipc://@psc-test"),
+    ).rejects.toMatchObject({
       code: "INVALID_ARGUMENT",
-      message: expect.stringMatching(/abstract namespace \(ipc:\/\/@NAME\) is not supported.*use ipc:\/\/PATH/),
+      message: expect.stringMatching(
+        /abstract namespace \(ipc:\/\/@NAME\) is not supported.*use ipc:\/\/PATH/,
+      ),
     });
   });
 

@@ -1,23 +1,50 @@
 import { describe, expect, it } from "vitest";
-import { ByteReader, checkGreeting, command, COMMAND, encodeMessage, greeting, LONG, MORE, parseCommand, parseProperties, properties } from "../../../src/rpc/zmtp/wire.js";
+import {
+  ByteReader,
+  checkGreeting,
+  command,
+  COMMAND,
+  encodeMessage,
+  greeting,
+  LONG,
+  MORE,
+  parseCommand,
+  parseProperties,
+  properties,
+} from "../../../src/rpc/zmtp/wire.js";
 
 /** Every frame of `wire` read back after pushing it in pieces of `step` bytes. */
-function readAll(wire: Buffer, step: number, maxBytes = 1 << 20): Array<{ flags: number; body: string }> {
+function readAll(
+  wire: Buffer,
+  step: number,
+  maxBytes = 1 << 20,
+): Array<{ flags: number; body: string }> {
   const r = new ByteReader();
   const out: Array<{ flags: number; body: string }> = [];
   for (let at = 0; at < wire.length; at += step) {
     r.push(wire.subarray(at, at + step));
-    for (let f = r.frame(maxBytes); f; f = r.frame(maxBytes)) out.push({ flags: f.flags, body: f.body.toString("latin1") });
+    for (let f = r.frame(maxBytes); f; f = r.frame(maxBytes))
+      out.push({ flags: f.flags, body: f.body.toString("latin1") });
   }
   return out;
 }
 
 describe("ZMTP wire", () => {
   it("reads frames back whatever the chunking, short and long ones", () => {
-    const parts = [Buffer.from("<PSC|MSG>"), Buffer.alloc(0), Buffer.alloc(255, "a"), Buffer.alloc(256, "b"), Buffer.alloc(70_000, "c")];
+    const parts = [
+      Buffer.from("<PSC|MSG>"),
+      Buffer.alloc(0),
+      Buffer.alloc(255, "a"),
+      Buffer.alloc(256, "b"),
+      Buffer.alloc(70_000, "c"),
+    ];
     const wire = encodeMessage(parts);
-    const want = parts.map((p, i) => ({ flags: (i < parts.length - 1 ? MORE : 0) | (p.length > 255 ? LONG : 0), body: p.toString("latin1") }));
-    for (const step of [1, 2, 3, 7, 255, 256, 4096, wire.length]) expect(readAll(wire, step)).toEqual(want);
+    const want = parts.map((p, i) => ({
+      flags: (i < parts.length - 1 ? MORE : 0) | (p.length > 255 ? LONG : 0),
+      body: p.toString("latin1"),
+    }));
+    for (const step of [1, 2, 3, 7, 255, 256, 4096, wire.length])
+      expect(readAll(wire, step)).toEqual(want);
   });
 
   it("refuses a frame over the size limit from its header, before its body arrives", () => {
@@ -62,7 +89,10 @@ describe("ZMTP wire", () => {
   });
 
   it("builds READY with properties that parse back (names without case), and refuses truncated ones", () => {
-    const frame = command("READY", properties({ "Socket-Type": "DEALER", Identity: Buffer.from([1, 2]) }));
+    const frame = command(
+      "READY",
+      properties({ "Socket-Type": "DEALER", Identity: Buffer.from([1, 2]) }),
+    );
     expect(frame[0]).toBe(COMMAND);
     const cmd = parseCommand(frame.subarray(2));
     expect(cmd?.name).toBe("READY");
