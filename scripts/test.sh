@@ -8,6 +8,8 @@ bash scripts/setup.sh
 say "typecheck (tsc strict, sources and tests)"
 node_modules/.bin/tsc -p tsconfig.json --noEmit
 node_modules/.bin/tsc -p tsconfig.test.json
+say "TypeScript, the page's JavaScript and CSS: lint and format (biome check, biome.jsonc)"
+node_modules/.bin/biome check
 say "layers: no import runs up a layer, no cycles (dependency-cruiser, .dependency-cruiser.cjs)"
 node_modules/.bin/depcruise src --config .dependency-cruiser.cjs --output-type err
 say "python lint (ruff) and types (mypy --strict)"

@@ -6,7 +6,7 @@
 import { userInfo } from "node:os";
 import getPort from "get-port";
 import { SidecarError, toSidecarError } from "../errors.js";
-import type { Hosts } from "../ssh/host.js";
+import type { HostLease, Hosts } from "../ssh/host.js";
 import { assertExecutors } from "./check.js";
 import { COMPLETED_KEYS } from "./keys.js";
 import { resolveExecutor, targetOf } from "./resolve.js";
@@ -54,7 +54,7 @@ async function whoAmI(
   target: string,
 ): Promise<{ user: string; ip: string }> {
   if (target === "local") return { user: userInfo().username, ip: "127.0.0.1" };
-  let lease;
+  let lease: HostLease;
   try {
     lease = await deps.hosts.acquire(target, `executors:complete:${label}`);
   } catch (err) {

@@ -28,9 +28,7 @@ export interface WorkerTunnels {
   /** an end-to-end check through the tunnel (from the pool to this machine), when the service offers one */
   check?(id: string): Promise<{ ok: boolean; error?: string }>;
   /** the tunnel, if it is open (or reconnecting) */
-  get(
-    id: string,
-  ):
+  get(id: string):
     | {
         id: string;
         target: string;

@@ -48,5 +48,7 @@ export interface JobContext {
 export interface JobPreparer {
   name: string;
   handles: Array<"executors" | "env">;
-  prepare(job: JobContext): Promise<{ env?: Record<string, string>; command?: string[] } | void>;
+  prepare(
+    job: JobContext,
+  ): Promise<{ env?: Record<string, string>; command?: string[] } | undefined>;
 }

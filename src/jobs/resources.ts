@@ -30,7 +30,7 @@ export const JobResourceSchema = z.discriminatedUnion("kind", [
     target: z.string().min(1),
     scheduler: z.enum(["slurm", "pbspro"]),
     /** the scheduler's job id (sbatch --parsable / qsub output) */
-    id: z.string().regex(/^[A-Za-z0-9._\[\]-]+$/, "a scheduler job id"),
+    id: z.string().regex(/^[A-Za-z0-9._[\]-]+$/, "a scheduler job id"),
     label: z.string().optional(),
   }),
   z.object({

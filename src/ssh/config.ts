@@ -218,12 +218,12 @@ export function resolveTarget(
   const hostName =
     get("hostname") !== undefined ? expandTokens(get("hostname")!, tokens) : parsed.host;
   const tk = { ...tokens, host: hostName };
-  const idFiles = list(cfg["identityfile"]).map((f) => expandTokens(f, tk));
+  const idFiles = list(cfg.identityfile).map((f) => expandTokens(f, tk));
   const strict = policy(get("stricthostkeychecking"));
   const jump = get("proxyjump");
   const agent = get("identityagent");
-  const known = list(cfg["userknownhostsfile"]).map((f) => expandTokens(f, tk));
-  const globalKnown = list(cfg["globalknownhostsfile"]).map((f) => expandTokens(f, tk));
+  const known = list(cfg.userknownhostsfile).map((f) => expandTokens(f, tk));
+  const globalKnown = list(cfg.globalknownhostsfile).map((f) => expandTokens(f, tk));
   const out: ResolvedHost = {
     target: parsed.raw,
     alias: parsed.host,

@@ -78,7 +78,7 @@ export class PgidSniffer {
     const nl = this.head.indexOf(10);
     if (nl < 0 && this.head.length < 64) return Buffer.alloc(0);
     this.done = true;
-    const first = this.head.subarray(0, nl < 0 ? 0 : nl).toString("latin1");
+    const first = this.head.subarray(0, Math.max(nl, 0)).toString("latin1");
     if (first.startsWith(PGID_MARK)) {
       this.pgid = Number(first.slice(PGID_MARK.length));
       this.onPgid(Number.isInteger(this.pgid) ? this.pgid : undefined);

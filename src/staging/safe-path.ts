@@ -47,5 +47,6 @@ export function safeSymlinkTarget(linkRel: string, target: string, where: string
 }
 
 function printable(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it replaces
   return s.replace(/[\0-\x1f\x7f]/g, "?").slice(0, 300);
 }

@@ -3,7 +3,7 @@
  * pool, else per-file streams with bounded concurrency. Local and pool destinations commit every
  * file at the end (and remove a root they created on failure); object stores roll back new keys.
  */
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { SidecarError } from "../errors.js";
 import { copyFile, verify } from "./copy-file.js";
 import { digestOf, HashingStream } from "./hashing.js";

@@ -118,7 +118,7 @@ except Exception as e:
 const PROBE_BASH = String.raw`exec 3<>"/dev/tcp/$1/$2" || { echo "RESULT cannot connect to $1:$2"; exit 0; }; printf 'PSC-CHECK %s\n' "$3" >&3; IFS= read -r -t 10 line <&3; if [ "$line" = "PSC-OK $3" ]; then echo "RESULT ok 0"; else echo "RESULT unexpected answer $line"; fi`;
 
 /** argv: port. Prints `LISTENERS addr...` for LISTEN sockets on that port (from /proc/net/tcp*). */
-const LISTENERS_PY = String.raw`
+const LISTENERS_PY = `
 import socket, sys, binascii
 port = int(sys.argv[1])
 out = []

@@ -1,5 +1,5 @@
 /** Turns zod issues into messages that name the field, the expected form and the value got. */
-import { z } from "zod";
+import type { z } from "zod";
 import { SidecarError, type ErrorCode } from "../errors.js";
 
 export function describeValue(value: unknown): string {

@@ -88,7 +88,7 @@ describe("containers", { timeout: 60_000 }, () => {
       "app.sif",
       "builder-calls.log",
     ]);
-    expect(progress).toContain("INFO:    Build complete: " + res.command![2]);
+    expect(progress).toContain(`INFO:    Build complete: ${res.command![2]}`);
     expect(existsSync(res.command![3]!)).toBe(false);
   });
 

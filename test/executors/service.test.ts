@@ -69,16 +69,14 @@ describe("ExecutorsService", () => {
     const tok = token();
     const out = join(dir, "b1.out");
     // a child and a grandchild that would outlive a plain kill of the script
-    const b = await svc
-      .blockManager()
-      .start({
-        target: "pool",
-        script: `echo started; (sleep 6${tok} & sleep 6${tok}; wait) & wait`,
-        owner: "o1",
-        label: "cpu",
-        cwd: join(dir, "run"),
-        stdout_path: out,
-      });
+    const b = await svc.blockManager().start({
+      target: "pool",
+      script: `echo started; (sleep 6${tok} & sleep 6${tok}; wait) & wait`,
+      owner: "o1",
+      label: "cpu",
+      cwd: join(dir, "run"),
+      stdout_path: out,
+    });
     expect(b.state).toBe("running");
     expect(b.pgid).toBeGreaterThan(1);
     expect(await eventually(() => alive(tok), 10_000)).toBe(true);
@@ -109,16 +107,14 @@ describe("ExecutorsService", () => {
   }, async () => {
     const out = join(dir, "b5.out");
     const err = join(dir, "b5.err");
-    const b = await svc
-      .blockManager()
-      .start({
-        target: "pool",
-        script: "echo started; sleep 4; echo after the drop; echo err after >&2; exit 7",
-        owner: "o5",
-        label: "cpu",
-        stdout_path: out,
-        stderr_path: err,
-      });
+    const b = await svc.blockManager().start({
+      target: "pool",
+      script: "echo started; sleep 4; echo after the drop; echo err after >&2; exit 7",
+      owner: "o5",
+      label: "cpu",
+      stdout_path: out,
+      stderr_path: err,
+    });
     expect(
       await eventually(
         () => svc.blockManager().status([b.id])[0]!.tail.includes("started"),
@@ -153,14 +149,12 @@ describe("ExecutorsService", () => {
     timeout: 120_000,
   }, async () => {
     const tok = token();
-    const b = await svc
-      .blockManager()
-      .start({
-        target: "pool",
-        script: `echo started; exec sleep 6${tok}`,
-        owner: "o6",
-        label: "cpu",
-      });
+    const b = await svc.blockManager().start({
+      target: "pool",
+      script: `echo started; exec sleep 6${tok}`,
+      owner: "o6",
+      label: "cpu",
+    });
     expect(
       await eventually(
         () => svc.blockManager().status([b.id])[0]!.tail.includes("started"),
@@ -203,14 +197,12 @@ describe("ExecutorsService", () => {
     for (const target of ["pool", "local"]) {
       const tok = token();
       // the shell ends at the TERM; the script's process ignores it and would live on
-      const b = await svc
-        .blockManager()
-        .start({
-          target,
-          script: `echo started; trap '' TERM; exec sleep 6${tok}`,
-          owner: "o7",
-          label: "cpu",
-        });
+      const b = await svc.blockManager().start({
+        target,
+        script: `echo started; trap '' TERM; exec sleep 6${tok}`,
+        owner: "o7",
+        label: "cpu",
+      });
       expect(
         await eventually(
           () => svc.blockManager().status([b.id])[0]!.tail.includes("started"),
@@ -247,14 +239,12 @@ describe("ExecutorsService", () => {
     const tok = token();
     const here = (): boolean => spawnSync("pgrep", ["-f", `^sleep 6${tok}`]).status === 0;
     try {
-      const b = await svc2
-        .blockManager()
-        .start({
-          target: "pool",
-          script: `echo started; exec sleep 6${tok}`,
-          owner: "o8",
-          label: "cpu",
-        });
+      const b = await svc2.blockManager().start({
+        target: "pool",
+        script: `echo started; exec sleep 6${tok}`,
+        owner: "o8",
+        label: "cpu",
+      });
       expect(
         await eventually(
           () => svc2.blockManager().status([b.id])[0]!.tail.includes("started"),

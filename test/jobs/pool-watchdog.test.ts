@@ -381,7 +381,10 @@ describe("pool watchdog", () => {
     mkdirSync(home);
     chownSync(home, 65534, 65534);
     const cleanup = box.cleanup;
-    box.cleanup = () => (cleanup(), rmSync(home, { recursive: true, force: true }));
+    box.cleanup = () => {
+      cleanup();
+      rmSync(home, { recursive: true, force: true });
+    };
     const inner = new LocalHost();
     const asNobody = Object.assign(Object.create(inner) as LocalHost, {
       exec: (cmd: string, o: Parameters<LocalHost["exec"]>[1]) =>

@@ -294,9 +294,10 @@ for (const transport of ["ipc", "tcp"] as const) {
         while (replies.size < items.length) {
           const msg = unpack(key, await d.receive());
           if (!msg.ok) throw new Error(`bad reply: ${msg.detail}`);
+          if (msg.header.type === "batch") batches++;
           const inner: Array<[Record<string, unknown>, unknown]> =
             msg.header.type === "batch"
-              ? ((batches++, msg.body) as Array<[Record<string, unknown>, unknown]>)
+              ? (msg.body as Array<[Record<string, unknown>, unknown]>)
               : [[msg.header as unknown as Record<string, unknown>, msg.body]];
           for (const [h, body] of inner) {
             if (h.type === "progress") progress.push(String(h.reply_to));

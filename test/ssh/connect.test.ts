@@ -206,7 +206,7 @@ describe("ProxyJump", () => {
     ]);
     // the target's key is authorized for the jump user as well, and known_hosts holds all three
     const kh = join(target.dir, "kh-all");
-    writeFileSync(kh, [jump, target, refusing].map((s) => s.hostKeyPublic).join("\n") + "\n");
+    writeFileSync(kh, `${[jump, target, refusing].map((s) => s.hostKeyPublic).join("\n")}\n`);
     const e = (alias: string, s: Sshd, extra: Record<string, string> = {}) =>
       entryFor(alias, s, extra, { userKnownHostsFile: kh });
     configPath = writeSshConfig(

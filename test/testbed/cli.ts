@@ -44,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
   });
   const [command, kind] = positionals;
   if (values.help || command !== "up" || !kind || !(kind in KINDS)) {
-    process.stderr.write(USAGE + "\n");
+    process.stderr.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
 
@@ -92,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
     await shutdown("start failed");
     return 1;
   }
-  process.stdout.write(JSON.stringify({ kind, ...info }) + "\n");
+  process.stdout.write(`${JSON.stringify({ kind, ...info })}\n`);
   await done;
   return 0;
 }

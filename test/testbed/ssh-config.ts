@@ -31,7 +31,7 @@ export function renderSshConfig(entries: SshConfigEntry[]): string {
     const lines = opts.filter(([, v]) => v !== undefined).map(([k, v]) => `    ${k} ${v}`);
     return [`Host ${e.host}`, ...lines].join("\n");
   });
-  return blocks.join("\n\n") + "\n";
+  return `${blocks.join("\n\n")}\n`;
 }
 
 /** Writes `dir/ssh_config` (or `dir/<fileName>`) and returns its path. */

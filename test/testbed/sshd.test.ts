@@ -116,7 +116,7 @@ describe("startSshd", () => {
       /HOST IDENTIFICATION HAS CHANGED|Host key verification failed/,
     );
     const fresh = join(s.dir, "known_hosts_new");
-    writeFileSync(fresh, line + "\n");
+    writeFileSync(fresh, `${line}\n`);
     await ssh(s, { knownHosts: fresh });
   });
 });

@@ -208,9 +208,9 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     sshd.unauthorizedKeyPath = join(dir, "id_ed25519_unauthorized");
     keygen(sshd.unauthorizedKeyPath);
   }
-  writeFileSync(join(dir, "authorized_keys"), authorized.join("\n") + "\n", { mode: 0o600 });
+  writeFileSync(join(dir, "authorized_keys"), `${authorized.join("\n")}\n`, { mode: 0o600 });
   sshd.hostKeyPublic = `${knownHostsName(host, port)} ${hostPub.split(" ").slice(0, 2).join(" ")}`;
-  writeFileSync(sshd.knownHostsPath, sshd.hostKeyPublic + "\n");
+  writeFileSync(sshd.knownHostsPath, `${sshd.hostKeyPublic}\n`);
   writeFileSync(sshd.configPath, renderConfig(dir, host, port, opts.extraConfig ?? []));
 
   let daemon: Daemon | undefined;

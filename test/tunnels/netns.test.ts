@@ -1,5 +1,6 @@
 // A head node and a compute node (network namespaces): a worker on the compute node reaches a
 // service here through a reverse tunnel + relay on the head, with sshd's default GatewayPorts no.
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventBus } from "../../src/events.js";
 import { SshConnections } from "../../src/ssh/connections.js";
@@ -17,24 +18,7 @@ if (!support.ok) warnSkip("compute-node reachability tests (network namespaces)"
 stopAllAfterAll();
 
 /** A worker on the compute node: connect, send, expect the echo. Prints OK or the error. */
-const WORKER = String.raw`
-import socket, sys
-h, p = sys.argv[1], int(sys.argv[2])
-data = bytes(range(256)) * 4096
-try:
-    s = socket.create_connection((h, p), timeout=10)
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-    got = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        got += d
-    print("OK" if got == data else "MISMATCH %d/%d" % (len(got), len(data)))
-except Exception as e:
-    print("ERROR %s" % e)
-`;
+const WORKER = fileURLToPath(new URL("../fixtures/echo-client.py", import.meta.url));
 
 describe.skipIf(!support.ok)(
   `compute node through the head node${support.ok ? "" : ` (SKIPPED: ${support.reason})`}`,
@@ -71,7 +55,7 @@ describe.skipIf(!support.ok)(
 
     const worker = async (host: string, port: number): Promise<string> =>
       (
-        await topo.exec(topo.compute.ns, ["python3", "-c", WORKER, host, String(port)], {
+        await topo.exec(topo.compute.ns, ["python3", WORKER, host, String(port)], {
           timeoutMs: 30000,
         })
       ).stdout.trim();

@@ -8,6 +8,7 @@ import { Daemon } from "../../daemon/daemon.js";
 import { SidecarError } from "../../errors.js";
 import {
   CONNECTION_FILE_NAME,
+  type ConnectionInfo,
   defaultRuntimeDir,
   pidAlive,
   readConnectionFile,
@@ -99,7 +100,7 @@ async function detach(opts: ServeOptions): Promise<void> {
         .replace(/^parsl-sidecar: /, "");
       throw new SidecarError("ALREADY_RUNNING", why || "the detached sidecar exited at start");
     }
-    let info;
+    let info: ConnectionInfo;
     try {
       info = readConnectionFile(file);
     } catch {

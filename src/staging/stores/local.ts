@@ -152,6 +152,7 @@ export class LocalStore implements Store {
       const h = createHash(algo);
       await pipeline(
         createReadStream(p, { highWaterMark: 1 << 20 }),
+        // biome-ignore lint/correctness/useYield: the chain's sink: it consumes the stream
         async function* (src: AsyncIterable<Buffer>) {
           for await (const c of src) h.update(c);
         },

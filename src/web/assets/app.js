@@ -23,7 +23,10 @@ let live;
 function show(name) {
   for (const [k, el] of Object.entries(views)) el.hidden = k !== name;
   for (const t of tabs) t.setAttribute("aria-selected", String(t.dataset.view === name));
-  if (name === "live") live?.tunnelChart.draw(), live?.transferChart.draw();
+  if (name === "live") {
+    live?.tunnelChart.draw();
+    live?.transferChart.draw();
+  }
 }
 
 for (const t of tabs)

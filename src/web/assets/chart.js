@@ -89,9 +89,10 @@ export class RateChart {
       g.lineWidth = 1.8;
       g.lineJoin = "round";
       g.beginPath();
-      pts.forEach((p, i) =>
-        i === 0 ? g.moveTo(x(p.ts), y(p[s.key] ?? 0)) : g.lineTo(x(p.ts), y(p[s.key] ?? 0)),
-      );
+      for (const [i, p] of pts.entries()) {
+        if (i === 0) g.moveTo(x(p.ts), y(p[s.key] ?? 0));
+        else g.lineTo(x(p.ts), y(p[s.key] ?? 0));
+      }
       g.stroke();
     }
     if (pts.length === 0) {

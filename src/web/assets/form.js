@@ -65,12 +65,7 @@ export function objectShape(schema, root = schema) {
 /** How a value is edited: "json" for objects and arrays, "bool" for booleans only, "enum" for fixed choices, else "text". */
 export function editorKind(prop, value) {
   if (value !== null && typeof value === "object") return "json";
-  if (
-    prop &&
-    prop.values &&
-    prop.values.length > 0 &&
-    prop.values.every((v) => typeof v !== "object")
-  )
+  if (prop?.values && prop.values.length > 0 && prop.values.every((v) => typeof v !== "object"))
     return "enum";
   if (prop && prop.types.size === 1 && prop.types.has("boolean")) return "bool";
   if (prop && (prop.types.has("object") || prop.types.has("array")) && !prop.types.has("string"))

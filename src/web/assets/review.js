@@ -224,7 +224,8 @@ export class ReviewView {
   }
 
   banner(kind, text, extra) {
-    this.bannerEl?.querySelectorAll(".banner:not(#global-issues)").forEach((b) => b.remove());
+    for (const b of this.bannerEl?.querySelectorAll(".banner:not(#global-issues)") ?? [])
+      b.remove();
     const el = h(
       "div",
       { class: `banner banner-${kind}`, id: "banner" },

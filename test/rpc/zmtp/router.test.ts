@@ -6,13 +6,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Dealer, Publisher, Request } from "zeromq";
 import { ZmtpRouter, type RouterOptions } from "../../../src/rpc/zmtp/router.js";
-import {
-  ByteReader,
-  command,
-  encodeMessage,
-  greeting,
-  properties,
-} from "../../../src/rpc/zmtp/wire.js";
+import { command, encodeMessage, greeting, properties } from "../../../src/rpc/zmtp/wire.js";
 
 let dir: string;
 const routers: ZmtpRouter[] = [];
@@ -85,9 +79,10 @@ describe("ZmtpRouter with libzmq peers (zeromq.js)", () => {
       const seen: string[] = [];
       const { r, endpoint } = await router(
         {
-          onMessage: (f) => (
-            seen.push(f[0]!.toString("hex")), r.send([f[0]!, Buffer.from(`for ${f[1]}`)])
-          ),
+          onMessage: (f) => {
+            seen.push(f[0]!.toString("hex"));
+            r.send([f[0]!, Buffer.from(`for ${f[1]}`)]);
+          },
         },
         ep,
       );
@@ -106,7 +101,10 @@ describe("ZmtpRouter with libzmq peers (zeromq.js)", () => {
   it("uses a peer's own routing id, and refuses a second connection with the same id", async () => {
     const ids: string[] = [];
     const { r, endpoint, errors } = await router({
-      onMessage: (f) => (ids.push(f[0]!.toString()), r.send(f)),
+      onMessage: (f) => {
+        ids.push(f[0]!.toString());
+        r.send(f);
+      },
     });
     const a = dealer(endpoint, { routingId: "worker-1" });
     await a.send("x");
@@ -144,7 +142,10 @@ describe("ZmtpRouter with libzmq peers (zeromq.js)", () => {
   it("answers ZMTP heartbeats, so a peer that sends them stays connected", async () => {
     const ids = new Set<string>();
     const { r, endpoint } = await router({
-      onMessage: (f) => (ids.add(f[0]!.toString("hex")), r.send(f)),
+      onMessage: (f) => {
+        ids.add(f[0]!.toString("hex"));
+        r.send(f);
+      },
     });
     const d = dealer(endpoint, { heartbeatInterval: 50, heartbeatTimeout: 200 });
     await d.send("1");
