@@ -12,6 +12,8 @@ say "TypeScript, the page's JavaScript and CSS: lint and format (biome check, bi
 node_modules/.bin/biome check
 say "layers: no import runs up a layer, no cycles (dependency-cruiser, .dependency-cruiser.cjs)"
 node_modules/.bin/depcruise src --config .dependency-cruiser.cjs --output-type err
+say "programs sent to pools: shellcheck -s sh, py_compile, ruff, vermin; generated files fresh"
+bash scripts/lint-remote.sh
 say "python lint (ruff) and types (mypy --strict)"
 (cd python && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check . && ../.venv/bin/mypy)
 

@@ -4,9 +4,9 @@
  * and on teardown asks it to clean up (one batched scancel/qdel) and waits for its report.
  */
 import { createInterface } from "node:readline";
-import { type Host, type Hosts, type HostProcess, shellQuote } from "../ssh/host.js";
+import type { Host, HostProcess, Hosts } from "../ssh/host.js";
 import { type JobResource, watchedTarget } from "./resources.js";
-import { HEARTBEAT_S, watchdogCommand } from "./watchdog-script.js";
+import { HEARTBEAT_S, watchdogCommand } from "./watchdog-command.js";
 
 /** What a watchdog reports after cleaning up: `done groups=1 processes=3 slurm=2 pbspro=0 left=0`. */
 export interface RemoteCleanup {
@@ -73,7 +73,7 @@ export class PoolWatchdog {
   ): Promise<PoolWatchdog> {
     const wd = new PoolWatchdog(host, jobId);
     wd.proc = await host.spawn(
-      watchdogCommand(jobId, opts.run, opts.boundS, opts.graceMs, shellQuote, host.target),
+      watchdogCommand(jobId, opts.run, opts.boundS, opts.graceMs, host.target),
       opts.env ? { env: opts.env } : {},
     );
     wd.proc.stdin.on("error", () => undefined);
@@ -199,10 +199,10 @@ export async function cleanupOnHost(
     `kill ${Math.round(graceMs)}`,
   ];
   try {
-    const res = await host.exec(
-      watchdogCommand(jobId, run, 3600, graceMs, shellQuote, host.target),
-      { stdin: `${lines.join("\n")}\n`, timeoutMs: graceMs + 60_000 },
-    );
+    const res = await host.exec(watchdogCommand(jobId, run, 3600, graceMs, host.target), {
+      stdin: `${lines.join("\n")}\n`,
+      timeoutMs: graceMs + 60_000,
+    });
     const done = res.stdout.split("\n").find((l) => l.startsWith("done "));
     return parseDone(host.target, done ?? (res.stderr.trim() || `exit ${res.exitCode}`));
   } catch (err) {

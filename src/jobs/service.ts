@@ -18,7 +18,7 @@ import {
 } from "./resources.js";
 import type { JobPreparer, RunSpec } from "./job-context.js";
 import { JobRunner, type RunOutcome } from "./runner.js";
-import { DEFAULT_WATCHDOG_BOUND_S } from "./watchdog-script.js";
+import { DEFAULT_WATCHDOG_BOUND_S } from "./watchdog-command.js";
 
 /** A job as `jobs.list`/`jobs.get` report it: the record, and whether its supervisor is alive. */
 export type JobView = JobRecord & { live: boolean };

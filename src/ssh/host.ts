@@ -63,8 +63,5 @@ export interface Hosts {
   acquire(target: string, owner: string): Promise<HostLease>;
 }
 
-/** POSIX single-quote a string for a shell command line. */
-export function shellQuote(s: string): string {
-  if (/^[A-Za-z0-9_\-./:=@%+,]+$/.test(s)) return s;
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+// quoting is the base layer's (src/remote builds command lines with it); here for the services
+export { shellQuote } from "../util/shell-quote.js";

@@ -1,32 +1,31 @@
-/**
- * The watchdog sent to each pool a job uses (POSIX sh, run through the SSH layer's spawn/exec;
- * nothing to install). It reads lines on stdin from the sidecar:
- *   `hb`                      heartbeat (the sidecar sends one every min(HEARTBEAT_S, bound/4))
- *   `pg PGID [MARK]` / `unpg ..` a process group of the job on this host (a worker block); with
- *                             MARK (`NAME=value`, e.g. PARSL_SIDECAR_BLOCK=<id>) the group is
- *                             signalled only if a process of it carries MARK in its environment
- *                             when the cleanup starts (checked where /proc and grep -z exist),
- *                             so a pgid recorded on another login node behind the same pool
- *                             name, or reused since, is left alone
- *   `sj SCHED ID` / `unsj ..` a scheduler job (SCHED: slurm or pbspro)
- *   `kill GRACE_MS`           clean up now, print one `done ...` line, exit
- *   `stop`                    exit without cleaning (the sidecar cleaned up itself)
- * Its state is in `~/.parsl-sidecar/watchdog/<job>-<run>-<pool>` on the host, shared by the
- * instances of one run on one pool: when the SSH connection drops, the sidecar (reconnected)
- * starts a new instance, which takes the state over (`owner`) and the old one exits quietly.
- * `<pool>` names the sidecar's target: two pools of one job whose hosts share a home directory
- * (two executors on one cluster) each keep their own state and instance, rather than taking
- * each other's over in turn. An instance whose stdin ended, or
- * that got no heartbeat, cleans up once the last heartbeat is older than BOUND seconds and no
- * newer instance took over: SIGTERM to the groups and to every process whose environment has
- * PARSL_SIDECAR_JOB=<job> (plus their groups and descendants), one scancel / qdel for all
- * scheduler jobs, SIGKILL after the grace period. A state directory untouched for over a week
- * (its watchdog was killed before removing it) is removed by the next watchdog on that host.
- */
+#!/bin/sh
+# The job watchdog: parsl-sidecar starts one on each pool a job uses (over the SSH layer's
+# spawn/exec, as `sh -c PROGRAM parsl-sidecar-watchdog JOB BOUND_S GRACE_MS RUN POOL_TAG`;
+# src/jobs/watchdog-script.ts). POSIX sh and the usual tools; nothing to install.
+#
+# It reads lines on stdin from the sidecar:
+#   `hb`                      heartbeat (the sidecar sends one every min(HEARTBEAT_S, bound/4))
+#   `pg PGID [MARK]` / `unpg ..` a process group of the job on this host (a worker block); with
+#                             MARK (`NAME=value`, e.g. PARSL_SIDECAR_BLOCK=<id>) the group is
+#                             signalled only if a process of it carries MARK in its environment
+#                             when the cleanup starts (checked where /proc and grep -z exist),
+#                             so a pgid recorded on another login node behind the same pool
+#                             name, or reused since, is left alone
+#   `sj SCHED ID` / `unsj ..` a scheduler job (SCHED: slurm or pbspro)
+#   `kill GRACE_MS`           clean up now, print one `done ...` line, exit
+#   `stop`                    exit without cleaning (the sidecar cleaned up itself)
+# Its state is in `~/.parsl-sidecar/watchdog/<job>-<run>-<pool>` on the host, shared by the
+# instances of one run on one pool: when the SSH connection drops, the sidecar (reconnected)
+# starts a new instance, which takes the state over (`owner`) and the old one exits quietly.
+# `<pool>` names the sidecar's target: two pools of one job whose hosts share a home directory
+# (two executors on one cluster) each keep their own state and instance, rather than taking
+# each other's over in turn. An instance whose stdin ended, or that got no heartbeat, cleans up
+# once the last heartbeat is older than BOUND seconds and no newer instance took over: SIGTERM to
+# the groups and to every process whose environment has PARSL_SIDECAR_JOB=<job> (plus their
+# groups and descendants), one scancel / qdel for all scheduler jobs, SIGKILL after the grace
+# period. A state directory untouched for over a week (its watchdog was killed before removing
+# it) is removed by the next watchdog on that host.
 
-import { createHash } from "node:crypto";
-
-export const WATCHDOG_SCRIPT = String.raw`
 job=$1; bound=$2; grace=$3; run=$4; pool=$5; [ -n "$grace" ] || grace=5000
 trap '' HUP PIPE
 base=$HOME; [ -n "$base" ] || base=/tmp
@@ -38,7 +37,10 @@ d=$base/.parsl-sidecar/watchdog/$job-$run-$pool
 mkdir -p "$d" || exit 1
 beat() { date +%s > "$d/beat.$$" && mv -f "$d/beat.$$" "$d/beat"; }
 touch "$d/pg" "$d/sj"; beat; echo $$ > "$d/owner"
-read -r st < /proc/$$/stat 2>/dev/null; set -- $st; mypg=$5; [ -n "$mypg" ] || mypg=0
+read -r st < /proc/$$/stat 2>/dev/null
+# shellcheck disable=SC2086 # the stat line is split into its fields on purpose
+set -- $st
+mypg=$5; [ -n "$mypg" ] || mypg=0
 nap() { sleep "$1" 2>/dev/null || sleep 1; }
 if printf 'x\000' | grep -qzx x 2>/dev/null; then gz=1; else gz=0; fi
 marked() {
@@ -52,6 +54,7 @@ verify_groups() {
   sort -u "$d/pg" 2>/dev/null | while read -r g m; do
     case $g in ''|*[!0-9]*) continue ;; esac
     if [ -z "$m" ] || [ "$gz" != 1 ] || ! [ -r /proc/self/environ ]; then echo "$g"; continue; fi
+    # shellcheck disable=SC2013 # file names from grep -l, one a line, /proc/N/environ (no spaces)
     for f in $(grep -lzxF -- "$m" /proc/[0-9]*/environ 2>/dev/null); do
       p=$(echo "$f" | cut -d/ -f3)
       if [ "$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f3)" = "$g" ]; then echo "$g"; break; fi
@@ -78,8 +81,10 @@ cleanup() {
   for g in $(groups); do kill -s TERM -- "-$g" 2>/dev/null; done
   for p in $(targets); do kill -s TERM -- "$p" 2>/dev/null; kill -s CONT -- "$p" 2>/dev/null; seen=$((seen + 1)); done
   ids=$(sort -u "$d/sj" | awk '$1 == "slurm" { printf "%s ", $2 }'); ns=0
+  # shellcheck disable=SC2086 # the ids are one word each, given to scancel as separate arguments
   if [ -n "$ids" ]; then ns=$(echo $ids | wc -w); scancel $ids >/dev/null 2>&1; fi
   ids=$(sort -u "$d/sj" | awk '$1 == "pbspro" { printf "%s ", $2 }'); nq=0
+  # shellcheck disable=SC2086 # as above, for qdel
   if [ -n "$ids" ]; then nq=$(echo $ids | wc -w); qdel $ids >/dev/null 2>&1; fi
   t=0
   while [ -n "$(targets)" ] && [ "$t" -lt $((grace / 200)) ]; do nap 0.2; t=$((t + 1)); done
@@ -133,37 +138,3 @@ kill "$checker" 2>/dev/null
 watch
 leader && kill -s KILL -- "-$mypg" 2>/dev/null
 exit 0
-`;
-
-/** Seconds between heartbeats sent to each watchdog. */
-export const HEARTBEAT_S = 5;
-/** Default bound: without a heartbeat for this long, a watchdog cleans up the job on its pool. */
-export const DEFAULT_WATCHDOG_BOUND_S = 30;
-
-/**
- * The shell command that starts the watchdog for a job (bound in seconds, grace in ms); `run`
- * names this run of the job (its supervisor's pid and start time), so that a reused --job name
- * never meets an old run's state; `target` (the pool as the sidecar names it) keeps each pool's
- * state apart where pools share a home directory.
- */
-export function watchdogCommand(
-  jobId: string,
-  run: string,
-  boundS: number,
-  graceMs: number,
-  quote: (s: string) => string,
-  target: string,
-): string {
-  if (!/^[A-Za-z0-9._-]+$/.test(jobId) || !/^[A-Za-z0-9._-]+$/.test(run))
-    throw new Error(`bad job id or run for a watchdog: ${jobId} ${run}`);
-  return `sh -c ${quote(WATCHDOG_SCRIPT)} parsl-sidecar-watchdog ${quote(jobId)} ${Math.max(1, Math.round(boundS))} ${Math.max(0, Math.round(graceMs))} ${quote(run)} ${quote(poolTag(target))}`;
-}
-
-/**
- * A file-name-safe tag for a target: its readable part (other characters as `_`, at most 40)
- * and 8 hex digits of its SHA-256, so that targets differing only in those characters differ.
- */
-export function poolTag(target: string): string {
-  const readable = target.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 40);
-  return `${readable}-${createHash("sha256").update(target).digest("hex").slice(0, 8)}`;
-}
