@@ -4,6 +4,7 @@
  * installer whose SHA-256 is checked here and again on the host, with `-b -p`.
  */
 import { SidecarError } from "../errors.js";
+import { shCommand } from "../remote/index.js";
 import type { BackendContext, ToolInfo } from "./context.js";
 import { toolKind } from "./context.js";
 import { execChecked, hostTempDir, putFile, shellQuote } from "./host-shell.js";
@@ -11,9 +12,6 @@ import { localInstaller } from "./installer.js";
 import { acquireLock, lockPathFor } from "./lock.js";
 import { parseLines } from "./probe.js";
 import { runStep } from "./step.js";
-
-const FIND_TOOL =
-  'for c in bin/conda condabin/conda bin/mamba bin/micromamba; do [ -x "$D/$c" ] && { echo "tool=$D/$c"; break; }; done';
 
 /** Is there a conda in `dir`, does `dir` exist, and is its parent writable? */
 async function inspect(
@@ -28,14 +26,7 @@ async function inspect(
   user: string;
   bash: boolean;
 }> {
-  const script = `D=${shellQuote(dir)}; P=$(dirname "$D")
-${FIND_TOOL}
-[ -e "$D" ] && echo exists=1
-[ -d "$D" ] && [ -z "$(ls -A "$D" 2>/dev/null)" ] && echo empty=1
-mkdir -p "$P" 2>/dev/null; [ -d "$P" ] && [ -w "$P" ] && echo writable=1
-echo "parent=$P"; echo "user=$(id -un 2>/dev/null)"
-command -v bash >/dev/null 2>&1 && echo bash=1
-exit 0`;
+  const script = shCommand("env/conda-dir.sh", [dir]);
   const res = await execChecked(
     ctx.host,
     script,
@@ -105,7 +96,7 @@ export async function installConda(ctx: BackendContext, condaDir: string): Promi
       await putFile(host, inst.path, remote);
       const sum = await execChecked(
         host,
-        `F=${shellQuote(remote)}; if command -v sha256sum >/dev/null 2>&1; then sha256sum "$F"; elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$F"; elif command -v python3 >/dev/null 2>&1; then python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$F"; else echo none; fi`,
+        shCommand("env/sha256.sh", [remote]),
         "Checking the installer's checksum",
       );
       const got = sum.stdout.trim().split(/\s+/)[0] ?? "";

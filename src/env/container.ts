@@ -4,6 +4,7 @@
  * partial file renamed into place on success; otherwise leave it alone.
  */
 import { SidecarError } from "../errors.js";
+import { shCommand } from "../remote/index.js";
 import type { Host } from "../ssh/host.js";
 import { execChecked, hostTempDir, pathWord, putFile, shellQuote } from "./host-shell.js";
 import { acquireLock, lockPathFor } from "./lock.js";
@@ -32,9 +33,8 @@ async function look(
   path: string,
   env: Record<string, string> | undefined,
 ): Promise<{ path: string; exists: boolean; builder?: string; hostPath: string }> {
-  const script = `P=${pathWord(path)}; echo "path=$P"; [ -e "$P" ] && echo exists=1
-B=$(command -v singularity 2>/dev/null || command -v apptainer 2>/dev/null) && [ -n "$B" ] && echo "builder=$B"
-echo "host_path=$PATH"; exit 0`;
+  // `~` in the path expands on the host: a shell word, not a quoted value
+  const script = shCommand("env/container-probe.sh", [{ shell: pathWord(path) }]);
   const { one } = parseLines(
     (await execChecked(host, script, `Looking for ${path}`, env ? { env } : {})).stdout,
   );

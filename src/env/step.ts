@@ -1,6 +1,7 @@
 /** Runs one long install command on a host, turning its output into progress and its failure into ENV_FAILED. */
 import { SidecarError } from "../errors.js";
 import type { Host } from "../ssh/host.js";
+import { within } from "../util/timeout.js";
 
 /** A progress report of an ensure: phase, a human line, and a fraction when the tool gives one. */
 export interface EnvProgress {
@@ -106,7 +107,7 @@ export async function runStep(
   ]);
   const exit = await proc.exited;
   opts.watch?.unwatch();
-  await Promise.race([streamsDone, new Promise((r) => setTimeout(r, 2000))]);
+  await within<unknown>(streamsDone, 2000, undefined);
   opts.signal?.removeEventListener("abort", onAbort);
   out.end();
   err.end();

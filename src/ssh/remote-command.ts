@@ -1,28 +1,26 @@
 /**
- * The POSIX sh wrapper every remote command runs under, so that it has its own process group
- * whose id the sidecar learns and can signal whole with `kill -SIG -PGID`.
+ * The command line of every remote command: the script (with its `cd`/`export` prefix) under the
+ * POSIX sh wrapper src/remote/ssh/wrapper.sh, so that it has its own process group whose id the
+ * sidecar learns and can signal whole with `kill -SIG -PGID`.
  *
  * Pattern (relied on by jobs and executors through HostProcess.pgid/kill):
- *   exec sh -c '<WRAPPER>' '<WRAPPER>' '<script>'
+ *   exec sh -c '<wrapper.sh>' parsl-sidecar-wrapper '<script>'
  * The wrapper checks that its shell leads its process group (OpenSSH's sshd starts each session
- * command with setsid(), so it does); if not and setsid(1) exists it re-executes itself under
- * setsid. It then prints `\x1epgid=<pid>` as the first line of stderr (stripped before anyone
- * sees stderr) and runs the script with `exec sh -c`. Children and grandchildren inherit the
- * group unless they call setsid themselves. Killing: a separate exec runs `kill -SIG -PGID`.
+ * command with setsid(), so it does); if not and setsid(1) exists it re-executes under setsid.
+ * It then prints `\x1epgid=<pid>` as the first line of stderr (stripped before anyone sees
+ * stderr) and runs the script with `exec sh -c`. Children and grandchildren inherit the group
+ * unless they call setsid themselves. Killing: a separate exec runs `kill -SIG -PGID`.
  */
 import { SidecarError } from "../errors.js";
+import { shCommand } from "../remote/index.js";
 import { shellQuote } from "./host.js";
 
 export const PGID_MARK = "\x1epgid=";
 
-const WRAPPER = [
-  `pg=; if [ -r /proc/$$/stat ]; then read -r _ _ _ _ pg _ < /proc/$$/stat; else pg=$(ps -o pgid= -p $$ 2>/dev/null | tr -d " "); fi`,
-  `if [ -n "$pg" ] && [ "$pg" != "$$" ] && command -v setsid >/dev/null 2>&1; then exec setsid sh -c "$0" "$0" "$1"; fi`,
-  `printf '\\036pgid=%s\\n' "$$" >&2`,
-  `exec sh -c "$1" sh`,
-].join("; ");
-
-/** Prefix a script with `cd` and `export` lines. */
+/**
+ * Prefix a script with `cd` and `export` lines: one short line per value, each quoted, which
+ * the script's own shell runs before it (so the exports reach the script and its children).
+ */
 export function buildScript(
   command: string,
   opts: { env?: Record<string, string> | undefined; cwd?: string | undefined } = {},
@@ -45,7 +43,7 @@ export function buildScript(
 
 /** The command line sent over SSH for `script`. */
 export function wrapRemote(script: string): string {
-  return `exec sh -c ${shellQuote(WRAPPER)} ${shellQuote(WRAPPER)} ${shellQuote(script)}`;
+  return `exec ${shCommand("ssh/wrapper.sh", [script])}`;
 }
 
 /** `kill -SIG -PGID`, quietly (the group may be gone already). */

@@ -4,6 +4,7 @@ import { pipeline } from "node:stream/promises";
 import { SidecarError } from "../../errors.js";
 import type { ExecResult, HostLease, HostProcess } from "../../ssh/host.js";
 import { isSshLease } from "../../ssh/connections.js";
+import { within } from "../../util/timeout.js";
 import { classify } from "../failures.js";
 
 /** An error for a script that failed on the pool, coded from its stderr. */
@@ -155,17 +156,14 @@ function isOwnError(err: unknown): boolean {
   );
 }
 
-async function waitExit(
-  proc: HostProcess,
-  killSoon: boolean,
-): Promise<{ exitCode: number | null; signal: string | null }> {
+type Exit = { exitCode: number | null; signal: string | null };
+
+async function waitExit(proc: HostProcess, killSoon: boolean): Promise<Exit> {
   if (!killSoon) return await proc.exited;
-  const t = setTimeout(() => void proc.kill("SIGTERM").catch(() => undefined), 5000);
-  try {
-    return await proc.exited;
-  } finally {
-    clearTimeout(t);
-  }
+  const exit = await within<Exit | undefined>(proc.exited, 5000, undefined);
+  if (exit) return exit;
+  void proc.kill("SIGTERM").catch(() => undefined);
+  return await proc.exited;
 }
 
 /** A Readable of a spawned script's stdout that errors (with its stderr) when it fails. */

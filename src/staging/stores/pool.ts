@@ -1,7 +1,8 @@
 /**
  * A pool host over SSH (or `local`), driven through the Host interface: files stream over exec
- * channels (`head -c N > tmp`, hashed there with openssl, renamed into place); trees of many
- * small files travel as one tar stream, extracted into a temporary directory and moved in whole.
+ * channels (`tee tmp`, hashed there with openssl, renamed into place); trees of many small files
+ * travel as one tar stream, extracted into a temporary directory and moved in whole. The
+ * programs run there are src/remote/staging/*.sh (pool-commands.ts).
  */
 import { posix } from "node:path";
 import type { Readable } from "node:stream";
@@ -30,17 +31,18 @@ import {
   spawnWithInput,
 } from "./pool-proc.js";
 import {
-  commitScript,
-  digestScript,
-  listScript,
+  commitCommand,
+  digestCommand,
+  listCommand,
   parseDigests,
-  putScript,
-  statScript,
-  tarScript,
-  treeScript,
+  putCommand,
+  statCommand,
+  tarCommand,
+  treeCommand,
   treeTemps,
-} from "./pool-scripts.js";
+} from "./pool-commands.js";
 import { archiveLength } from "../tar/header.js";
+import { sleep, within } from "../../util/timeout.js";
 
 export class PoolStore implements Store {
   readonly kind = "pool" as const;
@@ -71,7 +73,7 @@ export class PoolStore implements Store {
     const deadline = Date.now() + patienceMs;
     while (this.pending.size > 0 && Date.now() < deadline) {
       for (const tmp of [...this.pending]) await this.discard(tmp);
-      if (this.pending.size > 0) await new Promise((r) => setTimeout(r, 250));
+      if (this.pending.size > 0) await sleep(250);
     }
   }
 
@@ -80,7 +82,7 @@ export class PoolStore implements Store {
   }
 
   async stat(path: string): Promise<StoreEntry | undefined> {
-    const res = await execOk(this.host, `stat ${path}`, statScript(path), { ok: [2] });
+    const res = await execOk(this.host, `stat ${path}`, statCommand(path), { ok: [2] });
     if (res.exitCode === 2) {
       if (res.stdout.startsWith("dangling"))
         throw new SidecarError("STAGING_NOT_FOUND", `${this.url(path)} is a symlink to nothing`);
@@ -106,7 +108,7 @@ export class PoolStore implements Store {
 
   async list(root: string): Promise<StoreEntry[]> {
     const where = this.url(root);
-    const res = await execOk(this.host, `list ${root}`, listScript(root));
+    const res = await execOk(this.host, `list ${root}`, listCommand(root));
     const fields = res.stdout.split("\0");
     let i = 0;
     for (; i < fields.length && fields[i] !== "="; i += 2) {
@@ -162,7 +164,7 @@ export class PoolStore implements Store {
       ({ stdout } = await spawnWithInput(
         this.host,
         `write ${path}`,
-        putScript(path, tmp, opts.size, opts.mode),
+        putCommand(path, tmp, opts.size, opts.mode),
         data,
         opts.signal,
         this.watch,
@@ -185,7 +187,7 @@ export class PoolStore implements Store {
       size: Number(m[1]),
       digests: { sha256: m[2]! },
       commit: async () => {
-        await execOk(this.host, `rename into ${path}`, commitScript(tmp, path));
+        await execOk(this.host, `rename into ${path}`, commitCommand(tmp, path));
         this.pending.delete(tmp);
       },
       abort: () => this.discard(tmp),
@@ -209,7 +211,7 @@ export class PoolStore implements Store {
 
   async digest(paths: string[], algo: DigestAlgo): Promise<Map<string, string>> {
     if (paths.length === 0) return new Map();
-    const res = await execOk(this.host, `${algo} of ${paths.length} file(s)`, digestScript(algo), {
+    const res = await execOk(this.host, `${algo} of ${paths.length} file(s)`, digestCommand(algo), {
       stdin: Buffer.from(paths.map((p) => `${p}\0`).join("")),
     });
     return parseDigests(res.stdout, paths, algo);
@@ -219,7 +221,7 @@ export class PoolStore implements Store {
     const { stream } = await spawnReader(
       this.host,
       `tar of ${root}`,
-      tarScript(root),
+      tarCommand(root),
       Buffer.from(names.map((n) => `${n}\0`).join("")),
       this.watch,
     );
@@ -240,7 +242,7 @@ export class PoolStore implements Store {
     ];
     for (const t of temporaries) this.pending.add(t);
     const length = archiveLength(plan.files, plan.dirs);
-    const proc = await this.host.spawn(treeScript(root, token, length));
+    const proc = await this.host.spawn(treeCommand(root, token, length));
     const out: Buffer[] = [];
     const errChunks: Buffer[] = [];
     proc.stdout.on("data", (b: Buffer) => out.push(b));
@@ -284,7 +286,7 @@ export class PoolStore implements Store {
         return await Promise.race([p, ended]);
       } catch (err) {
         // the pool side may have failed first: its message is better
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 300))]);
+        await within<unknown>(exited, 300, undefined);
         throw failed ?? err;
       }
     };
