@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { protocolDocCodes, pythonCodes } from "./generate/error-codes.js";
 import { remotePrograms } from "./generate/remote-programs.js";
 import type { Generated } from "./generate/types.js";
 
@@ -12,7 +13,7 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Every generated file, from the sources as they are now. */
 export function generateAll(root = ROOT): Generated[] {
-  return [remotePrograms(root)];
+  return [remotePrograms(root), pythonCodes(root), protocolDocCodes(root)];
 }
 
 function current(path: string): string | undefined {

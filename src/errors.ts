@@ -4,58 +4,12 @@
  * matching exception class carrying the same `.code`.
  */
 
-/** Stable error codes. Modules add theirs here so that the full list is in one place. */
-export const ErrorCodes = [
-  // protocol and daemon
-  "INVALID_PARAMS",
-  "UNKNOWN_METHOD",
-  "VERSION_MISMATCH",
-  "TIMEOUT",
-  "INTERNAL",
-  "UNREACHABLE",
-  "SHUTTING_DOWN",
-  "ALREADY_RUNNING",
-  "BAD_CONNECTION_FILE",
-  "INVALID_ARGUMENT",
-  // ssh and tunnels
-  "SSH_CONFIG",
-  "SSH_CONNECT",
-  "SSH_AUTH",
-  "SSH_HOST_KEY",
-  "SSH_EXEC",
-  "TUNNEL_FAILED",
-  "TUNNEL_NOT_FOUND",
-  // executors and remote parsl
-  "EXECUTORS_INVALID",
-  "POOL_UNREACHABLE",
-  "VERSION_SKEW",
-  "RESOLVER_FAILED",
-  "PROVIDER_FAILED",
-  // staging
-  "STAGING_FAILED",
-  "STAGING_INVALID",
-  "STAGING_NOT_FOUND",
-  "STAGING_PERMISSION",
-  "STAGING_NO_SPACE",
-  "STAGING_CREDENTIALS",
-  "STAGING_UNSAFE_PATH",
-  "STAGING_INTEGRITY",
-  // environments
-  "ENV_INVALID",
-  "ENV_FAILED",
-  "ENV_NOT_FOUND",
-  "ENV_LOCKED",
-  // jobs
-  "JOB_NOT_FOUND",
-  "JOB_NOT_OWNED",
-  "JOB_FINISHED",
-  "COMMAND_NOT_FOUND",
-  // web
-  "WEB_CONFLICT",
-  "REVIEW_CANCELLED",
-] as const;
+import { ERROR_CODE_TABLE, type ErrorCode } from "./error-codes.js";
 
-export type ErrorCode = (typeof ErrorCodes)[number];
+export type { ErrorCode };
+
+/** Stable error codes, in the order of the table in src/error-codes.ts (where they are added). */
+export const ErrorCodes: readonly ErrorCode[] = ERROR_CODE_TABLE.map((row) => row.code);
 
 /** What crosses the RPC in an error reply. */
 export interface ErrorPayload {

@@ -1,5 +1,5 @@
 /** The CLI's documented exit codes (docs/cli.md). */
-import type { ErrorCode } from "./errors.js";
+import { ERROR_CODE_TABLE, type ErrorCode } from "./error-codes.js";
 
 export const EXIT = {
   OK: 0,
@@ -23,24 +23,11 @@ export const EXIT = {
   SIGNAL_BASE: 128,
 } as const;
 
+const EXIT_BY_CODE: ReadonlyMap<string, number> = new Map(
+  ERROR_CODE_TABLE.map((row) => [row.code, row.exit]),
+);
+
+/** The exit code of a command that failed with `code` (src/error-codes.ts); 1 for any other. */
 export function exitCodeFor(code: ErrorCode | string): number {
-  switch (code) {
-    case "UNREACHABLE":
-    case "BAD_CONNECTION_FILE":
-      return EXIT.UNREACHABLE;
-    case "INVALID_ARGUMENT":
-      return EXIT.USAGE;
-    case "COMMAND_NOT_FOUND":
-      return EXIT.COMMAND_NOT_FOUND;
-    case "JOB_NOT_FOUND":
-      return EXIT.JOB_NOT_FOUND;
-    case "JOB_NOT_OWNED":
-      return EXIT.JOB_NOT_OWNED;
-    case "JOB_FINISHED":
-      return EXIT.JOB_FINISHED;
-    case "REVIEW_CANCELLED":
-      return EXIT.CANCELLED;
-    default:
-      return EXIT.ERROR;
-  }
+  return EXIT_BY_CODE.get(code) ?? EXIT.ERROR;
 }

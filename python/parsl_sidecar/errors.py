@@ -1,13 +1,17 @@
 """Exceptions raised by parsl_sidecar, one class per family of the sidecar's stable error codes.
 
 Every failure is a :class:`SidecarError` carrying the same string ``code`` as the sidecar's
-``src/errors.ts`` (``except SidecarError as e: e.code`` always works); a few codes have their own
-subclass so that they can be caught by type, and every code is mapped by :func:`error_from_code`.
+``src/error-codes.ts`` (``except SidecarError as e: e.code`` always works); a few codes have their
+own subclass, the others share their family's, so that they can be caught by type, and every code
+is mapped by :func:`error_from_code`. ``ERROR_CODES`` and each code's family come from the
+generated ``_codes`` module.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+from ._codes import CODE_FAMILY, ERROR_CODES, FAMILY_PREFIXES
 
 __all__ = [
     "ERROR_CODES",
@@ -28,57 +32,6 @@ __all__ = [
     "error_class_for",
     "error_from_code",
 ]
-
-#: The sidecar's stable error codes, in the order of ``src/errors.ts`` (a test keeps them equal).
-ERROR_CODES: tuple[str, ...] = (
-    # protocol and daemon
-    "INVALID_PARAMS",
-    "UNKNOWN_METHOD",
-    "VERSION_MISMATCH",
-    "TIMEOUT",
-    "INTERNAL",
-    "UNREACHABLE",
-    "SHUTTING_DOWN",
-    "ALREADY_RUNNING",
-    "BAD_CONNECTION_FILE",
-    "INVALID_ARGUMENT",
-    # ssh and tunnels
-    "SSH_CONFIG",
-    "SSH_CONNECT",
-    "SSH_AUTH",
-    "SSH_HOST_KEY",
-    "SSH_EXEC",
-    "TUNNEL_FAILED",
-    "TUNNEL_NOT_FOUND",
-    # executors and remote parsl
-    "EXECUTORS_INVALID",
-    "POOL_UNREACHABLE",
-    "VERSION_SKEW",
-    "RESOLVER_FAILED",
-    "PROVIDER_FAILED",
-    # staging
-    "STAGING_FAILED",
-    "STAGING_INVALID",
-    "STAGING_NOT_FOUND",
-    "STAGING_PERMISSION",
-    "STAGING_NO_SPACE",
-    "STAGING_CREDENTIALS",
-    "STAGING_UNSAFE_PATH",
-    "STAGING_INTEGRITY",
-    # environments
-    "ENV_INVALID",
-    "ENV_FAILED",
-    "ENV_NOT_FOUND",
-    "ENV_LOCKED",
-    # jobs
-    "JOB_NOT_FOUND",
-    "JOB_NOT_OWNED",
-    "JOB_FINISHED",
-    "COMMAND_NOT_FOUND",
-    # web
-    "WEB_CONFLICT",
-    "REVIEW_CANCELLED",
-)
 
 
 class SidecarError(Exception):
@@ -207,7 +160,8 @@ class JobError(SidecarError):
     default_code = "JOB_NOT_FOUND"
 
 
-_EXACT: dict[str, type[SidecarError]] = {
+# Codes with a class of their own; any other code gets its family's class (_codes.CODE_FAMILY).
+_OWN_CLASS: dict[str, type[SidecarError]] = {
     "TIMEOUT": SidecarTimeout,
     "VERSION_MISMATCH": VersionMismatch,
     "UNREACHABLE": SidecarUnreachable,
@@ -216,21 +170,28 @@ _EXACT: dict[str, type[SidecarError]] = {
     "UNKNOWN_METHOD": UnknownMethod,
     "SHUTTING_DOWN": ShuttingDown,
     "ALREADY_RUNNING": AlreadyRunning,
-    "EXECUTORS_INVALID": ExecutorsError,
-    "POOL_UNREACHABLE": ExecutorsError,
-    "VERSION_SKEW": ExecutorsError,
-    "RESOLVER_FAILED": ExecutorsError,
-    "PROVIDER_FAILED": ExecutorsError,
-    "COMMAND_NOT_FOUND": JobError,
 }
 
-_PREFIXES: tuple[tuple[str, type[SidecarError]], ...] = (
-    ("SSH_", SSHError),
-    ("TUNNEL_", TunnelError),
-    ("STAGING_", StagingError),
-    ("ENV_", EnvError),
-    ("JOB_", JobError),
-)
+# The families with a class; the others (protocol, daemon, web) raise SidecarError itself.
+_FAMILY_CLASS: dict[str, type[SidecarError]] = {
+    "ssh": SSHError,
+    "tunnels": TunnelError,
+    "executors": ExecutorsError,
+    "staging": StagingError,
+    "env": EnvError,
+    "jobs": JobError,
+}
+
+
+def _family_of(code: str) -> str | None:
+    family = CODE_FAMILY.get(code)
+    if family is not None:
+        return family
+    # a code added by a newer sidecar: its prefix names its family
+    for prefix, named in FAMILY_PREFIXES:
+        if code.startswith(prefix):
+            return named
+    return None
 
 
 def error_class_for(code: str) -> type[SidecarError]:
@@ -246,13 +207,11 @@ def error_class_for(code: str) -> type[SidecarError]:
     type[SidecarError]
         The most specific class for ``code``; :class:`SidecarError` for any other code.
     """
-    cls = _EXACT.get(code)
+    cls = _OWN_CLASS.get(code)
     if cls is not None:
         return cls
-    for prefix, family in _PREFIXES:
-        if code.startswith(prefix):
-            return family
-    return SidecarError
+    family = _family_of(code)
+    return _FAMILY_CLASS.get(family, SidecarError) if family is not None else SidecarError
 
 
 def error_from_code(code: str, message: str, data: dict[str, Any] | None = None) -> SidecarError:

@@ -32,7 +32,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from parsl.jobs.states import JobState, JobStatus
 from parsl.launchers import SingleNodeLauncher
@@ -335,8 +335,21 @@ class SidecarLocalProvider(ExecutionProvider, RepresentationMixin):
         return [bool(x) for x in res["cancelled"]]
 
 
-class _RemoteCluster:
-    """What the Slurm and PBS Pro providers share: commands and scripts on the head node."""
+class _SchedulerProvider:
+    """A Parsl batch provider whose commands and scripts go to the pool's head node.
+
+    The Slurm and PBS Pro providers are this class on top of Parsl's own provider: Parsl builds
+    the script, the submit, status and cancel commands and parses their output; this class runs
+    the commands over the sidecar's SSH connection, copies the script and the job output, and
+    records each job with the sidecar. A subclass names the scheduler in class attributes.
+    """
+
+    #: Parsl's provider for the scheduler (``SlurmProvider``): scripts, commands, parsing.
+    _parsl_provider: ClassVar[type[Any]]
+    #: The submit command, as messages name it (``sbatch``).
+    _submit_command: ClassVar[str]
+    #: The scheduler's name in the sidecar's job record (``scheduler_job`` resources).
+    _scheduler: ClassVar[str]
 
     link: PoolLink
     script_dir: str | None
@@ -344,16 +357,17 @@ class _RemoteCluster:
     resources: dict[str, Any]
     cmd_timeout: int
 
-    def _setup(
+    def __init__(
         self,
         target: str,
         *,
-        remote_dir: str,
-        remote_script_dir: str | None,
-        label: str,
-        client: Client | None,
-        connection_file: str | None,
-        tunnel_id: str | None,
+        remote_dir: str = "~/parsl-sidecar",
+        remote_script_dir: str | None = None,
+        label: str = "",
+        client: Client | None = None,
+        connection_file: str | None = None,
+        tunnel_id: str | None = None,
+        **kwargs: Any,
     ) -> None:
         self.link = PoolLink(
             target,
@@ -367,10 +381,39 @@ class _RemoteCluster:
         self._remote_script_dir = remote_script_dir or f"{remote_dir.rstrip('/')}/submit_scripts"
         self._fetched: set[str] = set()
         self._last_exit = threading.local()  # per thread: the exit code of the last command
+        # execute_wait needs these should Parsl's __init__ run a command (SlurmProvider's runs
+        # `sacct -X`) before its own base sets them
+        self.cmd_timeout = int(kwargs.get("cmd_timeout", 10))
+        self.script_dir = None
+        self._parsl_provider.__init__(self, **kwargs)
 
-    def _submitted(self, job_id: str, command: str, scheduler: str) -> None:
+    def _submit(self, command: str, tasks_per_node: int, job_name: str) -> str:
+        """Stage the certificates, write the script on the head node and submit it there."""
+        self._last_exit.code = None
+        try:
+            command = self.link.prepare_command(command)
+            job_id: str | None = self._parsl_provider.submit(
+                self, command, tasks_per_node, job_name
+            )
+        except Exception as e:
+            raise self._submit_error(job_name, e) from e
+        if not job_id:
+            raise _submit_exception(
+                job_name, f"Executor `{self.executor_label}`: {self._submit_command} gave no job id"
+            )
         self.resources[job_id]["dial_port"] = PoolLink.command_port(command)
-        self._record_job(job_id, scheduler)
+        self._record_job(job_id, self._scheduler)
+        return job_id
+
+    @property
+    def status_polling_interval(self) -> int:
+        """Seconds between status polls (one command over the kept SSH connection)."""
+        return 20
+
+    def _status(self) -> None:
+        self._parsl_provider._status(self)
+        self._cancel_stranded()
+        self._fetch_output()
 
     def _cancel_stranded(self) -> None:
         """Cancel the jobs whose workers dial a port the worker tunnel has left."""
@@ -450,28 +493,23 @@ class _RemoteCluster:
                     except OSError:
                         pass
 
-    def _submit_error(self, job_name: str, e: Exception, scheduler: str) -> SubmitException:
+    def _submit_error(self, job_name: str, e: Exception) -> SubmitException:
+        failed = (
+            f"Executor `{self.executor_label}`: {self._submit_command} on pool "
+            f"`{self.link.target}` failed"
+        )
         if isinstance(e, SubmitException):
             out = (e.stderr or "").strip() or (e.stdout or "").strip() or e.message
             # PBSProProvider raises SubmitException without the exit code: qsub's is the
             # last command this thread ran
             code = e.retcode if e.retcode is not None else getattr(self._last_exit, "code", None)
             return _submit_exception(
-                job_name,
-                f"Executor `{self.executor_label}`: {scheduler} on pool `{self.link.target}` "
-                f"failed (exit {code}): {out}",
-                e.stdout,
-                e.stderr,
-                code,
+                job_name, f"{failed} (exit {code}): {out}", e.stdout, e.stderr, code
             )
-        return _submit_exception(
-            job_name,
-            f"Executor `{self.executor_label}`: {scheduler} on pool `{self.link.target}` "
-            f"failed: {e}",
-        )
+        return _submit_exception(job_name, f"{failed}: {e}")
 
 
-class SidecarSlurmProvider(_RemoteCluster, SlurmProvider):  # type: ignore[misc]
+class SidecarSlurmProvider(_SchedulerProvider, SlurmProvider):  # type: ignore[misc]
     """Parsl's SlurmProvider with sbatch, squeue/sacct and scancel run on the head node.
 
     Parameters
@@ -494,57 +532,16 @@ class SidecarSlurmProvider(_RemoteCluster, SlurmProvider):  # type: ignore[misc]
         Everything SlurmProvider takes (partition, account, walltime, launcher...).
     """
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        remote_dir: str = "~/parsl-sidecar",
-        remote_script_dir: str | None = None,
-        label: str = "",
-        client: Client | None = None,
-        connection_file: str | None = None,
-        tunnel_id: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._setup(
-            target,
-            remote_dir=remote_dir,
-            remote_script_dir=remote_script_dir,
-            label=label,
-            client=client,
-            connection_file=connection_file,
-            tunnel_id=tunnel_id,
-        )
-        self.cmd_timeout = int(kwargs.get("cmd_timeout", 10))
-        self.script_dir = None
-        SlurmProvider.__init__(self, **kwargs)
+    _parsl_provider = SlurmProvider
+    _submit_command = "sbatch"
+    _scheduler = "slurm"
 
     def submit(self, command: str, tasks_per_node: int, job_name: str = "parsl.slurm") -> str:
         """Stage the certificates, write the script on the head node and sbatch it there."""
-        try:
-            command = self.link.prepare_command(command)
-            job_id: str | None = SlurmProvider.submit(self, command, tasks_per_node, job_name)
-        except Exception as e:
-            raise self._submit_error(job_name, e, "sbatch") from e
-        if not job_id:
-            raise _submit_exception(
-                job_name, f"Executor `{self.executor_label}`: sbatch gave no job id"
-            )
-        self._submitted(job_id, command, "slurm")
-        return job_id
-
-    @property
-    def status_polling_interval(self) -> int:
-        """Seconds between squeue polls (one command over the kept SSH connection)."""
-        return 20
-
-    def _status(self) -> None:
-        SlurmProvider._status(self)  # type: ignore[no-untyped-call]
-        self._cancel_stranded()
-        self._fetch_output()
+        return self._submit(command, tasks_per_node, job_name)
 
 
-class SidecarPBSProProvider(_RemoteCluster, PBSProProvider):  # type: ignore[misc]
+class SidecarPBSProProvider(_SchedulerProvider, PBSProProvider):  # type: ignore[misc]
     """Parsl's PBSProProvider with qsub, qstat and qdel run on the head node.
 
     Parameters
@@ -566,52 +563,10 @@ class SidecarPBSProProvider(_RemoteCluster, PBSProProvider):  # type: ignore[mis
         Everything PBSProProvider takes (queue, account, select_options, walltime...).
     """
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        remote_dir: str = "~/parsl-sidecar",
-        remote_script_dir: str | None = None,
-        label: str = "",
-        client: Client | None = None,
-        connection_file: str | None = None,
-        tunnel_id: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._setup(
-            target,
-            remote_dir=remote_dir,
-            remote_script_dir=remote_script_dir,
-            label=label,
-            client=client,
-            connection_file=connection_file,
-            tunnel_id=tunnel_id,
-        )
-        PBSProProvider.__init__(self, **kwargs)  # type: ignore[no-untyped-call]
+    _parsl_provider = PBSProProvider
+    _submit_command = "qsub"
+    _scheduler = "pbspro"
 
     def submit(self, command: str, tasks_per_node: int, job_name: str = "parsl") -> str:
         """Stage the certificates, write the script on the head node and qsub it there."""
-        self._last_exit.code = None
-        try:
-            command = self.link.prepare_command(command)
-            job_id: str | None = PBSProProvider.submit(  # type: ignore[no-untyped-call]
-                self, command, tasks_per_node, job_name
-            )
-        except Exception as e:
-            raise self._submit_error(job_name, e, "qsub") from e
-        if not job_id:
-            raise _submit_exception(
-                job_name, f"Executor `{self.executor_label}`: qsub gave no job id"
-            )
-        self._submitted(job_id, command, "pbspro")
-        return job_id
-
-    @property
-    def status_polling_interval(self) -> int:
-        """Seconds between qstat polls (one command over the kept SSH connection)."""
-        return 20
-
-    def _status(self) -> None:
-        PBSProProvider._status(self)  # type: ignore[no-untyped-call]
-        self._cancel_stranded()
-        self._fetch_output()
+        return self._submit(command, tasks_per_node, job_name)

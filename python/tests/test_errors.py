@@ -1,4 +1,4 @@
-"""The error classes: every code of src/errors.ts maps to a class carrying it, across pickling."""
+"""The error classes: every code of src/error-codes.ts maps to a class carrying it, pickled too."""
 
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ from parsl_sidecar.errors import (
     error_from_code,
 )
 
-ERRORS_TS = Path(__file__).resolve().parents[2] / "src" / "errors.ts"
+ERRORS_TS = Path(__file__).resolve().parents[2] / "src" / "error-codes.ts"
 
 
 def ts_codes() -> list[str]:
     text = ERRORS_TS.read_text()
-    block = text.split("export const ErrorCodes = [", 1)[1].split("] as const", 1)[0]
-    return re.findall(r'"([A-Z0-9_]+)"', block)
+    block = text.split("export const ERROR_CODE_TABLE = [", 1)[1].split("] as const", 1)[0]
+    return re.findall(r'code: "([A-Z0-9_]+)"', block)
 
 
 def test_codes_mirror_src_errors_ts() -> None:

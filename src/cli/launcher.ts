@@ -9,11 +9,12 @@
  * the functions that run compiled are in it too). When V8 rejects it (another Node or V8 build),
  * the CLI runs as it would without it, and rewrites it at exit if this directory is writable.
  */
-import { accessSync, constants, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Script } from "node:vm";
+import { writeFileAtomic } from "../util/atomic-write.js";
 
 const dir = dirname(fileURLToPath(import.meta.url));
 const file = join(dir, "cli.cjs");
@@ -37,12 +38,10 @@ function writable(path: string): boolean {
 }
 
 function writeCache(script: Script): void {
-  const tmp = `${cacheFile}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, script.createCachedData(), { mode: 0o644 });
-    renameSync(tmp, cacheFile);
+    writeFileAtomic(cacheFile, script.createCachedData(), { mode: 0o644 });
   } catch {
-    rmSync(tmp, { force: true }); // a read-only install runs without the cache
+    // a read-only install runs without the cache
   }
 }
 

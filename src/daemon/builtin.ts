@@ -4,6 +4,7 @@ import { PROTOCOL_VERSION } from "../rpc/envelope.js";
 import { defineMethod, type Registry } from "../rpc/registry.js";
 import type { RpcServer } from "../rpc/server.js";
 import { VERSION } from "../version.js";
+import { sleep } from "../util/timeout.js";
 import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 
 export function builtinModule(
@@ -135,8 +136,7 @@ export function builtinModule(
         handler: async (p, call) => {
           const steps = p.progress_steps;
           for (let i = 1; i <= Math.max(steps, 1); i++) {
-            if (p.delay_ms > 0)
-              await new Promise((r) => setTimeout(r, p.delay_ms / Math.max(steps, 1)));
+            if (p.delay_ms > 0) await sleep(p.delay_ms / Math.max(steps, 1));
             if (steps > 0) call.progress({ step: i, of: steps });
           }
           return { value: p.value ?? null };

@@ -8,6 +8,7 @@ import { killLocalJob } from "./local-kill.js";
 import { cleanupTargets } from "./pool-watchdog.js";
 import { procAlive, readProc } from "./proc.js";
 import { isFinal, type JobRecord, type JobStore } from "./record.js";
+import { sleep } from "../util/timeout.js";
 
 export function supervisorAlive(rec: JobRecord): boolean {
   return procAlive(rec.supervisor.pid, rec.supervisor.start_time);
@@ -88,7 +89,7 @@ export async function killFromRecord(
     while (Date.now() < deadline && supervisorAlive(rec)) {
       const now = store.read(rec.id);
       if (isFinal(now.state)) return now;
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50, { ref: true }); // `kill` waits for nothing else
     }
   }
   return store.update(rec.id, (r) => {

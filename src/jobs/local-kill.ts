@@ -7,6 +7,7 @@
 import { listProcs, type ProcInfo } from "./proc.js";
 import type { ProcRef } from "./record.js";
 import { collectJobProcesses, type JobProcessSpec } from "./tree.js";
+import { sleep } from "../util/timeout.js";
 
 export interface LocalKillResult {
   /** processes that were signalled */
@@ -16,8 +17,6 @@ export interface LocalKillResult {
   /** every process found, for the record */
   seen: ProcRef[];
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function signal(pid: number, sig: NodeJS.Signals): void {
   try {
@@ -48,6 +47,7 @@ export async function killLocalJob(
     return ps;
   };
 
+  // the sleeps below are ref'd: `parsl-sidecar kill` may have nothing else keeping it running
   for (const g of spec.pgids) signal(-g, "SIGTERM");
   let live = scan();
   const deadline = Date.now() + graceMs;
@@ -60,13 +60,13 @@ export async function killLocalJob(
       }
     }
     if (Date.now() >= deadline) break;
-    await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
+    await sleep(Math.min(50, Math.max(1, deadline - Date.now())), { ref: true });
     live = scan();
   }
   for (let round = 0; round < 100 && live.length > 0; round++) {
     for (const g of spec.pgids) signal(-g, "SIGKILL");
     for (const p of live) signal(p.pid, "SIGKILL");
-    await sleep(round < 5 ? 10 : 50);
+    await sleep(round < 5 ? 10 : 50, { ref: true });
     live = scan();
   }
   return { signalled: seen.size, left: live.length, seen: [...seen.values()] };

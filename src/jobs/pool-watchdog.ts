@@ -5,6 +5,7 @@
  */
 import { createInterface } from "node:readline";
 import type { Host, HostProcess, Hosts } from "../ssh/host.js";
+import { within } from "../util/timeout.js";
 import { type JobResource, watchedTarget } from "./resources.js";
 import { HEARTBEAT_S, watchdogCommand } from "./watchdog-command.js";
 
@@ -165,21 +166,21 @@ export class PoolWatchdog {
     this.resolveEnded();
   }
 
-  private next(timeoutMs: number): Promise<string | undefined> {
+  private async next(timeoutMs: number): Promise<string | undefined> {
     const l = this.lines.shift();
-    if (l !== undefined) return Promise.resolve(l);
-    if (this.ended) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== done);
-        resolve(undefined);
-      }, timeoutMs);
-      const done = (line: string | undefined): void => {
-        clearTimeout(t);
-        resolve(line);
-      };
+    if (l !== undefined) return l;
+    if (this.ended) return undefined;
+    let done: (line: string | undefined) => void = () => {};
+    const line = new Promise<string | undefined>((resolve) => {
+      done = resolve;
       this.waiters.push(done);
     });
+    try {
+      return await within(line, timeoutMs, undefined);
+    } finally {
+      // once late, the waiter goes: the next line is kept for the next call
+      this.waiters = this.waiters.filter((w) => w !== done);
+    }
   }
 }
 

@@ -9,14 +9,13 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  renameSync,
   rmSync,
   statSync,
-  writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { SidecarError } from "../errors.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 import { ensurePrivateDir } from "../util/private-dir.js";
 import { isJobId } from "./job-id.js";
 import { JobResourceSchema } from "./resources.js";
@@ -170,10 +169,7 @@ export class JobStore {
 
   /** Write a record atomically, mode 0600. */
   write(rec: JobRecord): void {
-    const file = this.path(rec.id);
-    const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(rec, null, 2)}\n`, { mode: 0o600, flag: "wx" });
-    renameSync(tmp, file);
+    writeFileAtomic(this.path(rec.id), `${JSON.stringify(rec, null, 2)}\n`, { mode: 0o600 });
   }
 
   /** Read, change and write a record under the record's lock. */

@@ -4,11 +4,12 @@
  * is replaced, a live one is never overwritten.
  */
 import { randomBytes } from "node:crypto";
-import { linkSync, lstatSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { lstatSync, readFileSync, renameSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { SidecarError } from "../errors.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 import { parseOrThrow } from "../util/validation.js";
 import { SIGNATURE_SCHEME } from "./envelope.js";
 
@@ -94,36 +95,28 @@ export function readConnectionFile(
  * replaced (ALREADY_RUNNING); a stale one is removed first.
  */
 export function writeConnectionFile(path: string, info: ConnectionInfo): void {
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600, flag: "wx" });
-  try {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        linkSync(tmp, path); // fails if the file exists: no two sidecars publish at once
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-        const existing = staleCheck(path);
-        if (existing) {
-          throw new SidecarError(
-            "ALREADY_RUNNING",
-            `A sidecar is already running here (pid ${existing.pid}, ${existing.endpoint}); its connection file is ${path}. Stop it with \`parsl-sidecar stop\` or use another --runtime-dir.`,
-            { data: { pid: existing.pid, path } },
-          );
-        }
+  const text = `${JSON.stringify(info, null, 2)}\n`;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      // exclusive: fails if the file exists, so that no two sidecars publish at once
+      writeFileAtomic(path, text, { mode: 0o600, exclusive: true });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const existing = staleCheck(path);
+      if (existing) {
+        throw new SidecarError(
+          "ALREADY_RUNNING",
+          `A sidecar is already running here (pid ${existing.pid}, ${existing.endpoint}); its connection file is ${path}. Stop it with \`parsl-sidecar stop\` or use another --runtime-dir.`,
+          { data: { pid: existing.pid, path } },
+        );
       }
     }
-    throw new SidecarError(
-      "ALREADY_RUNNING",
-      `Could not publish ${path}: another sidecar keeps replacing it`,
-    );
-  } finally {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* already gone */
-    }
   }
+  throw new SidecarError(
+    "ALREADY_RUNNING",
+    `Could not publish ${path}: another sidecar keeps replacing it`,
+  );
 }
 
 /** Returns the live owner of an existing file, or removes a stale (or unreadable) one. */

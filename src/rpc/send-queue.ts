@@ -3,6 +3,7 @@
  * concurrent handlers without making any of them wait for the others.
  */
 import type { Router, Dealer } from "zeromq";
+import { within } from "../util/timeout.js";
 
 type Frames = Buffer[];
 
@@ -41,6 +42,6 @@ export class SendQueue {
   /** Wait until queued messages are handed to ZeroMQ, at most `timeoutMs`. */
   async flush(timeoutMs: number): Promise<void> {
     if (!this.draining) return;
-    await Promise.race([this.draining, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    await within(this.draining, timeoutMs, undefined);
   }
 }

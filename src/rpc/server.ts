@@ -21,6 +21,7 @@ import {
 import type { CallContext, Registry } from "./registry.js";
 import { ReplayGuard } from "./replay-guard.js";
 import { ZmtpRouter } from "./zmtp/router.js";
+import { within } from "../util/timeout.js";
 
 export interface ServerStats {
   received: number;
@@ -339,8 +340,7 @@ export class RpcServer {
     this.unlisten?.();
     const pending = [...this.inFlight.values()];
     if (pending.length > 0) {
-      const timer = new Promise((r) => setTimeout(r, graceMs).unref());
-      await Promise.race([Promise.allSettled(pending.map((p) => p.done)), timer]);
+      await within(Promise.allSettled(pending.map((p) => p.done)), graceMs, []);
       this.abort.abort();
       for (const [key, p] of this.inFlight) {
         this.inFlight.delete(key);

@@ -1,8 +1,13 @@
-/** Write a file atomically (temp file in the same directory, then rename), keeping its mode. */
+/**
+ * Write a file atomically: a temp file in the same directory, flushed to disk, then renamed over
+ * the file (or, `exclusive`, linked to it), so that a reader sees the old or the new content,
+ * never a part, even after a crash.
+ */
 import {
   chmodSync,
   closeSync,
   fsyncSync,
+  linkSync,
   openSync,
   renameSync,
   rmSync,
@@ -12,10 +17,28 @@ import {
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 
+export interface AtomicWriteOptions {
+  /**
+   * The file's mode, exactly (not reduced by the umask).
+   * @default the mode of the file it replaces, else 0o644
+   */
+  mode?: number;
+  /**
+   * Never replace: fail with EEXIST when the file exists (a link, not a rename), so that of
+   * two writers exactly one publishes (connection file, lock file).
+   * @default false
+   */
+  exclusive?: boolean;
+}
+
+/**
+ * @example
+ * writeFileAtomic(file, `${JSON.stringify(rec)}\n`, { mode: 0o600 });
+ */
 export function writeFileAtomic(
   file: string,
   data: string | Buffer,
-  opts: { mode?: number } = {},
+  opts: AtomicWriteOptions = {},
 ): void {
   let mode = opts.mode;
   if (mode === undefined) {
@@ -31,7 +54,9 @@ export function writeFileAtomic(
   );
   const fd = openSync(tmp, "wx", mode);
   try {
-    writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+    const buf = typeof data === "string" ? Buffer.from(data) : data;
+    // write(2) may write less than asked (a large buffer, a signal): go on until all is out
+    for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
     fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
@@ -41,9 +66,11 @@ export function writeFileAtomic(
   closeSync(fd);
   try {
     chmodSync(tmp, mode);
-    renameSync(tmp, file);
+    if (opts.exclusive) linkSync(tmp, file);
+    else renameSync(tmp, file);
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
   }
+  if (opts.exclusive) rmSync(tmp, { force: true });
 }

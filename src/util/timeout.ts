@@ -35,7 +35,13 @@ export async function withTimeout<T>(
   }
 }
 
-/** Resolves after `ms`; the timer does not keep the process alive. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+/**
+ * Resolves after `ms`; the timer does not keep the process alive, unless `ref`: a CLI command
+ * that polls (a pid, a file) has nothing else to keep it running while it waits.
+ */
+export function sleep(ms: number, opts: { ref?: boolean } = {}): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    if (!opts.ref) timer.unref();
+  });
 }

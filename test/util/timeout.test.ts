@@ -1,5 +1,8 @@
 // The one timeout helper: a value in time, the fallback or the error when late, and timers that
 // neither linger nor keep the process alive.
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { sleep, within, withTimeout } from "../../src/util/timeout.js";
 
@@ -36,5 +39,24 @@ describe("sleep", () => {
     const t0 = Date.now();
     await sleep(60);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(55);
+  });
+});
+
+describe("sleep in a process with nothing else to wait for", () => {
+  // a child Node that sleeps and then prints: without `ref` it exits before printing
+  const child = (opts: string): string => {
+    const url = pathToFileURL(join(import.meta.dirname, "../../src/util/timeout.ts")).href;
+    const code = `const { sleep } = await import(${JSON.stringify(url)}); await sleep(200${opts}); process.stdout.write("woke");`;
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    return r.stdout;
+  };
+  it("keeps the process alive with ref", () => {
+    expect(child(", { ref: true }")).toBe("woke");
+  });
+  it("lets it exit without", () => {
+    expect(child("")).toBe("");
   });
 });

@@ -15,6 +15,7 @@ import {
 } from "../../rpc/connection-file.js";
 import { ensurePrivateDir } from "../../util/private-dir.js";
 import { LOG_LEVELS, type LogLevel } from "../../util/logger.js";
+import { sleep } from "../../util/timeout.js";
 import { fail, printJson } from "../output.js";
 
 interface ServeOptions {
@@ -93,7 +94,7 @@ async function detach(opts: ServeOptions): Promise<void> {
   child.unref();
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50, { ref: true }); // the child is unref'd: only this timer keeps us here
     if (!pidAlive(child.pid!)) {
       const why = readFileSync(errPath, "utf8")
         .trim()

@@ -1,6 +1,7 @@
 /** `parsl-sidecar status` and `parsl-sidecar stop`. */
 import type { Command } from "commander";
 import { pidAlive } from "../../rpc/connection-file.js";
+import { sleep } from "../../util/timeout.js";
 import { withClient } from "../client.js";
 import { fail, printJson } from "../output.js";
 
@@ -61,7 +62,8 @@ export function registerStatus(program: Command): void {
           return c.info.pid;
         });
         const deadline = Date.now() + 15_000;
-        while (pidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        // the client is closed: only this timer keeps the command running while it waits
+        while (pidAlive(pid) && Date.now() < deadline) await sleep(50, { ref: true });
         if (opts.json) printJson({ stopped: !pidAlive(pid), pid });
         else process.stdout.write(`stopped sidecar pid ${pid}\n`);
       } catch (err) {
