@@ -5,7 +5,7 @@
  */
 import { SidecarError, toSidecarError, type ErrorCode } from "../errors.js";
 import { shellQuote, type HostLease, type Hosts } from "../ssh/host.js";
-import { remoteDir } from "./blocks.js";
+import { remoteDir } from "../blocks/index.js";
 import type { ResolvedExecutor } from "./resolve.js";
 import type { WorkerTunnels } from "./tunnel-port.js";
 import { parseVersionProbe, pythonMinor, VERSION_PROBE } from "./versions.js";
