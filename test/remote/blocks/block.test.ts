@@ -46,6 +46,7 @@ afterEach(() => {
 /** block.sh with `args`, as the pool's sh runs it. */
 function block(...args: (string | number)[]) {
   return spawnSync("sh", [BLOCK, ...args.map(String)], {
+    cwd: home,
     env: { ...process.env, HOME: home },
     encoding: "utf8",
     timeout: 20_000,
@@ -57,6 +58,7 @@ function blockAsync(
   ...args: (string | number)[]
 ): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const child = spawn("sh", [BLOCK, ...args.map(String)], {
+    cwd: home,
     env: { ...process.env, HOME: home },
   });
   let stdout = "";
