@@ -11,6 +11,7 @@ const LAYERS = [
   ["env", "^src/env/"],
   ["tunnels", "^src/tunnels/"],
   ["client", "^src/client/"],
+  ["blocks", "^src/blocks/"],
   ["ssh", "^src/ssh/"],
   ["rpc", "^src/rpc/"],
   ["base", "^src/(errors|error-codes|exit-codes|events|version)\\.ts$|^src/util/|^src/remote/"],

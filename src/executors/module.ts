@@ -1,7 +1,7 @@
 /** The executors service as a daemon module: its RPC methods, status and close path. */
 import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 import type { Hosts } from "../ssh/host.js";
-import type { BlockEnv } from "./blocks.js";
+import type { BlockEnv } from "../blocks/index.js";
 import { poolMethods } from "./methods-pool.js";
 import { staticMethods } from "./methods-static.js";
 import { ExecutorsService } from "./service.js";

@@ -3,9 +3,10 @@
  * equal this machine's (Parsl's interchange refuses other workers, late and obscurely), the
  * remote directories are writable, and the worker tunnel is open and accepts connections.
  */
+import { remoteDir } from "../blocks/index.js";
 import { SidecarError, toSidecarError, type ErrorCode } from "../errors.js";
-import { shellQuote, type HostLease, type Hosts } from "../ssh/host.js";
-import { remoteDir } from "./blocks.js";
+import { programText, shCommand } from "../remote/index.js";
+import type { HostLease, Hosts } from "../ssh/host.js";
 import type { ResolvedExecutor } from "./resolve.js";
 import type { WorkerTunnels } from "./tunnel-port.js";
 import { parseVersionProbe, pythonMinor, VERSION_PROBE } from "./versions.js";
@@ -34,10 +35,17 @@ export interface LocalVersions {
   parsl: string;
 }
 
-/** The command that runs the version probe with the executor's WORKER_INIT and interpreter. */
+/**
+ * The command that runs the version probe with the executor's WORKER_INIT and interpreter
+ * (src/remote/executors/preflight.sh `python`, with versions.py).
+ */
 export function probeCommand(r: ResolvedExecutor): string {
-  const init = r.workerInit.trim();
-  return `${init ? `${init}\n` : ""}${r.python} -c ${shellQuote(VERSION_PROBE)}`;
+  return shCommand("executors/preflight.sh", [
+    "python",
+    r.workerInit.trim(),
+    r.python,
+    VERSION_PROBE,
+  ]);
 }
 
 function versionFix(r: ResolvedExecutor, local: LocalVersions): string {
@@ -50,7 +58,7 @@ async function checkVersions(
   local: LocalVersions,
   out: ExecutorPreflight,
 ): Promise<PreflightCheck> {
-  const res = await lease.exec(`bash -c ${shellQuote(probeCommand(r))}`, { timeoutMs: 120_000 });
+  const res = await lease.exec(probeCommand(r), { timeoutMs: 120_000 });
   const v = parseVersionProbe(res.stdout);
   if (!v) {
     const why = (
@@ -113,13 +121,11 @@ async function checkDirs(lease: HostLease, r: ResolvedExecutor): Promise<Preflig
   const dirs = [
     ...new Set([r.runDir, r.workerLogdirRoot, ...(r.provider === "local" ? [] : [r.scriptDir])]),
   ];
-  const script = dirs
-    .map(
-      (d) =>
-        `d=${remoteDir(d)}; if mkdir -p "$d" 2>/dev/null && [ -w "$d" ]; then :; else echo "$d"; fi`,
-    )
-    .join("\n");
-  const res = await lease.exec(script, { timeoutMs: 60_000 });
+  // as words of the pool's shell: a leading ~/ expands there
+  const words = dirs.map((d) => ({ shell: remoteDir(d) }));
+  const res = await lease.exec(shCommand("executors/preflight.sh", ["dirs", ...words]), {
+    timeoutMs: 60_000,
+  });
   const bad = res.stdout.split("\n").filter(Boolean);
   if (res.exitCode !== 0 || bad.length > 0) {
     return {
@@ -144,7 +150,7 @@ async function checkScheduler(lease: HostLease, r: ResolvedExecutor): Promise<Pr
     return { name: "scheduler", ok: true, message: "PROVIDER local: no scheduler" };
   const cmds = SCHEDULER_COMMANDS[r.provider];
   const missing = (
-    await lease.exec(cmds.map((c) => `command -v ${c} >/dev/null 2>&1 || echo ${c}`).join("; "), {
+    await lease.exec(shCommand("executors/preflight.sh", ["commands", ...cmds]), {
       timeoutMs: 30_000,
     })
   ).stdout
@@ -214,12 +220,14 @@ async function checkTunnel(
         message: `Executor \`${r.label}\`: the end-to-end check of tunnel ${t.id} (pool \`${r.target}\`, ${r.dialAddress} port ${r.workerPort}) failed: ${c.error ?? "no answer"}`,
       };
   }
-  const probe = `import socket,sys\nerr = []\nfor a in sys.argv[1].split(","):\n    try:\n        socket.create_connection((a, int(sys.argv[2])), 10).close(); print("PSC-TUNNEL ok"); break\n    except Exception as e:\n        err.append("%s: %s" % (a, e))\nelse:\n    print("PSC-TUNNEL " + "; ".join(err))`;
-  const args = `${shellQuote(r.dialAddress)} ${r.workerPort}`;
-  const res = await lease.exec(
-    `${r.python} -c ${shellQuote(probe)} ${args} 2>&1 || python3 -c ${shellQuote(probe)} ${args}`,
-    { timeoutMs: 60_000 },
-  );
+  const dial = shCommand("executors/preflight.sh", [
+    "dial",
+    r.python,
+    programText("executors/dial.py"),
+    r.dialAddress,
+    r.workerPort,
+  ]);
+  const res = await lease.exec(dial, { timeoutMs: 60_000 });
   const line =
     res.stdout.split("\n").find((l) => l.startsWith("PSC-TUNNEL ")) ?? "PSC-TUNNEL no answer";
   if (line !== "PSC-TUNNEL ok") {

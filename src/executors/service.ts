@@ -7,7 +7,7 @@ import { SidecarError } from "../errors.js";
 import type { EventBus } from "../events.js";
 import type { Hosts } from "../ssh/host.js";
 import type { Logger } from "../util/logger.js";
-import { type BlockEnv, BlockManager, type BlockInfo, type StartBlock } from "./blocks.js";
+import { type BlockEnv, type BlockInfo, BlockManager, type StartBlock } from "../blocks/index.js";
 import { completeExecutors, type CompleteOutcome, type CompleteRequest } from "./complete.js";
 import { preflightExecutor, type ExecutorPreflight, type LocalVersions } from "./preflight.js";
 import type { ResolvedExecutor } from "./resolve.js";

@@ -1,4 +1,5 @@
 /** Python and Parsl versions of an interpreter, here or on a pool: one small probe script. */
+import { programText } from "../remote/index.js";
 
 export interface PythonVersions {
   python: string;
@@ -9,17 +10,11 @@ export interface PythonVersions {
   parslError?: string;
 }
 
-/** Prints one JSON line; works on Python 2.7+ so that an old python3 still answers. */
-export const VERSION_PROBE = [
-  "import sys, json",
-  "out = {'python': '%d.%d.%d' % sys.version_info[:3], 'executable': sys.executable, 'parsl': None}",
-  "try:",
-  "    import parsl.version",
-  "    out['parsl'] = parsl.version.VERSION",
-  "except Exception as e:",
-  "    out['parslError'] = '%s: %s' % (type(e).__name__, e)",
-  "print('PSC-VERSIONS ' + json.dumps(out))",
-].join("\n");
+/**
+ * The probe (src/remote/executors/versions.py): prints one JSON line; runs on Python 2.7 too,
+ * so that an old python3 still answers.
+ */
+export const VERSION_PROBE = programText("executors/versions.py");
 
 /** Find the probe's line in a command's output (a login banner or WORKER_INIT may print too). */
 export function parseVersionProbe(stdout: string): PythonVersions | undefined {

@@ -1,6 +1,6 @@
 /** The jobs.* RPC methods and the jobs service module the daemon wires in. */
 import { z } from "zod";
-import { BLOCK_MARK } from "../executors/blocks.js";
+import { BLOCK_MARK } from "../blocks/index.js";
 import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 import { defineMethod } from "../rpc/registry.js";
 import type { Hosts } from "../ssh/host.js";

@@ -1,8 +1,8 @@
-// The shell a worker block runs under on a pool (survivingCommand), run here with sh: output
-// still reaches the channel, the exit status and a killing signal are kept (and left, with the
-// output, in files for a sidecar that lost the channel), the block outlives a channel that
-// breaks (SIGPIPE), ended blocks' files are swept after a week; and the marker check
-// (blockAliveFunction) finds a block's processes by their environment only.
+// The shell a worker block runs under on a pool (survivingCommand, block.sh `run`), run here with
+// sh: output still reaches the channel, the exit status and a killing signal are kept (and left,
+// with the output, in files for a sidecar that lost the channel), the block outlives a channel
+// that breaks (SIGPIPE), ended blocks' files are swept after a week; and the marker check
+// (lookCommand, block.sh `look`) finds a block's processes by their environment only.
 import { spawn, spawnSync } from "node:child_process";
 import {
   existsSync,
@@ -17,13 +17,8 @@ import {
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import {
-  BLOCK_MARK,
-  blockAliveFunction,
-  blockLookScript,
-  parseBlockStatus,
-  survivingCommand,
-} from "../../src/executors/blocks.js";
+import { parseBlockStatus } from "../../src/blocks/block.js";
+import { BLOCK_MARK, lookCommand, survivingCommand } from "../../src/blocks/commands.js";
 
 const home = mkdtempSync(join(tmpdir(), "psc-blk-home-"));
 const env = { ...process.env, HOME: home };
@@ -184,7 +179,7 @@ describe("survivingCommand", () => {
   });
 });
 
-describe("blockAliveFunction", () => {
+describe("lookCommand", () => {
   it("finds a process by the block's marker in its environment, not by its group id alone", async () => {
     const child = spawn("sleep", ["30"], {
       env: { ...env, [BLOCK_MARK]: "blk-b1" },
@@ -193,9 +188,7 @@ describe("blockAliveFunction", () => {
     });
     try {
       await new Promise((r) => setTimeout(r, 200));
-      const ask = (id: string, pgid: number): string =>
-        run(`${blockAliveFunction(id, pgid)}\nif alive; then echo alive; else echo gone; fi`)
-          .stdout as string;
+      const ask = (id: string, pgid: number): string => run(lookCommand(id, pgid)).stdout as string;
       expect(ask("blk-b1", child.pid!)).toBe("alive\n");
       // the same group id, another block: not taken for it (Linux /proc + grep -z here)
       expect(ask("blk-other", child.pid!)).toBe("gone\n");
@@ -210,8 +203,7 @@ describe("blockAliveFunction", () => {
       detached: true,
       stdio: "ignore",
     });
-    const look = (id: string, pgid: number): string =>
-      run(blockLookScript(id, pgid)).stdout as string;
+    const look = (id: string, pgid: number): string => run(lookCommand(id, pgid)).stdout as string;
     try {
       await new Promise((r) => setTimeout(r, 200));
       writeFileSync(join(blocksDir, "blk-b3.host"), host, { mode: 0o600 });
@@ -229,6 +221,6 @@ describe("blockAliveFunction", () => {
   });
 
   it("refuses a group id that is not one", () => {
-    expect(() => blockAliveFunction("blk-b2", 1)).toThrow(/process group/);
+    expect(() => lookCommand("blk-b2", 1)).toThrow(/process group/);
   });
 });
