@@ -11,10 +11,13 @@ const FAMILIES = {
   protocol: { meaning: "the RPC call itself (params, method, protocol version, timeout) and bugs" },
   daemon: { meaning: "finding, starting and stopping the sidecar (connection file, lock)" },
   ssh: { prefix: "SSH_", meaning: "SSH configuration, connections and remote commands" },
-  tunnels: { prefix: "TUNNEL_", meaning: "reverse tunnels from pools back to this machine" },
+  tunnels: {
+    prefix: "TUNNEL_",
+    meaning: "tunnels between this machine and pools (reverse and local forwards)",
+  },
   executors: { meaning: "executors.json, pool resolution and the remote Parsl providers" },
   staging: { prefix: "STAGING_", meaning: "file transfers between stores" },
-  env: { prefix: "ENV_", meaning: "conda environments on pools" },
+  env: { prefix: "ENV_", meaning: "Python environments (conda, uv) and images, here and on pools" },
   jobs: { prefix: "JOB_", meaning: "jobs of `parsl-sidecar run` and their commands" },
   web: { meaning: "the review page" },
 } as const satisfies Record<string, ErrorFamilyInfo>;
