@@ -17,8 +17,8 @@ import {
   parseLines,
   probeCommand,
   reclaimCommand,
-} from "./scripts.js";
-import { killRelayCommand, relayPortCommand } from "./scripts-durable.js";
+} from "./pool-commands.js";
+import { killRelayCommand, relayPortCommand } from "./relay-commands.js";
 import type { CheckResult } from "./types.js";
 
 const WILDCARDS = new Set(["0.0.0.0", "::", "*", ""]);
