@@ -8,6 +8,7 @@ import { SidecarError } from "../errors.js";
 import type { HostProcess } from "../ssh/host.js";
 import type { SshLease } from "../ssh/connections.js";
 import type { DurableHub } from "./durable-hub.js";
+import { within } from "../util/timeout.js";
 import { durableRelayCommand, relayCommand, type DurableRelayArgs } from "./relay-commands.js";
 
 export interface Relay {
@@ -56,15 +57,12 @@ function firstLine(proc: HostProcess, timeoutMs: number): Promise<string> {
   });
 }
 
-async function groupOf(proc: HostProcess): Promise<number | null> {
-  try {
-    return await Promise.race([
-      proc.pgid,
-      new Promise<number>((_, rej) => setTimeout(() => rej(new Error("no pgid")), 2000)),
-    ]);
-  } catch {
-    return null;
-  }
+function groupOf(proc: HostProcess): Promise<number | null> {
+  return within(
+    proc.pgid.catch(() => null),
+    2000,
+    null,
+  );
 }
 
 /**
@@ -88,7 +86,7 @@ async function launch(
     opts.beforeStop?.();
     if (!proc.stdin.writableEnded) proc.stdin.end();
     if (pgid !== null) await proc.kill("SIGTERM").catch(() => undefined);
-    await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 3000))]);
+    await within<unknown>(proc.exited, 3000, undefined);
   };
   if (!m) {
     await stop();
