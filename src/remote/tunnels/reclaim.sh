@@ -8,9 +8,9 @@
 #                machine (a login-node alias that led elsewhere) or after a reboot, nothing is done
 #   SESSION_PID  the previous connection's sshd process: killed if it is ours and is `sshd` or
 #                `sshd-session`, and is not OWN_SSHD_PID (this connection's, the caller's $PPID)
-#   RELAY_PGID   the previous relay's process group (may be empty): killed if its leader is ours
-#                and its command line is the plain relay (relay.py's `LISTEN %s %d`), and it is
-#                not this program's own group
+#   RELAY_PGID   the previous plain relay's process group (may be empty): killed if its leader
+#                is ours, its command line is relay.py (the `LISTEN %s %d` of its text, which
+#                travels on it), and it is not this program's own group
 # Prints `KILLED session <pid>` / `KILLED relay <pgid>` for what it ended, then waits (at most
 # 2 s) for both to be gone, so that their listeners are released. Exits 0.
 
