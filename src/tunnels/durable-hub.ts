@@ -2,7 +2,7 @@
  * The sidecar's end of a durable tunnel: it answers the head-node relay's handshakes on the
  * channels sshd forwards, keeps each connection's DurableStream across cuts, and holds the relay's
  * control channel (pings both ways; `S` stops the relay). docs/tunnels.md, "Durable tunnels",
- * specifies the handshake; the relay is scripts-durable.ts.
+ * specifies the handshake; the relay is src/remote/tunnels/relay.py (`durable`).
  *
  * Handshake, one line each, on every channel the relay opens:
  *   relay:   PSC-DURABLE/1 <relay id> ctl|data <conn id> new|resume <bytes received> <nonce>

@@ -6,6 +6,7 @@ import { parsePort } from "../ssh/target.js";
 import type { TunnelDeps, TunnelSpec } from "./base.js";
 import { LocalTunnel } from "./local.js";
 import { ReverseTunnel } from "./reverse.js";
+import { DurableReverseTunnel } from "./reverse-durable.js";
 import type { BindMode, CheckResult, Tunnel, TunnelKind, TunnelRecord } from "./types.js";
 
 export interface OpenTunnelParams {
@@ -69,7 +70,11 @@ export class TunnelManager {
       durable: p.kind === "reverse" && p.durable === true,
     };
     const t: Tunnel =
-      p.kind === "reverse" ? new ReverseTunnel(spec, this.deps) : new LocalTunnel(spec, this.deps);
+      p.kind !== "reverse"
+        ? new LocalTunnel(spec, this.deps)
+        : spec.durable
+          ? new DurableReverseTunnel(spec, this.deps)
+          : new ReverseTunnel(spec, this.deps);
     this.tunnels.set(id, t);
     try {
       await t.open();

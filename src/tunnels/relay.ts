@@ -1,14 +1,15 @@
 /**
- * The head-node relay: a python3 process started over exec that listens on the cluster-side
- * address and forwards to the loopback end of a reverse tunnel. It exits when its exec channel
- * closes (stdin EOF) and is killed by process group on close.
+ * The head-node relays (src/remote/tunnels/relay.py): a python3 process started over exec that
+ * listens on the cluster-side address and forwards to the loopback end of a reverse tunnel. The
+ * plain relay exits when its exec channel closes (stdin EOF); either is killed by process group
+ * on close.
  */
 import { SidecarError } from "../errors.js";
 import type { HostProcess } from "../ssh/host.js";
 import type { SshLease } from "../ssh/connections.js";
 import type { DurableHub } from "./durable-hub.js";
-import { relayCommand } from "./scripts.js";
-import { durableRelayCommand, type DurableRelayArgs } from "./scripts-durable.js";
+import { within } from "../util/timeout.js";
+import { durableRelayCommand, relayCommand, type DurableRelayArgs } from "./relay-commands.js";
 
 export interface Relay {
   interpreter: string;
@@ -56,15 +57,12 @@ function firstLine(proc: HostProcess, timeoutMs: number): Promise<string> {
   });
 }
 
-async function groupOf(proc: HostProcess): Promise<number | null> {
-  try {
-    return await Promise.race([
-      proc.pgid,
-      new Promise<number>((_, rej) => setTimeout(() => rej(new Error("no pgid")), 2000)),
-    ]);
-  } catch {
-    return null;
-  }
+function groupOf(proc: HostProcess): Promise<number | null> {
+  return within(
+    proc.pgid.catch(() => null),
+    2000,
+    null,
+  );
 }
 
 /**
@@ -88,7 +86,7 @@ async function launch(
     opts.beforeStop?.();
     if (!proc.stdin.writableEnded) proc.stdin.end();
     if (pgid !== null) await proc.kill("SIGTERM").catch(() => undefined);
-    await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 3000))]);
+    await within<unknown>(proc.exited, 3000, undefined);
   };
   if (!m) {
     await stop();
@@ -108,7 +106,7 @@ async function launch(
 }
 
 /**
- * Start a durable relay (scripts-durable.ts) and wait until it has reached `hub` through the
+ * Start a durable relay (relay.py's `durable` mode) and wait until it has reached `hub` through the
  * forwarded port (its control channel). Its secret goes on stdin.
  */
 export async function startDurableRelay(

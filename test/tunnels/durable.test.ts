@@ -9,8 +9,8 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { programText } from "../../src/remote/index.js";
 import { DurableHub, HELLO, mac, readLine } from "../../src/tunnels/durable-hub.js";
-import { durableRelaySource } from "../../src/tunnels/scripts-durable.js";
 import { splice } from "../../src/tunnels/splice.js";
 import { eventually } from "../ssh/helpers.js";
 import { echoAll, echoServer, pattern, roundTrip, type Echo } from "./helpers.js";
@@ -109,7 +109,8 @@ async function startRelay(
     [
       "-u",
       "-c",
-      durableRelaySource,
+      programText("tunnels/relay.py"),
+      "durable",
       "127.0.0.1",
       "0",
       "0",
