@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Lints the programs the sidecar sends to pools (src/remote/): every .sh is POSIX sh (`#!/bin/sh`
-# first, shellcheck -s sh); every .py compiles (py_compile), passes ruff (src/remote/ruff.toml)
+# first, shellcheck -s sh), every .bash (the few that need bash) `#!/bin/bash` and shellcheck -s
+# bash; every .py compiles (py_compile), passes ruff (src/remote/ruff.toml)
 # and runs on the oldest Python its `# Python: X.Y+` line names (vermin). Then the generated
 # module that carries them must match the files (scripts/generate.ts --check).
 set -euo pipefail
@@ -9,12 +10,17 @@ fail=0
 bad() { printf 'lint-remote: %s\n' "$*" >&2; fail=1; }
 
 mapfile -t shs < <(find src/remote -name '*.sh' | sort)
+mapfile -t bashes < <(find src/remote -name '*.bash' | sort)
 mapfile -t pys < <(find src/remote -name '*.py' | sort)
 
 for f in "${shs[@]}"; do
   [ "$(head -n 1 "$f")" = "#!/bin/sh" ] || bad "$f: the first line must be #!/bin/sh (programs run under the pool's POSIX sh)"
 done
 if [ "${#shs[@]}" -gt 0 ]; then shellcheck -s sh "${shs[@]}" || fail=1; fi
+for f in "${bashes[@]}"; do
+  [ "$(head -n 1 "$f")" = "#!/bin/bash" ] || bad "$f: the first line must be #!/bin/bash"
+done
+if [ "${#bashes[@]}" -gt 0 ]; then shellcheck -s bash "${bashes[@]}" || fail=1; fi
 
 for f in "${pys[@]}"; do
   min=$(sed -n 's/^# Python: \([0-9]*\.[0-9]*\)+.*$/\1/p' "$f" | head -n 1)

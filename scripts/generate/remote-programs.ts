@@ -1,5 +1,5 @@
 /**
- * src/remote/programs.generated.ts from the programs in src/remote/ (`*.sh`, `*.py`): each
+ * src/remote/programs.generated.ts from the programs in src/remote/ (`*.sh`, `*.bash`, `*.py`): each
  * file's text under its path relative to src/remote/, so that the bundle stays one file and a
  * pool needs nothing installed (docs/architecture.md, "The remote home").
  */
@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import type { Generated } from "./types.js";
 
-const EXTENSIONS = /\.(sh|py)$/;
+const EXTENSIONS = /\.(sh|bash|py)$/;
 
 function programFiles(dir: string): string[] {
   const out: string[] = [];

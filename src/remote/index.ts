@@ -9,6 +9,7 @@ import { PROGRAMS } from "./programs.generated.js";
 
 export type ProgramName = keyof typeof PROGRAMS;
 export type ShProgram = Extract<ProgramName, `${string}.sh`>;
+export type BashProgram = Extract<ProgramName, `${string}.bash`>;
 export type PyProgram = Extract<ProgramName, `${string}.py`>;
 
 /**
@@ -24,7 +25,7 @@ export function programText(name: ProgramName): string {
 
 /** What ps shows for a program: `parsl-sidecar-watchdog` for jobs/watchdog.sh. */
 export function programTitle(name: ProgramName): string {
-  const base = name.slice(name.lastIndexOf("/") + 1).replace(/\.(sh|py)$/, "");
+  const base = name.slice(name.lastIndexOf("/") + 1).replace(/\.(sh|bash|py)$/, "");
   return `parsl-sidecar-${base}`;
 }
 
@@ -38,6 +39,11 @@ function words(args: readonly ProgramArg[]): string {
 /** `sh -c PROGRAM TITLE ARGS...`: a POSIX sh program with its arguments as $1, $2, ... */
 export function shCommand(name: ShProgram, args: readonly ProgramArg[] = []): string {
   return `sh -c ${shellQuote(programText(name))} ${programTitle(name)}${words(args)}`;
+}
+
+/** `bash -c PROGRAM TITLE ARGS...`: for the few programs that need bash (its /dev/tcp). */
+export function bashCommand(name: BashProgram, args: readonly ProgramArg[] = []): string {
+  return `bash -c ${shellQuote(programText(name))} ${programTitle(name)}${words(args)}`;
 }
 
 /**

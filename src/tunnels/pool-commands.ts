@@ -4,7 +4,7 @@
  * programs are in src/remote/tunnels/ (each says what it reads and prints); here they are put on a
  * command line, and their `KEY value` lines read back. Nothing is installed; nothing needs root.
  */
-import { programText, pyCommand, shCommand } from "../remote/index.js";
+import { bashCommand, pyCommand, shCommand } from "../remote/index.js";
 import { shellQuote } from "../ssh/host.js";
 
 /** First line the probe sends; the sidecar answers `PSC-OK <token>` without touching the service. */
@@ -30,7 +30,7 @@ export function probeCommand(
   const find = python ? `py=${shellQuote(python)}` : `py=$(${FIND_PYTHON})`;
   const viaPython = pyCommand('"$py"', "tunnels/probe.py", args);
   // bash, not sh, runs the fallback (its /dev/tcp); $0 is `probe`
-  const viaBash = `bash -c ${shellQuote(programText("tunnels/probe-tcp.sh"))} probe ${args.map((a) => shellQuote(String(a))).join(" ")}`;
+  const viaBash = bashCommand("tunnels/probe-tcp.bash", args);
   return `echo "SESSION $PPID $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; ${find}; if [ -n "$py" ]; then ${viaPython}; elif command -v bash >/dev/null 2>&1; then ${viaBash}; else echo "RESULT no python3 or bash on the pool to probe with"; fi`;
 }
 

@@ -2,7 +2,7 @@
 # node as `PYTHON -c PROGRAM HOST PORT TOKEN` (src/tunnels/pool-commands.ts): connects to
 # HOST:PORT, where workers dial, sends `PSC-CHECK TOKEN`, and expects the sidecar's own answer
 # `PSC-OK TOKEN` (the service behind the tunnel never sees the probe). Prints one line,
-# `RESULT ok <ms>` or `RESULT <why not>`, and exits 0 either way. Without python, probe-tcp.sh.
+# `RESULT ok <ms>` or `RESULT <why not>`, and exits 0 either way. Without python, probe-tcp.bash.
 # Python: 3.4+
 import socket
 import sys

@@ -1,4 +1,4 @@
-// src/remote/tunnels/probe.py (python3) and probe-tcp.sh (its bash /dev/tcp fallback), run
+// src/remote/tunnels/probe.py (python3) and probe-tcp.bash (its bash /dev/tcp fallback), run
 // directly: `RESULT ok ...` when the far end answers `PSC-OK <token>` to `PSC-CHECK <token>`,
 // `RESULT <why>` otherwise (a wrong answer, nothing listening); exit 0 either way. Then the whole
 // probe command as pool-commands.ts builds it, run by sh: its `SESSION` line names its parent.
@@ -33,8 +33,8 @@ async function answering(answer: (line: string) => string) {
 const PROBES = {
   "probe.py": (host: string, port: number, token: string) =>
     run("python3", [program("probe.py"), host, String(port), token]),
-  "probe-tcp.sh": (host: string, port: number, token: string) =>
-    run("bash", [program("probe-tcp.sh"), host, String(port), token]),
+  "probe-tcp.bash": (host: string, port: number, token: string) =>
+    run("bash", [program("probe-tcp.bash"), host, String(port), token]),
 };
 
 for (const [name, probe] of Object.entries(PROBES)) {
