@@ -36,9 +36,9 @@ export async function cancelRunning(
       () => true,
       () => true,
     );
-    if (!(await within(exited, graceMs, false))) {
+    if (!(await within(exited, graceMs, false, { unref: true }))) {
       await b.proc.kill("SIGKILL").catch(() => undefined);
-      await within(exited, graceMs, false);
+      await within(exited, graceMs, false, { unref: true });
     }
     // the connection dropped meanwhile: the group may not have had the signals
     if (b.detached) return await cancelDetached(b, graceMs, hooks);

@@ -118,7 +118,7 @@ async function follow(block: Block, hooks: BlockHooks): Promise<void> {
 async function readRest(block: Block): Promise<boolean> {
   const d = block.detached;
   if (!d) return true;
-  if (d.follower) await within(d.follower.exited, 10_000, undefined);
+  if (d.follower) await within(d.follower.exited, 10_000, undefined, { unref: true });
   if (d.nothingToFollow) return true;
   let proc: HostProcess;
   try {
@@ -129,6 +129,6 @@ async function readRest(block: Block): Promise<boolean> {
   }
   proc.stdin.end();
   capture(block, proc);
-  const r = await within(proc.exited, 120_000, undefined);
+  const r = await within(proc.exited, 120_000, undefined, { unref: true });
   return !r?.lost || ++d.restTries >= REST_TRIES;
 }

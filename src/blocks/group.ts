@@ -38,7 +38,7 @@ export async function look(
     },
     () => undefined,
   );
-  return await within(ask, waitMs, undefined);
+  return await within(ask, waitMs, undefined, { unref: true });
 }
 
 /** Signal a block's group on its pool, only while a process of the block is still there. */
@@ -53,6 +53,7 @@ export async function signalGroup(
     lease.exec(command, { timeoutMs: waitMs }).catch(() => undefined),
     waitMs,
     undefined,
+    { unref: true },
   );
 }
 
@@ -94,7 +95,7 @@ export async function signalUntilGone(
     for (;;) {
       if ((await ops.alive(Math.max(1000, deadline - Date.now()))) === false) return true;
       if (Date.now() >= deadline) return false;
-      await sleep(250);
+      await sleep(250, { unref: true });
     }
   };
   if (!termSent) await ops.signal("TERM", step);

@@ -148,6 +148,7 @@ export class BlockManager {
         block.lease.exec(removeCommand(info.id), { timeoutMs: 10_000 }).catch(() => undefined),
         10_000,
         undefined,
+        { unref: true },
       ).finally(() => {
         block.lease.release();
         this.cleanups.delete(removed);
@@ -234,6 +235,6 @@ export class BlockManager {
       .map((b) => b.info.id);
     await this.cancel(ids, 2000);
     // bounded: a pool that cannot be reached keeps the files (its next block's shell sweeps them)
-    await within(Promise.allSettled([...this.cleanups]), 5000, undefined);
+    await within(Promise.allSettled([...this.cleanups]), 5000, undefined, { unref: true });
   }
 }

@@ -89,7 +89,7 @@ export async function killFromRecord(
     while (Date.now() < deadline && supervisorAlive(rec)) {
       const now = store.read(rec.id);
       if (isFinal(now.state)) return now;
-      await sleep(50, { ref: true }); // `kill` waits for nothing else
+      await sleep(50); // `kill` waits for nothing else
     }
   }
   return store.update(rec.id, (r) => {

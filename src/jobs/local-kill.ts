@@ -60,13 +60,13 @@ export async function killLocalJob(
       }
     }
     if (Date.now() >= deadline) break;
-    await sleep(Math.min(50, Math.max(1, deadline - Date.now())), { ref: true });
+    await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
     live = scan();
   }
   for (let round = 0; round < 100 && live.length > 0; round++) {
     for (const g of spec.pgids) signal(-g, "SIGKILL");
     for (const p of live) signal(p.pid, "SIGKILL");
-    await sleep(round < 5 ? 10 : 50, { ref: true });
+    await sleep(round < 5 ? 10 : 50);
     live = scan();
   }
   return { signalled: seen.size, left: live.length, seen: [...seen.values()] };

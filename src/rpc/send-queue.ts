@@ -42,6 +42,6 @@ export class SendQueue {
   /** Wait until queued messages are handed to ZeroMQ, at most `timeoutMs`. */
   async flush(timeoutMs: number): Promise<void> {
     if (!this.draining) return;
-    await within(this.draining, timeoutMs, undefined);
+    await within(this.draining, timeoutMs, undefined, { unref: true });
   }
 }

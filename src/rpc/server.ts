@@ -340,7 +340,7 @@ export class RpcServer {
     this.unlisten?.();
     const pending = [...this.inFlight.values()];
     if (pending.length > 0) {
-      await within(Promise.allSettled(pending.map((p) => p.done)), graceMs, []);
+      await within(Promise.allSettled(pending.map((p) => p.done)), graceMs, [], { unref: true });
       this.abort.abort();
       for (const [key, p] of this.inFlight) {
         this.inFlight.delete(key);

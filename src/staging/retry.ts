@@ -1,4 +1,5 @@
 /** Retry with exponential backoff and jitter, for transient failures only. */
+import { sleep } from "../util/timeout.js";
 import { isTransient } from "./failures.js";
 
 export interface RetryOptions {
@@ -28,9 +29,7 @@ export async function withRetry<T>(
         Math.min(opts.maxMs ?? 5000, (opts.baseMs ?? 250) * 2 ** (attempt - 1)) *
         (0.5 + Math.random() / 2);
       opts.onRetry?.(err, attempt, delay);
-      // a kept (ref'd) timer, unlike util/timeout.ts sleep: in `parsl-sidecar stage` the backoff
-      // may be all that keeps the process alive between two attempts
-      await new Promise((r) => setTimeout(r, delay));
+      await sleep(delay);
     }
   }
 }

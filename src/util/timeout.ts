@@ -1,19 +1,36 @@
 /**
  * Waiting with a bound, in one place: `within` (a value or a fallback once the time is up),
- * `withTimeout` (a value or an error) and `sleep`. Their timers never keep the process alive.
+ * `withTimeout` (a value or an error) and `sleep`. Like setTimeout, their timers keep the process
+ * alive while they wait, so a CLI command that polls is not cut short; `{ unref: true }` is for
+ * waits that must never hold up an exit (a daemon's shutdown, a background look).
  */
 
+export interface TimerOptions {
+  /** do not keep the process alive for this timer @default false */
+  unref?: boolean;
+}
+
+function timer(fn: () => void, ms: number, opts: TimerOptions): NodeJS.Timeout {
+  const t = setTimeout(fn, ms);
+  if (opts.unref) t.unref();
+  return t;
+}
+
 /** `p`'s value, or `fallback` if it takes longer than `ms` (p goes on, unobserved). */
-export async function within<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+export async function within<T>(
+  p: Promise<T>,
+  ms: number,
+  fallback: T,
+  opts: TimerOptions = {},
+): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
   const late = new Promise<T>((resolve) => {
-    timer = setTimeout(() => resolve(fallback), ms);
-    timer.unref();
+    t = timer(() => resolve(fallback), ms, opts);
   });
   try {
     return await Promise.race([p, late]);
   } finally {
-    clearTimeout(timer);
+    clearTimeout(t);
   }
 }
 
@@ -22,26 +39,22 @@ export async function withTimeout<T>(
   p: Promise<T>,
   ms: number,
   onTimeout: () => Error,
+  opts: TimerOptions = {},
 ): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+  let t: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), ms);
-    timer.unref();
+    t = timer(() => reject(onTimeout()), ms, opts);
   });
   try {
     return await Promise.race([p, late]);
   } finally {
-    clearTimeout(timer);
+    clearTimeout(t);
   }
 }
 
-/**
- * Resolves after `ms`; the timer does not keep the process alive, unless `ref`: a CLI command
- * that polls (a pid, a file) has nothing else to keep it running while it waits.
- */
-export function sleep(ms: number, opts: { ref?: boolean } = {}): Promise<void> {
+/** Resolves after `ms`. */
+export function sleep(ms: number, opts: TimerOptions = {}): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    if (!opts.ref) timer.unref();
+    timer(resolve, ms, opts);
   });
 }

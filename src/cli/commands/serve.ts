@@ -94,7 +94,7 @@ async function detach(opts: ServeOptions): Promise<void> {
   child.unref();
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
-    await sleep(50, { ref: true }); // the child is unref'd: only this timer keeps us here
+    await sleep(50); // the child is unref'd: only this timer keeps us here
     if (!pidAlive(child.pid!)) {
       const why = readFileSync(errPath, "utf8")
         .trim()

@@ -63,7 +63,7 @@ export function registerStatus(program: Command): void {
         });
         const deadline = Date.now() + 15_000;
         // the client is closed: only this timer keeps the command running while it waits
-        while (pidAlive(pid) && Date.now() < deadline) await sleep(50, { ref: true });
+        while (pidAlive(pid) && Date.now() < deadline) await sleep(50);
         if (opts.json) printJson({ stopped: !pidAlive(pid), pid });
         else process.stdout.write(`stopped sidecar pid ${pid}\n`);
       } catch (err) {
