@@ -29,7 +29,7 @@ export function probeCommand(
   const args = [host, port, token];
   const find = python ? `py=${shellQuote(python)}` : `py=$(${FIND_PYTHON})`;
   const viaPython = pyCommand('"$py"', "tunnels/probe.py", args);
-  // bash, not sh, runs the fallback (its /dev/tcp); $0 is `probe`
+  // bash, not sh, runs the fallback (its /dev/tcp)
   const viaBash = bashCommand("tunnels/probe-tcp.bash", args);
   return `echo "SESSION $PPID $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; ${find}; if [ -n "$py" ]; then ${viaPython}; elif command -v bash >/dev/null 2>&1; then ${viaBash}; else echo "RESULT no python3 or bash on the pool to probe with"; fi`;
 }
