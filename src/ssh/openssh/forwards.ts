@@ -33,7 +33,8 @@ function hostWord(host: string): string {
 
 function listenServer(path: string, accept: (conn: Duplex) => void): Promise<Server> {
   rmSync(path, { force: true });
-  const server = createServer((sock: Socket) => accept(sock));
+  // half-open as a TCP connection or an SSH channel: the far side may stop sending first
+  const server = createServer({ allowHalfOpen: true }, (sock: Socket) => accept(sock));
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(path, () => {
@@ -41,6 +42,26 @@ function listenServer(path: string, accept: (conn: Duplex) => void): Promise<Ser
       resolve(server);
     });
   });
+}
+
+/**
+ * Socket paths of refused forwards, by `addr:port`. When sshd refuses `-O forward -R addr:P:X`
+ * (P given, not 0), the master keeps its permission "connections to P go to X" (mux.c clears it
+ * only for port 0; seen with OpenSSH 9.2 and in its current source), and that older entry wins
+ * once a later forward gets P: its connections would go to X, a socket no one serves. So a
+ * listener that gets P serves X as well. Per master: a new master starts clean.
+ */
+export class StaleForwards {
+  private readonly paths = new Map<string, string[]>();
+
+  note(addr: string, port: number, path: string): void {
+    const k = `${hostWord(addr)}:${port}`;
+    this.paths.set(k, [...(this.paths.get(k) ?? []), path]);
+  }
+
+  pathsFor(addr: string, port: number): string[] {
+    return this.paths.get(`${hostWord(addr)}:${port}`) ?? [];
+  }
 }
 
 export interface OpenListener extends RemoteListener {
@@ -55,11 +76,14 @@ export async function remoteListen(
   addr: string,
   port: number,
   accept: (conn: Duplex) => void,
+  stale: StaleForwards,
 ): Promise<OpenListener> {
-  const server = await listenServer(socketPath, accept);
+  const servers = [{ server: await listenServer(socketPath, accept), path: socketPath }];
   const drop = (): void => {
-    server.close();
-    rmSync(socketPath, { force: true });
+    for (const s of servers.splice(0)) {
+      s.server.close();
+      rmSync(s.path, { force: true });
+    }
   };
   const spec = `${hostWord(addr)}:${port}:${socketPath}`;
   const base = [...clientOptions(ctx.controlPath, ctx.t), "--", ctx.t.host];
@@ -72,6 +96,7 @@ export async function remoteListen(
   const bound = port === 0 ? Number(r.stdout.trim().split(/\s+/)[0]) : port;
   if (r.code !== 0 || !Number.isInteger(bound) || bound <= 0) {
     drop();
+    if (port !== 0) stale.note(addr, port, socketPath);
     const said =
       messageLines(r.stderr).join("; ") ||
       (r.timedOut ? "no answer from the master" : `ssh exited with ${r.code}`);
@@ -80,6 +105,13 @@ export async function remoteListen(
       `\`${ctx.t.target}\` refused to listen on ${addr || "*"}:${port} (remote port forwarding): ${said}. The port may be taken, or sshd forbids it (AllowTcpForwarding, PermitListen, GatewayPorts for an address other than loopback).`,
       { data: { target: ctx.t.target, addr, port } },
     );
+  }
+  try {
+    for (const path of stale.pathsFor(addr, bound))
+      servers.push({ server: await listenServer(path, accept), path });
+  } catch (err) {
+    drop();
+    throw err;
   }
   let closed = false;
   return {

@@ -19,7 +19,13 @@ import { shellQuote } from "../../util/shell-quote.js";
 import { within } from "../../util/timeout.js";
 import type { ConnectionInfo, RemoteListener, SessionChannel, SshLink, SshState } from "../link.js";
 import type { ChildChannel } from "./channel.js";
-import { type OpenListener, remoteConnect, remoteListen, type ForwardContext } from "./forwards.js";
+import {
+  type ForwardContext,
+  type OpenListener,
+  remoteConnect,
+  remoteListen,
+  StaleForwards,
+} from "./forwards.js";
 import {
   type AskpassHook,
   clientOptions,
@@ -75,6 +81,7 @@ interface Conn {
   /** false: the user's master, never stopped here */
   owned: boolean;
   watch: MuxWatch;
+  stale: StaleForwards;
   log?: MasterLog;
   ended?: Promise<void>;
   connectedAt: number;
@@ -204,7 +211,13 @@ export class OpenSshLink extends EventEmitter implements SshLink {
         this.opts.log?.(`using your ControlMaster at ${r.controlPath} (pid ${watch.pid})`, {
           target: this.target,
         });
-        return { controlPath: r.controlPath, owned: false, watch, connectedAt: Date.now() };
+        return {
+          controlPath: r.controlPath,
+          owned: false,
+          watch,
+          stale: new StaleForwards(),
+          connectedAt: Date.now(),
+        };
       }
     }
     const path = this.socketPath("m");
@@ -232,6 +245,7 @@ export class OpenSshLink extends EventEmitter implements SshLink {
       controlPath: path,
       owned: true,
       watch,
+      stale: new StaleForwards(),
       log: m.log,
       ended: m.ended,
       connectedAt: Date.now(),
@@ -487,7 +501,14 @@ export class OpenSshLink extends EventEmitter implements SshLink {
     await this.ready(this.waitMs);
     const c = this.conn!;
     const gen = this.generation;
-    const l = await remoteListen(this.forwardContext(c), this.socketPath("f"), addr, port, accept);
+    const l = await remoteListen(
+      this.forwardContext(c),
+      this.socketPath("f"),
+      addr,
+      port,
+      accept,
+      c.stale,
+    );
     if (gen !== this.generation || this.state !== "ready") {
       l.drop();
       throw new SidecarError(
