@@ -151,7 +151,7 @@ function unresolved(m: RegExpExecArray, ctx: FailureContext): SidecarError {
 function said(lines: string[]): string[] {
   return lines
     .map((l) => l.replace(/\r$/, "").trim())
-    .filter((l) => l !== "" && !l.startsWith("debug") && !/^OpenSSH_\S+, /.test(l));
+    .filter((l) => l !== "" && !l.startsWith("debug") && !/^OpenSSH_\d/.test(l));
 }
 
 const CLOSED_EARLY =

@@ -15,6 +15,8 @@ export class MasterLog {
   fingerprint: string | null = null;
   /** every line until the master is up (the handshake and authentication) */
   readonly startLines: string[] = [];
+  /** OpenSSH's warnings during the start (a host key recorded, a config note) */
+  readonly notes: string[] = [];
   private recentLines: string[] = [];
   private started = false;
   private partial = "";
@@ -54,6 +56,7 @@ export class MasterLog {
   private line(line: string): void {
     if (!this.started) {
       if (this.startLines.length < START_LINES) this.startLines.push(line);
+      if (/^Warning: /.test(line)) this.notes.push(line.trim());
       this.handshake(line);
     } else if (line.trim() !== "" && !line.startsWith("debug")) {
       this.recentLines.push(line.trim());

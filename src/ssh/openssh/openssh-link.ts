@@ -239,8 +239,7 @@ export class OpenSshLink extends EventEmitter implements SshLink {
       }).catch(() => undefined);
       throw err;
     }
-    for (const l of m.log.startLines)
-      if (/Permanently added|Warning:/.test(l)) this.opts.log?.(l.trim(), { target: this.target });
+    for (const note of m.log.notes) this.opts.log?.(note, { target: this.target });
     return {
       controlPath: path,
       owned: true,

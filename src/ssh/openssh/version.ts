@@ -41,16 +41,16 @@ export function checkSshVersion(
   const v = parseSshVersion(printed);
   const shown = printed.trim().split(/\r?\n/)[0] ?? "";
   const data = { ssh: sshPath, version: shown };
-  if (!v)
-    throw new SidecarError(
-      "SSH_CONFIG",
-      `\`${sshPath} -V\` printed \`${shown}\`: not OpenSSH, which ${what} needs (its ControlMaster). Use the ssh2 transport, or put OpenSSH's ssh first on PATH.`,
-      { data },
-    );
   if (/OpenSSH_for_Windows/i.test(printed))
     throw new SidecarError(
       "SSH_CONFIG",
       `\`${sshPath}\` is OpenSSH for Windows (${shown}), which has no ControlMaster; ${what} needs one. Use the ssh2 transport.`,
+      { data },
+    );
+  if (!v)
+    throw new SidecarError(
+      "SSH_CONFIG",
+      `\`${sshPath} -V\` printed \`${shown}\`: not OpenSSH, which ${what} needs (its ControlMaster). Use the ssh2 transport, or put OpenSSH's ssh first on PATH.`,
       { data },
     );
   if (!atLeast(v, min))
