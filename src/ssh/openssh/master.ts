@@ -4,9 +4,9 @@
  *   ssh -M -S SOCKET -o ControlPersist=60 -N -v [-o BatchMode=yes] [-F CONFIG] TARGET
  * With ControlPersist, ssh goes to the background once it is connected and listening, and the
  * foreground process exits 0: that exit is "ready" (or its stderr says why not). The background
- * master keeps writing its `-v` log to the same pipe. It ends 60 s after its last client, and
- * the link holds one (MuxWatch) while it uses it, so a sidecar that died leaves no master for
- * long.
+ * master keeps writing its `-v` log to the same pipe. It ends 60 s (persistSeconds) after its
+ * last client, and the link holds one (MuxWatch) while it uses it, so a sidecar that died
+ * leaves no master for long.
  */
 import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
@@ -33,6 +33,8 @@ export interface MasterSettings {
   connectTimeoutMs: number;
   /** how long the whole start (connect, authenticate) may take, ms */
   startTimeoutMs: number;
+  /** ControlPersist: the master ends this long after its last client */
+  persistSeconds: number;
 }
 
 /** The options given to our master on top of the user's config (the command line wins). */
@@ -42,7 +44,7 @@ export function masterOptions(
   ciphers: string[] | undefined,
 ): string[] {
   const o = [
-    "ControlPersist=60",
+    `ControlPersist=${s.persistSeconds}`,
     "ClearAllForwardings=yes",
     "PermitLocalCommand=no",
     "RemoteCommand=none",

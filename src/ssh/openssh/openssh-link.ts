@@ -65,6 +65,11 @@ export interface OpenSshLinkOptions {
   connectTimeoutMs?: number;
   /** bound on a master's whole start, authentication included @default 60000 */
   startTimeoutMs?: number;
+  /**
+   * our master's ControlPersist: it ends this long after its last client; the link is one
+   * while open, so this is how long a master outlives a sidecar that died @default 60
+   */
+  persistSeconds?: number;
   /** @default { initialMs: 100, maxMs: 10000 } */
   reconnect?: { initialMs?: number; maxMs?: number };
   /** session channels at once; OpenSSH's MaxSessions is 10 @default 10 */
@@ -188,6 +193,7 @@ export class OpenSshLink extends EventEmitter implements SshLink {
       keepaliveCount: o.keepaliveCount ?? 3,
       connectTimeoutMs: o.connectTimeoutMs ?? 20_000,
       startTimeoutMs: o.startTimeoutMs ?? 60_000,
+      persistSeconds: o.persistSeconds ?? 60,
     };
     if (o.askpass) s.askpass = o.askpass;
     return s;

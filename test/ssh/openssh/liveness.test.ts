@@ -1,8 +1,9 @@
 // The link's life: info, a master killed, sshd's connection process killed, a server that stops
 // answering (ServerAlive), a changed host key (failed, both fingerprints), and close().
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { descendants } from "../../testbed/procs.js";
 import { stopAllAfterAll } from "../../testbed/hooks.js";
@@ -10,6 +11,8 @@ import { eventually } from "../helpers.js";
 import { exec, opensshBed, spawnOn } from "./helpers.js";
 
 stopAllAfterAll();
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 
 function alive(pid: number): boolean {
   try {
@@ -169,6 +172,46 @@ describe("an openssh link's life", () => {
       await expect(link.exec("true", 1000)).rejects.toBe(err);
       // a new link is refused at once, with the same words
       await expect(bed.open()).rejects.toMatchObject({ code: "SSH_HOST_KEY" });
+    } finally {
+      await bed.stop();
+    }
+  });
+
+  it("a sidecar that dies leaves its master for ControlPersist only; alive, it holds it", {
+    timeout: 40000,
+  }, async () => {
+    const bed = await opensshBed();
+    try {
+      // node itself (not the tsx wrapper, which would survive as a parent without its child)
+      const holder = spawn(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          join(REPO, "test/fixtures/openssh-link-holder.ts"),
+          "pool",
+          bed.configPath,
+          bed.runtimeDir,
+          "2",
+        ],
+        { cwd: REPO, stdio: ["ignore", "pipe", "inherit"] },
+      );
+      const pid = await new Promise<number>((res, rej) => {
+        let out = "";
+        holder.stdout!.on("data", (b: Buffer) => {
+          out += b.toString();
+          if (out.includes("\n")) res(Number(out.trim()));
+        });
+        holder.on("exit", () => rej(new Error(`the holder ended early: ${out}`)));
+      });
+      expect(alive(pid)).toBe(true);
+      // idle, past ControlPersist (2 s): the link's connection to it keeps it
+      await new Promise((r) => setTimeout(r, 3500));
+      expect(alive(pid)).toBe(true);
+      holder.kill("SIGKILL");
+      const killed = Date.now();
+      expect(await eventually(() => !alive(pid), 10000)).toBe(true);
+      expect(Date.now() - killed).toBeGreaterThan(1000);
     } finally {
       await bed.stop();
     }
