@@ -1,7 +1,7 @@
 // The link's life: info, a master killed, sshd's connection process killed, a server that stops
 // answering (ServerAlive), a changed host key (failed, both fingerprints), and close().
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -147,6 +147,24 @@ describe("an openssh link's life", () => {
           /* gone */
         }
       }
+      await bed.stop();
+    }
+  });
+
+  it("its control socket removed under it (a tmp cleaner): a new master, the command runs", {
+    timeout: 40000,
+  }, async () => {
+    const bed = await opensshBed();
+    try {
+      const link = await bed.open();
+      const path = link.controlPath!;
+      const pid = link.masterPid!;
+      rmSync(path);
+      expect((await exec(link, "echo back")).stdout).toBe("back\n");
+      expect(link.generation).toBe(2);
+      expect(link.controlPath).not.toBe(path);
+      expect(await eventually(() => !alive(pid))).toBe(true); // the lost master was stopped
+    } finally {
       await bed.stop();
     }
   });
