@@ -165,7 +165,7 @@ export class OpenSshSession extends ChildChannel implements SessionChannel {
 export function openFailed(target: string, e: SessionOpenError): SidecarError {
   return new SidecarError(
     "SSH_EXEC",
-    `Cannot start a remote command on \`${target}\` through its ControlMaster: ${e.said}`,
+    `Cannot start a remote command on \`${target}\` through its ControlMaster: ${e.said || e.message}`,
     { cause: e, data: { target } },
   );
 }

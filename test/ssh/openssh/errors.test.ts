@@ -41,9 +41,16 @@ describe("opening a link: OpenSSH's reason, named", () => {
         entryFor("proxyfails", s, {
           ProxyCommand: "sh -c 'echo bastion says no >&2; exit 3'",
         }),
-        entryFor("viaproxy", s, {
-          ProxyCommand: `ssh -F ${join(s.dir, "client_config")} -W %h:%p pool`,
-        }),
+        // its HostName resolves nowhere: only the ProxyCommand reaches it
+        entryFor(
+          "viaproxy",
+          s,
+          {
+            ProxyCommand: `ssh -F ${join(s.dir, "client_config")} -W 127.0.0.1:${s.port} pool`,
+            HostKeyAlias: `[127.0.0.1]:${s.port}`,
+          },
+          { hostName: "hidden.invalid" },
+        ),
       ],
     });
   }, 30000);
@@ -107,6 +114,7 @@ describe("opening a link: OpenSSH's reason, named", () => {
   it("a ProxyCommand that works: OpenSSH follows it", async () => {
     const link = await bed.open({}, "viaproxy");
     expect((await exec(link, "echo through")).stdout).toBe("through\n");
+    expect(link.info().host).toBe("hidden.invalid");
   });
 });
 
