@@ -194,7 +194,9 @@ export function masterFailure(
         data,
       },
     );
-  if (ctx.resolved.proxyCommand && CLOSED_EARLY.test(text)) {
+  // a ProxyCommand that delivered no server (no version line came): it is the cause
+  const noServer = !lines.some((l) => /Remote protocol version/.test(l));
+  if (ctx.resolved.proxyCommand && (noServer || CLOSED_EARLY.test(text))) {
     const own = words.filter((l) => !CLOSED_EARLY.test(l));
     return new SidecarError(
       "SSH_CONNECT",

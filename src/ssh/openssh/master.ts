@@ -123,8 +123,8 @@ export function startMaster(
         return resolve({ log, ended });
       }
       rmSync(controlPath, { force: true });
-      // the last lines may still be in the pipe
-      void Promise.race([ended, new Promise((r) => setTimeout(r, 200))]).then(() =>
+      // the last lines may still be in the pipe (a ProxyCommand may hold it open: bounded)
+      void Promise.race([ended, new Promise((r) => setTimeout(r, 1000))]).then(() =>
         reject(masterFailure(log.startLines, ctx, { code, timedOut, timeoutMs: s.startTimeoutMs })),
       );
     });

@@ -6,91 +6,23 @@
  * connection held to its socket closes when it exits (ServerAlive ends it on a dead network);
  * then the link reconnects with a new master, with the same backoff as the ssh2 link.
  */
-import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { open as openFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import { SidecarError, toSidecarError } from "../../errors.js";
-import { ensurePrivateDir } from "../../util/private-dir.js";
-import { shellQuote } from "../../util/shell-quote.js";
 import { within } from "../../util/timeout.js";
 import type { ConnectionInfo, RemoteListener, SessionChannel, SshLink, SshState } from "../link.js";
 import type { ChildChannel } from "./channel.js";
-import {
-  type ForwardContext,
-  type OpenListener,
-  remoteConnect,
-  remoteListen,
-  StaleForwards,
-} from "./forwards.js";
-import {
-  type AskpassHook,
-  clientOptions,
-  type MasterSettings,
-  masterRunning,
-  startMaster,
-} from "./master.js";
-import type { MasterLog } from "./master-log.js";
-import { MuxWatch } from "./mux-watch.js";
-import {
-  builtinCiphers,
-  type OpenSshTarget,
-  openSshTarget,
-  preferredCiphers,
-  type Resolved,
-  resolveOpenSsh,
-} from "./resolve.js";
-import { runSsh } from "./run.js";
+import { type Conn, openConn, releaseConn, SocketPaths } from "./conn.js";
+import { type ForwardContext, type OpenListener, remoteConnect, remoteListen } from "./forwards.js";
+import { clientOptions } from "./master.js";
+import type { OpenSshLinkOptions } from "./options.js";
+import { putFileThrough } from "./put-file.js";
+import { type OpenSshTarget, openSshTarget, type Resolved } from "./resolve.js";
 import { OpenSshSession, openFailed, SessionOpenError, sessionCommand } from "./session.js";
 import { SessionSlots } from "./slots.js";
-import { atLeast, checkSshVersion, MIN_OPENSSH_ASKPASS, sshVersion } from "./version.js";
 
-export interface OpenSshLinkOptions {
-  /** the sidecar's private runtime directory; sockets go to DIR/ssh (mode 0700) */
-  runtimeDir: string;
-  /** `-F` file; without it ssh reads ~/.ssh/config and /etc/ssh/ssh_config as `ssh TARGET` does */
-  configPath?: string;
-  /** @default "ssh" */
-  sshPath?: string;
-  /** ask through this program (SSH_ASKPASS) instead of BatchMode; for prompts routed to the user */
-  askpass?: AskpassHook;
-  /** ServerAliveInterval when the config sets none @default 15000 */
-  keepaliveMs?: number;
-  /** ServerAliveCountMax then @default 3 */
-  keepaliveCount?: number;
-  /** ConnectTimeout when the config sets none @default 20000 */
-  connectTimeoutMs?: number;
-  /** bound on a master's whole start, authentication included @default 60000 */
-  startTimeoutMs?: number;
-  /**
-   * our master's ControlPersist: it ends this long after its last client; the link is one
-   * while open, so this is how long a master outlives a sidecar that died @default 60
-   */
-  persistSeconds?: number;
-  /** @default { initialMs: 100, maxMs: 10000 } */
-  reconnect?: { initialMs?: number; maxMs?: number };
-  /** session channels at once; OpenSSH's MaxSessions is 10 @default 10 */
-  maxSessions?: number;
-  /** how long listen, connect-less calls and putFile wait for a reconnect @default 30000 */
-  waitReadyMs?: number;
-  /** use the user's running ControlMaster when their config names a ControlPath @default true */
-  reuseUserMaster?: boolean;
-  log?: (msg: string, data?: Record<string, unknown>) => void;
-}
-
-interface Conn {
-  controlPath: string;
-  /** false: the user's master, never stopped here */
-  owned: boolean;
-  watch: MuxWatch;
-  stale: StaleForwards;
-  log?: MasterLog;
-  ended?: Promise<void>;
-  connectedAt: number;
-}
+export type { OpenSshLinkOptions } from "./options.js";
 
 /** Session clients: no tty, no X11 or agent, no escape character, never a connection of their own. */
 const SESSION_OPTIONS = [
@@ -104,9 +36,6 @@ const SESSION_OPTIONS = [
   "-o",
   "ProxyCommand=false",
 ];
-/** a Unix socket path holds 107 bytes; ssh adds 17 for its temporary name */
-const SOCKET_PATH_MAX = 90;
-
 export class OpenSshLink extends EventEmitter implements SshLink {
   readonly transport = "openssh" as const;
   state: SshState = "connecting";
@@ -114,7 +43,8 @@ export class OpenSshLink extends EventEmitter implements SshLink {
   reconnects = 0;
   lastError: SidecarError | undefined;
   private conn: Conn | undefined;
-  private resolved: Resolved | undefined;
+  /** the last connection's settings, for info() while reconnecting */
+  private lastResolved: Resolved | undefined;
   private readonly t: OpenSshTarget;
   private readonly sshPath: string;
   private readonly slots: SessionSlots;
@@ -124,9 +54,7 @@ export class OpenSshLink extends EventEmitter implements SshLink {
   >();
   private readonly children = new Set<ChildChannel>();
   private readonly forwards = new Map<OpenListener, number>();
-  private readonly id = randomBytes(3).toString("hex");
-  private dir: string | undefined;
-  private nextSocket = 0;
+  private readonly paths: SocketPaths;
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -138,6 +66,7 @@ export class OpenSshLink extends EventEmitter implements SshLink {
     this.setMaxListeners(0);
     this.t = openSshTarget(target, opts.configPath);
     this.sshPath = opts.sshPath ?? "ssh";
+    this.paths = new SocketPaths(opts.runtimeDir);
     this.slots = new SessionSlots(
       target,
       opts.maxSessions ?? 10,
@@ -177,116 +106,10 @@ export class OpenSshLink extends EventEmitter implements SshLink {
     });
   }
 
-  private socketPath(kind: "m" | "f"): string {
-    if (!this.dir) {
-      const dir = ensurePrivateDir(join(this.opts.runtimeDir, "ssh"));
-      this.dir = dir.length + 16 <= SOCKET_PATH_MAX ? dir : mkdtempSync(join(tmpdir(), "psc-ssh-"));
-    }
-    return join(this.dir, `${kind}-${this.id}-${this.nextSocket++}`);
-  }
-
-  private settings(): MasterSettings {
-    const o = this.opts;
-    const s: MasterSettings = {
-      sshPath: this.sshPath,
-      keepaliveMs: o.keepaliveMs ?? 15_000,
-      keepaliveCount: o.keepaliveCount ?? 3,
-      connectTimeoutMs: o.connectTimeoutMs ?? 20_000,
-      startTimeoutMs: o.startTimeoutMs ?? 60_000,
-      persistSeconds: o.persistSeconds ?? 60,
-    };
-    if (o.askpass) s.askpass = o.askpass;
-    return s;
-  }
-
-  /** One connect: the user's master when one runs at their ControlPath, else a new one. */
-  private async connectOnce(): Promise<Conn> {
-    const version = await sshVersion(this.sshPath);
-    if (this.opts.askpass && !atLeast(version, MIN_OPENSSH_ASKPASS))
-      checkSshVersion(
-        this.sshPath,
-        version.text,
-        MIN_OPENSSH_ASKPASS,
-        "asking through SSH_ASKPASS",
-      );
-    const r = await resolveOpenSsh(this.sshPath, this.t);
-    this.resolved = r;
-    if (this.opts.reuseUserMaster !== false && r.controlPath) {
-      if (await masterRunning(this.sshPath, this.t, r.controlPath)) {
-        const watch = await MuxWatch.open(r.controlPath, 10_000);
-        this.opts.log?.(`using your ControlMaster at ${r.controlPath} (pid ${watch.pid})`, {
-          target: this.target,
-        });
-        return {
-          controlPath: r.controlPath,
-          owned: false,
-          watch,
-          stale: new StaleForwards(),
-          connectedAt: Date.now(),
-        };
-      }
-    }
-    const path = this.socketPath("m");
-    const ciphers = preferredCiphers(r.ciphers, await builtinCiphers(this.sshPath));
-    const ctx = {
-      target: this.target,
-      alias: this.t.host,
-      resolved: r,
-      batch: !this.opts.askpass,
-      ...(this.t.configPath ? { configPath: this.t.configPath } : {}),
-    };
-    const m = await startMaster(this.t, r, path, this.settings(), ctx, ciphers);
-    let watch: MuxWatch;
-    try {
-      watch = await MuxWatch.open(path, 10_000);
-    } catch (err) {
-      void runSsh(this.sshPath, ["-O", "exit", ...clientOptions(path, this.t), "--", this.t.host], {
-        timeoutMs: 5_000,
-      }).catch(() => undefined);
-      throw err;
-    }
-    for (const note of m.log.notes) this.opts.log?.(note, { target: this.target });
-    return {
-      controlPath: path,
-      owned: true,
-      watch,
-      stale: new StaleForwards(),
-      log: m.log,
-      ended: m.ended,
-      connectedAt: Date.now(),
-    };
-  }
-
-  /** End a connection: ours is stopped, the user's only let go. */
-  private release(c: Conn): void {
-    const alive = c.watch.isOpen;
-    c.watch.close();
-    if (!c.owned) return;
-    if (!alive) {
-      // a master killed hard leaves its socket behind
-      rmSync(c.controlPath, { force: true });
-      return;
-    }
-    if (ownsPid(c.watch.pid, c.controlPath)) {
-      try {
-        process.kill(c.watch.pid, "SIGTERM");
-        return;
-      } catch {
-        /* gone */
-      }
-    }
-    // no /proc to check the pid against: ask the master itself
-    void runSsh(
-      this.sshPath,
-      ["-O", "exit", ...clientOptions(c.controlPath, this.t), "--", this.t.host],
-      { timeoutMs: 5_000 },
-    ).catch(() => undefined);
-  }
-
   async open(): Promise<void> {
-    const c = await this.connectOnce();
+    const c = await this.connect_();
     if (this.state === "closed") {
-      this.release(c);
+      releaseConn(c, this.sshPath, this.t);
       throw new SidecarError(
         "SSH_CONNECT",
         `The connection to \`${this.target}\` was closed while it was opening`,
@@ -295,8 +118,13 @@ export class OpenSshLink extends EventEmitter implements SshLink {
     this.adopt(c);
   }
 
+  private connect_(): Promise<Conn> {
+    return openConn(this.target, this.t, this.sshPath, this.opts, this.paths);
+  }
+
   private adopt(c: Conn): void {
     this.conn = c;
+    this.lastResolved = c.resolved;
     this.generation++;
     this.attempt = 0;
     const gen = this.generation;
@@ -338,8 +166,9 @@ export class OpenSshLink extends EventEmitter implements SshLink {
     this.endGeneration(gen);
     this.slots.reset();
     this.dropListeners(gen);
-    this.release(c);
-    if (!why && c.ended) await within(c.ended, 300, undefined, { unref: true });
+    releaseConn(c, this.sshPath, this.t);
+    // the master's last words (why it ended) may still be in its pipe
+    if (!why && c.ended) await within(c.ended, 1000, undefined, { unref: true });
     const said = why ?? c.log?.recent().slice(-3).join("; ");
     const whose = c.owned ? "" : ` (your ControlMaster at ${c.controlPath} exited)`;
     this.lastError = new SidecarError(
@@ -364,8 +193,8 @@ export class OpenSshLink extends EventEmitter implements SshLink {
   private async retry(): Promise<void> {
     if (this.state !== "reconnecting") return;
     try {
-      const c = await this.connectOnce();
-      if (this.state !== "reconnecting") return this.release(c);
+      const c = await this.connect_();
+      if (this.state !== "reconnecting") return releaseConn(c, this.sshPath, this.t);
       this.reconnects++;
       this.adopt(c);
     } catch (err) {
@@ -508,7 +337,7 @@ export class OpenSshLink extends EventEmitter implements SshLink {
     const gen = this.generation;
     const l = await remoteListen(
       this.forwardContext(c),
-      this.socketPath("f"),
+      this.paths.socket("f"),
       addr,
       port,
       accept,
@@ -551,50 +380,18 @@ export class OpenSshLink extends EventEmitter implements SshLink {
   }
 
   /** `cat > PATH` with the file as the session's stdin: the master reads the file itself. */
-  async putFile(localPath: string, remotePath: string): Promise<void> {
-    const fh = await openFile(localPath, "r").catch((err: Error) => {
-      throw new SidecarError("SSH_EXEC", `Cannot read ${localPath}: ${err.message}`, {
-        cause: err,
-      });
-    });
-    try {
-      const { channel, release } = await this.session(
-        `cat > ${shellQuote(remotePath)}`,
-        this.waitMs,
-        fh.fd,
-      );
-      let stderr = "";
-      channel.stderr.on("data", (b: Buffer) => (stderr += b.toString("utf8")));
-      channel.resume();
-      const status = await new Promise<{ code: number | null; signal?: string } | undefined>(
-        (resolve) => {
-          let st: { code: number | null; signal?: string } | undefined;
-          channel.on("exit", (code: number | null, signal?: string) => {
-            st = signal ? { code, signal } : { code };
-          });
-          channel.on("close", () => resolve(st));
-        },
-      );
-      release();
-      if (status?.code !== 0)
-        throw new SidecarError(
-          !status ? "SSH_CONNECT" : "SSH_EXEC",
-          `Cannot copy ${localPath} to ${this.target}:${remotePath}: ${
-            !status
-              ? "the connection was lost"
-              : stderr.trim() ||
-                (status.signal ? `killed by SIG${status.signal}` : `exit code ${status.code}`)
-          }`,
-          { data: { target: this.target, path: remotePath } },
-        );
-    } finally {
-      await fh.close();
-    }
+  putFile(localPath: string, remotePath: string): Promise<void> {
+    return putFileThrough(
+      (command, fd) => this.session(command, this.waitMs, fd),
+      this.target,
+      localPath,
+      remotePath,
+    );
   }
 
   info(): ConnectionInfo {
-    const r = this.resolved;
     const c = this.conn;
+    const r = c?.resolved ?? this.lastResolved;
     return {
       target: this.target,
       transport: "openssh",
@@ -629,18 +426,8 @@ export class OpenSshLink extends EventEmitter implements SshLink {
       else l.drop();
     }
     this.forwards.clear();
-    if (c) this.release(c);
+    if (c) releaseConn(c, this.sshPath, this.t);
     this.emit("closed");
     this.slots.wakeAll();
-  }
-}
-
-/** True when `pid` is the ssh master listening at `controlPath` (checked in /proc). */
-function ownsPid(pid: number, controlPath: string): boolean {
-  try {
-    // the whole command line: some systems rewrite it to `ssh: PATH [mux]`
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(controlPath);
-  } catch {
-    return false;
   }
 }
