@@ -214,22 +214,26 @@ describe("an openssh link's life", () => {
         ],
         { cwd: REPO, stdio: ["ignore", "pipe", "inherit"] },
       );
-      const pid = await new Promise<number>((res, rej) => {
-        let out = "";
-        holder.stdout!.on("data", (b: Buffer) => {
-          out += b.toString();
-          if (out.includes("\n")) res(Number(out.trim()));
+      try {
+        const pid = await new Promise<number>((res, rej) => {
+          let out = "";
+          holder.stdout!.on("data", (b: Buffer) => {
+            out += b.toString();
+            if (out.includes("\n")) res(Number(out.trim()));
+          });
+          holder.on("exit", () => rej(new Error(`the holder ended early: ${out}`)));
         });
-        holder.on("exit", () => rej(new Error(`the holder ended early: ${out}`)));
-      });
-      expect(alive(pid)).toBe(true);
-      // idle, past ControlPersist (2 s): the link's connection to it keeps it
-      await new Promise((r) => setTimeout(r, 3500));
-      expect(alive(pid)).toBe(true);
-      holder.kill("SIGKILL");
-      const killed = Date.now();
-      expect(await eventually(() => !alive(pid), 10000)).toBe(true);
-      expect(Date.now() - killed).toBeGreaterThan(1000);
+        expect(alive(pid)).toBe(true);
+        // idle, past ControlPersist (2 s): the link's connection to it keeps it
+        await new Promise((r) => setTimeout(r, 3500));
+        expect(alive(pid)).toBe(true);
+        holder.kill("SIGKILL");
+        const killed = Date.now();
+        expect(await eventually(() => !alive(pid), 10000)).toBe(true);
+        expect(Date.now() - killed).toBeGreaterThan(1000);
+      } finally {
+        holder.kill("SIGKILL"); // also when a check above failed
+      }
     } finally {
       await bed.stop();
     }
