@@ -106,7 +106,7 @@ export async function openConn(
     }).catch(() => undefined);
     throw err;
   }
-  for (const note of m.log.notes) o.log?.(note, { target: target });
+  for (const note of m.log.notes) o.log?.(note, { target });
   return {
     controlPath: path,
     owned: true,

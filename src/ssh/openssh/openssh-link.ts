@@ -36,6 +36,7 @@ const SESSION_OPTIONS = [
   "-o",
   "ProxyCommand=false",
 ];
+
 export class OpenSshLink extends EventEmitter implements SshLink {
   readonly transport = "openssh" as const;
   state: SshState = "connecting";
@@ -88,6 +89,7 @@ export class OpenSshLink extends EventEmitter implements SshLink {
     return this.conn !== undefined && !this.conn.owned;
   }
 
+  /** the master's pid (from its mux alive check), while connected */
   get masterPid(): number | undefined {
     return this.conn?.watch.pid;
   }
@@ -107,7 +109,7 @@ export class OpenSshLink extends EventEmitter implements SshLink {
   }
 
   async open(): Promise<void> {
-    const c = await this.connect_();
+    const c = await this.openConnection();
     if (this.state === "closed") {
       releaseConn(c, this.sshPath, this.t);
       throw new SidecarError(
@@ -118,7 +120,7 @@ export class OpenSshLink extends EventEmitter implements SshLink {
     this.adopt(c);
   }
 
-  private connect_(): Promise<Conn> {
+  private openConnection(): Promise<Conn> {
     return openConn(this.target, this.t, this.sshPath, this.opts, this.paths);
   }
 
@@ -193,7 +195,7 @@ export class OpenSshLink extends EventEmitter implements SshLink {
   private async retry(): Promise<void> {
     if (this.state !== "reconnecting") return;
     try {
-      const c = await this.connect_();
+      const c = await this.openConnection();
       if (this.state !== "reconnecting") return releaseConn(c, this.sshPath, this.t);
       this.reconnects++;
       this.adopt(c);
