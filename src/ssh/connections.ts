@@ -26,6 +26,11 @@ import {
   type RemoteExecDeps,
 } from "./ssh-exec.js";
 import { isLocalTarget } from "./target.js";
+import { currentCause } from "../rpc/call-cause.js";
+import { PromptBroker } from "./prompts/broker.js";
+import { AskpassServer } from "./prompts/askpass-server.js";
+import { defaultRuntimeDir } from "../rpc/connection-file.js";
+import { join } from "node:path";
 
 export interface SshConnectionsOptions {
   events?: EventBus;
@@ -44,6 +49,13 @@ export interface SshConnectionsOptions {
   waitReadyMs?: number;
   /** session channels per connection @default 10 */
   maxSessions?: number;
+  /**
+   * Where questions of servers (codes, passwords, passphrases) go @default a broker with no one
+   * but SSH_ASKPASS to ask (add attendants to `prompts`)
+   */
+  prompts?: PromptBroker;
+  /** private directory for the askpass helper's socket @default <runtime dir>/askpass-<pid> */
+  runtimeDir?: string;
 }
 
 interface Entry {
@@ -75,8 +87,13 @@ export class SshConnections implements Hosts {
   private readonly entries = new Map<string, Entry>();
   private nextLease = 1;
   private closed = false;
+  /** asks the user what servers ask (docs/ssh.md, "How prompts reach you") */
+  readonly prompts: PromptBroker;
+  private askpassServer: Promise<AskpassServer> | undefined;
 
-  constructor(private readonly opts: SshConnectionsOptions = {}) {}
+  constructor(private readonly opts: SshConnectionsOptions = {}) {
+    this.prompts = opts.prompts ?? new PromptBroker(opts.log ? { log: opts.log } : {});
+  }
 
   /** Borrow `target` (`local`, `user@host[:port]` or an alias) for `owner`. */
   async acquire(target: string, owner: string): Promise<HostLease> {
@@ -113,7 +130,11 @@ export class SshConnections implements Hosts {
   private newConnection(target: string, chain: ReturnType<typeof resolveChain>): SshConnection {
     const host = chain[chain.length - 1]!;
     const o = this.opts;
-    const conn = new SshConnection(target, chain, {
+    // a question while opening goes to whoever caused the connection; on a reconnect, to no one in particular
+    const cause = currentCause();
+    const causeNow = () => (conn.state === "connecting" ? cause : undefined);
+    const broker = this.prompts;
+    const conn: SshConnection = new SshConnection(target, chain, {
       auth: o.auth ?? {},
       keepaliveMs:
         host.serverAliveInterval > 0 ? host.serverAliveInterval * 1000 : (o.keepaliveMs ?? 15_000),
@@ -126,6 +147,10 @@ export class SshConnections implements Hosts {
       reconnect: { initialMs: o.reconnect?.initialMs ?? 100, maxMs: o.reconnect?.maxMs ?? 10_000 },
       maxSessions: o.maxSessions ?? 10,
       log: (msg, data) => o.log?.info(data ?? {}, msg),
+      prompts: {
+        ask: (q, signal) => broker.ask(q, causeNow(), signal),
+        canAsk: (q) => broker.canAsk(q, causeNow()),
+      },
     });
     conn.on("state", (state: string, data: Record<string, unknown>) => {
       o.events?.emit("ssh.state", { ...data, state });
@@ -233,9 +258,28 @@ export class SshConnections implements Hosts {
     return this.entries.get(target)?.conn;
   }
 
+  /**
+   * The sidecar's askpass helper and its socket, started on first use: an `ssh` the sidecar
+   * runs gets `register({target, host, cause}).env`, and its questions reach `prompts`.
+   */
+  askpass(): Promise<AskpassServer> {
+    this.askpassServer ??= AskpassServer.start(
+      this.opts.runtimeDir
+        ? join(this.opts.runtimeDir, "askpass")
+        : join(defaultRuntimeDir(), `askpass-${process.pid}`),
+      this.prompts,
+      this.opts.log,
+    );
+    return this.askpassServer;
+  }
+
   /** Close every connection (daemon shutdown). */
   async close(): Promise<void> {
     this.closed = true;
+    this.prompts.close();
+    const askpass = this.askpassServer;
+    this.askpassServer = undefined;
+    if (askpass) await askpass.then((a) => a.close()).catch(() => undefined);
     for (const e of this.entries.values()) e.conn.close();
     this.entries.clear();
   }
