@@ -324,9 +324,10 @@ export class AuthFlow {
       });
     }
     if (gaps.names.length > 0) {
+      // what cannot be done comes first: it is why the rest was refused
       return new SidecarError(
         "SSH_AUTH",
-        `${head}the server refused ${plan.described.join(", ") || "every method offered"}.${needs}`,
+        `Authentication to ${this.where} (target \`${host.target}\`) needs what the built-in ssh2 transport cannot do: ${gaps.what.join("; ")}; ${USE_OPENSSH}. Without it, the server refused ${plan.described.join(", ") || "every method offered"}.`,
         { cause, data },
       );
     }
