@@ -27,7 +27,7 @@ interface NetLike {
   createConnection(path: string): {
     setEncoding(e: string): void;
     on(ev: string, fn: (x: string & Error) => void): void;
-    end(s: string): void;
+    write(s: string): void;
     destroy(): void;
   };
 }
@@ -83,7 +83,9 @@ export function askpassMain(io: HelperIo): void {
       say("the sidecar closed the connection without an answer");
     }
   });
-  sock.end(
+  // write, not end: the connection stays open both ways, so that the sidecar sees this helper
+  // go away (its ssh was killed) and withdraws the question
+  sock.write(
     `${JSON.stringify({
       v: 1,
       token,
