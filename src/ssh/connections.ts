@@ -56,12 +56,20 @@ export interface SshConnectionsOptions {
   prompts?: PromptBroker;
   /** private directory for the askpass helper's socket @default <runtime dir>/askpass-<pid> */
   runtimeDir?: string;
+  /**
+   * How long a connection the user typed a code (or password) for stays open after its last
+   * lease, so that the next step of the same work does not ask again @default 600000
+   */
+  promptedLingerMs?: number;
 }
 
 interface Entry {
   conn: SshConnection;
   opening: Promise<void>;
   leases: Map<number, string>;
+  /** the user answered a question to open it: it outlives its last lease (promptedLingerMs) */
+  prompted: boolean;
+  linger: NodeJS.Timeout | undefined;
 }
 
 /** What an SSH lease offers besides HostLease, for src modules (not over RPC). */
@@ -108,7 +116,20 @@ export class SshConnections implements Hosts {
     if (!entry) {
       const chain = resolveChain(target, loadConfig(this.opts.configPath));
       const conn = this.newConnection(target, chain);
-      const created: Entry = { conn, opening: conn.open(), leases: new Map() };
+      const created: Entry = {
+        conn,
+        opening: conn.open(),
+        leases: new Map(),
+        prompted: false,
+        linger: undefined,
+      };
+      conn.once("prompted", () => {
+        created.prompted = true;
+      });
+      // a lingering connection (no lease) that drops is not reconnected: no one to ask for
+      conn.on("down", () => {
+        if (created.leases.size === 0) this.dropIdle(created);
+      });
       entry = created;
       this.entries.set(target, entry);
       created.opening.catch(() => {
@@ -117,6 +138,8 @@ export class SshConnections implements Hosts {
       });
     }
     const id = this.nextLease++;
+    clearTimeout(entry.linger);
+    entry.linger = undefined;
     entry.leases.set(id, owner);
     try {
       await entry.opening;
@@ -148,7 +171,11 @@ export class SshConnections implements Hosts {
       maxSessions: o.maxSessions ?? 10,
       log: (msg, data) => o.log?.info(data ?? {}, msg),
       prompts: {
-        ask: (q, signal) => broker.ask(q, causeNow(), signal),
+        ask: async (q, signal) => {
+          const answers = await broker.ask(q, causeNow(), signal);
+          conn.emit("prompted");
+          return answers;
+        },
         canAsk: (q) => broker.canAsk(q, causeNow()),
       },
     });
@@ -240,6 +267,18 @@ export class SshConnections implements Hosts {
   private releaseLease(entry: Entry, id: number): void {
     entry.leases.delete(id);
     if (entry.leases.size > 0) return;
+    const lingerMs = this.opts.promptedLingerMs ?? 600_000;
+    if (!entry.prompted || lingerMs <= 0 || this.closed) return this.dropIdle(entry);
+    // the user typed a code for it: keep it a while, as an OpenSSH ControlPersist would
+    clearTimeout(entry.linger);
+    entry.linger = setTimeout(() => this.dropIdle(entry), lingerMs);
+    entry.linger.unref();
+  }
+
+  private dropIdle(entry: Entry): void {
+    if (entry.leases.size > 0) return;
+    clearTimeout(entry.linger);
+    entry.linger = undefined;
     if (this.entries.get(entry.conn.target) === entry) this.entries.delete(entry.conn.target);
     entry.conn.close();
   }
@@ -277,6 +316,7 @@ export class SshConnections implements Hosts {
   async close(): Promise<void> {
     this.closed = true;
     this.prompts.close();
+    for (const e of this.entries.values()) clearTimeout(e.linger);
     const askpass = this.askpassServer;
     this.askpassServer = undefined;
     if (askpass) await askpass.then((a) => a.close()).catch(() => undefined);

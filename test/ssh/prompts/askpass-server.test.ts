@@ -8,10 +8,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventBus, type SidecarEvent } from "../../../src/events.js";
-import {
-  AskpassServer,
-  classifyOpenSshPrompt,
-} from "../../../src/ssh/prompts/askpass-server.js";
+import { AskpassServer, classifyOpenSshPrompt } from "../../../src/ssh/prompts/askpass-server.js";
 import { PromptBroker } from "../../../src/ssh/prompts/broker.js";
 import type { Prompt } from "../../../src/ssh/prompts/types.js";
 import { stopAllAfterAll, warnSkip } from "../../testbed/hooks.js";
@@ -136,58 +133,63 @@ describe("the askpass helper", () => {
   });
 });
 
-describe.skipIf(!root)(`the askpass helper with real ssh${root ? "" : ` (SKIPPED: ${why})`}`, () => {
-  let n: OtpNode;
-  beforeAll(async () => {
-    n = await startOtpNode();
-  }, 20000);
-  afterAll(async () => await n?.stop(), 20000);
+describe.skipIf(!root)(
+  `the askpass helper with real ssh${root ? "" : ` (SKIPPED: ${why})`}`,
+  () => {
+    let n: OtpNode;
+    beforeAll(async () => {
+      n = await startOtpNode();
+    }, 20000);
+    afterAll(async () => await n?.stop(), 20000);
 
-  const ssh = (env: Record<string, string>) =>
-    run("ssh", ["-F", n.configPath, n.alias, "echo in-$USER"], {
-      timeout: 30000,
-      env: { ...process.env, ...env },
+    const ssh = (env: Record<string, string>) =>
+      run("ssh", ["-F", n.configPath, n.alias, "echo in-$USER"], {
+        timeout: 30000,
+        env: { ...process.env, ...env },
+      });
+
+    it("answers the TOTP node's code through the broker", { timeout: 30000 }, async () => {
+      const { broker, offered } = brokerAnswering(() => n.code());
+      const server = await AskpassServer.start(join(makeTempDir("askpass"), "rt"), broker);
+      const reg = server.register({ target: n.alias, host: `${n.sshd.user}@${n.alias}` });
+      const { stdout } = await ssh(reg.env);
+      expect(stdout.trim()).toBe(`in-${n.sshd.user}`);
+      expect(offered).toHaveLength(1);
+      // ssh's `(user@host) ` is taken off: the server's own text is what is shown
+      expect(offered[0]).toMatchObject({
+        kind: "code",
+        transport: "openssh",
+        prompts: [{ text: "Verification code: ", echo: false }],
+      });
+      reg.release();
+      await server.close();
     });
 
-  it("answers the TOTP node's code through the broker", { timeout: 30000 }, async () => {
-    const { broker, offered } = brokerAnswering(() => n.code());
-    const server = await AskpassServer.start(join(makeTempDir("askpass"), "rt"), broker);
-    const reg = server.register({ target: n.alias, host: `${n.sshd.user}@${n.alias}` });
-    const { stdout } = await ssh(reg.env);
-    expect(stdout.trim()).toBe(`in-${n.sshd.user}`);
-    expect(offered).toHaveLength(1);
-    // ssh's `(user@host) ` is taken off: the server's own text is what is shown
-    expect(offered[0]).toMatchObject({
-      kind: "code",
-      transport: "openssh",
-      prompts: [{ text: "Verification code: ", echo: false }],
+    it("a wrong code: ssh asks again, as the second attempt", { timeout: 30000 }, async () => {
+      const { broker, offered } = brokerAnswering((_p, nth) =>
+        nth === 1 ? n.wrongCode() : n.code(),
+      );
+      const server = await AskpassServer.start(join(makeTempDir("askpass"), "rt"), broker);
+      const reg = server.register({ target: n.alias, host: n.alias });
+      const { stdout } = await ssh(reg.env);
+      expect(stdout.trim()).toBe(`in-${n.sshd.user}`);
+      expect(offered.map((p) => p.attempt)).toEqual([1, 2]);
+      expect(offered[1]!.message).toMatch(/did not accept the previous answer/);
+      await server.close();
     });
-    reg.release();
-    await server.close();
-  });
 
-  it("a wrong code: ssh asks again, as the second attempt", { timeout: 30000 }, async () => {
-    const { broker, offered } = brokerAnswering((_p, nth) => (nth === 1 ? n.wrongCode() : n.code()));
-    const server = await AskpassServer.start(join(makeTempDir("askpass"), "rt"), broker);
-    const reg = server.register({ target: n.alias, host: n.alias });
-    const { stdout } = await ssh(reg.env);
-    expect(stdout.trim()).toBe(`in-${n.sshd.user}`);
-    expect(offered.map((p) => p.attempt)).toEqual([1, 2]);
-    expect(offered[1]!.message).toMatch(/did not accept the previous answer/);
-    await server.close();
-  });
-
-  it("nobody answering: the helper says why and ssh gives up", { timeout: 30000 }, async () => {
-    const { broker, events } = brokerAnswering(() => undefined, 1500);
-    const server = await AskpassServer.start(join(makeTempDir("askpass"), "rt"), broker);
-    const reg = server.register({ target: n.alias, host: n.alias });
-    const err = await ssh({ ...reg.env }).catch((e: { stderr: string }) => e);
-    const stderr = (err as { stderr: string }).stderr;
-    expect(stderr).toMatch(/parsl-sidecar askpass: .*no one answered within 1.5s/);
-    expect(stderr).toMatch(/Permission denied/);
-    expect(events.some((e) => e.topic === "ssh.prompt.closed" && e.data.outcome === "timeout")).toBe(
-      true,
-    );
-    await server.close();
-  });
-});
+    it("nobody answering: the helper says why and ssh gives up", { timeout: 30000 }, async () => {
+      const { broker, events } = brokerAnswering(() => undefined, 1500);
+      const server = await AskpassServer.start(join(makeTempDir("askpass"), "rt"), broker);
+      const reg = server.register({ target: n.alias, host: n.alias });
+      const err = await ssh({ ...reg.env }).catch((e: { stderr: string }) => e);
+      const stderr = (err as { stderr: string }).stderr;
+      expect(stderr).toMatch(/parsl-sidecar askpass: .*no one answered within 1.5s/);
+      expect(stderr).toMatch(/Permission denied/);
+      expect(
+        events.some((e) => e.topic === "ssh.prompt.closed" && e.data.outcome === "timeout"),
+      ).toBe(true);
+      await server.close();
+    });
+  },
+);

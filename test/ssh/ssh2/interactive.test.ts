@@ -12,7 +12,8 @@ import { isSidecarError, type SidecarError } from "../../../src/errors.js";
 import type { SidecarEvent } from "../../../src/events.js";
 import { SSH_CONFIG_ENV } from "../../../src/ssh/config.js";
 import type { SshModule } from "../../../src/ssh/module.js";
-import { PROMPT_TIMEOUT_ENV } from "../../../src/ssh/prompts/broker.js";
+import { PROMPT_TIMEOUT_ENV, PromptBroker } from "../../../src/ssh/prompts/broker.js";
+import { SshConnections } from "../../../src/ssh/connections.js";
 import type { Prompt } from "../../../src/ssh/prompts/types.js";
 import { stopAllAfterAll, warnSkip } from "../../testbed/hooks.js";
 import { startOtpNode, type OtpNode } from "../../testbed/otp-node.js";
@@ -218,5 +219,46 @@ describe.skipIf(!root)(`ssh2 and the TOTP login node${root ? "" : ` (SKIPPED: ${
       stdout: "2\n",
     });
     client.close();
+  });
+
+  it("a connection the user typed a code for outlives its last lease: the next step is not asked again", {
+    timeout: 30000,
+  }, async () => {
+    const asked: Prompt[] = [];
+    const broker = new PromptBroker({ env: {} });
+    broker.attend({
+      covers: () => true,
+      offer: (p, answer) => {
+        asked.push(p);
+        answer([code()]);
+      },
+    });
+    const pool = new SshConnections({ configPath: process.env[SSH_CONFIG_ENV]!, prompts: broker });
+    const target = alias();
+    const first = await pool.acquire(target, "step 1");
+    first.release();
+    expect(pool.list().map((c) => [c.target, c.leases])).toEqual([[target, 0]]);
+    const second = await pool.acquire(target, "step 2");
+    expect((await second.exec("echo again")).stdout).toBe("again\n");
+    expect(asked).toHaveLength(1);
+    second.release();
+    // lingering and dropped: closed, not reconnected (no one would be there to answer)
+    const conn = pool.connection(target)!;
+    conn.client!.end();
+    expect(await eventually(() => pool.list().length === 0, 5000)).toBe(true);
+    expect(conn.state).toBe("closed");
+    expect(asked).toHaveLength(1);
+    await pool.close();
+    // without the linger, each acquire asks
+    const eager = new SshConnections({
+      configPath: process.env[SSH_CONFIG_ENV]!,
+      prompts: broker,
+      promptedLingerMs: 0,
+    });
+    const other = alias();
+    (await eager.acquire(other, "a")).release();
+    (await eager.acquire(other, "b")).release();
+    expect(asked).toHaveLength(3);
+    await eager.close();
   });
 });
