@@ -90,7 +90,11 @@ describe.skipIf(!root)(`the CLI on a terminal${root ? "" : ` (SKIPPED: ${why})`}
     };
     process.env[SSH_CONFIG_ENV] = config;
     process.env[PROMPT_TIMEOUT_ENV] = "5s";
-    daemon = await Daemon.start({ runtimeDir: join(dir, "run"), stderrLevel: "silent" });
+    daemon = await Daemon.start({
+      runtimeDir: join(dir, "run"),
+      stateDir: join(dir, "state"),
+      stderrLevel: "silent",
+    });
     delete process.env[PROMPT_TIMEOUT_ENV];
   }, 30000);
   afterAll(async () => {

@@ -51,7 +51,11 @@ describe.skipIf(!root)(`ssh2 and the TOTP login node${root ? "" : ` (SKIPPED: ${
     );
     process.env[SSH_CONFIG_ENV] = writeSshConfig(dir, entries);
     process.env[PROMPT_TIMEOUT_ENV] = "4s";
-    daemon = await Daemon.start({ runtimeDir: join(dir, "run"), stderrLevel: "silent" });
+    daemon = await Daemon.start({
+      runtimeDir: join(dir, "run"),
+      stateDir: join(dir, "state"),
+      stderrLevel: "silent",
+    });
     delete process.env[PROMPT_TIMEOUT_ENV];
   }, 30000);
   afterAll(async () => {
