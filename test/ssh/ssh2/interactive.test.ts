@@ -19,6 +19,7 @@ import { stopAllAfterAll, warnSkip } from "../../testbed/hooks.js";
 import { startOtpNode, type OtpNode } from "../../testbed/otp-node.js";
 import { makeTempDir } from "../../testbed/registry.js";
 import { sshdEntry, writeSshConfig } from "../../testbed/ssh-config.js";
+import { echoServer } from "../../tunnels/helpers.js";
 import { eventually } from "../helpers.js";
 
 stopAllAfterAll();
@@ -264,5 +265,42 @@ describe.skipIf(!root)(`ssh2 and the TOTP login node${root ? "" : ` (SKIPPED: ${
     (await eager.acquire(other, "b")).release();
     expect(asked).toHaveLength(3);
     await eager.close();
+  });
+
+  it("a tunnel waits (reconnecting, not failed) while the reconnect's question is open", {
+    timeout: 60000,
+  }, async () => {
+    const echo = await echoServer();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const { client, prompts } = await answering(async (_p, nth) => {
+      if (nth > 1) await gate; // the reconnect's question: answered once the test has looked
+      return [code()];
+    }, true);
+    const target = alias();
+    const t = await client.call<{ id: string; state: string }>("tunnels.open", {
+      target,
+      kind: "reverse",
+      local_port: echo.port,
+      bind: "loopback",
+    });
+    expect(t.state).toBe("open");
+    const state = async (): Promise<string> =>
+      (await client.call<Array<{ id: string; state: string }>>("tunnels.list", {})).find(
+        (x) => x.id === t.id,
+      )!.state;
+    const conn = (daemon.getModule("ssh") as SshModule).connections.connection(target)!;
+    conn.client!.end();
+    expect(await eventually(() => prompts.length === 2, 20000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await state()).toBe("reconnecting");
+    release();
+    expect(await eventually(async () => (await state()) === "open", 20000)).toBe(true);
+    expect(await client.call("tunnels.check", { id: t.id })).toMatchObject({ ok: true });
+    await client.call("tunnels.close", { id: t.id });
+    await echo.close();
+    client.close();
   });
 });
