@@ -172,9 +172,14 @@ export class SshConnections implements Hosts {
       log: (msg, data) => o.log?.info(data ?? {}, msg),
       prompts: {
         ask: async (q, signal) => {
-          const answers = await broker.ask(q, causeNow(), signal);
-          conn.emit("prompted");
-          return answers;
+          conn.asking++;
+          try {
+            const answers = await broker.ask(q, causeNow(), signal);
+            conn.emit("prompted");
+            return answers;
+          } finally {
+            conn.asking--;
+          }
         },
         canAsk: (q) => broker.canAsk(q, causeNow()),
       },

@@ -49,6 +49,7 @@ describe.skipIf(!root)(`ssh2 and the TOTP login node${root ? "" : ` (SKIPPED: ${
     entries.push(
       sshdEntry("otp-batch", n.sshd, { extra: { ...extra, BatchMode: "yes" } }),
       sshdEntry("otp-two-tries", n.sshd, { extra: { ...extra, NumberOfPasswordPrompts: 2 } }),
+      sshdEntry("otp-quick", n.sshd, { extra: { ...extra, ConnectTimeout: 1 } }),
     );
     process.env[SSH_CONFIG_ENV] = writeSshConfig(dir, entries);
     process.env[PROMPT_TIMEOUT_ENV] = "4s";
@@ -302,5 +303,56 @@ describe.skipIf(!root)(`ssh2 and the TOTP login node${root ? "" : ` (SKIPPED: ${
     await client.call("tunnels.close", { id: t.id });
     await echo.close();
     client.close();
+  });
+
+  it("a command waits through a reconnect past waitReadyMs while the user is asked", {
+    timeout: 30000,
+  }, async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const asked: Prompt[] = [];
+    const broker = new PromptBroker({ env: {} });
+    broker.attend({
+      covers: () => true,
+      offer: (p, answer) => {
+        asked.push(p);
+        void (asked.length === 1 ? Promise.resolve() : gate).then(() => answer([code()]));
+      },
+    });
+    const pool = new SshConnections({
+      configPath: process.env[SSH_CONFIG_ENV]!,
+      prompts: broker,
+      waitReadyMs: 1000,
+      reconnect: { initialMs: 50, maxMs: 200 },
+    });
+    const target = alias();
+    const lease = await pool.acquire(target, "t");
+    pool.connection(target)!.client!.end();
+    expect(await eventually(() => asked.length === 2, 10000)).toBe(true);
+    const exec = lease.exec("echo waited");
+    await new Promise((r) => setTimeout(r, 2500)); // well past waitReadyMs
+    release();
+    expect((await exec).stdout).toBe("waited\n");
+    lease.release();
+    await pool.close();
+  });
+
+  it("the handshake's ConnectTimeout does not count the time the user takes", {
+    timeout: 30000,
+  }, async () => {
+    const broker = new PromptBroker({ env: {} });
+    broker.attend({
+      covers: () => true,
+      offer: (_p, answer) => {
+        setTimeout(() => answer([code()]), 2500); // longer than ConnectTimeout 1
+      },
+    });
+    const pool = new SshConnections({ configPath: process.env[SSH_CONFIG_ENV]!, prompts: broker });
+    const lease = await pool.acquire("otp-quick", "t");
+    expect((await lease.exec("echo slow-typist")).stdout).toBe("slow-typist\n");
+    lease.release();
+    await pool.close();
   });
 });
