@@ -82,6 +82,7 @@ describe.skipIf(!root)(`the CLI on a terminal${root ? "" : ` (SKIPPED: ${why})`}
       sshdEntry("otp-a", n.sshd, { extra }),
       sshdEntry("otp-b", n.sshd, { extra }),
       sshdEntry("otp-c", n.sshd, { extra }),
+      sshdEntry("otp-d", n.sshd, { extra }),
     ]);
     env = {
       [SSH_CONFIG_ENV]: config,
@@ -136,6 +137,27 @@ describe.skipIf(!root)(`the CLI on a terminal${root ? "" : ` (SKIPPED: ${why})`}
     );
     expect(r.code, r.output).toBe(0);
     expect(readFileSync(remote, "utf8")).toBe("staged through a code\n");
+    for (const c of typed) expect(r.output).not.toContain(c);
+  });
+
+  it("`run` answers on its terminal what COMMAND's Python calls cause", {
+    timeout: 90000,
+  }, async () => {
+    const python = join(repo, ".venv", "bin", "python");
+    const script = [
+      "import parsl_sidecar",
+      "c = parsl_sidecar.connect()",
+      "print(c.call('ssh.exec', target='otp-d', command='echo from-the-job')['stdout'], end='')",
+    ].join("; ");
+    const r = await onTerminal(
+      ["run", "--quiet", "--", python, "-c", script],
+      env,
+      /Verification code: /,
+      code,
+    );
+    expect(r.code, r.output).toBe(0);
+    expect(r.output).toContain("(target `otp-d`) asks:");
+    expect(r.output).toContain("from-the-job");
     for (const c of typed) expect(r.output).not.toContain(c);
   });
 
