@@ -1,31 +1,12 @@
 // SshConnections against a real OpenSSH sshd: exec (exit codes, stderr, stdin, env, cwd,
 // timeout), spawn with process-group kill, and one shared connection per target.
 import { spawnSync } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { HostLease } from "../../src/ssh/host.js";
+import { describe, expect, it } from "vitest";
 import { isSshLease } from "../../src/ssh/connections.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
-import { eventually, sshSetup, token, type SshSetup } from "./helpers.js";
+import { eventually, poolPerBlock, sshSetup, token } from "./helpers.js";
 
 stopAllAfterAll();
-
-/** An sshd and a lease on it for the tests of one describe block (set in beforeAll). */
-function poolPerBlock(opts: Parameters<typeof sshSetup>[0] = {}): {
-  s: SshSetup;
-  lease: HostLease;
-} {
-  const held = {} as { s: SshSetup; lease: HostLease };
-  beforeAll(async () => {
-    held.s = await sshSetup(opts);
-    held.lease = await held.s.pool.acquire("pool", "test");
-  }, 30000);
-  afterAll(async () => {
-    held.lease?.release();
-    await held.s?.pool.close();
-    await held.s?.sshd.stop();
-  }, 30000);
-  return held;
-}
 
 describe("SshConnections exec and spawn", () => {
   const bed = poolPerBlock();
