@@ -7,6 +7,7 @@ import { SidecarClient } from "../../src/client/client.js";
 import { Daemon } from "../../src/daemon/daemon.js";
 import { EventBus } from "../../src/events.js";
 import { SSH_CONFIG_ENV } from "../../src/ssh/config.js";
+import type { HostLease } from "../../src/ssh/host.js";
 import { SshConnections, type SshConnectionsOptions } from "../../src/ssh/connections.js";
 import { sshdEntry, writeSshConfig, type SshConfigEntry } from "../testbed/ssh-config.js";
 import { makeTempDir } from "../testbed/registry.js";
@@ -52,6 +53,24 @@ export async function sshSetup(
     ...opts.pool,
   });
   return { sshd, configPath, events, pool };
+}
+
+/** An sshd and a lease on it for the tests of one describe block (set in beforeAll). */
+export function poolPerBlock(opts: Parameters<typeof sshSetup>[0] = {}): {
+  s: SshSetup;
+  lease: HostLease;
+} {
+  const held = {} as { s: SshSetup; lease: HostLease };
+  beforeAll(async () => {
+    held.s = await sshSetup(opts);
+    held.lease = await held.s.pool.acquire("pool", "test");
+  }, 30000);
+  afterAll(async () => {
+    held.lease?.release();
+    await held.s?.pool.close();
+    await held.s?.sshd.stop();
+  }, 30000);
+  return held;
 }
 
 /** A unique token for process command lines (to find them with pgrep). */

@@ -8,12 +8,13 @@ import { isIP } from "node:net";
 import { arch } from "node:os";
 import type { Duplex } from "node:stream";
 import type { Client, ConnectConfig } from "ssh2";
-import { ssh2 } from "./ssh2-lazy.js";
-import { SidecarError } from "../errors.js";
-import { authFailed, planAuth, type AuthOptions, type AuthPlan } from "./auth.js";
-import type { ResolvedHost } from "./config.js";
-import { checkHostKey, knownTypes } from "./host-key.js";
-import { preferredHostKeyAlgorithms } from "./known-hosts.js";
+import { SidecarError } from "../../errors.js";
+import type { AuthOptions } from "../auth.js";
+import type { ResolvedHost } from "../config.js";
+import { checkHostKey, knownTypes } from "../host-key.js";
+import { preferredHostKeyAlgorithms } from "../known-hosts.js";
+import { authFailed, planAuth, type AuthPlan } from "./auth.js";
+import { ssh2 } from "./lazy.js";
 
 const DEFAULT_HOST_KEY_ALGOS = [
   "ssh-ed25519",
