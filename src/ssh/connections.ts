@@ -1,14 +1,13 @@
 /**
- * SshConnections: the only owner of SSH connections. One connection per target, shared by every
- * lease (exec, spawn, SFTP, tunnels), opened on first acquire and closed with the last release.
+ * SshConnections: the only owner of SSH connections. One connection (an SshLink) per target,
+ * shared by every lease (exec, spawn, file copies, tunnels), opened on first acquire and closed
+ * with the last release.
  */
-import type { ClientChannel, SFTPWrapper } from "ssh2";
 import { SidecarError } from "../errors.js";
 import type { EventBus } from "../events.js";
 import type { Logger } from "../util/logger.js";
 import type { AuthOptions } from "./auth.js";
 import { loadConfig, resolveChain } from "./config.js";
-import { SshConnection, type ConnectionInfo, type ReconnectPolicy } from "./connection.js";
 import type {
   ExecOptions,
   ExecResult,
@@ -17,14 +16,11 @@ import type {
   HostProcess,
   SpawnOptions,
 } from "./host.js";
+import type { ConnectionInfo, SshLink } from "./link.js";
+import type { ReconnectPolicy } from "./link-settings.js";
 import { LocalHost } from "./local-host.js";
-import {
-  killGroupCommand,
-  openExec,
-  remoteExec,
-  remoteSpawn,
-  type RemoteExecDeps,
-} from "./ssh-exec.js";
+import { killGroupCommand, remoteExec, remoteSpawn, type RemoteExecDeps } from "./ssh-exec.js";
+import { Ssh2Link } from "./ssh2/link.js";
 import { isLocalTarget } from "./target.js";
 import { currentCause } from "../rpc/call-cause.js";
 import { PromptBroker } from "./prompts/broker.js";
@@ -64,7 +60,7 @@ export interface SshConnectionsOptions {
 }
 
 interface Entry {
-  conn: SshConnection;
+  conn: SshLink;
   opening: Promise<void>;
   leases: Map<number, string>;
   /** the user answered a question to open it: it outlives its last lease (promptedLingerMs) */
@@ -75,16 +71,10 @@ interface Entry {
 /** What an SSH lease offers besides HostLease, for src modules (not over RPC). */
 export interface SshLease extends HostLease {
   readonly isLocal: false;
-  readonly connection: SshConnection;
-  /** a new SFTP session on the connection (the caller ends it) */
-  sftp(): Promise<SFTPWrapper>;
-  /** a direct-tcpip channel from the pool host to dstHost:dstPort */
-  forwardOut(
-    dstHost: string,
-    dstPort: number,
-    srcHost?: string,
-    srcPort?: number,
-  ): Promise<ClientChannel>;
+  /** the target's connection, whatever carries it (src/ssh/link.ts) */
+  readonly connection: SshLink;
+  /** how long this pool's commands wait for a reconnect (`waitReadyMs`), for link calls that take a wait */
+  readonly waitReadyMs: number;
 }
 
 export function isSshLease(lease: HostLease): lease is SshLease {
@@ -150,14 +140,14 @@ export class SshConnections implements Hosts {
     return this.lease(entry, id);
   }
 
-  private newConnection(target: string, chain: ReturnType<typeof resolveChain>): SshConnection {
+  private newConnection(target: string, chain: ReturnType<typeof resolveChain>): SshLink {
     const host = chain[chain.length - 1]!;
     const o = this.opts;
     // a question while opening goes to whoever caused the connection; on a reconnect, to no one in particular
     const cause = currentCause();
     const causeNow = () => (conn.state === "connecting" ? cause : undefined);
     const broker = this.prompts;
-    const conn: SshConnection = new SshConnection(target, chain, {
+    const conn: Ssh2Link = new Ssh2Link(target, chain, {
       auth: o.auth ?? {},
       keepaliveMs:
         host.serverAliveInterval > 0 ? host.serverAliveInterval * 1000 : (o.keepaliveMs ?? 15_000),
@@ -169,6 +159,7 @@ export class SshConnections implements Hosts {
         host.connectTimeout > 0 ? host.connectTimeout * 1000 : (o.readyTimeoutMs ?? 20_000),
       reconnect: { initialMs: o.reconnect?.initialMs ?? 100, maxMs: o.reconnect?.maxMs ?? 10_000 },
       maxSessions: o.maxSessions ?? 10,
+      waitReadyMs: o.waitReadyMs ?? 30_000,
       log: (msg, data) => o.log?.info(data ?? {}, msg),
       prompts: {
         ask: async (q, signal) => {
@@ -197,17 +188,11 @@ export class SshConnections implements Hosts {
     const deps: RemoteExecDeps = {
       target: conn.target,
       open: async (command) => {
-        const {
-          value: channel,
-          release,
-          generation,
-        } = await conn.channel(waitMs, (client) => openExec(client, command));
+        const { channel, release, generation } = await conn.exec(command, waitMs);
         return { channel, done: release, gone: conn.ended(generation) };
       },
       killGroup: async (pgid, signal) => {
-        const { value: ch, release } = await conn.channel(waitMs, (client) =>
-          openExec(client, killGroupCommand(pgid, signal)),
-        );
+        const { channel: ch, release } = await conn.exec(killGroupCommand(pgid, signal), waitMs);
         try {
           await new Promise<void>((r) => {
             ch.on("close", () => r());
@@ -226,40 +211,12 @@ export class SshConnections implements Hosts {
       target: conn.target,
       isLocal: false,
       connection: conn,
+      waitReadyMs: waitMs,
       exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
         return remoteExec(deps, command, opts);
       },
       spawn(command: string, opts?: SpawnOptions): Promise<HostProcess> {
         return remoteSpawn(deps, command, opts);
-      },
-      async sftp(): Promise<SFTPWrapper> {
-        const { value: sftp, release } = await conn.channel(
-          waitMs,
-          (client) =>
-            new Promise<SFTPWrapper>((resolve, reject) =>
-              client.sftp((err, s) =>
-                err
-                  ? reject(
-                      new SidecarError(
-                        "SSH_EXEC",
-                        `Cannot open an SFTP session on \`${conn.target}\`: ${err.message}`,
-                        { cause: err },
-                      ),
-                    )
-                  : resolve(s),
-              ),
-            ),
-        );
-        sftp.on("close", release);
-        return sftp;
-      },
-      forwardOut(
-        dstHost: string,
-        dstPort: number,
-        srcHost = "127.0.0.1",
-        srcPort = 0,
-      ): Promise<ClientChannel> {
-        return conn.forwardOut(srcHost, srcPort, dstHost, dstPort, waitMs);
       },
       release(): void {
         if (released) return;
@@ -298,7 +255,7 @@ export class SshConnections implements Hosts {
   }
 
   /** The connection for a target, if one is open. */
-  connection(target: string): SshConnection | undefined {
+  connection(target: string): SshLink | undefined {
     return this.entries.get(target)?.conn;
   }
 

@@ -24,6 +24,7 @@ const execResultSchema = z.object({
 
 const connectionSchema = z.object({
   target: z.string(),
+  transport: z.enum(["ssh2", "openssh"]),
   state: z.string(),
   host: z.string(),
   port: z.number(),

@@ -12,20 +12,17 @@ import {
   noWayToAuthenticate,
   planAuth,
   type AuthMethod,
-  type AuthOptions,
   type AuthPlan,
-} from "../auth.js";
+} from "./auth.js";
+import type { AuthOptions } from "../auth.js";
+import type { LinkPrompts } from "../link-settings.js";
 import type { ResolvedHost } from "../config.js";
-import type { AskFn, PromptLine, PromptQuestion } from "../prompts/types.js";
-import { ssh2 } from "../ssh2-lazy.js";
+import type { PromptLine, PromptQuestion } from "../prompts/types.js";
+import { ssh2 } from "./lazy.js";
 import { ssh2AuthGaps, USE_OPENSSH } from "./unsupported.js";
 
 /** How a hop asks the user (absent: no one can be asked, as in a library without a broker). */
-export interface HopPrompts {
-  ask: AskFn;
-  /** whether someone can answer now: a key's passphrase is asked only then */
-  canAsk(question: PromptQuestion): boolean;
-}
+export type HopPrompts = LinkPrompts;
 
 type KbdPrompt = (
   name: string,

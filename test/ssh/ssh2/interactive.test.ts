@@ -20,7 +20,7 @@ import { startOtpNode, type OtpNode } from "../../testbed/otp-node.js";
 import { makeTempDir } from "../../testbed/registry.js";
 import { sshdEntry, writeSshConfig } from "../../testbed/ssh-config.js";
 import { echoServer } from "../../tunnels/helpers.js";
-import { eventually } from "../helpers.js";
+import { endSsh2Link, eventually } from "../helpers.js";
 
 stopAllAfterAll();
 
@@ -214,7 +214,7 @@ describe.skipIf(!root)(`ssh2 and the TOTP login node${root ? "" : ` (SKIPPED: ${
     });
     const conn = (daemon.getModule("ssh") as SshModule).connections.connection(target)!;
     expect(conn.generation).toBe(1);
-    conn.client!.end(); // the link drops; the connection reconnects and is asked again
+    endSsh2Link(conn); // the link drops; the connection reconnects and is asked again
     expect(await eventually(() => conn.generation === 2 && conn.state === "ready", 20000)).toBe(
       true,
     );
@@ -250,7 +250,7 @@ describe.skipIf(!root)(`ssh2 and the TOTP login node${root ? "" : ` (SKIPPED: ${
     second.release();
     // lingering and dropped: closed, not reconnected (no one would be there to answer)
     const conn = pool.connection(target)!;
-    conn.client!.end();
+    endSsh2Link(conn);
     expect(await eventually(() => pool.list().length === 0, 5000)).toBe(true);
     expect(conn.state).toBe("closed");
     expect(asked).toHaveLength(1);
@@ -292,8 +292,7 @@ describe.skipIf(!root)(`ssh2 and the TOTP login node${root ? "" : ` (SKIPPED: ${
       (await client.call<Array<{ id: string; state: string }>>("tunnels.list", {})).find(
         (x) => x.id === t.id,
       )!.state;
-    const conn = (daemon.getModule("ssh") as SshModule).connections.connection(target)!;
-    conn.client!.end();
+    endSsh2Link((daemon.getModule("ssh") as SshModule).connections.connection(target));
     expect(await eventually(() => prompts.length === 2, 20000)).toBe(true);
     await new Promise((r) => setTimeout(r, 1500));
     expect(await state()).toBe("reconnecting");
@@ -329,7 +328,7 @@ describe.skipIf(!root)(`ssh2 and the TOTP login node${root ? "" : ` (SKIPPED: ${
     });
     const target = alias();
     const lease = await pool.acquire(target, "t");
-    pool.connection(target)!.client!.end();
+    endSsh2Link(pool.connection(target));
     expect(await eventually(() => asked.length === 2, 10000)).toBe(true);
     const exec = lease.exec("echo waited");
     await new Promise((r) => setTimeout(r, 2500)); // well past waitReadyMs

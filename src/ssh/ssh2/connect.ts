@@ -8,14 +8,14 @@ import { isIP } from "node:net";
 import { arch } from "node:os";
 import type { Duplex } from "node:stream";
 import type { Client, ConnectConfig } from "ssh2";
-import { ssh2 } from "./ssh2-lazy.js";
-import { SidecarError } from "../errors.js";
-import type { AuthOptions } from "./auth.js";
-import type { ResolvedHost } from "./config.js";
-import { checkHostKey, knownTypes } from "./host-key.js";
-import { preferredHostKeyAlgorithms } from "./known-hosts.js";
-import { AuthFlow, type HopPrompts } from "./ssh2/interactive.js";
-import { ssh2CannotReach } from "./ssh2/unsupported.js";
+import { SidecarError } from "../../errors.js";
+import type { AuthOptions } from "../auth.js";
+import type { ResolvedHost } from "../config.js";
+import { checkHostKey, knownTypes } from "../host-key.js";
+import { preferredHostKeyAlgorithms } from "../known-hosts.js";
+import { AuthFlow, type HopPrompts } from "./interactive.js";
+import { ssh2 } from "./lazy.js";
+import { ssh2CannotReach } from "./unsupported.js";
 
 const DEFAULT_HOST_KEY_ALGOS = [
   "ssh-ed25519",
