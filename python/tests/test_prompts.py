@@ -131,16 +131,13 @@ def test_parsl_config_prompt_answers_while_completing() -> None:
                 asked.append(p)
                 return _code(n)
 
-            config = parsl_sidecar.parsl_config(
-                str(path),
-                connection_file=str(sc.connection_file),
-                owner="prompt-test",
-                preflight=False,
-                prompt=prompt,
-            )
-            assert [e.label for e in config.executors] == ["otp_pool"]
-            assert len(asked) == 1 and asked[0].kind == "code"
+            # a client of the test's own, so that nothing of it outlives the test
             with parsl_sidecar.connect(sc.connection_file, prompt=None) as c:
+                config = parsl_sidecar.parsl_config(
+                    str(path), client=c, owner="prompt-test", preflight=False, prompt=prompt
+                )
+                assert [e.label for e in config.executors] == ["otp_pool"]
+                assert len(asked) == 1 and asked[0].kind == "code"
                 c.call("executors.release", owner="prompt-test")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
