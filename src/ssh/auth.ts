@@ -12,4 +12,6 @@ export interface AuthOptions {
   passphraseEnv?: string;
   /** use the agent (default: when $SSH_AUTH_SOCK or IdentityAgent names one) */
   agent?: boolean;
+  /** no key is fine: the server may take a code or a password (asked of the user) */
+  allowEmpty?: boolean;
 }

@@ -22,6 +22,11 @@ import { LocalHost } from "./local-host.js";
 import { killGroupCommand, remoteExec, remoteSpawn, type RemoteExecDeps } from "./ssh-exec.js";
 import { Ssh2Link } from "./ssh2/link.js";
 import { isLocalTarget } from "./target.js";
+import { currentCause } from "../rpc/call-cause.js";
+import { PromptBroker } from "./prompts/broker.js";
+import { AskpassServer } from "./prompts/askpass-server.js";
+import { defaultRuntimeDir } from "../rpc/connection-file.js";
+import { join } from "node:path";
 
 export interface SshConnectionsOptions {
   events?: EventBus;
@@ -40,12 +45,27 @@ export interface SshConnectionsOptions {
   waitReadyMs?: number;
   /** session channels per connection @default 10 */
   maxSessions?: number;
+  /**
+   * Where questions of servers (codes, passwords, passphrases) go @default a broker with no one
+   * but SSH_ASKPASS to ask (add attendants to `prompts`)
+   */
+  prompts?: PromptBroker;
+  /** private directory for the askpass helper's socket @default <runtime dir>/askpass-<pid> */
+  runtimeDir?: string;
+  /**
+   * How long a connection the user typed a code (or password) for stays open after its last
+   * lease, so that the next step of the same work does not ask again @default 600000
+   */
+  promptedLingerMs?: number;
 }
 
 interface Entry {
   conn: SshLink;
   opening: Promise<void>;
   leases: Map<number, string>;
+  /** the user answered a question to open it: it outlives its last lease (promptedLingerMs) */
+  prompted: boolean;
+  linger: NodeJS.Timeout | undefined;
 }
 
 /** What an SSH lease offers besides HostLease, for src modules (not over RPC). */
@@ -65,8 +85,13 @@ export class SshConnections implements Hosts {
   private readonly entries = new Map<string, Entry>();
   private nextLease = 1;
   private closed = false;
+  /** asks the user what servers ask (docs/ssh.md, "How prompts reach you") */
+  readonly prompts: PromptBroker;
+  private askpassServer: Promise<AskpassServer> | undefined;
 
-  constructor(private readonly opts: SshConnectionsOptions = {}) {}
+  constructor(private readonly opts: SshConnectionsOptions = {}) {
+    this.prompts = opts.prompts ?? new PromptBroker(opts.log ? { log: opts.log } : {});
+  }
 
   /** Borrow `target` (`local`, `user@host[:port]` or an alias) for `owner`. */
   async acquire(target: string, owner: string): Promise<HostLease> {
@@ -81,7 +106,20 @@ export class SshConnections implements Hosts {
     if (!entry) {
       const chain = resolveChain(target, loadConfig(this.opts.configPath));
       const conn = this.newConnection(target, chain);
-      const created: Entry = { conn, opening: conn.open(), leases: new Map() };
+      const created: Entry = {
+        conn,
+        opening: conn.open(),
+        leases: new Map(),
+        prompted: false,
+        linger: undefined,
+      };
+      conn.once("prompted", () => {
+        created.prompted = true;
+      });
+      // a lingering connection (no lease) that drops is not reconnected: no one to ask for
+      conn.on("down", () => {
+        if (created.leases.size === 0) this.dropIdle(created);
+      });
       entry = created;
       this.entries.set(target, entry);
       created.opening.catch(() => {
@@ -90,6 +128,8 @@ export class SshConnections implements Hosts {
       });
     }
     const id = this.nextLease++;
+    clearTimeout(entry.linger);
+    entry.linger = undefined;
     entry.leases.set(id, owner);
     try {
       await entry.opening;
@@ -103,7 +143,11 @@ export class SshConnections implements Hosts {
   private newConnection(target: string, chain: ReturnType<typeof resolveChain>): SshLink {
     const host = chain[chain.length - 1]!;
     const o = this.opts;
-    const conn = new Ssh2Link(target, chain, {
+    // a question while opening goes to whoever caused the connection; on a reconnect, to no one in particular
+    const cause = currentCause();
+    const causeNow = () => (conn.state === "connecting" ? cause : undefined);
+    const broker = this.prompts;
+    const conn: Ssh2Link = new Ssh2Link(target, chain, {
       auth: o.auth ?? {},
       keepaliveMs:
         host.serverAliveInterval > 0 ? host.serverAliveInterval * 1000 : (o.keepaliveMs ?? 15_000),
@@ -117,6 +161,19 @@ export class SshConnections implements Hosts {
       maxSessions: o.maxSessions ?? 10,
       waitReadyMs: o.waitReadyMs ?? 30_000,
       log: (msg, data) => o.log?.info(data ?? {}, msg),
+      prompts: {
+        ask: async (q, signal) => {
+          conn.asking++;
+          try {
+            const answers = await broker.ask(q, causeNow(), signal);
+            conn.emit("prompted");
+            return answers;
+          } finally {
+            conn.asking--;
+          }
+        },
+        canAsk: (q) => broker.canAsk(q, causeNow()),
+      },
     });
     conn.on("state", (state: string, data: Record<string, unknown>) => {
       o.events?.emit("ssh.state", { ...data, state });
@@ -172,6 +229,18 @@ export class SshConnections implements Hosts {
   private releaseLease(entry: Entry, id: number): void {
     entry.leases.delete(id);
     if (entry.leases.size > 0) return;
+    const lingerMs = this.opts.promptedLingerMs ?? 600_000;
+    if (!entry.prompted || lingerMs <= 0 || this.closed) return this.dropIdle(entry);
+    // the user typed a code for it: keep it a while, as an OpenSSH ControlPersist would
+    clearTimeout(entry.linger);
+    entry.linger = setTimeout(() => this.dropIdle(entry), lingerMs);
+    entry.linger.unref();
+  }
+
+  private dropIdle(entry: Entry): void {
+    if (entry.leases.size > 0) return;
+    clearTimeout(entry.linger);
+    entry.linger = undefined;
     if (this.entries.get(entry.conn.target) === entry) this.entries.delete(entry.conn.target);
     entry.conn.close();
   }
@@ -190,9 +259,29 @@ export class SshConnections implements Hosts {
     return this.entries.get(target)?.conn;
   }
 
+  /**
+   * The sidecar's askpass helper and its socket, started on first use: an `ssh` the sidecar
+   * runs gets `register({target, host, cause}).env`, and its questions reach `prompts`.
+   */
+  askpass(): Promise<AskpassServer> {
+    this.askpassServer ??= AskpassServer.start(
+      this.opts.runtimeDir
+        ? join(this.opts.runtimeDir, "askpass")
+        : join(defaultRuntimeDir(), `askpass-${process.pid}`),
+      this.prompts,
+      this.opts.log,
+    );
+    return this.askpassServer;
+  }
+
   /** Close every connection (daemon shutdown). */
   async close(): Promise<void> {
     this.closed = true;
+    this.prompts.close();
+    for (const e of this.entries.values()) clearTimeout(e.linger);
+    const askpass = this.askpassServer;
+    this.askpassServer = undefined;
+    if (askpass) await askpass.then((a) => a.close()).catch(() => undefined);
     for (const e of this.entries.values()) e.conn.close();
     this.entries.clear();
   }

@@ -125,3 +125,13 @@ export function daemonWithPoolPerBlock(
   }, 30000);
   return held;
 }
+
+/**
+ * End an ssh2 link's client from this side (its `down` follows, then a reconnect), leaving the
+ * server's other connections alone. Reaches past the link's interface on purpose: tests only.
+ */
+export function endSsh2Link(link: unknown): void {
+  const client = (link as { client?: { end(): void } }).client;
+  if (!client) throw new Error("not a connected ssh2 link");
+  client.end();
+}

@@ -45,11 +45,13 @@ export interface AuthPlan {
   described: string[];
   /** problems with configured keys (missing, unreadable, wrong passphrase) */
   problems: string[];
+  /** encrypted keys without a passphrase in the environment: asked for when someone can answer */
+  deferred: Array<{ file: string; data: Buffer }>;
 }
 
 /** Build the authentication methods for one hop, or throw SSH_AUTH when there is none. */
 export function planAuth(host: ResolvedHost, opts: AuthOptions = {}): AuthPlan {
-  const plan: AuthPlan = { methods: [], described: [], problems: [] };
+  const plan: AuthPlan = { methods: [], described: [], problems: [], deferred: [] };
   const username = host.user;
   const agentPath =
     host.identityAgent === "none" ? undefined : (host.identityAgent ?? process.env.SSH_AUTH_SOCK);
@@ -84,9 +86,10 @@ export function planAuth(host: ResolvedHost, opts: AuthOptions = {}): AuthPlan {
     const key = parseCached(data, passphrase);
     if (key instanceof Error) {
       const encrypted = /encrypted|passphrase|decrypt/i.test(key.message);
-      if (encrypted && passphrase === undefined)
+      if (encrypted && passphrase === undefined) {
         plan.problems.push(`identity file ${file} is encrypted and $${envName} is not set`);
-      else if (encrypted)
+        plan.deferred.push({ file, data });
+      } else if (encrypted)
         plan.problems.push(
           `identity file ${file} could not be decrypted with the passphrase in $${envName}`,
         );
@@ -103,15 +106,18 @@ export function planAuth(host: ResolvedHost, opts: AuthOptions = {}): AuthPlan {
     plan.methods.push({ type: "publickey", username, key });
     plan.described.push(`key ${file} (${key.type})`);
   }
-  if (plan.methods.length === 0) {
-    throw new SidecarError(
-      "SSH_AUTH",
-      `No way to authenticate to ${host.user}@${host.hostName}:${host.port} (target \`${host.target}\`): ${plan.problems.length > 0 ? plan.problems.join("; ") : "no ssh-agent ($SSH_AUTH_SOCK unset) and no identity file (~/.ssh/id_ed25519, id_ecdsa, id_rsa)"}. ` +
-        `Start an ssh-agent with your key, or set IdentityFile for this host in your ssh config.`,
-      { data: { target: host.target, problems: plan.problems } },
-    );
-  }
+  if (plan.methods.length === 0 && !opts.allowEmpty) throw noWayToAuthenticate(host, plan);
   return plan;
+}
+
+/** SSH_AUTH before any key is offered: nothing configured can be used. */
+export function noWayToAuthenticate(host: ResolvedHost, plan: AuthPlan): SidecarError {
+  return new SidecarError(
+    "SSH_AUTH",
+    `No way to authenticate to ${host.user}@${host.hostName}:${host.port} (target \`${host.target}\`): ${plan.problems.length > 0 ? plan.problems.join("; ") : "no ssh-agent ($SSH_AUTH_SOCK unset) and no identity file (~/.ssh/id_ed25519, id_ecdsa, id_rsa)"}. ` +
+      `Start an ssh-agent with your key, or set IdentityFile for this host in your ssh config.`,
+    { data: { target: host.target, problems: plan.problems } },
+  );
 }
 
 /** The SSH_AUTH error after the server refused every method. */

@@ -38,6 +38,8 @@ export class Ssh2Link extends EventEmitter implements SshLink {
   generation = 0;
   reconnects = 0;
   lastError: SidecarError | undefined;
+  /** questions to the user open for this connection now: waiters wait for them (ready) */
+  asking = 0;
   private hops: Hop[] = [];
   private connectedAt: number | undefined;
   private attempt = 0;
@@ -211,7 +213,12 @@ export class Ssh2Link extends EventEmitter implements SshLink {
             : new SidecarError("SSH_CONNECT", `The connection to \`${this.target}\` is closed`),
         );
       };
-      const timer = setTimeout(() => {
+      const expire = (): void => {
+        // a user typing a code for the reconnect is not a dead link: wait for the answer
+        if (this.asking > 0) {
+          timer = setTimeout(expire, 1000);
+          return;
+        }
         cleanup();
         reject(
           new SidecarError(
@@ -220,7 +227,8 @@ export class Ssh2Link extends EventEmitter implements SshLink {
             { data: { target: this.target, state: this.state } },
           ),
         );
-      }, timeoutMs);
+      };
+      let timer = setTimeout(expire, timeoutMs);
       const cleanup = (): void => {
         clearTimeout(timer);
         this.off("ready", onReady);
