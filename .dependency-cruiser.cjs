@@ -12,6 +12,7 @@ const LAYERS = [
   ["tunnels", "^src/tunnels/"],
   ["client", "^src/client/"],
   ["blocks", "^src/blocks/"],
+  // src/ssh/ssh2/ (the ssh2 transport behind src/ssh/link.ts) is part of the ssh layer
   ["ssh", "^src/ssh/"],
   ["rpc", "^src/rpc/"],
   ["base", "^src/(errors|error-codes|exit-codes|events|version)\\.ts$|^src/util/|^src/remote/"],
@@ -41,6 +42,22 @@ module.exports = {
       severity: "error",
       from: {},
       to: { circular: true },
+    },
+    {
+      name: "ssh2-only-in-its-transport",
+      comment:
+        "ssh2 is one transport behind SshLink (src/ssh/link.ts): only src/ssh/ssh2/ imports it, types included (docs/ssh.md)",
+      severity: "error",
+      from: { path: "^src/", pathNot: "^src/ssh/ssh2/" },
+      to: { path: "(^|/)node_modules/(@types/)?ssh2/|^ssh2$" },
+    },
+    {
+      name: "transports-only-behind-the-link",
+      comment:
+        "services reach a connection through Hosts/SshLease and SshLink, never a transport's module (docs/ssh.md)",
+      severity: "error",
+      from: { path: "^src/", pathNot: "^src/ssh/" },
+      to: { path: "^src/ssh/ssh2/" },
     },
     {
       name: "every-module-has-a-layer",

@@ -12,7 +12,7 @@ import { loadavg } from "node:os";
 import { createInterface } from "node:readline";
 import getPort from "get-port";
 import { EventBus } from "../src/events.js";
-import { cipherList } from "../src/ssh/connect.js";
+import { cipherList } from "../src/ssh/ssh2/connect.js";
 import { SshConnections } from "../src/ssh/connections.js";
 import { TunnelManager } from "../src/tunnels/manager.js";
 import { stopAll } from "../test/testbed/registry.js";

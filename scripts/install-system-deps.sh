@@ -7,6 +7,7 @@ PACKAGES=(
   openssh-server openssh-client rsync iproute2
   slurmctld slurmd slurm-client munge
   procps psmisc
+  libpam-google-authenticator oathtool
   shellcheck
   chromium
 )

@@ -9,6 +9,11 @@ export interface SidecarEvent {
   topic: string;
   ts: number;
   data: Record<string, unknown>;
+  /**
+   * An RPC client (routing identity, hex) that gets this event even without a subscription: the
+   * one that caused it (an `ssh.prompt` goes to the client whose call opened the connection).
+   */
+  to?: string;
 }
 
 export class EventBus {
@@ -19,8 +24,9 @@ export class EventBus {
     this.emitter.setMaxListeners(0);
   }
 
-  emit(topic: string, data: Record<string, unknown>): void {
+  emit(topic: string, data: Record<string, unknown>, opts: { to?: string } = {}): void {
     const event: SidecarEvent = { topic, ts: Date.now(), data };
+    if (opts.to !== undefined) event.to = opts.to;
     this.recent.push(event);
     if (this.recent.length > this.keep) this.recent.shift();
     this.emitter.emit("event", event);

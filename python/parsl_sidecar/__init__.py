@@ -33,6 +33,7 @@ from .errors import (
     UnknownMethod,
     VersionMismatch,
 )
+from .prompts import Prompt
 
 __version__ = "0.1.0"
 
@@ -46,6 +47,7 @@ __all__ = [
     "ExecutorsError",
     "InvalidParams",
     "JobError",
+    "Prompt",
     "SSHError",
     "ShuttingDown",
     "SidecarError",

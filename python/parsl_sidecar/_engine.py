@@ -26,6 +26,7 @@ import zmq
 
 from ._wire import MAX_BATCH, Envelope, read_frames, send_frames
 from .errors import SidecarError, SidecarUnreachable, error_from_code
+from .prompts import PromptHold
 
 __all__ = ["Engine", "Pending", "reply_error"]
 
@@ -38,7 +39,17 @@ _BATCH_BYTES = 1 << 20
 class Pending:
     """One call waiting for its reply."""
 
-    __slots__ = ("body", "deadline", "future", "header", "id", "method", "on_progress", "timeout")
+    __slots__ = (
+        "body",
+        "deadline",
+        "future",
+        "header",
+        "held",
+        "id",
+        "method",
+        "on_progress",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -58,6 +69,8 @@ class Pending:
         self.timeout = timeout
         self.deadline = math.inf if math.isinf(timeout) else time.monotonic() + timeout
         self.on_progress = on_progress
+        # prompt-held seconds when the call started (see Engine.hold)
+        self.held = 0.0
 
 
 def reply_error(payload: Any) -> SidecarError:
@@ -138,6 +151,8 @@ class Engine(threading.Thread):
         self.on_exit: Callable[[], None] | None = None
         # set when the sidecar speaks batches: makes the id of each batch message
         self.batch_id: Callable[[], str] | None = None
+        # time while a prompt of the client is open does not count against call timeouts
+        self.hold: PromptHold | None = None
         self.closed_error: Callable[[str], SidecarError] = lambda method: SidecarUnreachable(
             f"The client closed before {method} was answered"
         )
@@ -243,9 +258,12 @@ class Engine(threading.Thread):
                     size += len(p.header) + len(p.body)
             if not calls:
                 break
+            hold = self.hold
             for p in calls:
                 pending[p.id] = p
                 if p.deadline != math.inf:
+                    if hold is not None:
+                        p.held = hold.held()
                     heapq.heappush(self._deadlines, (p.deadline, p.id))
             if len(calls) == 1 or self.batch_id is None:
                 for p in calls:
@@ -315,8 +333,18 @@ class Engine(threading.Thread):
             self._on_event(header, body)
 
     def _expire(self, now: float) -> None:
+        hold = self.hold
+        later: list[tuple[float, str]] = []
         while self._deadlines and self._deadlines[0][0] <= now:
             _, msg_id = heapq.heappop(self._deadlines)
-            p = self.pending.pop(msg_id, None)
-            if p is not None:
-                _settle(p.future, error=self._timeout_error(p.method, p.timeout))
+            p = self.pending.get(msg_id)
+            if p is None:
+                continue
+            if hold is not None and (hold.active or p.deadline + hold.held() - p.held > now):
+                # a prompt is (or was) open: the deadline moves by the time it was open
+                later.append((max(now + 0.25, p.deadline + hold.held() - p.held), msg_id))
+                continue
+            del self.pending[msg_id]
+            _settle(p.future, error=self._timeout_error(p.method, p.timeout))
+        for item in later:
+            heapq.heappush(self._deadlines, item)

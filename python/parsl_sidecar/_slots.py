@@ -18,6 +18,7 @@ import msgpack
 import zmq
 
 from ._wire import Envelope, read_frames, send_frames
+from .prompts import PromptHold
 
 __all__ = ["Slot", "ThreadSockets", "ThreadState"]
 
@@ -57,20 +58,24 @@ class Slot:
         timeout: float,
         on_progress: Callable[[dict[str, Any]], None] | None,
         closed: Callable[[], bool],
+        hold: PromptHold | None = None,
     ) -> tuple[dict[str, Any], Any] | None:
         """Wait for the reply to ``msg_id``, passing progress on.
 
         Returns the reply's header and body; ``None`` on timeout or when ``closed()`` turns true
-        (looked at every quarter second).
+        (looked at every quarter second). Time while ``hold`` is active (a prompt of this client
+        is open) does not count.
         """
         deadline = time.monotonic() + timeout
+        held = hold.held() if hold is not None else 0.0
         while True:
             wait_ms = _SLICE_MS
             if timeout != math.inf:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                extra = hold.held() - held if hold is not None else 0.0
+                remaining = deadline + extra - time.monotonic()
+                if remaining <= 0 and not (hold is not None and hold.active):
                     return None
-                wait_ms = min(_SLICE_MS, math.ceil(remaining * 1000))
+                wait_ms = max(1, min(_SLICE_MS, math.ceil(remaining * 1000)))
             try:
                 msg = self.receive(envelope, wait_ms)
             except zmq.Again:

@@ -29,6 +29,7 @@ from ._wire import PROTOCOL_VERSION, Envelope, request_parts
 from .connection import ConnectionInfo, read_connection_file, resolve_connection_file
 from .errors import SidecarError, SidecarTimeout, SidecarUnreachable, VersionMismatch
 from .events import Event, Subscription, Subscriptions
+from .prompts import DEFAULT, PromptCallable, PromptHold, answer_prompts, resolve_prompt
 
 __all__ = ["Client", "Event", "Subscription", "connect"]
 
@@ -58,7 +59,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def connect(path: str | os.PathLike[str] | None = None, timeout: float | None = 30.0) -> Client:
+def connect(
+    path: str | os.PathLike[str] | None = None,
+    timeout: float | None = 30.0,
+    *,
+    prompt: PromptCallable | None = DEFAULT,
+) -> Client:
     """Connect to a running sidecar.
 
     Parameters
@@ -68,6 +74,12 @@ def connect(path: str | os.PathLike[str] | None = None, timeout: float | None = 
         in the runtime directory (see :func:`parsl_sidecar.connection.resolve_connection_file`).
     timeout : float or None, optional
         Default seconds a call waits for its reply (``None``: forever). Default 30.
+    prompt : callable or None, optional
+        Answers what SSH servers ask because of this client's calls (a one-time code, a
+        password, a key's passphrase): called with a :class:`~parsl_sidecar.Prompt`, returns
+        the answer (``None``: leave it to others). Default: ``getpass`` when stdin is a
+        terminal, else nothing (see :func:`parsl_sidecar.prompts.default_prompt`). ``None``:
+        this client answers nothing. While a prompt is open, call timeouts stand still.
 
     Returns
     -------
@@ -96,7 +108,15 @@ def connect(path: str | os.PathLike[str] | None = None, timeout: float | None = 
             "start one with `parsl-sidecar serve --detach`",
             data={"path": file, "pid": info.pid},
         )
-    return Client(info, timeout=timeout)
+    client = Client(info, timeout=timeout)
+    answer = resolve_prompt(prompt)
+    if answer is not None:
+        try:
+            client.answer_prompts(answer)
+        except BaseException:
+            client.close()
+            raise
+    return client
 
 
 def _check_timeout(timeout: float | None) -> float:
@@ -138,6 +158,7 @@ class Client:
         self._sockets = ThreadSockets(self._ctx, info.endpoint, self._thread_ended)
         self._engine: Engine | None = None
         self._subs = Subscriptions()
+        self._hold = PromptHold()
         self._closed = False
         self._forked = False
         self._termed = False
@@ -209,7 +230,9 @@ class Client:
         try:
             msg_id = self._next_id()
             slot.send(self._request(state.packer, msg_id, method, body))
-            msg = slot.wait_reply(self._envelope, msg_id, wait, on_progress, self._is_closed)
+            msg = slot.wait_reply(
+                self._envelope, msg_id, wait, on_progress, self._is_closed, self._hold
+            )
         finally:
             with self._lock:
                 slot.busy = False
@@ -291,6 +314,25 @@ class Client:
         for e in res.get("history", []):
             if sub.matches(e["topic"]):
                 callback(Event(e["topic"], e["ts"], e.get("data") or {}))
+        return sub
+
+    def answer_prompts(self, prompt: PromptCallable) -> Subscription:
+        """Answer with ``prompt`` what SSH servers ask because of this client's calls.
+
+        ``connect(prompt=...)`` calls this; call it yourself for a client made otherwise.
+
+        Parameters
+        ----------
+        prompt : callable
+            Called (in a thread of its own, one prompt at a time) with each
+            :class:`~parsl_sidecar.Prompt` line; returns the answer, or ``None`` to leave it.
+
+        Returns
+        -------
+        Subscription
+            ``close()`` it to stop answering.
+        """
+        sub: Subscription = answer_prompts(self, prompt)
         return sub
 
     def _unsubscribe(self, sub: Subscription) -> None:
@@ -416,6 +458,7 @@ class Client:
                     self._renew,
                 )
                 self._engine.closed_error = self._closed_error
+                self._engine.hold = self._hold
                 self._engine.on_exit = self._engine_exited
                 if "batch" in self.info.features:
                     self._engine.batch_id = self._next_id

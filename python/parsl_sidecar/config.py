@@ -44,6 +44,7 @@ from parsl.providers.base import ExecutionProvider
 from ._pool import PoolLink
 from .client import Client, connect
 from .errors import ExecutorsError, SidecarError
+from .prompts import DEFAULT, PromptCallable
 from .providers import (
     SidecarLocalProvider,
     SidecarPBSProProvider,
@@ -200,6 +201,7 @@ def parsl_config(
     owner: str | None = None,
     preflight: bool = True,
     executor_options: dict[str, dict[str, Any]] | None = None,
+    prompt: PromptCallable | None = DEFAULT,
     **overrides: Any,
 ) -> Config:
     """A Parsl ``Config`` whose executors run their workers on the pools of an executors.json.
@@ -224,6 +226,11 @@ def parsl_config(
         Check every pool before returning (default True).
     executor_options : dict, optional
         Extra HighThroughputExecutor keywords per label, e.g. ``{"cpu": {"prefetch_capacity": 4}}``.
+    prompt : callable or None, optional
+        Answers what a pool's login node asks while connecting (a one-time code, a password, a
+        key's passphrase), as in :func:`parsl_sidecar.connect`: called with a
+        :class:`~parsl_sidecar.Prompt`, returns the answer. Default: ``getpass`` in a terminal,
+        else nothing. With ``client`` given, it is added to that client.
     **overrides
         Keywords for ``parsl.config.Config`` (``retries``, ``run_dir``, ``strategy``...).
 
@@ -244,7 +251,10 @@ def parsl_config(
     if executors is None:
         executors = os.environ.get("PARSL_SIDECAR_EXECUTORS") or "executors.json"
     path = os.path.abspath(os.fspath(executors))
-    client = client if client is not None else connect(connection_file)
+    if client is None:
+        client = connect(connection_file, prompt=prompt)
+    elif prompt is not DEFAULT and prompt is not None:
+        client.answer_prompts(prompt)
     owner = owner or default_owner()
     params: dict[str, Any] = {"path": path, "owner": owner, "owner_pid": os.getpid(), "reuse": True}
     if labels:

@@ -14,6 +14,7 @@ EXPECTED = [
     "ExecutorsError",
     "InvalidParams",
     "JobError",
+    "Prompt",
     "SSHError",
     "ShuttingDown",
     "SidecarError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import urllib.request
 
@@ -68,3 +69,54 @@ def test_slurm_over_ssh() -> None:
         )
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "0"
+
+
+def _ssh(
+    config: str, alias: str, cmd: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, **(env or {})}
+    return subprocess.run(
+        ["ssh", "-F", config, alias, cmd], capture_output=True, text=True, timeout=30, env=full
+    )
+
+
+@pytest.mark.timeout(60)
+def test_cert_node() -> None:
+    with testbed_up("cert") as n:
+        ok = _ssh(n["configPath"], n["alias"], "echo ok")
+        assert ok.stdout.strip() == "ok", ok.stderr
+        expired = _ssh(n["configPath"], n["expiredAlias"], "true")
+        assert expired.returncode == 255
+        assert "Permission denied" in expired.stderr
+    assert not _alive(n["sshd"]["pid"])
+
+
+def _skip_unless_root(what: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip(f"SKIPPED LOUDLY: {what} needs root")
+
+
+@pytest.mark.timeout(60)
+def test_otp_node_code_from_python() -> None:
+    _skip_unless_root("the TOTP node (a PAM service file in /etc/pam.d)")
+    with testbed_up("otp") as n:
+        code = subprocess.run(n["codeCommand"], capture_output=True, text=True, check=True)
+        assert len(code.stdout.strip()) == 6
+        ok = _ssh(n["configPath"], n["alias"], "echo ok", n["askpassEnv"])
+        assert ok.stdout.strip() == "ok", ok.stderr
+        wrong = _ssh(n["configPath"], n["alias"], "true", n["wrongAskpassEnv"])
+        assert "Permission denied" in wrong.stderr
+    assert not os.path.exists(f"/etc/pam.d/{n['pamService']}")
+
+
+@pytest.mark.timeout(60)
+def test_proxycommand_node() -> None:
+    _skip_unless_root("the ProxyCommand node (network namespaces)")
+    if os.environ.get("PSC_TESTBED_NO_NETNS") == "1":
+        pytest.skip(
+            "SKIPPED LOUDLY: the ProxyCommand node needs namespaces; PSC_TESTBED_NO_NETNS=1"
+        )
+    with testbed_up("proxycommand") as n:
+        ok = _ssh(n["configPath"], n["alias"], "echo $SSH_CONNECTION")
+        assert ok.stdout.split()[2] == n["compute"]["addr"], ok.stderr
+    assert not _alive(n["target"]["pid"])

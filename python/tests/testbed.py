@@ -1,4 +1,4 @@
-"""Start test bed servers (sshd, S3, GCS, Slurm, namespaces) from Python tests.
+"""Start test bed servers (sshd, login nodes, S3, GCS, Slurm, namespaces) from Python tests.
 
 Launches ``test/testbed/cli.ts up KIND`` with the repository's tsx, reads the one JSON line it
 prints, and stops everything by closing its stdin when the context exits.
@@ -73,7 +73,9 @@ def testbed_up(kind: str, *, start_timeout: float = 60.0, **opts: Any) -> Iterat
     Parameters
     ----------
     kind
-        ``"sshd"``, ``"s3"``, ``"gcs"``, ``"slurm"`` or ``"topology"``.
+        ``"sshd"``, ``"s3"``, ``"gcs"``, ``"slurm"``, ``"topology"``, or a login node:
+        ``"cert"`` (certificates only), ``"otp"`` (key, then a TOTP code; root) or
+        ``"proxycommand"`` (behind a jump host; root, namespaces).
     start_timeout
         Seconds to wait for the JSON line.
     **opts

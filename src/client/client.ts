@@ -27,6 +27,8 @@ interface Pending {
   resolve(value: unknown): void;
   reject(err: unknown): void;
   timer: NodeJS.Timeout | undefined;
+  /** (re)start the call's timer with its full timeout; undefined when it waits forever */
+  arm: (() => void) | undefined;
   onProgress: ((data: Record<string, unknown>) => void) | undefined;
   method: string;
 }
@@ -45,7 +47,9 @@ export class SidecarClient {
   private readonly out = new SendQueue(this.socket);
   private readonly pending = new Map<string, Pending>();
   private readonly key: Buffer;
-  private readonly session = randomBytes(6).toString("hex");
+  /** this client's session: every message id is `SESSION-N` (prompts name it as their cause) */
+  readonly session = randomBytes(6).toString("hex");
+  private paused = 0;
   private readonly eventHandlers = new Set<(e: SidecarEvent) => void>();
   private counter = 0;
   private closed = false;
@@ -84,28 +88,49 @@ export class SidecarClient {
     const header: Header = { v: PROTOCOL_VERSION, id, type: "request", method, ts: Date.now() };
     const timeout = opts.timeout ?? 30_000;
     return new Promise<T>((resolve, reject) => {
-      const timer =
-        timeout > 0
-          ? setTimeout(() => {
-              this.pending.delete(id);
-              reject(
-                new SidecarError(
-                  "TIMEOUT",
-                  `No reply to ${method} within ${timeout} ms from the sidecar at ${this.info.endpoint} (pid ${this.info.pid}); is it running?`,
-                  { data: { method, timeout_ms: timeout } },
-                ),
-              );
-            }, timeout)
-          : undefined;
-      this.pending.set(id, {
+      const entry: Pending = {
         resolve: resolve as (v: unknown) => void,
         reject,
-        timer,
+        timer: undefined,
+        arm: undefined,
         onProgress: opts.onProgress,
         method,
-      });
+      };
+      if (timeout > 0) {
+        entry.arm = () => {
+          clearTimeout(entry.timer);
+          entry.timer = setTimeout(() => {
+            this.pending.delete(id);
+            reject(
+              new SidecarError(
+                "TIMEOUT",
+                `No reply to ${method} within ${timeout} ms from the sidecar at ${this.info.endpoint} (pid ${this.info.pid}); is it running?`,
+                { data: { method, timeout_ms: timeout } },
+              ),
+            );
+          }, timeout);
+        };
+        if (this.paused === 0) entry.arm();
+      }
+      this.pending.set(id, entry);
       this.out.push(pack(this.key, header, params));
     });
+  }
+
+  /**
+   * Stop every call's timeout (a server's question is waiting for the user, who may take
+   * minutes); the returned function starts them again, each with its full time.
+   */
+  pauseTimeouts(): () => void {
+    this.paused++;
+    for (const p of this.pending.values()) clearTimeout(p.timer);
+    let resumed = false;
+    return () => {
+      if (resumed) return;
+      resumed = true;
+      this.paused--;
+      if (this.paused === 0) for (const p of this.pending.values()) p.arm?.();
+    };
   }
 
   /** Receive events (topics by prefix, all when empty); the lease is renewed while subscribed. */

@@ -107,7 +107,7 @@ export function builtinModule(
           ),
         }),
         handler: (p, call) => ({
-          lease_ms: deps.server().subscribe(call.client, p.topics),
+          lease_ms: deps.server().subscribe(call.client, p.topics, call.requestId),
           history: p.history ? ctx.events.history(p.topics) : [],
         }),
       }),

@@ -110,6 +110,7 @@ export class Daemon {
       requestShutdown: (reason) => {
         setImmediate(() => void daemon?.close(reason));
       },
+      listening: (session, topic) => server.listening(session, topic),
     };
     const server = new RpcServer(key, registry, events, log);
     let bound = endpoint;

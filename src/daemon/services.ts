@@ -46,7 +46,7 @@ export async function serviceModules(ctx: DaemonContext): Promise<ServiceModule[
   });
   modules.push(jobs);
   modules.push(stagingModule(ctx, { hosts: ssh.connections }));
-  modules.push(webModule(ctx));
+  modules.push(webModule(ctx, { prompts: ssh.connections.prompts }));
   modules.push(envModule(ctx, { hosts: ssh.connections, jobs: jobs.service }));
   return modules;
 }

@@ -1,5 +1,5 @@
 /** Small shell helpers over a Host: checked exec, ~ paths, file upload, atomic writes, temp dirs. */
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { SidecarError, type ErrorCode } from "../errors.js";
 import { shellQuote, type ExecOptions, type ExecResult, type Host } from "../ssh/host.js";
 import type { SshLease } from "../ssh/connections.js";
@@ -61,24 +61,24 @@ export async function writeHostFile(
   );
 }
 
-/** Copy a local file to the host (SFTP when the lease offers it, else streamed through `cat`). */
+/** Copy a local file to the host (an SSH lease's putFile: SFTP or `cat`; `cp` here). */
 export async function putFile(host: Host, localPath: string, remotePath: string): Promise<void> {
-  const size = (await stat(localPath)).size;
   // an SSH lease (isSshLease without loading the pool, which the CLI's local path does not need)
-  if (!host.isLocal && "connection" in host && "sftp" in host && size > 1024 * 1024) {
-    const sftp = await (host as SshLease).sftp();
+  if (!host.isLocal && "connection" in host) {
     try {
-      await new Promise<void>((res, rej) =>
-        sftp.fastPut(localPath, remotePath, (err) => (err ? rej(err) : res())),
-      );
+      await (host as SshLease).connection.putFile(localPath, remotePath);
     } catch (err) {
+      // the copy failed (it names its path): the environment's failure; a lost connection or a
+      // refused session stays the SSH error it is, as for every command
+      const copy = err instanceof SidecarError && err.data?.path === remotePath;
+      if (err instanceof SidecarError && !copy) throw err;
       throw new SidecarError(
         "ENV_FAILED",
-        `Cannot copy ${localPath} to ${host.target}:${remotePath}: ${(err as Error).message}`,
+        copy
+          ? err.message
+          : `Cannot copy ${localPath} to ${host.target}:${remotePath}: ${(err as Error).message}`,
         { cause: err },
       );
-    } finally {
-      sftp.end();
     }
     return;
   }

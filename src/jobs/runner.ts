@@ -4,6 +4,7 @@
  * watchdogs, and the teardown in order: COMMAND's processes, then remote workers and scheduler
  * jobs, then tunnels and relays.
  */
+import { withCause } from "../rpc/call-cause.js";
 import { hostname } from "node:os";
 import { EXIT } from "../exit-codes.js";
 import type { EventBus } from "../events.js";
@@ -240,7 +241,8 @@ export class JobRunner {
         log: this.deps.log,
       };
       try {
-        const out = await p.prepare(ctx);
+        // a server's question while preparing (a code for a pool) is the job's to answer
+        const out = await withCause({ job: this.id }, () => p.prepare(ctx));
         if (out?.env) env = { ...env, ...out.env };
         if (out?.command?.length) command = out.command;
       } catch (err) {

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { SidecarError, toSidecarError, type ErrorPayload } from "../errors.js";
-import { type EventBus, matches } from "../events.js";
+import { type EventBus, matches, type SidecarEvent } from "../events.js";
 import type { Logger } from "../util/logger.js";
 import { describeValue } from "../util/validation.js";
 import {
@@ -18,6 +18,7 @@ import {
   type Header,
   type MessageType,
 } from "./envelope.js";
+import { sessionOfId, withCause } from "./call-cause.js";
 import type { CallContext, Registry } from "./registry.js";
 import { ReplayGuard } from "./replay-guard.js";
 import { ZmtpRouter } from "./zmtp/router.js";
@@ -42,6 +43,8 @@ export interface ServerStats {
 interface Subscription {
   prefixes: string[];
   expires: number;
+  /** the subscriber's session (its message ids are SESSION-N), when its ids have that form */
+  session: string | undefined;
 }
 
 const SUBSCRIPTION_LEASE_MS = 60_000;
@@ -96,15 +99,30 @@ export class RpcServer {
 
   async bind(endpoint: string): Promise<string> {
     const bound = await this.socket.bind(endpoint);
-    this.unlisten = this.events.on([], (e) => this.publish(e.topic, e));
+    this.unlisten = this.events.on([], (e) => this.publish(e));
     return bound;
   }
 
-  /** Subscribe a client (by routing identity) to topics for a lease that the client renews. */
-  subscribe(client: string, prefixes: string[]): number {
+  /**
+   * Subscribe a client (by routing identity) to topics for a lease that the client renews.
+   * `requestId` (the subscribe call's id) tells the client's session.
+   */
+  subscribe(client: string, prefixes: string[], requestId = ""): number {
     const expires = Date.now() + SUBSCRIPTION_LEASE_MS;
-    this.subscriptions.set(client, { prefixes, expires });
+    this.subscriptions.set(client, { prefixes, expires, session: sessionOfId(requestId) });
     return SUBSCRIPTION_LEASE_MS;
+  }
+
+  /**
+   * Whether a client of `session` (from any of its sockets) holds a live subscription that gets
+   * events of `topic`: how the prompt broker knows a caller will answer its prompts.
+   */
+  listening(session: string, topic: string): boolean {
+    const now = Date.now();
+    for (const sub of this.subscriptions.values())
+      if (sub.session === session && sub.expires >= now && matches(sub.prefixes, topic))
+        return true;
+    return false;
   }
 
   unsubscribe(client: string): void {
@@ -115,17 +133,26 @@ export class RpcServer {
     return this.subscriptions.size;
   }
 
-  private publish(topic: string, event: unknown): void {
-    if (this.subscriptions.size === 0) return;
-    const now = Date.now();
-    for (const [client, sub] of this.subscriptions) {
-      if (sub.expires < now) {
-        this.subscriptions.delete(client);
-        continue;
+  private publish(event: SidecarEvent): void {
+    const { topic, to } = event;
+    // the wire body is {topic, ts, data}: who it is addressed to stays here
+    const body = to === undefined ? event : { topic, ts: event.ts, data: event.data };
+    let reachedTo = false;
+    if (this.subscriptions.size > 0) {
+      const now = Date.now();
+      for (const [client, sub] of this.subscriptions) {
+        if (sub.expires < now) {
+          this.subscriptions.delete(client);
+          continue;
+        }
+        if (matches(sub.prefixes, topic)) {
+          this.send(Buffer.from(client, "hex"), "event", undefined, body, topic);
+          if (client === to) reachedTo = true;
+        }
       }
-      if (matches(sub.prefixes, topic))
-        this.send(Buffer.from(client, "hex"), "event", undefined, event, topic);
     }
+    if (to !== undefined && !reachedTo && /^[0-9a-f]+$/.test(to))
+      this.send(Buffer.from(to, "hex"), "event", undefined, body, topic);
   }
 
   private nextId(): string {
@@ -291,7 +318,10 @@ export class RpcServer {
     this.stats.inFlight = this.inFlight.size;
     let result: unknown;
     try {
-      result = this.registry.start(header.method, body, ctx);
+      // what the call starts (an SSH connection that asks for a code) knows who to ask
+      const method = header.method;
+      const cause = { client, session: sessionOfId(header.id), request: header.id, method };
+      result = withCause(cause, () => this.registry.start(method, body, ctx));
     } catch (err) {
       return this.finish(key, { error: this.failure(header.method, err) }, reply);
     }

@@ -19,6 +19,11 @@ export interface DaemonContext {
   hasMethod(method: string): boolean;
   /** ask the daemon to shut down (after the current reply is sent) */
   requestShutdown(reason: string): void;
+  /**
+   * Whether an RPC client of `session` is subscribed to events of `topic` (absent: no RPC, as
+   * in tests of one service).
+   */
+  listening?(session: string, topic: string): boolean;
 }
 
 export interface ServiceModule {

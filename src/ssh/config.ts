@@ -46,6 +46,18 @@ export interface ResolvedHost {
   configFile?: string;
   /** true when a Host/Match section other than `Host *` matched */
   matchedSection: boolean;
+  /** `BatchMode yes`: no questions asked of the user (no codes, passwords, passphrases) */
+  batchMode: boolean;
+  /** `KbdInteractiveAuthentication` (or ChallengeResponseAuthentication), default yes */
+  kbdInteractiveAuthentication: boolean;
+  /** `PasswordAuthentication`, default yes */
+  passwordAuthentication: boolean;
+  /** `NumberOfPasswordPrompts`: tries of a code or password, default 3 */
+  numberOfPasswordPrompts: number;
+  /** What only OpenSSH can do (the built-in ssh2 transport names them when they matter). */
+  proxyCommand?: string;
+  certificateFiles: string[];
+  gssapiAuthentication: boolean;
 }
 
 /** Which config file to read: explicit path, $PARSL_SIDECAR_SSH_CONFIG, else ~/.ssh/config. */
@@ -150,6 +162,13 @@ function policy(v: string | undefined): { policy: HostKeyPolicy; explicit: boole
   if (s === "no" || s === "off") return { policy: "no", explicit: true };
   // `yes`, and `ask` (no one to ask here): unknown hosts are refused
   return { policy: "yes", explicit: true };
+}
+
+/** An ssh_config yes/no flag (`true`/`false` too, as OpenSSH takes them). */
+function yes(v: string | undefined, fallback: boolean): boolean {
+  if (v === undefined) return fallback;
+  const s = v.toLowerCase();
+  return s === "yes" || s === "true";
 }
 
 function seconds(v: string | undefined, what: string, file: string | undefined): number {
@@ -258,6 +277,18 @@ export function resolveTarget(
     hashKnownHosts: (get("hashknownhosts") ?? "no").toLowerCase() === "yes",
     connectTimeout: seconds(get("connecttimeout"), "ConnectTimeout", file),
     matchedSection,
+    batchMode: yes(get("batchmode"), false),
+    kbdInteractiveAuthentication: yes(
+      get("kbdinteractiveauthentication") ?? get("challengeresponseauthentication"),
+      true,
+    ),
+    passwordAuthentication: yes(get("passwordauthentication"), true),
+    numberOfPasswordPrompts:
+      get("numberofpasswordprompts") === undefined
+        ? 3
+        : seconds(get("numberofpasswordprompts"), "NumberOfPasswordPrompts", file),
+    certificateFiles: list(cfg.certificatefile).map((f) => expandTokens(f, tk)),
+    gssapiAuthentication: yes(get("gssapiauthentication"), false),
   };
   if (agent !== undefined)
     out.identityAgent =
@@ -271,6 +302,9 @@ export function resolveTarget(
             );
   const alias = get("hostkeyalias");
   if (alias !== undefined) out.hostKeyAlias = alias;
+  const proxyCommand = get("proxycommand");
+  if (proxyCommand !== undefined && proxyCommand.toLowerCase() !== "none")
+    out.proxyCommand = proxyCommand;
   if (file !== undefined) out.configFile = file;
   return out;
 }

@@ -1,14 +1,13 @@
 /**
- * SshConnections: the only owner of SSH connections. One connection per target, shared by every
- * lease (exec, spawn, SFTP, tunnels), opened on first acquire and closed with the last release.
+ * SshConnections: the only owner of SSH connections. One connection (an SshLink) per target,
+ * shared by every lease (exec, spawn, file copies, tunnels), opened on first acquire and closed
+ * with the last release.
  */
-import type { ClientChannel, SFTPWrapper } from "ssh2";
 import { SidecarError } from "../errors.js";
 import type { EventBus } from "../events.js";
 import type { Logger } from "../util/logger.js";
 import type { AuthOptions } from "./auth.js";
 import { loadConfig, resolveChain } from "./config.js";
-import { SshConnection, type ConnectionInfo, type ReconnectPolicy } from "./connection.js";
 import type {
   ExecOptions,
   ExecResult,
@@ -17,15 +16,17 @@ import type {
   HostProcess,
   SpawnOptions,
 } from "./host.js";
+import type { ConnectionInfo, SshLink } from "./link.js";
+import type { ReconnectPolicy } from "./link-settings.js";
 import { LocalHost } from "./local-host.js";
-import {
-  killGroupCommand,
-  openExec,
-  remoteExec,
-  remoteSpawn,
-  type RemoteExecDeps,
-} from "./ssh-exec.js";
+import { killGroupCommand, remoteExec, remoteSpawn, type RemoteExecDeps } from "./ssh-exec.js";
+import { Ssh2Link } from "./ssh2/link.js";
 import { isLocalTarget } from "./target.js";
+import { currentCause } from "../rpc/call-cause.js";
+import { PromptBroker } from "./prompts/broker.js";
+import { AskpassServer } from "./prompts/askpass-server.js";
+import { defaultRuntimeDir } from "../rpc/connection-file.js";
+import { join } from "node:path";
 
 export interface SshConnectionsOptions {
   events?: EventBus;
@@ -44,27 +45,36 @@ export interface SshConnectionsOptions {
   waitReadyMs?: number;
   /** session channels per connection @default 10 */
   maxSessions?: number;
+  /**
+   * Where questions of servers (codes, passwords, passphrases) go @default a broker with no one
+   * but SSH_ASKPASS to ask (add attendants to `prompts`)
+   */
+  prompts?: PromptBroker;
+  /** private directory for the askpass helper's socket @default <runtime dir>/askpass-<pid> */
+  runtimeDir?: string;
+  /**
+   * How long a connection the user typed a code (or password) for stays open after its last
+   * lease, so that the next step of the same work does not ask again @default 600000
+   */
+  promptedLingerMs?: number;
 }
 
 interface Entry {
-  conn: SshConnection;
+  conn: SshLink;
   opening: Promise<void>;
   leases: Map<number, string>;
+  /** the user answered a question to open it: it outlives its last lease (promptedLingerMs) */
+  prompted: boolean;
+  linger: NodeJS.Timeout | undefined;
 }
 
 /** What an SSH lease offers besides HostLease, for src modules (not over RPC). */
 export interface SshLease extends HostLease {
   readonly isLocal: false;
-  readonly connection: SshConnection;
-  /** a new SFTP session on the connection (the caller ends it) */
-  sftp(): Promise<SFTPWrapper>;
-  /** a direct-tcpip channel from the pool host to dstHost:dstPort */
-  forwardOut(
-    dstHost: string,
-    dstPort: number,
-    srcHost?: string,
-    srcPort?: number,
-  ): Promise<ClientChannel>;
+  /** the target's connection, whatever carries it (src/ssh/link.ts) */
+  readonly connection: SshLink;
+  /** how long this pool's commands wait for a reconnect (`waitReadyMs`), for link calls that take a wait */
+  readonly waitReadyMs: number;
 }
 
 export function isSshLease(lease: HostLease): lease is SshLease {
@@ -75,8 +85,13 @@ export class SshConnections implements Hosts {
   private readonly entries = new Map<string, Entry>();
   private nextLease = 1;
   private closed = false;
+  /** asks the user what servers ask (docs/ssh.md, "How prompts reach you") */
+  readonly prompts: PromptBroker;
+  private askpassServer: Promise<AskpassServer> | undefined;
 
-  constructor(private readonly opts: SshConnectionsOptions = {}) {}
+  constructor(private readonly opts: SshConnectionsOptions = {}) {
+    this.prompts = opts.prompts ?? new PromptBroker(opts.log ? { log: opts.log } : {});
+  }
 
   /** Borrow `target` (`local`, `user@host[:port]` or an alias) for `owner`. */
   async acquire(target: string, owner: string): Promise<HostLease> {
@@ -91,7 +106,20 @@ export class SshConnections implements Hosts {
     if (!entry) {
       const chain = resolveChain(target, loadConfig(this.opts.configPath));
       const conn = this.newConnection(target, chain);
-      const created: Entry = { conn, opening: conn.open(), leases: new Map() };
+      const created: Entry = {
+        conn,
+        opening: conn.open(),
+        leases: new Map(),
+        prompted: false,
+        linger: undefined,
+      };
+      conn.once("prompted", () => {
+        created.prompted = true;
+      });
+      // a lingering connection (no lease) that drops is not reconnected: no one to ask for
+      conn.on("down", () => {
+        if (created.leases.size === 0) this.dropIdle(created);
+      });
       entry = created;
       this.entries.set(target, entry);
       created.opening.catch(() => {
@@ -100,6 +128,8 @@ export class SshConnections implements Hosts {
       });
     }
     const id = this.nextLease++;
+    clearTimeout(entry.linger);
+    entry.linger = undefined;
     entry.leases.set(id, owner);
     try {
       await entry.opening;
@@ -110,10 +140,14 @@ export class SshConnections implements Hosts {
     return this.lease(entry, id);
   }
 
-  private newConnection(target: string, chain: ReturnType<typeof resolveChain>): SshConnection {
+  private newConnection(target: string, chain: ReturnType<typeof resolveChain>): SshLink {
     const host = chain[chain.length - 1]!;
     const o = this.opts;
-    const conn = new SshConnection(target, chain, {
+    // a question while opening goes to whoever caused the connection; on a reconnect, to no one in particular
+    const cause = currentCause();
+    const causeNow = () => (conn.state === "connecting" ? cause : undefined);
+    const broker = this.prompts;
+    const conn: Ssh2Link = new Ssh2Link(target, chain, {
       auth: o.auth ?? {},
       keepaliveMs:
         host.serverAliveInterval > 0 ? host.serverAliveInterval * 1000 : (o.keepaliveMs ?? 15_000),
@@ -125,7 +159,21 @@ export class SshConnections implements Hosts {
         host.connectTimeout > 0 ? host.connectTimeout * 1000 : (o.readyTimeoutMs ?? 20_000),
       reconnect: { initialMs: o.reconnect?.initialMs ?? 100, maxMs: o.reconnect?.maxMs ?? 10_000 },
       maxSessions: o.maxSessions ?? 10,
+      waitReadyMs: o.waitReadyMs ?? 30_000,
       log: (msg, data) => o.log?.info(data ?? {}, msg),
+      prompts: {
+        ask: async (q, signal) => {
+          conn.asking++;
+          try {
+            const answers = await broker.ask(q, causeNow(), signal);
+            conn.emit("prompted");
+            return answers;
+          } finally {
+            conn.asking--;
+          }
+        },
+        canAsk: (q) => broker.canAsk(q, causeNow()),
+      },
     });
     conn.on("state", (state: string, data: Record<string, unknown>) => {
       o.events?.emit("ssh.state", { ...data, state });
@@ -140,17 +188,11 @@ export class SshConnections implements Hosts {
     const deps: RemoteExecDeps = {
       target: conn.target,
       open: async (command) => {
-        const {
-          value: channel,
-          release,
-          generation,
-        } = await conn.channel(waitMs, (client) => openExec(client, command));
+        const { channel, release, generation } = await conn.exec(command, waitMs);
         return { channel, done: release, gone: conn.ended(generation) };
       },
       killGroup: async (pgid, signal) => {
-        const { value: ch, release } = await conn.channel(waitMs, (client) =>
-          openExec(client, killGroupCommand(pgid, signal)),
-        );
+        const { channel: ch, release } = await conn.exec(killGroupCommand(pgid, signal), waitMs);
         try {
           await new Promise<void>((r) => {
             ch.on("close", () => r());
@@ -169,40 +211,12 @@ export class SshConnections implements Hosts {
       target: conn.target,
       isLocal: false,
       connection: conn,
+      waitReadyMs: waitMs,
       exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
         return remoteExec(deps, command, opts);
       },
       spawn(command: string, opts?: SpawnOptions): Promise<HostProcess> {
         return remoteSpawn(deps, command, opts);
-      },
-      async sftp(): Promise<SFTPWrapper> {
-        const { value: sftp, release } = await conn.channel(
-          waitMs,
-          (client) =>
-            new Promise<SFTPWrapper>((resolve, reject) =>
-              client.sftp((err, s) =>
-                err
-                  ? reject(
-                      new SidecarError(
-                        "SSH_EXEC",
-                        `Cannot open an SFTP session on \`${conn.target}\`: ${err.message}`,
-                        { cause: err },
-                      ),
-                    )
-                  : resolve(s),
-              ),
-            ),
-        );
-        sftp.on("close", release);
-        return sftp;
-      },
-      forwardOut(
-        dstHost: string,
-        dstPort: number,
-        srcHost = "127.0.0.1",
-        srcPort = 0,
-      ): Promise<ClientChannel> {
-        return conn.forwardOut(srcHost, srcPort, dstHost, dstPort, waitMs);
       },
       release(): void {
         if (released) return;
@@ -215,6 +229,18 @@ export class SshConnections implements Hosts {
   private releaseLease(entry: Entry, id: number): void {
     entry.leases.delete(id);
     if (entry.leases.size > 0) return;
+    const lingerMs = this.opts.promptedLingerMs ?? 600_000;
+    if (!entry.prompted || lingerMs <= 0 || this.closed) return this.dropIdle(entry);
+    // the user typed a code for it: keep it a while, as an OpenSSH ControlPersist would
+    clearTimeout(entry.linger);
+    entry.linger = setTimeout(() => this.dropIdle(entry), lingerMs);
+    entry.linger.unref();
+  }
+
+  private dropIdle(entry: Entry): void {
+    if (entry.leases.size > 0) return;
+    clearTimeout(entry.linger);
+    entry.linger = undefined;
     if (this.entries.get(entry.conn.target) === entry) this.entries.delete(entry.conn.target);
     entry.conn.close();
   }
@@ -229,13 +255,33 @@ export class SshConnections implements Hosts {
   }
 
   /** The connection for a target, if one is open. */
-  connection(target: string): SshConnection | undefined {
+  connection(target: string): SshLink | undefined {
     return this.entries.get(target)?.conn;
+  }
+
+  /**
+   * The sidecar's askpass helper and its socket, started on first use: an `ssh` the sidecar
+   * runs gets `register({target, host, cause}).env`, and its questions reach `prompts`.
+   */
+  askpass(): Promise<AskpassServer> {
+    this.askpassServer ??= AskpassServer.start(
+      this.opts.runtimeDir
+        ? join(this.opts.runtimeDir, "askpass")
+        : join(defaultRuntimeDir(), `askpass-${process.pid}`),
+      this.prompts,
+      this.opts.log,
+    );
+    return this.askpassServer;
   }
 
   /** Close every connection (daemon shutdown). */
   async close(): Promise<void> {
     this.closed = true;
+    this.prompts.close();
+    for (const e of this.entries.values()) clearTimeout(e.linger);
+    const askpass = this.askpassServer;
+    this.askpassServer = undefined;
+    if (askpass) await askpass.then((a) => a.close()).catch(() => undefined);
     for (const e of this.entries.values()) e.conn.close();
     this.entries.clear();
   }

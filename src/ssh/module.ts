@@ -4,6 +4,8 @@ import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 import { defineMethod } from "../rpc/registry.js";
 import type { ExecOptions, ExecResult, HostLease } from "./host.js";
 import { isSshLease, SshConnections, type SshConnectionsOptions } from "./connections.js";
+import { PromptBroker } from "./prompts/broker.js";
+import { promptMethods } from "./prompts/methods.js";
 
 const targetSchema = z
   .string()
@@ -22,6 +24,7 @@ const execResultSchema = z.object({
 
 const connectionSchema = z.object({
   target: z.string(),
+  transport: z.enum(["ssh2", "openssh"]),
   state: z.string(),
   host: z.string(),
   port: z.number(),
@@ -63,7 +66,20 @@ export interface SshModule extends ServiceModule {
 
 /** Create the ssh module (and its pool). */
 export function sshModule(ctx: DaemonContext, opts: SshConnectionsOptions = {}): SshModule {
-  const connections = new SshConnections({ events: ctx.events, log: ctx.log, ...opts });
+  const prompts =
+    opts.prompts ??
+    new PromptBroker({
+      events: ctx.events,
+      log: ctx.log,
+      ...(ctx.listening ? { listening: ctx.listening } : {}),
+    });
+  const connections = new SshConnections({
+    events: ctx.events,
+    log: ctx.log,
+    runtimeDir: ctx.runtimeDir,
+    ...opts,
+    prompts,
+  });
   // RPC calls borrow a lease that lingers, so that a burst of ssh.exec reuses one connection.
   const warm = new Map<
     string,
@@ -182,6 +198,7 @@ export function sshModule(ctx: DaemonContext, opts: SshConnectionsOptions = {}):
         result: z.array(connectionSchema),
         handler: () => connections.list(),
       }),
+      ...promptMethods(prompts),
     ],
     status: () => {
       const list = connections.list();

@@ -1,8 +1,8 @@
-/** exec and spawn over an ssh2 session channel, under the process-group wrapper. */
+/** exec and spawn over an SshLink's session channel, under the process-group wrapper. */
 import { PassThrough } from "node:stream";
-import type { Client, ClientChannel } from "ssh2";
 import { SidecarError } from "../errors.js";
 import type { ExecOptions, ExecResult, HostProcess, SpawnOptions } from "./host.js";
+import type { SessionChannel } from "./link.js";
 import { buildScript, killGroupCommand, PgidSniffer, wrapRemote } from "./remote-command.js";
 
 /** Output kept per stream by exec (more is dropped with a note). */
@@ -11,17 +11,18 @@ export const EXEC_MAX_OUTPUT = 64 * 1024 * 1024;
 /** How a session channel is obtained: waits for the connection and a free session slot. */
 export type OpenSession = (
   command: string,
-) => Promise<{ channel: ClientChannel; done: () => void; gone?: Promise<void> }>;
+) => Promise<{ channel: SessionChannel; done: () => void; gone?: Promise<void> }>;
 
 /** How long a channel may still close by itself after its connection went away. */
 const CLOSE_GRACE_MS = 500;
 
 /**
- * ssh2 closes a channel only when its connection ends cleanly; when the connection dies under it
- * the channel may never emit 'end' or 'close', and whoever waits on it would wait forever. Once
- * the connection is gone, end and close it ourselves (the handlers then report a lost connection).
+ * A channel may outlive its connection's death (ssh2 closes channels only when the connection
+ * ends cleanly): it may never emit 'end' or 'close', and whoever waits on it would wait forever.
+ * Once the connection is gone, end and close it ourselves (the handlers then report a lost
+ * connection).
  */
-function closeWhenGone(channel: ClientChannel, gone: Promise<void> | undefined): void {
+export function closeWhenGone(channel: SessionChannel, gone: Promise<void> | undefined): void {
   if (!gone) return;
   let closed = false;
   channel.once("close", () => {
@@ -35,43 +36,6 @@ function closeWhenGone(channel: ClientChannel, gone: Promise<void> | undefined):
       channel.emit("close");
     }, CLOSE_GRACE_MS).unref();
   });
-}
-
-/** Open an exec channel on a client. */
-export function openExec(client: Client, command: string): Promise<ClientChannel> {
-  return new Promise((resolve, reject) => {
-    try {
-      client.exec(command, (err, ch) =>
-        err
-          ? reject(
-              new SidecarError("SSH_EXEC", `Cannot start a remote command: ${err.message}`, {
-                cause: err,
-              }),
-            )
-          : resolve(ch),
-      );
-    } catch (err) {
-      reject(
-        new SidecarError(
-          "SSH_CONNECT",
-          `Cannot start a remote command: ${(err as Error).message}`,
-          { cause: err },
-        ),
-      );
-    }
-  });
-}
-
-/**
- * The exit status ssh2 recorded on the channel. A fast command's exit-status can arrive in the
- * same TCP read as the exec reply, i.e. before the caller (behind an await) listens for 'exit'.
- */
-function recordedExit(
-  channel: ClientChannel,
-): { exitCode: number | null; signal: string | null } | undefined {
-  const e = (channel as unknown as { _exit?: { code?: number | null; signal?: string } })._exit;
-  if (!e || (e.code === undefined && e.signal === undefined)) return undefined;
-  return { exitCode: typeof e.code === "number" ? e.code : null, signal: signalName(e.signal) };
 }
 
 function signalName(sig: string | undefined | null): string | null {
@@ -148,11 +112,6 @@ export async function remoteExec(
       done();
       const rest = sniffer.end();
       if (rest.length > 0) err.add(rest);
-      const missed = gotExit ? undefined : recordedExit(channel);
-      if (missed) {
-        gotExit = true;
-        ({ exitCode, signal } = missed);
-      }
       if (!gotExit && !timedOut) {
         reject(
           new SidecarError(
@@ -238,8 +197,8 @@ export async function remoteSpawn(
         if (rest.length > 0) stderr.write(rest);
         if (!stderr.writableEnded) stderr.end();
         if (exit.exitCode !== null || exit.signal !== null) return resolve(exit);
-        // no exit status: either ssh2 recorded one we missed, or the connection dropped
-        resolve(recordedExit(channel) ?? { ...exit, lost: true });
+        // no exit status: the connection dropped
+        resolve({ ...exit, lost: true });
       });
     },
   );

@@ -58,31 +58,24 @@ export class LocalTunnel extends TunnelBase {
     sock.pause();
     sock.setNoDelay(true);
     const lease = this.lease;
-    lease
-      .forwardOut(
-        this.rec.remote_host,
-        this.rec.remote_port,
-        sock.remoteAddress ?? "127.0.0.1",
-        sock.remotePort ?? 0,
-      )
-      .then(
-        (ch) => {
-          if (this.closing || sock.destroyed) {
-            ch.close();
-            sock.destroy();
-            return;
-          }
-          this.join(sock, ch);
-          sock.resume();
-        },
-        (err: Error) => {
-          this.deps.log?.warn(
-            { id: this.id, err: err.message },
-            "local tunnel: the pool could not connect",
-          );
+    lease.connection.connect(this.rec.remote_host, this.rec.remote_port, lease.waitReadyMs).then(
+      (ch) => {
+        if (this.closing || sock.destroyed) {
+          ch.destroy();
           sock.destroy();
-        },
-      );
+          return;
+        }
+        this.join(sock, ch);
+        sock.resume();
+      },
+      (err: Error) => {
+        this.deps.log?.warn(
+          { id: this.id, err: err.message },
+          "local tunnel: the pool could not connect",
+        );
+        sock.destroy();
+      },
+    );
   }
 
   /** Open and close a channel to remote_host:remote_port from the pool. */
@@ -91,8 +84,12 @@ export class LocalTunnel extends TunnelBase {
     if (!lease) return this.noteCheck({ ok: false, at: Date.now(), error: "not open" });
     const t0 = Date.now();
     try {
-      const ch = await lease.forwardOut(this.rec.remote_host, this.rec.remote_port);
-      ch.close();
+      const ch = await lease.connection.connect(
+        this.rec.remote_host,
+        this.rec.remote_port,
+        lease.waitReadyMs,
+      );
+      ch.destroy();
       return this.noteCheck({ ok: true, at: Date.now(), ms: Date.now() - t0 });
     } catch (err) {
       return this.noteCheck({ ok: false, at: Date.now(), error: (err as Error).message });
@@ -100,7 +97,7 @@ export class LocalTunnel extends TunnelBase {
   }
 
   protected onDown(): void {
-    // the listener stays; new connections wait for the reconnect (forwardOut waits for ready)
+    // the listener stays; new connections wait for the reconnect (connect waits for it)
   }
 
   protected async reopen(): Promise<void> {

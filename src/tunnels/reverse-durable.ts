@@ -5,11 +5,10 @@
  * found again through its control channel; the workers' connections never closed, and resume.
  * Without python3 on the pool it is an ordinary reverse tunnel.
  */
-import type { Client, ClientChannel } from "ssh2";
+import type { Duplex } from "node:stream";
 import type { SshLease } from "../ssh/connections.js";
 import type { TunnelDeps, TunnelSpec } from "./base.js";
 import { DurableHub } from "./durable-hub.js";
-import { unforwardIn } from "./forward-in.js";
 import { startDurableRelay, type Relay } from "./relay.js";
 import { killRelayCommand, relayPortCommand } from "./relay-commands.js";
 import { relayListenHost } from "./relay-placement.js";
@@ -50,22 +49,22 @@ export class DurableReverseTunnel extends ReverseTunnel {
   }
 
   protected override async listen(
-    client: Client,
     opening: boolean,
     wantRemote: number,
     wantDial: number,
   ): Promise<void> {
     if (this.hub && opening) await this.findPython(this.lease!, this.rec.bind !== "loopback");
-    if (!this.hub) return await super.listen(client, opening, wantRemote, wantDial);
+    if (!this.hub) return await super.listen(opening, wantRemote, wantDial);
     const lease = this.lease!;
     const hub = this.hub;
     if (!opening) await this.reclaim(lease, false);
     this.bindAddr = "127.0.0.1";
-    const port = await this.bind(client, opening ? 0 : wantRemote);
+    await this.bind(opening ? 0 : wantRemote);
     if (this.closing) {
-      await unforwardIn(client, this.bindAddr, port);
+      await this.unbind();
       return;
     }
+    const port = this.boundPort;
     this.portChanged(
       "remote_port",
       opening ? 0 : this.rec.remote_port,
@@ -74,7 +73,6 @@ export class DurableReverseTunnel extends ReverseTunnel {
     );
     this.rec.remote_port = port;
     this.rec.reach = "relay";
-    this.route(client, port);
     const relay = this.relay;
     if (!opening && relay && hub.keys) {
       // the relay reads the forwarded port from its state directory at each connect
@@ -186,7 +184,7 @@ export class DurableReverseTunnel extends ReverseTunnel {
     this.ctlWatch.unref();
   }
 
-  protected override onConnection(ch: ClientChannel): void {
+  protected override onConnection(ch: Duplex): void {
     if (this.closing || !this.hub) return super.onConnection(ch);
     this.hub.accept(ch);
   }

@@ -6,12 +6,10 @@
  */
 import { connect, type NetConnectOpts, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import type { Client, ClientChannel } from "ssh2";
 import { SidecarError } from "../errors.js";
 import type { SshLease } from "../ssh/connections.js";
+import type { RemoteListener, SshLink } from "../ssh/link.js";
 import { TunnelBase } from "./base.js";
-import { routeForwarded } from "./dispatch.js";
-import { bindRemote, rebindRemote, unforwardIn } from "./forward-in.js";
 import { startRelay, type Relay } from "./relay.js";
 import {
   chooseReach,
@@ -21,14 +19,17 @@ import {
   relayListenHost,
   type StartRelay,
 } from "./relay-placement.js";
+import { bindRemote, rebindRemote } from "./remote-listen.js";
 import { type PoolSession, ReverseCheck } from "./reverse-check.js";
 import { inspectPool, type PoolInfo, reclaimPool } from "./reverse-pool.js";
 import type { CheckResult } from "./types.js";
 
 export class ReverseTunnel extends TunnelBase {
   protected bindAddr = "127.0.0.1";
-  protected client: Client | undefined;
-  protected unroute: (() => void) | undefined;
+  /** sshd's listener on the pool, on the connection up now */
+  protected listener: RemoteListener | undefined;
+  /** the connection generation being set up: a listen on a later one is the next set-up's */
+  private generation = 0;
   protected relay: Relay | undefined;
   protected python: string | undefined;
   /** the pool-side sshd process of the connection the tunnel was last checked on, and that machine's boot id */
@@ -56,45 +57,56 @@ export class ReverseTunnel extends TunnelBase {
 
   /** Bind sshd's listener (and the relay) wanting these ports (0 = any). */
   private async establish(wantRemote: number, wantDial: number): Promise<void> {
-    const client = await this.lease!.connection.ready(30_000);
-    this.client = client;
-    await this.listen(client, this.rec.state === "opening", wantRemote, wantDial);
+    const link = this.lease!.connection;
+    await link.ready(30_000);
+    this.generation = link.generation;
+    await this.listen(this.rec.state === "opening", wantRemote, wantDial);
   }
 
+  /** The connection being set up, still up (else the set-up fails; the reconnect sets up again). */
+  private link(): SshLink {
+    const link = this.lease!.connection;
+    if (link.generation !== this.generation || link.state !== "ready")
+      throw new SidecarError(
+        "SSH_CONNECT",
+        `The connection to \`${this.rec.target}\` dropped while tunnel ${this.id} was being set up on it`,
+        { data: { target: this.rec.target } },
+      );
+    return link;
+  }
+
+  /** Connections sshd forwards come to the tunnel. */
+  private readonly accept = (conn: Duplex): void => this.onConnection(conn);
+
   /** On a ready connection, bind sshd's listener where workers (or the relay) dial. */
-  protected async listen(
-    client: Client,
-    opening: boolean,
-    wantRemote: number,
-    wantDial: number,
-  ): Promise<void> {
+  protected async listen(opening: boolean, wantRemote: number, wantDial: number): Promise<void> {
     const lease = this.lease!;
     const cluster = this.rec.bind !== "loopback";
     // a relay waits for its old port: end what the dropped connection left first
     if (!opening && this.rec.reach === "relay") await this.reclaim(lease);
     this.bindAddr = cluster ? this.rec.remote_host || "0.0.0.0" : "127.0.0.1";
     // first time in cluster mode: bind any port, then see what sshd really bound
-    let port = await this.bind(client, opening && cluster ? 0 : wantRemote);
-    if (!opening && this.rec.reach !== "relay" && port !== wantRemote && this.session) {
+    await this.bind(opening && cluster ? 0 : wantRemote);
+    if (!opening && this.rec.reach !== "relay" && this.boundPort !== wantRemote && this.session) {
       // the port workers dial is still held: by the dropped connection, most likely
       await this.reclaim(lease);
-      port = await rebindRemote(client, this.bindAddr, port, wantRemote);
+      await this.rebind(wantRemote);
     }
     if (opening && cluster) {
-      const { listeners } = await this.inspect(lease, true, port);
+      const { listeners } = await this.inspect(lease, true, this.boundPort);
       this.rec.reach = chooseReach(this.rec, this.bindAddr, listeners, this.python);
-      if (this.rec.reach !== "relay" && wantRemote !== 0 && wantRemote !== port)
-        port = await rebindRemote(client, this.bindAddr, port, wantRemote);
+      if (this.rec.reach !== "relay" && wantRemote !== 0 && wantRemote !== this.boundPort)
+        await this.rebind(wantRemote);
     }
     if (this.closing) {
-      await unforwardIn(client, this.bindAddr, port);
+      await this.unbind();
       return;
     }
+    const port = this.boundPort;
     const relayed = this.rec.reach === "relay";
     const prevRemote = opening ? (relayed ? 0 : wantRemote) : this.rec.remote_port;
     this.portChanged("remote_port", prevRemote, port, "the port was taken on the pool");
     this.rec.remote_port = port;
-    this.route(client, port);
     if (relayed) await this.startRelay(wantDial);
     else {
       this.portChanged(
@@ -107,16 +119,34 @@ export class ReverseTunnel extends TunnelBase {
     }
   }
 
-  /** sshd listens on bindAddr:`want` (any port if it is taken). */
-  protected bind(client: Client, want: number): Promise<number> {
-    return bindRemote(client, this.bindAddr, want, this.rec.target);
+  /** sshd listens on bindAddr:`want` (any port if it is taken) for this tunnel. */
+  protected async bind(want: number): Promise<void> {
+    this.listener = await bindRemote(
+      this.link(),
+      this.bindAddr,
+      want,
+      this.rec.target,
+      this.accept,
+    );
   }
 
-  /** Connections sshd forwards from bindAddr:port come to this tunnel. */
-  protected route(client: Client, port: number): void {
-    this.unroute = routeForwarded(client, this.bindAddr, port, (_info, accept) =>
-      this.onConnection(accept()),
-    );
+  /** Give back the port bound and listen on `want` instead (any port if it is taken). */
+  private async rebind(want: number): Promise<void> {
+    const have = this.listener!;
+    this.listener = undefined;
+    this.listener = await rebindRemote(this.link(), this.bindAddr, have, want, this.accept);
+  }
+
+  /** The port sshd listens on for the tunnel now. */
+  protected get boundPort(): number {
+    return this.listener?.port ?? 0;
+  }
+
+  /** sshd stops listening for the tunnel. */
+  protected async unbind(): Promise<void> {
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.close();
   }
 
   /** What the pool has (reverse-pool.ts): its python3 and, for `cluster`, the addresses to dial. */
@@ -180,9 +210,9 @@ export class ReverseTunnel extends TunnelBase {
   }
 
   /** A connection sshd forwarded. */
-  protected onConnection(ch: ClientChannel): void {
+  protected onConnection(ch: Duplex): void {
     if (this.closing) {
-      ch.close();
+      ch.destroy();
       return;
     }
     this.onStream(ch);
@@ -225,9 +255,8 @@ export class ReverseTunnel extends TunnelBase {
   }
 
   protected onDown(): void {
-    this.unroute?.();
-    this.unroute = undefined;
-    this.client = undefined;
+    // the listener ended with its connection
+    this.listener = undefined;
     this.relayLost();
   }
 
@@ -262,10 +291,7 @@ export class ReverseTunnel extends TunnelBase {
     if (this.closing) return;
     this.closing = true;
     await this.busy?.catch(() => undefined);
-    const client = this.client;
-    this.unroute?.();
-    if (client && this.rec.remote_port)
-      await unforwardIn(client, this.bindAddr, this.rec.remote_port);
+    await this.unbind();
     await this.stopRelay();
     for (const f of [...this.live]) f();
     this.releaseLease();

@@ -10,7 +10,7 @@ import { Assets } from "./assets.js";
 import { executorsSupport, type ExecutorsSupport } from "./executors-support.js";
 import { LiveState } from "./live.js";
 import { ReviewSession } from "./review.js";
-import { routes } from "./routes.js";
+import { routes, type PagePrompts } from "./routes.js";
 import { WebServer } from "./server.js";
 
 export interface WebOptions {
@@ -18,6 +18,8 @@ export interface WebOptions {
   support?: ExecutorsSupport;
   /** fixed port (default: any free one) */
   port?: number;
+  /** the SSH service's prompt broker: servers' questions are answered in a dialog */
+  prompts?: PagePrompts;
 }
 
 export function webModule(ctx: DaemonContext, opts: WebOptions = {}): ServiceModule {
@@ -32,7 +34,14 @@ export function webModule(ctx: DaemonContext, opts: WebOptions = {}): ServiceMod
       assets: new Assets(),
       log: ctx.log,
       port: opts.port,
-      routes: routes({ events: ctx.events, live, support, reviews, server: () => server! }),
+      routes: routes({
+        events: ctx.events,
+        live,
+        support,
+        reviews,
+        server: () => server!,
+        ...(opts.prompts ? { prompts: opts.prompts } : {}),
+      }),
     }).then((s) => {
       server = s;
       live.start();

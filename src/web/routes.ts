@@ -7,7 +7,14 @@ import { readJsonBody, sendJson } from "./http-util.js";
 import type { LiveState } from "./live.js";
 import type { ReviewSession } from "./review.js";
 import type { Handler, WebServer } from "./server.js";
+import type { Prompt } from "../ssh/prompts/types.js";
 import { openEventStream } from "./sse.js";
+
+/** What the page uses of the prompt broker (src/ssh/prompts/broker.ts). */
+export interface PagePrompts {
+  list(): Prompt[];
+  answer(id: string, answers: unknown, by: string): void;
+}
 
 export interface RouteDeps {
   events: EventBus;
@@ -15,6 +22,8 @@ export interface RouteDeps {
   support: ExecutorsSupport;
   reviews: Map<string, ReviewSession>;
   server: () => WebServer;
+  /** questions of SSH servers, answered in a dialog (absent: no SSH service) */
+  prompts?: PagePrompts;
 }
 
 function review(deps: RouteDeps, id: string | undefined): ReviewSession {
@@ -65,6 +74,18 @@ export function routes(deps: RouteDeps): Record<string, Handler> {
         logs: deps.events.history(["log"]).slice(-200),
         events: deps.events.history(["ssh", "env", "tunnel"]).slice(-100),
       });
+    },
+    "GET /api/prompts": (_req, res) =>
+      sendJson(res, 200, {
+        available: deps.prompts !== undefined,
+        prompts: deps.prompts?.list() ?? [],
+      }),
+    "POST /api/prompts": async (req, res, _url, [id, action]) => {
+      if (!deps.prompts || id === undefined || action !== "answer")
+        throw new SidecarError("INVALID_ARGUMENT", "Expected POST /api/prompts/ID/answer");
+      // the answer is checked by shape only and never echoed (a one-time code, a password)
+      deps.prompts.answer(id, (await readJsonBody(req)).answers, "page");
+      sendJson(res, 200, { ok: true });
     },
     "GET /api/jobs": async (_req, res) => sendJson(res, 200, await deps.live.jobs()),
     "GET /api/connections": async (_req, res) => sendJson(res, 200, await deps.live.connections()),

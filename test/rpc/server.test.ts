@@ -11,6 +11,7 @@ import type { ConnectionInfo } from "../../src/rpc/connection-file.js";
 import { pack, unpack } from "../../src/rpc/envelope.js";
 import { defineMethod, Registry } from "../../src/rpc/registry.js";
 import { RpcServer } from "../../src/rpc/server.js";
+import { currentCause } from "../../src/rpc/call-cause.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { newKey } from "../../src/rpc/connection-file.js";
 
@@ -29,9 +30,29 @@ async function withDealer(
   }
 }
 
-function methods(server: () => RpcServer): Registry {
+function methods(server: () => RpcServer, events?: EventBus): Registry {
   const r = new Registry();
   r.add(
+    defineMethod({
+      name: "t.cause",
+      description: "who caused the work running now (and what it starts later)",
+      params: z.object({}).strict(),
+      result: z.unknown(),
+      handler: async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        return currentCause() ?? null;
+      },
+    }),
+    defineMethod({
+      name: "t.note",
+      description: "an event addressed to the caller (as an ssh.prompt is)",
+      params: z.object({}).strict(),
+      result: z.object({}),
+      handler: (_p, ctx) => {
+        events?.emit("t.note", { for: "caller" }, { to: ctx.client });
+        return {};
+      },
+    }),
     defineMethod({
       name: "t.echo",
       description: "echo",
@@ -82,7 +103,10 @@ function methods(server: () => RpcServer): Registry {
         history: z.boolean().default(false),
       }),
       result: z.unknown(),
-      handler: (p, ctx) => ({ lease_ms: server().subscribe(ctx.client, p.topics), history: [] }),
+      handler: (p, ctx) => ({
+        lease_ms: server().subscribe(ctx.client, p.topics, ctx.requestId),
+        history: [],
+      }),
     }),
     defineMethod({
       name: "sidecar.unsubscribe",
@@ -112,7 +136,7 @@ for (const transport of ["ipc", "tcp"] as const) {
       key = newKey();
       srv = new RpcServer(
         key,
-        methods(() => srv),
+        methods(() => srv, events),
         events,
         silentLogger,
       );
@@ -358,6 +382,45 @@ for (const transport of ["ipc", "tcp"] as const) {
         expect(srv.stats.dropped.replay).toBe(replay + 1);
         await expect(client.call("t.echo", { value: 3 })).resolves.toEqual({ value: 3 });
       });
+    });
+
+    it("runs each call as caused by its client, session and request", async () => {
+      const cause = await client.call<Record<string, string>>("t.cause");
+      expect(cause).toMatchObject({ session: client.session, method: "t.cause" });
+      expect(cause.request).toMatch(new RegExp(`^${client.session}-`));
+      expect(cause.client).toMatch(/^[0-9a-f]+$/);
+    });
+
+    it("sends an event addressed to a client that did not subscribe to it", async () => {
+      await withDealer(info.endpoint, 2000, async (d) => {
+        await d.send(
+          pack(key, { v: 1, id: "n0te-1", type: "request", method: "t.note", ts: Date.now() }, {}),
+        );
+        const types: string[] = [];
+        for (let i = 0; i < 2; i++) {
+          const m = unpack(key, await d.receive());
+          if (!m.ok) throw new Error("unsigned");
+          types.push(m.header.type);
+          if (m.header.type === "event")
+            expect(m.body).toEqual({
+              topic: "t.note",
+              ts: expect.any(Number),
+              data: { for: "caller" },
+            });
+        }
+        expect(types.sort()).toEqual(["event", "reply"]);
+      });
+    });
+
+    it("knows which session listens for which topic", async () => {
+      expect(srv.listening(client.session, "ssh.prompt")).toBe(false);
+      const stop = await client.subscribe(["ssh.prompt"], () => undefined);
+      expect(srv.listening(client.session, "ssh.prompt")).toBe(true);
+      expect(srv.listening(client.session, "ssh.prompt.closed")).toBe(true);
+      expect(srv.listening(client.session, "ssh.state")).toBe(false);
+      expect(srv.listening("other-session", "ssh.prompt")).toBe(false);
+      await stop();
+      expect(srv.listening(client.session, "ssh.prompt")).toBe(false);
     });
 
     it("delivers subscribed events by topic prefix until unsubscribed", async () => {

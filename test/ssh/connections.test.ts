@@ -1,31 +1,12 @@
 // SshConnections against a real OpenSSH sshd: exec (exit codes, stderr, stdin, env, cwd,
 // timeout), spawn with process-group kill, and one shared connection per target.
 import { spawnSync } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { HostLease } from "../../src/ssh/host.js";
+import { describe, expect, it } from "vitest";
 import { isSshLease } from "../../src/ssh/connections.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
-import { eventually, sshSetup, token, type SshSetup } from "./helpers.js";
+import { eventually, poolPerBlock, sshSetup, token } from "./helpers.js";
 
 stopAllAfterAll();
-
-/** An sshd and a lease on it for the tests of one describe block (set in beforeAll). */
-function poolPerBlock(opts: Parameters<typeof sshSetup>[0] = {}): {
-  s: SshSetup;
-  lease: HostLease;
-} {
-  const held = {} as { s: SshSetup; lease: HostLease };
-  beforeAll(async () => {
-    held.s = await sshSetup(opts);
-    held.lease = await held.s.pool.acquire("pool", "test");
-  }, 30000);
-  afterAll(async () => {
-    held.lease?.release();
-    await held.s?.pool.close();
-    await held.s?.sshd.stop();
-  }, 30000);
-  return held;
-}
 
 describe("SshConnections exec and spawn", () => {
   const bed = poolPerBlock();
@@ -166,7 +147,7 @@ describe("SshConnections exec and spawn", () => {
     expect(bed.s.pool.list().map((c) => c.target)).toEqual(["pool"]);
   });
 
-  it("two SFTP sessions transfer in parallel on one connection (ssh2 #485 trap)", {
+  it("two large putFiles (SFTP) transfer in parallel on one connection (ssh2 #485 trap)", {
     timeout: 60000,
   }, async () => {
     if (!isSshLease(bed.lease)) throw new Error("expected an ssh lease");
@@ -176,35 +157,30 @@ describe("SshConnections exec and spawn", () => {
     const data = Buffer.alloc(8 << 20);
     for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
     writeFileSync(src, data);
-    const [a, b] = await Promise.all([bed.lease.sftp(), bed.lease.sftp()]);
-    const put = (sftp: typeof a, dst: string) =>
-      new Promise<void>((res, rej) =>
-        sftp.fastPut(src, dst, { concurrency: 16 }, (e) => (e ? rej(e) : res())),
-      );
+    const link = bed.lease.connection;
     await Promise.all([
-      put(a, join(bed.s.sshd.dir, "copy-a")),
-      put(b, join(bed.s.sshd.dir, "copy-b")),
+      link.putFile(src, join(bed.s.sshd.dir, "copy-a")),
+      link.putFile(src, join(bed.s.sshd.dir, "copy-b")),
     ]);
     expect(readFileSync(join(bed.s.sshd.dir, "copy-a")).equals(data)).toBe(true);
     expect(readFileSync(join(bed.s.sshd.dir, "copy-b")).equals(data)).toBe(true);
-    a.end();
-    b.end();
   });
 
-  it("gives SFTP and forwardOut to other modules", { timeout: 20000 }, async () => {
+  it("gives putFile and connect to other modules", { timeout: 20000 }, async () => {
     if (!isSshLease(bed.lease)) throw new Error("expected an ssh lease");
-    const sftp = await bed.lease.sftp();
-    const names = await new Promise<string[]>((res, rej) =>
-      sftp.readdir(bed.s.sshd.dir, (e, l) => (e ? rej(e) : res(l.map((x) => x.filename)))),
+    const { readFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const dst = join(bed.s.sshd.dir, "config-copy");
+    await bed.lease.connection.putFile(join(bed.s.sshd.dir, "sshd_config"), dst);
+    expect(readFileSync(dst, "utf8")).toBe(
+      readFileSync(join(bed.s.sshd.dir, "sshd_config"), "utf8"),
     );
-    expect(names).toContain("sshd_config");
-    sftp.end();
-    const ch = await bed.lease.forwardOut(bed.s.sshd.host, bed.s.sshd.port);
+    const ch = await bed.lease.connection.connect(bed.s.sshd.host, bed.s.sshd.port, 10000);
     const banner = await new Promise<string>((res) =>
       ch.once("data", (b: Buffer) => res(b.toString())),
     );
     expect(banner).toMatch(/^SSH-2.0-OpenSSH/);
-    ch.close();
+    ch.destroy();
   });
 });
 

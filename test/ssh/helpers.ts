@@ -7,6 +7,7 @@ import { SidecarClient } from "../../src/client/client.js";
 import { Daemon } from "../../src/daemon/daemon.js";
 import { EventBus } from "../../src/events.js";
 import { SSH_CONFIG_ENV } from "../../src/ssh/config.js";
+import type { HostLease } from "../../src/ssh/host.js";
 import { SshConnections, type SshConnectionsOptions } from "../../src/ssh/connections.js";
 import { sshdEntry, writeSshConfig, type SshConfigEntry } from "../testbed/ssh-config.js";
 import { makeTempDir } from "../testbed/registry.js";
@@ -52,6 +53,24 @@ export async function sshSetup(
     ...opts.pool,
   });
   return { sshd, configPath, events, pool };
+}
+
+/** An sshd and a lease on it for the tests of one describe block (set in beforeAll). */
+export function poolPerBlock(opts: Parameters<typeof sshSetup>[0] = {}): {
+  s: SshSetup;
+  lease: HostLease;
+} {
+  const held = {} as { s: SshSetup; lease: HostLease };
+  beforeAll(async () => {
+    held.s = await sshSetup(opts);
+    held.lease = await held.s.pool.acquire("pool", "test");
+  }, 30000);
+  afterAll(async () => {
+    held.lease?.release();
+    await held.s?.pool.close();
+    await held.s?.sshd.stop();
+  }, 30000);
+  return held;
 }
 
 /** A unique token for process command lines (to find them with pgrep). */
@@ -105,4 +124,14 @@ export function daemonWithPoolPerBlock(
     await held.s?.sshd.stop();
   }, 30000);
   return held;
+}
+
+/**
+ * End an ssh2 link's client from this side (its `down` follows, then a reconnect), leaving the
+ * server's other connections alone. Reaches past the link's interface on purpose: tests only.
+ */
+export function endSsh2Link(link: unknown): void {
+  const client = (link as { client?: { end(): void } }).client;
+  if (!client) throw new Error("not a connected ssh2 link");
+  client.end();
 }

@@ -45,7 +45,12 @@ describe("ssh RPC methods and CLI", () => {
     expect(String(c.fingerprint)).toMatch(/^SHA256:/);
     const list = await bed.client.call<Array<Record<string, unknown>>>("ssh.list", {});
     expect(list).toHaveLength(1);
-    expect(list[0]).toMatchObject({ target: "pool", state: "ready", owners: ["rpc"] });
+    expect(list[0]).toMatchObject({
+      target: "pool",
+      transport: "ssh2",
+      state: "ready",
+      owners: ["rpc"],
+    });
     const status = await bed.client.call<{ services: Record<string, unknown> }>(
       "sidecar.status",
       {},

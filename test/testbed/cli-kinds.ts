@@ -1,6 +1,10 @@
 // What `cli.ts up KIND` starts, and the JSON it prints for each kind.
+import { startCertNode } from "./cert-node.js";
+import { openControlMaster } from "./control-master.js";
 import { startGcs } from "./gcs.js";
 import { canUseNamespaces, createTopology } from "./netns.js";
+import { startOtpNode } from "./otp-node.js";
+import { startProxyCommandNode } from "./proxycommand-node.js";
 import { startS3 } from "./s3.js";
 import { startSlurm, type Slurm, type SlurmOptions } from "./slurm.js";
 import { startSshd, type Sshd } from "./sshd.js";
@@ -16,6 +20,7 @@ export interface KindOptions {
   computeSshd?: boolean;
   topology?: boolean;
   sshd?: boolean;
+  controlMaster?: boolean;
 }
 
 type Starter = (o: KindOptions) => Promise<Record<string, unknown>>;
@@ -130,11 +135,80 @@ async function upGcs(o: KindOptions): Promise<Record<string, unknown>> {
   };
 }
 
+async function upCert(o: KindOptions): Promise<Record<string, unknown>> {
+  const n = await startCertNode({ extraConfig: o.extraConfig });
+  return {
+    configPath: n.configPath,
+    alias: n.alias,
+    expiredAlias: n.expiredAlias,
+    keyPath: n.key.keyPath,
+    certPath: n.key.certPath,
+    expiredKeyPath: n.expiredKey.keyPath,
+    expiredCertPath: n.expiredKey.certPath,
+    caKeyPath: n.caKeyPath,
+    caPublicKeyPath: n.caPublicKeyPath,
+    dir: n.dir,
+    // ssh loads `<key>-cert.pub` next to an identity by itself.
+    sshArgs: n.sshd.sshArgs({ identity: n.key.keyPath }),
+    sshd: sshdInfo(n.sshd),
+  };
+}
+
+async function upOtp(o: KindOptions): Promise<Record<string, unknown>> {
+  const n = await startOtpNode({ extraConfig: o.extraConfig, controlPath: o.controlMaster });
+  let controlMasterPid: number | null = null;
+  if (o.controlMaster) {
+    const m = await openControlMaster({
+      configPath: n.configPath,
+      alias: n.alias,
+      socketPath: n.controlPath!,
+      env: n.askpassEnv(),
+      marker: n.dir,
+    });
+    controlMasterPid = m.pid;
+  }
+  return {
+    configPath: n.configPath,
+    alias: n.alias,
+    secretPath: n.secretPath,
+    codeCommand: n.codeCommand,
+    wrongCodeCommand: n.wrongCodeCommand,
+    askpassPath: n.askpassPath,
+    askpassEnv: n.askpassEnv(),
+    wrongAskpassEnv: n.askpassEnv({ wrong: true }),
+    pamService: n.pamService,
+    controlPath: n.controlPath ?? null,
+    controlMasterPid,
+    dir: n.dir,
+    sshd: sshdInfo(n.sshd),
+  };
+}
+
+async function upProxyCommand(): Promise<Record<string, unknown>> {
+  const n = await startProxyCommandNode();
+  return {
+    configPath: n.configPath,
+    alias: n.alias,
+    jumpAlias: n.jumpAlias,
+    hiddenHostName: n.hiddenHostName,
+    knownHostsPath: n.knownHostsPath,
+    dir: n.dir,
+    head: n.topology.head,
+    compute: n.topology.compute,
+    hostAddr: n.topology.hostAddr,
+    jump: sshdInfo(n.jump),
+    target: sshdInfo(n.target),
+  };
+}
+
 export const KINDS: Record<string, Starter> = {
   s3: upS3,
   gcs: upGcs,
   topology: upTopology,
   slurm: upSlurm,
+  cert: upCert,
+  otp: upOtp,
+  proxycommand: upProxyCommand,
   sshd: async (o) =>
     sshdInfo(
       await startSshd({

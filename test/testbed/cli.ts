@@ -13,14 +13,15 @@ options:
   --no-stdin             do not stop when stdin closes (only on SIGTERM/SIGINT)
   --netns NS             sshd: run inside this existing network namespace
   --host ADDR            sshd: listen address (default 127.0.0.1)
-  --extra-config LINE    sshd: extra sshd_config line (repeatable)
+  --extra-config LINE    sshd, cert, otp: extra sshd_config line (repeatable)
   --encrypted-key        sshd: also make a passphrase-protected key
   --unauthorized-key     sshd: also make a key that is not authorized
   --backend NAME         gcs: memory | filesystem (default memory)
   --slurm                topology: also run Slurm (slurmctld in head, slurmd in compute)
   --compute-sshd         topology: also run an sshd in the compute namespace
   --topology             slurm: same as "up topology --slurm"
-  --sshd                 slurm: also an sshd on 127.0.0.1 whose sessions have SLURM_CONF set`;
+  --sshd                 slurm: also an sshd on 127.0.0.1 whose sessions have SLURM_CONF set
+  --control-master       otp: also open a ControlMaster (code via askpass) at the alias's ControlPath`;
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -39,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
       "compute-sshd": { type: "boolean" },
       topology: { type: "boolean" },
       sshd: { type: "boolean" },
+      "control-master": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -78,6 +80,7 @@ async function main(argv: string[]): Promise<number> {
     computeSshd: values["compute-sshd"],
     topology: values.topology,
     sshd: values.sshd,
+    controlMaster: values["control-master"],
   };
   let info: Record<string, unknown>;
   try {

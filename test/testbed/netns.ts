@@ -2,6 +2,8 @@
 // pair, "compute" joined only to head. Compute has no route to the default namespace.
 import { execFile, execFileSync } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { killAll } from "./procs.js";
 import { registerExitCleanup, registerStopper } from "./registry.js";
@@ -69,7 +71,10 @@ function freeUplinkSubnet(): number {
 
 function deleteNamespaceSync(ns: string): void {
   try {
-    const pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" })
+    const pids = execFileSync("ip", ["netns", "pids", ns], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"], // "Cannot open network namespace" when already gone
+    })
       .split("\n")
       .filter(Boolean)
       .map(Number);
@@ -80,11 +85,38 @@ function deleteNamespaceSync(ns: string): void {
   }
 }
 
+export interface TopologyOptions {
+  /**
+   * A host name for compute.addr that only head resolves (a cluster-internal name). Written to
+   * /etc/netns/<head>/hosts, which `ip netns exec` mounts over /etc/hosts for what it starts in
+   * head (not for `nsenter`); the default namespace does not resolve it.
+   */
+  computeHostName?: string;
+}
+
+const NETNS_ETC = "/etc/netns";
+
+/** Removes /etc/netns/psc-h-* dirs (computeHostName) whose namespace is gone, e.g. after a crash. */
+function sweepStaleNetnsEtc(): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(NETNS_ETC);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (/^psc-h-[0-9a-f]{6}$/.test(name) && !existsSync(`/run/netns/${name}`)) {
+      rmSync(join(NETNS_ETC, name), { recursive: true, force: true });
+    }
+  }
+}
+
 /** Creates head + compute namespaces with veth links. Requires `canUseNamespaces()`. */
-export async function createTopology(): Promise<Topology> {
+export async function createTopology(opts: TopologyOptions = {}): Promise<Topology> {
   const id = randomBytes(3).toString("hex");
   const head = `psc-h-${id}`;
   const compute = `psc-c-${id}`;
+  const headEtc = join(NETNS_ETC, head);
   const up = freeUplinkSubnet();
   // The compute link lives only inside head/compute, so its subnet cannot clash with the host;
   // it must differ from the uplink's, which head also has (r = 252 gave inner === up: head then
@@ -103,11 +135,13 @@ export async function createTopology(): Promise<Topology> {
       unregisterExit();
       deleteNamespaceSync(compute);
       deleteNamespaceSync(head);
+      rmSync(headEtc, { recursive: true, force: true });
     },
   };
   const unregisterExit = registerExitCleanup(() => {
     deleteNamespaceSync(compute);
     deleteNamespaceSync(head);
+    rmSync(headEtc, { recursive: true, force: true });
   });
   const unregisterStop = registerStopper(() => t.destroy());
   const [hostVeth, headUp, headDown, computeVeth] = [
@@ -117,6 +151,12 @@ export async function createTopology(): Promise<Topology> {
     `psc${id}b`,
   ];
   try {
+    if (opts.computeHostName) {
+      sweepStaleNetnsEtc();
+      mkdirSync(headEtc, { recursive: true });
+      const hosts = `127.0.0.1 localhost\n::1 localhost\n${t.compute.addr} ${opts.computeHostName}\n`;
+      writeFileSync(join(headEtc, "hosts"), hosts);
+    }
     await ip(["netns", "add", head]);
     await ip(["netns", "add", compute]);
     await ip(["link", "add", hostVeth, "type", "veth", "peer", "name", headUp, "netns", head]);

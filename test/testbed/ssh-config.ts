@@ -11,6 +11,8 @@ export interface SshConfigEntry {
   user?: string;
   identityFile?: string;
   proxyJump?: string;
+  proxyCommand?: string;
+  certificateFile?: string;
   userKnownHostsFile?: string;
   /** Any other options, written as `Key value`. */
   extra?: Record<string, string | number>;
@@ -25,6 +27,8 @@ export function renderSshConfig(entries: SshConfigEntry[]): string {
       ["User", e.user],
       ["IdentityFile", e.identityFile],
       ["ProxyJump", e.proxyJump],
+      ["ProxyCommand", e.proxyCommand],
+      ["CertificateFile", e.certificateFile],
       ["UserKnownHostsFile", e.userKnownHostsFile],
       ...Object.entries(e.extra ?? {}),
     ];

@@ -1,7 +1,7 @@
 // A private OpenSSH sshd per test: own temp dir, host key, authorized key, free port; on loopback
 // or on an address inside a network namespace. Stopped by PID.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import getPort from "get-port";
@@ -29,6 +29,12 @@ export interface SshdOptions {
   encryptedKey?: boolean | string;
   /** Also make a key that is NOT authorized, for negative tests. */
   unauthorizedKey?: boolean;
+  /**
+   * Run sshd under this program name (a symlink in its temp dir). OpenSSH uses its program name
+   * as its PAM service (`/etc/pam.d/<name>`), so a test can have a PAM stack of its own without
+   * touching the machine's /etc/pam.d/sshd (see pam-service.ts).
+   */
+  programName?: string;
 }
 
 export interface Sshd {
@@ -122,6 +128,16 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   const port =
     opts.port ?? (opts.netns ? await freePortInNetns(opts.netns, host) : await getPort({ host }));
   const dir = makeTempDir("sshd");
+  let program = SSHD;
+  if (opts.programName) {
+    if (!/^[A-Za-z0-9._-]+$/.test(opts.programName)) {
+      removeTempDir(dir);
+      throw new Error(`Expected \`programName\` to be a file name, got \`${opts.programName}\``);
+    }
+    // Absolute: sshd re-executes itself by argv[0] and refuses a relative one.
+    program = join(dir, opts.programName);
+    symlinkSync(SSHD, program);
+  }
   const user = userInfo().username;
   const keyPath = join(dir, "id_ed25519");
   const authorized = [keygen(keyPath)];
@@ -215,7 +231,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
 
   let daemon: Daemon | undefined;
   async function launch(): Promise<void> {
-    daemon = spawnDaemon(SSHD, ["-D", "-e", "-f", sshd.configPath], {
+    daemon = spawnDaemon(program, ["-D", "-e", "-f", sshd.configPath], {
       name: `sshd ${host}:${port}`,
       logPath: sshd.logPath,
       netns: opts.netns,

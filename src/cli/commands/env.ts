@@ -138,10 +138,13 @@ async function withService<T>(target: string, fn: (s: EnvService) => Promise<T>)
   const { EnvService, localOnlyHosts } = await import("../../env/service.js");
   if (target === "local") return await fn(new EnvService(localOnlyHosts));
   const { SshConnections } = await import("../../ssh/connections.js");
+  const { answerPromptsInProcess } = await import("../prompts.js");
   const connections = new SshConnections();
+  const stopAnswering = answerPromptsInProcess(connections.prompts);
   try {
     return await fn(new EnvService(connections));
   } finally {
+    stopAnswering();
     await connections.close();
   }
 }

@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { SidecarClient } from "../../client/client.js";
 import { isSidecarError } from "../../errors.js";
+import { answerPromptsInProcess } from "../prompts.js";
 import { openHosts } from "../../jobs/hosts.js";
 import { killFromRecord, reconcile, supervisorAlive } from "../../jobs/lifecycle.js";
 import { isFinal, type JobRecord, JobStore } from "../../jobs/record.js";
@@ -79,10 +80,12 @@ export function registerJobs(program: Command): void {
       try {
         const store = new JobStore(defaultStateDir());
         const hosts = await openHosts();
+        const stopAnswering = answerPromptsInProcess(hosts.prompts);
         const out: JobRecord[] = [];
         try {
           for (const rec of store.list()) out.push(await reconcile(store, rec, hosts.hosts));
         } finally {
+          stopAnswering();
           await hosts.close();
         }
         const shown = opts.running ? out.filter((r) => !isFinal(r.state)) : out;
@@ -127,9 +130,11 @@ export function registerJobs(program: Command): void {
         rec = store.read(id);
         if (!isFinal(rec.state) && !viaSidecar) {
           const hosts = await openHosts();
+          const stopAnswering = answerPromptsInProcess(hosts.prompts);
           try {
             rec = await killFromRecord(store, rec, hosts.hosts, graceMs);
           } finally {
+            stopAnswering();
             await hosts.close();
           }
         }

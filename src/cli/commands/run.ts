@@ -26,7 +26,9 @@ import { parseDuration } from "../../util/duration.js";
 import { LOG_LEVELS, silentLogger, type LogLevel } from "../../util/logger.js";
 import { defaultStateDir } from "../../util/paths.js";
 import { fail } from "../output.js";
+import { answerPromptsInProcess, answerPromptsOverRpc } from "../prompts.js";
 import { reviewOrCancel } from "../review.js";
+import type { SshModule } from "../../ssh/module.js";
 import { printPageLink } from "./ui.js";
 
 interface RunOptions {
@@ -93,6 +95,11 @@ export function registerRun(program: Command): void {
       let privateDir: string | undefined;
       let hosts: OwnedHosts | undefined;
       let client: SidecarClient | undefined;
+      // this terminal answers what pools ask while the job runs (its preparers, COMMAND's calls)
+      const stopAnswering: Array<() => unknown> = [];
+      const quiet = async (): Promise<void> => {
+        for (const stop of stopAnswering.splice(0)) await stop();
+      };
       try {
         const id = opts.job ? checkJobId(opts.job) : newJobId(process.cwd());
         const timeoutMs =
@@ -105,15 +112,17 @@ export function registerRun(program: Command): void {
           const file = resolve(resolveConnectionFile(opts.connection));
           sidecar = { pid: readConnectionFile(file).pid, connection_file: file };
           hosts = await openHosts();
+          stopAnswering.push(answerPromptsInProcess(hosts.prompts));
           jobs = new JobsService({
             stateDir: defaultStateDir(),
             log: silentLogger,
             events: new EventBus(),
             hosts: hosts.hosts,
           });
+          client = SidecarClient.connect(file);
+          stopAnswering.push(await answerPromptsOverRpc(client, { job: id, unattended: true }));
           if (opts.executors || opts.env?.length) {
             // environments, executors and tunnels are the running sidecar's, asked over its RPC
-            client = SidecarClient.connect(file);
             privateDir = ensurePrivateDir(join(defaultRuntimeDir(), `run-${process.pid}`));
             for (const p of connectionPreparers(client, privateDir)) jobs.addPreparer(p);
           }
@@ -122,6 +131,11 @@ export function registerRun(program: Command): void {
           daemon = await Daemon.start({ runtimeDir: privateDir, stderrLevel: opts.logLevel });
           sidecar = { pid: process.pid, connection_file: daemon.connectionFile };
           jobs = (daemon.getModule("jobs") as JobsModule).service;
+          const ssh = daemon.getModule("ssh") as SshModule | undefined;
+          if (ssh)
+            stopAnswering.push(
+              answerPromptsInProcess(ssh.connections.prompts, { job: id, unattended: true }),
+            );
         }
         if (opts.ui) await printPageLink(sidecar.connection_file);
         if (opts.review)
@@ -144,6 +158,7 @@ export function registerRun(program: Command): void {
           ...(opts.env?.length ? { envs: opts.env } : {}),
         });
         const out = await runner.done;
+        await quiet();
         if (out.error) process.stderr.write(`parsl-sidecar: ${out.error}\n`);
         else if (out.record.state === "timed-out" || out.record.state === "killed")
           process.stderr.write(
@@ -161,6 +176,7 @@ export function registerRun(program: Command): void {
         }
         process.exit(out.exitCode);
       } catch (err) {
+        await quiet().catch(() => undefined);
         await daemon?.close("run failed").catch(() => undefined);
         await hosts?.close().catch(() => undefined);
         client?.close();

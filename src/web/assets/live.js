@@ -4,6 +4,7 @@ import { getJson, postJson } from "./api.js";
 import { RateChart } from "./chart.js";
 import { h, mount } from "./dom.js";
 import { pick } from "./format.js";
+import { PromptsPanel } from "./live-prompts.js";
 import {
   connectionsTable,
   eventLine,
@@ -39,6 +40,8 @@ export class LiveView {
   }
 
   build() {
+    this.promptsEl = h("div", { id: "prompts" });
+    this.prompts = new PromptsPanel(this.promptsEl);
     this.tiles = h("div", { class: "tiles" });
     const tunnelCanvas = h("canvas", {
       class: "chart",
@@ -80,6 +83,7 @@ export class LiveView {
           ),
         ),
       ),
+      this.promptsEl,
       this.tiles,
       h(
         "div",
@@ -166,6 +170,7 @@ export class LiveView {
   }
 
   async load() {
+    void this.prompts.load();
     const snap = await getJson("/api/live");
     this.jobs = snap.jobs;
     this.tunnels = snap.tunnels;
@@ -223,6 +228,7 @@ export class LiveView {
       this.renderTransfers();
       this.renderTiles();
     } else if (top === "ssh" || top === "env" || top === "tunnel") {
+      if (e.topic.startsWith("ssh.prompt")) this.prompts.onBus(e);
       if (top === "ssh") {
         clearTimeout(this.connTimer);
         this.connTimer = setTimeout(() => void this.refreshConnections(), 150);

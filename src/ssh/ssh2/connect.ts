@@ -8,12 +8,14 @@ import { isIP } from "node:net";
 import { arch } from "node:os";
 import type { Duplex } from "node:stream";
 import type { Client, ConnectConfig } from "ssh2";
-import { ssh2 } from "./ssh2-lazy.js";
-import { SidecarError } from "../errors.js";
-import { authFailed, planAuth, type AuthOptions, type AuthPlan } from "./auth.js";
-import type { ResolvedHost } from "./config.js";
-import { checkHostKey, knownTypes } from "./host-key.js";
-import { preferredHostKeyAlgorithms } from "./known-hosts.js";
+import { SidecarError } from "../../errors.js";
+import type { AuthOptions } from "../auth.js";
+import type { ResolvedHost } from "../config.js";
+import { checkHostKey, knownTypes } from "../host-key.js";
+import { preferredHostKeyAlgorithms } from "../known-hosts.js";
+import { AuthFlow, type HopPrompts } from "./interactive.js";
+import { ssh2 } from "./lazy.js";
+import { ssh2CannotReach } from "./unsupported.js";
 
 const DEFAULT_HOST_KEY_ALGOS = [
   "ssh-ed25519",
@@ -51,9 +53,11 @@ export interface HopSettings {
   /** keepalive interval in ms (0 = off) */
   keepaliveMs: number;
   keepaliveCount: number;
-  /** handshake timeout in ms */
+  /** handshake timeout in ms (the time a question waits for the user is not counted) */
   readyTimeoutMs: number;
   log?: (msg: string, data?: Record<string, unknown>) => void;
+  /** how questions of the server (codes, passwords, passphrases) reach the user */
+  prompts?: HopPrompts;
 }
 
 export interface Hop {
@@ -109,56 +113,67 @@ export function connectHop(
   sock?: Duplex,
   via?: ResolvedHost,
 ): Promise<Hop> {
-  // planned when the server asks, so that an unreachable host is reported before a key problem
-  let plan: AuthPlan | undefined;
-  let planError: SidecarError | undefined;
-  let next = 0;
-  const authHandler = (): AuthPlan["methods"][number] | false => {
-    if (!plan && !planError) {
-      try {
-        plan = planAuth(host, settings.auth);
-      } catch (err) {
-        planError = err as SidecarError;
-      }
-    }
-    return plan?.methods[next++] ?? false;
-  };
   return new Promise<Hop>((resolve, reject) => {
     const client = new (ssh2().Client)();
     let refused: SidecarError | undefined;
     let fp = "";
     let cipher: string | undefined;
     let settled = false;
-    const fail = (err: SidecarError): void => {
+    let asking = false;
+    const ended = new AbortController();
+    // ssh2's readyTimeout would also count the minutes a user takes to type a code: this clock
+    // stops while a question is open and starts afresh once it is answered
+    let clock: NodeJS.Timeout | undefined;
+    const startClock = (): void => {
+      clearTimeout(clock);
+      clock = setTimeout(
+        () =>
+          fail(
+            connectError(
+              host,
+              Object.assign(
+                new Error(
+                  `timed out after ${settings.readyTimeoutMs} ms waiting for the SSH handshake`,
+                ),
+                { code: "ETIMEDOUT" },
+              ),
+              via,
+            ),
+          ),
+        settings.readyTimeoutMs,
+      );
+    };
+    const fail = (err: Error): void => {
       if (settled) return;
       settled = true;
+      clearTimeout(clock);
+      ended.abort(err);
       client.removeAllListeners();
       client.on("error", () => undefined);
       client.end();
       reject(err);
     };
+    const flow = new AuthFlow(
+      host,
+      settings.auth,
+      settings.prompts,
+      {
+        asking: (open) => {
+          asking = open;
+          if (open) clearTimeout(clock);
+          else if (!settled) startClock();
+        },
+        fail,
+      },
+      ended.signal,
+    );
     client.on("handshake", (n: { cs?: { cipher?: string } }) => {
       cipher = n.cs?.cipher;
     });
+    client.on("banner", (message: string) => flow.noteBanner(message));
     client.on("error", (err: Error & { level?: string; code?: string }) => {
       if (refused) return fail(refused);
-      if (err.level === "client-authentication")
-        return fail(
-          planError ?? authFailed(host, plan ?? { methods: [], described: [], problems: [] }, err),
-        );
-      if (err.level === "client-timeout")
-        return fail(
-          connectError(
-            host,
-            Object.assign(
-              new Error(
-                `timed out after ${settings.readyTimeoutMs} ms waiting for the SSH handshake`,
-              ),
-              { code: "ETIMEDOUT" },
-            ),
-            via,
-          ),
-        );
+      if (err.level === "client-authentication") return fail(flow.failure(err));
       return fail(connectError(host, err, via));
     });
     client.on("close", () =>
@@ -166,9 +181,14 @@ export function connectHop(
         refused ??
           connectError(
             host,
-            Object.assign(new Error("the server closed the connection during the handshake"), {
-              code: "ECONNRESET",
-            }),
+            Object.assign(
+              new Error(
+                asking
+                  ? "the server closed the connection while its question waited for an answer (sshd's LoginGraceTime, 120 s by default, ran out)"
+                  : "the server closed the connection during the handshake",
+              ),
+              { code: "ECONNRESET" },
+            ),
             via,
           ),
       ),
@@ -176,6 +196,7 @@ export function connectHop(
     client.once("ready", () => {
       if (settled) return;
       settled = true;
+      clearTimeout(clock);
       client.removeAllListeners("close");
       client.removeAllListeners("error");
       // small request/reply messages (Parsl's tasks, RPC) must not wait for Nagle's algorithm
@@ -191,7 +212,7 @@ export function connectHop(
     });
     const cfg: ConnectConfig = {
       username: host.user,
-      authHandler: authHandler as unknown as ConnectConfig["authHandler"],
+      authHandler: flow.handler as unknown as ConnectConfig["authHandler"],
       hostVerifier: (key: Buffer) => {
         const d = checkHostKey(host, key);
         fp = d.fingerprint;
@@ -206,7 +227,7 @@ export function connectHop(
           DEFAULT_HOST_KEY_ALGOS,
         ) as NonNullable<ConnectConfig["algorithms"]>["serverHostKey"],
       },
-      readyTimeout: settings.readyTimeoutMs,
+      readyTimeout: 0,
       keepaliveInterval: settings.keepaliveMs,
       keepaliveCountMax: settings.keepaliveCount,
     };
@@ -216,6 +237,7 @@ export function connectHop(
       cfg.port = host.port;
     }
     try {
+      startClock();
       client.connect(cfg);
     } catch (err) {
       fail(connectError(host, err as Error, via));
@@ -247,6 +269,10 @@ function forwardTo(hop: Hop, next: ResolvedHost): Promise<Duplex> {
 export async function connectChain(chain: ResolvedHost[], settings: HopSettings): Promise<Hop[]> {
   const hops: Hop[] = [];
   try {
+    for (const h of chain) {
+      const cannot = ssh2CannotReach(h);
+      if (cannot) throw cannot;
+    }
     await checkResolvable(chain[0]!);
     for (let i = 0; i < chain.length; i++) {
       const prev = hops[i - 1];

@@ -1,61 +1,50 @@
 /**
- * One SSH connection to a target (through its jump hosts) that survives: keepalive notices a
- * dead link, reconnects run with capped exponential backoff, and users hear `ready`/`down`.
+ * The ssh2 transport: one SSH connection to a target (through its jump hosts) in this process,
+ * as an SshLink (src/ssh/link.ts). It survives: keepalive notices a dead link, reconnects run with
+ * capped exponential backoff, and users hear `ready`/`down`.
  */
 import { EventEmitter } from "node:events";
+import { stat } from "node:fs/promises";
+import type { Duplex } from "node:stream";
 import type { Client, ClientChannel } from "ssh2";
-import { SidecarError, toSidecarError } from "../errors.js";
-import type { ResolvedHost } from "./config.js";
-import { connectChain, type Hop, type HopSettings } from "./connect.js";
+import { SidecarError, toSidecarError } from "../../errors.js";
+import { catUpload } from "../cat-upload.js";
+import type { ResolvedHost } from "../config.js";
+import type {
+  ConnectionInfo,
+  RemoteListener,
+  SessionChannel,
+  SshLink,
+  SshState,
+  TransportKind,
+} from "../link.js";
+import type { LinkSettings } from "../link-settings.js";
+import { connectChain, type Hop } from "./connect.js";
+import { openExec } from "./exec.js";
+import { listenRemote } from "./forward.js";
+import { SessionSlots } from "./sessions.js";
+import { openSftp, sftpPut } from "./sftp.js";
 
-export type SshState = "connecting" | "ready" | "reconnecting" | "closed" | "failed";
-
-export interface ReconnectPolicy {
-  /** first retry after this many ms @default 100 */
-  initialMs: number;
-  /** delays double up to this @default 10000 */
-  maxMs: number;
-}
-
-export interface ConnectionSettings extends HopSettings {
-  reconnect: ReconnectPolicy;
-  /** concurrent session channels (exec, spawn, sftp) per connection; OpenSSH's MaxSessions is 10 @default 10 */
-  maxSessions: number;
-}
-
-export interface ConnectionInfo {
-  target: string;
-  state: SshState;
-  host: string;
-  port: number;
-  user: string;
-  jumps: string[];
-  generation: number;
-  reconnects: number;
-  server_version: string | null;
-  fingerprint: string | null;
-  cipher: string | null;
-  connected_at: number | null;
-  sessions: number;
-  queued_sessions: number;
-  last_error: string | null;
-}
+/** Files larger than this go over SFTP (fastPut's parallel writes); smaller ones through `cat`. */
+const SFTP_FROM_BYTES = 1024 * 1024;
 
 /**
- * Events: `ready` (client, generation) after every successful connect, `down` (error) when the
- * link is lost, `state` (state, data).
+ * Events as SshLink says: `ready` (generation) after every successful connect, `down` (error) when
+ * the link is lost, `failed` (error), `closed`, `state` (state, data).
  */
-export class SshConnection extends EventEmitter {
+export class Ssh2Link extends EventEmitter implements SshLink {
+  readonly transport: TransportKind = "ssh2";
   state: SshState = "connecting";
   generation = 0;
   reconnects = 0;
   lastError: SidecarError | undefined;
+  /** questions to the user open for this connection now: waiters wait for them (ready) */
+  asking = 0;
   private hops: Hop[] = [];
   private connectedAt: number | undefined;
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
-  private sessions = 0;
-  private readonly waiting: Array<() => void> = [];
+  private readonly slots: SessionSlots;
   private readonly generationEnds = new Map<
     number,
     { ended: Promise<void>; resolve: () => void }
@@ -64,14 +53,20 @@ export class SshConnection extends EventEmitter {
   constructor(
     readonly target: string,
     readonly chain: ResolvedHost[],
-    private readonly settings: ConnectionSettings,
+    private readonly settings: LinkSettings,
   ) {
     super();
     this.setMaxListeners(0);
+    this.slots = new SessionSlots(
+      target,
+      settings.maxSessions,
+      (ms) => this.clientReady(ms),
+      () => this.generation,
+    );
   }
 
   /** The target's ssh2 Client while connected. */
-  get client(): Client | undefined {
+  private get client(): Client | undefined {
     return this.state === "ready" ? this.hops[this.hops.length - 1]?.client : undefined;
   }
 
@@ -113,7 +108,7 @@ export class SshConnection extends EventEmitter {
       h.client.on("close", () => this.onDown(gen));
     }
     this.setState("ready");
-    this.emit("ready", this.client, gen);
+    this.emit("ready", gen);
   }
 
   /**
@@ -147,7 +142,7 @@ export class SshConnection extends EventEmitter {
     );
     for (const h of this.hops) h.client.end();
     this.hops = [];
-    this.sessions = 0;
+    this.slots.dropAll();
     this.setState("reconnecting", { error: this.lastError.message });
     this.emit("down", this.lastError);
     this.schedule();
@@ -176,7 +171,7 @@ export class SshConnection extends EventEmitter {
       if (this.lastError.code === "SSH_HOST_KEY") {
         this.setState("failed", { error: this.lastError.message, code: this.lastError.code });
         this.emit("failed", this.lastError);
-        for (const w of this.waiting.splice(0)) w();
+        this.slots.wakeAll();
         return;
       }
       this.emit("state", this.state, {
@@ -188,8 +183,12 @@ export class SshConnection extends EventEmitter {
     }
   }
 
+  async ready(timeoutMs: number): Promise<void> {
+    await this.clientReady(timeoutMs);
+  }
+
   /** The client once connected, waiting up to `timeoutMs` through a reconnect. */
-  async ready(timeoutMs: number): Promise<Client> {
+  private async clientReady(timeoutMs: number): Promise<Client> {
     const c = this.client;
     if (c) return c;
     if (this.state === "closed")
@@ -200,7 +199,9 @@ export class SshConnection extends EventEmitter {
         new SidecarError("SSH_CONNECT", `The connection to \`${this.target}\` failed`)
       );
     return await new Promise<Client>((resolve, reject) => {
-      const onReady = (client: Client): void => {
+      const onReady = (): void => {
+        const client = this.client;
+        if (!client) return;
         cleanup();
         resolve(client);
       };
@@ -212,7 +213,12 @@ export class SshConnection extends EventEmitter {
             : new SidecarError("SSH_CONNECT", `The connection to \`${this.target}\` is closed`),
         );
       };
-      const timer = setTimeout(() => {
+      const expire = (): void => {
+        // a user typing a code for the reconnect is not a dead link: wait for the answer
+        if (this.asking > 0) {
+          timer = setTimeout(expire, 1000);
+          return;
+        }
         cleanup();
         reject(
           new SidecarError(
@@ -221,7 +227,8 @@ export class SshConnection extends EventEmitter {
             { data: { target: this.target, state: this.state } },
           ),
         );
-      }, timeoutMs);
+      };
+      let timer = setTimeout(expire, timeoutMs);
       const cleanup = (): void => {
         clearTimeout(timer);
         this.off("ready", onReady);
@@ -234,103 +241,45 @@ export class SshConnection extends EventEmitter {
     });
   }
 
-  /** Take a session slot (exec, spawn, sftp); `release` gives it back. Callers use channel(). */
-  private async session(
+  async exec(
+    command: string,
     timeoutMs: number,
-  ): Promise<{ client: Client; release: () => void; generation: number }> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const client = await this.ready(Math.max(1, deadline - Date.now()));
-      if (this.sessions < this.settings.maxSessions) {
-        this.sessions++;
-        const gen = this.generation;
-        let released = false;
-        return {
-          client,
-          generation: gen,
-          release: () => {
-            if (released) return;
-            released = true;
-            if (gen === this.generation) this.sessions = Math.max(0, this.sessions - 1);
-            this.waiting.shift()?.();
-          },
-        };
-      }
-      await new Promise<void>((resolve, reject) => {
-        const wake = (): void => {
-          clearTimeout(t);
-          resolve();
-        };
-        const t = setTimeout(
-          () => {
-            const i = this.waiting.indexOf(wake);
-            if (i >= 0) this.waiting.splice(i, 1);
-            reject(
-              new SidecarError(
-                "SSH_EXEC",
-                `No free session channel on \`${this.target}\` after ${timeoutMs} ms: ${this.settings.maxSessions} are in use (sshd's MaxSessions)`,
-              ),
-            );
-          },
-          Math.max(1, deadline - Date.now()),
-        );
-        this.waiting.push(wake);
-      });
-    }
+  ): Promise<{ channel: SessionChannel; release: () => void; generation: number }> {
+    const { value, release, generation } = await this.slots.open(timeoutMs, (client) =>
+      openExec(client, command),
+    );
+    return { channel: value, release, generation };
   }
 
   /**
-   * A session slot with a channel opened in it by `open`. sshd may still refuse the channel
-   * ("Channel open failure: open failed") although this side counts a free slot: sshd frees a
-   * closed session only when it next collects dead channels, so an open sent right behind a
-   * close can find it still full (this side at its limit; seen once in CI as a staging test's
-   * STAGING_FAILED), and an admin may set MaxSessions below ours. That refusal is waited out
-   * (backing off) until `timeoutMs`, then named; any other failure is thrown at once.
+   * sshd on the target listens (forward.ts). Only on the connection up now: a listener belongs to
+   * its connection, and after a reconnect its owner listens again (on `ready`).
    */
-  async channel<T>(
-    timeoutMs: number,
-    open: (client: Client) => Promise<T>,
-  ): Promise<{ value: T; release: () => void; generation: number }> {
-    const deadline = Date.now() + timeoutMs;
-    for (let delay = 25; ; delay = Math.min(delay * 2, 1000)) {
-      const { client, release, generation } = await this.session(
-        Math.max(1, deadline - Date.now()),
+  async listen(
+    addr: string,
+    port: number,
+    accept: (conn: Duplex) => void,
+  ): Promise<RemoteListener> {
+    const client = this.client;
+    if (!client)
+      throw new SidecarError(
+        "SSH_CONNECT",
+        `Not connected to \`${this.target}\` (${this.state}${this.lastError ? `; last error: ${this.lastError.message}` : ""})`,
+        { data: { target: this.target, state: this.state } },
       );
-      try {
-        return { value: await open(client), release, generation };
-      } catch (err) {
-        release();
-        if (!isChannelRefused(err)) throw err;
-        if (Date.now() >= deadline) {
-          throw new SidecarError(
-            "SSH_EXEC",
-            `\`${this.target}\` refused a new session channel for ${timeoutMs} ms (${this.sessions} open from here): sshd's MaxSessions is reached, by sessions it has not freed yet after they closed or by a server MaxSessions lower than this side's ${this.settings.maxSessions} while long-running commands (worker blocks, relays, watchdogs) hold the rest`,
-            { cause: err, data: { target: this.target, transient: true } },
-          );
-        }
-        await new Promise((r) =>
-          setTimeout(r, Math.min(delay, Math.max(1, deadline - Date.now()))),
-        );
-      }
-    }
+    return await listenRemote(client, addr, port, accept);
   }
 
   /** A direct-tcpip channel from the target to host:port. */
-  async forwardOut(
-    srcHost: string,
-    srcPort: number,
-    dstHost: string,
-    dstPort: number,
-    timeoutMs: number,
-  ): Promise<ClientChannel> {
-    const client = await this.ready(timeoutMs);
-    return await new Promise((resolve, reject) => {
-      client.forwardOut(srcHost, srcPort, dstHost, dstPort, (err, ch) =>
+  async connect(host: string, port: number, timeoutMs: number): Promise<Duplex> {
+    const client = await this.clientReady(timeoutMs);
+    return await new Promise<ClientChannel>((resolve, reject) => {
+      client.forwardOut("127.0.0.1", 0, host, port, (err, ch) =>
         err
           ? reject(
               new SidecarError(
                 "SSH_CONNECT",
-                `\`${this.target}\` could not connect to ${dstHost}:${dstPort}: ${err.message}`,
+                `\`${this.target}\` could not connect to ${host}:${port}: ${err.message}`,
                 { cause: err },
               ),
             )
@@ -339,10 +288,24 @@ export class SshConnection extends EventEmitter {
     });
   }
 
+  /** SFTP's fastPut for a large file, a `cat` stream for a small one. */
+  async putFile(localPath: string, remotePath: string): Promise<void> {
+    const waitMs = this.settings.waitReadyMs;
+    if ((await stat(localPath)).size > SFTP_FROM_BYTES) {
+      const { value: sftp, release } = await this.slots.open(waitMs, (client) =>
+        openSftp(client, this.target),
+      );
+      await sftpPut(sftp, release, this.target, localPath, remotePath);
+      return;
+    }
+    await catUpload(this, waitMs, localPath, remotePath);
+  }
+
   info(): ConnectionInfo {
     const last = this.hops[this.hops.length - 1];
     return {
       target: this.target,
+      transport: this.transport,
       state: this.state,
       host: this.host.hostName,
       port: this.host.port,
@@ -354,8 +317,8 @@ export class SshConnection extends EventEmitter {
       fingerprint: last?.fingerprint ?? null,
       cipher: last?.cipher ?? null,
       connected_at: this.connectedAt ?? null,
-      sessions: this.sessions,
-      queued_sessions: this.waiting.length,
+      sessions: this.slots.inUse,
+      queued_sessions: this.slots.queued,
       last_error: this.lastError?.message ?? null,
     };
   }
@@ -370,16 +333,6 @@ export class SshConnection extends EventEmitter {
     this.endGeneration(this.generation);
     for (const h of hops.reverse()) h.client.end();
     this.emit("closed");
-    for (const w of this.waiting.splice(0)) w();
+    this.slots.wakeAll();
   }
-}
-
-/** ssh2's error for a channel the server refused to open (SSH_MSG_CHANNEL_OPEN_FAILURE). */
-export function isChannelRefused(err: unknown): boolean {
-  const e = (err as { cause?: unknown })?.cause ?? err;
-  return (
-    e instanceof Error &&
-    /Channel open failure/i.test(e.message) &&
-    typeof (e as { reason?: unknown }).reason === "number"
-  );
 }

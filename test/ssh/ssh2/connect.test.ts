@@ -4,15 +4,15 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EventBus, type SidecarEvent } from "../../src/events.js";
-import { PASSPHRASE_ENV } from "../../src/ssh/auth.js";
-import { SshConnections } from "../../src/ssh/connections.js";
-import { stopAllAfterAll } from "../testbed/hooks.js";
-import { childrenTree } from "../testbed/registry.js";
-import { writeSshConfig } from "../testbed/ssh-config.js";
-import { startSshd, type Sshd } from "../testbed/sshd.js";
-import { listenersOf } from "../tunnels/helpers.js";
-import { entryFor, eventually } from "./helpers.js";
+import { EventBus, type SidecarEvent } from "../../../src/events.js";
+import { PASSPHRASE_ENV } from "../../../src/ssh/auth.js";
+import { SshConnections } from "../../../src/ssh/connections.js";
+import { stopAllAfterAll } from "../../testbed/hooks.js";
+import { childrenTree } from "../../testbed/registry.js";
+import { writeSshConfig } from "../../testbed/ssh-config.js";
+import { startSshd, type Sshd } from "../../testbed/sshd.js";
+import { listenersOf } from "../../tunnels/helpers.js";
+import { entryFor, eventually } from "../helpers.js";
 
 stopAllAfterAll();
 
