@@ -1,0 +1,18 @@
+#!/bin/sh
+# The openssh transport runs every command under this (src/ssh/openssh/session.ts), as
+# `exec sh -c PROGRAM parsl-sidecar-session COMMAND`. OpenSSH's client drops the exit-signal
+# message, so this shell runs COMMAND as its child and reports on stderr: `\036psc:open` first
+# (the session is open), then `\036psc:signal=NAME` (status 128+N) or `\036psc:exit=N` once
+# COMMAND ended. The sidecar strips both lines. Its own stderr is /dev/null while it waits, so
+# that the shell's "Terminated" note for a killed child does not reach the caller.
+exec 3>&2 2>/dev/null
+printf '\036psc:open\n' >&3
+sh -c "exec 2>&3 3>&-
+$1" sh
+s=$?
+if [ "$s" -gt 128 ] && [ "$s" -le 192 ] && n=$(kill -l "$s") && [ -n "$n" ]; then
+  printf '\036psc:signal=%s\n' "${n#SIG}" >&3
+else
+  printf '\036psc:exit=%s\n' "$s" >&3
+fi
+exit "$s"

@@ -1,0 +1,154 @@
+/**
+ * One connection of a link: the master it goes through (the user's, or one started here), the
+ * connection held to its socket (MuxWatch), and how it ends (ours stopped, the user's let go).
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensurePrivateDir } from "../../util/private-dir.js";
+import { StaleForwards } from "./forwards.js";
+import { clientOptions, masterRunning, startMaster } from "./master.js";
+import type { MasterLog } from "./master-log.js";
+import { MuxWatch } from "./mux-watch.js";
+import { masterSettings, type OpenSshLinkOptions } from "./options.js";
+import {
+  builtinCiphers,
+  type OpenSshTarget,
+  preferredCiphers,
+  type Resolved,
+  resolveOpenSsh,
+} from "./resolve.js";
+import { runSsh } from "./run.js";
+import { atLeast, checkSshVersion, MIN_OPENSSH_ASKPASS, sshVersion } from "./version.js";
+
+export interface Conn {
+  /** what `ssh -G` said for the target at this connect */
+  resolved: Resolved;
+  controlPath: string;
+  /** false: the user's master, never stopped here */
+  owned: boolean;
+  watch: MuxWatch;
+  stale: StaleForwards;
+  /** our master's log (none for the user's) */
+  log?: MasterLog;
+  /** resolves when our master's stderr closed */
+  ended?: Promise<void>;
+  connectedAt: number;
+}
+
+/** a Unix socket path holds 107 bytes; ssh adds 17 for its temporary name */
+const SOCKET_PATH_MAX = 90;
+
+/** Socket paths of one link, in the runtime directory's `ssh` (0700), short enough for a socket. */
+export class SocketPaths {
+  private dir: string | undefined;
+  private next = 0;
+  private readonly id = randomBytes(3).toString("hex");
+
+  constructor(private readonly runtimeDir: string) {}
+
+  /** `m-ID-N` for a master, `f-ID-N` for a forward */
+  socket(kind: "m" | "f"): string {
+    if (!this.dir) {
+      const dir = ensurePrivateDir(join(this.runtimeDir, "ssh"));
+      // a long runtime directory: a private one under the temporary directory instead
+      this.dir = dir.length + 16 <= SOCKET_PATH_MAX ? dir : mkdtempSync(join(tmpdir(), "psc-ssh-"));
+    }
+    return join(this.dir, `${kind}-${this.id}-${this.next++}`);
+  }
+}
+
+/** One connect: the user's master when one runs at their ControlPath, else a new one. */
+export async function openConn(
+  target: string,
+  t: OpenSshTarget,
+  sshPath: string,
+  o: OpenSshLinkOptions,
+  paths: SocketPaths,
+): Promise<Conn> {
+  const version = await sshVersion(sshPath);
+  if (o.askpass && !atLeast(version, MIN_OPENSSH_ASKPASS))
+    checkSshVersion(sshPath, version.text, MIN_OPENSSH_ASKPASS, "asking through SSH_ASKPASS");
+  const r = await resolveOpenSsh(sshPath, t);
+  if (o.reuseUserMaster !== false && r.controlPath) {
+    if (await masterRunning(sshPath, t, r.controlPath)) {
+      const watch = await MuxWatch.open(r.controlPath, 10_000);
+      o.log?.(`using your ControlMaster at ${r.controlPath} (pid ${watch.pid})`, {
+        target,
+      });
+      return {
+        controlPath: r.controlPath,
+        owned: false,
+        resolved: r,
+        watch,
+        stale: new StaleForwards(),
+        connectedAt: Date.now(),
+      };
+    }
+  }
+  const path = paths.socket("m");
+  const ciphers = preferredCiphers(r.ciphers, await builtinCiphers(sshPath));
+  const ctx = {
+    target,
+    alias: t.host,
+    resolved: r,
+    batch: !o.askpass,
+    ...(t.configPath ? { configPath: t.configPath } : {}),
+  };
+  const m = await startMaster(t, r, path, masterSettings(o, sshPath), ctx, ciphers);
+  let watch: MuxWatch;
+  try {
+    watch = await MuxWatch.open(path, 10_000);
+  } catch (err) {
+    void runSsh(sshPath, ["-O", "exit", ...clientOptions(path, t), "--", t.host], {
+      timeoutMs: 5_000,
+    }).catch(() => undefined);
+    throw err;
+  }
+  for (const note of m.log.notes) o.log?.(note, { target });
+  return {
+    controlPath: path,
+    owned: true,
+    resolved: r,
+    watch,
+    stale: new StaleForwards(),
+    log: m.log,
+    ended: m.ended,
+    connectedAt: Date.now(),
+  };
+}
+
+/** End a connection: ours is stopped, the user's only let go. */
+export function releaseConn(c: Conn, sshPath: string, t: OpenSshTarget): void {
+  const alive = c.watch.isOpen;
+  c.watch.close();
+  if (!c.owned) return;
+  if (!alive) {
+    // a master killed hard leaves its socket behind
+    rmSync(c.controlPath, { force: true });
+    return;
+  }
+  if (ownsPid(c.watch.pid, c.controlPath)) {
+    try {
+      process.kill(c.watch.pid, "SIGTERM");
+      return;
+    } catch {
+      /* gone */
+    }
+  }
+  // no /proc to check the pid against: ask the master itself
+  void runSsh(sshPath, ["-O", "exit", ...clientOptions(c.controlPath, t), "--", t.host], {
+    timeoutMs: 5_000,
+  }).catch(() => undefined);
+}
+
+/** True when `pid` is the ssh master listening at `controlPath` (checked in /proc). */
+function ownsPid(pid: number, controlPath: string): boolean {
+  try {
+    // the whole command line: some systems rewrite it to `ssh: PATH [mux]`
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(controlPath);
+  } catch {
+    return false;
+  }
+}

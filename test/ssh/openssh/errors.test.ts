@@ -1,0 +1,226 @@
+// Why a link could not open, as OpenSSH said it, against a real sshd: an unreachable host, a
+// name that does not resolve, a refused key, a one-time code asked after the key, an unknown
+// host key (and accept-new only where the user set nothing), a ProxyCommand that exits (and one
+// that works), and an `ssh` too old or missing.
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createServer } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkSshVersion, parseSshVersion } from "../../../src/ssh/openssh/version.js";
+import { stopAllAfterAll } from "../../testbed/hooks.js";
+import { makeTempDir } from "../../testbed/registry.js";
+import { entryFor } from "../helpers.js";
+import { exec, opensshBed, type OpenSshBed } from "./helpers.js";
+
+stopAllAfterAll();
+
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+describe("opening a link: OpenSSH's reason, named", () => {
+  let bed: OpenSshBed;
+  let port: number;
+  let emptyKnown: string;
+  beforeAll(async () => {
+    port = await closedPort();
+    const dir = makeTempDir("openssh-err");
+    emptyKnown = join(dir, "known_hosts");
+    writeFileSync(emptyKnown, "");
+    bed = await opensshBed({
+      sshd: { unauthorizedKey: true },
+      entries: (s) => [
+        entryFor("closed", s, {}, { port }),
+        entryFor("nowhere", s, {}, { hostName: "nowhere.invalid" }),
+        entryFor("wrongkey", s, {}, { identityFile: s.unauthorizedKeyPath! }),
+        entryFor("strange", s, {}, { userKnownHostsFile: emptyKnown }),
+        entryFor("proxyfails", s, {
+          ProxyCommand: "sh -c 'echo bastion says no >&2; exit 3'",
+        }),
+        // its HostName resolves nowhere: only the ProxyCommand reaches it
+        entryFor(
+          "viaproxy",
+          s,
+          {
+            ProxyCommand: `ssh -F ${join(s.dir, "client_config")} -W 127.0.0.1:${s.port} pool`,
+            HostKeyAlias: `[127.0.0.1]:${s.port}`,
+          },
+          { hostName: "hidden.invalid" },
+        ),
+      ],
+    });
+  }, 30000);
+  afterAll(() => bed?.stop(), 30000);
+
+  it("nothing listening: SSH_CONNECT naming host, port and why", async () => {
+    await expect(bed.open({}, "closed")).rejects.toMatchObject({
+      code: "SSH_CONNECT",
+      message: expect.stringMatching(
+        new RegExp(
+          `Cannot connect to 127.0.0.1:${port} \\(target \`closed\`\\): connection refused`,
+        ),
+      ),
+    });
+  });
+
+  it("a HostName that does not resolve, and an alias that is nowhere", async () => {
+    await expect(bed.open({}, "nowhere")).rejects.toMatchObject({
+      code: "SSH_CONNECT",
+      message: expect.stringMatching(
+        /`nowhere.invalid` \(HostName of `nowhere`\): the host name does not resolve/,
+      ),
+    });
+    await expect(bed.open({}, "no-such-alias.invalid")).rejects.toMatchObject({
+      code: "SSH_CONFIG",
+      message: expect.stringMatching(/Unknown host `no-such-alias.invalid`/),
+    });
+  });
+
+  it("a key the server refuses: SSH_AUTH with the methods and the key offered", async () => {
+    const err = bed.open({}, "wrongkey");
+    await expect(err).rejects.toMatchObject({
+      code: "SSH_AUTH",
+      message: expect.stringMatching(/refused the login: Permission denied \(publickey\)/),
+    });
+    await expect(err).rejects.toMatchObject({
+      message: expect.stringContaining(`Keys offered: ${bed.sshd.unauthorizedKeyPath}`),
+    });
+  });
+
+  it("an unknown host key with StrictHostKeyChecking yes: SSH_HOST_KEY with its fingerprint", async () => {
+    await expect(bed.open({}, "strange")).rejects.toMatchObject({
+      code: "SSH_HOST_KEY",
+      message: expect.stringMatching(
+        new RegExp(
+          `\\[127.0.0.1\\]:${bed.sshd.port}.* is not in known_hosts \\(${emptyKnown}\\).*SHA256:`,
+        ),
+      ),
+    });
+  });
+
+  it("a ProxyCommand that exits: named, with its own words", async () => {
+    await expect(bed.open({}, "proxyfails")).rejects.toMatchObject({
+      code: "SSH_CONNECT",
+      message: expect.stringMatching(
+        /The ProxyCommand of `proxyfails` \(`sh -c .*`\) ended before the SSH handshake: bastion says no/,
+      ),
+    });
+  });
+
+  it("a ProxyCommand that works: OpenSSH follows it", async () => {
+    const link = await bed.open({}, "viaproxy");
+    expect((await exec(link, "echo through")).stdout).toBe("through\n");
+    expect(link.info().host).toBe("hidden.invalid");
+  });
+});
+
+describe("host keys: accept-new only where the user set nothing", () => {
+  it("unset: the new key is recorded; `ask` set by the user: refused", {
+    timeout: 30000,
+  }, async () => {
+    const dir = makeTempDir("openssh-known");
+    const known = join(dir, "known_hosts");
+    writeFileSync(known, "");
+    const bed = await opensshBed({
+      entries: (s) => {
+        const unset = entryFor("unset", s, {}, { userKnownHostsFile: known });
+        delete (unset.extra as Record<string, unknown>).StrictHostKeyChecking;
+        return [
+          unset,
+          entryFor(
+            "asks",
+            s,
+            { StrictHostKeyChecking: "ask" },
+            { userKnownHostsFile: join(dir, "other") },
+          ),
+        ];
+      },
+    });
+    try {
+      const logged: string[] = [];
+      const link = await bed.open({ log: (m) => logged.push(m) }, "unset");
+      expect(readFileSync(known, "utf8")).toContain(bed.sshd.hostKeyPublic.split(" ")[2]);
+      expect(logged.join("\n")).toMatch(/Permanently added/);
+      link.close();
+      await expect(bed.open({}, "asks")).rejects.toMatchObject({ code: "SSH_HOST_KEY" });
+    } finally {
+      await bed.stop();
+    }
+  });
+});
+
+describe("a one-time code after the key (AuthenticationMethods publickey,keyboard-interactive)", () => {
+  it("SSH_AUTH says the key was accepted and what the server asks next", {
+    timeout: 30000,
+  }, async () => {
+    const bed = await opensshBed({
+      sshd: {
+        extraConfig: [
+          "AuthenticationMethods publickey,keyboard-interactive",
+          "KbdInteractiveAuthentication yes",
+        ],
+      },
+    });
+    try {
+      await expect(bed.open()).rejects.toMatchObject({
+        code: "SSH_AUTH",
+        message: expect.stringMatching(
+          /Permission denied \(keyboard-interactive\)\. It accepted publickey and then asks for keyboard-interactive.*one-time code.*ControlMaster/,
+        ),
+        data: { partial: "publickey", methods: ["keyboard-interactive"] },
+      });
+    } finally {
+      await bed.stop();
+    }
+  });
+});
+
+describe("the ssh binary", () => {
+  it("parses and checks `ssh -V`", () => {
+    expect(
+      parseSshVersion("OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.19 27 Jan 2026"),
+    ).toMatchObject({
+      major: 9,
+      minor: 2,
+    });
+    expect(() => checkSshVersion("ssh", "OpenSSH_7.4p1, OpenSSL 1.0.2k-fips  26 Jan 2017")).toThrow(
+      /OpenSSH 7\.4 .*needs OpenSSH 7\.6 or newer/,
+    );
+    expect(() => checkSshVersion("ssh", "OpenSSH_for_Windows_8.1p1, LibreSSL 3.0.2")).toThrow(
+      /OpenSSH for Windows .* no ControlMaster/,
+    );
+    expect(() => checkSshVersion("dbclient", "Dropbear v2022.83")).toThrow(/not OpenSSH/);
+    expect(checkSshVersion("ssh", "OpenSSH_7.6p1 Ubuntu-4, OpenSSL 1.0.2n").minor).toBe(6);
+  });
+
+  it("an ssh too old, or none: SSH_CONFIG before anything is tried", {
+    timeout: 30000,
+  }, async () => {
+    const dir = makeTempDir("openssh-old");
+    const old = join(dir, "ssh");
+    writeFileSync(
+      old,
+      "#!/bin/sh\necho 'OpenSSH_7.2p2 Ubuntu-4ubuntu2.10, OpenSSL 1.0.2g' >&2\nexit 255\n",
+    );
+    chmodSync(old, 0o755);
+    const bed = await opensshBed();
+    try {
+      await expect(bed.open({ sshPath: old })).rejects.toMatchObject({
+        code: "SSH_CONFIG",
+        message: expect.stringMatching(/is OpenSSH 7\.2 .*needs OpenSSH 7\.6 or newer/),
+      });
+      await expect(bed.open({ sshPath: join(dir, "missing-ssh") })).rejects.toMatchObject({
+        code: "SSH_CONFIG",
+        message: expect.stringMatching(
+          /needs the OpenSSH client, but no `.*missing-ssh` was found/,
+        ),
+      });
+    } finally {
+      await bed.stop();
+    }
+  });
+});
