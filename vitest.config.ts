@@ -9,5 +9,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: "forks",
     setupFiles: ["test/setup.ts"],
+    // the suites run over ssh2 unless told otherwise (PARSL_SIDECAR_SSH_TRANSPORT); the openssh
+    // transport's own tests pick it explicitly
+    env: { PARSL_SIDECAR_SSH_TRANSPORT: process.env.PARSL_SIDECAR_SSH_TRANSPORT ?? "ssh2" },
   },
 });

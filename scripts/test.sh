@@ -21,6 +21,8 @@ say "TypeScript tests (vitest)"
 node_modules/.bin/vitest run "$@"
 
 say "Python tests (pytest)"
+# the sidecars these tests start carry their pools over ssh2 unless told otherwise
+export PARSL_SIDECAR_SSH_TRANSPORT=${PARSL_SIDECAR_SSH_TRANSPORT:-ssh2}
 set +e
 .venv/bin/pytest python/tests
 rc=$?

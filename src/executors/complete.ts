@@ -52,11 +52,16 @@ async function whoAmI(
   deps: CompleteDeps,
   label: string,
   target: string,
+  transport: "auto" | "openssh" | "ssh2" | undefined,
 ): Promise<{ user: string; ip: string }> {
   if (target === "local") return { user: userInfo().username, ip: "127.0.0.1" };
   let lease: HostLease;
   try {
-    lease = await deps.hosts.acquire(target, `executors:complete:${label}`);
+    lease = await deps.hosts.acquire(
+      target,
+      `executors:complete:${label}`,
+      transport ? { transport } : {},
+    );
   } catch (err) {
     const e = toSidecarError(err, "POOL_UNREACHABLE");
     throw new SidecarError(
@@ -151,7 +156,12 @@ export async function completeExecutors(
       const r = resolveExecutor(label, normalized);
       const target = targetOf(normalized);
       req.progress?.(label, `connecting to ${target}`);
-      const who = await whoAmI(deps, label, target);
+      const who = await whoAmI(
+        deps,
+        label,
+        target,
+        normalized.SSH_TRANSPORT as "auto" | "openssh" | "ssh2" | undefined,
+      );
       const hostIp =
         normalized.RESOLVER === "parallelworks"
           ? String(normalized.HOST_IP)

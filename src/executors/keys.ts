@@ -28,6 +28,7 @@ export const LAUNCHERS = [
   "gnu_parallel",
 ] as const;
 export const RESOLVERS = ["none", "parallelworks"] as const;
+export const SSH_TRANSPORTS = ["auto", "openssh", "ssh2"] as const;
 
 export interface KeySpec {
   name: string;
@@ -64,6 +65,14 @@ export const KEYS: readonly KeySpec[] = [
     default: "POOL (or HOST_USER@HOST_IP with a RESOLVER)",
     description:
       "How to reach the pool's head node: `user@host[:port]`, a ~/.ssh/config Host alias (HostName, User, Port, IdentityFile, ProxyJump are honoured), or `local` for this machine (no SSH).",
+  },
+  {
+    name: "SSH_TRANSPORT",
+    group: "pool",
+    schema: z.enum(SSH_TRANSPORTS, { error: `expected one of ${SSH_TRANSPORTS.join(", ")}` }),
+    default: "PARSL_SIDECAR_SSH_TRANSPORT, else auto",
+    description:
+      "What carries the SSH connection to the pool: `openssh` (your own `ssh` through a ControlMaster: everything your ssh_config does works, certificates and ProxyCommand included), `ssh2` (built in), or `auto` (openssh when `ssh` is OpenSSH 8.4 or newer, else ssh2). The first connection to a pool decides for everything that uses it.",
   },
   {
     name: "RESOLVER",

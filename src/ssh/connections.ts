@@ -7,7 +7,7 @@ import { SidecarError } from "../errors.js";
 import type { EventBus } from "../events.js";
 import type { Logger } from "../util/logger.js";
 import type { AuthOptions } from "./auth.js";
-import { loadConfig, resolveChain } from "./config.js";
+import { loadConfig, resolveChain, SSH_CONFIG_ENV } from "./config.js";
 import type {
   ExecOptions,
   ExecResult,
@@ -20,7 +20,14 @@ import type { ConnectionInfo, SshLink } from "./link.js";
 import type { ReconnectPolicy } from "./link-settings.js";
 import { LocalHost } from "./local-host.js";
 import { killGroupCommand, remoteExec, remoteSpawn, type RemoteExecDeps } from "./ssh-exec.js";
+import { OpenSshLink } from "./openssh/openssh-link.js";
 import { Ssh2Link } from "./ssh2/link.js";
+import {
+  decideTransport,
+  defaultPreference,
+  type TransportDecision,
+  type TransportPreference,
+} from "./transport-choice.js";
 import { isLocalTarget } from "./target.js";
 import { currentCause } from "../rpc/call-cause.js";
 import { PromptBroker } from "./prompts/broker.js";
@@ -57,6 +64,19 @@ export interface SshConnectionsOptions {
    * lease, so that the next step of the same work does not ask again @default 600000
    */
   promptedLingerMs?: number;
+  /**
+   * The transport of a pool whose acquire names none (docs/ssh.md, "Transports")
+   * @default $PARSL_SIDECAR_SSH_TRANSPORT, else "auto"
+   */
+  transport?: TransportPreference;
+  /** the OpenSSH client the openssh transport runs @default "ssh" on PATH */
+  sshPath?: string;
+}
+
+/** What an acquire may say about the connection it opens (the first acquire of a target decides). */
+export interface AcquireOptions {
+  /** a pool's own SSH_TRANSPORT */
+  transport?: TransportPreference;
 }
 
 interface Entry {
@@ -66,6 +86,8 @@ interface Entry {
   /** the user answered a question to open it: it outlives its last lease (promptedLingerMs) */
   prompted: boolean;
   linger: NodeJS.Timeout | undefined;
+  /** how its transport was chosen */
+  decision: TransportDecision;
 }
 
 /** What an SSH lease offers besides HostLease, for src modules (not over RPC). */
@@ -94,9 +116,15 @@ export class SshConnections implements Hosts {
   }
 
   /** Borrow `target` (`local`, `user@host[:port]` or an alias) for `owner`. */
-  async acquire(target: string, owner: string): Promise<HostLease> {
+  async acquire(target: string, owner: string, opts: AcquireOptions = {}): Promise<HostLease> {
     if (this.closed) throw new SidecarError("SHUTTING_DOWN", "The SSH connections are closed");
     if (isLocalTarget(target)) return new LocalHost();
+    // decided before the synchronous part below, so two acquires never make two connections
+    const decision = this.entries.has(target)
+      ? undefined
+      : await this.decide(opts.transport ?? this.opts.transport ?? defaultPreference());
+    const askpass = decision?.kind === "openssh" ? await this.askpass() : undefined;
+    if (this.closed) throw new SidecarError("SHUTTING_DOWN", "The SSH connections are closed");
     let entry = this.entries.get(target);
     // a connection that gave up (host key changed) is not reused: the next user starts afresh
     if (entry && (entry.conn.state === "failed" || entry.conn.state === "closed")) {
@@ -104,14 +132,20 @@ export class SshConnections implements Hosts {
       entry = undefined;
     }
     if (!entry) {
-      const chain = resolveChain(target, loadConfig(this.opts.configPath));
-      const conn = this.newConnection(target, chain);
+      const chosen =
+        decision ??
+        (await this.decide(opts.transport ?? this.opts.transport ?? defaultPreference()));
+      const conn =
+        chosen.kind === "openssh"
+          ? this.newOpenSsh(target, askpass!)
+          : this.newConnection(target, resolveChain(target, loadConfig(this.opts.configPath)));
       const created: Entry = {
         conn,
         opening: conn.open(),
         leases: new Map(),
         prompted: false,
         linger: undefined,
+        decision: chosen,
       };
       conn.once("prompted", () => {
         created.prompted = true;
@@ -138,6 +172,66 @@ export class SshConnections implements Hosts {
       throw err;
     }
     return this.lease(entry, id);
+  }
+
+  private readonly decisions = new Map<TransportPreference, Promise<TransportDecision>>();
+
+  /** The transport for a preference (asked of `ssh -V` once per preference). */
+  decide(preference: TransportPreference): Promise<TransportDecision> {
+    let d = this.decisions.get(preference);
+    if (!d) {
+      d = decideTransport(preference, this.opts.sshPath);
+      d.catch(() => this.decisions.delete(preference));
+      this.decisions.set(preference, d);
+    }
+    return d;
+  }
+
+  /** How the connection to `target` was given its transport, if one is open. */
+  decision(target: string): TransportDecision | undefined {
+    return this.entries.get(target)?.decision;
+  }
+
+  /** An OpenSSH link; what its ssh asks goes through the askpass helper to the broker. */
+  private newOpenSsh(target: string, askpass: AskpassServer): SshLink {
+    const o = this.opts;
+    const cause = currentCause();
+    const causeNow = () => (conn.state === "connecting" ? cause : undefined);
+    const reg = askpass.register({
+      target,
+      host: target,
+      cause: causeNow,
+      answered: () => conn.emit("prompted"),
+    });
+    const { SSH_ASKPASS: program, ...env } = reg.env;
+    const conn: OpenSshLink = new OpenSshLink(target, {
+      runtimeDir: this.runtimeDir(),
+      // the same file the ssh2 side reads: the option, else $PARSL_SIDECAR_SSH_CONFIG (-F), else
+      // what `ssh TARGET` reads
+      ...((o.configPath ?? process.env[SSH_CONFIG_ENV])
+        ? { configPath: o.configPath ?? process.env[SSH_CONFIG_ENV] }
+        : {}),
+      ...(o.sshPath ? { sshPath: o.sshPath } : {}),
+      askpass: { program: program!, env },
+      ...(o.keepaliveMs ? { keepaliveMs: o.keepaliveMs } : {}),
+      ...(o.keepaliveCount ? { keepaliveCount: o.keepaliveCount } : {}),
+      ...(o.readyTimeoutMs ? { connectTimeoutMs: o.readyTimeoutMs } : {}),
+      reconnect: { initialMs: o.reconnect?.initialMs ?? 100, maxMs: o.reconnect?.maxMs ?? 10_000 },
+      maxSessions: o.maxSessions ?? 10,
+      waitReadyMs: o.waitReadyMs ?? 30_000,
+      log: (msg, data) => o.log?.info(data ?? {}, msg),
+    });
+    conn.once("closed", () => reg.release());
+    conn.on("state", (state: string, data: Record<string, unknown>) => {
+      o.events?.emit("ssh.state", { ...data, state });
+      o.log?.info({ ...data, state }, `ssh ${target}: ${state}`);
+    });
+    return conn;
+  }
+
+  /** The private directory of this process's SSH sockets (OpenSSH masters, askpass). */
+  private runtimeDir(): string {
+    return this.opts.runtimeDir ?? join(defaultRuntimeDir(), `ssh-${process.pid}`);
   }
 
   private newConnection(target: string, chain: ReturnType<typeof resolveChain>): SshLink {

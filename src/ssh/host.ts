@@ -60,7 +60,12 @@ export interface HostLease extends Host {
 }
 
 export interface Hosts {
-  acquire(target: string, owner: string): Promise<HostLease>;
+  /** `opts.transport`: the pool's SSH_TRANSPORT, for the connection this acquire may open */
+  acquire(
+    target: string,
+    owner: string,
+    opts?: { transport?: "auto" | "openssh" | "ssh2" },
+  ): Promise<HostLease>;
 }
 
 // quoting is the base layer's (src/remote builds command lines with it); here for the services

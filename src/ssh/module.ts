@@ -4,6 +4,7 @@ import type { DaemonContext, ServiceModule } from "../rpc/service.js";
 import { defineMethod } from "../rpc/registry.js";
 import type { ExecOptions, ExecResult, HostLease } from "./host.js";
 import { isSshLease, SshConnections, type SshConnectionsOptions } from "./connections.js";
+import type { TransportPreference } from "./transport-choice.js";
 import { PromptBroker } from "./prompts/broker.js";
 import { promptMethods } from "./prompts/methods.js";
 
@@ -85,14 +86,18 @@ export function sshModule(ctx: DaemonContext, opts: SshConnectionsOptions = {}):
     string,
     { lease: Promise<HostLease>; timer: NodeJS.Timeout | undefined; busy: number }
   >();
-  const borrow = async <T>(target: string, fn: (l: HostLease) => Promise<T>): Promise<T> => {
+  const borrow = async <T>(
+    target: string,
+    fn: (l: HostLease) => Promise<T>,
+    opts: { transport?: TransportPreference } = {},
+  ): Promise<T> => {
     let w = warm.get(target);
     if (!w) {
       const created: {
         lease: Promise<HostLease>;
         timer: NodeJS.Timeout | undefined;
         busy: number;
-      } = { lease: connections.acquire(target, "rpc"), timer: undefined, busy: 0 };
+      } = { lease: connections.acquire(target, "rpc", opts), timer: undefined, busy: 0 };
       w = created;
       warm.set(target, created);
       created.lease.catch(() => {
@@ -156,11 +161,24 @@ export function sshModule(ctx: DaemonContext, opts: SshConnectionsOptions = {}):
       defineMethod({
         name: "ssh.check",
         description:
-          "Connect to a target (or reuse its connection) and report the server version, host key fingerprint, cipher and the round-trip time of a trivial command.",
-        params: z.object({ target: targetSchema }).strict(),
+          "Connect to a target (or reuse its connection) and report the transport and why it was chosen, the ssh version (openssh), the server version, host key fingerprint, cipher and the round-trip time of a trivial command. `transport` applies when this opens the connection.",
+        params: z
+          .object({
+            target: targetSchema,
+            transport: z
+              .enum(["auto", "openssh", "ssh2"])
+              .optional()
+              .describe(
+                "for a connection this opens (default PARSL_SIDECAR_SSH_TRANSPORT, else auto)",
+              ),
+          })
+          .strict(),
         result: z.object({
           ok: z.boolean(),
           target: z.string(),
+          transport: z.enum(["ssh2", "openssh"]).nullable(),
+          transport_why: z.string().nullable(),
+          ssh_version: z.string().nullable(),
           server_version: z.string().nullable(),
           fingerprint: z.string().nullable(),
           cipher: z.string().nullable(),
@@ -171,24 +189,32 @@ export function sshModule(ctx: DaemonContext, opts: SshConnectionsOptions = {}):
           latency_ms: z.number(),
         }),
         handler: async (p) =>
-          await borrow(p.target, async (lease) => {
-            const t0 = Date.now();
-            const r = await lease.exec("true");
-            const latency = Date.now() - t0;
-            const info = isSshLease(lease) ? lease.connection.info() : undefined;
-            return {
-              ok: r.exitCode === 0,
-              target: p.target,
-              server_version: info?.server_version ?? null,
-              fingerprint: info?.fingerprint ?? null,
-              cipher: info?.cipher ?? null,
-              host: info?.host ?? null,
-              port: info?.port ?? null,
-              user: info?.user ?? null,
-              jumps: info?.jumps ?? [],
-              latency_ms: latency,
-            };
-          }),
+          await borrow(
+            p.target,
+            async (lease) => {
+              const t0 = Date.now();
+              const r = await lease.exec("true");
+              const latency = Date.now() - t0;
+              const info = isSshLease(lease) ? lease.connection.info() : undefined;
+              const decision = connections.decision(p.target);
+              return {
+                ok: r.exitCode === 0,
+                target: p.target,
+                transport: info?.transport ?? null,
+                transport_why: decision?.why ?? null,
+                ssh_version: decision?.ssh?.text ?? null,
+                server_version: info?.server_version ?? null,
+                fingerprint: info?.fingerprint ?? null,
+                cipher: info?.cipher ?? null,
+                host: info?.host ?? null,
+                port: info?.port ?? null,
+                user: info?.user ?? null,
+                jumps: info?.jumps ?? [],
+                latency_ms: latency,
+              };
+            },
+            p.transport ? { transport: p.transport } : {},
+          ),
       }),
       defineMethod({
         name: "ssh.list",

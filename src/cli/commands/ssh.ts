@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { SidecarError } from "../../errors.js";
 import { withClient } from "../client.js";
 import { EXIT, fail, printJson, printTable } from "../output.js";
+import { parsePreference } from "../../ssh/transport-choice.js";
 
 interface Opts {
   connection?: string;
@@ -102,16 +103,27 @@ export function registerSsh(program: Command): void {
     )
     .argument("<target>", "user@host[:port] or an ssh config alias")
     .option("--connection <file>", "connection file")
+    .option(
+      "--transport <kind>",
+      "auto, openssh or ssh2, for a connection this opens (default $PARSL_SIDECAR_SSH_TRANSPORT, else auto)",
+    )
     .option("--json", "machine-readable output")
-    .action(async (target: string, opts: Opts) => {
+    .action(async (target: string, opts: Opts & { transport?: string }) => {
       try {
+        const params = opts.transport
+          ? { target, transport: parsePreference(opts.transport, "--transport") }
+          : { target };
         const r = await withClient(opts.connection, (c) =>
-          c.call<Record<string, unknown>>("ssh.check", { target }, { timeout: 60_000 }),
+          c.call<Record<string, unknown>>("ssh.check", params, { timeout: 60_000 }),
         );
         if (opts.json) return printJson(r);
         process.stdout.write(
           `${target}: ${r.ok ? "ok" : "FAILED"}  ${String(r.user)}@${String(r.host)}:${String(r.port)}  ${String(r.server_version)}\n`,
         );
+        if (r.transport)
+          process.stdout.write(
+            `transport ${String(r.transport)} (${String(r.transport_why)})${r.ssh_version ? `  ${String(r.ssh_version)}` : ""}\n`,
+          );
         process.stdout.write(
           `host key ${String(r.fingerprint)}  cipher ${String(r.cipher)}  round trip ${String(r.latency_ms)} ms\n`,
         );

@@ -24,6 +24,8 @@ export interface AskpassContext {
   host: string;
   /** who to ask (a reconnect: undefined) */
   cause?: CallCause | (() => CallCause | undefined);
+  /** called after the user answered one of its questions */
+  answered?: () => void;
 }
 
 export interface AskpassRegistration {
@@ -165,6 +167,7 @@ export class AskpassServer {
     const cause = typeof ctx.cause === "function" ? ctx.cause() : ctx.cause;
     this.log?.debug({ target: ctx.target, kind, attempt }, "askpass helper asks");
     const [answer = ""] = await this.broker.ask(q, cause, signal);
+    ctx.answered?.();
     return { answer };
   }
 
