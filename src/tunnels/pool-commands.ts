@@ -31,7 +31,7 @@ export function probeCommand(
   const viaPython = pyCommand('"$py"', "tunnels/probe.py", args);
   // bash, not sh, runs the fallback (its /dev/tcp)
   const viaBash = bashCommand("tunnels/probe-tcp.bash", args);
-  return `echo "SESSION $PPID $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; ${find}; if [ -n "$py" ]; then ${viaPython}; elif command -v bash >/dev/null 2>&1; then ${viaBash}; else echo "RESULT no python3 or bash on the pool to probe with"; fi`;
+  return `echo "SESSION \${PARSL_SIDECAR_SSHD_PID:-$PPID} $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; ${find}; if [ -n "$py" ]; then ${viaPython}; elif command -v bash >/dev/null 2>&1; then ${viaBash}; else echo "RESULT no python3 or bash on the pool to probe with"; fi`;
 }
 
 /** Command that prints `PYTHON name`, `ADDRS a b ...`, `HOSTADDR a` and, given a port, `LISTENERS ...`. */
@@ -66,11 +66,12 @@ export function reclaimCommand(
   session: { pid: number; bootId: string },
   relayPgid: number | null,
 ): string {
-  // $PPID expands here, in the exec's shell: this connection's own sshd process
+  // expands here, in the exec's shell: this connection's own sshd process (its parent over ssh2;
+  // over openssh the session program's parent, which it exports)
   return shCommand("tunnels/reclaim.sh", [
     session.bootId,
     session.pid,
     relayPgid ?? "",
-    { shell: '"$PPID"' },
+    { shell: '"${PARSL_SIDECAR_SSHD_PID:-$PPID}"' },
   ]);
 }

@@ -47,7 +47,8 @@ describe("ssh RPC methods and CLI", () => {
     expect(list).toHaveLength(1);
     expect(list[0]).toMatchObject({
       target: "pool",
-      transport: "ssh2",
+      // the transport this project runs over (vitest.config.ts)
+      transport: process.env.PARSL_SIDECAR_SSH_TRANSPORT,
       state: "ready",
       owners: ["rpc"],
     });

@@ -6,6 +6,10 @@
 # COMMAND ended. The sidecar strips both lines. Its own stderr is /dev/null while it waits, so
 # that the shell's "Terminated" note for a killed child does not reach the caller.
 exec 3>&2 2>/dev/null
+# COMMAND's parent is this shell, not sshd: what needs this connection's sshd process (a tunnel's
+# reclaim after a reconnect) reads it here
+PARSL_SIDECAR_SSHD_PID=$PPID
+export PARSL_SIDECAR_SSHD_PID
 printf '\036psc:open\n' >&3
 sh -c "exec 2>&3 3>&-
 $1" sh

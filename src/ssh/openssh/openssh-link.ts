@@ -297,6 +297,19 @@ export class OpenSshLink extends EventEmitter implements SshLink {
           try {
             await s.whenOpen();
           } catch (err) {
+            // a session that failed without a word while its master went away (the link's
+            // connection dropped under it) waits for the reconnect like any other, not an error
+            if (
+              err instanceof SessionOpenError &&
+              err.kind === "failed" &&
+              err.said === "" &&
+              (await within(
+                this.ended(slot.generation).then(() => true),
+                1000,
+                false,
+              ))
+            )
+              throw new SessionOpenError("no-master", "its master ended");
             if (err instanceof SessionOpenError && err.kind === "no-master") {
               lastNoMaster = err;
               // the master answers its watch but not at its socket (removed?): start afresh

@@ -18,6 +18,7 @@ let bin: string;
 beforeAll(() => {
   bin = mkdtempSync(join(tmpdir(), "psc-reclaim-"));
   copyFileSync("/bin/sleep", join(bin, "sshd"));
+  copyFileSync("/bin/sh", join(bin, "sshd-sh"));
 });
 afterAll(() => rmSync(bin, { recursive: true, force: true }));
 afterEach(() => stopAll());
@@ -63,6 +64,41 @@ describe("reclaim.sh", () => {
     expect(r.code).toBe(0);
     await gone(s);
     await gone(g);
+  });
+
+  it("ends the shells between the relay and the session too (over openssh, the session program)", async () => {
+    // a session process (a copy of sh) -> a shell (the session program) -> the relay's group
+    const prog = programText("tunnels/relay.py");
+    const sess = start(join(bin, "sshd-sh"), [
+      "-c",
+      'sh -c \'setsid python3 -u -c "$0" plain 127.0.0.1 0 127.0.0.1 1 0; true\' "$1" <&0 & wait',
+      "psc-session",
+      prog,
+    ]);
+    const s = sess.proc.pid!;
+    const relay = await waitUntil(
+      () => {
+        const kids = readFileSync(`/proc/${s}/task/${s}/children`, "utf8").trim().split(/\s+/);
+        const shell = Number(kids[0]);
+        if (!shell) return undefined;
+        const g = readFileSync(`/proc/${shell}/task/${shell}/children`, "utf8").trim();
+        return g ? { shell, g: Number(g.split(/\s+/)[0]) } : undefined;
+      },
+      10_000,
+      "the relay under its shell",
+    );
+    await waitUntil(
+      () =>
+        readFileSync(`/proc/${relay.g}/cmdline`, "latin1").includes("LISTEN %s %d") || undefined,
+      10_000,
+      "the relay's program on its command line",
+    );
+    // the shell is stopped, as on a hung connection, so it cannot end by itself
+    process.kill(relay.shell, "SIGSTOP");
+    const r = await reclaim(BOOT, s, relay.g);
+    expect(r.stdout).toContain(`KILLED relay ${relay.g}`);
+    await gone(relay.g);
+    await gone(relay.shell);
   });
 
   it("does nothing on another boot (or machine)", async () => {
