@@ -20,7 +20,7 @@ import {
   resolveOpenSsh,
 } from "./resolve.js";
 import { runSsh } from "./run.js";
-import { atLeast, checkSshVersion, MIN_OPENSSH_ASKPASS, sshVersion } from "./version.js";
+import { atLeast, MIN_OPENSSH_ASKPASS, sshVersion } from "./version.js";
 
 export interface Conn {
   /** what `ssh -G` said for the target at this connect */
@@ -68,8 +68,10 @@ export async function openConn(
   paths: SocketPaths,
 ): Promise<Conn> {
   const version = await sshVersion(sshPath);
-  if (o.askpass && !atLeast(version, MIN_OPENSSH_ASKPASS))
-    checkSshVersion(sshPath, version.text, MIN_OPENSSH_ASKPASS, "asking through SSH_ASKPASS");
+  // before 8.4 ssh cannot be made to ask through a program without a display: it runs in
+  // BatchMode, so keys, certificates, ProxyCommand and the user's master still work
+  const oldAskpass = o.askpass !== undefined && !atLeast(version, MIN_OPENSSH_ASKPASS);
+  if (oldAskpass) o = { ...o, askpass: undefined };
   const r = await resolveOpenSsh(sshPath, t);
   if (o.reuseUserMaster !== false && r.controlPath) {
     if (await masterRunning(sshPath, t, r.controlPath)) {
@@ -94,6 +96,11 @@ export async function openConn(
     alias: t.host,
     resolved: r,
     batch: !o.askpass,
+    ...(oldAskpass
+      ? {
+          batchWhy: `\`${sshPath}\` is OpenSSH ${version.major}.${version.minor}, which cannot hand a server's questions to the sidecar (SSH_ASKPASS_REQUIRE came in OpenSSH ${MIN_OPENSSH_ASKPASS.major}.${MIN_OPENSSH_ASKPASS.minor})`,
+        }
+      : {}),
     ...(t.configPath ? { configPath: t.configPath } : {}),
   };
   const m = await startMaster(t, r, path, masterSettings(o, sshPath), ctx, ciphers);

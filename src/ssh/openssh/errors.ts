@@ -17,6 +17,8 @@ export interface FailureContext {
   resolved: Resolved;
   /** no one can be asked (BatchMode) */
   batch: boolean;
+  /** why no one can be asked, when it is the ssh binary and not the user's BatchMode */
+  batchWhy?: string;
 }
 
 /** `SHA256:...` of a known_hosts line's key, or undefined when the line cannot be read. */
@@ -104,7 +106,7 @@ function authRefused(denied: string, lines: string[], ctx: FailureContext): Side
     msg += ` It accepted ${partial} and then asks for ${methods.join(" or ")} as well (AuthenticationMethods).`;
   if (asks.length > 0 && ctx.batch)
     msg +=
-      " The server asks for a password or a one-time code (keyboard-interactive), and no one can be asked here: " +
+      ` The server asks for a password or a one-time code (keyboard-interactive), and no one can be asked here${ctx.batchWhy ? ` (${ctx.batchWhy}; update OpenSSH, or use the ssh2 transport, which asks)` : ""}: ` +
       "log in once with your own ControlMaster (a ControlPath for this host in your ssh config, then `ssh -M` or ControlMaster auto), which the sidecar then uses.";
   msg += offered.length > 0 ? ` Keys offered: ${offered.join(", ")}.` : " No key was offered.";
   if (problems.length > 0) msg += ` Problems: ${problems.join("; ")}.`;

@@ -177,6 +177,41 @@ describe("a one-time code after the key (AuthenticationMethods publickey,keyboar
       await bed.stop();
     }
   });
+
+  it("an OpenSSH before 8.4 cannot ask: keys still work, and the code's error says why", {
+    timeout: 30000,
+  }, async () => {
+    const dir = makeTempDir("openssh-83");
+    const older = join(dir, "ssh");
+    writeFileSync(
+      older,
+      '#!/bin/sh\n[ "$1" = -V ] && { echo "OpenSSH_8.2p1 Ubuntu-4ubuntu0.13, OpenSSL 1.1.1f" >&2; exit 0; }\nexec ssh "$@"\n',
+    );
+    chmodSync(older, 0o755);
+    const askpass = { program: "/bin/false" };
+    const plain = await opensshBed();
+    const otp = await opensshBed({
+      sshd: {
+        extraConfig: [
+          "AuthenticationMethods publickey,keyboard-interactive",
+          "KbdInteractiveAuthentication yes",
+        ],
+      },
+    });
+    try {
+      const link = await plain.open({ sshPath: older, askpass });
+      expect((await exec(link, "echo ok")).stdout).toBe("ok\n");
+      await expect(otp.open({ sshPath: older, askpass })).rejects.toMatchObject({
+        code: "SSH_AUTH",
+        message: expect.stringMatching(
+          /no one can be asked here \(`.*ssh` is OpenSSH 8\.2, which cannot hand a server's questions to the sidecar \(SSH_ASKPASS_REQUIRE came in OpenSSH 8\.4\); update OpenSSH, or use the ssh2 transport/,
+        ),
+      });
+    } finally {
+      await plain.stop();
+      await otp.stop();
+    }
+  });
 });
 
 describe("the ssh binary", () => {
