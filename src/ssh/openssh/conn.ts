@@ -95,12 +95,14 @@ export async function openConn(
     target,
     alias: t.host,
     resolved: r,
-    batch: !o.askpass,
+    batch: !o.askpass || r.batchMode,
     ...(oldAskpass
       ? {
-          batchWhy: `\`${sshPath}\` is OpenSSH ${version.major}.${version.minor}, which cannot hand a server's questions to the sidecar (SSH_ASKPASS_REQUIRE came in OpenSSH ${MIN_OPENSSH_ASKPASS.major}.${MIN_OPENSSH_ASKPASS.minor})`,
+          batchWhy: `\`${sshPath}\` is OpenSSH ${version.major}.${version.minor}, which cannot hand a server's questions to the sidecar (SSH_ASKPASS_REQUIRE came in OpenSSH ${MIN_OPENSSH_ASKPASS.major}.${MIN_OPENSSH_ASKPASS.minor}); update OpenSSH, or use the ssh2 transport, which asks`,
         }
-      : {}),
+      : r.batchMode
+        ? { batchWhy: "your ssh config sets BatchMode yes for this host; without it you are asked" }
+        : {}),
     ...(t.configPath ? { configPath: t.configPath } : {}),
   };
   const m = await startMaster(t, r, path, masterSettings(o, sshPath), ctx, ciphers);

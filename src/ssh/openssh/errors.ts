@@ -106,7 +106,7 @@ function authRefused(denied: string, lines: string[], ctx: FailureContext): Side
     msg += ` It accepted ${partial} and then asks for ${methods.join(" or ")} as well (AuthenticationMethods).`;
   if (asks.length > 0 && ctx.batch)
     msg +=
-      ` The server asks for a password or a one-time code (keyboard-interactive), and no one can be asked here${ctx.batchWhy ? ` (${ctx.batchWhy}; update OpenSSH, or use the ssh2 transport, which asks)` : ""}: ` +
+      ` The server asks for a password or a one-time code (keyboard-interactive), and no one can be asked here${ctx.batchWhy ? ` (${ctx.batchWhy})` : ""}: ` +
       "log in once with your own ControlMaster (a ControlPath for this host in your ssh config, then `ssh -M` or ControlMaster auto), which the sidecar then uses.";
   msg += offered.length > 0 ? ` Keys offered: ${offered.join(", ")}.` : " No key was offered.";
   if (problems.length > 0) msg += ` Problems: ${problems.join("; ")}.`;

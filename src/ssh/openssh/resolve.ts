@@ -52,6 +52,8 @@ export interface Resolved {
   strictHostKeyCheckingSet: boolean;
   ciphers: string[];
   userKnownHostsFiles: string[];
+  /** `BatchMode yes` in the user's config: ssh asks no one */
+  batchMode: boolean;
 }
 
 /** `ssh -G` output as key -> values (keys lower case, repeated keys kept in order). */
@@ -112,6 +114,7 @@ export async function resolveOpenSsh(sshPath: string, t: OpenSshTarget): Promise
     strictHostKeyCheckingSet: strictSetByUser(t),
     ciphers: (one("ciphers") ?? "").split(",").filter(Boolean),
     userKnownHostsFiles: (g.get("userknownhostsfile") ?? []).flatMap((v) => v.split(/\s+/)),
+    batchMode: one("batchmode")?.toLowerCase() === "yes",
   };
   if (control && control !== "none") out.controlPath = control;
   if (command && command !== "none") out.proxyCommand = command;

@@ -178,6 +178,30 @@ describe("a one-time code after the key (AuthenticationMethods publickey,keyboar
     }
   });
 
+  it("BatchMode yes in the user's config: SSH_AUTH says that is why no one was asked", {
+    timeout: 30000,
+  }, async () => {
+    const bed = await opensshBed({
+      sshd: {
+        extraConfig: [
+          "AuthenticationMethods publickey,keyboard-interactive",
+          "KbdInteractiveAuthentication yes",
+        ],
+      },
+      extra: { BatchMode: "yes" },
+    });
+    try {
+      await expect(bed.open({ askpass: { program: "/bin/false" } })).rejects.toMatchObject({
+        code: "SSH_AUTH",
+        message: expect.stringMatching(
+          /no one can be asked here \(your ssh config sets BatchMode yes for this host; without it you are asked\)/,
+        ),
+      });
+    } finally {
+      await bed.stop();
+    }
+  });
+
   it("an OpenSSH before 8.4 cannot ask: keys still work, and the code's error says why", {
     timeout: 30000,
   }, async () => {
