@@ -199,7 +199,11 @@ export class SshConnections implements Hosts {
     const causeNow = () => (conn.state === "connecting" ? cause : undefined);
     const reg = askpass.register({
       target,
-      host: target,
+      // ssh -G's user@host:port once the link has read it
+      host: () => {
+        const i = conn.info();
+        return i.user ? `${i.user}@${i.host}:${i.port}` : target;
+      },
       cause: causeNow,
       answered: () => conn.emit("prompted"),
     });
@@ -212,7 +216,7 @@ export class SshConnections implements Hosts {
         ? { configPath: o.configPath ?? process.env[SSH_CONFIG_ENV] }
         : {}),
       ...(o.sshPath ? { sshPath: o.sshPath } : {}),
-      askpass: { program: program!, env },
+      askpass: { program: program!, env, unanswered: () => reg.unanswered() },
       ...(o.keepaliveMs ? { keepaliveMs: o.keepaliveMs } : {}),
       ...(o.keepaliveCount ? { keepaliveCount: o.keepaliveCount } : {}),
       ...(o.readyTimeoutMs ? { connectTimeoutMs: o.readyTimeoutMs } : {}),

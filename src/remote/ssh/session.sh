@@ -2,8 +2,9 @@
 # The openssh transport runs every command under this (src/ssh/openssh/session.ts), as
 # `exec sh -c PROGRAM parsl-sidecar-session COMMAND`. OpenSSH's client drops the exit-signal
 # message, so this shell runs COMMAND as its child and reports on stderr: `\036psc:open` first
-# (the session is open), then `\036psc:signal=NAME` (status 128+N) or `\036psc:exit=N` once
-# COMMAND ended. The sidecar strips both lines. Its own stderr is /dev/null while it waits, so
+# (the session is open), then `\036psc:signal=NAME` or `\036psc:exit=N` once COMMAND ended.
+# A shell cannot tell a signal from an exit with 128+N, so only N of 1-15 (HUP to TERM, what
+# kills processes) counts as a signal: qsub's exit 170 is an exit. The sidecar strips both lines. Its own stderr is /dev/null while it waits, so
 # that the shell's "Terminated" note for a killed child does not reach the caller.
 exec 3>&2 2>/dev/null
 # COMMAND's parent is this shell, not sshd: what needs this connection's sshd process (a tunnel's
@@ -14,7 +15,7 @@ printf '\036psc:open\n' >&3
 sh -c "exec 2>&3 3>&-
 $1" sh
 s=$?
-if [ "$s" -gt 128 ] && [ "$s" -le 192 ] && n=$(kill -l "$s") && [ -n "$n" ]; then
+if [ "$s" -gt 128 ] && [ "$s" -le 143 ] && n=$(kill -l "$s") && [ -n "$n" ]; then
   printf '\036psc:signal=%s\n' "${n#SIG}" >&3
 else
   printf '\036psc:exit=%s\n' "$s" >&3

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { SidecarError } from "../../errors.js";
 import { ensurePrivateDir } from "../../util/private-dir.js";
 import { StaleForwards } from "./forwards.js";
 import { clientOptions, masterRunning, startMaster } from "./master.js";
@@ -66,6 +67,7 @@ export async function openConn(
   sshPath: string,
   o: OpenSshLinkOptions,
   paths: SocketPaths,
+  onResolved?: (r: Resolved) => void,
 ): Promise<Conn> {
   const version = await sshVersion(sshPath);
   // before 8.4 ssh cannot be made to ask through a program without a display: it runs in
@@ -73,6 +75,7 @@ export async function openConn(
   const oldAskpass = o.askpass !== undefined && !atLeast(version, MIN_OPENSSH_ASKPASS);
   if (oldAskpass) o = { ...o, askpass: undefined };
   const r = await resolveOpenSsh(sshPath, t);
+  onResolved?.(r);
   if (o.reuseUserMaster !== false && r.controlPath) {
     if (await masterRunning(sshPath, t, r.controlPath)) {
       const watch = await MuxWatch.open(r.controlPath, 10_000);
@@ -105,7 +108,15 @@ export async function openConn(
         : {}),
     ...(t.configPath ? { configPath: t.configPath } : {}),
   };
-  const m = await startMaster(t, r, path, masterSettings(o, sshPath), ctx, ciphers);
+  let m: Awaited<ReturnType<typeof startMaster>>;
+  try {
+    m = await startMaster(t, r, path, masterSettings(o, sshPath), ctx, ciphers);
+  } catch (err) {
+    // ssh says only "Permission denied" when no one answered its question; the broker knows why
+    const unanswered = o.askpass?.unanswered?.();
+    if (unanswered && err instanceof SidecarError && err.code === "SSH_AUTH") throw unanswered;
+    throw err;
+  }
   let watch: MuxWatch;
   try {
     watch = await MuxWatch.open(path, 10_000);

@@ -21,6 +21,8 @@ export interface AskpassHook {
   program: string;
   /** more environment for it (e.g. how to reach the sidecar) */
   env?: Record<string, string>;
+  /** why its last question went unanswered: the true cause of a login that then failed */
+  unanswered?: () => Error | undefined;
 }
 
 export interface MasterSettings {

@@ -121,7 +121,9 @@ export class OpenSshLink extends EventEmitter implements SshLink {
   }
 
   private openConnection(): Promise<Conn> {
-    return openConn(this.target, this.t, this.sshPath, this.opts, this.paths);
+    return openConn(this.target, this.t, this.sshPath, this.opts, this.paths, (r) => {
+      this.lastResolved = r;
+    });
   }
 
   private adopt(c: Conn): void {

@@ -3,7 +3,7 @@
  *   ssh -S SOCKET -o ControlMaster=no -T -o ProxyCommand=false TARGET -- 'exec sh -c SESSION_SH ...'
  * OpenSSH's client does not pass on the exit-signal message (its exit code is 255 then, as for
  * a lost connection), so the command runs under src/remote/ssh/session.sh, which reports on
- * stderr that the session opened and how the command ended (a signal from status 128+N). When
+ * stderr that the session opened and how the command ended (a signal from status 128+N, N 1-15). When
  * the master refuses a session, ssh would fall back to a connection of its own; the
  * ProxyCommand `false` makes that fail at once instead.
  */

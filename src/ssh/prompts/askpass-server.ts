@@ -20,8 +20,8 @@ import type { PromptKind, PromptQuestion } from "./types.js";
 /** What one ssh process connects to, and who caused it. */
 export interface AskpassContext {
   target: string;
-  /** `user@host:port` as far as the sidecar knows it (ssh resolves the rest) */
-  host: string;
+  /** `user@host:port` as far as the sidecar knows it (ssh resolves the rest), when asked */
+  host: string | (() => string);
   /** who to ask (a reconnect: undefined) */
   cause?: CallCause | (() => CallCause | undefined);
   /** called after the user answered one of its questions */
@@ -31,6 +31,11 @@ export interface AskpassContext {
 export interface AskpassRegistration {
   /** for that ssh process: SSH_ASKPASS, SSH_ASKPASS_REQUIRE=force, the socket and the token */
   env: Record<string, string>;
+  /**
+   * why its last question went unanswered (no one within the time limit, ...), until one is
+   * answered: a login ssh then gives up on names this, the true cause
+   */
+  unanswered(): Error | undefined;
   /** forget the token (its ssh ended) */
   release(): void;
 }
@@ -57,7 +62,10 @@ export function classifyOpenSshPrompt(
 }
 
 export class AskpassServer {
-  private readonly tokens = new Map<string, AskpassContext & { asked: Map<string, number> }>();
+  private readonly tokens = new Map<
+    string,
+    AskpassContext & { asked: Map<string, number>; unanswered?: Error }
+  >();
   private readonly sockets = new Set<Socket>();
 
   private constructor(
@@ -92,8 +100,13 @@ export class AskpassServer {
   /** A token and the environment for one ssh process whose questions go to the broker. */
   register(ctx: AskpassContext): AskpassRegistration {
     const token = randomBytes(32).toString("hex");
-    this.tokens.set(token, { ...ctx, asked: new Map() });
+    const entry: AskpassContext & { asked: Map<string, number>; unanswered?: Error } = {
+      ...ctx,
+      asked: new Map(),
+    };
+    this.tokens.set(token, entry);
     return {
+      unanswered: () => entry.unanswered,
       env: {
         SSH_ASKPASS: this.helperPath,
         SSH_ASKPASS_REQUIRE: "force",
@@ -155,7 +168,7 @@ export class AskpassServer {
     ctx.asked.set(prompt, attempt);
     const q: PromptQuestion = {
       target: ctx.target,
-      host: ctx.host,
+      host: typeof ctx.host === "function" ? ctx.host() : ctx.host,
       kind,
       name: "",
       instructions: "",
@@ -166,7 +179,15 @@ export class AskpassServer {
     };
     const cause = typeof ctx.cause === "function" ? ctx.cause() : ctx.cause;
     this.log?.debug({ target: ctx.target, kind, attempt }, "askpass helper asks");
-    const [answer = ""] = await this.broker.ask(q, cause, signal);
+    let answers: string[];
+    try {
+      answers = await this.broker.ask(q, cause, signal);
+    } catch (err) {
+      if (!signal.aborted) ctx.unanswered = err as Error;
+      throw err;
+    }
+    const [answer = ""] = answers;
+    delete ctx.unanswered;
     ctx.answered?.();
     return { answer };
   }

@@ -41,6 +41,14 @@ describe("session.sh", () => {
     expect(kill.stderr).toBe("\x1epsc:open\n\x1epsc:signal=KILL\n");
   });
 
+  it("an exit above 143 is an exit, not a signal (qsub's 170 is not RTMIN+8)", async () => {
+    for (const code of [144, 170, 255]) {
+      const r = await run(sessionCommand(`exit ${code}`));
+      expect(r.stderr).toBe(`\x1epsc:open\n\x1epsc:exit=${code}\n`);
+      expect(r.code).toBe(code);
+    }
+  });
+
   it("the command does not hold session.sh's own descriptor (3)", async () => {
     const r = await run(sessionCommand("ls /proc/$$/fd"));
     expect(r.stdout.split("\n")).toContain("2");
