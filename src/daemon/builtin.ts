@@ -51,7 +51,11 @@ export function builtinModule(
             uptime_s: Math.round((Date.now() - started) / 100) / 10,
             endpoint: deps.endpoint(),
             connection_file: ctx.connectionFile,
-            rpc: { ...server.stats, subscribers: server.subscriberCount },
+            rpc: {
+              ...server.stats,
+              connections: server.connections,
+              subscribers: server.subscriberCount,
+            },
             services: deps.statuses(),
           };
         },

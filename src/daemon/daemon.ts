@@ -17,6 +17,7 @@ import { ensurePrivateDir } from "../util/private-dir.js";
 import { FEATURES, PROTOCOL_VERSION, SIGNATURE_SCHEME } from "../rpc/envelope.js";
 import { Registry } from "../rpc/registry.js";
 import { RpcServer } from "../rpc/server.js";
+import { type RpcLimits, rpcLimitsFromEnv } from "../rpc/limits.js";
 import { createLogger, type Logger, type LogLevel } from "../util/logger.js";
 import { defaultStateDir } from "../util/paths.js";
 import { VERSION } from "../version.js";
@@ -37,6 +38,8 @@ export interface DaemonOptions {
   fileLevel?: LogLevel;
   /** grace for in-flight calls at shutdown */
   shutdownGraceMs?: number;
+  /** what a peer can make the RPC socket hold (docs/protocol.md, Limits) @default from the environment */
+  rpcLimits?: RpcLimits;
 }
 
 export class Daemon {
@@ -65,6 +68,7 @@ export class Daemon {
     const runtimeDir = ensurePrivateDir(opts.runtimeDir ?? defaultRuntimeDir());
     const endpoint = opts.endpoint ?? defaultEndpoint(runtimeDir);
     const { remote } = checkEndpoint(endpoint, opts.allowRemote ?? false);
+    const limits = opts.rpcLimits ?? rpcLimitsFromEnv();
     const releaseLock = acquireLock(join(runtimeDir, "sidecar.lock"));
     const connectionFile = join(runtimeDir, CONNECTION_FILE_NAME);
     const logFile = join(runtimeDir, "sidecar.log");
@@ -112,7 +116,7 @@ export class Daemon {
       },
       listening: (session, topic) => server.listening(session, topic),
     };
-    const server = new RpcServer(key, registry, events, log);
+    const server = new RpcServer(key, registry, events, log, limits);
     let bound = endpoint;
     const modules: ServiceModule[] = [];
     try {
@@ -153,7 +157,7 @@ export class Daemon {
       );
       void daemon.closed().then(() => inProcess.abort());
       log.info(
-        { endpoint: bound, connectionFile, methods: registry.names().length },
+        { endpoint: bound, connectionFile, methods: registry.names().length, limits },
         "sidecar listening",
       );
       return daemon;

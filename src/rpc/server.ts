@@ -21,7 +21,8 @@ import {
 import { sessionOfId, withCause } from "./call-cause.js";
 import type { CallContext, Registry } from "./registry.js";
 import { ReplayGuard } from "./replay-guard.js";
-import { ZmtpRouter } from "./zmtp/router.js";
+import { DEFAULT_LIMITS, LIMIT_ENV, type RpcLimits } from "./limits.js";
+import { type RouterLimit, ZmtpRouter } from "./zmtp/router.js";
 import { within } from "../util/timeout.js";
 
 export interface ServerStats {
@@ -38,6 +39,8 @@ export interface ServerStats {
   };
   /** replies and events not sent: their client had gone, or was not reading its queue */
   undelivered: { unroutable: number; full: number };
+  /** connections closed for going past a limit (docs/protocol.md, Limits) */
+  disconnected: Record<RouterLimit, number>;
 }
 
 interface Subscription {
@@ -61,10 +64,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 export class RpcServer {
   // messages are served in the tick they arrive, and a reply is written to its connection in the
   // tick that produced it (a ROUTER never blocks a send: it drops for a gone or full peer)
-  private readonly socket = new ZmtpRouter({
-    onMessage: (frames) => this.onMessageSafely(frames),
-    onProtocolError: (detail) => this.drop("framing", `connection closed: ${detail}`),
-  });
+  private readonly socket: ZmtpRouter;
   private readonly guard = new ReplayGuard();
   private readonly inFlight = new Map<
     string,
@@ -82,20 +82,36 @@ export class RpcServer {
   private counter = 0;
   private closing = false;
   private unlisten: (() => void) | undefined;
-  readonly stats: ServerStats = {
-    received: 0,
-    replied: 0,
-    inFlight: 0,
-    dropped: { framing: 0, signature: 0, decode: 0, replay: 0, stale: 0, type: 0 },
-    undelivered: this.socket.dropped,
-  };
+  private limitLogs = 0;
+  readonly stats: ServerStats;
 
   constructor(
     private readonly key: Buffer,
     private readonly registry: Registry,
     private readonly events: EventBus,
     private readonly log: Logger,
-  ) {}
+    limits: RpcLimits = DEFAULT_LIMITS,
+  ) {
+    this.socket = new ZmtpRouter({
+      onMessage: (frames) => this.onMessageSafely(frames),
+      onProtocolError: (detail) => this.drop("framing", `connection closed: ${detail}`),
+      onLimit: (limit, value, detail) => this.overLimit(limit, value, detail),
+      ...limits,
+    });
+    this.stats = {
+      received: 0,
+      replied: 0,
+      inFlight: 0,
+      dropped: { framing: 0, signature: 0, decode: 0, replay: 0, stale: 0, type: 0 },
+      undelivered: this.socket.dropped,
+      disconnected: this.socket.disconnected,
+    };
+  }
+
+  /** Open connections, those that have not sent a signed message, bytes of messages in progress. */
+  get connections(): { open: number; unsigned: number; pending_bytes: number } {
+    return this.socket.connections;
+  }
 
   async bind(endpoint: string): Promise<string> {
     const bound = await this.socket.bind(endpoint);
@@ -236,6 +252,16 @@ export class RpcServer {
       this.log.warn({ reason, detail, dropped: this.stats.dropped }, "rpc message dropped");
   }
 
+  private overLimit(limit: RouterLimit, value: number, detail: string): void {
+    // as drop(): the first few, then every 1000th, so a flood cannot fill the disk
+    this.limitLogs++;
+    if (this.limitLogs <= 20 || this.limitLogs % 1000 === 0)
+      this.log.warn(
+        { limit, value, env: LIMIT_ENV[limit], detail, disconnected: this.stats.disconnected },
+        `rpc connection closed: over the ${limit} limit of ${value} (${LIMIT_ENV[limit]})`,
+      );
+  }
+
   private onMessage(frames: Buffer[]): void {
     this.stats.received++;
     const identity = frames[0];
@@ -244,6 +270,8 @@ export class RpcServer {
     if (!msg.ok) return this.drop(msg.reason, msg.detail);
     const verdict = this.guard.check(msg.signature, msg.header.ts);
     if (verdict) return this.drop(verdict, `message ${msg.header.id}`);
+    // signed, fresh and new: its connection is a client's, not one of the unsigned
+    this.socket.markSigned(identity);
     const { header } = msg;
     const client = identity.toString("hex");
     if (header.type === "batch" && header.v === PROTOCOL_VERSION) {

@@ -124,6 +124,17 @@ export function parseProperties(data: Buffer): Map<string, Buffer> | undefined {
   return props;
 }
 
+/** A frame whose header announces more bytes than the reader was told to take. */
+export class FrameTooLarge extends RangeError {
+  constructor(
+    readonly size: bigint,
+    readonly limit: number,
+    readonly command: boolean,
+  ) {
+    super(`a ${command ? "command " : ""}frame of ${size} bytes is over the limit of ${limit}`);
+  }
+}
+
 /** A frame read off the wire. */
 export interface Frame {
   flags: number;
@@ -147,6 +158,11 @@ export class ByteReader {
     }
   }
 
+  /** Bytes that have arrived and not been taken yet. */
+  get buffered(): number {
+    return this.head.length + this.tailBytes;
+  }
+
   /** The next byte without taking it, or undefined when none has arrived. */
   peek(): number | undefined {
     return this.head.length > 0 ? this.head[0] : this.tail[0]?.[0];
@@ -161,26 +177,27 @@ export class ByteReader {
   }
 
   /**
-   * The next frame, or undefined until all of it has arrived; throws RangeError for a size over
-   * `maxBytes` or flags with reserved bits set.
+   * The next frame, or undefined until all of it has arrived. Throws FrameTooLarge for a size
+   * over `maxBytes` (`maxCommandBytes` for a command), judged from the header before the body is
+   * waited for, and RangeError for flags with reserved bits set.
    */
-  frame(maxBytes: number): Frame | undefined {
+  frame(maxBytes: number, maxCommandBytes = maxBytes): Frame | undefined {
     if (!this.contiguous(SHORT_HEADER)) return undefined;
     const flags = this.head[0]!;
     if (flags & ~(MORE | LONG | COMMAND))
       throw new RangeError(`frame flags 0x${flags.toString(16)} have reserved bits set`);
+    const isCommand = (flags & COMMAND) !== 0;
+    const limit = isCommand ? maxCommandBytes : maxBytes;
     let size: number;
     let header = SHORT_HEADER;
     if (flags & LONG) {
       if (!this.contiguous(LONG_HEADER)) return undefined;
       const big = this.head.readBigUInt64BE(1);
-      if (big > BigInt(maxBytes))
-        throw new RangeError(`a frame of ${big} bytes is over the limit of ${maxBytes}`);
+      if (big > BigInt(limit)) throw new FrameTooLarge(big, limit, isCommand);
       size = Number(big);
       header = LONG_HEADER;
     } else size = this.head[1]!;
-    if (size > maxBytes)
-      throw new RangeError(`a frame of ${size} bytes is over the limit of ${maxBytes}`);
+    if (size > limit) throw new FrameTooLarge(BigInt(size), limit, isCommand);
     if (!this.contiguous(header + size)) return undefined;
     const body = this.head.subarray(header, header + size);
     this.head = this.head.subarray(header + size);

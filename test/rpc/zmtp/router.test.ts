@@ -65,6 +65,12 @@ function rawUntilClosed(path: string, bytes: Buffer): Promise<{ closed: boolean;
 const dealerHello = (): Buffer =>
   Buffer.concat([greeting(), command("READY", properties({ "Socket-Type": "DEALER" }))]);
 
+function u64(n: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(n));
+  return b;
+}
+
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -190,7 +196,11 @@ describe("ZmtpRouter with broken peers (raw connections)", () => {
   });
 
   it("closes a connection that sends a message before READY, or an oversized one", async () => {
-    const { endpoint, errors } = await router({ maxMessageBytes: 1000 });
+    const limits: string[] = [];
+    const { r, endpoint, errors } = await router({
+      maxMessageBytes: 1000,
+      onLimit: (limit, value, detail) => limits.push(`${limit} ${value}: ${detail}`),
+    });
     const early = await rawUntilClosed(
       endpoint.slice(6),
       Buffer.concat([greeting(), encodeMessage([Buffer.from("hi")])]),
@@ -202,7 +212,104 @@ describe("ZmtpRouter with broken peers (raw connections)", () => {
       Buffer.concat([dealerHello(), encodeMessage([Buffer.alloc(600), Buffer.alloc(600)])]),
     );
     expect(big.closed).toBe(true);
-    expect(errors.at(-1)).toMatch(/more than 1000 bytes/);
+    expect(limits.at(-1)).toBe(
+      "message_bytes 1000: a message of more than 1000 bytes (a frame of 600 after 600 bytes of it), over the limit of 1000",
+    );
+    // judged on the header: a frame announcing more is refused before its body is sent
+    const header = Buffer.alloc(9);
+    header[0] = 0x02;
+    header.writeBigUInt64BE(1n << 40n, 1);
+    const huge = await rawUntilClosed(endpoint.slice(6), Buffer.concat([dealerHello(), header]));
+    expect(huge.closed).toBe(true);
+    expect(limits.at(-1)).toMatch(/a frame of 1099511627776 after 0 bytes/);
+    // a command frame cannot carry a message's worth either (64 KiB)
+    const cmd = await rawUntilClosed(
+      endpoint.slice(6),
+      Buffer.concat([greeting(), command("READY", Buffer.alloc(70_000))]),
+    );
+    expect(cmd.closed).toBe(true);
+    expect(errors.at(-1)).toMatch(/a command frame of \d+ bytes is over the limit of 65536/);
+    expect(r.disconnected).toEqual({ message_bytes: 2, pending_bytes: 0, unsigned_peers: 0 });
+  });
+
+  it("sheds unsigned peers, the largest first, once messages in progress pass the budget", async () => {
+    const limits: string[] = [];
+    const { r, endpoint } = await router({
+      maxMessageBytes: 8000,
+      maxPendingBytes: 10_000,
+      onLimit: (limit) => limits.push(limit),
+      onMessage: (f) => {
+        if (f[1]!.toString() === "sign me") r.markSigned(f[0]!);
+      },
+    });
+    const open = async (): Promise<Socket> => {
+      const s = connect(endpoint.slice(6));
+      closers.push(() => s.destroy());
+      s.on("error", () => undefined);
+      s.resume(); // reads (and drops) what the router sends, so its hang-up is seen
+      s.write(dealerHello());
+      return s;
+    };
+    const signed = await open();
+    signed.write(encodeMessage([Buffer.from("sign me")]));
+    await until(() => r.connections.unsigned === 0);
+    const small = await open();
+    const large = await open();
+    const closed = (s: Socket): Promise<void> => new Promise((res) => s.once("close", res));
+    const largeClosed = closed(large);
+    // a message in progress: frames marked "more", no last frame
+    small.write(Buffer.concat([Buffer.from([0x03]), u64(3000), Buffer.alloc(3000)]));
+    large.write(Buffer.concat([Buffer.from([0x03]), u64(4000), Buffer.alloc(4000)]));
+    await until(() => r.connections.pending_bytes >= 7000);
+    expect(r.connections.unsigned).toBe(2);
+    // the signed peer's 4000 bytes take the total to 11000: the largest unsigned one goes
+    signed.write(Buffer.concat([Buffer.from([0x03]), u64(4000), Buffer.alloc(4000)]));
+    await largeClosed;
+    expect(small.destroyed).toBe(false);
+    expect(limits).toEqual(["pending_bytes"]);
+    expect(r.disconnected.pending_bytes).toBe(1);
+    await until(() => r.connections.pending_bytes === 7000);
+    expect(r.connections).toMatchObject({ open: 2, unsigned: 1 });
+  });
+
+  it("closes the oldest connection that has not sent a signed message once there are too many", async () => {
+    const limits: string[] = [];
+    const { r, endpoint } = await router({
+      maxUnsignedPeers: 2,
+      onLimit: (limit, value) => limits.push(`${limit} ${value}`),
+      onMessage: (f) => r.markSigned(f[0]!),
+    });
+    const d = dealer(endpoint);
+    await d.send("signed");
+    await until(() => r.connections.unsigned === 0);
+    const a = rawUntilClosed(endpoint.slice(6), dealerHello());
+    await until(() => r.connections.unsigned === 1);
+    void rawUntilClosed(endpoint.slice(6), greeting());
+    await until(() => r.connections.unsigned === 2);
+    void rawUntilClosed(endpoint.slice(6), Buffer.alloc(0));
+    expect((await a).closed).toBe(true); // the oldest, not the newcomer
+    expect(limits).toEqual(["unsigned_peers 2"]);
+    expect(r.connections).toMatchObject({ open: 3, unsigned: 2 });
+    await d.send("still served");
+    await until(() => r.connections.open === 3);
+  });
+
+  it("queues no PONGs for a peer that sends PINGs and never reads", async () => {
+    const { endpoint } = await router();
+    const s: Socket = connect(endpoint.slice(6));
+    closers.push(() => s.destroy());
+    s.on("error", () => undefined);
+    s.pause(); // never reads while it pings
+    const ping = command("PING", Buffer.from([0, 10, ...Buffer.alloc(16, 7)]));
+    s.write(Buffer.concat([dealerHello(), ...Array.from({ length: 200_000 }, () => ping)]));
+    await new Promise((res) => setTimeout(res, 1000));
+    let got = 0;
+    s.on("data", (d: Buffer) => (got += d.length));
+    s.resume();
+    await new Promise((res) => setTimeout(res, 500));
+    // 200,000 PONGs would be 4.6 MB; what arrives is the kernel's buffers and 64 KiB at most
+    expect(got).toBeGreaterThan(0);
+    expect(got).toBeLessThan(1024 * 1024);
   });
 
   it("closes a connection that never finishes its handshake", async () => {
