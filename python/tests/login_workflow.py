@@ -5,6 +5,9 @@ On the executor LABEL (the pool behind a login node) it runs plain python_apps, 
 ``stage_app`` app that gets a file staged in from HERE (file://, this machine) and stages a
 file and a directory out to HERE. It checks what came back and exits 0, printing one line
 ``RESULT {json}`` with what the test checks further (the workers' network namespace).
+
+With ``$LOGIN_WORKFLOW_PAUSE`` (a directory) it first submits slow apps, creates ``paused`` there
+and waits for ``go``, so that the test can break the SSH connection while they are in flight.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,22 @@ def square(x: int) -> tuple[int, str]:
     import os
 
     return x * x, os.readlink("/proc/self/ns/net")
+
+
+def slow_square(x: int) -> int:
+    """x*x after a second: still running when the test breaks the connection."""
+    import time
+
+    time.sleep(1)
+    return x * x
+
+
+def pause_here(pause: Path) -> None:
+    (pause / "paused").touch()
+    deadline = time.monotonic() + 60
+    while not (pause / "go").exists():
+        assert time.monotonic() < deadline, "no go from the test within 60 s"
+        time.sleep(0.05)
 
 
 def transform(
@@ -55,8 +75,14 @@ def main(label: str, here: Path, pool_dir: str) -> dict[str, Any]:
     source.write_text(text)
     sq = python_app(square, executors=[label])
     staged = stage_app(label)(python_app(transform, executors=[label]))
+    pause = os.environ.get("LOGIN_WORKFLOW_PAUSE")
     with parsl.load(parsl_config(run_dir=str(here / "runinfo"))):
         results = [sq(i).result(timeout=120) for i in range(8)]
+        if pause:
+            slow = [python_app(slow_square, executors=[label])(i) for i in range(4)]
+            pause_here(Path(pause))
+            assert [f.result(timeout=120) for f in slow] == [0, 1, 4, 9]
+            results += [sq(i).result(timeout=120) for i in range(8, 12)]
         n = staged(
             inputs_dict={
                 "source": {
@@ -79,7 +105,7 @@ def main(label: str, here: Path, pool_dir: str) -> dict[str, Any]:
             },
         ).result(timeout=120)
     parsl.clear()
-    assert [r[0] for r in results] == [i * i for i in range(8)], results
+    assert [r[0] for r in results] == [i * i for i in range(len(results))], results
     assert n == len(text), n
     assert (here / "out" / "report.txt").read_text() == text.upper()
     lines = sorted(

@@ -7,7 +7,11 @@ nothing is left: no workers, no master of the sidecar's, nothing started through
 The nodes (docs/testbed.md, "Login nodes"): certificates only; a key and then a TOTP code (typed
 by the user's SSH_ASKPASS, or on the CLI's terminal); a target behind a ProxyCommand in another
 network namespace; and a user's ControlMaster opened first with the real ssh, which the sidecar
-must reuse (it has no way to answer the code)."""
+must reuse (it has no way to answer the code).
+
+Failures through `run`: an expired certificate is named with its dates; a wrong code is asked
+again on the terminal, and codes refused every time say so; the sidecar's master killed while
+apps are in flight, and the workflow still completes."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import json
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -25,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pools import processes_matching
+from pools import processes_matching, wait_for
 from sidecar_proc import cli_args, short_tmpdir
 from testbed import TestbedError, testbed_up
 
@@ -143,27 +148,27 @@ def sshd_log_count(node: Node, pattern: str) -> int:
     return len(re.findall(pattern, Path(sshd["logPath"]).read_text()))
 
 
-def run_workflow(
-    node: Node, tmp: Path, label: str, type_code: Callable[[], str] | None
-) -> tuple[int, str]:
-    """`parsl-sidecar run --executors FILE -- python login_workflow.py ...`: (exit code, output).
-    With ``type_code`` run gets a terminal, and the code is typed each time it is asked for."""
+def run_args(
+    node: Node, tmp: Path, label: str, command: list[str] | None = None, alias: str | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """`parsl-sidecar run --executors FILE -- COMMAND` (default: the workflow) and its
+    environment, for executor ``label`` on the node (its ``alias``, or another Host of its
+    config)."""
     pool_dir = tmp / "pool"
     executors = tmp / "executors.json"
-    init = f"export PYTHONPATH={TESTS}"
     entry = {
-        "POOL": node.info["alias"],
+        "POOL": alias or node.info["alias"],
         "PYTHON": sys.executable,
         "RUN_DIR": str(pool_dir / "run"),
         "WORKER_LOGDIR_ROOT": str(pool_dir / "logs"),
-        "WORKER_INIT": init,
+        "WORKER_INIT": f"export PYTHONPATH={TESTS}",
         "CORES_PER_WORKER": 1,
         "MAX_WORKERS_PER_NODE": 2,
         **node.entry,
     }
     executors.write_text(json.dumps({label: entry}, indent=4) + "\n")
     here = tmp / "here"
-    here.mkdir()
+    here.mkdir(exist_ok=True)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SSH_ASKPASS")},
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -172,14 +177,22 @@ def run_workflow(
         "PARSL_SIDECAR_STATE_DIR": str(tmp / "state"),
         **node.env,
     }
-    args = [
-        *cli_args("run", "--executors", str(executors), "--"),
-        sys.executable,
-        str(WORKFLOW),
-        label,
-        str(here),
-        str(pool_dir / "data"),
-    ]
+    workflow = [sys.executable, str(WORKFLOW), label, str(here), str(pool_dir / "data")]
+    args = [*cli_args("run", "--executors", str(executors), "--"), *(command or workflow)]
+    return args, env
+
+
+def run_workflow(
+    node: Node,
+    tmp: Path,
+    label: str,
+    type_code: Callable[[], str] | None,
+    command: list[str] | None = None,
+    alias: str | None = None,
+) -> tuple[int, str]:
+    """Run `run_args` to its end: (exit code, output). With ``type_code`` run gets a terminal,
+    and ``type_code()`` is typed each time the code is asked for."""
+    args, env = run_args(node, tmp, label, command, alias)
     if type_code is None:
         r = subprocess.run(
             args, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=150
@@ -224,6 +237,30 @@ def on_terminal(
             proc.wait()
         os.close(master)
     return code, out.decode(errors="replace")
+
+
+def assert_nothing_left(node: Node, tmp: Path) -> None:
+    """No workers, no master or socket of the sidecar (they live under tmp/rt), nothing on the
+    pool (no process started through the node's sshd)."""
+    assert processes_matching(str(tmp)) == []
+    assert [p for p in processes_matching("process_worker_pool") if str(tmp) in p] == []
+    # the job watchdog's last `sleep 2` may outlive it by 2 s (src/remote/jobs/watchdog.sh)
+    deadline = time.monotonic() + 5
+    while through_sshd(*node.sshd) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert through_sshd(*node.sshd) == []
+    if (tmp / "rt").exists():
+        assert [p for p in (tmp / "rt").rglob("*") if p.is_socket()] == []
+
+
+def sidecar_masters(tmp: Path) -> list[int]:
+    """PIDs of the `ssh -M` masters the sidecar of a run in ``tmp`` started (sockets under it)."""
+    out = []
+    for line in processes_matching(str(tmp)):
+        pid, cmd = line.split(": ", 1)
+        if cmd.split()[:2] == ["ssh", "-M"]:
+            out.append(int(pid))
+    return out
 
 
 CASES = ["cert", "otp-askpass", "otp-terminal", "proxycommand", "controlmaster"]
@@ -278,13 +315,95 @@ def test_workflow_through_login_node(case: str) -> None:
             assert f"pid={pid}" in check.stderr, check.stderr
         else:
             assert sshd_log_count(node, r"Accepted (?:publickey|keyboard-interactive)") > logins
-        # nothing left: no workers, no master or socket of the sidecar, nothing on the pool
-        assert processes_matching(str(tmp)) == []
-        assert [p for p in processes_matching("process_worker_pool") if str(tmp) in p] == []
-        # the job watchdog's last `sleep 2` may outlive it by 2 s (src/remote/jobs/watchdog.sh)
-        deadline = time.monotonic() + 5
-        while through_sshd(*node.sshd) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert through_sshd(*node.sshd) == []
-        sockets = [p for p in (tmp / "rt").rglob("*") if p.is_socket()]
-        assert sockets == []
+        assert_nothing_left(node, tmp)
+
+
+@pytest.mark.timeout(120)
+def test_expired_certificate_is_named() -> None:
+    tmp = short_tmpdir("psc-login-")
+    with login_node("cert") as node:
+        code, output = run_workflow(
+            node, tmp, "expired_exec", None, ["true"], alias=node.info["expiredAlias"]
+        )
+        assert code == 1, output
+        cert = node.info["expiredCertPath"]
+        assert f"The certificate {cert} expired at 2020-01-02T00:00:00" in output, output
+        assert "Permission denied (publickey)" in output
+        assert_nothing_left(node, tmp)
+
+
+@pytest.mark.timeout(120)
+def test_wrong_code_asked_again_then_refused() -> None:
+    tmp = short_tmpdir("psc-login-")
+    with login_node("otp-terminal") as node:
+        # a wrong code typed first: the terminal asks again, saying so; the right code then works
+        commands = [node.info["wrongCodeCommand"], node.info["codeCommand"]]
+
+        def type_code() -> str:
+            c = subprocess.run(commands.pop(0), capture_output=True, text=True, check=True)
+            return c.stdout.strip()
+
+        code, output = run_workflow(node, tmp, "otp_exec", type_code, ["true"])
+        assert code == 0, output
+        assert output.count("Verification code: ") == 2, output
+        assert "The server did not accept the previous answer." in output
+        assert commands == []
+        # the user's SSH_ASKPASS gives a wrong code each time: asked 3 times, then a clear error
+        node.env = {**node.info["wrongAskpassEnv"]}
+        code, output = run_workflow(node, tmp, "otp_exec", None, ["true"])
+        assert code == 1, output
+        assert "It asked 3 times and refused every answer: a wrong or expired one-time code" in (
+            output
+        ), output
+        assert_nothing_left(node, tmp)
+
+
+@pytest.mark.timeout(240)
+def test_master_killed_mid_workflow() -> None:
+    """The sidecar's master SIGKILLed while apps are in flight: the link starts a new master, for
+    which the user's SSH_ASKPASS types a new code, the durable worker tunnel resumes, and the
+    workflow completes with every result and its staging. (The TOTP node: a certificate node
+    would only skip the code.)"""
+    tmp = short_tmpdir("psc-login-")
+    pause = tmp / "pause"
+    pause.mkdir()
+    with login_node("otp-askpass") as node:
+        node.env["LOGIN_WORKFLOW_PAUSE"] = str(pause)
+        logins = sshd_log_count(node, r"Accepted (?:publickey|keyboard-interactive)")
+        args, env = run_args(node, tmp, "killed_exec")
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        try:
+            wait_for(
+                lambda: (pause / "paused").exists() or proc.poll() is not None,
+                "the workflow to pause with apps in flight",
+                timeout=120,
+            )
+            assert proc.poll() is None, proc.communicate()[0]
+            first = sidecar_masters(tmp)
+            assert len(first) == 1, first
+            os.kill(first[0], signal.SIGKILL)
+            (pause / "go").touch()
+            wait_for(
+                lambda: sidecar_masters(tmp) not in ([], first) or proc.poll() is not None,
+                "a new master",
+                timeout=60,
+            )
+            second = sidecar_masters(tmp)
+            output, _ = proc.communicate(timeout=150)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, output[-4000:]
+        assert second and second != first, (first, second)
+        # the new master logged in again, with a new code
+        assert sshd_log_count(node, r"Accepted (?:publickey|keyboard-interactive)") >= logins + 2
+        assert (tmp / "here" / "out" / "report.txt").exists()
+        assert_nothing_left(node, tmp)
