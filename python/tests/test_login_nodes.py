@@ -20,6 +20,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -263,13 +264,22 @@ def sidecar_masters(tmp: Path) -> list[int]:
     return out
 
 
+@pytest.fixture
+def tmp() -> Iterator[Path]:
+    """A short private dir (the sidecar's sockets go under it), removed after the test."""
+    d = short_tmpdir("psc-login-")
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 CASES = ["cert", "otp-askpass", "otp-terminal", "proxycommand", "controlmaster"]
 
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("case", CASES)
-def test_workflow_through_login_node(case: str) -> None:
-    tmp = short_tmpdir("psc-login-")
+def test_workflow_through_login_node(case: str, tmp: Path) -> None:
     label = f"{case.replace('-', '_')}_exec"
     typed: list[str] = []
     with login_node(case) as node:
@@ -319,8 +329,7 @@ def test_workflow_through_login_node(case: str) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_expired_certificate_is_named() -> None:
-    tmp = short_tmpdir("psc-login-")
+def test_expired_certificate_is_named(tmp: Path) -> None:
     with login_node("cert") as node:
         code, output = run_workflow(
             node, tmp, "expired_exec", None, ["true"], alias=node.info["expiredAlias"]
@@ -333,8 +342,7 @@ def test_expired_certificate_is_named() -> None:
 
 
 @pytest.mark.timeout(120)
-def test_wrong_code_asked_again_then_refused() -> None:
-    tmp = short_tmpdir("psc-login-")
+def test_wrong_code_asked_again_then_refused(tmp: Path) -> None:
     with login_node("otp-terminal") as node:
         # a wrong code typed first: the terminal asks again, saying so; the right code then works
         commands = [node.info["wrongCodeCommand"], node.info["codeCommand"]]
@@ -359,12 +367,11 @@ def test_wrong_code_asked_again_then_refused() -> None:
 
 
 @pytest.mark.timeout(240)
-def test_master_killed_mid_workflow() -> None:
+def test_master_killed_mid_workflow(tmp: Path) -> None:
     """The sidecar's master SIGKILLed while apps are in flight: the link starts a new master, for
     which the user's SSH_ASKPASS types a new code, the durable worker tunnel resumes, and the
     workflow completes with every result and its staging. (The TOTP node: a certificate node
     would only skip the code.)"""
-    tmp = short_tmpdir("psc-login-")
     pause = tmp / "pause"
     pause.mkdir()
     with login_node("otp-askpass") as node:
