@@ -119,10 +119,14 @@ export class SshConnections implements Hosts {
   async acquire(target: string, owner: string, opts: AcquireOptions = {}): Promise<HostLease> {
     if (this.closed) throw new SidecarError("SHUTTING_DOWN", "The SSH connections are closed");
     if (isLocalTarget(target)) return new LocalHost();
+    // a pool's SSH_TRANSPORT holds for its later connections too (a tunnel, staging, blocks),
+    // which reach it by target alone after the completion's connection closed
+    if (opts.transport) this.pinned.set(target, opts.transport);
+    const preference = opts.transport ?? this.pinned.get(target) ?? this.opts.transport;
     // decided before the synchronous part below, so two acquires never make two connections
     const decision = this.entries.has(target)
       ? undefined
-      : await this.decide(opts.transport ?? this.opts.transport ?? defaultPreference());
+      : await this.decide(preference ?? defaultPreference());
     const askpass = decision?.kind === "openssh" ? await this.askpass() : undefined;
     if (this.closed) throw new SidecarError("SHUTTING_DOWN", "The SSH connections are closed");
     let entry = this.entries.get(target);
@@ -132,9 +136,7 @@ export class SshConnections implements Hosts {
       entry = undefined;
     }
     if (!entry) {
-      const chosen =
-        decision ??
-        (await this.decide(opts.transport ?? this.opts.transport ?? defaultPreference()));
+      const chosen = decision ?? (await this.decide(preference ?? defaultPreference()));
       const conn =
         chosen.kind === "openssh"
           ? this.newOpenSsh(target, askpass!)
@@ -175,6 +177,8 @@ export class SshConnections implements Hosts {
   }
 
   private readonly decisions = new Map<TransportPreference, Promise<TransportDecision>>();
+  /** the transport an acquire named for a target, for its acquires that name none */
+  private readonly pinned = new Map<string, TransportPreference>();
 
   /** The transport for a preference (asked of `ssh -V` once per preference). */
   decide(preference: TransportPreference): Promise<TransportDecision> {

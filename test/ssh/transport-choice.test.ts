@@ -86,6 +86,29 @@ describe("SshConnections picks the link", () => {
     }
   });
 
+  it("a pool's transport holds for its later connections that name none", {
+    timeout: 60_000,
+  }, async () => {
+    // as executors.complete then tunnels.open, staging and blocks do: only the first names it
+    const s = await sshSetup({ pool: { transport: "ssh2" } });
+    try {
+      const first = await s.pool.acquire("pool", "complete", { transport: "openssh" });
+      first.release();
+      expect(s.pool.decision("pool")).toBeUndefined(); // that connection closed
+      const later = await s.pool.acquire("pool", "tunnel");
+      expect(isSshLease(later) && later.connection.transport).toBe("openssh");
+      later.release();
+      const other = await s.pool.acquire("pool", "check", { transport: "ssh2" });
+      other.release();
+      const after = await s.pool.acquire("pool", "tunnel");
+      expect(isSshLease(after) && after.connection.transport).toBe("ssh2");
+      after.release();
+    } finally {
+      await s.pool.close();
+      await s.sshd.stop();
+    }
+  });
+
   it("a preference applies to a new connection only: the open one is shared", {
     timeout: 60_000,
   }, async () => {

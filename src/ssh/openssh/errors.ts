@@ -4,6 +4,7 @@
  * and what was offered), an unreachable host, a ProxyCommand or jump host that failed
  * (SSH_CONNECT), a config OpenSSH refuses (SSH_CONFIG). ssh's own words are kept.
  */
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { SidecarError } from "../../errors.js";
@@ -104,6 +105,17 @@ function authRefused(denied: string, lines: string[], ctx: FailureContext): Side
   let msg = `${where(ctx)} refused the login: Permission denied (${methods.join(",")}).`;
   if (partial)
     msg += ` It accepted ${partial} and then asks for ${methods.join(" or ")} as well (AuthenticationMethods).`;
+  // what became of the questions: the helper's own error when no answer came (ssh then sends an
+  // empty one), else every answer given was refused
+  const questions = lines.filter((l) => /read_passphrase: requested to askpass/.test(l)).length;
+  const unanswered = lines
+    .map((l) => /^parsl-sidecar askpass: (.+)$/.exec(l.trim())?.[1])
+    .filter((x): x is string => x !== undefined);
+  if (unanswered.length > 0) msg += ` No answer reached the server: ${unanswered[0]}`;
+  else if (questions > 0 && asks.length > 0)
+    msg += ` It asked ${questions === 1 ? "once" : `${questions} times`} and refused ${questions === 1 ? "the answer" : "every answer"}: a wrong or expired one-time code, or a wrong password.`;
+  const certs = certificateProblems(lines, ctx.resolved.user);
+  if (certs.length > 0) msg += ` ${certs.map((c) => c.problem).join(" ")}`;
   if (asks.length > 0 && ctx.batch)
     msg +=
       ` The server asks for a password or a one-time code (keyboard-interactive), and no one can be asked here${ctx.batchWhy ? ` (${ctx.batchWhy})` : ""}: ` +
@@ -113,8 +125,68 @@ function authRefused(denied: string, lines: string[], ctx: FailureContext): Side
   if (lines.some((l) => /Too many authentication failures/.test(l)))
     msg += " The server stopped after too many keys (set IdentitiesOnly yes and the IdentityFile).";
   return new SidecarError("SSH_AUTH", msg, {
-    data: { target: ctx.target, methods, ...(partial ? { partial } : {}), offered },
+    data: {
+      target: ctx.target,
+      methods,
+      ...(partial ? { partial } : {}),
+      offered,
+      ...(questions > 0 ? { asked: questions, unanswered } : {}),
+      ...(certs.length > 0 ? { certificates: certs } : {}),
+    },
   });
+}
+
+export interface CertificateProblem {
+  path: string;
+  /** `ssh-keygen -L`'s validity, e.g. `from 2020-01-01T00:00:00 to 2020-01-02T00:00:00` */
+  valid: string;
+  problem: string;
+}
+
+/**
+ * Why the certificates ssh offered cannot log in, when it shows: expired, not yet valid, or for
+ * other principals. ssh offers a certificate whatever its dates and the server only says
+ * "Permission denied", so this reads each one with `ssh-keygen -L` (local times, as it prints).
+ */
+export function certificateProblems(
+  lines: string[],
+  user: string,
+  now = new Date(),
+  keygen = "ssh-keygen",
+): CertificateProblem[] {
+  const paths = lines
+    .map((l) => /Offering public key: (.+?) (\S+-CERT) SHA256:/.exec(l)?.[1])
+    .filter((x): x is string => x !== undefined);
+  const out: CertificateProblem[] = [];
+  for (const path of new Set(paths)) {
+    let text: string;
+    try {
+      text = execFileSync(keygen, ["-L", "-f", path], {
+        encoding: "utf8",
+        timeout: 5000,
+        stdio: ["ignore", "pipe", "ignore"],
+      });
+    } catch {
+      continue; // not a file (an agent's key) or no ssh-keygen: nothing more to say
+    }
+    const valid = /^\s*Valid: (.+)$/m.exec(text)?.[1]?.trim() ?? "";
+    const from = /(?:from|after) (\S+)/.exec(valid)?.[1];
+    const to = /(?:to|before) (\S+)/.exec(valid)?.[1];
+    const principals = /^[ \t]*Principals:[ \t]*\n((?:[ \t]{9,}\S.*\n?)*)/m
+      .exec(text)?.[1]
+      ?.split("\n")
+      .map((x) => x.trim())
+      .filter(Boolean);
+    let problem: string | undefined;
+    if (to && new Date(to) <= now)
+      problem = `The certificate ${path} expired at ${to} (valid ${valid}): get a new one, e.g. from your site's certificate service, and connect again.`;
+    else if (from && new Date(from) > now)
+      problem = `The certificate ${path} is not valid yet (valid ${valid}; the time here is ${now.toISOString()}): check this machine's clock.`;
+    else if (principals && principals.length > 0 && !principals.includes(user))
+      problem = `The certificate ${path} is for ${principals.join(", ")}, not for the user \`${user}\` the login is made as: set User, or use a certificate for that user.`;
+    if (problem) out.push({ path, valid, problem });
+  }
+  return out;
 }
 
 function unreachable(m: RegExpExecArray, ctx: FailureContext): SidecarError {

@@ -1,18 +1,50 @@
 // Why a link could not open, as OpenSSH said it, against a real sshd: an unreachable host, a
 // name that does not resolve, a refused key, a one-time code asked after the key, an unknown
 // host key (and accept-new only where the user set nothing), a ProxyCommand that exits (and one
-// that works), and an `ssh` too old or missing.
+// that works), an `ssh` too old or missing, a certificate expired, not yet valid or for another
+// principal (the cert node), and a one-time code refused every time or unanswerable (TOTP node).
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OpenSshLink, type OpenSshLinkOptions } from "../../../src/ssh/openssh/openssh-link.js";
 import { checkSshVersion, parseSshVersion } from "../../../src/ssh/openssh/version.js";
-import { stopAllAfterAll } from "../../testbed/hooks.js";
+import { AskpassServer } from "../../../src/ssh/prompts/askpass-server.js";
+import { PromptBroker } from "../../../src/ssh/prompts/broker.js";
+import { ensurePrivateDir } from "../../../src/util/private-dir.js";
+import { startCertNode, type CertNode } from "../../testbed/cert-node.js";
+import { stopAllAfterAll, warnSkip } from "../../testbed/hooks.js";
+import { startOtpNode, type OtpNode } from "../../testbed/otp-node.js";
 import { makeTempDir } from "../../testbed/registry.js";
+import { sshdEntry, writeSshConfig } from "../../testbed/ssh-config.js";
 import { entryFor } from "../helpers.js";
 import { exec, opensshBed, type OpenSshBed } from "./helpers.js";
 
 stopAllAfterAll();
+
+const root = process.getuid?.() === 0;
+const whyRoot = "the TOTP node writes a PAM service file in /etc/pam.d, which needs root";
+if (!root) warnSkip("a wrong or unanswered one-time code over the openssh link", whyRoot);
+
+/** An openssh link to `target` of `configPath`, in a private runtime dir, closed after the test. */
+async function openLink(
+  configPath: string,
+  target: string,
+  o: Partial<OpenSshLinkOptions> = {},
+): Promise<OpenSshLink> {
+  const link = new OpenSshLink(target, {
+    runtimeDir: ensurePrivateDir(join(makeTempDir("openssh-login"), "run")),
+    configPath,
+    ...o,
+  });
+  link.on("error", () => undefined);
+  try {
+    await link.open();
+    return link;
+  } finally {
+    link.close();
+  }
+}
 
 async function closedPort(): Promise<number> {
   const s = createServer();
@@ -283,3 +315,103 @@ describe("the ssh binary", () => {
     }
   });
 });
+
+describe("a certificate the server refuses: why, from the certificate", () => {
+  let n: CertNode;
+  let config: string;
+  beforeAll(async () => {
+    n = await startCertNode();
+    const later = n.certify("later", "+1h:+2h");
+    const other = n.certify("other", "-5m:+1h", { principal: "someone-else" });
+    const entry = (alias: string, c: { keyPath: string; certPath: string }) =>
+      sshdEntry(alias, n.sshd, { identityFile: c.keyPath, certificateFile: c.certPath });
+    config = writeSshConfig(
+      n.dir,
+      [entry("expired", n.expiredKey), entry("later", later), entry("other", other)],
+      "more_config",
+    );
+  }, 30000);
+  afterAll(() => n?.stop(), 30000);
+
+  it("expired: SSH_AUTH names the certificate and when it expired", async () => {
+    const err = openLink(config, "expired");
+    await expect(err).rejects.toMatchObject({
+      code: "SSH_AUTH",
+      message: expect.stringContaining(
+        `The certificate ${n.expiredKey.certPath} expired at 2020-01-02T00:00:00 (valid from 2020-01-01T00:00:00 to 2020-01-02T00:00:00)`,
+      ),
+      data: { certificates: [{ path: n.expiredKey.certPath }] },
+    });
+    await expect(err).rejects.toMatchObject({
+      message: expect.stringMatching(/refused the login: Permission denied \(publickey\)/),
+    });
+  });
+
+  it("not valid yet, and for another principal: each said", async () => {
+    await expect(openLink(config, "later")).rejects.toMatchObject({
+      code: "SSH_AUTH",
+      message: expect.stringMatching(/id_later-cert\.pub is not valid yet \(valid from \S+ to/),
+    });
+    await expect(openLink(config, "other")).rejects.toMatchObject({
+      code: "SSH_AUTH",
+      message: expect.stringContaining(
+        `id_other-cert.pub is for someone-else, not for the user \`${n.sshd.user}\``,
+      ),
+    });
+  });
+
+  it("a valid certificate logs in", async () => {
+    const link = await openLink(n.configPath, n.alias);
+    expect(link.info().transport).toBe("openssh");
+  });
+});
+
+describe.skipIf(!root)(
+  `a one-time code the server refuses, or no one answers${root ? "" : ` (SKIPPED: ${whyRoot})`}`,
+  () => {
+    let n: OtpNode;
+    beforeAll(async () => {
+      n = await startOtpNode();
+    }, 30000);
+    afterAll(() => n?.stop(), 30000);
+
+    it("every code wrong: SSH_AUTH says how often it asked and that it refused each", {
+      timeout: 30000,
+    }, async () => {
+      const log = join(n.dir, "asked.log");
+      const { SSH_ASKPASS: program, ...env } = n.askpassEnv({ wrong: true, log });
+      const err = openLink(n.configPath, n.alias, { askpass: { program: program!, env } });
+      await expect(err).rejects.toMatchObject({
+        code: "SSH_AUTH",
+        message: expect.stringMatching(
+          /accepted publickey and then asks for keyboard-interactive .*It asked 3 times and refused every answer: a wrong or expired one-time code/,
+        ),
+        data: { asked: 3, unanswered: [] },
+      });
+      // the askpass was asked again after each refusal
+      expect(readFileSync(log, "utf8").match(/Verification code/g)).toHaveLength(3);
+    });
+
+    it("no one can answer: SSH_AUTH gives the prompt's own reason", {
+      timeout: 30000,
+    }, async () => {
+      // no terminal, client or SSH_ASKPASS attends: each question fails at once
+      const broker = new PromptBroker({ env: {} });
+      const server = await AskpassServer.start(join(makeTempDir("askpass"), "rt"), broker);
+      try {
+        const reg = server.register({ target: n.alias, host: n.alias });
+        const { SSH_ASKPASS, ...env } = reg.env;
+        await expect(
+          openLink(n.configPath, n.alias, { askpass: { program: SSH_ASKPASS!, env } }),
+        ).rejects.toMatchObject({
+          code: "SSH_AUTH",
+          message: expect.stringMatching(
+            /No answer reached the server: .*"Verification code:".*there is no one to ask here/,
+          ),
+        });
+      } finally {
+        await server.close();
+      }
+    });
+  },
+);
