@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test bed needs, only those that are missing.
-# Idempotent: a second run does nothing (no apt-get update when all are present).
+# Installs the Debian packages the test bed needs, only those that are missing: as root with
+# apt-get, as a user with passwordless sudo through `sudo -n`, otherwise it stops with one line
+# naming the command that installs them. Idempotent: a second run does nothing (no apt-get update
+# when all are present). npm test (scripts/test.sh) runs it before any test.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 PACKAGES=(
   openssh-server openssh-client rsync iproute2
@@ -11,6 +14,10 @@ PACKAGES=(
   shellcheck
   chromium
 )
+# its own test checks the paths below with a package that does not exist
+if [ -n "${PARSL_SIDECAR_SYSTEM_PACKAGES:-}" ]; then
+  read -r -a PACKAGES <<<"$PARSL_SIDECAR_SYSTEM_PACKAGES"
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -19,21 +26,26 @@ for pkg in "${PACKAGES[@]}"; do
   fi
 done
 
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
+    as_root=(sudo -n)
+  elif [ "${#missing[@]}" -gt 0 ]; then
+    echo "install-system-deps: the tests need Debian packages that are missing (${missing[*]}); install them with: sudo bash $(pwd)/scripts/install-system-deps.sh" >&2
+    exit 1
+  fi
+fi
+
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-system-deps: all ${#PACKAGES[@]} packages already installed"
 else
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "install-system-deps: missing ${missing[*]}; run as root to install them" >&2
-    exit 1
-  fi
-  echo "install-system-deps: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  echo "install-system-deps: installing ${missing[*]}${as_root:+ (through sudo)}"
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 # sshd refuses to start without its privilege separation directory.
-mkdir -p /run/sshd
+[ -d /run/sshd ] || "${as_root[@]}" mkdir -p /run/sshd 2>/dev/null || true
 
 # Debian's packages may start daemons on install on some systems; the test bed runs its own.
 for svc in ssh munge slurmctld slurmd; do

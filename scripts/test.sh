@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\n[test] %s\n' "$*" >&2; }
+# the Debian packages of the test bed: installed as root or through sudo, else named (one line)
+bash scripts/install-system-deps.sh >&2
 bash scripts/setup.sh
 
 say "typecheck (tsc strict, sources and tests)"
