@@ -66,13 +66,13 @@ export function splice(
   let lastData = 0;
   const inFlight = (): boolean =>
     Date.now() - lastData < IN_FLIGHT_MS || inner.writableLength > 0 || outer.writableLength > 0;
-  const finish = (): void => {
+  const finish = (clean: boolean): void => {
     if (done) return;
     done = true;
     stats.connections--;
     const end = { at: Date.now(), inFlight: inFlight() };
-    inner.destroy();
-    outer.destroy();
+    settle(inner, clean);
+    settle(outer, clean);
     onDone?.(end);
   };
   pump(outer, inner, (n) => {
@@ -83,9 +83,34 @@ export function splice(
     stats.bytes_out += n;
     lastData = Date.now();
   });
-  inner.on("error", finish);
-  outer.on("error", finish);
-  inner.on("close", finish);
-  outer.on("close", finish);
-  return Object.assign(finish, { inFlight });
+  inner.on("error", () => finish(false));
+  outer.on("error", () => finish(false));
+  inner.on("close", () => finish(true));
+  outer.on("close", () => finish(true));
+  return Object.assign(() => finish(false), { inFlight });
+}
+
+/** How long a stream may take to write out what it holds after its peer closed cleanly. */
+export const FLUSH_MS = 30_000;
+
+/**
+ * End of a splice for one stream: after the other side closed cleanly (its peer sent the last
+ * bytes, then FIN), what this one still holds is written out before it is destroyed: destroying
+ * at once dropped the tail of a reply (1 MiB echoed through a relay came back 8 KiB short).
+ */
+function settle(s: Duplex, clean: boolean): void {
+  if (!clean || s.destroyed || s.writableLength === 0 || s.writableFinished) {
+    s.destroy();
+    return;
+  }
+  const timer = setTimeout(() => s.destroy(), FLUSH_MS);
+  timer.unref();
+  const done = (): void => {
+    clearTimeout(timer);
+    s.destroy();
+  };
+  s.once("finish", done);
+  s.once("error", done);
+  s.once("close", () => clearTimeout(timer));
+  s.end();
 }
