@@ -20,7 +20,7 @@ import { benchTransports, median } from "./lib/transports.js";
 const quick = process.argv.includes("--quick");
 const transports = benchTransports();
 const seconds = quick ? 3 : 10;
-const rounds = quick ? 1 : 2;
+const rounds = quick ? 1 : 3;
 const argsizes = [0, 1_000_000];
 const workers = 4;
 const repo = resolve(import.meta.dirname, "..");

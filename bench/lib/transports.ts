@@ -47,8 +47,12 @@ export function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
-export const median = (xs: number[]): number =>
-  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** the middle value; the mean of the two middle ones for an even count (2 rounds: their mean) */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = Math.floor(s.length / 2);
+  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+}
 
 /** p-quantile of samples (0..1), nearest rank. */
 export function quantile(xs: number[], q: number): number {
