@@ -1,55 +1,47 @@
 /**
- * `npm run bench -- parsl [--quick]`: no-op Parsl python apps through a remote pool (sshd on
- * loopback, the sidecar's worker tunnel, SidecarLocalProvider) and, in the same run, through a
- * plain local HighThroughputExecutor (LocalProvider), both in one DataFlowKernel with batches
- * alternating between them so that both see the same machine load. Tasks/s and median latency.
- * Last line: {"bench":"parsl","remote_tasks_per_s","local_tasks_per_s","remote_p50_ms","local_p50_ms","ratio",...}
+ * `npm run bench -- parsl [--quick] [--transport ssh2|openssh]`: Parsl's own parsl-perf
+ * (`python -m parsl.benchmark.perf --config FILE --time S --argsize BYTES`) against a plain local
+ * HighThroughputExecutor (LocalProvider) and against the same executor on a loopback pool (sshd on
+ * 127.0.0.1) through the sidecar (parsl_config(): worker tunnel, SidecarLocalProvider) over each
+ * SSH transport, same worker count, at --argsize 0 and 1,000,000. Runs alternate (the order
+ * rotates every round) so that all see the same machine load; tasks/s is the last iteration's
+ * (the one parsl-perf sized to --time), the median over rounds.
+ * Last line: {"bench":"parsl","argsizes":{"0":{"local_tasks_per_s","transports":{NAME:{"tasks_per_s","ratio"}}},...}}
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import { startSshd } from "../test/testbed/sshd.js";
+import { benchTransports, median } from "./lib/transports.js";
 
 const quick = process.argv.includes("--quick");
-const tasks = quick ? 400 : 2000;
-const rounds = quick ? 2 : 4;
+const transports = benchTransports();
+const seconds = quick ? 3 : 10;
+const rounds = quick ? 1 : 3;
+const argsizes = [0, 1_000_000];
 const workers = 4;
 const repo = resolve(import.meta.dirname, "..");
 const venvBin = join(repo, ".venv", "bin");
 const python = join(venvBin, "python");
 const log = (msg: string): void => void process.stderr.write(`[bench parsl] ${msg}\n`);
-
-interface Result {
-  tasks: number;
-  remote_tasks_per_s: number;
-  local_tasks_per_s: number;
-  remote_p50_ms: number;
-  local_p50_ms: number;
-}
-
-async function runPython(args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  const r = await execa(python, [join(repo, "bench", "parsl_bench.py"), ...args], {
-    env,
-    reject: false,
-    timeout: 900_000,
-    cwd: tmp,
-  });
-  const line = r.stdout.trim().split("\n").pop() ?? "";
-  if (r.exitCode !== 0 || !line.startsWith("{"))
-    throw new Error(`parsl_bench.py failed (${String(r.exitCode)}):\n${r.stderr.slice(-3000)}`);
-  return JSON.parse(line) as Result;
-}
+const r2 = (x: number): number => Math.round(x * 100) / 100;
 
 const tmp = mkdtempSync(join(tmpdir(), "psc-bench-parsl-"));
 const sshd = await startSshd();
 const runtime = mkdtempSync("/tmp/psc-bench-rt-");
 const sshConfig = join(tmp, "ssh_config");
+// one alias per transport: the first connection to a pool decides its transport
 writeFileSync(
   sshConfig,
-  `Host benchpool\n  HostName ${sshd.host}\n  Port ${sshd.port}\n  User ${sshd.user}\n  IdentityFile ${sshd.keyPath}\n  UserKnownHostsFile ${sshd.knownHostsPath}\n  StrictHostKeyChecking yes\n`,
+  transports
+    .map(
+      (t) =>
+        `Host benchpool-${t}\n  HostName ${sshd.host}\n  Port ${sshd.port}\n  User ${sshd.user}\n  IdentityFile ${sshd.keyPath}\n  UserKnownHostsFile ${sshd.knownHostsPath}\n  StrictHostKeyChecking yes\n`,
+    )
+    .join("\n"),
   { mode: 0o600 },
 );
 const env = {
@@ -58,6 +50,82 @@ const env = {
   PARSL_SIDECAR_SSH_CONFIG: sshConfig,
   PARSL_SIDECAR_CONNECTION_FILE: join(runtime, "sidecar.json"),
 };
+
+/** parsl-perf config files: `fresh_config()` (the module is executed twice; it builds once). */
+function writeConfigs(): Record<string, string> {
+  const files: Record<string, string> = {};
+  const runDir = (name: string): string => JSON.stringify(join(tmp, `runinfo-${name}`));
+  files.local = join(tmp, "local.py");
+  writeFileSync(
+    files.local,
+    `from parsl.config import Config
+from parsl.executors import HighThroughputExecutor
+from parsl.providers import LocalProvider
+
+
+def fresh_config():
+    return Config(
+        executors=[HighThroughputExecutor(label="local", address="127.0.0.1",
+                                          max_workers_per_node=${workers}, provider=LocalProvider())],
+        run_dir=${runDir("local")},
+        usage_tracking=0,
+    )
+`,
+  );
+  for (const t of transports) {
+    const executors = join(tmp, `executors-${t}.json`);
+    writeFileSync(
+      executors,
+      JSON.stringify({
+        pool: {
+          SSH_TARGET: `benchpool-${t}`,
+          SSH_TRANSPORT: t,
+          PYTHON: python,
+          RUN_DIR: join(tmp, `pool-${t}`),
+          MAX_WORKERS_PER_NODE: workers,
+        },
+      }),
+    );
+    files[t] = join(tmp, `pool-${t}.py`);
+    writeFileSync(
+      files[t],
+      `from parsl_sidecar import parsl_config
+
+
+def fresh_config():
+    return parsl_config(${JSON.stringify(executors)},
+                        executor_options={"pool": {"max_workers_per_node": ${workers}}},
+                        run_dir=${runDir(t)}, usage_tracking=0)
+`,
+    );
+  }
+  return files;
+}
+
+/** One parsl-perf run; tasks/s of its last iteration. */
+async function perf(config: string, argsize: number): Promise<number> {
+  const r = await execa(
+    python,
+    [
+      "-m",
+      "parsl.benchmark.perf",
+      "--config",
+      config,
+      "--time",
+      String(seconds),
+      "--argsize",
+      String(argsize),
+    ],
+    { env, reject: false, timeout: 600_000, cwd: tmp },
+  );
+  const rates = [...r.stdout.matchAll(/^Tasks per second: ([\d.]+)/gm)].map((m) => Number(m[1]));
+  if (r.exitCode !== 0 || rates.length === 0)
+    throw new Error(
+      `parsl-perf --config ${config} failed (${String(r.exitCode)}):\n${r.stdout.slice(-1500)}\n${r.stderr.slice(-3000)}`,
+    );
+  return rates.at(-1)!;
+}
+
 const sidecar = spawn(
   "node",
   [
@@ -74,38 +142,58 @@ const sidecar = spawn(
 try {
   for (let i = 0; i < 300 && !existsSync(join(runtime, "sidecar.json")); i++) await sleep(100);
   if (!existsSync(join(runtime, "sidecar.json"))) throw new Error("the sidecar did not start");
-  const executors = join(tmp, "executors.json");
-  writeFileSync(
-    executors,
-    JSON.stringify(
-      {
-        pool: {
-          SSH_TARGET: "benchpool",
-          PYTHON: python,
-          RUN_DIR: join(tmp, "pool"),
-          MAX_WORKERS_PER_NODE: workers,
-        },
-      },
-      null,
-      2,
-    ),
-  );
+  for (const t of transports) mkdirSync(join(tmp, `pool-${t}`));
+  const files = writeConfigs();
+  const names = ["local", ...transports];
   log(
-    `${tasks} no-op apps in ${rounds} alternating batches per executor, ${workers} workers each: remote pool (sshd on loopback, tunnel, SidecarLocalProvider) and local HighThroughputExecutor (LocalProvider), one DataFlowKernel`,
+    `parsl-perf --time ${seconds}, --argsize ${argsizes.join(" and ")}, ${rounds} round(s): local HTEX and the same on a loopback pool over ${transports.join(", ")}; ${workers} workers each`,
   );
-  const res = await runPython([executors, String(tasks), String(workers), String(rounds)], env);
-  const r2 = (x: number): number => Math.round(x * 100) / 100;
+  const rates: Record<string, number[]> = {};
+  const load0 = loadavg()[0]!;
+  for (let round = 0; round < rounds; round++)
+    for (const argsize of argsizes) {
+      const order = [...names];
+      for (let i = 0; i < round; i++) order.push(order.shift()!);
+      for (const n of order) {
+        const rate = await perf(files[n]!, argsize);
+        (rates[`${n}.${argsize}`] ??= []).push(rate);
+        log(`round ${round + 1} argsize ${argsize} ${n}: ${rate.toFixed(1)} tasks/s`);
+      }
+    }
   const out = {
     bench: "parsl",
-    tasks: res.tasks,
-    workers,
+    tool: "parsl-perf (python -m parsl.benchmark.perf)",
+    time_s: seconds,
     rounds,
-    remote_tasks_per_s: r2(res.remote_tasks_per_s),
-    local_tasks_per_s: r2(res.local_tasks_per_s),
-    remote_p50_ms: r2(res.remote_p50_ms),
-    local_p50_ms: r2(res.local_p50_ms),
-    ratio: r2(res.remote_tasks_per_s / res.local_tasks_per_s),
+    workers,
+    // per argsize: the local executor's tasks/s, and per transport ours and ours / local
+    argsizes: Object.fromEntries(
+      argsizes.map((a) => {
+        const local = median(rates[`local.${a}`]!);
+        return [
+          String(a),
+          {
+            local_tasks_per_s: r2(local),
+            transports: Object.fromEntries(
+              transports.map((t) => {
+                const ours = median(rates[`${t}.${a}`]!);
+                return [t, { tasks_per_s: r2(ours), ratio: r2(ours / local) }];
+              }),
+            ),
+          },
+        ];
+      }),
+    ),
+    goal: { ratio: 0.9 },
+    met: Object.fromEntries(
+      transports.map((t) => [
+        t,
+        argsizes.every((a) => median(rates[`${t}.${a}`]!) >= 0.9 * median(rates[`local.${a}`]!)),
+      ]),
+    ),
+    runs: Object.fromEntries(Object.entries(rates).map(([k, v]) => [k, v.map(r2)])),
     quick,
+    machine: { cpus: cpus().length, loadavg_1m: r2((load0 + loadavg()[0]!) / 2) },
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 } finally {

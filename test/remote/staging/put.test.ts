@@ -60,6 +60,35 @@ describe("put.sh", () => {
     expect(r.stdout.toString("utf8")).toBe(`size ${body.length}\n${sha(body)}  -\n`);
   });
 
+  // 8 MiB and more: written and hashed by one python3 (tee's 8 KiB reads cost the pool CPU)
+  const large = Buffer.alloc(9 << 20);
+  for (let i = 0; i < large.length; i += 4096) large[i] = (i >> 12) & 0xff;
+
+  it("a file of 8 MiB or more: written and hashed by python3, same reply", () => {
+    const tmp = join(s.dir, ".l.psc-7.tmp");
+    const r = run("put", [s.dir, tmp, large.length, "600"], large);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.toString("utf8")).toBe(`size ${large.length}\n${sha(large)} *stdin\n`);
+    expect(readFileSync(tmp).equals(large)).toBe(true);
+    expect(statSync(tmp).mode & 0o777).toBe(0o600);
+  });
+
+  it("a short stream of a large file: exit 3, and no file left", () => {
+    const tmp = join(s.dir, ".m.psc-8.tmp");
+    const r = run("put", [s.dir, tmp, large.length, "-"], large.subarray(0, 1 << 20));
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain(`received ${1 << 20} bytes where ${large.length} were sent`);
+    expect(readdirSync(s.dir)).toEqual([]);
+  });
+
+  it("a large file where there is no python3 goes through tee", () => {
+    const bin = pathWith(s.dir, ["mkdir", "tee", "sha256sum", "wc", "rm", "chmod"]);
+    const tmp = join(s.dir, ".n.psc-9.tmp");
+    const r = run("put", [s.dir, tmp, large.length, "-"], large, { PATH: bin });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.toString("utf8")).toBe(`size ${large.length}\n${sha(large)}  -\n`);
+  });
+
   it("exits 1 when the directory cannot be made", () => {
     const r = run("put", ["/proc/nope", "/proc/nope/.t.tmp", 5, "-"], "hello");
     expect(r.status).toBe(1);
