@@ -26,7 +26,8 @@ import zmq
 from ._engine import Engine, Pending, reply_error
 from ._slots import Slot, ThreadSockets
 from ._wire import PROTOCOL_VERSION, Envelope, request_parts
-from .connection import ConnectionInfo, read_connection_file, resolve_connection_file
+from .autostart import resolve_or_start
+from .connection import ConnectionInfo, read_connection_file
 from .errors import SidecarError, SidecarTimeout, SidecarUnreachable, VersionMismatch
 from .events import Event, Subscription, Subscriptions
 from .prompts import DEFAULT, PromptCallable, PromptHold, answer_prompts, resolve_prompt
@@ -64,8 +65,9 @@ def connect(
     timeout: float | None = 30.0,
     *,
     prompt: PromptCallable | None = DEFAULT,
+    autostart: bool | None = None,
 ) -> Client:
-    """Connect to a running sidecar.
+    """Connect to a running sidecar, or to one started for this process.
 
     Parameters
     ----------
@@ -80,6 +82,11 @@ def connect(
         the answer (``None``: leave it to others). Default: ``getpass`` when stdin is a
         terminal, else nothing (see :func:`parsl_sidecar.prompts.default_prompt`). ``None``:
         this client answers nothing. While a prompt is open, call timeouts stand still.
+    autostart : bool, optional
+        With no sidecar named (no ``path``, no ``$PARSL_SIDECAR_CONNECTION_FILE``) and none
+        running in the default runtime directory, start one owned by this process (stopped with
+        everything it holds when the process exits or is killed; later calls use it). Default
+        ``$PARSL_SIDECAR_AUTOSTART`` (``0`` refuses), else True.
 
     Returns
     -------
@@ -89,12 +96,13 @@ def connect(
     Raises
     ------
     SidecarUnreachable
-        No connection file, a file others can read (``BAD_CONNECTION_FILE``: ``chmod 600``
-        it), or a file left by a sidecar that is no longer running.
+        No sidecar and autostart off (or it could not start), a named file that is missing or
+        left by a sidecar no longer running, or a file others can read
+        (``BAD_CONNECTION_FILE``: ``chmod 600`` it).
     VersionMismatch
         The sidecar speaks another protocol version.
     """
-    file = resolve_connection_file(path)
+    file = resolve_or_start(path, autostart)
     info = read_connection_file(file)
     if info.protocol_version != PROTOCOL_VERSION:
         raise VersionMismatch(

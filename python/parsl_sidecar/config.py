@@ -202,6 +202,7 @@ def parsl_config(
     preflight: bool = True,
     executor_options: dict[str, dict[str, Any]] | None = None,
     prompt: PromptCallable | None = DEFAULT,
+    autostart: bool | None = None,
     **overrides: Any,
 ) -> Config:
     """A Parsl ``Config`` whose executors run their workers on the pools of an executors.json.
@@ -231,6 +232,9 @@ def parsl_config(
         key's passphrase), as in :func:`parsl_sidecar.connect`: called with a
         :class:`~parsl_sidecar.Prompt`, returns the answer. Default: ``getpass`` in a terminal,
         else nothing. With ``client`` given, it is added to that client.
+    autostart : bool, optional
+        With no sidecar named or running, start one owned by this process, as
+        :func:`parsl_sidecar.connect` does (default ``$PARSL_SIDECAR_AUTOSTART``, else True).
     **overrides
         Keywords for ``parsl.config.Config`` (``retries``, ``run_dir``, ``strategy``...).
 
@@ -252,7 +256,7 @@ def parsl_config(
         executors = os.environ.get("PARSL_SIDECAR_EXECUTORS") or "executors.json"
     path = os.path.abspath(os.fspath(executors))
     if client is None:
-        client = connect(connection_file, prompt=prompt)
+        client = connect(connection_file, prompt=prompt, autostart=autostart)
     elif prompt is not DEFAULT and prompt is not None:
         client.answer_prompts(prompt)
     owner = owner or default_owner()

@@ -30,6 +30,7 @@ __all__ = [
     "PromptHold",
     "answer_prompts",
     "default_prompt",
+    "notebook_prompt",
     "terminal_prompt",
 ]
 
@@ -91,6 +92,30 @@ def terminal_prompt(p: Prompt) -> str:
     The line is shown as ssh shows it, ``(user@host) Verification code:``, after a line naming
     the host and, on a retry, what the server said.
     """
+    return _ask(p, input, getpass.getpass)
+
+
+def _kernel() -> Any:
+    """The ipykernel kernel this process runs as (a Jupyter notebook's), else ``None``."""
+    if "ipykernel" not in sys.modules:
+        return None
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return getattr(get_ipython(), "kernel", None)
+
+
+def notebook_prompt(kernel: Any) -> PromptCallable:
+    """Ask in the notebook: the kernel's input request, shown under the running cell (a password
+    field unless the server allows echo). From the client's prompt thread: the kernel's stdin
+    channel is free while its main thread runs the cell that caused the prompt. A frontend that
+    does not take input (``allow_stdin`` off, as nbclient) raises, and the prompt is left to the
+    live page."""
+    return lambda p: _ask(p, kernel.raw_input, kernel.getpass)
+
+
+def _ask(p: Prompt, echoed: Callable[[str], str], hidden: Callable[[str], str]) -> str:
     sys.stderr.write(f"parsl-sidecar: {p.host} (target `{p.target}`) asks:\n")
     for line in (p.message, p.name, p.instructions):
         if line and line.strip():
@@ -98,15 +123,14 @@ def terminal_prompt(p: Prompt) -> str:
     sys.stderr.flush()
     who = p.host.rsplit(":", 1)[0] if ":" in p.host else p.host
     shown = f"({who}) {p.text}" if p.kind in ("code", "password") else p.text
-    if p.echo:
-        return input(shown)
-    return getpass.getpass(shown)
+    return echoed(shown) if p.echo else hidden(shown)
 
 
 def default_prompt() -> PromptCallable | None:
     """The prompt used when none is given.
 
-    ``getpass`` in a terminal (stdin is a TTY); nothing otherwise, and nothing under
+    ``getpass`` in a terminal (stdin is a TTY); the kernel's input request in a Jupyter
+    notebook (:func:`notebook_prompt`); nothing otherwise, and nothing under
     ``parsl-sidecar run`` (``$PARSL_SIDECAR_JOB`` set): there the ``run`` command's own
     terminal answers.
 
@@ -118,8 +142,9 @@ def default_prompt() -> PromptCallable | None:
     """
     if os.environ.get("PARSL_SIDECAR_JOB"):
         return None
-    # Hook point for notebooks: in Jupyter (ipykernel), stdin is not a TTY; an input widget
-    # (ipywidgets.Password) returned here would answer there. Not done yet: None for now.
+    kernel = _kernel()
+    if kernel is not None:
+        return notebook_prompt(kernel)  # Jupyter: stdin is not a TTY, the notebook asks
     stdin = sys.stdin
     if stdin is None or not stdin.isatty():
         return None

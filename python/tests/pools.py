@@ -121,6 +121,24 @@ def processes_matching(text: str) -> list[str]:
     return out
 
 
+def through_sshd(addr: str, port: int) -> list[str]:
+    """Live processes started through the sshd at addr:port: their SSH_CONNECTION ends there."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            conn = next((e for e in env if e.startswith(b"SSH_CONNECTION=")), None)
+            if conn is None:
+                continue
+            fields = conn.decode().split("=", 1)[1].split()
+            if fields[2] == addr and int(fields[3]) == port:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                out.append(f"{pid}: {cmd[:200]}")
+    return out
+
+
 def open_tunnels(p: Pools) -> list[dict[str, Any]]:
     """The sidecar's tunnels that are not closed."""
     with p.client() as c:

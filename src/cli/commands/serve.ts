@@ -2,9 +2,10 @@
 import { spawn } from "node:child_process";
 import { openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Option, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import { SidecarClient } from "../../client/client.js";
 import { Daemon } from "../../daemon/daemon.js";
+import { watchOwner } from "../../daemon/owner.js";
 import { SidecarError } from "../../errors.js";
 import {
   CONNECTION_FILE_NAME,
@@ -25,6 +26,15 @@ interface ServeOptions {
   detach?: boolean;
   logLevel: LogLevel;
   json?: boolean;
+  ownerPid?: number;
+  ownerStdin?: boolean;
+}
+
+function parsePid(v: string): number {
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n) || n <= 0)
+    throw new InvalidArgumentError(`expected a process id (a positive integer), got ${v}`);
+  return n;
 }
 
 export function registerServe(program: Command): void {
@@ -44,9 +54,23 @@ export function registerServe(program: Command): void {
     .addOption(
       new Option("--log-level <level>", "stderr log level").choices(LOG_LEVELS).default("info"),
     )
+    .option(
+      "--owner-pid <pid>",
+      "stop, with everything the sidecar holds, when process PID exits (checked every second)",
+      parsePid,
+    )
+    .option(
+      "--owner-stdin",
+      "stdin is a pipe whose other end the owner holds: stop, with everything, when it closes",
+    )
     .option("--json", "machine-readable output")
     .action(async (opts: ServeOptions) => {
       try {
+        if (opts.detach && opts.ownerStdin)
+          throw new SidecarError(
+            "INVALID_ARGUMENT",
+            "--owner-stdin needs a foreground sidecar: the detached one's stdin is not the owner's pipe",
+          );
         if (opts.detach) await detach(opts);
         else await foreground(opts);
       } catch (err) {
@@ -65,6 +89,17 @@ async function foreground(opts: ServeOptions): Promise<void> {
   const onSignal = (sig: NodeJS.Signals): void => void daemon.close(`received ${sig}`);
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
+  if (opts.ownerPid !== undefined || opts.ownerStdin)
+    watchOwner(
+      {
+        ...(opts.ownerPid === undefined ? {} : { pid: opts.ownerPid }),
+        ...(opts.ownerStdin ? { stdin: process.stdin } : {}),
+      },
+      (reason) => {
+        daemon.log.info({ reason }, "the sidecar's owner is gone; stopping");
+        void daemon.close(reason);
+      },
+    );
   if (opts.json)
     printJson({
       connection_file: daemon.connectionFile,
@@ -86,6 +121,7 @@ async function detach(opts: ServeOptions): Promise<void> {
   const args = [process.argv[1]!, "serve", "--runtime-dir", runtimeDir, "--log-level", "warn"];
   if (opts.endpoint) args.push("--endpoint", opts.endpoint);
   if (opts.allowRemote) args.push("--allow-remote");
+  if (opts.ownerPid !== undefined) args.push("--owner-pid", String(opts.ownerPid));
   const errFd = openSync(errPath, "w", 0o600);
   const child = spawn(process.execPath, args, {
     detached: true,
