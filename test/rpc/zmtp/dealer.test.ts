@@ -46,7 +46,7 @@ async function echoRouter(endpoint: string): Promise<{ r: ZmtpRouter; endpoint: 
 describe("ZmtpDealer", () => {
   it("talks to a libzmq ROUTER (zeromq.js) over ipc and tcp, large messages included", async () => {
     for (const ep of [`ipc://${join(dir, "z.sock")}`, "tcp://127.0.0.1:*"]) {
-      const router = new Router({ linger: 0 });
+      const router = new Router({ linger: 0, receiveTimeout: 5000 });
       closers.push(() => router.close());
       await router.bind(ep);
       const { d, got } = dealer(router.lastEndpoint!);
