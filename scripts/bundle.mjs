@@ -19,10 +19,10 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const outdir = join(root, "dist", "bin");
 
-// native addons (zeromq, ssh2 and its optional crypto, msgpackr's optional extractor) load
-// .node files by path; the cloud SDKs and playwright are big and only loaded on first use
+// no native addon is loaded (the RPC client speaks ZMTP itself): ssh2 (and its optional
+// cpu-features), msgpackr's optional extractor and the cloud SDKs are loaded only on first use,
+// from node_modules (npm) or from one-file bundles beside the CLI (the wheel: scripts/wheel.mjs)
 const external = [
-  "zeromq",
   "ssh2",
   "cpu-features",
   "msgpackr-extract",

@@ -11,6 +11,7 @@ ZeroMQ RPC::
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
 from typing import Any
 
 from .client import Client, Event, Subscription, connect
@@ -35,7 +36,11 @@ from .errors import (
 )
 from .prompts import Prompt
 
-__version__ = "0.1.0"
+try:
+    # the distribution's, which setup.py takes from package.json: one version for npm and PyPI
+    __version__ = _metadata.version("parsl-sidecar")
+except _metadata.PackageNotFoundError:  # imported from a checkout that was not installed
+    __version__ = "0.0.0"
 
 __all__ = [
     "ERROR_CODES",

@@ -3,7 +3,6 @@
  * many concurrent calls matched to replies by id, progress and events delivered to callbacks.
  */
 import { randomBytes } from "node:crypto";
-import { Dealer } from "zeromq";
 import { SidecarError } from "../errors.js";
 import type { SidecarEvent } from "../events.js";
 import {
@@ -14,7 +13,7 @@ import {
   readConnectionFile,
 } from "../rpc/connection-file.js";
 import { PROTOCOL_VERSION, pack, unpack, type Header } from "../rpc/envelope.js";
-import { SendQueue } from "../rpc/send-queue.js";
+import { ZmtpDealer } from "../rpc/zmtp/dealer.js";
 import { join } from "node:path";
 
 export interface CallOptions {
@@ -39,12 +38,7 @@ export function resolveConnectionFile(path?: string, env: NodeJS.ProcessEnv = pr
 }
 
 export class SidecarClient {
-  private readonly socket = new Dealer({
-    linger: 0,
-    sendHighWaterMark: 100_000,
-    receiveHighWaterMark: 100_000,
-  });
-  private readonly out = new SendQueue(this.socket);
+  private readonly socket: ZmtpDealer;
   private readonly pending = new Map<string, Pending>();
   private readonly key: Buffer;
   /** this client's session: every message id is `SESSION-N` (prompts name it as their cause) */
@@ -57,8 +51,7 @@ export class SidecarClient {
 
   private constructor(readonly info: ConnectionInfo) {
     this.key = Buffer.from(info.key, "hex");
-    this.socket.connect(info.endpoint);
-    void this.receiveLoop();
+    this.socket = new ZmtpDealer(info.endpoint, { onMessage: (frames) => this.receive(frames) });
   }
 
   /** Connect using a connection file (see resolveConnectionFile). */
@@ -113,7 +106,7 @@ export class SidecarClient {
         if (this.paused === 0) entry.arm();
       }
       this.pending.set(id, entry);
-      this.out.push(pack(this.key, header, params));
+      this.socket.send(pack(this.key, header, params));
     });
   }
 
@@ -160,34 +153,28 @@ export class SidecarClient {
     };
   }
 
-  private async receiveLoop(): Promise<void> {
-    try {
-      for await (const frames of this.socket) {
-        const msg = unpack(this.key, frames);
-        if (!msg.ok) continue; // unsigned traffic is ignored, as on the server
-        const { header, body } = msg;
-        if (header.type === "event") {
-          for (const h of this.eventHandlers) h(body as SidecarEvent);
-          continue;
-        }
-        const p = header.reply_to ? this.pending.get(header.reply_to) : undefined;
-        if (!p) continue;
-        if (header.type === "progress") {
-          p.onProgress?.(body as Record<string, unknown>);
-          continue;
-        }
-        this.pending.delete(header.reply_to!);
-        clearTimeout(p.timer);
-        const reply = body as {
-          result?: unknown;
-          error?: { code: string; message: string; data?: Record<string, unknown> };
-        };
-        if (reply.error) p.reject(SidecarError.fromPayload(reply.error));
-        else p.resolve(reply.result);
-      }
-    } catch {
-      /* socket closed */
+  private receive(frames: Buffer[]): void {
+    const msg = unpack(this.key, frames);
+    if (!msg.ok) return; // unsigned traffic is ignored, as on the server
+    const { header, body } = msg;
+    if (header.type === "event") {
+      for (const h of this.eventHandlers) h(body as SidecarEvent);
+      return;
     }
+    const p = header.reply_to ? this.pending.get(header.reply_to) : undefined;
+    if (!p) return;
+    if (header.type === "progress") {
+      p.onProgress?.(body as Record<string, unknown>);
+      return;
+    }
+    this.pending.delete(header.reply_to!);
+    clearTimeout(p.timer);
+    const reply = body as {
+      result?: unknown;
+      error?: { code: string; message: string; data?: Record<string, unknown> };
+    };
+    if (reply.error) p.reject(SidecarError.fromPayload(reply.error));
+    else p.resolve(reply.result);
   }
 
   close(): void {
