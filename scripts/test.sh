@@ -35,7 +35,8 @@ for t in $transports; do
   [ $r -eq 5 ] && { echo "pytest collected no tests" >&2; r=1; }
   [ $r -ne 0 ] && rc=$r
   # the login-node tests choose each node's transport themselves, the wheel's tests use ssh2
-  # (the wheel's own copy): once is enough
-  once=(--ignore=python/tests/test_login_nodes.py --ignore=python/tests/test_wheel.py)
+  # (the wheel's own copy), the notebook tests are about the kernel owning its sidecar: once
+  once=(--ignore=python/tests/test_login_nodes.py --ignore=python/tests/test_wheel.py
+    --ignore=python/tests/test_notebook.py)
 done
 exit $rc

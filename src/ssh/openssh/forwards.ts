@@ -123,6 +123,8 @@ export async function remoteListen(
     close: async () => {
       if (closed) return;
       closed = true;
+      // our socket goes first: a sidecar that exits while the master answers leaves no file
+      drop();
       // -O cancel exits 0 even when the master did not know the forward: nothing to check
       await within(
         runSsh(ctx.sshPath, ["-O", "cancel", "-R", spec, ...base], { timeoutMs: 5_000 }).catch(
@@ -131,7 +133,6 @@ export async function remoteListen(
         5_000,
         undefined,
       );
-      drop();
     },
   };
 }
