@@ -35,4 +35,7 @@ for t in $transports; do
   # the login-node tests choose each node's transport themselves: once is enough
   once=(--ignore=python/tests/test_login_nodes.py)
 done
+
+say "Parsl range: the oldest and the newest supported release (scripts/parsl-matrix.sh)"
+bash scripts/parsl-matrix.sh || rc=$?
 exit $rc
