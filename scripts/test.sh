@@ -39,4 +39,7 @@ for t in $transports; do
   once=(--ignore=python/tests/test_login_nodes.py --ignore=python/tests/test_wheel.py
     --ignore=python/tests/test_notebook.py)
 done
+
+say "Parsl range: the oldest and the newest supported release (scripts/parsl-matrix.sh)"
+bash scripts/parsl-matrix.sh || rc=$?
 exit $rc

@@ -156,6 +156,12 @@ export const ERROR_CODE_TABLE = [
     meaning: "the pool's Python or Parsl version differs from this machine's",
   },
   {
+    code: "PARSL_UNSUPPORTED",
+    family: "executors",
+    exit: 1,
+    meaning: "(client side) this machine's Parsl is older than the oldest release supported",
+  },
+  {
     code: "RESOLVER_FAILED",
     family: "executors",
     exit: 1,

@@ -41,6 +41,7 @@ from parsl.launchers import (
 from parsl.launchers.base import Launcher
 from parsl.providers.base import ExecutionProvider
 
+from ._parsl_compat import htex_keywords, require_supported_parsl
 from ._pool import PoolLink
 from .client import Client, connect
 from .errors import ExecutorsError, SidecarError
@@ -174,7 +175,6 @@ def executors_config(
             "worker_debug": bool(r["workerDebug"]),
             "heartbeat_period": int(r["heartbeatPeriod"]),
             "heartbeat_threshold": int(r["heartbeatThreshold"]),
-            "encrypted": True,
             # this interpreter's interchange, whatever the PATH (interchange.py lives in its bin)
             "interchange_launch_cmd": [
                 sys.executable,
@@ -188,7 +188,7 @@ def executors_config(
         if r.get("memPerWorker") is not None:
             kwargs["mem_per_worker"] = float(r["memPerWorker"])
         kwargs.update((executor_options or {}).get(label, {}))
-        out.append(HighThroughputExecutor(**kwargs))
+        out.append(HighThroughputExecutor(**htex_keywords(**kwargs)))
     return out
 
 
@@ -246,12 +246,14 @@ def parsl_config(
     Raises
     ------
     ExecutorsError
+        ``PARSL_UNSUPPORTED`` (this machine's Parsl is older than 2025.06.30),
         ``EXECUTORS_INVALID`` (the file), ``POOL_UNREACHABLE``, ``VERSION_SKEW`` (the pool's
         Python minor or Parsl version differs from this machine's; the message names both and
         the executor), ``RESOLVER_FAILED``, ``PROVIDER_FAILED``.
     TunnelError
         A worker tunnel could not be opened or does not carry connections.
     """
+    require_supported_parsl()  # before any tunnel is opened for it
     if executors is None:
         executors = os.environ.get("PARSL_SIDECAR_EXECUTORS") or "executors.json"
     path = os.path.abspath(os.fspath(executors))

@@ -42,6 +42,7 @@ from parsl.providers.base import ExecutionProvider
 from parsl.providers.errors import SubmitException
 from parsl.utils import RepresentationMixin
 
+from ._parsl_compat import require_supported_parsl, slurm_keywords, worker_launch_cmd
 from ._pool import PoolLink, shell_path
 from .client import Client
 
@@ -53,26 +54,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("parsl_sidecar.providers")
-
-_WORKER_ARGS = (
-    "{debug} {max_workers_per_node} "
-    "-p {prefetch_capacity} "
-    "-c {cores_per_worker} "
-    "-m {mem_per_worker} "
-    "--poll {poll_period} "
-    "--cert_dir {cert_dir} "
-    "--logdir={logdir} "
-    "--logconf={logconf} "
-    "--block_id={{block_id}} "
-    "--hb_period={heartbeat_period} "
-    "{address_probe_timeout_string} "
-    "--hb_threshold={heartbeat_threshold} "
-    "--drain_period={drain_period} "
-    "--cpu-affinity {cpu_affinity} "
-    "{enable_mpi_mode} "
-    "--mpi-launcher={mpi_launcher} "
-    "--available-accelerators {accelerators}"
-)
 
 
 def pool_launch_cmd(dial_address: str, worker_port: int, python: str | None = None) -> str:
@@ -97,14 +78,15 @@ def pool_launch_cmd(dial_address: str, worker_port: int, python: str | None = No
     Returns
     -------
     str
-        A format string with Parsl's launch-command fields (``{cores_per_worker}``...).
+        The installed Parsl's default command (a format string with its fields,
+        ``{cores_per_worker}``...) with the pool-side address, port and interpreter.
     """
     exe = (
         "process_worker_pool.py"
         if python is None
         else f"{shell_path(python)} -m parsl.executors.high_throughput.process_worker_pool"
     )
-    return f"{exe} -a {dial_address} --port={int(worker_port)} {_WORKER_ARGS}"
+    return worker_launch_cmd(exe, dial_address, worker_port)
 
 
 def _submit_exception(
@@ -180,6 +162,7 @@ class SidecarLocalProvider(ExecutionProvider, RepresentationMixin):
         cmd_timeout: int = 60,
         tunnel_id: str | None = None,
     ) -> None:
+        require_supported_parsl()
         self._label = "sidecar-local"
         self.target = target
         self.nodes_per_block = nodes_per_block
@@ -369,6 +352,9 @@ class _SchedulerProvider:
         tunnel_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        require_supported_parsl()
+        if self._parsl_provider is SlurmProvider:
+            kwargs = slurm_keywords(kwargs)
         self.link = PoolLink(
             target,
             client=client,

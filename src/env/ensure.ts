@@ -7,6 +7,7 @@ import { SidecarError } from "../errors.js";
 import type { Host } from "../ssh/host.js";
 import { VERSION } from "../version.js";
 import { activationFor, workerInit, type Activation } from "./activation.js";
+import { sameParsl } from "./caller.js";
 import { condaBackend } from "./conda.js";
 import type { BackendContext, EnvBackend, ToolInfo } from "./context.js";
 import { execChecked, hostTempDir, shellQuote, writeHostFile } from "./host-shell.js";
@@ -231,6 +232,16 @@ export async function ensureEnv(
         "ENV_FAILED",
         `The environment ${prefix} on ${host.target} was built but its interpreter does not run: ${pr.versionsError ?? "no bin/python"}`,
         { data: { target: host.target, prefix } },
+      );
+    }
+    if (spec.parsl && !sameParsl(pr.versions?.parsl, spec.parsl)) {
+      // uv installed the pin with the file; a conda environment takes Parsl from its YAML
+      throw new SidecarError(
+        "ENV_FAILED",
+        `The environment ${prefix} on ${host.target} has Parsl ${pr.versions?.parsl ?? "not installed"}, but this machine runs Parsl ${spec.parsl} and Parsl's interchange refuses workers of another release. Put parsl==${spec.parsl} in ${spec.file}${spec.backend === "conda" ? " (under `- pip:` in its dependencies)" : ""}`,
+        {
+          data: { target: host.target, prefix, parsl: pr.versions?.parsl ?? null, pin: spec.parsl },
+        },
       );
     }
     const record: EnvRecord = {

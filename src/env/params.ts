@@ -58,6 +58,13 @@ export const specParams = {
   find_links: z.array(z.string().min(1)).optional(),
   no_index: z.boolean().optional(),
   index_url: z.string().min(1).optional(),
+  parsl: z
+    .string()
+    .regex(/^(none|[0-9][0-9A-Za-z.+!-]*)$/, "a Parsl version such as 2025.6.30, or none")
+    .optional()
+    .describe(
+      "the Parsl release the environment must hold (`parsl==X` is installed with the file; a conda environment is checked); `none`: no pin. Default: for a pool, the Parsl of this machine's workflow Python ($PARSL_SIDECAR_PYTHON or python3), when it has one",
+    ),
   container: containerParams.optional(),
   host_env: z
     .record(z.string(), z.string())

@@ -37,9 +37,9 @@ export function parseEnvSpec(spec: string, cwd: string): { target: string; conf:
 /** What the preparer needs of the env service: the service itself, or an RPC adapter (`run --connection`). */
 export interface EnvEnsurer {
   ensure(
-    params: { target: string; conf: string },
+    params: { target: string; conf: string; parsl?: string },
     call: EnsureCall,
-  ): Promise<{ env: { activation: Activation } | null }>;
+  ): Promise<{ env: { activation: Activation; parsl: string | null } | null }>;
 }
 
 /** The preparer for `run --env`; returns the variables COMMAND gets. */
@@ -59,9 +59,12 @@ export function envPreparer(service: EnvEnsurer): {
           "Only one `--env` for this machine can be activated for COMMAND",
         );
       const out: Record<string, string> = {};
+      // this machine's first: the pools' environments get the Parsl it holds (the workflow's)
+      specs.sort((a, b) => Number(b.target === "local") - Number(a.target === "local"));
+      let parsl: string | undefined;
       for (const s of specs) {
         const res = await service.ensure(
-          { target: s.target, conf: s.conf },
+          { target: s.target, conf: s.conf, ...(parsl ? { parsl } : {}) },
           {
             signal: job.signal,
             onProgress: (p) =>
@@ -72,6 +75,7 @@ export function envPreparer(service: EnvEnsurer): {
           },
         );
         if (s.target !== "local" || !res.env) continue;
+        parsl = res.env.parsl ?? undefined;
         const act = res.env.activation;
         const vars = commandEnv(act, { PATH: process.env.PATH ?? "" });
         Object.assign(out, vars, { [PYTHON_ENV]: act.interpreter });

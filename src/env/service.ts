@@ -10,7 +10,8 @@ import { ensureEnv, isCurrent, probeInputFor, type EnsureResult } from "./ensure
 import { specFromParams, type SpecParams } from "./spec-params.js";
 import { probe } from "./probe.js";
 import { loadSpecFile, specHash } from "./spec-file.js";
-import { checkSpec } from "./spec.js";
+import { checkSpec, type EnvSpec } from "./spec.js";
+import { callerParsl } from "./caller.js";
 import type { EnvProgress } from "./step.js";
 
 export interface EnsureCall {
@@ -55,6 +56,16 @@ export const localOnlyHosts: Hosts = {
   },
 };
 
+/**
+ * A pool's environment gets this machine's Parsl (the preflight refuses any other): unless the
+ * params name a version or `none`, or this machine has no Parsl.
+ */
+async function pinParsl(spec: EnvSpec | undefined, params: SpecParams): Promise<void> {
+  if (!spec || params.parsl !== undefined || params.target === "local") return;
+  const mine = await callerParsl();
+  if (mine) spec.parsl = mine;
+}
+
 export class EnvService {
   private running = 0;
   private readonly done = new Map<
@@ -79,6 +90,7 @@ export class EnvService {
   /** Ensure the environment and/or container described by `params`. */
   async ensure(params: SpecParams, call: EnsureCall = {}): Promise<EnsureOutcome> {
     const { spec, container } = specFromParams(params);
+    await pinParsl(spec, params);
     if (container?.file) container.file = resolve(container.file);
     const onProgress = (p: EnvProgress): void => {
       this.events?.emit("env.progress", { ...p });
@@ -129,6 +141,7 @@ export class EnvService {
   /** Look without changing anything: where the environment is, whether it is current, its versions. */
   async describe(params: SpecParams): Promise<DescribeOutcome> {
     const { spec, container } = specFromParams(params);
+    await pinParsl(spec, params);
     return await this.withHost(params.target, async (host) => {
       const out: DescribeOutcome = {
         target: host.target,

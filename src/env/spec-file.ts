@@ -156,6 +156,15 @@ export function specHash(spec: EnvSpec, fileSha256: string): string {
         }
       : {};
   return createHash("sha256")
-    .update(JSON.stringify({ v: 1, backend: spec.backend, file: fileSha256, opts }))
+    .update(
+      JSON.stringify({
+        v: 1,
+        backend: spec.backend,
+        file: fileSha256,
+        opts,
+        // only when pinned, so that the hashes of environments ensured before stay valid
+        ...(spec.parsl ? { parsl: spec.parsl } : {}),
+      }),
+    )
     .digest("hex");
 }

@@ -59,6 +59,7 @@ export function specFromParams(
     set("findLinks", p.find_links);
     set("noIndex", p.no_index);
     set("indexUrl", p.index_url);
+    if (p.parsl !== undefined && p.parsl !== "none") spec.parsl = p.parsl;
   } else if (p.name || p.prefix || p.backend) {
     throw new SidecarError(
       "ENV_INVALID",

@@ -35,6 +35,11 @@ export interface EnvSpec {
   prefix?: string;
   /** this machine's spec file: conda YAML, or requirements.txt / pyproject.toml for uv */
   file: string;
+  /**
+   * Parsl release the environment must hold (`parsl==X`): a pool's gets this machine's, since
+   * Parsl's interchange refuses workers of another release (service.ts)
+   */
+  parsl?: string;
   // conda
   condaDir?: string;
   installConda?: boolean;

@@ -37,6 +37,8 @@ export function uvCommands(
     prefix,
   ];
   const install = [uv, "pip", "install", "--python", `${prefix}/bin/python`, "-r", fileOnHost];
+  // one resolution with the file: a conflicting pin in it fails here, named by uv
+  if (spec.parsl) install.push(`parsl==${spec.parsl}`);
   for (const f of spec.findLinks ?? []) install.push("--find-links", f);
   if (spec.noIndex) install.push("--no-index");
   if (spec.indexUrl) install.push("--index-url", spec.indexUrl);

@@ -25,6 +25,7 @@ interface WireEnv {
   prefix: string;
   name: string | null;
   interpreter: string;
+  parsl: string | null;
   activation: WireActivation;
 }
 
@@ -52,7 +53,7 @@ export function rpcEnvEnsurer(client: SidecarClient): EnvEnsurer {
         unset: e.activation.unset,
         scripts: e.activation.scripts,
       };
-      return { env: { activation } };
+      return { env: { activation, parsl: e.parsl } };
     },
   };
 }

@@ -106,13 +106,11 @@ echo "installation finished."
   return path;
 }
 
-/** Parsl and its dependencies as wheels, downloaded once per machine (PyPI through pip's cache). */
-export function wheelhouse(): string {
-  const version = execFileSync(
-    VENV_PY,
-    ["-c", "import importlib.metadata as m; print(m.version('parsl'))"],
-    { encoding: "utf8" },
-  ).trim();
+/**
+ * Parsl (.venv's release, or `version`) and its dependencies as wheels, downloaded once per
+ * machine (PyPI through pip's cache).
+ */
+export function wheelhouse(version = venvParsl()): string {
   const dir = join(tmpdir(), "parsl-sidecar-wheels", version);
   if (existsSync(join(dir, ".complete"))) return dir;
   const part = `${dir}.part-${process.pid}`;
@@ -131,6 +129,15 @@ export function wheelhouse(): string {
     rmSync(part, { recursive: true, force: true });
   }
   return dir;
+}
+
+/** The Parsl release installed in .venv. */
+export function venvParsl(): string {
+  return execFileSync(
+    VENV_PY,
+    ["-c", "import importlib.metadata as m; print(m.version('parsl'))"],
+    { encoding: "utf8" },
+  ).trim();
 }
 
 /** A directory of symlinks to everything in /usr/bin and /bin except python*: a PATH without Python. */

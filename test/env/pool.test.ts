@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureContainer } from "../../src/env/container.js";
 import { ensureEnv } from "../../src/env/ensure.js";
+import { EnvService } from "../../src/env/service.js";
 import type { EnvSpec } from "../../src/env/spec.js";
 import type { HostLease } from "../../src/ssh/host.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
@@ -87,6 +88,49 @@ describe("env on a pool over SSH (loopback sshd)", { timeout: 180_000 }, () => {
       parsl: parslVersion,
       tool: null,
     });
+  });
+
+  it("uv: a pool's environment gets this machine's Parsl (the pin), unless the params name one", async () => {
+    // "this machine" runs the oldest supported Parsl; the requirements leave Parsl unpinned, so
+    // without the pin uv would take the newest in the wheelhouses
+    const older = "2025.6.30";
+    const oldWheels = wheelhouse(older);
+    const caller = join(dir, "caller");
+    execFileSync(UV, ["venv", "-q", "--python", VENV_PY, caller]);
+    execFileSync(UV, [
+      "pip",
+      "install",
+      "-q",
+      "--python",
+      join(caller, "bin/python"),
+      `parsl==${older}`,
+      "--find-links",
+      oldWheels,
+      "--no-index",
+    ]);
+    writeFileSync(join(dir, "unpinned.txt"), "parsl\n");
+    const params = {
+      target: "pool",
+      file: join(dir, "unpinned.txt"),
+      prefix: join(dir, "pool-envs/pinned"),
+      uv: UV,
+      find_links: [wheels, oldWheels],
+      no_index: true,
+    };
+    const service = new EnvService(setup.pool);
+    const saved = process.env.PARSL_SIDECAR_PYTHON;
+    process.env.PARSL_SIDECAR_PYTHON = join(caller, "bin/python");
+    try {
+      const first = await service.ensure(params);
+      expect(first.env).toMatchObject({ action: "created", parsl: older });
+      expect((await service.describe(params)).state).toBe("current");
+      // a version named in the params wins (`env ensure --parsl X`)
+      const named = await service.ensure({ ...params, parsl: parslVersion });
+      expect(named.env).toMatchObject({ action: "updated", parsl: parslVersion });
+    } finally {
+      if (saved === undefined) delete process.env.PARSL_SIDECAR_PYTHON;
+      else process.env.PARSL_SIDECAR_PYTHON = saved;
+    }
   });
 
   it("conda stand-in: the YAML copy travels over SSH, the user's file stays as it was, hash skip", async () => {

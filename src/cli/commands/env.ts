@@ -33,6 +33,7 @@ interface Opts {
   findLinks?: string[];
   index?: boolean;
   indexUrl?: string;
+  parsl?: string;
   containerPath?: string;
   containerFile?: string;
   createContainer?: boolean;
@@ -79,6 +80,10 @@ function specOptions(cmd: Command): Command {
       (v: string, prev: string[] = []) => [...prev, v],
     )
     .option("--no-index", "uv: do not use the package index")
+    .option(
+      "--parsl <version|none>",
+      "the Parsl release the environment must hold (default for a pool: this machine's, from $PARSL_SIDECAR_PYTHON or python3)",
+    )
     .option("--index-url <url>", "uv: package index")
     .option("--container-path <path>", "Singularity/Apptainer image on the host")
     .option("--container-file <file>", "definition file on this machine to build it from")
@@ -117,6 +122,7 @@ function paramsOf(o: Opts): SpecParams {
   copy("find_links", o.findLinks);
   if (o.index === false) p.no_index = true;
   copy("index_url", o.indexUrl);
+  copy("parsl", o.parsl);
   if (o.containerPath)
     p.container = {
       create: o.createContainer ?? false,
