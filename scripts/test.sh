@@ -22,23 +22,33 @@ say "python lint (ruff) and types (mypy --strict)"
 say "TypeScript tests (vitest)"
 node_modules/.bin/vitest run "$@"
 
-# the sidecars these tests start carry their pools over each transport in turn (docs/ssh.md)
-transports=${PARSL_SIDECAR_SSH_TRANSPORT:-openssh ssh2}
+# the sidecars these tests start carry their pools over openssh (what `auto` picks here), then,
+# for the tests whose sidecars reach pools over SSH and do not pick a transport themselves, over
+# ssh2 (the rest does not depend on the transport: the wire, the client, the login nodes, the
+# wheel, the notebooks); PARSL_SIDECAR_SSH_TRANSPORT names one transport for the whole suite
+over_ssh=(python/tests/test_executors_e2e.py python/tests/test_staging_e2e.py
+  python/tests/test_prompts.py python/tests/test_example_multihost.py
+  python/tests/test_jobs_register.py python/tests/test_executors_slurm.py
+  python/tests/test_executors_pbspro.py)
 rc=0
-once=()
-for t in $transports; do
+pytest_over() {
+  local t=$1
+  shift
   say "Python tests (pytest) over the $t transport"
   set +e
-  PARSL_SIDECAR_SSH_TRANSPORT=$t .venv/bin/pytest python/tests "${once[@]}"
-  r=$?
+  PARSL_SIDECAR_SSH_TRANSPORT=$t .venv/bin/pytest "$@"
+  local r=$?
   set -e
   [ $r -eq 5 ] && { echo "pytest collected no tests" >&2; r=1; }
   [ $r -ne 0 ] && rc=$r
-  # the login-node tests choose each node's transport themselves, the wheel's tests use ssh2
-  # (the wheel's own copy), the notebook tests are about the kernel owning its sidecar: once
-  once=(--ignore=python/tests/test_login_nodes.py --ignore=python/tests/test_wheel.py
-    --ignore=python/tests/test_notebook.py)
-done
+  return 0
+}
+if [ -n "${PARSL_SIDECAR_SSH_TRANSPORT:-}" ]; then
+  pytest_over "$PARSL_SIDECAR_SSH_TRANSPORT" python/tests
+else
+  pytest_over openssh python/tests
+  pytest_over ssh2 "${over_ssh[@]}"
+fi
 
 say "Parsl range: the oldest and the newest supported release (scripts/parsl-matrix.sh)"
 bash scripts/parsl-matrix.sh || rc=$?
