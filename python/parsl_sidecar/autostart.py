@@ -49,19 +49,20 @@ _STOP_TIMEOUT = 60.0
 _DIR = re.compile(r"^py-(\d+)-")
 
 
-def sidecar_command() -> list[str]:
+def sidecar_command(python: str | None = None) -> list[str]:
     """The command that runs ``parsl-sidecar``.
 
-    An installed ``parsl-sidecar`` wins: the one beside this interpreter (a virtual environment's
-    console script, found even when the environment is not activated, as in a Jupyter kernel),
-    else the one on ``PATH``; else this checkout's ``dist/bin/parsl-sidecar.js`` through ``node``.
+    An installed ``parsl-sidecar`` wins: the one beside this interpreter (``python``, default
+    ``sys.executable``: a virtual environment's console script, found even when the environment
+    is not activated, as in a Jupyter kernel), else the one on ``PATH``; else this checkout's
+    ``dist/bin/parsl-sidecar.js`` through ``node``.
 
     Raises
     ------
     SidecarUnreachable
         None of them exists.
     """
-    beside = Path(sys.executable).parent / "parsl-sidecar"
+    beside = Path(python or sys.executable).parent / "parsl-sidecar"
     if beside.is_file() and os.access(beside, os.X_OK):
         return [str(beside)]
     on_path = shutil.which("parsl-sidecar")

@@ -81,16 +81,23 @@ def alive(pid: int) -> bool:
 def test_command_prefers_an_installed_parsl_sidecar(monkeypatch: pytest.MonkeyPatch) -> None:
     node = shutil.which("node")
     assert node is not None
-    monkeypatch.setenv("PATH", os.path.dirname(node))
-    assert sidecar_command() == [node, str(CLI)]  # no parsl-sidecar installed: the checkout's
     bindir = short_tmpdir("psc-bin-")
+    venv = short_tmpdir("psc-venv-")
     try:
+        python = str(venv / "python")  # an interpreter with no parsl-sidecar beside it
+        monkeypatch.setenv("PATH", os.path.dirname(node))
+        # no parsl-sidecar installed: the checkout's build through node
+        assert sidecar_command(python) == [node, str(CLI)]
         (bindir / "parsl-sidecar").write_text("#!/bin/sh\n")
         (bindir / "parsl-sidecar").chmod(0o755)
         monkeypatch.setenv("PATH", f"{bindir}:{os.path.dirname(node)}")
-        assert sidecar_command() == [str(bindir / "parsl-sidecar")]
+        assert sidecar_command(python) == [str(bindir / "parsl-sidecar")]
+        # the console script of the interpreter's own environment wins over PATH
+        (venv / "parsl-sidecar").write_text("#!/bin/sh\n")
+        (venv / "parsl-sidecar").chmod(0o755)
+        assert sidecar_command(python) == [str(venv / "parsl-sidecar")]
     finally:
-        subprocess.run(["rm", "-rf", str(bindir)], check=False)
+        subprocess.run(["rm", "-rf", str(bindir), str(venv)], check=False)
 
 
 def test_starts_one_owned_sidecar_and_stops_it_at_exit(runtime: Path) -> None:
