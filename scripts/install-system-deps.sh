@@ -21,7 +21,8 @@ fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
-  if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+  # removed but not purged is "deinstall ok config-files", which `dpkg -s` still calls success
+  if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
     missing+=("$pkg")
   fi
 done
