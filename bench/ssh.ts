@@ -14,6 +14,7 @@ import { EventBus } from "../src/events.js";
 import { type SshLease, SshConnections } from "../src/ssh/connections.js";
 import type { TransportKind } from "../src/ssh/link.js";
 import { stopAll } from "../test/testbed/registry.js";
+import { runBench } from "./lib/run.js";
 import { sshdEntry, writeSshConfig } from "../test/testbed/ssh-config.js";
 import { startSshd } from "../test/testbed/sshd.js";
 import { benchTransports, median, quantile } from "./lib/transports.js";
@@ -147,14 +148,4 @@ async function main(): Promise<Record<string, unknown>> {
   };
 }
 
-main().then(
-  (res) => {
-    process.stdout.write(`${JSON.stringify(res)}\n`);
-    process.exit(0);
-  },
-  async (err: unknown) => {
-    log(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    await stopAll();
-    process.exit(1);
-  },
-);
+runBench(main, log);

@@ -20,6 +20,7 @@ import { SshConnections } from "../src/ssh/connections.js";
 import { StagingService } from "../src/staging/service.js";
 import { startS3 } from "../test/testbed/s3.js";
 import { stopAll } from "../test/testbed/registry.js";
+import { runBench } from "./lib/run.js";
 import { sshdEntry, writeSshConfig } from "../test/testbed/ssh-config.js";
 import { startSshd } from "../test/testbed/sshd.js";
 import { benchTransports, CIPHER } from "./lib/transports.js";
@@ -396,14 +397,4 @@ async function main(): Promise<Record<string, unknown>> {
   };
 }
 
-main().then(
-  (res) => {
-    process.stdout.write(`${JSON.stringify(res)}\n`);
-    process.exit(0);
-  },
-  async (err: unknown) => {
-    log(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    await stopAll();
-    process.exit(1);
-  },
-);
+runBench(main, log);

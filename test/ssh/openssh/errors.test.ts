@@ -185,17 +185,20 @@ describe("host keys: accept-new only where the user set nothing", () => {
   });
 });
 
+/** an sshd that takes the key, then asks a keyboard-interactive question */
+const ASKS_A_CODE = {
+  extraConfig: [
+    "AuthenticationMethods publickey,keyboard-interactive",
+    "KbdInteractiveAuthentication yes",
+  ],
+};
+
 describe("a one-time code after the key (AuthenticationMethods publickey,keyboard-interactive)", () => {
   it("SSH_AUTH says the key was accepted and what the server asks next", {
     timeout: 30000,
   }, async () => {
     const bed = await opensshBed({
-      sshd: {
-        extraConfig: [
-          "AuthenticationMethods publickey,keyboard-interactive",
-          "KbdInteractiveAuthentication yes",
-        ],
-      },
+      sshd: ASKS_A_CODE,
     });
     try {
       await expect(bed.open()).rejects.toMatchObject({
@@ -214,12 +217,7 @@ describe("a one-time code after the key (AuthenticationMethods publickey,keyboar
     timeout: 30000,
   }, async () => {
     const bed = await opensshBed({
-      sshd: {
-        extraConfig: [
-          "AuthenticationMethods publickey,keyboard-interactive",
-          "KbdInteractiveAuthentication yes",
-        ],
-      },
+      sshd: ASKS_A_CODE,
       extra: { BatchMode: "yes" },
     });
     try {
@@ -247,12 +245,7 @@ describe("a one-time code after the key (AuthenticationMethods publickey,keyboar
     const askpass = { program: "/bin/false" };
     const plain = await opensshBed();
     const otp = await opensshBed({
-      sshd: {
-        extraConfig: [
-          "AuthenticationMethods publickey,keyboard-interactive",
-          "KbdInteractiveAuthentication yes",
-        ],
-      },
+      sshd: ASKS_A_CODE,
     });
     try {
       const link = await plain.open({ sshPath: older, askpass });
