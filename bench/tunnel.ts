@@ -149,8 +149,12 @@ interface Under {
   tunnels: TunnelManager;
   tun: { id: string; dial_port: number };
   durable: { id: string; dial_port: number; relayPid: number };
+  /** the durable tunnel's own connection, as the peer's `ssh -R` has its own */
+  durablePool: SshConnections;
+  durableTunnels: TunnelManager;
   /** processes whose CPU carries the tunnel's bytes: this one, and openssh's master */
   pids: number[];
+  durablePids: number[];
   cipher: string;
   opens: number[];
 }
@@ -212,17 +216,26 @@ async function main(): Promise<void> {
     const pool = newPool(t, runtimeDir);
     const tunnels = new TunnelManager({ hosts: pool });
     const tun = await reverse(tunnels, sink);
-    // the same through a durable relay (python3 on the pool, framed and acknowledged streams)
-    const durable = await reverse(tunnels, sink, true);
+    // the same through a durable relay (python3 on the pool, framed and acknowledged streams),
+    // on an SSH connection of its own: each path is timed alone on its connection, as the peer's
+    const durableDir = mkdtempSync(join(tmpdir(), `psc-bench-tun-${t}-`));
+    const durablePool = newPool(t, durableDir);
+    const durableTunnels = new TunnelManager({ hosts: durablePool });
+    const durable = await reverse(durableTunnels, sink, true);
     const master = t === "openssh" ? masterPid(runtimeDir) : undefined;
-    if (t === "openssh" && !master) throw new Error("the openssh transport's master not found");
+    const durableMaster = t === "openssh" ? masterPid(durableDir) : undefined;
+    if (t === "openssh" && (!master || !durableMaster))
+      throw new Error("the openssh transport's master not found");
     unders.push({
       t,
       pool,
       tunnels,
       tun,
       durable: { id: durable.id, dial_port: durable.dial_port, relayPid: durable.relay!.pgid! },
+      durablePool,
+      durableTunnels,
       pids: master ? [process.pid, master] : [process.pid],
+      durablePids: durableMaster ? [process.pid, durableMaster] : [process.pid],
       cipher: pool.list()[0]?.cipher ?? "unknown",
       opens,
     });
@@ -235,7 +248,7 @@ async function main(): Promise<void> {
     ...unders.flatMap(
       (u): Array<[string, number, number[], number]> => [
         [u.t, u.tun.dial_port, u.pids, 0],
-        [`${u.t}_durable`, u.durable.dial_port, u.pids, u.durable.relayPid],
+        [`${u.t}_durable`, u.durable.dial_port, u.durablePids, u.durable.relayPid],
       ],
     ),
     ["openssh_R", same.port, [same.proc.pid!], 0],
@@ -279,7 +292,8 @@ async function main(): Promise<void> {
   const drops: Record<string, { stalls: number[]; exact: boolean; resumed: number }> = {};
   const recoveries: Record<string, { recovers: number[]; flows: number[] }> = {};
   for (const u of unders) {
-    await u.tunnels.close(u.durable.id);
+    await u.durableTunnels.closeAll();
+    await u.durablePool.close();
     // a stream through a durable tunnel across a drop: how long it stalls, and whether every
     // byte came back (an echo here; only sshd's processes are killed, the relay lives on as on
     // a pool)

@@ -54,6 +54,25 @@ export interface RemoteListener {
   close(): Promise<void>;
 }
 
+/**
+ * A remote forward whose transport connects each connection to a TCP port here itself, without
+ * the sidecar copying the bytes (docs/tunnels.md, "Direct forwards"). What the sidecar knows of
+ * its connections it reads from the transport.
+ */
+export interface DirectListener extends RemoteListener {
+  /** connections open now, arrived since the forward was made, and when the last ones ended */
+  counts(): { live: number; total: number; ends: number[] };
+  /**
+   * How a connection that arrived at or after `since` fared: the one from `originatorPort` on the
+   * pool, or any when undefined. Undefined when none arrived within `timeoutMs`.
+   */
+  arrival(
+    originatorPort: number | undefined,
+    since: number,
+    timeoutMs: number,
+  ): Promise<{ ok: true } | { ok: false; error: string } | undefined>;
+}
+
 export interface SshLink extends EventEmitter {
   readonly target: string;
   readonly transport: TransportKind;
@@ -83,6 +102,16 @@ export interface SshLink extends EventEmitter {
    * Listeners end with the connection; after a reconnect the owner listens again.
    */
   listen(addr: string, port: number, accept: (conn: Duplex) => void): Promise<RemoteListener>;
+
+  /**
+   * Like `listen`, but the transport connects each connection to `to` here itself. Absent, or
+   * resolving undefined, where the transport cannot (ssh2; a user's master, whose log is not ours).
+   */
+  listenDirect?(
+    addr: string,
+    port: number,
+    to: { host: string; port: number },
+  ): Promise<DirectListener | undefined>;
 
   /** A TCP connection from the pool host to `host:port` (a local forward's one connection). */
   connect(host: string, port: number, timeoutMs: number): Promise<Duplex>;

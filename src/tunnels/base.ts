@@ -72,6 +72,7 @@ export abstract class TunnelBase {
       total_connections: 0,
       cut_connections: 0,
       cut_in_flight: 0,
+      direct: false,
       resumed_connections: 0,
       reconnects: 0,
       port_changes: [],
@@ -151,7 +152,8 @@ export abstract class TunnelBase {
       return;
     }
     const still = [...this.live];
-    const cut = ended.length + still.length;
+    const direct = this.directCut(since);
+    const cut = ended.length + still.length + direct;
     if (cut === 0) return;
     const inFlight =
       ended.filter((e) => e.inFlight).length + still.filter((s) => s.inFlight()).length;
@@ -159,7 +161,12 @@ export abstract class TunnelBase {
     this.rec.cut_in_flight += inFlight;
     const r = this.rec;
     const data = { id: r.id, target: r.target, owner: r.owner, cut, in_flight: inFlight };
-    if (inFlight > 0) {
+    if (direct > 0) {
+      this.deps.log?.warn(
+        { ...data, direct },
+        `tunnel ${r.id}: the dropped connection to ${r.target} cut ${cut} connection(s) through it; the SSH master carried them, so whether data was in flight is not known here (for Parsl workers: a task or result the interchange may wait for forever; docs/executors.md, "A dropped connection in the middle of a workflow"; durable tunnels keep connections)`,
+      );
+    } else if (inFlight > 0) {
       this.deps.log?.warn(
         data,
         `tunnel ${r.id}: the dropped connection to ${r.target} cut ${cut} connection(s) through it, ${inFlight} with data in flight, which is lost (for Parsl workers: a task or result the interchange may wait for forever; docs/executors.md, "A dropped connection in the middle of a workflow"; durable tunnels keep connections)`,
@@ -259,6 +266,11 @@ export abstract class TunnelBase {
 
   /** the link went down: drop what lived on it */
   protected abstract onDown(): void;
+
+  /** connections the transport carried itself (a direct forward) that a drop cut: open, or ended since `_since` */
+  protected directCut(_since: number): number {
+    return 0;
+  }
   /** the link is back: re-create listeners/relays (ports may move) */
   protected abstract reopen(): Promise<void>;
   abstract check(): Promise<CheckResult>;

@@ -33,6 +33,7 @@ const recordSchema = z.object({
   total_connections: z.number(),
   cut_connections: z.number(),
   cut_in_flight: z.number(),
+  direct: z.boolean(),
   durable: z.boolean(),
   resumed_connections: z.number(),
   reconnects: z.number(),
@@ -113,7 +114,7 @@ export function tunnelsModule(
       defineMethod({
         name: "tunnels.check",
         description:
-          "Run the end-to-end check of a tunnel now (a probe from the pool through dial_host:dial_port, answered by the sidecar; the service is not touched).",
+          "Run the end-to-end check of a tunnel now (a probe from the pool through dial_host:dial_port, answered by the sidecar, so the service is not touched; on a direct forward the service sees an empty connection and the SSH master's log says how it fared).",
         params: z.object({ id: z.string().min(1) }).strict(),
         result: z.object({
           ok: z.boolean(),

@@ -15,7 +15,8 @@ const FIND_PYTHON = shCommand("tunnels/find-python.sh");
 
 /**
  * Command that probes host:port end to end (python, else bash, else says so): `RESULT ok <ms>`
- * or `RESULT <why>`. It also prints `SESSION <pid> <boot id>`: the pool-side sshd process of this
+ * or `RESULT <why>`; `direct` (the master connects to the service itself): `SRC <port>` first,
+ * and the sidecar reads the outcome from the master's log. It also prints `SESSION <pid> <boot id>`: the pool-side sshd process of this
  * SSH connection (the probe shell's parent), which holds the connection's forwarded listeners,
  * and the machine's boot id (a pool name may lead to another login node next time; see
  * reclaimCommand).
@@ -25,8 +26,9 @@ export function probeCommand(
   host: string,
   port: number,
   token: string,
+  direct = false,
 ): string {
-  const args = [host, port, token];
+  const args = direct ? [host, port, token, "direct"] : [host, port, token];
   const find = python ? `py=${shellQuote(python)}` : `py=$(${FIND_PYTHON})`;
   const viaPython = pyCommand('"$py"', "tunnels/probe.py", args);
   // bash, not sh, runs the fallback (its /dev/tcp)

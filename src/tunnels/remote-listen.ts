@@ -1,24 +1,25 @@
 /**
- * Remote port forwarding for reverse tunnels (sshd listens on the pool, through SshLink.listen):
- * ask for a port, fall back to any free one, move to another.
+ * Remote port forwarding for reverse tunnels (sshd listens on the pool, through SshLink.listen
+ * or listenDirect): ask for a port, fall back to any free one, move to another.
  */
-import type { Duplex } from "node:stream";
 import { SidecarError } from "../errors.js";
-import type { RemoteListener, SshLink } from "../ssh/link.js";
+import type { RemoteListener } from "../ssh/link.js";
+
+/** asks sshd to listen on `port` (0 = any), however the connections are then carried */
+export type ListenOn = (port: number) => Promise<RemoteListener>;
 
 /**
  * Have sshd listen on addr:`want` (0 = any port); when `want` is taken, on any port. Resolves
  * with the listener (its `port` is the one bound). `target` names the pool in errors.
  */
 export async function bindRemote(
-  link: SshLink,
+  listenOn: ListenOn,
   addr: string,
   want: number,
   target: string,
-  accept: (conn: Duplex) => void,
 ): Promise<RemoteListener> {
   try {
-    return await link.listen(addr, want, accept);
+    return await listenOn(want);
   } catch (err) {
     if (want === 0)
       throw new SidecarError(
@@ -26,7 +27,7 @@ export async function bindRemote(
         `\`${target}\` refused to listen on ${addr} (remote port forwarding): ${(err as Error).message}. Is AllowTcpForwarding enabled in its sshd_config?`,
         { cause: err },
       );
-    return await link.listen(addr, 0, accept).catch((e: Error) => {
+    return await listenOn(0).catch((e: Error) => {
       throw new SidecarError(
         "TUNNEL_FAILED",
         `\`${target}\` refused remote port forwarding: ${e.message}`,
@@ -40,16 +41,14 @@ export async function bindRemote(
 
 /** Give back the port `have` listens on and ask for `want` instead (any port if it is taken). */
 export async function rebindRemote(
-  link: SshLink,
-  addr: string,
+  listenOn: ListenOn,
   have: RemoteListener,
   want: number,
-  accept: (conn: Duplex) => void,
 ): Promise<RemoteListener> {
   await have.close();
   try {
-    return await link.listen(addr, want, accept);
+    return await listenOn(want);
   } catch {
-    return await link.listen(addr, 0, accept);
+    return await listenOn(0);
   }
 }

@@ -8,7 +8,7 @@ import { connect, type NetConnectOpts, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { SidecarError } from "../errors.js";
 import type { SshLease } from "../ssh/connections.js";
-import type { RemoteListener, SshLink } from "../ssh/link.js";
+import type { DirectListener, RemoteListener, SshLink } from "../ssh/link.js";
 import { TunnelBase } from "./base.js";
 import { startRelay, type Relay } from "./relay.js";
 import {
@@ -22,7 +22,16 @@ import {
 import { bindRemote, rebindRemote } from "./remote-listen.js";
 import { type PoolSession, ReverseCheck } from "./reverse-check.js";
 import { inspectPool, type PoolInfo, reclaimPool } from "./reverse-pool.js";
-import type { CheckResult } from "./types.js";
+import type { CheckResult, TunnelRecord } from "./types.js";
+
+function isDirect(l: RemoteListener): l is DirectListener {
+  return "counts" in l;
+}
+
+/** `PARSL_SIDECAR_DIRECT_FORWARDS=0` makes every connection come through the sidecar */
+function directForwards(): boolean {
+  return process.env.PARSL_SIDECAR_DIRECT_FORWARDS !== "0";
+}
 
 export class ReverseTunnel extends TunnelBase {
   protected bindAddr = "127.0.0.1";
@@ -121,20 +130,56 @@ export class ReverseTunnel extends TunnelBase {
 
   /** sshd listens on bindAddr:`want` (any port if it is taken) for this tunnel. */
   protected async bind(want: number): Promise<void> {
-    this.listener = await bindRemote(
-      this.link(),
-      this.bindAddr,
-      want,
-      this.rec.target,
-      this.accept,
-    );
+    this.setListener(await bindRemote(this.listenOn, this.bindAddr, want, this.rec.target));
   }
 
   /** Give back the port bound and listen on `want` instead (any port if it is taken). */
   private async rebind(want: number): Promise<void> {
     const have = this.listener!;
-    this.listener = undefined;
-    this.listener = await rebindRemote(this.link(), this.bindAddr, have, want, this.accept);
+    this.setListener(undefined);
+    this.setListener(await rebindRemote(this.listenOn, have, want));
+  }
+
+  /**
+   * One listen on the connection being set up. An ordinary tunnel over a transport that can
+   * connect to the service itself (our own OpenSSH master) does, so no byte is copied here
+   * (docs/tunnels.md, "Direct forwards"); otherwise each connection comes to `accept`.
+   */
+  private readonly listenOn = async (port: number): Promise<RemoteListener> => {
+    const link = this.link();
+    if (!this.rec.durable && directForwards() && link.listenDirect) {
+      const to = { host: this.rec.local_host, port: this.rec.local_port };
+      const d = await link.listenDirect(this.bindAddr, port, to);
+      if (d) return d;
+    }
+    return await link.listen(this.bindAddr, port, this.accept);
+  };
+
+  /** the listener now; a direct one's connections are counted from the transport */
+  private setListener(l: RemoteListener | undefined): void {
+    const was = this.listener;
+    if (was && isDirect(was)) this.rec.total_connections += was.counts().total;
+    this.listener = l;
+    this.rec.direct = l !== undefined && isDirect(l);
+  }
+
+  override record(): TunnelRecord {
+    const r = super.record();
+    const l = this.listener;
+    if (l && isDirect(l)) {
+      const c = l.counts();
+      r.connections = c.live;
+      r.total_connections += c.total;
+    }
+    return r;
+  }
+
+  /** connections a direct forward carried when its connection dropped (none are copied here) */
+  protected override directCut(since: number): number {
+    const l = this.listener;
+    if (!l || !isDirect(l)) return 0;
+    const c = l.counts();
+    return c.live + c.ends.filter((t) => t >= since).length;
   }
 
   /** The port sshd listens on for the tunnel now. */
@@ -145,7 +190,7 @@ export class ReverseTunnel extends TunnelBase {
   /** sshd stops listening for the tunnel. */
   protected async unbind(): Promise<void> {
     const listener = this.listener;
-    this.listener = undefined;
+    this.setListener(undefined);
     await listener?.close();
   }
 
@@ -244,11 +289,15 @@ export class ReverseTunnel extends TunnelBase {
   async check(): Promise<CheckResult> {
     const lease = this.lease;
     if (!lease) return this.noteCheck({ ok: false, at: Date.now(), error: "not open" });
+    const l = this.listener;
+    const direct =
+      l && isDirect(l) ? { listener: l, exact: this.rec.reach !== "relay" } : undefined;
     const { result, session } = await this.checks.run(
       lease,
       this.python,
       this.rec.dial_host,
       this.rec.dial_port,
+      direct,
     );
     if (session) this.session = session;
     return this.noteCheck(result);
@@ -256,7 +305,7 @@ export class ReverseTunnel extends TunnelBase {
 
   protected onDown(): void {
     // the listener ended with its connection
-    this.listener = undefined;
+    this.setListener(undefined);
     this.relayLost();
   }
 

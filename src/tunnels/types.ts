@@ -52,6 +52,11 @@ export interface TunnelRecord {
   /** connections cut by dropped SSH connections, and how many of them had data in flight */
   cut_connections: number;
   cut_in_flight: number;
+  /**
+   * the transport connects each connection to the service itself (our OpenSSH master's direct
+   * forward): nothing is copied here, so bytes_in/bytes_out stay 0 and in-flight data is unknown
+   */
+  direct: boolean;
   /** durable: whether connections survive dropped SSH connections (through the relay) */
   durable: boolean;
   /** durable: connections resumed after a cut */

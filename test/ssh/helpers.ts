@@ -135,3 +135,8 @@ export function endSsh2Link(link: unknown): void {
   if (!client) throw new Error("not a connected ssh2 link");
   client.end();
 }
+
+/** The SSH transport this vitest project runs the tests over (vitest.config.ts). */
+export function transport(): "ssh2" | "openssh" {
+  return process.env.PARSL_SIDECAR_SSH_TRANSPORT === "openssh" ? "openssh" : "ssh2";
+}

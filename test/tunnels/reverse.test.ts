@@ -7,7 +7,7 @@ import { TunnelManager } from "../../src/tunnels/manager.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
 import { writeSshConfig } from "../testbed/ssh-config.js";
 import { startSshd, type Sshd } from "../testbed/sshd.js";
-import { entryFor, eventually } from "../ssh/helpers.js";
+import { entryFor, eventually, transport } from "../ssh/helpers.js";
 import { echoServer, isListening, roundTrip, type Echo } from "./helpers.js";
 
 stopAllAfterAll();
@@ -74,17 +74,25 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
       last_check: { ok: true },
     });
     expect(t.dial_port).toBe(t.remote_port);
+    // over our own OpenSSH master the master connects to the service itself (a direct forward)
+    expect(t.direct).toBe(transport() === "openssh");
+    // a direct forward's probe reaches the service (an empty connection); otherwise it does not
+    const probe = t.direct ? 1 : 0;
     const accepted = echo.accepted;
     const { sent, got } = await roundTrip(t.dial_host, t.dial_port, 1 << 20);
     expect(got.equals(sent)).toBe(true);
-    expect(echo.accepted).toBe(accepted + 1); // the check before did not reach the service
+    expect(echo.accepted).toBe(accepted + 1);
     const rec = b.tunnels.list().find((x) => x.id === t.id)!;
-    expect(rec.bytes_in).toBeGreaterThanOrEqual(1 << 20);
-    expect(rec.bytes_out).toBeGreaterThanOrEqual(1 << 20);
+    // nothing is copied through the sidecar on a direct forward, so nothing is counted
+    expect(rec.bytes_in).toBe(t.direct ? 0 : rec.bytes_in);
+    expect(rec.bytes_in).toBeGreaterThanOrEqual(t.direct ? 0 : 1 << 20);
+    expect(rec.bytes_out).toBeGreaterThanOrEqual(t.direct ? 0 : 1 << 20);
+    // the check's probe is not counted as a connection either way
     expect(rec.total_connections).toBe(1);
     const check = await b.tunnels.check(t.id);
     expect(check.ok).toBe(true);
-    expect(echo.accepted).toBe(accepted + 1);
+    expect(echo.accepted).toBe(accepted + 1 + probe);
+    expect(b.tunnels.list().find((x) => x.id === t.id)!.total_connections).toBe(1);
     await b.tunnels.close(t.id);
     expect(isListening(t.remote_port)).toBe(false);
     expect(b.pool.list()).toEqual([]);
@@ -144,7 +152,8 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
     const [rt, ck] = await Promise.all([roundTrip(t.dial_host, t.dial_port, 128 * 1024), check]);
     expect(rt.got.equals(rt.sent)).toBe(true);
     expect(ck.ok).toBe(true);
-    expect(echo.accepted).toBe(before + 1);
+    // a direct forward's probe is an empty connection the service sees
+    expect(echo.accepted).toBe(before + (t.direct ? 2 : 1));
     await b.tunnels.close(t.id);
   });
 
@@ -187,6 +196,77 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
     expect(t.remote_port).toBe(want);
     expect(t.port_changes).toEqual([]);
     await b.tunnels.close(t.id);
+  });
+
+  it("a check tells a service that stopped here apart only on a direct forward", {
+    timeout: 30000,
+  }, async () => {
+    const svc = await echoServer();
+    const t = await b.tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: svc.port,
+      bind: "loopback",
+      owner: "test",
+    });
+    expect((await b.tunnels.check(t.id)).ok).toBe(true);
+    await svc.close();
+    const check = await b.tunnels.check(t.id);
+    if (t.direct) {
+      // the probe reaches the service through the master, which says why it could not
+      expect(check).toMatchObject({ ok: false });
+      expect(check.error).toMatch(/could not connect to the service here: Connection refused/);
+    } else {
+      // through the sidecar the probe is answered here and never reaches the service
+      expect(check.ok).toBe(true);
+    }
+    await b.tunnels.close(t.id);
+  });
+
+  it("PARSL_SIDECAR_DIRECT_FORWARDS=0 carries every connection through the sidecar", {
+    timeout: 30000,
+  }, async () => {
+    process.env.PARSL_SIDECAR_DIRECT_FORWARDS = "0";
+    try {
+      const t = await b.tunnels.open({
+        target: "pool",
+        kind: "reverse",
+        local_port: echo.port,
+        bind: "loopback",
+        owner: "test",
+      });
+      expect(t.direct).toBe(false);
+      const accepted = echo.accepted;
+      expect((await roundTrip(t.dial_host, t.dial_port, 64 * 1024)).got.length).toBe(64 * 1024);
+      expect(b.tunnels.list().find((x) => x.id === t.id)!.bytes_in).toBeGreaterThanOrEqual(
+        64 * 1024,
+      );
+      expect((await b.tunnels.check(t.id)).ok).toBe(true);
+      expect(echo.accepted).toBe(accepted + 1);
+      await b.tunnels.close(t.id);
+    } finally {
+      delete process.env.PARSL_SIDECAR_DIRECT_FORWARDS;
+    }
+  });
+
+  it("two tunnels to one service: the second, which the master would merge into the first, goes through the sidecar on a port of its own", {
+    timeout: 30000,
+  }, async () => {
+    const open = () =>
+      b.tunnels.open({
+        target: "pool",
+        kind: "reverse",
+        local_port: echo.port,
+        bind: "loopback",
+        owner: "test",
+      });
+    const [x, y] = [await open(), await open()];
+    expect(x.remote_port).not.toBe(y.remote_port);
+    expect(y.direct).toBe(false);
+    await b.tunnels.close(x.id);
+    expect(isListening(x.remote_port)).toBe(false);
+    expect((await roundTrip(y.dial_host, y.dial_port, 1024)).got.length).toBe(1024);
+    await b.tunnels.close(y.id);
   });
 
   it("closeOwner closes every tunnel of that owner", { timeout: 30000 }, async () => {

@@ -51,12 +51,14 @@ function row(r: Rec): Record<string, unknown> {
       ? `${r.cut_connections} (${r.cut_in_flight} lost)`
       : String(r.cut_connections)) + resumed;
   const reach = r.durable ? `${String(r.reach)} (durable)` : r.reach;
+  // a direct forward's bytes go from the SSH master to the service: never counted here
+  const bytes = (n: number): string => (r.direct === true ? "(direct)" : formatBytes(n));
   return {
     ...r,
     reach,
     dial: `${r.dial_host}:${r.dial_port}`,
-    in: formatBytes(r.bytes_in),
-    out: formatBytes(r.bytes_out),
+    in: bytes(r.bytes_in),
+    out: bytes(r.bytes_out),
     conns: r.connections,
     cut,
   };
@@ -195,7 +197,7 @@ export function registerTunnels(program: Command): void {
 
   tunnels
     .command("check")
-    .description("probe a tunnel end to end from the pool (the service is not touched)")
+    .description('probe a tunnel end to end from the pool (docs/tunnels.md, "End-to-end check")')
     .argument("<id>", "tunnel id")
     .option("--connection <file>", "connection file")
     .option("--json", "machine-readable output")

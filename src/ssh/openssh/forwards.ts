@@ -1,7 +1,8 @@
 /**
  * Forwards through the master. listen: sshd on the pool listens and the master connects each
  * connection to a Unix socket the sidecar serves (`ssh -O forward -R [addr:]port:SOCKET`; for
- * port 0 ssh prints the port sshd chose); close is `-O cancel`. connect: one connection from
+ * port 0 ssh prints the port sshd chose), or straight to a TCP port here (`...:HOST:PORT`);
+ * close is `-O cancel`. connect: one connection from
  * the pool to host:port (`ssh -W host:port`, a direct-tcpip channel of the master).
  */
 import { spawn } from "node:child_process";
@@ -45,22 +46,23 @@ function listenServer(path: string, accept: (conn: Duplex) => void): Promise<Ser
 }
 
 /**
- * Socket paths of refused forwards, by `addr:port`. When sshd refuses `-O forward -R addr:P:X`
+ * Destinations of refused forwards, by `addr:port`. When sshd refuses `-O forward -R addr:P:X`
  * (P given, not 0), the master keeps its permission "connections to P go to X" (mux.c clears it
  * only for port 0; seen with OpenSSH 9.2 and in its current source), and that older entry wins
- * once a later forward gets P: its connections would go to X, a socket no one serves. So a
- * listener that gets P serves X as well. Per master: a new master starts clean.
+ * once a later forward gets P: its connections would go to X. So a listener that gets P serves
+ * a socket X as well, and a forward that would go elsewhere than a stale host:port X is given
+ * back. Per master: a new master starts clean.
  */
 export class StaleForwards {
-  private readonly paths = new Map<string, string[]>();
+  private readonly targets = new Map<string, string[]>();
 
-  note(addr: string, port: number, path: string): void {
+  note(addr: string, port: number, target: string): void {
     const k = `${hostWord(addr)}:${port}`;
-    this.paths.set(k, [...(this.paths.get(k) ?? []), path]);
+    this.targets.set(k, [...(this.targets.get(k) ?? []), target]);
   }
 
-  pathsFor(addr: string, port: number): string[] {
-    return this.paths.get(`${hostWord(addr)}:${port}`) ?? [];
+  targetsFor(addr: string, port: number): string[] {
+    return this.targets.get(`${hostWord(addr)}:${port}`) ?? [];
   }
 }
 
@@ -69,23 +71,35 @@ export interface OpenListener extends RemoteListener {
   drop(): void;
 }
 
-/** Have sshd listen on addr:port and hand each connection, through `socketPath`, to `accept`. */
+/**
+ * Where the master sends each connection: a Unix socket the sidecar serves (`accept` gets each
+ * connection), or a TCP port here that the master connects to itself (a direct forward: no
+ * copy through the sidecar; docs/tunnels.md, "Direct forwards").
+ */
+export type ForwardTo =
+  | { socketPath: string; accept: (conn: Duplex) => void }
+  | { host: string; port: number };
+
+/** Have sshd listen on addr:port and hand each connection to `to`. */
 export async function remoteListen(
   ctx: ForwardContext,
-  socketPath: string,
+  to: ForwardTo,
   addr: string,
   port: number,
-  accept: (conn: Duplex) => void,
   stale: StaleForwards,
 ): Promise<OpenListener> {
-  const servers = [{ server: await listenServer(socketPath, accept), path: socketPath }];
+  const viaSocket = "socketPath" in to;
+  const servers = viaSocket
+    ? [{ server: await listenServer(to.socketPath, to.accept), path: to.socketPath }]
+    : [];
   const drop = (): void => {
     for (const s of servers.splice(0)) {
       s.server.close();
       rmSync(s.path, { force: true });
     }
   };
-  const spec = `${hostWord(addr)}:${port}:${socketPath}`;
+  const target = viaSocket ? to.socketPath : `${hostWord(to.host)}:${to.port}`;
+  const spec = `${hostWord(addr)}:${port}:${target}`;
   const base = [...clientOptions(ctx.controlPath, ctx.t), "--", ctx.t.host];
   const r = await runSsh(ctx.sshPath, ["-O", "forward", "-R", spec, ...base], {
     timeoutMs: 15_000,
@@ -96,7 +110,7 @@ export async function remoteListen(
   const bound = port === 0 ? Number(r.stdout.trim().split(/\s+/)[0]) : port;
   if (r.code !== 0 || !Number.isInteger(bound) || bound <= 0) {
     drop();
-    if (port !== 0) stale.note(addr, port, socketPath);
+    if (port !== 0) stale.note(addr, port, target);
     const said =
       messageLines(r.stderr).join("; ") ||
       (r.timedOut ? "no answer from the master" : `ssh exited with ${r.code}`);
@@ -106,9 +120,29 @@ export async function remoteListen(
       { data: { target: ctx.t.target, addr, port } },
     );
   }
+  // cancelled as asked: a forward asked for port 0 is not cancelled by the port it got
+  const cancel = (): Promise<void> =>
+    within(
+      runSsh(ctx.sshPath, ["-O", "cancel", "-R", spec, ...base], { timeoutMs: 5_000 })
+        .then(() => undefined)
+        .catch(() => undefined),
+      5_000,
+      undefined,
+    );
+  const old = stale.targetsFor(addr, bound).filter((t) => t !== target);
+  const oldTcp = old.filter((t) => !t.startsWith("/"));
+  if (oldTcp.length > 0) {
+    drop();
+    await cancel();
+    throw new SidecarError(
+      "TUNNEL_FAILED",
+      `\`${ctx.t.target}\`: the master still sends connections to ${addr || "*"}:${bound} to ${oldTcp[0]} (a refused forward it did not forget), so that port cannot be used for ${target}; ask for another port`,
+      { data: { target: ctx.t.target, addr, port: bound } },
+    );
+  }
   try {
-    for (const path of stale.pathsFor(addr, bound))
-      servers.push({ server: await listenServer(path, accept), path });
+    if ("socketPath" in to)
+      for (const path of old) servers.push({ server: await listenServer(path, to.accept), path });
   } catch (err) {
     drop();
     throw err;
@@ -126,13 +160,7 @@ export async function remoteListen(
       // our socket goes first: a sidecar that exits while the master answers leaves no file
       drop();
       // -O cancel exits 0 even when the master did not know the forward: nothing to check
-      await within(
-        runSsh(ctx.sshPath, ["-O", "cancel", "-R", spec, ...base], { timeoutMs: 5_000 }).catch(
-          () => undefined,
-        ),
-        5_000,
-        undefined,
-      );
+      await cancel();
     },
   };
 }

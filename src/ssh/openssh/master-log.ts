@@ -4,6 +4,7 @@
  * Kept in memory only and bounded; after the start only message lines are kept (the debug lines
  * then name the commands run, with their environment).
  */
+import { ForwardedLog } from "./forwarded-log.js";
 
 const START_LINES = 400;
 const RECENT_LINES = 20;
@@ -22,6 +23,8 @@ export class MasterLog {
   private partial = "";
   private readonly openFailed = new Map<string, string>();
   private readonly connectFailures: Array<{ dest: string; reason: string; at: number }> = [];
+  /** the connections sshd forwarded to the master (direct forwards are seen only here) */
+  readonly forwarded = new ForwardedLog();
 
   feed(chunk: Buffer | string): void {
     const text = this.partial + chunk.toString();
@@ -63,6 +66,7 @@ export class MasterLog {
       if (this.recentLines.length > RECENT_LINES) this.recentLines.shift();
     }
     this.forwards(line);
+    if (this.started) this.forwarded.line(line);
   }
 
   private handshake(line: string): void {

@@ -109,6 +109,7 @@ export function startMaster(
       child.stderr.on("end", res);
       child.stderr.on("close", res);
     });
+    void ended.then(() => log.forwarded.ended());
     child.stderr.on("data", (b: Buffer) => log.feed(b));
     const timer = setTimeout(() => {
       timedOut = true;

@@ -11,10 +11,23 @@ import { existsSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import { SidecarError, toSidecarError } from "../../errors.js";
 import { within } from "../../util/timeout.js";
-import type { ConnectionInfo, RemoteListener, SessionChannel, SshLink, SshState } from "../link.js";
+import type {
+  ConnectionInfo,
+  DirectListener,
+  RemoteListener,
+  SessionChannel,
+  SshLink,
+  SshState,
+} from "../link.js";
 import type { ChildChannel } from "./channel.js";
 import { type Conn, openConn, releaseConn, SocketPaths } from "./conn.js";
-import { type ForwardContext, type OpenListener, remoteConnect, remoteListen } from "./forwards.js";
+import {
+  type ForwardContext,
+  type ForwardTo,
+  type OpenListener,
+  remoteConnect,
+  remoteListen,
+} from "./forwards.js";
 import { clientOptions } from "./master.js";
 import type { OpenSshLinkOptions } from "./options.js";
 import { putFileThrough } from "./put-file.js";
@@ -55,6 +68,8 @@ export class OpenSshLink extends EventEmitter implements SshLink {
   >();
   private readonly children = new Set<ChildChannel>();
   private readonly forwards = new Map<OpenListener, number>();
+  /** direct forwards by generation, address, port and destination */
+  private readonly direct = new Set<string>();
   private readonly paths: SocketPaths;
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -159,6 +174,8 @@ export class OpenSshLink extends EventEmitter implements SshLink {
         l.drop();
         this.forwards.delete(l);
       }
+    for (const k of [...this.direct])
+      if (gen === undefined || k.startsWith(`${gen} `)) this.direct.delete(k);
   }
 
   /** The master of generation `gen` is gone (or unusable): say why, then reconnect. */
@@ -349,24 +366,10 @@ export class OpenSshLink extends EventEmitter implements SshLink {
     port: number,
     accept: (conn: Duplex) => void,
   ): Promise<RemoteListener> {
-    await this.ready(this.waitMs);
-    const c = this.conn!;
-    const gen = this.generation;
-    const l = await remoteListen(
-      this.forwardContext(c),
-      this.paths.socket("f"),
-      addr,
-      port,
+    const { l, gen } = await this.forward(addr, port, {
+      socketPath: this.paths.socket("f"),
       accept,
-      c.stale,
-    );
-    if (gen !== this.generation || this.state !== "ready") {
-      l.drop();
-      throw new SidecarError(
-        "SSH_CONNECT",
-        `The connection to \`${this.target}\` was lost while asking it to listen on ${addr}:${port}`,
-      );
-    }
+    });
     this.forwards.set(l, gen);
     return {
       port: l.port,
@@ -376,6 +379,68 @@ export class OpenSshLink extends EventEmitter implements SshLink {
         else l.drop();
       },
     };
+  }
+
+  async listenDirect(
+    addr: string,
+    port: number,
+    to: { host: string; port: number },
+  ): Promise<DirectListener | undefined> {
+    await this.ready(this.waitMs);
+    const log = this.conn?.log;
+    if (!log) return undefined;
+    const { l, gen } = await this.forward(addr, port, to);
+    // the master answers an identical forward with the one it already has, on the same port:
+    // a second tunnel to the same service then goes through the sidecar, on a port of its own
+    const key = `${gen} ${addr} ${l.port} ${to.host}:${to.port}`;
+    if (this.direct.has(key)) {
+      l.drop();
+      return undefined;
+    }
+    this.direct.add(key);
+    this.forwards.set(l, gen);
+    log.forwarded.watch(l.port);
+    let closed = false;
+    return {
+      port: l.port,
+      counts: () => log.forwarded.count(l.port),
+      arrival: async (originatorPort, since, timeoutMs) => {
+        const a = await log.forwarded.outcome(l.port, originatorPort, since, timeoutMs);
+        if (!a?.outcome) return undefined;
+        // the probe itself (without its port: most likely the one that arrived during it)
+        log.forwarded.notCounted(a);
+        return a.outcome.ok ? { ok: true } : { ok: false, error: a.outcome.reason };
+      },
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        this.direct.delete(key);
+        this.forwards.delete(l);
+        log.forwarded.unwatch(l.port);
+        if (gen === this.generation && this.conn) await l.close();
+        else l.drop();
+      },
+    };
+  }
+
+  /** `-O forward` on the connection up now; it must still be up when the master answered. */
+  private async forward(
+    addr: string,
+    port: number,
+    to: ForwardTo,
+  ): Promise<{ l: OpenListener; gen: number }> {
+    await this.ready(this.waitMs);
+    const c = this.conn!;
+    const gen = this.generation;
+    const l = await remoteListen(this.forwardContext(c), to, addr, port, c.stale);
+    if (gen !== this.generation || this.state !== "ready") {
+      l.drop();
+      throw new SidecarError(
+        "SSH_CONNECT",
+        `The connection to \`${this.target}\` was lost while asking it to listen on ${addr}:${port}`,
+      );
+    }
+    return { l, gen };
   }
 
   private forwardContext(c: Conn): ForwardContext {
@@ -443,6 +508,7 @@ export class OpenSshLink extends EventEmitter implements SshLink {
       else l.drop();
     }
     this.forwards.clear();
+    this.direct.clear();
     if (c) releaseConn(c, this.sshPath, this.t);
     this.emit("closed");
     this.slots.wakeAll();

@@ -69,6 +69,60 @@ for (const [name, probe] of Object.entries(PROBES)) {
   });
 }
 
+describe("direct mode (the SSH master connects to the service itself)", () => {
+  /** A server that records what each connection sent and the peer port it came from. */
+  async function silent() {
+    const seen: Array<{ port: number; bytes: number }> = [];
+    const srv = await server((s: Socket) => {
+      const c = { port: s.remotePort ?? 0, bytes: 0 };
+      seen.push(c);
+      s.on("data", (b: Buffer) => (c.bytes += b.length));
+    });
+    closers.push(() => srv.close());
+    return { port: srv.port, seen };
+  }
+
+  it("probe.py sends nothing and names its own port, by which the master's log finds it", async () => {
+    const far = await silent();
+    const r = await run("python3", [
+      program("probe.py"),
+      "127.0.0.1",
+      String(far.port),
+      "t",
+      "direct",
+    ]);
+    const m = /^SRC (\d+)\nRESULT ok \d+\n$/.exec(r.stdout);
+    expect(m, r.stdout).not.toBeNull();
+    expect(far.seen).toEqual([{ port: Number(m![1]), bytes: 0 }]);
+  });
+
+  it("probe-tcp.bash sends nothing either (it cannot name its port)", async () => {
+    const far = await silent();
+    const r = await run("bash", [
+      program("probe-tcp.bash"),
+      "127.0.0.1",
+      String(far.port),
+      "t",
+      "direct",
+    ]);
+    expect(r.stdout).toBe("RESULT ok 0\n");
+    expect(far.seen).toHaveLength(1);
+    expect(far.seen[0]!.bytes).toBe(0);
+  });
+
+  it("both say why not when nothing listens", async () => {
+    const port = String(await freePort());
+    for (const [cmd, prog] of [
+      ["python3", "probe.py"],
+      ["bash", "probe-tcp.bash"],
+    ] as const) {
+      const r = await run(cmd, [program(prog), "127.0.0.1", port, "t", "direct"]);
+      expect(r.stdout).toMatch(/^RESULT /);
+      expect(r.stdout).not.toMatch(/RESULT ok/);
+    }
+  });
+});
+
 describe("probeCommand", () => {
   it("prints SESSION (its shell's parent, the boot id) and the probe's RESULT", async () => {
     const far = await answering((l) => `PSC-OK ${l.replace(/^PSC-CHECK /, "")}\n`);
