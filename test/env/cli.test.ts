@@ -201,7 +201,9 @@ describe("env CLI and RPC", { timeout: 180_000 }, () => {
     let sent = false;
     child.stdout!.on("data", (b: Buffer) => {
       out += b.toString();
-      if (out.includes("prefix ") && !sent) {
+      // the whole line: unbuffered, print() writes its words one by one, and the handler would
+      // cut the line it interrupts
+      if (/prefix .*\n/.test(out) && !sent) {
         sent = true;
         child.kill("SIGTERM");
       }
