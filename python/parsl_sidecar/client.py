@@ -251,7 +251,9 @@ class Client:
         Raises
         ------
         SidecarError
-            The sidecar's error (a subclass by code: ``InvalidParams``, ``UnknownMethod`` ...).
+            The sidecar's error (a subclass by code: ``InvalidParams``, ``UnknownMethod`` ...);
+            ``RPC_MESSAGE_TOO_LARGE`` at once, nothing sent, when the request is larger than
+            the sidecar's limit on a message (``info.limits.message_bytes``).
         SidecarTimeout
             No reply within ``timeout``.
         SidecarUnreachable
@@ -304,6 +306,12 @@ class Client:
         -------
         concurrent.futures.Future
             Resolves to the result, or fails with the :class:`SidecarError` of :meth:`call`.
+
+        Raises
+        ------
+        SidecarError
+            ``RPC_MESSAGE_TOO_LARGE``, nothing sent, when the request is larger than the
+            sidecar's limit on a message (``info.limits.message_bytes``).
         """
         body = self._params(method, params, kwparams)
         wait = self.timeout if timeout is None else _check_timeout(timeout)
