@@ -106,6 +106,13 @@ export const ERROR_CODE_TABLE = [
     meaning: "a malformed argument (a target, a name, a port, a CLI flag); the message says which",
   },
   {
+    code: "RPC_MESSAGE_TOO_LARGE",
+    family: "protocol",
+    exit: 1,
+    meaning:
+      "(client side) a request is larger than the sidecar's `message_bytes` limit (see Limits); it was not sent",
+  },
+  {
     code: "SSH_CONFIG",
     family: "ssh",
     exit: 1,

@@ -24,7 +24,8 @@ from typing import Any
 import msgpack
 import zmq
 
-from ._wire import MAX_BATCH, Envelope, read_frames, send_frames
+from ._wire import MAX_BATCH, SIGNED_BYTES, Envelope, read_frames, send_frames
+from .connection import DEFAULT_MESSAGE_BYTES
 from .errors import SidecarError, SidecarUnreachable, error_from_code
 from .prompts import PromptHold
 
@@ -34,6 +35,9 @@ log = logging.getLogger("parsl_sidecar")
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _BATCH_BYTES = 1 << 20
+# what a batch message adds to its items: the delimiter and signature, its header (at most 128
+# bytes with this client's ids of ~30 characters) and the array's own header
+_BATCH_OVERHEAD = SIGNED_BYTES + 128 + 5
 
 
 class Pending:
@@ -151,6 +155,9 @@ class Engine(threading.Thread):
         self.on_exit: Callable[[], None] | None = None
         # set when the sidecar speaks batches: makes the id of each batch message
         self.batch_id: Callable[[], str] | None = None
+        # the sidecar's limit on one message: no batch goes past it (each call alone is checked
+        # before it is queued)
+        self.message_bytes = DEFAULT_MESSAGE_BYTES
         # time while a prompt of the client is open does not count against call timeouts
         self.hold: PromptHold | None = None
         self.closed_error: Callable[[str], SidecarError] = lambda method: SidecarUnreachable(
@@ -247,15 +254,24 @@ class Engine(threading.Thread):
 
     def _send_outbox(self) -> None:
         outbox, pending = self.outbox, self.pending
+        room = self.message_bytes - _BATCH_OVERHEAD
         while outbox:
             calls: list[Pending] = []
             size = 0
-            # a batch ends at MAX_BATCH calls or once it holds 1 MiB (big params go nearly alone)
+            # a batch ends at MAX_BATCH calls, once it holds 1 MiB (big params go nearly alone),
+            # or before the call that would take it past the sidecar's limit (which then starts
+            # the next one: a call that fits alone is sent alone)
             while outbox and len(calls) < MAX_BATCH and size < _BATCH_BYTES:
-                p = outbox.popleft()
-                if not p.future.done():
-                    calls.append(p)
-                    size += len(p.header) + len(p.body)
+                p = outbox[0]
+                if p.future.done():
+                    outbox.popleft()
+                    continue
+                item = 1 + len(p.header) + len(p.body)  # a [header, body] pair
+                if calls and size + item > room:
+                    break
+                outbox.popleft()
+                calls.append(p)
+                size += item
             if not calls:
                 break
             hold = self.hold

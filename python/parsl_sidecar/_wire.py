@@ -18,6 +18,7 @@ __all__ = [
     "DELIMITER",
     "MAX_BATCH",
     "PROTOCOL_VERSION",
+    "SIGNED_BYTES",
     "Envelope",
     "decode",
     "read_frames",
@@ -29,6 +30,9 @@ PROTOCOL_VERSION = 1
 DELIMITER = b"<PSC|MSG>"
 # the most messages one batch may carry (docs/protocol.md, Batches)
 MAX_BATCH = 4096
+# a message's bytes besides its header and body, as the sidecar counts them against its
+# message_bytes limit (docs/protocol.md, Limits): the delimiter and the hex signature frames
+SIGNED_BYTES = len(DELIMITER) + 64
 _LEN = struct.Struct(">I")
 _PAIR = b"\x92"  # MessagePack fixarray of 2: one [header, body] item of a batch
 _NOBLOCK = int(zmq.NOBLOCK)

@@ -25,9 +25,9 @@ import zmq
 
 from ._engine import Engine, Pending, reply_error
 from ._slots import Slot, ThreadSockets
-from ._wire import PROTOCOL_VERSION, Envelope, request_parts
+from ._wire import PROTOCOL_VERSION, SIGNED_BYTES, Envelope, request_parts
 from .autostart import resolve_or_start
-from .connection import ConnectionInfo, read_connection_file
+from .connection import ConnectionInfo, Limits, read_connection_file
 from .errors import SidecarError, SidecarTimeout, SidecarUnreachable, VersionMismatch
 from .events import Event, Subscription, Subscriptions
 from .prompts import DEFAULT, PromptCallable, PromptHold, answer_prompts, resolve_prompt
@@ -127,6 +127,36 @@ def connect(
     return client
 
 
+_ENV_MESSAGE = "PARSL_SIDECAR_RPC_MAX_MESSAGE"
+_ENV_PENDING = "PARSL_SIDECAR_RPC_MAX_PENDING"
+
+
+def _room_for(n: int) -> int:
+    """The least power of two of at least ``n`` bytes (and 1 KiB): a limit with room to spare."""
+    return 1 << (max(n, 1024) - 1).bit_length()
+
+
+def _size_setting(n: int) -> str:
+    """A power of two of at least 1 KiB as a value of the limit variables: ``128KiB``."""
+    return f"{n // 1024}KiB" if n < 1024**2 else f"{n // 1024**2}MiB"
+
+
+def _message_too_large(method: str, size: int, limits: Limits) -> SidecarError:
+    """The error for a request over the sidecar's ``message_bytes`` (worded as in TypeScript)."""
+    # serve refuses a message limit over the pending budget, so raising one may need both
+    want = _room_for(size)
+    pending = f" {_ENV_PENDING}={_size_setting(2 * want)}" if want > limits.pending_bytes else ""
+    return SidecarError(
+        f"Cannot send {method}: its request is {size} bytes signed, over the sidecar's limit of "
+        f"{limits.message_bytes} bytes per message (message_bytes), past which it closes the "
+        "connection. Send less per call (split the work into several calls), or start the "
+        f"sidecar with a larger limit: `{_ENV_MESSAGE}={_size_setting(want)}{pending} "
+        "parsl-sidecar serve --detach`",
+        "RPC_MESSAGE_TOO_LARGE",
+        {"method": method, "size": size, "limit": limits.message_bytes, "variable": _ENV_MESSAGE},
+    )
+
+
 def _check_timeout(timeout: float | None) -> float:
     if timeout is None:
         return math.inf
@@ -221,7 +251,9 @@ class Client:
         Raises
         ------
         SidecarError
-            The sidecar's error (a subclass by code: ``InvalidParams``, ``UnknownMethod`` ...).
+            The sidecar's error (a subclass by code: ``InvalidParams``, ``UnknownMethod`` ...);
+            ``RPC_MESSAGE_TOO_LARGE`` at once, nothing sent, when the request is larger than
+            the sidecar's limit on a message (``info.limits.message_bytes``).
         SidecarTimeout
             No reply within ``timeout``.
         SidecarUnreachable
@@ -274,6 +306,12 @@ class Client:
         -------
         concurrent.futures.Future
             Resolves to the result, or fails with the :class:`SidecarError` of :meth:`call`.
+
+        Raises
+        ------
+        SidecarError
+            ``RPC_MESSAGE_TOO_LARGE``, nothing sent, when the request is larger than the
+            sidecar's limit on a message (``info.limits.message_bytes``).
         """
         body = self._params(method, params, kwparams)
         wait = self.timeout if timeout is None else _check_timeout(timeout)
@@ -424,9 +462,14 @@ class Client:
         self, packer: msgpack.Packer, msg_id: str, method: str, body: Any
     ) -> tuple[bytes, bytes]:
         try:
-            return request_parts(packer, msg_id, method, body, self._version)
+            header, packed = request_parts(packer, msg_id, method, body, self._version)
         except (TypeError, ValueError, OverflowError) as e:
             raise TypeError(f"Cannot encode the params of {method} as MessagePack: {e}") from e
+        size = SIGNED_BYTES + len(header) + len(packed)
+        if size > self.info.limits.message_bytes:
+            # the sidecar would close the connection on it, and the call wait for nothing
+            raise _message_too_large(method, size, self.info.limits)
+        return header, packed
 
     def _next_id(self) -> str:
         """A message id unique to this client: its session and a counter (calls and batches)."""
@@ -466,6 +509,7 @@ class Client:
                     self._renew,
                 )
                 self._engine.closed_error = self._closed_error
+                self._engine.message_bytes = self.info.limits.message_bytes
                 self._engine.hold = self._hold
                 self._engine.on_exit = self._engine_exited
                 if "batch" in self.info.features:

@@ -23,7 +23,10 @@ from .errors import SidecarUnreachable
 __all__ = [
     "CONNECTION_ENV",
     "CONNECTION_FILE_NAME",
+    "DEFAULT_MESSAGE_BYTES",
+    "DEFAULT_PENDING_BYTES",
     "ConnectionInfo",
+    "Limits",
     "default_runtime_dir",
     "read_connection_file",
     "resolve_connection_file",
@@ -36,6 +39,27 @@ _START_HINT = (
     "or run your workflow under `parsl-sidecar run -- python ...`"
 )
 _KEY = re.compile(r"^[0-9a-f]{64}$")
+#: The sidecar's default limits (docs/protocol.md, Limits), for files of sidecars that predate
+#: publishing them; src/rpc/zmtp/router.ts has the same numbers.
+DEFAULT_MESSAGE_BYTES = 16 * 1024 * 1024
+DEFAULT_PENDING_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the sidecar takes from one connection (docs/protocol.md, Limits).
+
+    Attributes
+    ----------
+    message_bytes : int
+        The largest message (the bytes of its frames); past it the sidecar closes the
+        connection, so the client refuses to send a larger one (``RPC_MESSAGE_TOO_LARGE``).
+    pending_bytes : int
+        Bytes of unfinished messages the sidecar holds across all connections.
+    """
+
+    message_bytes: int = DEFAULT_MESSAGE_BYTES
+    pending_bytes: int = DEFAULT_PENDING_BYTES
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,9 @@ class ConnectionInfo:
         The sidecar's JSON log file, when it has one.
     features : tuple of str
         Optional protocol features the sidecar speaks (``"batch"``: docs/protocol.md).
+    limits : Limits
+        The sidecar's limits on messages; the defaults when the file does not say (an older
+        sidecar).
     """
 
     path: str
@@ -73,6 +100,7 @@ class ConnectionInfo:
     started_at: str = ""
     log_file: str | None = None
     features: tuple[str, ...] = ()
+    limits: Limits = Limits()
 
 
 def default_runtime_dir(env: Mapping[str, str] | None = None) -> str:
@@ -205,4 +233,19 @@ def _parse(path: str, raw: dict[str, Any]) -> ConnectionInfo:
         started_at=str(raw.get("started_at", "")),
         log_file=log_file if isinstance(log_file, str) else None,
         features=tuple(features),
+        limits=_limits(path, raw.get("limits", {})),
     )
+
+
+def _limits(path: str, raw: Any) -> Limits:
+    if not isinstance(raw, dict):
+        raise _bad(path, f"expected `limits` to be an object, got {raw!r}")
+    got: dict[str, int] = {}
+    for name in ("message_bytes", "pending_bytes"):
+        value = raw.get(name)
+        if value is None:
+            continue  # each one not given keeps its default
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise _bad(path, f"expected `limits.{name}` to be a positive integer, got {value!r}")
+        got[name] = value
+    return Limits(**got)

@@ -85,24 +85,35 @@ def wait_for_file(path: Path, proc: subprocess.Popen[bytes], stderr: Path) -> No
     pytest.fail(f"sidecar did not publish {path} within 30 s")
 
 
-def start_sidecar(runtime_dir: Path, transport: str = "ipc", *extra: str) -> Sidecar:
-    """Start `parsl-sidecar serve` on ``runtime_dir`` and wait for its connection file."""
+def start_sidecar(
+    runtime_dir: Path, transport: str = "ipc", *extra: str, env: dict[str, str] | None = None
+) -> Sidecar:
+    """Start `parsl-sidecar serve` on ``runtime_dir`` and wait for its connection file.
+
+    ``env`` is added to this process's environment for it (e.g. its RPC limits).
+    """
     args = ["serve", "--runtime-dir", str(runtime_dir), "--log-level", "warn", *extra]
     if transport == "tcp":
         args += ["--endpoint", "tcp://127.0.0.1:*"]
     stderr_path = Path(tempfile.mkstemp(prefix="psc-stderr-", dir="/tmp")[1])
     with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen(cli_args(*args), stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        proc = subprocess.Popen(
+            cli_args(*args),
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+            env={**os.environ, **env} if env else None,
+        )
     connection_file = runtime_dir / "sidecar.json"
     wait_for_file(connection_file, proc, stderr_path)
     return Sidecar(proc, runtime_dir, connection_file, stderr_path)
 
 
 @contextlib.contextmanager
-def running_sidecar(transport: str = "ipc") -> Iterator[Sidecar]:
+def running_sidecar(transport: str = "ipc", env: dict[str, str] | None = None) -> Iterator[Sidecar]:
     """A sidecar for the duration of a with block; asserts a clean exit 0 at the end."""
     runtime_dir = short_tmpdir()
-    sc = start_sidecar(runtime_dir, transport)
+    sc = start_sidecar(runtime_dir, transport, env=env)
     try:
         yield sc
     finally:

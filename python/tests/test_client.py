@@ -48,6 +48,10 @@ def test_status_fields(client: Client, sidecar: Sidecar) -> None:
 def test_describe_lists_methods_with_json_schemas(client: Client) -> None:
     d = client.call("sidecar.describe")
     assert d["protocol_version"] == 1
+    # a sidecar started without limits set publishes the defaults this client assumes for a
+    # file without them
+    assert client.info.limits == parsl_sidecar.connection.Limits()
+    assert d["limits"] == dataclasses.asdict(client.info.limits)
     methods = {m["name"]: m for m in d["methods"]}
     for name in ("sidecar.ping", "sidecar.status", "sidecar.describe", "sidecar.shutdown"):
         assert name in methods

@@ -13,6 +13,7 @@ from sidecar_proc import short_tmpdir
 import parsl_sidecar
 from parsl_sidecar import SidecarUnreachable, VersionMismatch
 from parsl_sidecar.connection import (
+    Limits,
     default_runtime_dir,
     read_connection_file,
     resolve_connection_file,
@@ -96,6 +97,10 @@ def test_group_or_other_readable_file_is_refused(tmp: Path, mode: int) -> None:
         (valid(signature_scheme="md5"), "signature_scheme"),
         (valid(features="batch"), "features"),
         (valid(features=[1]), "features"),
+        (valid(limits=65536), "`limits`"),
+        (valid(limits={"message_bytes": "64KiB"}), "limits.message_bytes"),
+        (valid(limits={"pending_bytes": 0}), "limits.pending_bytes"),
+        (valid(limits={"message_bytes": True}), "limits.message_bytes"),
     ],
 )
 def test_malformed_files_name_the_problem(tmp: Path, content: object, names: str) -> None:
@@ -109,6 +114,17 @@ def test_features_are_read_and_optional(tmp: Path) -> None:
     assert read_connection_file(write(tmp / "a.json", valid())).features == ()
     f = write(tmp / "b.json", valid(features=["batch", "later"]))
     assert read_connection_file(f).features == ("batch", "later")
+
+
+def test_limits_are_read_and_each_one_missing_is_the_default(tmp: Path) -> None:
+    # a file of a sidecar older than published limits: the documented defaults
+    assert read_connection_file(write(tmp / "a.json", valid())).limits == Limits(
+        16 * 1024 * 1024, 32 * 1024 * 1024
+    )
+    f = write(tmp / "b.json", valid(limits={"message_bytes": 65536, "pending_bytes": 131072}))
+    assert read_connection_file(f).limits == Limits(65536, 131072)
+    f = write(tmp / "c.json", valid(limits={"message_bytes": 65536, "later": 1}))
+    assert read_connection_file(f).limits == Limits(65536, 32 * 1024 * 1024)
 
 
 def test_other_protocol_version_is_a_version_mismatch(tmp: Path) -> None:

@@ -13,6 +13,7 @@ import {
   readConnectionFile,
 } from "../rpc/connection-file.js";
 import { PROTOCOL_VERSION, pack, unpack, type Header } from "../rpc/envelope.js";
+import { limitsOf, messageTooLarge, type PublishedLimits } from "../rpc/limits.js";
 import { ZmtpDealer } from "../rpc/zmtp/dealer.js";
 import { join } from "node:path";
 
@@ -48,10 +49,16 @@ export class SidecarClient {
   private counter = 0;
   private closed = false;
   private renew: NodeJS.Timeout | undefined;
+  /** the sidecar's limits, from its connection file (the defaults for an older sidecar's file) */
+  readonly limits: PublishedLimits;
 
   private constructor(readonly info: ConnectionInfo) {
     this.key = Buffer.from(info.key, "hex");
-    this.socket = new ZmtpDealer(info.endpoint, { onMessage: (frames) => this.receive(frames) });
+    this.limits = limitsOf(info);
+    this.socket = new ZmtpDealer(info.endpoint, {
+      onMessage: (frames) => this.receive(frames),
+      maxMessageBytes: this.limits.message_bytes,
+    });
   }
 
   /** Connect using a connection file (see resolveConnectionFile). */
@@ -80,6 +87,14 @@ export class SidecarClient {
     const id = `${this.session}-${(this.counter++).toString(36)}`;
     const header: Header = { v: PROTOCOL_VERSION, id, type: "request", method, ts: Date.now() };
     const timeout = opts.timeout ?? 30_000;
+    try {
+      // sent before the call is pending: a message over the sidecar's limit fails here, at once
+      this.socket.send(pack(this.key, header, params));
+    } catch (err) {
+      if (err instanceof SidecarError && err.code === "RPC_MESSAGE_TOO_LARGE")
+        return Promise.reject(messageTooLarge(method, err.data?.size as number, this.limits));
+      return Promise.reject(err);
+    }
     return new Promise<T>((resolve, reject) => {
       const entry: Pending = {
         resolve: resolve as (v: unknown) => void,
@@ -106,7 +121,6 @@ export class SidecarClient {
         if (this.paused === 0) entry.arm();
       }
       this.pending.set(id, entry);
-      this.socket.send(pack(this.key, header, params));
     });
   }
 

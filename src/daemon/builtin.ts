@@ -1,6 +1,7 @@
 /** The sidecar.* methods: ping, status, describe, shutdown, subscribe, echo. */
 import { z } from "zod";
 import { PROTOCOL_VERSION } from "../rpc/envelope.js";
+import type { PublishedLimits } from "../rpc/limits.js";
 import { defineMethod, type Registry } from "../rpc/registry.js";
 import type { RpcServer } from "../rpc/server.js";
 import { VERSION } from "../version.js";
@@ -13,6 +14,8 @@ export function builtinModule(
     registry: Registry;
     server: () => RpcServer;
     endpoint: () => string;
+    /** as in the connection file, for a client that did not read it */
+    limits: PublishedLimits;
     statuses: () => Record<string, unknown>;
   },
 ): ServiceModule {
@@ -62,11 +65,13 @@ export function builtinModule(
       }),
       defineMethod({
         name: "sidecar.describe",
-        description: "Every method with its params and result as JSON Schema.",
+        description:
+          "Every method with its params and result as JSON Schema, and the limits on a request's size.",
         params: z.object({}).strict(),
         result: z.object({
           protocol_version: z.number(),
           version: z.string(),
+          limits: z.object({ message_bytes: z.number(), pending_bytes: z.number() }),
           methods: z.array(
             z.object({
               name: z.string(),
@@ -79,6 +84,7 @@ export function builtinModule(
         handler: () => ({
           protocol_version: PROTOCOL_VERSION,
           version: VERSION,
+          limits: deps.limits,
           methods: deps.registry.describe(),
         }),
       }),

@@ -17,7 +17,7 @@ import { ensurePrivateDir } from "../util/private-dir.js";
 import { FEATURES, PROTOCOL_VERSION, SIGNATURE_SCHEME } from "../rpc/envelope.js";
 import { Registry } from "../rpc/registry.js";
 import { RpcServer } from "../rpc/server.js";
-import { type RpcLimits, rpcLimitsFromEnv } from "../rpc/limits.js";
+import { publishedLimits, type RpcLimits, rpcLimitsFromEnv } from "../rpc/limits.js";
 import { createLogger, type Logger, type LogLevel } from "../util/logger.js";
 import { defaultStateDir } from "../util/paths.js";
 import { VERSION } from "../version.js";
@@ -125,6 +125,7 @@ export class Daemon {
           registry,
           server: () => server,
           endpoint: () => bound,
+          limits: publishedLimits(limits),
           statuses: () => collectStatus(modules),
         }),
       );
@@ -141,6 +142,7 @@ export class Daemon {
         version: VERSION,
         log_file: logFile,
         features: [...FEATURES],
+        limits: publishedLimits(limits),
       };
       writeConnectionFile(connectionFile, info);
       daemon = new Daemon(

@@ -24,6 +24,16 @@ export const ConnectionInfoSchema = z.object({
   log_file: z.string().optional(),
   /** optional protocol features the sidecar speaks (e.g. "batch") */
   features: z.array(z.string()).optional(),
+  /**
+   * what the sidecar takes from a peer (docs/protocol.md, Limits); absent in the files of older
+   * sidecars, whose limits are the defaults
+   */
+  limits: z
+    .object({
+      message_bytes: z.number().int().positive().optional(),
+      pending_bytes: z.number().int().positive().optional(),
+    })
+    .optional(),
 });
 export type ConnectionInfo = z.infer<typeof ConnectionInfoSchema>;
 

@@ -90,3 +90,64 @@ export function rpcLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): RpcLimit
     );
   return limits;
 }
+
+/**
+ * The limits a client needs before it sends, as the connection file and `sidecar.describe`
+ * publish them (docs/protocol.md, "Limits").
+ */
+export interface PublishedLimits {
+  /** the largest message the sidecar takes, all frames after the routing id */
+  message_bytes: number;
+  /** bytes of unfinished messages across all connections */
+  pending_bytes: number;
+}
+
+export function publishedLimits(limits: RpcLimits): PublishedLimits {
+  return { message_bytes: limits.maxMessageBytes, pending_bytes: limits.maxPendingBytes };
+}
+
+/** A connection file's limits, each one it lacks (a file of an older sidecar) at its default. */
+export function limitsOf(info: { limits?: Partial<PublishedLimits> | undefined }): PublishedLimits {
+  return {
+    message_bytes: info.limits?.message_bytes ?? DEFAULT_LIMITS.maxMessageBytes,
+    pending_bytes: info.limits?.pending_bytes ?? DEFAULT_LIMITS.maxPendingBytes,
+  };
+}
+
+/** The least power of two of at least `n` bytes (and 1 KiB), for a limit with room to spare. */
+function roomFor(n: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(n, 1024)));
+}
+
+/** A power of two of at least 1 KiB as a value of the limit variables: `128KiB`, `32MiB`. */
+function sizeSetting(n: number): string {
+  return n < 1024 ** 2 ? `${n / 1024}KiB` : `${n / 1024 ** 2}MiB`;
+}
+
+/**
+ * The error for a request too large to send: a sidecar would close the connection on it, and
+ * the client would wait for a reply that never comes. Names the method, the sizes and both ways
+ * out; the Python client words it the same (python/parsl_sidecar/client.py).
+ */
+export function messageTooLarge(
+  method: string,
+  size: number,
+  limits: PublishedLimits,
+): SidecarError {
+  const want = roomFor(size);
+  // serve refuses a message limit over the pending budget, so raising one may need both
+  const pending =
+    want > limits.pending_bytes ? ` ${LIMIT_ENV.pending_bytes}=${sizeSetting(2 * want)}` : "";
+  return new SidecarError(
+    "RPC_MESSAGE_TOO_LARGE",
+    `Cannot send ${method}: its request is ${size} bytes signed, over the sidecar's limit of ${limits.message_bytes} bytes per message (message_bytes), past which it closes the connection. Send less per call (split the work into several calls), or start the sidecar with a larger limit: \`${LIMIT_ENV.message_bytes}=${sizeSetting(want)}${pending} parsl-sidecar serve --detach\``,
+    {
+      data: {
+        method,
+        size,
+        limit: limits.message_bytes,
+        variable: LIMIT_ENV.message_bytes,
+      },
+    },
+  );
+}

@@ -20,6 +20,7 @@ import {
   writeConnectionFile,
   type ConnectionInfo,
 } from "../../src/rpc/connection-file.js";
+import { limitsOf } from "../../src/rpc/limits.js";
 import { ensurePrivateDir } from "../../src/util/private-dir.js";
 
 let dir: string;
@@ -51,6 +52,29 @@ describe("connection file", () => {
     writeConnectionFile(file, i);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readConnectionFile(file)).toEqual(i);
+  });
+
+  it("carries the sidecar's limits; an older file without them reads as the defaults", () => {
+    const file = join(dir, "sidecar.json");
+    const i = { ...info(), limits: { message_bytes: 65536, pending_bytes: 131072 } };
+    writeConnectionFile(file, i);
+    expect(limitsOf(readConnectionFile(file))).toEqual(i.limits);
+    rmSync(file);
+    writeConnectionFile(file, info());
+    expect(readConnectionFile(file).limits).toBeUndefined();
+    expect(limitsOf(readConnectionFile(file))).toEqual({
+      message_bytes: 16 * 1024 * 1024,
+      pending_bytes: 32 * 1024 * 1024,
+    });
+    writeFileSync(file, JSON.stringify({ ...info(), limits: { message_bytes: "big" } }), {
+      mode: 0o600,
+    });
+    expect(() => readConnectionFile(file)).toThrow(
+      expect.objectContaining({
+        code: "BAD_CONNECTION_FILE",
+        message: expect.stringContaining("limits.message_bytes"),
+      }),
+    );
   });
 
   it("is refused when group or others can read it", () => {

@@ -1,10 +1,19 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
 import { SidecarClient } from "../../src/client/client.js";
+import type { SidecarError } from "../../src/errors.js";
 import { DEFAULT_LIMITS, parseBytes, rpcLimitsFromEnv } from "../../src/rpc/limits.js";
 import { RawPeer, rawFrameHeader } from "./raw-zmtp.js";
 
@@ -327,5 +336,93 @@ describe("a real sidecar under hostile bytes (raw ZMTP over node:net)", () => {
     // generous: the sidecar reads ~100s of MiB/s of hostile bytes on a shared 2-core machine
     expect(median(during)).toBeLessThan(Math.max(10 * median(before), median(before) + 20));
     expect(s.rpc.disconnected.message_bytes + s.rpc.disconnected.pending_bytes).toBeGreaterThan(0);
+  });
+});
+
+describe("clients know the sidecar's limits before they send", () => {
+  const LIMIT = 64 * 1024;
+  interface Described {
+    limits: { message_bytes: number; pending_bytes: number };
+  }
+  const echo = (c: SidecarClient, length: number) =>
+    c.call<{ value: string }>("sidecar.echo", { value: "x".repeat(length) }, { timeout: 10_000 });
+
+  it("publishes them in the connection file and sidecar.describe: set, or the defaults", async () => {
+    const small = await startSidecar({
+      PARSL_SIDECAR_RPC_MAX_MESSAGE: "64KiB",
+      PARSL_SIDECAR_RPC_MAX_PENDING: "256KiB",
+    });
+    const published = { message_bytes: LIMIT, pending_bytes: 256 * 1024 };
+    expect(JSON.parse(readFileSync(small.connectionFile, "utf8")).limits).toEqual(published);
+    expect(small.client.limits).toEqual(published);
+    const d = await small.client.call<Described>("sidecar.describe");
+    expect(d.limits).toEqual(published);
+    const plain = await startSidecar();
+    const defaults = { message_bytes: 16 * MiB, pending_bytes: 32 * MiB };
+    expect(JSON.parse(readFileSync(plain.connectionFile, "utf8")).limits).toEqual(defaults);
+    expect((await plain.client.call<Described>("sidecar.describe")).limits).toEqual(defaults);
+  });
+
+  it("sends a call of exactly the limit, and refuses one a byte over at once, naming the way out", async () => {
+    const sc = await startSidecar({ PARSL_SIDECAR_RPC_MAX_MESSAGE: "64KiB" });
+    const c = SidecarClient.connect(sc.connectionFile);
+    cleanups.push(() => c.close());
+    // the client's own count of a message over the limit tells what an exact fit is
+    const over = await echo(c, LIMIT - 10).then(
+      () => expect.unreachable("a message over the limit was sent"),
+      (e: SidecarError) => e,
+    );
+    expect(over.code).toBe("RPC_MESSAGE_TOO_LARGE");
+    const fit = LIMIT - 10 - ((over.data!.size as number) - LIMIT);
+    // exactly the limit: the sidecar takes it (it would close the connection otherwise)
+    expect((await echo(c, fit)).value.length).toBe(fit);
+    const started = Date.now();
+    const err = await echo(c, fit + 1).then(
+      () => expect.unreachable("a message a byte over the limit was sent"),
+      (e: SidecarError) => e,
+    );
+    expect(Date.now() - started).toBeLessThan(1000); // at once, not after the call's timeout
+    expect(err).toMatchObject({
+      code: "RPC_MESSAGE_TOO_LARGE",
+      data: {
+        method: "sidecar.echo",
+        size: LIMIT + 1,
+        limit: LIMIT,
+        variable: "PARSL_SIDECAR_RPC_MAX_MESSAGE",
+      },
+    });
+    expect(err.message).toBe(
+      "Cannot send sidecar.echo: its request is 65537 bytes signed, over the sidecar's limit of 65536 bytes per message (message_bytes), past which it closes the connection. Send less per call (split the work into several calls), or start the sidecar with a larger limit: `PARSL_SIDECAR_RPC_MAX_MESSAGE=128KiB parsl-sidecar serve --detach`",
+    );
+    // nothing went: the sidecar closed no connection, and the client goes on
+    await expect(c.call("sidecar.ping")).resolves.toMatchObject({ pong: true });
+    expect((await sc.status()).rpc.disconnected.message_bytes).toBe(0);
+  });
+
+  it("names the pending budget too when the message limit it suggests would pass it", async () => {
+    const sc = await startSidecar({
+      PARSL_SIDECAR_RPC_MAX_MESSAGE: "64KiB",
+      PARSL_SIDECAR_RPC_MAX_PENDING: "64KiB",
+    });
+    const err = await echo(sc.client, 100_000).then(
+      () => expect.unreachable("sent"),
+      (e: SidecarError) => e,
+    );
+    expect(err.message).toContain(
+      "`PARSL_SIDECAR_RPC_MAX_MESSAGE=128KiB PARSL_SIDECAR_RPC_MAX_PENDING=256KiB parsl-sidecar serve --detach`",
+    );
+  });
+
+  it("with an older sidecar's connection file (no limits) assumes the defaults and is served", async () => {
+    const sc = await startSidecar({ PARSL_SIDECAR_RPC_MAX_MESSAGE: "64KiB" });
+    const { limits: _, ...older } = JSON.parse(readFileSync(sc.connectionFile, "utf8"));
+    const file = join(mkdtempSync(join(tmpdir(), "psc-older-")), "sidecar.json");
+    cleanups.push(() => rmSync(dirname(file), { recursive: true, force: true }));
+    writeFileSync(file, JSON.stringify(older), { mode: 0o600 });
+    const c = SidecarClient.connect(file);
+    cleanups.push(() => c.close());
+    expect(c.limits).toEqual({ message_bytes: 16 * MiB, pending_bytes: 32 * MiB });
+    await expect(c.call("sidecar.ping")).resolves.toMatchObject({ pong: true });
+    expect((await echo(c, 1000)).value.length).toBe(1000);
   });
 });

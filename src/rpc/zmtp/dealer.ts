@@ -13,6 +13,7 @@
  */
 import { constants } from "node:buffer";
 import { connect, type Socket } from "node:net";
+import { SidecarError } from "../../errors.js";
 import {
   ByteReader,
   checkGreeting,
@@ -36,6 +37,12 @@ export interface DealerOptions {
   onProtocolError?: (detail: string) => void;
   /** Milliseconds between connection attempts. @default 100 (libzmq's reconnect_ivl) */
   reconnectMs?: number;
+  /**
+   * The largest message the peer takes (the bytes of its frames): `send` refuses a larger one,
+   * which the peer would answer by closing the connection (docs/protocol.md, Limits).
+   * @default no limit
+   */
+  maxMessageBytes?: number;
 }
 
 /** Peer socket types a DEALER talks to (ZMTP 28/REQREP). */
@@ -79,9 +86,23 @@ export class ZmtpDealer {
     this.dial();
   }
 
-  /** Sends one message (its frames); it waits for the connection when there is none yet. */
+  /**
+   * Sends one message (its frames); it waits for the connection when there is none yet.
+   * Throws RPC_MESSAGE_TOO_LARGE, sending nothing, for a message over `maxMessageBytes`.
+   */
   send(frames: readonly Buffer[]): void {
     if (this.closed) return;
+    const limit = this.opts.maxMessageBytes;
+    if (limit !== undefined) {
+      let size = 0;
+      for (const f of frames) size += f.length;
+      if (size > limit)
+        throw new SidecarError(
+          "RPC_MESSAGE_TOO_LARGE",
+          `A message of ${size} bytes is over the limit of ${limit} bytes of ${this.endpoint}; it was not sent`,
+          { data: { size, limit } },
+        );
+    }
     if (this.stage !== "ready" || !this.socket) {
       this.queue.push([...frames]);
       return;

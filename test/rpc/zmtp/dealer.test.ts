@@ -100,6 +100,33 @@ describe("ZmtpDealer", () => {
     expect(errs.filter((e) => /hung up/.test(e))).toEqual([]);
   });
 
+  it("refuses, sending nothing, a message over the peer's limit, and keeps its connection", async () => {
+    const got: number[] = [];
+    const r: ZmtpRouter = new ZmtpRouter({
+      onMessage: (f) => got.push(f.slice(1).reduce((n, b) => n + b.length, 0)),
+      maxMessageBytes: 4096,
+    });
+    closers.push(() => r.close());
+    const d = new ZmtpDealer(await r.bind(`ipc://${join(dir, "lim.sock")}`), {
+      onMessage: () => undefined,
+      maxMessageBytes: 4096,
+    });
+    closers.push(() => d.close());
+    // the limit counts the bytes of the frames, as the router does: 4096 in three frames passes
+    d.send([Buffer.alloc(9), Buffer.alloc(64), Buffer.alloc(4096 - 73)]);
+    expect(() => d.send([Buffer.alloc(9), Buffer.alloc(64), Buffer.alloc(4096 - 72)])).toThrow(
+      expect.objectContaining({
+        code: "RPC_MESSAGE_TOO_LARGE",
+        data: { size: 4097, limit: 4096 },
+        message: expect.stringContaining("4097 bytes is over the limit of 4096"),
+      }),
+    );
+    d.send([Buffer.from("after")]);
+    await until(() => got.length === 2);
+    expect(got).toEqual([4096, 5]);
+    expect(r.disconnected.message_bytes).toBe(0);
+  });
+
   it("refuses an endpoint it cannot dial", () => {
     expect(() => new ZmtpDealer("inproc://x", { onMessage: () => undefined })).toThrow(
       /expected ipc:\/\/PATH or tcp:\/\/HOST:PORT/,
