@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from sidecar_proc import Sidecar, running_sidecar
 
 import parsl_sidecar
+
+# Every process this session starts here inherits it, also once reparented (a leak):
+# pools.processes_matching counts only this session's processes, not other runs' on the machine.
+os.environ.setdefault("PSC_TEST_SESSION", uuid.uuid4().hex)
 
 
 @pytest.fixture(scope="module", params=["ipc", "tcp"])

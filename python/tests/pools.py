@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sidecar_proc import Sidecar, cli_args, short_tmpdir, wait_for_file
-from testbed import testbed_up
+from testbed import OUR_SSHD_PORTS, testbed_up
 
 import parsl_sidecar
 
@@ -105,8 +105,41 @@ def running_pools(*aliases: str, **sshd_opts: Any) -> Iterator[Pools]:
             assert code == 0, f"sidecar exited with {code}; stderr:\n{out}"
 
 
+def _marked(pid: str) -> bool:
+    """Its environment has this session's marker, or came in through one of its sshds."""
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    session = os.environ.get("PSC_TEST_SESSION", "").encode()
+    for kv in env:
+        if session and kv == b"PSC_TEST_SESSION=" + session:
+            return True
+        if kv.startswith(b"SSH_CONNECTION="):
+            parts = kv.split(b"=", 1)[1].split()
+            if len(parts) == 4 and parts[3].isdigit() and int(parts[3]) in OUR_SSHD_PORTS:
+                return True
+    return False
+
+
+def _ours(pid: str) -> bool:
+    """Started by this test session: marked itself, or below a marked process (an sshd this
+    session started hands its sessions a fresh environment)."""
+    seen = 0
+    while pid not in ("0", "1") and seen < 64:
+        if _marked(pid):
+            return True
+        try:
+            pid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            return False
+        seen += 1
+    return False
+
+
 def processes_matching(text: str) -> list[str]:
-    """Command lines of live processes that contain ``text`` (this test's own excluded)."""
+    """Command lines of this session's live processes that contain ``text`` (this test's own
+    process excluded; other runs sharing the machine are not counted: see ``_ours``)."""
     out = []
     me = os.getpid()
     for pid in os.listdir("/proc"):
@@ -116,7 +149,7 @@ def processes_matching(text: str) -> list[str]:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if text in cmd:
+        if text in cmd and _ours(pid):
             out.append(f"{pid}: {cmd}")
     return out
 

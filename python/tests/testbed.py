@@ -66,6 +66,20 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     return box[0]
 
 
+# The sshd ports this test session started: processes that came in through them are this
+# session's (pools.processes_matching), whatever else shares the machine.
+OUR_SSHD_PORTS: set[int] = set()
+
+
+def _note_ports(info: Any) -> None:
+    if isinstance(info, dict):
+        port = info.get("port")
+        if isinstance(port, int) and "user" in info and "host" in info:
+            OUR_SSHD_PORTS.add(port)
+        for v in info.values():
+            _note_ports(v)
+
+
 @contextmanager
 def testbed_up(kind: str, *, start_timeout: float = 60.0, **opts: Any) -> Iterator[dict[str, Any]]:
     """Start test bed servers of ``kind`` and yield their description.
@@ -102,7 +116,9 @@ def testbed_up(kind: str, *, start_timeout: float = 60.0, **opts: Any) -> Iterat
         if not line:
             code = proc.poll()
             raise TestbedError(f"testbed {kind} did not start (exit code {code}); see stderr")
-        yield json.loads(line)
+        info = json.loads(line)
+        _note_ports(info)
+        yield info
     finally:
         _shutdown(proc)
 
