@@ -5,17 +5,21 @@
  * 127.0.0.1) through the sidecar (parsl_config(): worker tunnel, SidecarLocalProvider) over each
  * SSH transport, same worker count, at --argsize 0 and 1,000,000. Runs alternate (the order
  * rotates every round) so that all see the same machine load; tasks/s is the last iteration's
- * (the one parsl-perf sized to --time), the median over rounds.
- * Last line: {"bench":"parsl","argsizes":{"0":{"local_tasks_per_s","transports":{NAME:{"tasks_per_s","ratio"}}},...}}
+ * (the one parsl-perf sized to --time), the median over rounds. A floor runs beside them: the
+ * local executor with its workers reaching the interchange through the user's own `ssh -N -R`
+ * to the same sshd (same cipher as the sidecar's master), which is what any SSH tunnel costs on
+ * this machine, so ours / floor says what is left to the sidecar.
+ * Last line: {"bench":"parsl","argsizes":{"0":{"local_tasks_per_s","ssh_R_tasks_per_s","transports":{NAME:{"tasks_per_s","ratio","ratio_vs_ssh_R"}}},...}}
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
+import getPort from "get-port";
 import { startSshd } from "../test/testbed/sshd.js";
-import { benchTransports, median } from "./lib/transports.js";
+import { benchTransports, CIPHER, median } from "./lib/transports.js";
 
 const quick = process.argv.includes("--quick");
 const transports = benchTransports();
@@ -52,7 +56,7 @@ const env = {
 };
 
 /** parsl-perf config files: `fresh_config()` (the module is executed twice; it builds once). */
-function writeConfigs(): Record<string, string> {
+function writeConfigs(floor: { workerPort: number; tunnelPort: number }): Record<string, string> {
   const files: Record<string, string> = {};
   const runDir = (name: string): string => JSON.stringify(join(tmp, `runinfo-${name}`));
   files.local = join(tmp, "local.py");
@@ -68,6 +72,32 @@ def fresh_config():
         executors=[HighThroughputExecutor(label="local", address="127.0.0.1",
                                           max_workers_per_node=${workers}, provider=LocalProvider())],
         run_dir=${runDir("local")},
+        usage_tracking=0,
+    )
+`,
+  );
+  // the floor: the interchange listens on workerPort; its workers dial tunnelPort, which sshd
+  // forwards to it through `ssh -N -R`
+  files.ssh_R = join(tmp, "ssh_r.py");
+  writeFileSync(
+    files.ssh_R,
+    `from parsl.config import Config
+from parsl.executors import HighThroughputExecutor
+from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
+from parsl.providers import LocalProvider
+
+if "--port={worker_port} " not in DEFAULT_LAUNCH_CMD or "-a {addresses} " not in DEFAULT_LAUNCH_CMD:
+    raise SystemExit("this Parsl's launch command has no --port={worker_port}: no ssh -R floor")
+
+
+def fresh_config():
+    return Config(
+        executors=[HighThroughputExecutor(
+            label="ssh_R", address="127.0.0.1", worker_port=${floor.workerPort},
+            launch_cmd=DEFAULT_LAUNCH_CMD.replace("--port={worker_port} ", "--port=${floor.tunnelPort} ")
+            .replace("-a {addresses} ", "-a 127.0.0.1 "),
+            max_workers_per_node=${workers}, provider=LocalProvider())],
+        run_dir=${runDir("ssh_R")},
         usage_tracking=0,
     )
 `,
@@ -126,6 +156,7 @@ async function perf(config: string, argsize: number): Promise<number> {
   return rates.at(-1)!;
 }
 
+let floorTunnel: ChildProcess | undefined;
 const sidecar = spawn(
   "node",
   [
@@ -143,10 +174,27 @@ try {
   for (let i = 0; i < 300 && !existsSync(join(runtime, "sidecar.json")); i++) await sleep(100);
   if (!existsSync(join(runtime, "sidecar.json"))) throw new Error("the sidecar did not start");
   for (const t of transports) mkdirSync(join(tmp, `pool-${t}`));
-  const files = writeConfigs();
-  const names = ["local", ...transports];
+  const workerPort = await getPort({ host: "127.0.0.1" });
+  const tunnelPort = await getPort({ host: "127.0.0.1" });
+  floorTunnel = spawn(
+    "ssh",
+    [
+      ...sshd.sshArgs().slice(0, -1),
+      "-N",
+      "-o",
+      "ExitOnForwardFailure=yes",
+      "-o",
+      `Ciphers=${CIPHER}`,
+      "-R",
+      `127.0.0.1:${tunnelPort}:127.0.0.1:${workerPort}`,
+      `${sshd.user}@${sshd.host}`,
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
+  const files = writeConfigs({ workerPort, tunnelPort });
+  const names = ["local", "ssh_R", ...transports];
   log(
-    `parsl-perf --time ${seconds}, --argsize ${argsizes.join(" and ")}, ${rounds} round(s): local HTEX and the same on a loopback pool over ${transports.join(", ")}; ${workers} workers each`,
+    `parsl-perf --time ${seconds}, --argsize ${argsizes.join(" and ")}, ${rounds} round(s): local HTEX, the same with its workers through \`ssh -N -R\` (the floor), and the same on a loopback pool over ${transports.join(", ")}; ${workers} workers each`,
   );
   const rates: Record<string, number[]> = {};
   const load0 = loadavg()[0]!;
@@ -170,14 +218,24 @@ try {
     argsizes: Object.fromEntries(
       argsizes.map((a) => {
         const local = median(rates[`local.${a}`]!);
+        const floor = median(rates[`ssh_R.${a}`]!);
         return [
           String(a),
           {
             local_tasks_per_s: r2(local),
+            ssh_R_tasks_per_s: r2(floor),
+            ssh_R_ratio: r2(floor / local),
             transports: Object.fromEntries(
               transports.map((t) => {
                 const ours = median(rates[`${t}.${a}`]!);
-                return [t, { tasks_per_s: r2(ours), ratio: r2(ours / local) }];
+                return [
+                  t,
+                  {
+                    tasks_per_s: r2(ours),
+                    ratio: r2(ours / local),
+                    ratio_vs_ssh_R: r2(ours / floor),
+                  },
+                ];
               }),
             ),
           },
@@ -197,6 +255,7 @@ try {
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 } finally {
+  floorTunnel?.kill("SIGTERM");
   sidecar.kill("SIGTERM");
   await new Promise((r) => sidecar.once("exit", r));
   await sshd.stop();
