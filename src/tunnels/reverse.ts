@@ -160,7 +160,8 @@ export class ReverseTunnel extends TunnelBase {
     const was = this.listener;
     if (was && isDirect(was)) this.rec.total_connections += was.counts().total;
     this.listener = l;
-    this.rec.direct = l !== undefined && isDirect(l);
+    // kept while the tunnel waits for a reconnect: it says how the connections were carried
+    if (l) this.rec.direct = isDirect(l);
   }
 
   override record(): TunnelRecord {

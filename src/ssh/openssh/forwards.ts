@@ -130,13 +130,15 @@ export async function remoteListen(
       undefined,
     );
   const old = stale.targetsFor(addr, bound).filter((t) => t !== target);
-  const oldTcp = old.filter((t) => !t.startsWith("/"));
-  if (oldTcp.length > 0) {
+  // a stale socket can be served here too; a stale host:port, or any stale entry of a direct
+  // forward (which serves no socket), would take this forward's connections elsewhere
+  const lost = viaSocket ? old.filter((t) => !t.startsWith("/")) : old;
+  if (lost.length > 0) {
     drop();
     await cancel();
     throw new SidecarError(
       "TUNNEL_FAILED",
-      `\`${ctx.t.target}\`: the master still sends connections to ${addr || "*"}:${bound} to ${oldTcp[0]} (a refused forward it did not forget), so that port cannot be used for ${target}; ask for another port`,
+      `\`${ctx.t.target}\`: the master still sends connections to ${addr || "*"}:${bound} to ${lost[0]} (a refused forward it did not forget), so that port cannot be used for ${target}; ask for another port`,
       { data: { target: ctx.t.target, addr, port: bound } },
     );
   }

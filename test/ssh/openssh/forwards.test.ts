@@ -98,6 +98,78 @@ describe("listen: sshd on the pool listens, the sidecar serves", () => {
   });
 });
 
+/** a TCP server here that answers like `pong`; `seen` holds the peer port of each connection */
+async function tcpPong(): Promise<{ server: Server; port: number; seen: number[] }> {
+  const seen: number[] = [];
+  const server = createServer({ allowHalfOpen: true }, (c) => {
+    seen.push(c.remotePort ?? 0);
+    pong(c);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const addr = server.address();
+  return { server, port: typeof addr === "object" && addr ? addr.port : 0, seen };
+}
+
+describe("listenDirect: the master connects to a port here itself", () => {
+  const h = bedPerBlock();
+
+  it("carries connections, counts them from the master's log, and finds one by its port", {
+    timeout: 30000,
+  }, async () => {
+    const svc = await tcpPong();
+    const since = Date.now();
+    const l = await h.link.listenDirect!("127.0.0.1", 0, { host: "127.0.0.1", port: svc.port });
+    expect(l).toBeDefined();
+    const r = await exec(
+      h.link,
+      `python3 -c 'import socket,sys; s = socket.create_connection(("127.0.0.1", ${l!.port})); print(s.getsockname()[1]); s.sendall(b"hi\\n"); s.shutdown(1); sys.stdout.write(s.makefile().read())'`,
+    );
+    const [src, reply] = r.stdout.split("\n");
+    expect(reply).toBe("pong:hi");
+    expect(svc.seen).toHaveLength(1);
+    expect(await l!.arrival(Number(src), since, 5000)).toEqual({ ok: true });
+    // found by its port, it counts as the sidecar's probe: not a connection that arrived
+    expect(l!.counts()).toMatchObject({ total: 0 });
+    const other = await dial(l!.port);
+    if (typeof other === "string") throw new Error(other);
+    expect(await eventually(() => l!.counts().live === 1 && l!.counts().total === 1)).toBe(true);
+    other.destroy();
+    expect(await eventually(() => l!.counts().live === 0)).toBe(true);
+    await l!.close();
+    expect(await eventually(async () => (await dial(l!.port)) === "ECONNREFUSED")).toBe(true);
+    svc.server.close();
+  });
+
+  it("a port the master would still send elsewhere (a refused forward it kept) is given back with why", {
+    timeout: 30000,
+  }, async () => {
+    const a = await tcpPong();
+    const b = await tcpPong();
+    const first = await h.link.listenDirect!("127.0.0.1", 0, { host: "127.0.0.1", port: a.port });
+    // refused (taken), but the master keeps "first.port goes to b"
+    await expect(
+      h.link.listenDirect!("127.0.0.1", first!.port, { host: "127.0.0.1", port: b.port }),
+    ).rejects.toMatchObject({ code: "TUNNEL_FAILED" });
+    await first!.close();
+    await expect(
+      h.link.listenDirect!("127.0.0.1", first!.port, { host: "127.0.0.1", port: a.port }),
+    ).rejects.toMatchObject({
+      code: "TUNNEL_FAILED",
+      message: expect.stringMatching(
+        `still sends connections to 127.0.0.1:${first!.port} to 127.0.0.1:${b.port}`,
+      ),
+    });
+    // a socket forward cannot serve a host:port either
+    await expect(h.link.listen("127.0.0.1", first!.port, pong)).rejects.toMatchObject({
+      code: "TUNNEL_FAILED",
+    });
+    // and the port was given back each time
+    expect(await eventually(async () => (await dial(first!.port)) === "ECONNREFUSED")).toBe(true);
+    a.server.close();
+    b.server.close();
+  });
+});
+
 describe("connect: one connection from the pool through the master", () => {
   const h = bedPerBlock();
 
