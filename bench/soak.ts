@@ -9,7 +9,7 @@
  * Last line: {"bench":"soak","tasks_submitted",...,"leftovers","chaos_events","goal","met"}
  * (with two transports the figures are the worse of the two, each transport's under `runs`).
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import {
   createWriteStream,
   existsSync,
@@ -61,6 +61,9 @@ const log = (msg: string): void => void process.stderr.write(`[bench soak] ${msg
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 if (!existsSync(cli)) throw new Error(`${cli} is missing: npm run build`);
+
+/** the `run` in progress, ended first when the bench is stopped */
+let active: ChildProcess | undefined;
 
 interface RunResult {
   name: string;
@@ -130,6 +133,10 @@ async function runOnce(
     progressPath,
     "--result",
     resultPath,
+    // a task not back 90 s after the last result is lost (a manager killed with its block is
+    // declared lost after 30 s without heartbeats, and its tasks retried)
+    "--stall",
+    "90",
   ];
   const logPath = join(dir, "run.log");
   const out = createWriteStream(logPath);
@@ -139,6 +146,7 @@ async function runOnce(
     [cli, "run", "--job", job, "--executors", bed.executors, "--", ...wf],
     { env, stdio: ["ignore", "pipe", "pipe"], cwd: dir },
   );
+  active = child;
   child.stdout.pipe(out);
   child.stderr.pipe(out);
   const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
@@ -163,7 +171,7 @@ async function runOnce(
         m.fdsStart = s.fds;
       }
       if (p && m.after < 0 && p.completed + p.failed >= afterTasks) m.after = s.rssMb;
-      if (p?.phase === "done" && m.end < 0) {
+      if (p?.phase === "settled" && m.end < 0) {
         m.end = s.rssMb;
         m.fdsEnd = s.fds;
       }
@@ -181,6 +189,7 @@ async function runOnce(
     }
     code = await Promise.race([exited, sleep(1000).then(() => undefined)]);
   }
+  active = undefined;
   const wall = (performance.now() - t0) / 1000;
   await c?.stop();
   out.end();
@@ -382,8 +391,16 @@ async function main(): Promise<Record<string, unknown>> {
 // namespaces and daemons behind (the run in progress gets the signal too, as one process group)
 for (const sig of ["SIGTERM", "SIGINT"] as const) {
   process.on(sig, () => {
-    log(`${sig}: stopping the bed`);
-    void stopAll().finally(() => process.exit(1));
+    log(`${sig}: stopping the run and the bed`);
+    const run = active;
+    const ended = run
+      ? new Promise((res) => {
+          run.once("exit", res);
+          run.kill("SIGTERM");
+          setTimeout(res, 30_000).unref();
+        })
+      : Promise.resolve();
+    void ended.then(stopAll).finally(() => process.exit(1));
   });
 }
 runBench(main, log);

@@ -130,6 +130,10 @@ export async function startBed(tmp: string, log: (s: string) => void): Promise<B
       INIT_BLOCKS: 1,
       MIN_BLOCKS: 1,
       MAX_BLOCKS: 1,
+      // a manager killed with its block is declared lost (its tasks retried) after this long
+      // without heartbeats, rather than Parsl's 120 s; the drops last a second or two
+      HEARTBEAT_PERIOD: 5,
+      HEARTBEAT_THRESHOLD: 30,
     });
     const executors: Record<string, unknown> = {};
     for (const p of pools.slice(0, 2)) executors[p.label] = { POOL: p.alias, ...common(p) };

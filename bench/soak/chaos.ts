@@ -2,8 +2,9 @@
  * The soak's chaos: what it does to the bed while a workflow runs, and when.
  * - drop: SIGKILL the per-connection sshd processes of a pool's sshd (the listener stays; what
  *   the sessions started lives on), as a failed network ends connections;
- * - restart: stop one pool's sshd entirely (listener and connections) and start it again on
- *   the same port with the same host key;
+ * - restart: stop one pool's sshd (its listener and every connection's sshd process; what the
+ *   sessions started lives on, as with `systemctl restart ssh` and the connections lost) and
+ *   start it again on the same port with the same host key;
  * - s3: SIGSTOP moto for 10 s, then SIGCONT (moto keeps objects in memory only: a real stop
  *   would lose them; stopped, it accepts connections and answers nothing, as a hung server);
  * - workers: SIGTERM every process_worker_pool of one block (Parsl must replace the block and
@@ -102,6 +103,7 @@ export class Chaos {
   private readonly pending: Array<{ at: number; kind: ChaosKind }>;
   private readonly random: () => number;
   private loop: Promise<void> | undefined;
+  private readonly side: Array<Promise<void>> = [];
 
   constructor(
     private readonly bed: Bed,
@@ -142,12 +144,14 @@ export class Chaos {
       let nextDrop = this.o.limit === undefined ? this.o.period : Number.POSITIVE_INFINITY;
       while (!this.stopped) {
         const p = progress();
-        if (!p || p.phase === "done") break;
+        if (!p || p.phase === "done" || p.phase === "settled") break;
         const done = p.completed + p.failed;
         const due = this.pending.findIndex((e) => done >= e.at);
         if (due >= 0) {
           const [e] = this.pending.splice(due, 1);
-          await this.fire(e!.kind);
+          // S3's 10 s pause runs beside the rest of the schedule
+          if (e!.kind === "s3") this.side.push(this.fire("s3"));
+          else await this.fire(e!.kind);
         } else if (this.elapsed() >= nextDrop) {
           nextDrop += this.o.period;
           await this.fire("drop");
@@ -160,6 +164,7 @@ export class Chaos {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.loop;
+    await Promise.all(this.side);
   }
 
   private elapsed(): number {
@@ -183,7 +188,7 @@ export class Chaos {
       } else if (kind === "restart") {
         const p = this.pick();
         e.pool = p.label;
-        await p.sshd.restart();
+        await p.sshd.restartListener();
       } else if (kind === "s3") {
         process.kill(this.bed.s3.pid, "SIGSTOP");
         try {

@@ -211,6 +211,7 @@ def main() -> int:
     ap.add_argument("--result", required=True)
     ap.add_argument("--retries", type=int, default=3)
     ap.add_argument("--window", type=int, default=96)
+    ap.add_argument("--settle", type=float, default=5, help="idle seconds before the end sample")
     ap.add_argument("--stall", type=float, default=600, help="give up after this long idle")
     a = ap.parse_args()
 
@@ -223,7 +224,14 @@ def main() -> int:
     with open(os.environ["PARSL_SIDECAR_EXECUTORS"]) as f:
         completed = json.load(f)
     labels = sorted(completed)
-    cfg = parsl_config(retries=a.retries, run_dir=os.path.join(a.scratch, run, "runinfo"))
+    # Parsl's default block error handler, with INIT_BLOCKS 1, marks an executor bad for good
+    # (every task fails at once) when its one block fails: a block whose workers were killed
+    # must be replaced instead, and its tasks retried
+    cfg = parsl_config(
+        retries=a.retries,
+        run_dir=os.path.join(a.scratch, run, "runinfo"),
+        executor_options={x: {"block_error_handler": False} for x in labels},
+    )
     c = Counts()
     t0 = time.monotonic()
     last_write = 0.0
@@ -326,12 +334,17 @@ def main() -> int:
                 except Exception as e:
                     c.error(f"task {i}: {type(e).__name__}: {e}")
             progress("running")
+        wall = time.monotonic() - t0
         progress("done", force=True)
         try:
             figures = sidecar_figures()
-        except Exception as e:
+        except Exception as e:  # figures are extra; the counts still count
             figures = {"error": f"{type(e).__name__}: {e}"}
-        wall = time.monotonic() - t0
+        # idle a moment, connections still open, so that the sidecar's end sample does not
+        # count sockets of the last transfers that a client pool keeps alive for a while
+        time.sleep(a.settle)
+        progress("settled", force=True)
+        time.sleep(1.5)
     parsl.clear()
     ids_twice, extra = duplicates(a.marks)
     result = {
