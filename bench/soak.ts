@@ -17,6 +17,7 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  statSync,
 } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
@@ -198,6 +199,12 @@ async function runOnce(
   };
   if (code !== 0) log(`${name}: run exited ${code}; log ${logPath}:\n${tail(logPath, 40)}`);
 
+  // which pool each execution of a duplicated task ran on (its network namespace)
+  const poolOf = new Map<string, string>();
+  for (const p of bed.pools)
+    for (const ns of p.namespaces) poolOf.set(`net:[${statSync(`/run/netns/${ns}`).ino}]`, p.label);
+  const dups = (workflow.duplicates ?? {}) as Record<string, string[]>;
+  for (const id of Object.keys(dups)) dups[id] = dups[id]!.map((n) => poolOf.get(n) ?? n);
   const completed = (workflow.executors ?? {}) as Record<string, Record<string, unknown>>;
   delete workflow.executors;
   const ports: number[] = [];
@@ -267,6 +274,7 @@ function figures(
     tasks_completed: num(w.tasks_completed),
     tasks_failed: num(w.tasks_failed),
     tasks_duplicated: num(w.tasks_duplicated),
+    duplicates: w.duplicates ?? {},
     files_verified: num(w.files_verified),
     files_unverified: num(w.files_unverified),
     bytes_moved: num(w.bytes_moved),

@@ -171,13 +171,15 @@ def payload(seed: int, i: int) -> bytes:
     return rng.randbytes(rng.randint(1, KIB))
 
 
-def duplicates(marks: str) -> tuple[int, int]:
-    """(ids with more than one finished execution, executions beyond the first)."""
-    seen: dict[str, int] = {}
+def duplicates(marks: str) -> tuple[int, int, dict[str, list[str]]]:
+    """(ids with more than one finished execution, executions beyond the first, and for each
+    such id the network namespaces its executions ran in)."""
+    seen: dict[str, list[str]] = {}
     for name in os.listdir(marks):
-        tid = name.split(".", 1)[0]
-        seen[tid] = seen.get(tid, 0) + 1
-    return sum(1 for n in seen.values() if n > 1), sum(n - 1 for n in seen.values() if n > 1)
+        with open(os.path.join(marks, name)) as f:
+            seen.setdefault(name.split(".", 1)[0], []).append(f.read())
+    twice = {tid: where for tid, where in seen.items() if len(where) > 1}
+    return len(twice), sum(len(w) - 1 for w in twice.values()), twice
 
 
 def sidecar_figures() -> dict[str, Any]:
@@ -346,13 +348,14 @@ def main() -> int:
         progress("settled", force=True)
         time.sleep(1.5)
     parsl.clear()
-    ids_twice, extra = duplicates(a.marks)
+    ids_twice, extra, twice = duplicates(a.marks)
     result = {
         "tasks_submitted": c.submitted,
         "tasks_completed": c.completed,
         "tasks_failed": c.failed,
         "tasks_duplicated": ids_twice,
         "extra_executions": extra,
+        "duplicates": dict(list(twice.items())[:20]),
         "files_verified": c.files_verified,
         "files_unverified": c.files_unverified,
         "bytes_moved": c.bytes_moved,
