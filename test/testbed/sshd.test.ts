@@ -96,6 +96,27 @@ describe("startSshd", () => {
     await ssh(s);
   });
 
+  it("restartListener ends connections but not what their sessions started", {
+    timeout: 30000,
+  }, async () => {
+    const marker = "sleep 59.4321"; // a command line no other process has
+    const child = spawn("ssh", [...s.sshArgs(), `echo started; exec ${marker}`], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    await new Promise<void>((r) => child.stdout.once("data", () => r()));
+    const before = { port: s.port, pid: s.pid };
+    await s.restartListener();
+    expect(await exited).not.toBe(0); // the connection is gone
+    expect(s.pid).not.toBe(before.pid);
+    expect(s.port).toBe(before.port);
+    // the session's command lives on, as with `systemctl restart ssh`
+    const left = leftoverProcesses(marker);
+    expect(left, JSON.stringify(left)).toHaveLength(1);
+    process.kill(Number(left[0]!.split(" ")[0]), "SIGKILL");
+    await ssh(s);
+  });
+
   it("killConnections drops an open session; a new one succeeds", { timeout: 30000 }, async () => {
     const child = spawn("ssh", [...s.sshArgs(), "echo started; sleep 60"], {
       stdio: ["ignore", "pipe", "pipe"],

@@ -60,6 +60,12 @@ export interface Sshd {
   stop(): Promise<void>;
   /** Stops and starts again: same port, same host key. */
   restart(): Promise<void>;
+  /**
+   * Stops the listener and its per-connection sshd processes, not what their sessions started
+   * (as `systemctl restart ssh` with the connections lost), and starts it again: same port,
+   * same host key.
+   */
+  restartListener(): Promise<void>;
   /** Kills the per-connection sshd processes (and their sessions); the listener stays. */
   killConnections(): Promise<number>;
   /**
@@ -76,6 +82,15 @@ export interface Sshd {
 }
 
 const SSHD = "/usr/sbin/sshd";
+
+/** A per-connection sshd process (not what its session started). */
+function isSshd(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("sshd");
+  } catch {
+    return false;
+  }
+}
 const KEYGEN = "/usr/bin/ssh-keygen";
 
 function keygen(path: string, passphrase = "", comment = "parsl-sidecar-testbed"): string {
@@ -182,6 +197,10 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       await stopDaemon();
       await launch();
     },
+    restartListener: async () => {
+      await stopDaemon({ keepSessions: true });
+      await launch();
+    },
     killConnections: async () => {
       // Per-connection sshd processes call setsid(), so they are not in the listener's group.
       const kids = daemon ? descendants(daemon.pid) : [];
@@ -195,13 +214,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       await launch();
     },
     dropConnections: async () => {
-      const sshds = (daemon ? descendants(daemon.pid) : []).filter((pid) => {
-        try {
-          return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("sshd");
-        } catch {
-          return false;
-        }
-      });
+      const sshds = (daemon ? descendants(daemon.pid) : []).filter(isSshd);
       killAll(sshds);
       return sshds.length;
     },
@@ -240,7 +253,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     sshd.pid = daemon.pid;
     await waitForPort(host, port, { daemon, netns: opts.netns, timeoutMs: 15000 });
   }
-  async function stopDaemon(): Promise<void> {
+  async function stopDaemon(o: { keepSessions?: boolean } = {}): Promise<void> {
     if (!daemon) return;
     const d = daemon;
     daemon = undefined;
@@ -252,7 +265,8 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     } catch {
       /* gone */
     }
-    killAll(descendants(d.pid));
+    const kids = descendants(d.pid);
+    killAll(o.keepSessions ? kids.filter(isSshd) : kids);
     killAll([d.pid]);
     await d.stop();
   }
