@@ -384,7 +384,10 @@ export class SshConnections implements Hosts {
     const askpass = this.askpassServer;
     this.askpassServer = undefined;
     if (askpass) await askpass.then((a) => a.close()).catch(() => undefined);
-    for (const e of this.entries.values()) e.conn.close();
+    const links = [...this.entries.values()].map((e) => e.conn);
+    for (const l of links) l.close();
     this.entries.clear();
+    // a connect under way finishes into a closed link, which stops its master then
+    await Promise.all(links.map((l) => l.settled?.(10_000)));
   }
 }

@@ -122,4 +122,6 @@ export interface SshLink extends EventEmitter {
   info(): ConnectionInfo;
   /** End the link for good (never the user's own ControlMaster). */
   close(): void;
+  /** After close(): resolves once what a connect under way started is stopped too (bounded). */
+  settled?(timeoutMs: number): Promise<void>;
 }

@@ -1,10 +1,10 @@
 /**
  * The ControlMaster of a link: the user's own (found with `ssh -O check` at the ControlPath of
  * their config, never stopped here) or one the sidecar starts:
- *   ssh -M -S SOCKET -o ControlPersist=60 -N -v [-o BatchMode=yes] [-F CONFIG] TARGET
+ *   ssh -M -S SOCKET -o ControlPersist=10 -N -v [-o BatchMode=yes] [-F CONFIG] TARGET
  * With ControlPersist, ssh goes to the background once it is connected and listening, and the
  * foreground process exits 0: that exit is "ready" (or its stderr says why not). The background
- * master keeps writing its `-v` log to the same pipe. It ends 60 s (persistSeconds) after its
+ * master keeps writing its `-v` log to the same pipe. It ends 10 s (persistSeconds) after its
  * last client, and the link holds one (MuxWatch) while it uses it, so a sidecar that died
  * leaves no master for long.
  */

@@ -135,7 +135,30 @@ export class OpenSshLink extends EventEmitter implements SshLink {
     this.adopt(c);
   }
 
+  /** connects under way: close() lets each finish and stops its master (see settled) */
+  private readonly opening = new Set<Promise<unknown>>();
+
+  /**
+   * Resolves once no connect is under way (bounded by `timeoutMs`): a master a connect starts
+   * after close() is stopped when the connect returns, which must happen before this process
+   * exits, else the master outlives it (the soak saw one 10 s after `run` ended).
+   */
+  async settled(timeoutMs: number): Promise<void> {
+    if (this.opening.size === 0) return;
+    await within(Promise.allSettled([...this.opening]), timeoutMs, undefined);
+  }
+
   private openConnection(): Promise<Conn> {
+    const p = this.connectOnce();
+    this.opening.add(p);
+    void p.then(
+      () => this.opening.delete(p),
+      () => this.opening.delete(p),
+    );
+    return p;
+  }
+
+  private connectOnce(): Promise<Conn> {
     return openConn(this.target, this.t, this.sshPath, this.opts, this.paths, (r) => {
       this.lastResolved = r;
     });

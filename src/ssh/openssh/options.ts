@@ -42,7 +42,7 @@ export function masterSettings(o: OpenSshLinkOptions, sshPath: string): MasterSe
     keepaliveCount: o.keepaliveCount ?? 3,
     connectTimeoutMs: o.connectTimeoutMs ?? 20_000,
     startTimeoutMs: o.startTimeoutMs ?? 60_000,
-    persistSeconds: o.persistSeconds ?? 60,
+    persistSeconds: o.persistSeconds ?? 10,
   };
   if (o.askpass) s.askpass = o.askpass;
   return s;

@@ -1,10 +1,11 @@
 // The link's life: info, a master killed, sshd's connection process killed, a server that stops
 // answering (ServerAlive), a changed host key (failed, both fingerprints), and close().
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { execa } from "execa";
 import { descendants } from "../../testbed/procs.js";
 import { stopAllAfterAll } from "../../testbed/hooks.js";
 import { eventually } from "../helpers.js";
@@ -190,6 +191,50 @@ describe("an openssh link's life", () => {
       await expect(link.exec("true", 1000)).rejects.toBe(err);
       // a new link is refused at once, with the same words
       await expect(bed.open()).rejects.toMatchObject({ code: "SSH_HOST_KEY" });
+    } finally {
+      await bed.stop();
+    }
+  });
+
+  it("closed while a connect is under way, then exiting at once: no master outlives the process", {
+    timeout: 60000,
+  }, async () => {
+    const bed = await opensshBed();
+    try {
+      // a master whose -S is in this runtime directory
+      const masters = (): number[] =>
+        readdirSync("/proc")
+          .filter((p) => /^\d+$/.test(p))
+          .filter((p) => {
+            try {
+              const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+              return argv.includes("-M") && argv.some((a) => a.startsWith(bed.runtimeDir));
+            } catch {
+              return false;
+            }
+          })
+          .map(Number);
+      // close at several points of the connect (ssh -G, the handshake, the mux watch)
+      for (const waitMs of [20, 120, 250, 400]) {
+        const r = await execa(
+          process.execPath,
+          [
+            "--import",
+            "tsx",
+            join(REPO, "test/fixtures/openssh-close-mid-connect.ts"),
+            "pool",
+            bed.configPath,
+            bed.runtimeDir,
+            String(waitMs),
+          ],
+          { cwd: REPO, reject: false, timeout: 30000 },
+        );
+        expect(r.stdout, r.stderr).toBe("closed");
+        // the master, if the connect had started one, is stopped (SIGTERM) before the exit
+        expect(await eventually(() => masters().length === 0, 2000), `after ${waitMs} ms`).toBe(
+          true,
+        );
+      }
     } finally {
       await bed.stop();
     }
