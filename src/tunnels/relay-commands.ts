@@ -63,6 +63,11 @@ export function relayPortCommand(relayId: string, port: number): string {
  * Command that ends a relay that did not come back (its process group, only if the group leader's
  * command line names this relay), and prints `KILLED <pgid>` when it did.
  */
+/** Prints `ALIVE` while the relay RELAY_ID still runs as group PGID, else `GONE` (remote/tunnels/relay-alive.sh). */
+export function relayAliveCommand(relayId: string, pgid: number): string {
+  return shCommand("tunnels/relay-alive.sh", [relayId, pgid]);
+}
+
 export function killRelayCommand(relayId: string, pgid: number): string {
   return shCommand("tunnels/kill-relay.sh", [RELAY_STATE_ROOT, relayId, pgid]);
 }

@@ -10,7 +10,7 @@ import type { SshLease } from "../ssh/connections.js";
 import type { TunnelDeps, TunnelSpec } from "./base.js";
 import { DurableHub } from "./durable-hub.js";
 import { startDurableRelay, type Relay } from "./relay.js";
-import { killRelayCommand, relayPortCommand } from "./relay-commands.js";
+import { killRelayCommand, relayAliveCommand, relayPortCommand } from "./relay-commands.js";
 import { relayListenHost } from "./relay-placement.js";
 import { ReverseTunnel } from "./reverse.js";
 
@@ -81,7 +81,7 @@ export class DurableReverseTunnel extends ReverseTunnel {
           .exec(relayPortCommand(hub.keys.id, port), { timeoutMs: 20_000 })
           .catch(() => undefined);
       const t = this.durableTimes;
-      if (await hub.waitControl((3 * t.pingS + 4) * 1000)) {
+      if (await this.relayBack(lease, relay, hub, t)) {
         this.deps.log?.info(
           { id: this.rec.id, streams: hub.streams.size },
           `tunnel ${this.rec.id}: the relay is back; ${hub.streams.size} connection(s) through it resume`,
@@ -91,6 +91,35 @@ export class DurableReverseTunnel extends ReverseTunnel {
       await this.replaceRelay(lease, relay, "it did not come back after the reconnect");
     }
     await this.startDurable(opening ? wantDial : this.rec.dial_port);
+  }
+
+  /**
+   * Whether the relay's control channel came back after a reconnect. Past the usual wait, a relay
+   * that still runs on the pool is slow (a loaded pool; a connect stuck on the dropped connection),
+   * not gone: replacing it would lose its connections, and Parsl would wait for their tasks for
+   * ever (the soak saw that hang). So it is waited for while it runs, up to resumeS, after which
+   * it gives up by itself.
+   */
+  private async relayBack(
+    lease: SshLease,
+    relay: Relay,
+    hub: DurableHub,
+    t: { resumeS: number; pingS: number },
+  ): Promise<boolean> {
+    if (await hub.waitControl((3 * t.pingS + 4) * 1000)) return true;
+    const deadline = Date.now() + t.resumeS * 1000;
+    while (Date.now() < deadline && !this.closing && relay.pgid !== null && hub.keys) {
+      const r = await lease
+        .exec(relayAliveCommand(hub.keys.id, relay.pgid), { timeoutMs: 20_000 })
+        .catch(() => undefined);
+      if (r?.stdout.trim() !== "ALIVE") return false;
+      this.deps.log?.info(
+        { id: this.rec.id },
+        `tunnel ${this.rec.id}: the relay runs on the pool but its control channel is not back yet; waiting for it`,
+      );
+      if (await hub.waitControl(Math.min(5_000, Math.max(1, deadline - Date.now())))) return true;
+    }
+    return false;
   }
 
   /** Durable tunnels need python3 on the pool for their relay; without one the tunnel is an ordinary one (said in the log and the record). */

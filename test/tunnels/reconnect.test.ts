@@ -334,6 +334,46 @@ describe("tunnels survive", () => {
       await durable.closeAll();
     });
 
+    it("a relay slow to come back after a drop (stopped on the pool past the usual wait) is waited for, not replaced: its connection resumes", {
+      timeout: 90000,
+    }, async () => {
+      const t = await durable.open({
+        target: "pool",
+        kind: "reverse",
+        local_port: echo.port,
+        bind: "loopback",
+        durable: true,
+        owner: "t",
+      });
+      const pgid = t.relay!.pgid!;
+      // a connection through the relay, with an echo before the drop
+      const sock = createConnection({ host: "127.0.0.1", port: t.dial_port });
+      let got = "";
+      sock.on("data", (b: Buffer) => (got += b.toString()));
+      sock.write("before\n");
+      expect(await eventually(() => got === "before\n", 10000)).toBe(true);
+      process.kill(-pgid, "SIGSTOP");
+      try {
+        await sshd.dropConnections();
+        // the reconnect's usual wait for the relay is 3 x pingS + 4 = 5.5 s; stay stopped past it
+        await new Promise((r) => setTimeout(r, 8000));
+      } finally {
+        process.kill(-pgid, "SIGCONT");
+      }
+      expect(
+        await eventually(() => drec(t.id).state === "open" && drec(t.id).reconnects >= 1, BOUND_MS),
+      ).toBe(true);
+      expect(drec(t.id)).toMatchObject({
+        relay: { pgid },
+        cut_in_flight: 0,
+        dial_port: t.dial_port,
+      });
+      sock.write("after\n");
+      expect(await eventually(() => got === "before\nafter\n", 20000)).toBe(true);
+      sock.destroy();
+      await durable.closeAll();
+    });
+
     it("a relay that dies while the link is up is replaced on the same port", {
       timeout: 60000,
     }, async () => {

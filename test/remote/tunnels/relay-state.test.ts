@@ -67,6 +67,23 @@ describe("relay-port.sh", () => {
   });
 });
 
+describe("relay-alive.sh", () => {
+  it("ALIVE for the group whose leader names the relay; GONE for another's, or once it ended", async () => {
+    const id = randomBytes(8).toString("hex");
+    const pid = await durableRelay(id);
+    const other = await durableRelay(randomBytes(8).toString("hex"));
+    const ask = (pgid: number) => run("sh", [program("relay-alive.sh"), id, String(pgid)]);
+    expect(await ask(pid)).toMatchObject({ stdout: "ALIVE\n", code: 0 });
+    expect(await ask(other)).toMatchObject({ stdout: "GONE\n", code: 0 });
+    process.kill(-pid, "SIGKILL");
+    await waitUntil(() => !alive(pid) || undefined, 5000, "the relay gone");
+    expect(await ask(pid)).toMatchObject({ stdout: "GONE\n", code: 0 });
+    expect(await run("sh", [program("relay-alive.sh"), "", String(other)])).toMatchObject({
+      stdout: "GONE\n",
+    });
+  });
+});
+
 describe("kill-relay.sh", () => {
   it("kills the group whose leader names the relay, and removes its state", async () => {
     const id = randomBytes(8).toString("hex");
