@@ -226,13 +226,11 @@ def main() -> int:
     with open(os.environ["PARSL_SIDECAR_EXECUTORS"]) as f:
         completed = json.load(f)
     labels = sorted(completed)
-    # Parsl's default block error handler, with INIT_BLOCKS 1, marks an executor bad for good
-    # (every task fails at once) when its one block fails: a block whose workers were killed
-    # must be replaced instead, and its tasks retried
+    # parsl_config's block error handler replaces a block whose workers were killed (Parsl's
+    # default, with INIT_BLOCKS 1, would mark the executor bad for good: parsl_sidecar/_block_errors.py)
     cfg = parsl_config(
         retries=a.retries,
         run_dir=os.path.join(a.scratch, run, "runinfo"),
-        executor_options={x: {"block_error_handler": False} for x in labels},
     )
     c = Counts()
     t0 = time.monotonic()

@@ -41,6 +41,7 @@ from parsl.launchers import (
 from parsl.launchers.base import Launcher
 from parsl.providers.base import ExecutionProvider
 
+from ._block_errors import tolerate_single_failures
 from ._parsl_compat import htex_keywords, require_supported_parsl
 from ._pool import PoolLink
 from .client import Client, connect
@@ -182,6 +183,8 @@ def executors_config(
                 "parsl.executors.high_throughput.interchange",
             ],
             "provider": _provider(r, link, client, owner),
+            # a block lost on a pool (preempted, killed, its node gone) is replaced, not fatal
+            "block_error_handler": tolerate_single_failures,
         }
         if r.get("maxWorkersPerNode") is not None:
             kwargs["max_workers_per_node"] = int(r["maxWorkersPerNode"])

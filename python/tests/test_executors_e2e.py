@@ -31,6 +31,7 @@ from sidecar_proc import cli_args
 
 import parsl_sidecar
 from parsl_sidecar import ExecutorsError, parsl_config
+from parsl_sidecar._block_errors import tolerate_single_failures
 
 pytestmark = pytest.mark.slow
 TESTS = Path(__file__).resolve().parent
@@ -73,6 +74,8 @@ def test_two_pools_many_apps(two_pools: Pools) -> None:
     cfg = parsl_config(path, client=client, run_dir=str(pools.tmp / "runinfo"))
     owner = parsl_sidecar.config.default_owner()
     assert [e.label for e in cfg.executors] == ["exec_a", "exec_b"]
+    # a lost block is replaced, not fatal (parsl_sidecar/_block_errors.py)
+    assert all(e.block_error_handler is tolerate_single_failures for e in cfg.executors)
     for e in cfg.executors:
         assert e.address == "127.0.0.1"
         assert e.encrypted is True
