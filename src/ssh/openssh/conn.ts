@@ -3,7 +3,7 @@
  * connection held to its socket (MuxWatch), and how it ends (ours stopped, the user's let go).
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SidecarError } from "../../errors.js";
@@ -48,6 +48,11 @@ export class SocketPaths {
   private readonly id = randomBytes(3).toString("hex");
 
   constructor(private readonly runtimeDir: string) {}
+
+  /** what every master socket of this link starts with; undefined before the first */
+  masterPrefix(): string | undefined {
+    return this.dir ? join(this.dir, `m-${this.id}-`) : undefined;
+  }
 
   /** `m-ID-N` for a master, `f-ID-N` for a forward */
   socket(kind: "m" | "f"): string {
@@ -161,6 +166,49 @@ export function releaseConn(c: Conn, sshPath: string, t: OpenSshTarget): void {
   void runSsh(sshPath, ["-O", "exit", ...clientOptions(c.controlPath, t), "--", t.host], {
     timeoutMs: 5_000,
   }).catch(() => undefined);
+}
+
+/**
+ * SIGTERM every ssh master of ours still running whose `-S` starts with `prefix` (a link's
+ * sockets; the socket file itself may be gone): one a connect left behind because its start was
+ * cut short just as ssh went to the background (seen once in CI, the first master of a login
+ * needing a code, alive after `run` ended). Needs /proc; elsewhere a no-op.
+ */
+export function stopStrayMasters(prefix: string | undefined): number {
+  let n = 0;
+  for (const pid of mastersUnder(prefix)) {
+    try {
+      process.kill(pid, "SIGTERM");
+      n++;
+    } catch {
+      /* gone, or not ours */
+    }
+  }
+  return n;
+}
+
+/** Pids of the ssh masters running whose `-S` starts with `prefix` ([] without /proc). */
+export function mastersUnder(prefix: string | undefined): number[] {
+  if (!prefix) return [];
+  let names: string[];
+  try {
+    names = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const name of names) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue;
+    }
+    const s = argv.indexOf("-S");
+    if (argv.includes("-M") && s >= 0 && argv[s + 1]?.startsWith(prefix)) out.push(Number(name));
+  }
+  return out;
 }
 
 /** True when `pid` is the ssh master listening at `controlPath` (checked in /proc). */

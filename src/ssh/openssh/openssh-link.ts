@@ -10,7 +10,7 @@ import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import { SidecarError, toSidecarError } from "../../errors.js";
-import { within } from "../../util/timeout.js";
+import { sleep, within } from "../../util/timeout.js";
 import type {
   ConnectionInfo,
   DirectListener,
@@ -20,7 +20,14 @@ import type {
   SshState,
 } from "../link.js";
 import type { ChildChannel } from "./channel.js";
-import { type Conn, openConn, releaseConn, SocketPaths } from "./conn.js";
+import {
+  type Conn,
+  mastersUnder,
+  openConn,
+  releaseConn,
+  SocketPaths,
+  stopStrayMasters,
+} from "./conn.js";
 import {
   type ForwardContext,
   type ForwardTo,
@@ -144,8 +151,15 @@ export class OpenSshLink extends EventEmitter implements SshLink {
    * exits, else the master outlives it (the soak saw one 10 s after `run` ended).
    */
   async settled(timeoutMs: number): Promise<void> {
-    if (this.opening.size === 0) return;
-    await within(Promise.allSettled([...this.opening]), timeoutMs, undefined);
+    if (this.opening.size > 0)
+      await within(Promise.allSettled([...this.opening]), timeoutMs, undefined);
+    if (this.state !== "closed") return;
+    // and any master of this link that no connect owns any more; then see them gone, so that
+    // a caller that exits next (`run`) leaves none behind, not even for the moment SIGTERM takes
+    const prefix = this.paths.masterPrefix();
+    stopStrayMasters(prefix);
+    const until = Date.now() + Math.min(timeoutMs, 3_000);
+    while (mastersUnder(prefix).length > 0 && Date.now() < until) await sleep(20);
   }
 
   private openConnection(): Promise<Conn> {
@@ -533,6 +547,7 @@ export class OpenSshLink extends EventEmitter implements SshLink {
     this.forwards.clear();
     this.direct.clear();
     if (c) releaseConn(c, this.sshPath, this.t);
+    stopStrayMasters(this.paths.masterPrefix());
     this.emit("closed");
     this.slots.wakeAll();
   }

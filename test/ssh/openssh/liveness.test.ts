@@ -1,6 +1,6 @@
 // The link's life: info, a master killed, sshd's connection process killed, a server that stops
 // answering (ServerAlive), a changed host key (failed, both fingerprints), and close().
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -235,6 +235,55 @@ describe("an openssh link's life", () => {
           true,
         );
       }
+    } finally {
+      await bed.stop();
+    }
+  });
+
+  it("close stops a master of the link that no connect owns any more (a start cut short)", {
+    timeout: 30000,
+  }, async () => {
+    const bed = await opensshBed();
+    try {
+      const link = await bed.open();
+      const own = link.masterPid!;
+      // a second master on a socket of this link's, as a start cut short as ssh went to the
+      // background leaves one: its foreground gone, the link never adopted it
+      const stray = `${link.controlPath!}-stray`;
+      execFileSync("ssh", [
+        "-F",
+        bed.configPath,
+        "-M",
+        "-S",
+        stray,
+        "-o",
+        "ControlPersist=60",
+        "-N",
+        "-f",
+        "pool",
+      ]);
+      const check = spawnSync("ssh", ["-F", bed.configPath, "-S", stray, "-O", "check", "pool"], {
+        encoding: "utf8",
+      });
+      const strayPid = Number(/pid=(\d+)/.exec(check.stderr)?.[1] ?? "0");
+      expect(strayPid, check.stderr).toBeGreaterThan(1);
+      link.close();
+      expect(await eventually(() => !alive(own), 5000)).toBe(true);
+      expect(await eventually(() => !alive(strayPid), 5000)).toBe(true);
+      // found by its command line even without asking the master
+      expect(
+        await eventually(
+          () =>
+            !readdirSync("/proc").some((p) => {
+              try {
+                return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(stray);
+              } catch {
+                return false;
+              }
+            }),
+          5000,
+        ),
+      ).toBe(true);
     } finally {
       await bed.stop();
     }
