@@ -28,7 +28,7 @@ import { runBench } from "./lib/run.js";
 import { type Bed, soakDir, startBed, venvBin } from "./soak/bed.js";
 import { Chaos, type ChaosEvent, type Progress } from "./soak/chaos.js";
 import { countLeftovers, type Leftovers } from "./soak/leftovers.js";
-import { sample } from "./soak/sample.js";
+import { fdKinds, sample } from "./soak/sample.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -79,6 +79,8 @@ interface RunResult {
   rss_end_mb: number;
   fds_start: number;
   fds_end: number;
+  fds_kinds_start: Record<string, number>;
+  fds_kinds_end: Record<string, number>;
   chaos_events: ChaosEvent[];
   leftovers: Leftovers;
 }
@@ -157,7 +159,16 @@ async function runOnce(
   c?.start(progress);
 
   const afterTasks = tasks >= 5000 ? 1000 : Math.max(1, Math.floor(tasks / 5));
-  const m = { start: -1, fdsStart: -1, after: -1, peak: 0, end: -1, fdsEnd: -1 };
+  const m = {
+    start: -1,
+    fdsStart: -1,
+    after: -1,
+    peak: 0,
+    end: -1,
+    fdsEnd: -1,
+    kindsStart: {} as Record<string, number>,
+    kindsEnd: {} as Record<string, number>,
+  };
   let lastShown = -1;
   const deadline = t0 + (300 + tasks * 0.6) * 1000;
   let code: number | null | undefined;
@@ -170,11 +181,13 @@ async function runOnce(
       if (p && m.start < 0) {
         m.start = s.rssMb;
         m.fdsStart = s.fds;
+        m.kindsStart = fdKinds(pid);
       }
       if (p && m.after < 0 && p.completed + p.failed >= afterTasks) m.after = s.rssMb;
       if (p?.phase === "settled" && m.end < 0) {
         m.end = s.rssMb;
         m.fdsEnd = s.fds;
+        m.kindsEnd = fdKinds(pid);
       }
     }
     if (p && p.completed + p.failed - lastShown >= Math.max(100, tasks / 20)) {
@@ -232,6 +245,8 @@ async function runOnce(
     rss_end_mb: r1(m.end),
     fds_start: m.fdsStart,
     fds_end: m.fdsEnd,
+    fds_kinds_start: m.kindsStart,
+    fds_kinds_end: m.kindsEnd,
     chaos_events: c?.events ?? [],
     leftovers: left!,
   };
@@ -292,6 +307,8 @@ function figures(
     rss_end_mb: chaos.rss_end_mb,
     fds_start: chaos.fds_start,
     fds_end: chaos.fds_end,
+    fds_kinds_start: chaos.fds_kinds_start,
+    fds_kinds_end: chaos.fds_kinds_end,
     leftovers,
     leftovers_breakdown: breakdown,
     chaos_events: chaos.chaos_events,

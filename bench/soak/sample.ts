@@ -1,5 +1,5 @@
 /** The sidecar's resident memory and open file descriptors, from /proc. */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 export interface Sample {
   rssMb: number;
@@ -18,4 +18,29 @@ export function sample(pid: number): Sample | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The sidecar's descriptors by kind (socket, pipe, anon_inode, file, ...): what grew between two
+ * samples says whether it is connections kept (HTTP keep-alive, SSH) or something not closed.
+ */
+export function fdKinds(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let names: string[];
+  try {
+    names = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    let t: string;
+    try {
+      t = readlinkSync(`/proc/${pid}/fd/${n}`);
+    } catch {
+      continue;
+    }
+    const kind = /^([a-z_]+):/.exec(t)?.[1] ?? (t.startsWith("/dev/") ? "dev" : "file");
+    out[kind] = (out[kind] ?? 0) + 1;
+  }
+  return out;
 }
