@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- soak [--quick] [--transport ssh2|openssh|auto] [--tasks N] [--chaos-events K]
- * [--no-calm] [--period S] [--seed N]`: the chaos soak (issue 22, docs/benchmarks.md "soak").
+ * [--no-calm] [--keep] [--period S] [--seed N]`: the chaos soak (issue 22, docs/benchmarks.md "soak").
  * Three pools (two with workers on their head nodes, one through Slurm), S3 and GCS on loopback
  * (bench/soak/bed.ts); per transport the workflow bench/soak/workflow.py runs under
  * `parsl-sidecar run --executors` once calm and once with chaos (bench/soak/chaos.ts), the
@@ -37,6 +37,8 @@ const { values: args } = parseArgs({
     tasks: { type: "string" },
     "chaos-events": { type: "string" },
     "no-calm": { type: "boolean" },
+    // keep the run's directory (runs' logs, the pools' scratch) for a look after a failure
+    keep: { type: "boolean" },
     period: { type: "string" },
     seed: { type: "string" },
     json: { type: "boolean" },
@@ -359,7 +361,8 @@ async function main(): Promise<Record<string, unknown>> {
   } finally {
     await bed.stop();
     await stopAll();
-    rmSync(tmp, { recursive: true, force: true });
+    if (args.keep) log(`kept ${tmp}`);
+    else rmSync(tmp, { recursive: true, force: true });
   }
   const all = Object.values(runs);
   const worst = (k: string, pick: (xs: number[]) => number): number =>
