@@ -448,6 +448,12 @@ class _SchedulerProvider:
         t = self.cmd_timeout if timeout is None else timeout
         rc, out, err = self.link.exec(self._to_remote(cmd), timeout=t)
         self._last_exit.code = rc
+        if rc != 0 and cmd.startswith("squeue") and "Invalid job id specified" in err:
+            # squeue asked only for jobs that Slurm has already purged (MinJobAge past, e.g.
+            # while the connection was down) exits 1, and Parsl then never updates them: the
+            # block stays RUNNING for ever and is never replaced (the soak stalled so). Slurm
+            # does not know them any more: an empty answer, which Parsl reads as COMPLETED.
+            return 0, "", err
         return rc, out, err
 
     def _write_submit_script(

@@ -213,3 +213,34 @@ def test_slurm_job_on_a_moved_port_is_cancelled(cluster: Pools) -> None:
         client.call("executors.release", owner=owner)
         client.close()
     wait_for(lambda: open_tunnels(cluster) == [], "tunnel and relay to close")
+
+
+@pytest.mark.timeout(600)
+def test_a_job_slurm_already_forgot_is_completed_not_running_for_ever(cluster: Pools) -> None:
+    """A block's job that ended and was purged from Slurm (MinJobAge, 4 s here; 300 s by
+    default, which a dropped connection can outlast) before the next status poll: squeue asked
+    for it alone exits 1, and Parsl's SlurmProvider then never updated it, so the block stayed
+    RUNNING and was never replaced (the chaos soak stalled on it). It is COMPLETED now."""
+    path = cluster.write_executors({"hpc_f": slurm_entry(cluster)}, "forgot.json")
+    client = cluster.client()
+    owner = "slurm-forgot"
+    cfg = parsl_config(path, client=client, owner=owner, run_dir=str(cluster.tmp / "ri-f"))
+    provider = cfg.executors[0].provider
+    assert isinstance(provider, SidecarSlurmProvider)
+    provider.script_dir = str(cluster.tmp / "scripts-f")
+    os.makedirs(provider.script_dir, exist_ok=True)
+    try:
+        job = provider.submit("sleep 1", 1)
+        assert provider.status([job])[0].state in (JobState.PENDING, JobState.RUNNING)
+        # until Slurm no longer knows the job at all (past MinJobAge, at its next purge)
+        wait_for(
+            lambda: "Invalid job id" in provider.link.exec(f"squeue --job {job}", timeout=10)[2],
+            "Slurm to forget the job",
+            timeout=300,
+        )
+        # the next poll (status() asks squeue, as Parsl's JobStatusPoller does)
+        assert provider.status([job])[0].state == JobState.COMPLETED
+    finally:
+        client.call("executors.release", owner=owner)
+        client.close()
+    wait_for(lambda: open_tunnels(cluster) == [], "tunnel and relay to close")
