@@ -2,8 +2,9 @@
  * The SSH transports a bench measures (`--transport ssh2|openssh`, default both), the cipher
  * pinned on both sides where throughput is compared, and helpers to see what a run negotiated.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import type { TransportKind } from "../../src/ssh/link.js";
+import { mastersUnder } from "../../src/ssh/openssh/conn.js";
 
 /** OpenSSH and ssh2 both offer it, and both pick it first on a CPU with AES instructions. */
 export const CIPHER = "aes128-gcm@openssh.com";
@@ -23,18 +24,7 @@ export function benchTransports(argv: string[] = process.argv): TransportKind[] 
  * is there): the process whose CPU carries the openssh transport's bytes.
  */
 export function masterPid(runtimeDir: string): number | undefined {
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
-    } catch {
-      continue;
-    }
-    const s = argv.indexOf("-S");
-    if (argv.includes("-M") && s >= 0 && argv[s + 1]?.startsWith(runtimeDir)) return Number(name);
-  }
-  return undefined;
+  return mastersUnder(runtimeDir)[0];
 }
 
 /** CPU seconds (user + system) a process has used so far; this process's own through Node. */

@@ -58,7 +58,7 @@ export function rng(seed: number): () => number {
 export function workersIn(ns: string): number[] {
   let target: string;
   try {
-    target = readlinkNs(`/run/netns/${ns}`);
+    target = namespaceId(`/run/netns/${ns}`);
   } catch {
     return [];
   }
@@ -67,7 +67,7 @@ export function workersIn(ns: string): number[] {
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (readlinkNs(`/proc/${name}/ns/net`) !== target) continue;
+      if (namespaceId(`/proc/${name}/ns/net`) !== target) continue;
       const stat = readFileSync(`/proc/${name}/stat`, "utf8");
       parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
       const argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
@@ -90,8 +90,8 @@ export function workersIn(ns: string): number[] {
   return [...out];
 }
 
-/** The namespace identity (dev:inode) of a namespace file. */
-function readlinkNs(path: string): string {
+/** The namespace identity (dev:inode) of a namespace file (/run/netns/NS, /proc/PID/ns/net). */
+export function namespaceId(path: string): string {
   const st = statSync(path);
   return `${st.dev}:${st.ino}`;
 }

@@ -16,6 +16,8 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import type { Bed } from "./bed.js";
+import { namespaceId } from "./chaos.js";
+import { alive } from "../../test/testbed/procs.js";
 
 export interface Leftovers {
   total: number;
@@ -26,16 +28,6 @@ export interface Leftovers {
 
 const TEMP = /(\.partial$)|(\.psc-[A-Za-z0-9_-]+\.tmp$)/;
 
-function live(pid: string): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
-
 function cmdline(pid: string): string {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
@@ -44,18 +36,13 @@ function cmdline(pid: string): string {
   }
 }
 
+/** the network namespace of a process ("" once it is gone) */
 function netnsOf(pid: string): string {
   try {
-    const st = statSync(`/proc/${pid}/ns/net`);
-    return `${st.dev}:${st.ino}`;
+    return namespaceId(`/proc/${pid}/ns/net`);
   } catch {
     return "";
   }
-}
-
-function nsId(ns: string): string {
-  const st = statSync(`/run/netns/${ns}`);
-  return `${st.dev}:${st.ino}`;
 }
 
 function listening(ns: string | undefined): number[] {
@@ -105,11 +92,12 @@ export async function countLeftovers(
   }
 
   const nsOfPool = new Map<string, string>();
-  for (const p of bed.pools) for (const ns of p.namespaces) nsOfPool.set(nsId(ns), p.label);
+  for (const p of bed.pools)
+    for (const ns of p.namespaces) nsOfPool.set(namespaceId(`/run/netns/${ns}`), p.label);
   const keep = new Set(bed.pools.map((p) => String(p.sshd.pid)));
   const daemons = /^(slurmctld|slurmscriptd|slurmd|munged)$/;
   for (const pid of readdirSync("/proc")) {
-    if (!/^\d+$/.test(pid) || Number(pid) === process.pid || !live(pid)) continue;
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid || !alive(Number(pid))) continue;
     const cmd = cmdline(pid);
     const pool = nsOfPool.get(netnsOf(pid));
     if (pool !== undefined) {

@@ -448,12 +448,6 @@ class _SchedulerProvider:
         t = self.cmd_timeout if timeout is None else timeout
         rc, out, err = self.link.exec(self._to_remote(cmd), timeout=t)
         self._last_exit.code = rc
-        if rc != 0 and cmd.startswith("squeue") and "Invalid job id specified" in err:
-            # squeue asked only for jobs that Slurm has already purged (MinJobAge past, e.g.
-            # while the connection was down) exits 1, and Parsl then never updates them: the
-            # block stays RUNNING for ever and is never replaced (the soak stalled so). Slurm
-            # does not know them any more: an empty answer, which Parsl reads as COMPLETED.
-            return 0, "", err
         return rc, out, err
 
     def _write_submit_script(
@@ -531,6 +525,19 @@ class SidecarSlurmProvider(_SchedulerProvider, SlurmProvider):  # type: ignore[m
     def submit(self, command: str, tasks_per_node: int, job_name: str = "parsl.slurm") -> str:
         """Stage the certificates, write the script on the head node and sbatch it there."""
         return self._submit(command, tasks_per_node, job_name)
+
+    def execute_wait(self, cmd: str, timeout: float | None = None) -> tuple[int, str, str]:
+        """As the base does; squeue on jobs Slurm has already forgotten answers an empty queue.
+
+        squeue asked only for jobs that Slurm has already purged (MinJobAge past, e.g. while the
+        connection was down) exits 1, and Parsl then never updates them: the block stays
+        RUNNING for ever and is never replaced (the soak stalled so). An empty answer is what
+        Parsl reads as COMPLETED.
+        """
+        rc, out, err = super().execute_wait(cmd, timeout)
+        if rc != 0 and cmd.startswith("squeue") and "Invalid job id specified" in err:
+            return 0, "", err
+        return rc, out, err
 
 
 class SidecarPBSProProvider(_SchedulerProvider, PBSProProvider):  # type: ignore[misc]

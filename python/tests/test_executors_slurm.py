@@ -31,7 +31,7 @@ from pools import (
 from sidecar_proc import short_tmpdir
 from testbed import TestbedError, testbed_up
 
-from parsl_sidecar import ExecutorsError, parsl_config
+from parsl_sidecar import Client, ExecutorsError, parsl_config
 from parsl_sidecar.providers import SidecarSlurmProvider
 
 pytestmark = pytest.mark.slow
@@ -163,19 +163,25 @@ def test_failed_sbatch_names_the_executor(cluster: Pools) -> None:
     wait_for(lambda: open_tunnels(cluster) == [], "tunnel and relay to close")
 
 
+def slurm_provider(cluster: Pools, tag: str, owner: str) -> tuple[Client, SidecarSlurmProvider]:
+    """A Slurm executor's provider from parsl_config (its worker tunnel open), used directly."""
+    path = cluster.write_executors({f"hpc_{tag}": slurm_entry(cluster)}, f"{tag}.json")
+    client = cluster.client()
+    cfg = parsl_config(path, client=client, owner=owner, run_dir=str(cluster.tmp / f"ri-{tag}"))
+    provider = cfg.executors[0].provider
+    assert isinstance(provider, SidecarSlurmProvider)
+    provider.script_dir = str(cluster.tmp / f"scripts-{tag}")
+    os.makedirs(provider.script_dir, exist_ok=True)
+    return client, provider
+
+
 @pytest.mark.timeout(900)
 def test_slurm_job_on_a_moved_port_is_cancelled(cluster: Pools) -> None:
     """The worker tunnel comes back on another port (the relay's was taken on the head node
     while the connection was down): the provider scancels the job whose workers dial the old
     port, and a new job gets the new port."""
-    path = cluster.write_executors({"hpc_m": slurm_entry(cluster)}, "moves.json")
-    client = cluster.client()
     owner = "slurm-moves"
-    cfg = parsl_config(path, client=client, owner=owner, run_dir=str(cluster.tmp / "ri-m"))
-    provider = cfg.executors[0].provider
-    assert isinstance(provider, SidecarSlurmProvider)
-    provider.script_dir = str(cluster.tmp / "scripts-m")
-    os.makedirs(provider.script_dir, exist_ok=True)
+    client, provider = slurm_provider(cluster, "m", owner)
     tid = provider.link.tunnel_id
     t = next(t for t in open_tunnels(cluster) if t["id"] == tid)
     old, host = int(t["dial_port"]), str(t["dial_host"])
@@ -221,14 +227,8 @@ def test_a_job_slurm_already_forgot_is_completed_not_running_for_ever(cluster: P
     default, which a dropped connection can outlast) before the next status poll: squeue asked
     for it alone exits 1, and Parsl's SlurmProvider then never updated it, so the block stayed
     RUNNING and was never replaced (the chaos soak stalled on it). It is COMPLETED now."""
-    path = cluster.write_executors({"hpc_f": slurm_entry(cluster)}, "forgot.json")
-    client = cluster.client()
     owner = "slurm-forgot"
-    cfg = parsl_config(path, client=client, owner=owner, run_dir=str(cluster.tmp / "ri-f"))
-    provider = cfg.executors[0].provider
-    assert isinstance(provider, SidecarSlurmProvider)
-    provider.script_dir = str(cluster.tmp / "scripts-f")
-    os.makedirs(provider.script_dir, exist_ok=True)
+    client, provider = slurm_provider(cluster, "f", owner)
     try:
         job = provider.submit("sleep 1", 1)
         assert provider.status([job])[0].state in (JobState.PENDING, JobState.RUNNING)

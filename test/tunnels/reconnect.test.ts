@@ -203,6 +203,17 @@ describe("tunnels survive", () => {
       await durable?.closeAll();
     }, 30000);
     const drec = (id: string): TunnelRecord => durable.list().find((t) => t.id === id)!;
+    /** a durable tunnel to the echo: on the pool's loopback, or cluster-side (127.0.0.2) */
+    const openDurable = (bind: "loopback" | "cluster") =>
+      durable.open({
+        target: "pool",
+        kind: "reverse",
+        local_port: echo.port,
+        bind,
+        ...(bind === "cluster" ? { remote_host: "127.0.0.2" } : {}),
+        durable: true,
+        owner: "t",
+      });
     const relayDir = (t: TunnelRecord): string => {
       const id = readFileSync(`/proc/${t.relay!.pgid}/cmdline`, "utf8")
         .split("\0")
@@ -214,23 +225,8 @@ describe("tunnels survive", () => {
     it("a drop mid-stream loses nothing: every byte arrives once, in order, through the same relay and ports", {
       timeout: 90000,
     }, async () => {
-      const cluster = await durable.open({
-        target: "pool",
-        kind: "reverse",
-        local_port: echo.port,
-        bind: "cluster",
-        remote_host: "127.0.0.2",
-        durable: true,
-        owner: "t",
-      });
-      const loop = await durable.open({
-        target: "pool",
-        kind: "reverse",
-        local_port: echo.port,
-        bind: "loopback",
-        durable: true,
-        owner: "t",
-      });
+      const cluster = await openDurable("cluster");
+      const loop = await openDurable("loopback");
       expect(cluster).toMatchObject({ durable: true, reach: "relay", dial_host: "127.0.0.2" });
       expect(loop).toMatchObject({ durable: true, reach: "relay", dial_host: "127.0.0.1" });
       const data = pattern(16 << 20);
@@ -274,14 +270,7 @@ describe("tunnels survive", () => {
     it("an echo at full speed both ways does not deadlock (acknowledgements never wait behind data)", {
       timeout: 90000,
     }, async () => {
-      const t = await durable.open({
-        target: "pool",
-        kind: "reverse",
-        local_port: echo.port,
-        bind: "loopback",
-        durable: true,
-        owner: "t",
-      });
+      const t = await openDurable("loopback");
       const data = pattern(64 << 20);
       const back = await echoAll("127.0.0.1", t.dial_port, data).done;
       expect(back.equals(data)).toBe(true);
@@ -291,15 +280,7 @@ describe("tunnels survive", () => {
     it("a hung connection (the session frozen on the pool): the relay finds the link dead by its pings and resumes on the next", {
       timeout: 90000,
     }, async () => {
-      const t = await durable.open({
-        target: "pool",
-        kind: "reverse",
-        local_port: echo.port,
-        bind: "cluster",
-        remote_host: "127.0.0.2",
-        durable: true,
-        owner: "t",
-      });
+      const t = await openDurable("cluster");
       const data = pattern(8 << 20);
       const sessions: number[] = [];
       const run = echoAll("127.0.0.2", t.dial_port, data, (n) => {
@@ -337,14 +318,7 @@ describe("tunnels survive", () => {
     it("a relay slow to come back after a drop (stopped on the pool past the usual wait) is waited for, not replaced: its connection resumes", {
       timeout: 90000,
     }, async () => {
-      const t = await durable.open({
-        target: "pool",
-        kind: "reverse",
-        local_port: echo.port,
-        bind: "loopback",
-        durable: true,
-        owner: "t",
-      });
+      const t = await openDurable("loopback");
       const pgid = t.relay!.pgid!;
       // a connection through the relay, with an echo before the drop
       const sock = createConnection({ host: "127.0.0.1", port: t.dial_port });
@@ -377,15 +351,7 @@ describe("tunnels survive", () => {
     it("a relay that dies while the link is up is replaced on the same port", {
       timeout: 60000,
     }, async () => {
-      const t = await durable.open({
-        target: "pool",
-        kind: "reverse",
-        local_port: echo.port,
-        bind: "cluster",
-        remote_host: "127.0.0.2",
-        durable: true,
-        owner: "t",
-      });
+      const t = await openDurable("cluster");
       process.kill(-t.relay!.pgid!, "SIGKILL");
       const replaced = await eventually(
         () =>

@@ -37,6 +37,17 @@ async function bed(extraConfig: string[] = []): Promise<Bed> {
   return { sshd, pool, tunnels: new TunnelManager({ hosts: pool, events: bus }), events };
 }
 
+/** A reverse tunnel to `port` here, bound on the pool's loopback, owned by "test". */
+function loopback(b: Bed, port: number): ReturnType<TunnelManager["open"]> {
+  return b.tunnels.open({
+    target: "pool",
+    kind: "reverse",
+    local_port: port,
+    bind: "loopback",
+    owner: "test",
+  });
+}
+
 async function closeBed(b: Bed | undefined): Promise<void> {
   await b?.tunnels.closeAll();
   await b?.pool.close();
@@ -58,13 +69,7 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
   it("loopback: carries a round trip, counts bytes, and closes both ends", {
     timeout: 30000,
   }, async () => {
-    const t = await b.tunnels.open({
-      target: "pool",
-      kind: "reverse",
-      local_port: echo.port,
-      bind: "loopback",
-      owner: "test",
-    });
+    const t = await loopback(b, echo.port);
     expect(t).toMatchObject({
       state: "open",
       reach: "loopback",
@@ -140,13 +145,7 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
   it("a real connection that arrives during a check is held briefly, then carried untouched", {
     timeout: 30000,
   }, async () => {
-    const t = await b.tunnels.open({
-      target: "pool",
-      kind: "reverse",
-      local_port: echo.port,
-      bind: "loopback",
-      owner: "test",
-    });
+    const t = await loopback(b, echo.port);
     const before = echo.accepted;
     const check = b.tunnels.check(t.id); // pending from now until the probe's exec returns
     const [rt, ck] = await Promise.all([roundTrip(t.dial_host, t.dial_port, 128 * 1024), check]);
@@ -202,13 +201,7 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
     timeout: 30000,
   }, async () => {
     const svc = await echoServer();
-    const t = await b.tunnels.open({
-      target: "pool",
-      kind: "reverse",
-      local_port: svc.port,
-      bind: "loopback",
-      owner: "test",
-    });
+    const t = await loopback(b, svc.port);
     expect((await b.tunnels.check(t.id)).ok).toBe(true);
     await svc.close();
     const check = await b.tunnels.check(t.id);
@@ -228,13 +221,7 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
   }, async () => {
     process.env.PARSL_SIDECAR_DIRECT_FORWARDS = "0";
     try {
-      const t = await b.tunnels.open({
-        target: "pool",
-        kind: "reverse",
-        local_port: echo.port,
-        bind: "loopback",
-        owner: "test",
-      });
+      const t = await loopback(b, echo.port);
       expect(t.direct).toBe(false);
       const accepted = echo.accepted;
       expect((await roundTrip(t.dial_host, t.dial_port, 64 * 1024)).got.length).toBe(64 * 1024);
@@ -252,14 +239,7 @@ describe("reverse tunnel, sshd with GatewayPorts no (the default)", () => {
   it("two tunnels to one service: the second, which the master would merge into the first, goes through the sidecar on a port of its own", {
     timeout: 30000,
   }, async () => {
-    const open = () =>
-      b.tunnels.open({
-        target: "pool",
-        kind: "reverse",
-        local_port: echo.port,
-        bind: "loopback",
-        owner: "test",
-      });
+    const open = () => loopback(b, echo.port);
     const [x, y] = [await open(), await open()];
     expect(x.remote_port).not.toBe(y.remote_port);
     expect(y.direct).toBe(false);

@@ -15,7 +15,6 @@ const ARRIVALS = 256;
 
 export interface Arrival {
   listenPort: number;
-  originatorAddr: string;
   originatorPort: number;
   at: number;
   /** undefined until the master's connect here finished */
@@ -62,15 +61,13 @@ export class ForwardedLog {
   }
 
   line(line: string): void {
-    let m =
-      /client_request_forwarded_tcpip: listen \S+ port (\d+), originator (\S+) port (\d+)/.exec(
-        line,
-      );
+    let m = /client_request_forwarded_tcpip: listen \S+ port (\d+), originator \S+ port (\d+)/.exec(
+      line,
+    );
     if (m) {
       const a: Arrival = {
         listenPort: Number(m[1]),
-        originatorAddr: m[2]!,
-        originatorPort: Number(m[3]),
+        originatorPort: Number(m[2]),
         at: Date.now(),
       };
       this.pending = a;

@@ -151,13 +151,15 @@ export class OpenSshLink extends EventEmitter implements SshLink {
    * exits, else the master outlives it (the soak saw one 10 s after `run` ended).
    */
   async settled(timeoutMs: number): Promise<void> {
-    if (this.opening.size > 0)
+    if (this.opening.size > 0) {
       await within(Promise.allSettled([...this.opening]), timeoutMs, undefined);
+      // close() stopped every master there was; these a connect left since
+      if (this.state === "closed") stopStrayMasters(this.paths.masterPrefix());
+    }
     if (this.state !== "closed") return;
-    // and any master of this link that no connect owns any more; then see them gone, so that
-    // a caller that exits next (`run`) leaves none behind, not even for the moment SIGTERM takes
     const prefix = this.paths.masterPrefix();
-    stopStrayMasters(prefix);
+    // see them gone, so that a caller that exits next (`run`) leaves none behind, not even for
+    // the moment SIGTERM takes
     const until = Date.now() + Math.min(timeoutMs, 3_000);
     while (mastersUnder(prefix).length > 0 && Date.now() < until) await sleep(20);
   }
