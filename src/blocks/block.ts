@@ -112,5 +112,15 @@ export function capture(block: Block, proc: HostProcess): void {
       file?.write(chunk);
       block.info.tail = (block.info.tail + chunk.toString("utf8")).slice(-TAIL_BYTES);
     });
+    if (file) {
+      // each channel's files close with it: a detached block follows its output over one new
+      // channel after another, and must not hold a descriptor per channel it ever had
+      const done = (): void => {
+        const i = block.files.indexOf(file);
+        if (i >= 0) block.files.splice(i, 1);
+        file.end();
+      };
+      proc[which].once("end", done).once("close", done);
+    }
   }
 }

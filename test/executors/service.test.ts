@@ -3,7 +3,7 @@
 // connections), preflight (versions, directories, unreachable pools), completion of a `local`
 // pool and the all-or-nothing rule, release by owner.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -143,6 +143,48 @@ describe("ExecutorsService", () => {
     expect(st.tail).toContain("after the drop");
     // and nothing of it is left on the pool
     expect(await eventually(() => leftOnPool(b.id).length === 0, 15_000)).toBe(true);
+  });
+
+  it("a detached block followed over one channel after another holds one descriptor per file", {
+    timeout: 90_000,
+  }, async () => {
+    const out = join(dir, "b6.out");
+    const err = join(dir, "b6.err");
+    const b = await svc.blockManager().start({
+      target: "pool",
+      script:
+        "i=0; while [ $i -lt 120 ]; do echo line$i; echo e$i >&2; i=$((i+1)); sleep 0.25; done",
+      owner: "o6",
+      label: "cpu",
+      stdout_path: out,
+      stderr_path: err,
+    });
+    const held = (): number =>
+      readdirSync("/proc/self/fd").filter((fd) => {
+        try {
+          return [out, err].includes(readlinkSync(`/proc/self/fd/${fd}`));
+        } catch {
+          return false;
+        }
+      }).length;
+    const tail = (): string => svc.blockManager().status([b.id])[0]!.tail;
+    expect(await eventually(() => tail().includes("line2"), 10_000)).toBe(true);
+    expect(held()).toBe(2);
+    // two drops: the block's own channel, then the channel that followed its files
+    for (let round = 0; round < 2; round++) {
+      expect(await s.sshd.dropConnections()).toBeGreaterThan(0);
+      const last = Math.max(...[...tail().matchAll(/line(\d+)/g)].map((m) => Number(m[1])));
+      // followed again: lines written after the drop arrive over a new channel
+      expect(
+        await eventually(() => tail().includes(`line${last + 8}`), 30_000),
+        `round ${round}: ${tail()}`,
+      ).toBe(true);
+    }
+    expect(svc.blockManager().status([b.id])[0]!.state).toBe("running");
+    // each file open once, by the channel that follows it now
+    expect(await eventually(() => held() === 2, 5000)).toBe(true);
+    expect(await svc.blockManager().cancel([b.id], 2000)).toEqual([true]);
+    expect(await eventually(() => held() === 0, 5000)).toBe(true);
   });
 
   it("a cancel that cannot reach the pool is reported not done, and lands once the pool answers", {
