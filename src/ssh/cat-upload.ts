@@ -13,7 +13,7 @@ const STDERR_KEEP = 4096;
 
 /** Stream `localPath` into `cat > remotePath` on `link`; waits up to `waitMs` for a session. */
 export async function catUpload(
-  link: Pick<SshLink, "exec" | "ended" | "target">,
+  link: Pick<SshLink, "exec" | "onEnded" | "target">,
   waitMs: number,
   localPath: string,
   remotePath: string,
@@ -24,7 +24,7 @@ export async function catUpload(
     `cat > ${shellQuote(remotePath)}`,
     waitMs,
   );
-  closeWhenGone(channel, link.ended(generation));
+  closeWhenGone(channel, (cb) => link.onEnded(generation, cb));
   channel.once("close", release);
   let stderr = "";
   let exit: { code: number | null; signal: string | undefined } | undefined;

@@ -291,7 +291,7 @@ export class SshConnections implements Hosts {
       target: conn.target,
       open: async (command) => {
         const { channel, release, generation } = await conn.exec(command, waitMs);
-        return { channel, done: release, gone: conn.ended(generation) };
+        return { channel, done: release, onGone: (cb) => conn.onEnded(generation, cb) };
       },
       killGroup: async (pgid, signal) => {
         const { channel: ch, release } = await conn.exec(killGroupCommand(pgid, signal), waitMs);

@@ -84,8 +84,15 @@ export interface SshLink extends EventEmitter {
   open(): Promise<void>;
   /** Resolves once connected, waiting through a reconnect up to `timeoutMs`. */
   ready(timeoutMs: number): Promise<void>;
-  /** Resolves once connection `generation` is gone (at once if it already is). */
+  /**
+   * Resolves once connection `generation` is gone (at once if it already is). For one-off
+   * waits: a promise keeps every reaction until it settles; per channel, use onEnded.
+   */
   ended(generation: number): Promise<void>;
+  /** Calls `cb` once `generation` is gone (at once if it already is); returns what cancels it. */
+  onEnded(generation: number, cb: () => void): () => void;
+  /** how many onEnded callbacks wait now: 0 once no channel is open (a leak check) */
+  readonly endWaiters: number;
 
   /**
    * A session channel running `command` (a POSIX sh command line), in a counted session slot

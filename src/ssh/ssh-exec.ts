@@ -11,7 +11,10 @@ export const EXEC_MAX_OUTPUT = 64 * 1024 * 1024;
 /** How a session channel is obtained: waits for the connection and a free session slot. */
 export type OpenSession = (
   command: string,
-) => Promise<{ channel: SessionChannel; done: () => void; gone?: Promise<void> }>;
+) => Promise<{ channel: SessionChannel; done: () => void; onGone?: OnGone }>;
+
+/** Subscribe to the end of the channel's connection; returns what unsubscribes. */
+export type OnGone = (cb: () => void) => () => void;
 
 /** How long a channel may still close by itself after its connection went away. */
 const CLOSE_GRACE_MS = 500;
@@ -22,19 +25,22 @@ const CLOSE_GRACE_MS = 500;
  * Once the connection is gone, end and close it ourselves (the handlers then report a lost
  * connection).
  */
-export function closeWhenGone(channel: SessionChannel, gone: Promise<void> | undefined): void {
-  if (!gone) return;
+export function closeWhenGone(channel: SessionChannel, onGone: OnGone | undefined): void {
+  if (!onGone) return;
   let closed = false;
-  channel.once("close", () => {
-    closed = true;
-  });
-  void gone.then(() => {
+  // the subscription goes with the channel: a long-lived connection must not keep every
+  // channel it ever carried
+  const off = onGone(() => {
     setTimeout(() => {
       if (closed) return;
       if (!channel.readableEnded) channel.push(null);
       if (!channel.stderr.readableEnded) channel.stderr.push(null);
       channel.emit("close");
     }, CLOSE_GRACE_MS).unref();
+  });
+  channel.once("close", () => {
+    closed = true;
+    off();
   });
 }
 
@@ -75,8 +81,8 @@ export async function remoteExec(
   const onData = opts.onOutput;
   const started = Date.now();
   const script = buildScript(command, opts);
-  const { channel, done, gone } = await deps.open(wrapRemote(script));
-  closeWhenGone(channel, gone);
+  const { channel, done, onGone } = await deps.open(wrapRemote(script));
+  closeWhenGone(channel, onGone);
   const out = new Collector();
   const err = new Collector();
   let pgid: number | undefined;
@@ -156,8 +162,8 @@ export async function remoteSpawn(
   command: string,
   opts: SpawnOptions = {},
 ): Promise<HostProcess> {
-  const { channel, done, gone } = await deps.open(wrapRemote(buildScript(command, opts)));
-  closeWhenGone(channel, gone);
+  const { channel, done, onGone } = await deps.open(wrapRemote(buildScript(command, opts)));
+  closeWhenGone(channel, onGone);
   const stderr = new PassThrough();
   let resolvePgid!: (p: number) => void;
   let rejectPgid!: (e: Error) => void;

@@ -46,6 +46,25 @@ describe("SshConnections exec and spawn", () => {
     expect(bad.stderr).toMatch(/does\/not\/exist/);
   });
 
+  it("a connection keeps nothing of the commands it carried once they end", {
+    timeout: 30000,
+  }, async () => {
+    if (!isSshLease(bed.lease)) throw new Error("expected an SSH lease");
+    const conn = bed.lease.connection;
+    // each open channel waits for the connection's end, to close itself if it goes first
+    const p = await bed.lease.spawn("sleep 30");
+    p.stdout.resume();
+    p.stderr.resume();
+    await p.pgid;
+    expect(conn.endWaiters).toBe(1);
+    for (let i = 0; i < 30; i++) await bed.lease.exec(`echo ${i}`);
+    await Promise.all([1, 2, 3].map(() => bed.lease.exec("true")));
+    expect(conn.endWaiters).toBe(1);
+    await p.kill("SIGTERM");
+    await p.exited;
+    expect(await eventually(() => conn.endWaiters === 0, 5000)).toBe(true);
+  });
+
   it("rejects a bad environment variable name", { timeout: 20000 }, async () => {
     await expect(bed.lease.exec("true", { env: { "A-B": "x" } })).rejects.toMatchObject({
       code: "INVALID_ARGUMENT",

@@ -11,6 +11,7 @@ import { existsSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import { SidecarError, toSidecarError } from "../../errors.js";
 import { sleep, within } from "../../util/timeout.js";
+import { GenerationEnds } from "../generation-ends.js";
 import type {
   ConnectionInfo,
   DirectListener,
@@ -69,10 +70,7 @@ export class OpenSshLink extends EventEmitter implements SshLink {
   private readonly t: OpenSshTarget;
   private readonly sshPath: string;
   private readonly slots: SessionSlots;
-  private readonly generationEnds = new Map<
-    number,
-    { ended: Promise<void>; resolve: () => void }
-  >();
+  private readonly generationEnds = new GenerationEnds();
   private readonly children = new Set<ChildChannel>();
   private readonly forwards = new Map<OpenListener, number>();
   /** direct forwards by generation, address, port and destination */
@@ -192,19 +190,19 @@ export class OpenSshLink extends EventEmitter implements SshLink {
   }
 
   ended(gen: number): Promise<void> {
-    if (gen !== this.generation || this.state !== "ready") return Promise.resolve();
-    let entry = this.generationEnds.get(gen);
-    if (!entry) {
-      let resolve!: () => void;
-      entry = { ended: new Promise<void>((r) => (resolve = r)), resolve };
-      this.generationEnds.set(gen, entry);
-    }
-    return entry.ended;
+    return this.generationEnds.wait(gen, gen === this.generation && this.state === "ready");
+  }
+
+  get endWaiters(): number {
+    return this.generationEnds.size;
+  }
+
+  onEnded(gen: number, cb: () => void): () => void {
+    return this.generationEnds.on(gen, gen === this.generation && this.state === "ready", cb);
   }
 
   private endGeneration(gen: number): void {
-    this.generationEnds.get(gen)?.resolve();
-    this.generationEnds.delete(gen);
+    this.generationEnds.end(gen);
   }
 
   private dropListeners(gen?: number): void {

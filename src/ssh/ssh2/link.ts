@@ -10,6 +10,7 @@ import type { Client, ClientChannel } from "ssh2";
 import { SidecarError, toSidecarError } from "../../errors.js";
 import { catUpload } from "../cat-upload.js";
 import type { ResolvedHost } from "../config.js";
+import { GenerationEnds } from "../generation-ends.js";
 import type {
   ConnectionInfo,
   RemoteListener,
@@ -45,10 +46,7 @@ export class Ssh2Link extends EventEmitter implements SshLink {
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly slots: SessionSlots;
-  private readonly generationEnds = new Map<
-    number,
-    { ended: Promise<void>; resolve: () => void }
-  >();
+  private readonly generationEnds = new GenerationEnds();
 
   constructor(
     readonly target: string,
@@ -111,25 +109,20 @@ export class Ssh2Link extends EventEmitter implements SshLink {
     this.emit("ready", gen);
   }
 
-  /**
-   * Resolves once connection generation `gen` is gone (at once if it already is). A channel on
-   * a connection that died does not always close (ssh2 closes channels only on a clean end), so
-   * exec and spawn use this to stop waiting for it.
-   */
   ended(gen: number): Promise<void> {
-    if (gen !== this.generation || this.state !== "ready") return Promise.resolve();
-    let entry = this.generationEnds.get(gen);
-    if (!entry) {
-      let resolve!: () => void;
-      entry = { ended: new Promise<void>((r) => (resolve = r)), resolve };
-      this.generationEnds.set(gen, entry);
-    }
-    return entry.ended;
+    return this.generationEnds.wait(gen, gen === this.generation && this.state === "ready");
+  }
+
+  get endWaiters(): number {
+    return this.generationEnds.size;
+  }
+
+  onEnded(gen: number, cb: () => void): () => void {
+    return this.generationEnds.on(gen, gen === this.generation && this.state === "ready", cb);
   }
 
   private endGeneration(gen: number): void {
-    this.generationEnds.get(gen)?.resolve();
-    this.generationEnds.delete(gen);
+    this.generationEnds.end(gen);
   }
 
   private onDown(gen: number, err?: Error): void {

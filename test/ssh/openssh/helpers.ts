@@ -96,7 +96,7 @@ export function execDeps(link: OpenSshLink, waitMs = 30000): RemoteExecDeps {
       return {
         channel: channel as unknown as ClientChannel,
         done: release,
-        gone: link.ended(generation),
+        onGone: (cb) => link.onEnded(generation, cb),
       };
     },
     killGroup: async (pgid, signal) => {
