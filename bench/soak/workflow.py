@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 import urllib.parse
@@ -200,6 +201,42 @@ def sidecar_figures() -> dict[str, Any]:
     }
 
 
+class MemorySampler(threading.Thread):
+    """The sidecar's memory by kind (sidecar.status) every few seconds, with the task count: what
+    grows, heap or buffers, says where to look when RSS does."""
+
+    def __init__(self, counts: Counts, every: float = 5.0) -> None:
+        super().__init__(daemon=True)
+        self.counts, self.every = counts, every
+        self.samples: list[dict[str, Any]] = []
+        self.stopped = threading.Event()
+
+    def sample(self, client: parsl_sidecar.Client) -> None:
+        mem = client.call("sidecar.status")["memory"]
+        self.samples.append({"tasks": self.counts.completed + self.counts.failed, **mem})
+
+    def run(self) -> None:
+        try:
+            client = parsl_sidecar.connect(os.environ["PARSL_SIDECAR_CONNECTION_FILE"], timeout=30)
+        except Exception:
+            return
+        try:
+            while not self.stopped.wait(self.every):
+                try:
+                    self.sample(client)
+                except Exception:
+                    continue  # a sample missed under chaos is only a sample
+        finally:
+            client.close()
+
+    def thinned(self, most: int = 40) -> list[dict[str, Any]]:
+        step = max(1, len(self.samples) // most)
+        kept = self.samples[::step]
+        if self.samples and kept[-1] is not self.samples[-1]:
+            kept.append(self.samples[-1])
+        return kept
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", type=int, required=True)
@@ -315,8 +352,10 @@ def main() -> int:
         inflight[fut] = (i, check_staged)
         c.submitted += 1
 
+    sampler = MemorySampler(c)
     with parsl.load(cfg):
         progress("loaded", force=True)
+        sampler.start()
         nxt = 0
         while nxt < n or inflight:
             while nxt < n and len(inflight) < a.window:
@@ -343,6 +382,8 @@ def main() -> int:
         # idle a moment, connections still open, so that the sidecar's end sample does not
         # count sockets of the last transfers that a client pool keeps alive for a while
         time.sleep(a.settle)
+        sampler.stopped.set()
+        sampler.join(timeout=30)
         progress("settled", force=True)
         time.sleep(1.5)
     parsl.clear()
@@ -360,6 +401,7 @@ def main() -> int:
         "wall_s": round(wall, 2),
         "errors": c.errors,
         **figures,
+        "memory": sampler.thinned(),
         "executors": completed,
     }
     write_json(a.result, result)

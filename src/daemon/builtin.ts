@@ -1,4 +1,5 @@
 /** The sidecar.* methods: ping, status, describe, shutdown, subscribe, echo. */
+import { readdirSync } from "node:fs";
 import { z } from "zod";
 import { PROTOCOL_VERSION } from "../rpc/envelope.js";
 import type { PublishedLimits } from "../rpc/limits.js";
@@ -7,6 +8,34 @@ import type { RpcServer } from "../rpc/server.js";
 import { VERSION } from "../version.js";
 import { sleep } from "../util/timeout.js";
 import type { DaemonContext, ServiceModule } from "../rpc/service.js";
+
+const mb = (bytes: number): number => Math.round(bytes / 104857.6) / 10;
+
+/** What a long run watches for leaks: the process's memory by kind and its open descriptors. */
+function memory(): {
+  rss_mb: number;
+  heap_used_mb: number;
+  heap_total_mb: number;
+  external_mb: number;
+  array_buffers_mb: number;
+  fds: number | null;
+} {
+  const m = process.memoryUsage();
+  let fds: number | null = null;
+  try {
+    fds = readdirSync("/proc/self/fd").length - 1; // less the one readdir itself opened
+  } catch {
+    // not Linux: no /proc
+  }
+  return {
+    rss_mb: mb(m.rss),
+    heap_used_mb: mb(m.heapUsed),
+    heap_total_mb: mb(m.heapTotal),
+    external_mb: mb(m.external),
+    array_buffers_mb: mb(m.arrayBuffers),
+    fds,
+  };
+}
 
 export function builtinModule(
   ctx: DaemonContext,
@@ -43,6 +72,14 @@ export function builtinModule(
           endpoint: z.string(),
           connection_file: z.string(),
           rpc: z.record(z.string(), z.unknown()),
+          memory: z.object({
+            rss_mb: z.number(),
+            heap_used_mb: z.number(),
+            heap_total_mb: z.number(),
+            external_mb: z.number(),
+            array_buffers_mb: z.number(),
+            fds: z.number().nullable(),
+          }),
           services: z.record(z.string(), z.unknown()),
         }),
         handler: () => {
@@ -59,6 +96,7 @@ export function builtinModule(
               connections: server.connections,
               subscribers: server.subscriberCount,
             },
+            memory: memory(),
             services: deps.statuses(),
           };
         },

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -35,9 +35,18 @@ describe("Daemon", () => {
     const c = SidecarClient.connect(d.connectionFile);
     try {
       await expect(c.call("sidecar.ping")).resolves.toMatchObject({ pong: true });
-      const s = await c.call<{ pid: number; connection_file: string }>("sidecar.status");
+      const s = await c.call<{
+        pid: number;
+        connection_file: string;
+        memory: { rss_mb: number; heap_used_mb: number; fds: number };
+      }>("sidecar.status");
       expect(s.pid).toBe(process.pid);
       expect(s.connection_file).toBe(d.connectionFile);
+      // the process's own figures, as /proc has them
+      const rss = Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync("/proc/self/status", "utf8"))![1]);
+      expect(Math.abs(s.memory.rss_mb - rss / 1024)).toBeLessThan(0.25 * (rss / 1024));
+      expect(s.memory.heap_used_mb).toBeGreaterThan(1);
+      expect(Math.abs(s.memory.fds - readdirSync("/proc/self/fd").length)).toBeLessThanOrEqual(3);
     } finally {
       c.close();
     }

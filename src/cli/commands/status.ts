@@ -17,6 +17,7 @@ interface Status {
   endpoint: string;
   connection_file: string;
   rpc: Record<string, unknown>;
+  memory?: { rss_mb: number; heap_used_mb: number; external_mb: number; fds: number | null };
   services: Record<string, Record<string, unknown>>;
 }
 
@@ -38,6 +39,10 @@ export function registerStatus(program: Command): void {
         process.stdout.write(
           `sidecar pid ${s.pid}, version ${s.version}, up ${s.uptime_s} s\nendpoint ${s.endpoint}\nconnection file ${s.connection_file}\n`,
         );
+        if (s.memory)
+          process.stdout.write(
+            `memory ${s.memory.rss_mb} MB resident (heap ${s.memory.heap_used_mb} MB, buffers ${s.memory.external_mb} MB)${s.memory.fds === null ? "" : `, ${s.memory.fds} open descriptors`}\n`,
+          );
         for (const [name, st] of Object.entries(s.services)) {
           process.stdout.write(
             `${name}: ${Object.entries(st)
