@@ -78,6 +78,7 @@ interface RunResult {
   rss_after_mb: number;
   rss_after_tasks: number;
   rss_peak_mb: number;
+  rss_done_mb: number;
   rss_end_mb: number;
   fds_start: number;
   fds_after: number;
@@ -172,6 +173,7 @@ async function runOnce(
     targetsAfter: [] as string[],
     after: -1,
     peak: 0,
+    done: -1,
     end: -1,
     fdsEnd: -1,
     kindsStart: {} as Record<string, number>,
@@ -202,6 +204,8 @@ async function runOnce(
         m.kindsAfter = fdKinds(pid);
         m.targetsAfter = fdTargets(pid);
       }
+      // as the last task came back, V8's heap still holding the run's garbage
+      if (p?.phase === "done" && m.done < 0) m.done = s.rssMb;
       if (p?.phase === "settled" && m.end < 0) {
         m.end = s.rssMb;
         m.fdsEnd = s.fds;
@@ -261,6 +265,7 @@ async function runOnce(
     rss_after_mb: r1(m.after),
     rss_after_tasks: afterTasks,
     rss_peak_mb: r1(m.peak),
+    rss_done_mb: r1(m.done),
     rss_end_mb: r1(m.end),
     fds_start: m.fdsStart,
     fds_after: m.fdsAfter,
@@ -356,6 +361,7 @@ function figures(
     rss_after_1000_mb: chaos.rss_after_mb,
     rss_after_tasks: chaos.rss_after_tasks,
     rss_peak_mb: chaos.rss_peak_mb,
+    rss_done_mb: chaos.rss_done_mb,
     rss_end_mb: chaos.rss_end_mb,
     fds_start: chaos.fds_start,
     fds_after_1000: chaos.fds_after,
@@ -447,6 +453,7 @@ async function main(): Promise<Record<string, unknown>> {
       rss_start_mb: max("rss_start_mb"),
       rss_after_1000_mb: max("rss_after_1000_mb"),
       rss_peak_mb: max("rss_peak_mb"),
+      rss_done_mb: max("rss_done_mb"),
       rss_end_mb: max("rss_end_mb"),
       fds_start: max("fds_start"),
       fds_after_1000: max("fds_after_1000"),

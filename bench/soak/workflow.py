@@ -250,7 +250,7 @@ def main() -> int:
     ap.add_argument("--result", required=True)
     ap.add_argument("--retries", type=int, default=3)
     ap.add_argument("--window", type=int, default=96)
-    ap.add_argument("--settle", type=float, default=5, help="idle seconds before the end sample")
+    ap.add_argument("--settle", type=float, default=25, help="idle seconds before the end sample")
     ap.add_argument("--stall", type=float, default=600, help="give up after this long idle")
     a = ap.parse_args()
 
@@ -379,8 +379,8 @@ def main() -> int:
             figures = sidecar_figures()
         except Exception as e:  # figures are extra; the counts still count
             figures = {"error": f"{type(e).__name__}: {e}"}
-        # idle a moment, connections still open, so that the sidecar's end sample does not
-        # count sockets of the last transfers that a client pool keeps alive for a while
+        # idle, connections still open: the end sample then counts neither sockets a client pool
+        # keeps alive a while nor V8's garbage (its memory reducer collects ~8 s after work stops)
         time.sleep(a.settle)
         sampler.stopped.set()
         sampler.join(timeout=30)
