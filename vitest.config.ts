@@ -16,7 +16,11 @@ const OVER_SSH = [
   "test/blocks/**/*.test.ts",
 ];
 // picks each transport itself: once is enough
-const ONCE = ["test/ssh/transport-choice.test.ts", "test/ssh/generation-ends.test.ts"];
+const ONCE = [
+  "test/ssh/transport-choice.test.ts",
+  "test/ssh/generation-ends.test.ts",
+  "test/staging/copy-file.test.ts",
+];
 const only = process.env.PARSL_SIDECAR_SSH_TRANSPORT;
 
 export default defineConfig({

@@ -79,7 +79,14 @@ export async function copyFile(
             ? readableOf(first)
             : await src.read(srcPath, { signal: opts.signal, size: entry.size });
         first = undefined;
-        source.on("error", (err) => hasher.destroy(err));
+        let sourceError: unknown;
+        source.on("error", (err) => {
+          sourceError ??= err;
+          hasher.destroy(err);
+        });
+        // a destination prepares (mkdir, a pool's spawn) before it reads: a source failing then
+        // would be an unhandled 'error' that ends the sidecar; it fails this copy instead
+        hasher.on("error", () => undefined);
         source.pipe(hasher);
         staged = await dst.put(dstPath, hasher, {
           size: entry.size,
@@ -87,6 +94,7 @@ export async function copyFile(
           signal: opts.signal,
           digests: entry.digests,
         });
+        if (sourceError !== undefined) throw sourceError;
         const streamed = hasher.digests();
         verify(dst.url(dstPath), entry, streamed, hasher.bytes, staged);
         if (!opts.deferCommit) {

@@ -126,7 +126,14 @@ async function tarIn(job: TreeJob, fromTar: boolean): Promise<number> {
             },
           });
           open.add(data);
-          data.on("error", (e) => h.destroy(e));
+          let dataError: unknown;
+          data.on("error", (e) => {
+            dataError ??= e;
+            h.destroy(e);
+          });
+          // the writer may still be busy with the previous file: a read failing meanwhile fails
+          // this transfer below rather than ending the process as an unhandled 'error'
+          h.on("error", () => undefined);
           data.once("close", () => open.delete(data));
           data.pipe(h);
           return (async () => {
@@ -134,6 +141,7 @@ async function tarIn(job: TreeJob, fromTar: boolean): Promise<number> {
             await new Promise<void>((r) =>
               h.readableEnded || h.destroyed ? r() : h.once("end", () => r()),
             );
+            if (dataError !== undefined) throw dataError;
             sums.set(path, h.digests());
             progress.fileDone();
           })();
