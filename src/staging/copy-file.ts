@@ -73,13 +73,13 @@ export async function copyFile(
       });
       let staged: StagedWrite | undefined;
       let source: Readable | undefined;
+      let sourceError: unknown;
       try {
         source =
           first !== undefined
             ? readableOf(first)
             : await src.read(srcPath, { signal: opts.signal, size: entry.size });
         first = undefined;
-        let sourceError: unknown;
         source.on("error", (err) => {
           sourceError ??= err;
           hasher.destroy(err);
@@ -112,7 +112,8 @@ export async function copyFile(
         source?.destroy();
         opts.progress.rewind(counted);
         await staged?.abort().catch(() => undefined);
-        throw err;
+        // the destination may only have seen its input end early: the source says why
+        throw sourceError ?? err;
       }
     },
     { signal: opts.signal },
