@@ -14,8 +14,11 @@ def mark(marks: str, task_id: int) -> None:
     one id are a task that ran to completion twice (docs/benchmarks.md, "soak")."""
     path = os.path.join(marks, f"{task_id}.{uuid.uuid4().hex}")
     with open(path, "x") as f:
-        # where it ran (the pool's network namespace), to tell which pool a duplicate came from
-        f.write(os.readlink("/proc/self/ns/net"))
+        # where it ran (the pool's network namespace, then Parsl's block): a duplicate across two
+        # blocks is Parsl retrying a lost block's task, one within a block is something else
+        f.write(
+            os.readlink("/proc/self/ns/net") + "\n" + os.environ.get("PARSL_WORKER_BLOCK_ID", "?")
+        )
 
 
 def echo(task_id: int, payload: bytes, marks: str) -> tuple[int, str, int]:

@@ -174,7 +174,7 @@ def payload(seed: int, i: int) -> bytes:
 
 def duplicates(marks: str) -> tuple[int, int, dict[str, list[str]]]:
     """(ids with more than one finished execution, executions beyond the first, and for each
-    such id the network namespaces its executions ran in)."""
+    such id where its executions ran: network namespace, newline, Parsl block id)."""
     seen: dict[str, list[str]] = {}
     for name in os.listdir(marks):
         with open(os.path.join(marks, name)) as f:
