@@ -73,28 +73,20 @@ export async function copyFile(
       });
       let staged: StagedWrite | undefined;
       let source: Readable | undefined;
-      let sourceError: unknown;
       try {
         source =
           first !== undefined
             ? readableOf(first)
             : await src.read(srcPath, { signal: opts.signal, size: entry.size });
         first = undefined;
-        source.on("error", (err) => {
-          sourceError ??= err;
-          hasher.destroy(err);
-        });
-        // a destination prepares (mkdir, a pool's spawn) before it reads: a source failing then
-        // would be an unhandled 'error' that ends the sidecar; it fails this copy instead
-        hasher.on("error", () => undefined);
-        source.pipe(hasher);
+        hasher.hashFrom(source);
         staged = await dst.put(dstPath, hasher, {
           size: entry.size,
           mode: entry.mode,
           signal: opts.signal,
           digests: entry.digests,
         });
-        if (sourceError !== undefined) throw sourceError;
+        if (hasher.sourceError !== undefined) throw hasher.sourceError;
         const streamed = hasher.digests();
         verify(dst.url(dstPath), entry, streamed, hasher.bytes, staged);
         if (!opts.deferCommit) {
@@ -113,7 +105,7 @@ export async function copyFile(
         opts.progress.rewind(counted);
         await staged?.abort().catch(() => undefined);
         // the destination may only have seen its input end early: the source says why
-        throw sourceError ?? err;
+        throw hasher.sourceError ?? err;
       }
     },
     { signal: opts.signal },

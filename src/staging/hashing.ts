@@ -1,6 +1,6 @@
 /** Digests computed while data streams through, and S3's multipart ETag rule. */
 import { createHash, type Hash } from "node:crypto";
-import { Transform, type TransformCallback } from "node:stream";
+import { type Readable, Transform, type TransformCallback } from "node:stream";
 import type { DigestAlgo, Digests } from "./store.js";
 
 /** A pass-through that hashes (SHA-256 always, MD5 when asked) and counts what flows. */
@@ -32,6 +32,23 @@ export class HashingStream extends Transform {
       ...(this.md5 ? { md5: this.md5.digest("hex") } : {}),
     };
     cb();
+  }
+
+  /** why the stream given to `hashFrom` failed, if it did */
+  sourceError: unknown;
+
+  /**
+   * Hash what `source` yields. A consumer may prepare (mkdir, a pool's spawn, the previous tar
+   * entry) before it reads: a source failing then must fail that consumer through
+   * `sourceError`, not end the process as an unhandled 'error' on this stream.
+   */
+  hashFrom(source: Readable): void {
+    source.on("error", (err) => {
+      this.sourceError ??= err;
+      this.destroy(err);
+    });
+    this.on("error", () => undefined);
+    source.pipe(this);
   }
 
   /** available once the stream has ended */

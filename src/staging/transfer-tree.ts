@@ -126,22 +126,14 @@ async function tarIn(job: TreeJob, fromTar: boolean): Promise<number> {
             },
           });
           open.add(data);
-          let dataError: unknown;
-          data.on("error", (e) => {
-            dataError ??= e;
-            h.destroy(e);
-          });
-          // the writer may still be busy with the previous file: a read failing meanwhile fails
-          // this transfer below rather than ending the process as an unhandled 'error'
-          h.on("error", () => undefined);
           data.once("close", () => open.delete(data));
-          data.pipe(h);
+          h.hashFrom(data);
           return (async () => {
             await writer.add({ path, size: entry.size, mode: entry.mode, stream: h });
             await new Promise<void>((r) =>
               h.readableEnded || h.destroyed ? r() : h.once("end", () => r()),
             );
-            if (dataError !== undefined) throw dataError;
+            if (h.sourceError !== undefined) throw h.sourceError;
             sums.set(path, h.digests());
             progress.fileDone();
           })();
