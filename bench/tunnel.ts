@@ -334,7 +334,12 @@ async function main(): Promise<void> {
         // new connections flow once sshd listens again for the new session (before the check ends)
         if (noticed && !flowAt && (await canConnect(r.dial_port))) flowAt = performance.now();
         if (r.reconnects > before && r.state === "open") break;
-        if (performance.now() - t0 > 60_000) throw new Error("the tunnel did not recover in 60 s");
+        if (performance.now() - t0 > 60_000)
+          throw new Error(
+            `the ${u.t} tunnel did not recover in 60 s (drop ${i + 1}): state ${r.state}, ` +
+              `reconnects ${before} -> ${r.reconnects}, error ${r.error ?? "none"}, ` +
+              `last check ${JSON.stringify(r.last_check)}`,
+          );
         await sleep(5);
       }
       recovers.push(performance.now() - t0);

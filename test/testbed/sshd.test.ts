@@ -129,6 +129,18 @@ describe("startSshd", () => {
     await ssh(s);
   });
 
+  it("sessions get the caller's SetEnv and the defaults' in one line (sshd reads only the first)", {
+    timeout: 20000,
+  }, async () => {
+    const e = await startSshd({ extraConfig: ["SetEnv PSC_A=1", "SetEnv PSC_B=2"] });
+    try {
+      const { stdout } = await ssh(e, {}, "echo $PSC_A/$PSC_B/$PYENV_REHASH_TIMEOUT");
+      expect(stdout.trim()).toBe("1/2/0");
+    } finally {
+      await e.stop();
+    }
+  });
+
   it("rotateHostKey makes the old known_hosts fail", { timeout: 30000 }, async () => {
     const old = s.hostKeyPublic;
     const line = await s.rotateHostKey();

@@ -112,7 +112,14 @@ export function knownHostsName(host: string, port: number): string {
 function renderConfig(dir: string, host: string, port: number, extra: string[]): string {
   // Lines before a Match block go first (first value wins); a Match block must come last.
   const m = extra.findIndex((l) => /^\s*match\s/i.test(l));
-  const [front, matchBlock] = m < 0 ? [extra, []] : [extra.slice(0, m), extra.slice(m)];
+  const [given, matchBlock] = m < 0 ? [extra, []] : [extra.slice(0, m), extra.slice(m)];
+  // sshd takes only the first SetEnv line: the defaults join the caller's in one. A user's
+  // ~/.bashrc running `pyenv init` rehashes under a lock file that a session killed mid-rehash
+  // (the tests kill sessions) leaves behind; every later login then waited 60 s for it.
+  const isSetEnv = (l: string) => /^\s*setenv\s/i.test(l);
+  const env = given.filter(isSetEnv).flatMap((l) => l.trim().split(/\s+/).slice(1));
+  if (!env.some((e) => e.startsWith("PYENV_REHASH_TIMEOUT="))) env.push("PYENV_REHASH_TIMEOUT=0");
+  const front = [...given.filter((l) => !isSetEnv(l)), `SetEnv ${env.join(" ")}`];
   return [
     ...front,
     `ListenAddress ${host}`,
