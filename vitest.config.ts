@@ -20,6 +20,7 @@ const ONCE = [
   "test/ssh/transport-choice.test.ts",
   "test/ssh/generation-ends.test.ts",
   "test/staging/copy-file.test.ts",
+  "test/ssh/remote-command.test.ts",
 ];
 const only = process.env.PARSL_SIDECAR_SSH_TRANSPORT;
 

@@ -59,31 +59,57 @@ export function killGroupCommand(pgid: number, signal: string): string {
   return `kill -${sig} -${pgid} 2>/dev/null; exit 0`;
 }
 
+/** startup output (a login shell's rc files) let through before the sniffer stops looking */
+const STARTUP_MAX = 64 * 1024;
+
 /**
- * Splits the pgid line off the front of a stderr stream. `push` returns what belongs to the
- * caller's stderr.
+ * Splits the pgid line off a stderr stream. The wrapper prints it before the script runs, but
+ * the login shell's rc files run before the wrapper (bash sources ~/.bashrc for an sshd
+ * command) and may write lines first, as ssh shows them: those pass through at once. `push`
+ * returns what belongs to the caller's stderr; a partial line that may be the mark is held.
  */
 export class PgidSniffer {
-  private head = Buffer.alloc(0);
+  private head: Buffer = Buffer.alloc(0);
   private done = false;
+  private passed = 0;
   pgid: number | undefined;
 
   constructor(private readonly onPgid: (pgid: number | undefined) => void) {}
 
   push(chunk: Buffer): Buffer {
     if (this.done) return chunk;
-    this.head = Buffer.concat([this.head, chunk]);
-    const nl = this.head.indexOf(10);
-    if (nl < 0 && this.head.length < 64) return Buffer.alloc(0);
-    this.done = true;
-    const first = this.head.subarray(0, Math.max(nl, 0)).toString("latin1");
-    if (first.startsWith(PGID_MARK)) {
-      this.pgid = Number(first.slice(PGID_MARK.length));
-      this.onPgid(Number.isInteger(this.pgid) ? this.pgid : undefined);
-      return this.head.subarray(nl + 1);
+    const buf = this.head.length > 0 ? Buffer.concat([this.head, chunk]) : chunk;
+    const s = buf.toString("latin1");
+    const at = s.startsWith(PGID_MARK) ? -1 : s.indexOf(`\n${PGID_MARK}`);
+    const found = s.startsWith(PGID_MARK) ? 0 : at < 0 ? -1 : at + 1;
+    let keep = buf.length; // where the held part starts
+    if (found >= 0) {
+      const nl = s.indexOf("\n", found);
+      if (nl >= 0) {
+        this.done = true;
+        this.head = Buffer.alloc(0);
+        const n = Number(s.slice(found + PGID_MARK.length, nl));
+        this.pgid = Number.isInteger(n) && n > 1 ? n : undefined;
+        this.onPgid(this.pgid);
+        return Buffer.concat([buf.subarray(0, found), buf.subarray(nl + 1)]);
+      }
+      if (s.length - found < 64) keep = found;
+    } else {
+      // the last line, unfinished, may still become the mark
+      const last = s.lastIndexOf("\n") + 1;
+      if (PGID_MARK.startsWith(s.slice(last))) keep = last;
     }
+    this.passed += keep;
+    this.head = buf.subarray(keep);
+    if (this.passed > STARTUP_MAX) return this.giveUp(buf);
+    return buf.subarray(0, keep);
+  }
+
+  private giveUp(buf: Buffer): Buffer {
+    this.done = true;
+    this.head = Buffer.alloc(0);
     this.onPgid(undefined);
-    return this.head;
+    return buf;
   }
 
   /** stream ended: anything still held is the caller's */

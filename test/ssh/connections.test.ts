@@ -1,9 +1,12 @@
 // SshConnections against a real OpenSSH sshd: exec (exit codes, stderr, stdin, env, cwd,
 // timeout), spawn with process-group kill, and one shared connection per target.
 import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { isSshLease } from "../../src/ssh/connections.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
+import { makeTempDir } from "../testbed/registry.js";
 import { eventually, poolPerBlock, sshSetup, token } from "./helpers.js";
 
 stopAllAfterAll();
@@ -293,5 +296,41 @@ describe("sshd refusing a session channel (its MaxSessions reached)", () => {
     }
     for (const p of busy) expect(await p.exited).not.toHaveProperty("lost");
     expect((await bed.lease.exec("echo again")).stdout).toBe("again\n");
+  });
+});
+
+// bash sources ~/.bashrc for a command sshd starts, before the wrapper runs: module systems,
+// conda and pyenv write lines there that used to take the place of the pgid line, and the
+// sidecar then could not kill what it started
+describe("a pool whose login shell writes to stderr before the command runs", () => {
+  const home = makeTempDir("rc-home");
+  writeFileSync(join(home, ".bashrc"), 'echo "rc: Module foo loaded" >&2\necho "rc: two" >&2\n');
+  const bed = poolPerBlock({ sshd: { extraConfig: [`SetEnv HOME=${home}`] } });
+
+  it("exec: its stderr is the rc lines, then the command's; a timeout still kills its group", {
+    timeout: 30000,
+  }, async () => {
+    const r = await bed.lease.exec("echo err >&2; exit 4");
+    expect(r).toMatchObject({ exitCode: 4, stderr: "rc: Module foo loaded\nrc: two\nerr\n" });
+    const tok = token();
+    const t = await bed.lease.exec(`sleep 60${tok} & sleep 60${tok}`, { timeoutMs: 800 });
+    expect(t.timedOut).toBe(true);
+    const left = async () =>
+      (await bed.lease.exec(`pgrep -f '^sleep 60${tok}' || true`)).stdout.trim();
+    expect(await eventually(async () => (await left()) === "")).toBe(true);
+  });
+
+  it("spawn: the pgid is known and kill() ends the group", { timeout: 30000 }, async () => {
+    const tok = token();
+    const p = await bed.lease.spawn(`sleep 60${tok} & sleep 60${tok}`);
+    let err = "";
+    p.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    p.stdout.resume();
+    expect(await p.pgid).toBeGreaterThan(1);
+    await p.kill("SIGTERM");
+    expect((await p.exited).signal).toBe("SIGTERM");
+    expect(err).toBe("rc: Module foo loaded\nrc: two\n");
+    const left = await bed.lease.exec(`pgrep -f '^sleep 60${tok}' || true`);
+    expect(left.stdout.trim()).toBe("");
   });
 });
