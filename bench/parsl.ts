@@ -18,6 +18,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import getPort from "get-port";
+import { nodeFlags } from "../src/cli/node-flags.js";
 import { startSshd } from "../test/testbed/sshd.js";
 import { benchTransports, CIPHER, median } from "./lib/transports.js";
 
@@ -157,11 +158,13 @@ async function perf(config: string, argsize: number): Promise<number> {
 }
 
 let floorTunnel: ChildProcess | undefined;
+const bin = join(repo, "dist", "bin", "parsl-sidecar.js");
 const sidecar = spawn(
   "node",
   [
     ...(process.env.PSC_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PSC_PROF}`] : []),
-    join(repo, "dist", "bin", "parsl-sidecar.js"),
+    ...nodeFlags(bin),
+    bin,
     "serve",
     "--runtime-dir",
     runtime,

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
+import { nodeFlags } from "../src/cli/node-flags.js";
 import { pidAlive, readConnectionFile } from "../src/rpc/connection-file.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -17,9 +18,10 @@ const quick = process.argv.includes("--quick");
 const GOAL = { p50_ratio_max: 1.5, calls_per_s_min: 20_000 };
 
 async function startSidecar(dir: string): Promise<{ pid: number; file: string }> {
+  const bin = join(ROOT, "dist/bin/parsl-sidecar.js");
   const child = spawn(
     process.execPath,
-    [join(ROOT, "dist/bin/parsl-sidecar.js"), "serve", "--runtime-dir", dir, "--log-level", "warn"],
+    [...nodeFlags(bin), bin, "serve", "--runtime-dir", dir, "--log-level", "warn"],
     { detached: true, stdio: ["ignore", "ignore", "inherit"] },
   );
   child.unref();

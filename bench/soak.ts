@@ -23,6 +23,7 @@ import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import { nodeFlags } from "../src/cli/node-flags.js";
 import { stopAll } from "../test/testbed/registry.js";
 import { runBench } from "./lib/run.js";
 import { type Bed, soakDir, startBed, venvBin } from "./soak/bed.js";
@@ -152,7 +153,7 @@ async function runOnce(
   const t0 = performance.now();
   const child = spawn(
     process.execPath,
-    [cli, "run", "--job", job, "--executors", bed.executors, "--", ...wf],
+    [...nodeFlags(cli), cli, "run", "--job", job, "--executors", bed.executors, "--", ...wf],
     { env, stdio: ["ignore", "pipe", "pipe"], cwd: dir },
   );
   active = child;

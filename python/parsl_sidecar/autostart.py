@@ -26,6 +26,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from parsl_sidecar_cli import node_flags
+
 from .connection import (
     CONNECTION_ENV,
     default_runtime_dir,
@@ -71,7 +73,7 @@ def sidecar_command(python: str | None = None) -> list[str]:
     js = Path(__file__).resolve().parents[2] / "dist" / "bin" / "parsl-sidecar.js"
     node = shutil.which("node")
     if js.is_file() and node:
-        return [node, str(js)]
+        return [node, *node_flags(str(js)), str(js)]
     raise SidecarUnreachable(
         "Cannot start a sidecar: no `parsl-sidecar` command beside this Python or on PATH"
         + ("" if node or not js.is_file() else f", and no `node` to run {js}")

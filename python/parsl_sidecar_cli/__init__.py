@@ -101,9 +101,24 @@ def node_executable() -> str:
     )
 
 
+def node_flags(script: str) -> list[str]:
+    """The Node flags in ``script``'s shebang (``#!/usr/bin/env -S node FLAGS``): the flags the
+    sidecar runs with are written there once, and a start through ``node SCRIPT`` passes them."""
+    try:
+        with open(script, "rb") as f:
+            line = f.readline(256).decode(errors="replace").strip()
+    except OSError:
+        return []
+    words = line[2:].split() if line.startswith("#!") else []
+    if len(words) < 3 or not words[0].endswith("env") or words[1:3] != ["-S", "node"]:
+        return []
+    return [w for w in words[3:] if w.startswith("--")]
+
+
 def command() -> list[str]:
     """The argv that runs the sidecar's CLI (append its arguments)."""
-    return [node_executable(), sidecar_script()]
+    script = sidecar_script()
+    return [node_executable(), *node_flags(script), script]
 
 
 def main() -> None:

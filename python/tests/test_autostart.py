@@ -87,7 +87,7 @@ def test_command_prefers_an_installed_parsl_sidecar(monkeypatch: pytest.MonkeyPa
         python = str(venv / "python")  # an interpreter with no parsl-sidecar beside it
         monkeypatch.setenv("PATH", os.path.dirname(node))
         # no parsl-sidecar installed: the checkout's build through node
-        assert sidecar_command(python) == [node, str(CLI)]
+        assert sidecar_command(python) == [node, "--max-semi-space-size=8", str(CLI)]
         (bindir / "parsl-sidecar").write_text("#!/bin/sh\n")
         (bindir / "parsl-sidecar").chmod(0o755)
         monkeypatch.setenv("PATH", f"{bindir}:{os.path.dirname(node)}")
@@ -105,6 +105,8 @@ def test_starts_one_owned_sidecar_and_stops_it_at_exit(runtime: Path) -> None:
     assert got["pid"] == got["again"] == got["owned"]  # one sidecar, used by every connect()
     assert got["pid"] != p.pid and alive(got["pid"])
     assert Path(got["file"]).parent.parent == runtime
+    # Node runs with the flags of the bin's shebang, which `node FILE` would skip
+    assert "--max-semi-space-size=8" in Path(f"/proc/{got['pid']}/cmdline").read_text().split("\0")
     print(f"time to first call with autostart: {got['first_call_s']:.3f} s")
     p.communicate("", timeout=60)  # stdin closed: the owner exits normally (atexit)
     assert p.returncode == 0

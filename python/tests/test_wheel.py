@@ -170,6 +170,19 @@ def test_the_demo_runs_from_the_wheel(installed: Installed, tmp_path: Path) -> N
     assert installed.left_running() == []
 
 
+def test_the_wheels_command_runs_node_with_the_sidecars_flags(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """The console script execs Node with the flags of the bin's shebang (`node FILE` skips it)."""
+    r = installed.run(
+        "run", "-q", "--", "sh", "-c", 'tr "\\0" "\\n" < /proc/$PPID/cmdline', cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    argv = r.stdout.split("\n")
+    assert argv[1] == "--max-semi-space-size=8", argv
+    assert argv[2].endswith("parsl_sidecar_cli/sidecar/dist/bin/parsl-sidecar.js"), argv
+
+
 WORKFLOW = """
 import parsl
 from parsl import python_app

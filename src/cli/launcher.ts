@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
+// V8's young generation capped at 2 x 8 MB (default 2 x 16): under ssh2's allocation rate the
+// default grew a long run's RSS by ~35 MB (docs/benchmarks.md, soak). Read by src/cli/node-flags.ts.
 /**
  * The bin entry (dist/bin/parsl-sidecar.js): runs the CommonJS bundle of the CLI (cli.cjs, built
  * by scripts/bundle.mjs) with V8's code cache (cli.cjs.cache) so that Node does not parse and

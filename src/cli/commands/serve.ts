@@ -6,6 +6,7 @@ import { InvalidArgumentError, Option, type Command } from "commander";
 import { SidecarClient } from "../../client/client.js";
 import { Daemon } from "../../daemon/daemon.js";
 import { watchOwner } from "../../daemon/owner.js";
+import { nodeFlags } from "../node-flags.js";
 import { SidecarError } from "../../errors.js";
 import {
   CONNECTION_FILE_NAME,
@@ -118,7 +119,16 @@ async function detach(opts: ServeOptions): Promise<void> {
   const runtimeDir = ensurePrivateDir(opts.runtimeDir ?? defaultRuntimeDir());
   const file = join(runtimeDir, CONNECTION_FILE_NAME);
   const errPath = join(runtimeDir, "serve.stderr");
-  const args = [process.argv[1]!, "serve", "--runtime-dir", runtimeDir, "--log-level", "warn"];
+  const script = process.argv[1]!;
+  const args = [
+    ...nodeFlags(script),
+    script,
+    "serve",
+    "--runtime-dir",
+    runtimeDir,
+    "--log-level",
+    "warn",
+  ];
   if (opts.endpoint) args.push("--endpoint", opts.endpoint);
   if (opts.allowRemote) args.push("--allow-remote");
   if (opts.ownerPid !== undefined) args.push("--owner-pid", String(opts.ownerPid));
