@@ -38,7 +38,10 @@ export interface HostProcess {
   stderr: Readable;
   /** pid of the process-group leader on the host (the command runs under setsid) */
   pgid: Promise<number>;
-  /** `lost`: the channel closed with no exit status, the connection having dropped (the process may live on) */
+  /**
+   * `lost`: the channel closed with no exit status, the connection having dropped (the process
+   * may live on). Read or resume stdout: like a child process's `close`, this may wait for its end.
+   */
   exited: Promise<{ exitCode: number | null; signal: string | null; lost?: boolean }>;
   /** signal the whole process group on the host */
   kill(signal?: NodeJS.Signals): Promise<void>;
