@@ -15,6 +15,7 @@ import {
 } from "./procs.js";
 import { makeTempDir, registerStopper, removeTempDir } from "./registry.js";
 import { freePortInNetns } from "./netns-port.js";
+import { clearStalePyenvLock, clearStalePyenvLockSoon } from "./pyenv-lock.js";
 
 export interface SshdOptions {
   /** Listen address. @default "127.0.0.1" */
@@ -113,9 +114,8 @@ function renderConfig(dir: string, host: string, port: number, extra: string[]):
   // Lines before a Match block go first (first value wins); a Match block must come last.
   const m = extra.findIndex((l) => /^\s*match\s/i.test(l));
   const [given, matchBlock] = m < 0 ? [extra, []] : [extra.slice(0, m), extra.slice(m)];
-  // sshd takes only the first SetEnv line: the defaults join the caller's in one. A user's
-  // ~/.bashrc running `pyenv init` rehashes under a lock file that a session killed mid-rehash
-  // (the tests kill sessions) leaves behind; every later login then waited 60 s for it.
+  // sshd takes only the first SetEnv line: the defaults join the caller's in one. A stale pyenv
+  // lock (pyenv-lock.ts) then costs a login one failed try, not 60 s of waiting.
   const isSetEnv = (l: string) => /^\s*setenv\s/i.test(l);
   const env = given.filter(isSetEnv).flatMap((l) => l.trim().split(/\s+/).slice(1));
   if (!env.some((e) => e.startsWith("PYENV_REHASH_TIMEOUT="))) env.push("PYENV_REHASH_TIMEOUT=0");
@@ -202,16 +202,19 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     },
     restart: async () => {
       await stopDaemon();
+      clearStalePyenvLockSoon();
       await launch();
     },
     restartListener: async () => {
       await stopDaemon({ keepSessions: true });
+      clearStalePyenvLockSoon();
       await launch();
     },
     killConnections: async () => {
       // Per-connection sshd processes call setsid(), so they are not in the listener's group.
       const kids = daemon ? descendants(daemon.pid) : [];
       killAll(kids);
+      clearStalePyenvLockSoon();
       return kids.length;
     },
     pause: async () => {
@@ -223,6 +226,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     dropConnections: async () => {
       const sshds = (daemon ? descendants(daemon.pid) : []).filter(isSshd);
       killAll(sshds);
+      clearStalePyenvLockSoon();
       return sshds.length;
     },
     rotateHostKey: async () => {
@@ -251,6 +255,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
 
   let daemon: Daemon | undefined;
   async function launch(): Promise<void> {
+    clearStalePyenvLock();
     daemon = spawnDaemon(program, ["-D", "-e", "-f", sshd.configPath], {
       name: `sshd ${host}:${port}`,
       logPath: sshd.logPath,
