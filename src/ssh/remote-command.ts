@@ -80,8 +80,8 @@ export class PgidSniffer {
     if (this.done) return chunk;
     const buf = this.head.length > 0 ? Buffer.concat([this.head, chunk]) : chunk;
     const s = buf.toString("latin1");
-    const at = s.startsWith(PGID_MARK) ? -1 : s.indexOf(`\n${PGID_MARK}`);
-    const found = s.startsWith(PGID_MARK) ? 0 : at < 0 ? -1 : at + 1;
+    const after = s.indexOf(`\n${PGID_MARK}`); // the mark at the start of a later line
+    const found = s.startsWith(PGID_MARK) ? 0 : after < 0 ? -1 : after + 1;
     let keep = buf.length; // where the held part starts
     if (found >= 0) {
       const nl = s.indexOf("\n", found);
