@@ -313,24 +313,33 @@ describe("a pool whose login shell writes to stderr before the command runs", ()
     const r = await bed.lease.exec("echo err >&2; exit 4");
     expect(r).toMatchObject({ exitCode: 4, stderr: "rc: Module foo loaded\nrc: two\nerr\n" });
     const tok = token();
-    const t = await bed.lease.exec(`sleep 60${tok} & sleep 60${tok}`, { timeoutMs: 800 });
-    expect(t.timedOut).toBe(true);
-    const left = async () =>
-      (await bed.lease.exec(`pgrep -f '^sleep 60${tok}' || true`)).stdout.trim();
-    expect(await eventually(async () => (await left()) === "")).toBe(true);
+    try {
+      const t = await bed.lease.exec(`sleep 60${tok} & sleep 60${tok}`, { timeoutMs: 800 });
+      expect(t.timedOut).toBe(true);
+      const left = async () =>
+        (await bed.lease.exec(`pgrep -f '^sleep 60${tok}' || true`)).stdout.trim();
+      expect(await eventually(async () => (await left()) === "")).toBe(true);
+    } finally {
+      // without the fix nothing could kill them
+      spawnSync("pkill", ["-KILL", "-f", `^sleep 60${tok}`]);
+    }
   });
 
   it("spawn: the pgid is known and kill() ends the group", { timeout: 30000 }, async () => {
     const tok = token();
-    const p = await bed.lease.spawn(`sleep 60${tok} & sleep 60${tok}`);
-    let err = "";
-    p.stderr.on("data", (b: Buffer) => (err += b.toString()));
-    p.stdout.resume();
-    expect(await p.pgid).toBeGreaterThan(1);
-    await p.kill("SIGTERM");
-    expect((await p.exited).signal).toBe("SIGTERM");
-    expect(err).toBe("rc: Module foo loaded\nrc: two\n");
-    const left = await bed.lease.exec(`pgrep -f '^sleep 60${tok}' || true`);
-    expect(left.stdout.trim()).toBe("");
+    try {
+      const p = await bed.lease.spawn(`sleep 60${tok} & sleep 60${tok}`);
+      let err = "";
+      p.stderr.on("data", (b: Buffer) => (err += b.toString()));
+      p.stdout.resume();
+      expect(await p.pgid).toBeGreaterThan(1);
+      await p.kill("SIGTERM");
+      expect((await p.exited).signal).toBe("SIGTERM");
+      expect(err).toBe("rc: Module foo loaded\nrc: two\n");
+      const left = await bed.lease.exec(`pgrep -f '^sleep 60${tok}' || true`);
+      expect(left.stdout.trim()).toBe("");
+    } finally {
+      spawnSync("pkill", ["-KILL", "-f", `^sleep 60${tok}`]);
+    }
   });
 });
