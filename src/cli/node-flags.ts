@@ -3,24 +3,18 @@
  * FLAGS`, src/cli/launcher.ts). The shebang is the one place they are written: a start through
  * `node FILE` (`serve --detach`, the benches, the Python launcher) passes what it says.
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { readFileSync } from "node:fs";
 
 const SHEBANG = /^#!\S*\benv\s+-S\s+node((?:\s+--[\w-]+(?:=\S+)?)*)\s*$/;
 
 /** The flags after `node` in `script`'s shebang; none when it has no such line or is unreadable. */
 export function nodeFlags(script: string): string[] {
-  let head: string;
+  let first: string;
   try {
-    const fd = openSync(script, "r");
-    try {
-      const buf = Buffer.alloc(256);
-      head = buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)).toString("utf8");
-    } finally {
-      closeSync(fd);
-    }
+    first = readFileSync(script, "utf8").split("\n", 1)[0]!;
   } catch {
     return [];
   }
-  const flags = SHEBANG.exec(head.split("\n", 1)[0]!)?.[1];
+  const flags = SHEBANG.exec(first)?.[1];
   return flags ? flags.trim().split(/\s+/) : [];
 }

@@ -202,19 +202,16 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     },
     restart: async () => {
       await stopDaemon();
-      clearStalePyenvLockSoon();
       await launch();
     },
     restartListener: async () => {
       await stopDaemon({ keepSessions: true });
-      clearStalePyenvLockSoon();
       await launch();
     },
     killConnections: async () => {
       // Per-connection sshd processes call setsid(), so they are not in the listener's group.
       const kids = daemon ? descendants(daemon.pid) : [];
-      killAll(kids);
-      clearStalePyenvLockSoon();
+      killSessions(kids);
       return kids.length;
     },
     pause: async () => {
@@ -225,8 +222,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     },
     dropConnections: async () => {
       const sshds = (daemon ? descendants(daemon.pid) : []).filter(isSshd);
-      killAll(sshds);
-      clearStalePyenvLockSoon();
+      killSessions(sshds);
       return sshds.length;
     },
     rotateHostKey: async () => {
@@ -254,6 +250,11 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   writeFileSync(sshd.configPath, renderConfig(dir, host, port, opts.extraConfig ?? []));
 
   let daemon: Daemon | undefined;
+  // a session killed mid-way through its login shell's `pyenv init` leaves a lock (pyenv-lock.ts)
+  function killSessions(pids: number[]): void {
+    killAll(pids);
+    clearStalePyenvLockSoon();
+  }
   async function launch(): Promise<void> {
     clearStalePyenvLock();
     daemon = spawnDaemon(program, ["-D", "-e", "-f", sshd.configPath], {
@@ -278,7 +279,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       /* gone */
     }
     const kids = descendants(d.pid);
-    killAll(o.keepSessions ? kids.filter(isSshd) : kids);
+    killSessions(o.keepSessions ? kids.filter(isSshd) : kids);
     killAll([d.pid]);
     await d.stop();
   }
