@@ -8,6 +8,7 @@ import type { EventBus } from "../events.js";
 import type { Logger } from "../util/logger.js";
 import type { AuthOptions } from "./auth.js";
 import { loadConfig, resolveChain, SSH_CONFIG_ENV } from "./config.js";
+import { openFirstSession } from "./first-session.js";
 import type {
   ExecOptions,
   ExecResult,
@@ -152,6 +153,8 @@ export class SshConnections implements Hosts {
       conn.once("prompted", () => {
         created.prompted = true;
       });
+      // after the first connect and every reconnect: sshd's TCP_NODELAY comes with a session
+      conn.on("ready", () => openFirstSession(conn, this.opts.waitReadyMs ?? 30_000));
       // a lingering connection (no lease) that drops is not reconnected: no one to ask for
       conn.on("down", () => {
         if (created.leases.size === 0) this.dropIdle(created);

@@ -1,6 +1,6 @@
 // SshConnections against a real OpenSSH sshd: exec (exit codes, stderr, stdin, env, cwd,
 // timeout), spawn with process-group kill, and one shared connection per target.
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -341,5 +341,52 @@ describe("a pool whose login shell writes to stderr before the command runs", ()
     } finally {
       spawnSync("pkill", ["-KILL", "-f", `^sleep 60${tok}`]);
     }
+  });
+});
+
+// sshd sets TCP_NODELAY on a connection only when its first session starts; a connection that
+// carried only forwards stalled Parsl's small messages for delayed ACKs (first-session.ts)
+describe("sshd's side of every connection has Nagle's algorithm off", () => {
+  const bed = poolPerBlock();
+  const nodelay = (): { peer_port: number; nodelay: number }[] =>
+    JSON.parse(
+      execFileSync("python3", [
+        join(import.meta.dirname, "../fixtures/tcp-nodelay.py"),
+        String(bed.s.sshd.port),
+      ]).toString(),
+    );
+  const allOn = (): boolean => {
+    const socks = nodelay();
+    return socks.length > 0 && socks.every((s) => s.nodelay === 1);
+  };
+
+  it("on the first connection and after a reconnect, though no command ran", {
+    timeout: 40000,
+  }, async () => {
+    if (!isSshLease(bed.lease)) throw new Error("expected an SSH lease");
+    const conn = bed.lease.connection;
+    // the premise, seen through the same probe: OpenSSH's own `ssh -N` leaves it on
+    const before = new Set(nodelay().map((s) => s.peer_port));
+    const plain = spawn(
+      "ssh",
+      [...bed.s.sshd.sshArgs().slice(0, -1), "-N", bed.s.sshd.sshArgs().at(-1)!],
+      {
+        stdio: "ignore",
+      },
+    );
+    try {
+      expect(await eventually(() => nodelay().some((s) => !before.has(s.peer_port)), 10000)).toBe(
+        true,
+      );
+      expect(nodelay().filter((s) => !before.has(s.peer_port))).toMatchObject([{ nodelay: 0 }]);
+    } finally {
+      plain.kill();
+    }
+    expect(await eventually(() => nodelay().length === before.size, 10000)).toBe(true);
+    expect(await eventually(allOn, 5000)).toBe(true);
+    const gen = conn.generation;
+    await bed.s.sshd.killConnections();
+    expect(await eventually(() => conn.generation > gen, 15000)).toBe(true);
+    expect(await eventually(allOn, 5000)).toBe(true);
   });
 });

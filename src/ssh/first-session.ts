@@ -1,0 +1,37 @@
+/**
+ * One empty session on every new connection. sshd turns Nagle's algorithm off for a connection
+ * only when it starts the connection's first session (session.c calls ssh_packet_set_interactive,
+ * which sets TCP_NODELAY); until then it holds a small packet back while an earlier one is
+ * unacknowledged, and the client acknowledges late (~40 ms). A connection that carries only
+ * forwards (a reconnect whose tunnels come back by themselves) would stall Parsl's small
+ * messages that way: `ssh -N -R` halves parsl-perf here (docs/benchmarks.md, ## parsl).
+ */
+import type { SshLink } from "./link.js";
+
+/** The command: anything sshd starts will do; it is never waited for. */
+export const FIRST_SESSION_COMMAND = "exit 0";
+/** A pool whose shell startup hangs does not keep the session slot longer than this. */
+const GIVE_UP_MS = 30_000;
+
+/** Run one session on the link's current connection, in the background; errors are dropped. */
+export function openFirstSession(link: SshLink, waitMs: number): void {
+  link.exec(FIRST_SESSION_COMMAND, waitMs).then(
+    ({ channel, release }) => {
+      const stop = setTimeout(() => channel.close(), GIVE_UP_MS);
+      stop.unref();
+      let released = false;
+      const done = (): void => {
+        clearTimeout(stop);
+        if (!released) release();
+        released = true;
+      };
+      channel.once("close", done);
+      channel.once("error", done);
+      channel.stderr.on("error", () => undefined);
+      channel.stderr.resume();
+      channel.resume();
+      channel.end();
+    },
+    () => undefined, // the connection went, or is closing: the next one runs its own
+  );
+}
