@@ -6,10 +6,12 @@
  * SSH transport, same worker count, at --argsize 0 and 1,000,000. Runs alternate (the order
  * rotates every round) so that all see the same machine load; tasks/s is the last iteration's
  * (the one parsl-perf sized to --time), the median over rounds. A floor runs beside them: the
- * local executor with its workers reaching the interchange through the user's own `ssh -N -R`
- * to the same sshd (same cipher as the sidecar's master), which is what any SSH tunnel costs on
- * this machine, so ours / floor says what is left to the sidecar.
- * Last line: {"bench":"parsl","argsizes":{"0":{"local_tasks_per_s","ssh_R_tasks_per_s","transports":{NAME:{"tasks_per_s","ratio","ratio_vs_ssh_R"}}},...}}
+ * local executor with its workers reaching the interchange through the user's own `ssh -R` to
+ * the same sshd (same cipher as the sidecar's master), holding a session open as the sidecar's
+ * connections do, which is what any SSH tunnel costs on this machine, so ours / floor says what
+ * is left to the sidecar. The same tunnel opened with `-N` runs too (`ssh_N_R`): without a
+ * session, sshd never sets TCP_NODELAY on the connection (docs/benchmarks.md, ## parsl).
+ * Last line: {"bench":"parsl","argsizes":{"0":{"local_tasks_per_s","ssh_R_tasks_per_s","ssh_N_R_tasks_per_s","transports":{NAME:{"tasks_per_s","ratio","ratio_vs_ssh_R"}}},...}}
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -57,7 +59,11 @@ const env = {
 };
 
 /** parsl-perf config files: `fresh_config()` (the module is executed twice; it builds once). */
-function writeConfigs(floor: { workerPort: number; tunnelPort: number }): Record<string, string> {
+function writeConfigs(floor: {
+  workerPort: number;
+  tunnelPort: number;
+  tunnelPortN: number;
+}): Record<string, string> {
   const files: Record<string, string> = {};
   const runDir = (name: string): string => JSON.stringify(join(tmp, `runinfo-${name}`));
   files.local = join(tmp, "local.py");
@@ -77,12 +83,16 @@ def fresh_config():
     )
 `,
   );
-  // the floor: the interchange listens on workerPort; its workers dial tunnelPort, which sshd
-  // forwards to it through `ssh -N -R`
-  files.ssh_R = join(tmp, "ssh_r.py");
-  writeFileSync(
-    files.ssh_R,
-    `from parsl.config import Config
+  // the floors: the interchange listens on workerPort; its workers dial a port that sshd
+  // forwards to it through the user's own `ssh -R` (with a session) or `ssh -N -R`
+  for (const [name, tunnelPort] of [
+    ["ssh_R", floor.tunnelPort],
+    ["ssh_N_R", floor.tunnelPortN],
+  ] as const) {
+    files[name] = join(tmp, `${name.toLowerCase()}.py`);
+    writeFileSync(
+      files[name],
+      `from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 from parsl.providers import LocalProvider
@@ -94,15 +104,16 @@ if "--port={worker_port} " not in DEFAULT_LAUNCH_CMD or "-a {addresses} " not in
 def fresh_config():
     return Config(
         executors=[HighThroughputExecutor(
-            label="ssh_R", address="127.0.0.1", worker_port=${floor.workerPort},
-            launch_cmd=DEFAULT_LAUNCH_CMD.replace("--port={worker_port} ", "--port=${floor.tunnelPort} ")
+            label="${name}", address="127.0.0.1", worker_port=${floor.workerPort},
+            launch_cmd=DEFAULT_LAUNCH_CMD.replace("--port={worker_port} ", "--port=${tunnelPort} ")
             .replace("-a {addresses} ", "-a 127.0.0.1 "),
             max_workers_per_node=${workers}, provider=LocalProvider())],
-        run_dir=${runDir("ssh_R")},
+        run_dir=${runDir(name)},
         usage_tracking=0,
     )
 `,
-  );
+    );
+  }
   for (const t of transports) {
     const executors = join(tmp, `executors-${t}.json`);
     writeFileSync(
@@ -157,7 +168,7 @@ async function perf(config: string, argsize: number): Promise<number> {
   return rates.at(-1)!;
 }
 
-let floorTunnel: ChildProcess | undefined;
+let floorTunnels: ChildProcess[] = [];
 const bin = join(repo, "dist", "bin", "parsl-sidecar.js");
 const sidecar = spawn(
   "node",
@@ -179,25 +190,31 @@ try {
   for (const t of transports) mkdirSync(join(tmp, `pool-${t}`));
   const workerPort = await getPort({ host: "127.0.0.1" });
   const tunnelPort = await getPort({ host: "127.0.0.1" });
-  floorTunnel = spawn(
-    "ssh",
-    [
-      ...sshd.sshArgs().slice(0, -1),
-      "-N",
-      "-o",
-      "ExitOnForwardFailure=yes",
-      "-o",
-      `Ciphers=${CIPHER}`,
-      "-R",
-      `127.0.0.1:${tunnelPort}:127.0.0.1:${workerPort}`,
-      `${sshd.user}@${sshd.host}`,
-    ],
-    { stdio: ["ignore", "ignore", "inherit"] },
-  );
-  const files = writeConfigs({ workerPort, tunnelPort });
-  const names = ["local", "ssh_R", ...transports];
+  const tunnelPortN = await getPort({ host: "127.0.0.1" });
+  const floorArgs = (port: number): string[] => [
+    ...sshd.sshArgs().slice(0, -1),
+    "-T",
+    "-o",
+    "ExitOnForwardFailure=yes",
+    "-o",
+    `Ciphers=${CIPHER}`,
+    "-R",
+    `127.0.0.1:${port}:127.0.0.1:${workerPort}`,
+  ];
+  // the floor holds a session (`cat` ends when this ssh goes and its stdin closes), as the
+  // sidecar's connections always do; the second is the same tunnel with -N, no session
+  floorTunnels = [
+    spawn("ssh", [...floorArgs(tunnelPort), `${sshd.user}@${sshd.host}`, "cat >/dev/null"], {
+      stdio: ["pipe", "ignore", "inherit"],
+    }),
+    spawn("ssh", [...floorArgs(tunnelPortN), "-N", `${sshd.user}@${sshd.host}`], {
+      stdio: ["ignore", "ignore", "inherit"],
+    }),
+  ];
+  const files = writeConfigs({ workerPort, tunnelPort, tunnelPortN });
+  const names = ["local", "ssh_R", "ssh_N_R", ...transports];
   log(
-    `parsl-perf --time ${seconds}, --argsize ${argsizes.join(" and ")}, ${rounds} round(s): local HTEX, the same with its workers through \`ssh -N -R\` (the floor), and the same on a loopback pool over ${transports.join(", ")}; ${workers} workers each`,
+    `parsl-perf --time ${seconds}, --argsize ${argsizes.join(" and ")}, ${rounds} round(s): local HTEX, the same with its workers through \`ssh -R\` holding a session (the floor) and through \`ssh -N -R\`, and the same on a loopback pool over ${transports.join(", ")}; ${workers} workers each`,
   );
   const rates: Record<string, number[]> = {};
   const load0 = loadavg()[0]!;
@@ -222,12 +239,15 @@ try {
       argsizes.map((a) => {
         const local = median(rates[`local.${a}`]!);
         const floor = median(rates[`ssh_R.${a}`]!);
+        const floorN = median(rates[`ssh_N_R.${a}`]!);
         return [
           String(a),
           {
             local_tasks_per_s: r2(local),
             ssh_R_tasks_per_s: r2(floor),
             ssh_R_ratio: r2(floor / local),
+            ssh_N_R_tasks_per_s: r2(floorN),
+            ssh_N_R_ratio: r2(floorN / local),
             transports: Object.fromEntries(
               transports.map((t) => {
                 const ours = median(rates[`${t}.${a}`]!);
@@ -258,7 +278,7 @@ try {
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 } finally {
-  floorTunnel?.kill("SIGTERM");
+  for (const p of floorTunnels) p.kill("SIGTERM");
   sidecar.kill("SIGTERM");
   await new Promise((r) => sidecar.once("exit", r));
   await sshd.stop();
