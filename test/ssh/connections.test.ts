@@ -1,13 +1,13 @@
 // SshConnections against a real OpenSSH sshd: exec (exit codes, stderr, stdin, env, cwd,
 // timeout), spawn with process-group kill, and one shared connection per target.
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { isSshLease } from "../../src/ssh/connections.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
 import { makeTempDir } from "../testbed/registry.js";
-import { eventually, poolPerBlock, sshSetup, token } from "./helpers.js";
+import { eventually, poolPerBlock, sshdNodelay, sshSetup, token } from "./helpers.js";
 
 stopAllAfterAll();
 
@@ -348,13 +348,7 @@ describe("a pool whose login shell writes to stderr before the command runs", ()
 // carried only forwards stalled Parsl's small messages for delayed ACKs (first-session.ts)
 describe("sshd's side of every connection has Nagle's algorithm off", () => {
   const bed = poolPerBlock();
-  const nodelay = (): { peer_port: number; nodelay: number }[] =>
-    JSON.parse(
-      execFileSync("python3", [
-        join(import.meta.dirname, "../fixtures/tcp-nodelay.py"),
-        String(bed.s.sshd.port),
-      ]).toString(),
-    );
+  const nodelay = () => sshdNodelay(bed.s.sshd.port);
   const allOn = (): boolean => {
     const socks = nodelay();
     return socks.length > 0 && socks.every((s) => s.nodelay === 1);

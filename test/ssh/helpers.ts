@@ -1,4 +1,5 @@
 // Shared set-up for the SSH tests: a private sshd, an ssh config naming it, and a pool.
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -139,4 +140,17 @@ export function endSsh2Link(link: unknown): void {
 /** The SSH transport this vitest project runs the tests over (vitest.config.ts). */
 export function transport(): "ssh2" | "openssh" {
   return process.env.PARSL_SIDECAR_SSH_TRANSPORT === "openssh" ? "openssh" : "ssh2";
+}
+
+/**
+ * TCP_NODELAY of sshd's side of every connection to `port` (test/fixtures/tcp-nodelay.py borrows
+ * each socket from sshd with pidfd_getfd): what Nagle's algorithm does to that connection.
+ */
+export function sshdNodelay(port: number): { peer_port: number; nodelay: number }[] {
+  return JSON.parse(
+    execFileSync("python3", [
+      join(import.meta.dirname, "../fixtures/tcp-nodelay.py"),
+      String(port),
+    ]).toString(),
+  );
 }

@@ -14,6 +14,7 @@ import type { ResolvedHost } from "../config.js";
 import { checkHostKey, knownTypes } from "../host-key.js";
 import { preferredHostKeyAlgorithms } from "../known-hosts.js";
 import { AuthFlow, type HopPrompts } from "./interactive.js";
+import { openJumpSession } from "./jump-session.js";
 import { ssh2 } from "./lazy.js";
 import { ssh2CannotReach } from "./unsupported.js";
 
@@ -277,7 +278,9 @@ export async function connectChain(chain: ResolvedHost[], settings: HopSettings)
     for (let i = 0; i < chain.length; i++) {
       const prev = hops[i - 1];
       const sock = prev ? await forwardTo(prev, chain[i]!) : undefined;
-      hops.push(await connectHop(chain[i]!, settings, sock, prev?.host));
+      const hop = await connectHop(chain[i]!, settings, sock, prev?.host);
+      hops.push(hop);
+      if (i < chain.length - 1) openJumpSession(hop.client);
     }
     return hops;
   } catch (err) {

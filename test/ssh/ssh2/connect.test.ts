@@ -12,7 +12,7 @@ import { childrenTree } from "../../testbed/registry.js";
 import { writeSshConfig } from "../../testbed/ssh-config.js";
 import { startSshd, type Sshd } from "../../testbed/sshd.js";
 import { listenersOf } from "../../tunnels/helpers.js";
-import { entryFor, eventually } from "../helpers.js";
+import { entryFor, eventually, sshdNodelay } from "../helpers.js";
 
 stopAllAfterAll();
 
@@ -224,6 +224,24 @@ describe("ProxyJump", () => {
   afterAll(async () => {
     await Promise.all([jump?.stop(), target?.stop(), refusing?.stop()]);
   }, 30000);
+
+  it("the jump host's side of its connection has Nagle's algorithm off too", {
+    timeout: 30000,
+  }, async () => {
+    // the jump's sshd forwards the pool's small packets; with Nagle on it held them for ACKs
+    const pool = new SshConnections({ configPath });
+    try {
+      await pool.acquire("behind", "t");
+      const on = (port: number) => () => {
+        const socks = sshdNodelay(port);
+        return socks.length > 0 && socks.every((s) => s.nodelay === 1);
+      };
+      expect(await eventually(on(jump.port), 5000)).toBe(true);
+      expect(await eventually(on(target.port), 5000)).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
 
   it("connects through one and through two hops", { timeout: 30000 }, async () => {
     const pool = new SshConnections({ configPath });

@@ -1,0 +1,22 @@
+/**
+ * One empty session on each jump host's connection, for the reason src/ssh/first-session.ts
+ * gives: the jump's sshd forwards the pool's small SSH packets to this side with Nagle's
+ * algorithm on until a session starts there. A jump that refuses sessions is left as it is.
+ */
+import type { Client } from "ssh2";
+import { FIRST_SESSION_COMMAND } from "../first-session.js";
+
+export function openJumpSession(client: Client): void {
+  try {
+    client.exec(FIRST_SESSION_COMMAND, (err, ch) => {
+      if (err) return;
+      ch.on("error", () => undefined);
+      ch.stderr.on("error", () => undefined);
+      ch.stderr.resume();
+      ch.resume();
+      ch.end();
+    });
+  } catch {
+    // the connection is already closing
+  }
+}
