@@ -8,7 +8,7 @@ import type { EventBus } from "../events.js";
 import type { Logger } from "../util/logger.js";
 import type { AuthOptions } from "./auth.js";
 import { loadConfig, resolveChain, SSH_CONFIG_ENV } from "./config.js";
-import { openFirstSession } from "./first-session.js";
+import { firstSessionUnlessUsed } from "./first-session.js";
 import type {
   ExecOptions,
   ExecResult,
@@ -89,6 +89,8 @@ interface Entry {
   linger: NodeJS.Timeout | undefined;
   /** how its transport was chosen */
   decision: TransportDecision;
+  /** the connection generation that last carried a command of a lease */
+  sessionGen: number;
 }
 
 /** What an SSH lease offers besides HostLease, for src modules (not over RPC). */
@@ -149,12 +151,20 @@ export class SshConnections implements Hosts {
         prompted: false,
         linger: undefined,
         decision: chosen,
+        sessionGen: 0,
       };
       conn.once("prompted", () => {
         created.prompted = true;
       });
       // after the first connect and every reconnect: sshd's TCP_NODELAY comes with a session
-      conn.on("ready", () => openFirstSession(conn, this.opts.waitReadyMs ?? 30_000));
+      conn.on("ready", (gen: number) =>
+        firstSessionUnlessUsed(
+          conn,
+          gen,
+          (g) => created.sessionGen === g,
+          this.opts.waitReadyMs ?? 30_000,
+        ),
+      );
       // a lingering connection (no lease) that drops is not reconnected: no one to ask for
       conn.on("down", () => {
         if (created.leases.size === 0) this.dropIdle(created);
@@ -294,6 +304,7 @@ export class SshConnections implements Hosts {
       target: conn.target,
       open: async (command) => {
         const { channel, release, generation } = await conn.exec(command, waitMs);
+        entry.sessionGen = generation;
         return { channel, done: release, onGone: (cb) => conn.onEnded(generation, cb) };
       },
       killGroup: async (pgid, signal) => {

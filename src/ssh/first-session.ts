@@ -13,6 +13,30 @@ export const FIRST_SESSION_COMMAND = "exit 0";
 /** A pool whose shell startup hangs does not keep the session slot longer than this. */
 const GIVE_UP_MS = 30_000;
 
+/**
+ * A connection whose first second carries no command of ours gets the empty session then. Most
+ * connections run a command at once, which does the same; and on a pool whose shell startup
+ * takes a lock (pyenv's rehash), a second session at the same moment can print its warning into
+ * the first one's stderr.
+ */
+export const FIRST_SESSION_DELAY_MS = 1000;
+
+/**
+ * After FIRST_SESSION_DELAY_MS, the empty session on connection `gen`, unless `ran(gen)` says a
+ * session ran on it meanwhile or the link moved on.
+ */
+export function firstSessionUnlessUsed(
+  link: SshLink,
+  gen: number,
+  ran: (gen: number) => boolean,
+  waitMs: number,
+): void {
+  setTimeout(() => {
+    if (!ran(gen) && link.generation === gen && link.state === "ready")
+      openFirstSession(link, waitMs);
+  }, FIRST_SESSION_DELAY_MS).unref();
+}
+
 /** Run one session on the link's current connection, in the background; errors are dropped. */
 export function openFirstSession(link: SshLink, waitMs: number): void {
   link.exec(FIRST_SESSION_COMMAND, waitMs).then(

@@ -1,9 +1,11 @@
 // SshConnections against a real OpenSSH sshd: exec (exit codes, stderr, stdin, env, cwd,
 // timeout), spawn with process-group kill, and one shared connection per target.
 import { spawn, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
+import { FIRST_SESSION_DELAY_MS } from "../../src/ssh/first-session.js";
 import { isSshLease } from "../../src/ssh/connections.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
 import { makeTempDir } from "../testbed/registry.js";
@@ -382,5 +384,31 @@ describe("sshd's side of every connection has Nagle's algorithm off", () => {
     await bed.s.sshd.killConnections();
     expect(await eventually(() => conn.generation > gen, 15000)).toBe(true);
     expect(await eventually(allOn, 5000)).toBe(true);
+  });
+
+  it("the empty session runs only where no command ran in the first second", {
+    timeout: 30000,
+  }, async () => {
+    const s = await sshSetup();
+    const sessions = (): number =>
+      (readFileSync(s.sshd.logPath, "utf8").match(/Starting session: command/g) ?? []).length;
+    try {
+      // idle: the empty session is the connection's one session
+      const idle = await s.pool.acquire("pool", "t");
+      await sleep(FIRST_SESSION_DELAY_MS + 1000);
+      expect(sessions()).toBe(1);
+      idle.release();
+      expect(await eventually(() => s.pool.list().length === 0, 5000)).toBe(true);
+      // a command at once: it is the only session of the new connection
+      const busy = await s.pool.acquire("pool", "t");
+      await busy.exec("true");
+      await sleep(FIRST_SESSION_DELAY_MS + 1000);
+      expect(sessions()).toBe(2);
+      expect(sshdNodelay(s.sshd.port)).toMatchObject([{ nodelay: 1 }]);
+      busy.release();
+    } finally {
+      await s.pool.close();
+      await s.sshd.stop();
+    }
   });
 });

@@ -4,9 +4,14 @@
  * algorithm on until a session starts there. A jump that refuses sessions is left as it is.
  */
 import type { Client } from "ssh2";
-import { FIRST_SESSION_COMMAND } from "../first-session.js";
+import { FIRST_SESSION_COMMAND, FIRST_SESSION_DELAY_MS } from "../first-session.js";
 
+/** After FIRST_SESSION_DELAY_MS (not at once: see there), unless the connection is gone. */
 export function openJumpSession(client: Client): void {
+  setTimeout(() => run(client), FIRST_SESSION_DELAY_MS).unref();
+}
+
+function run(client: Client): void {
   try {
     client.exec(FIRST_SESSION_COMMAND, (err, ch) => {
       if (err) return;
