@@ -1,10 +1,11 @@
 /**
- * One empty session on every new connection. sshd turns Nagle's algorithm off for a connection
- * only when it starts the connection's first session (session.c calls ssh_packet_set_interactive,
- * which sets TCP_NODELAY); until then it holds a small packet back while an earlier one is
- * unacknowledged, and the client acknowledges late (~40 ms). A connection that carries only
- * forwards (a reconnect whose tunnels come back by themselves) would stall Parsl's small
- * messages that way: `ssh -N -R` halves parsl-perf here (docs/benchmarks.md, ## parsl).
+ * One empty session on every new connection that no command of ours used in its first second.
+ * sshd turns Nagle's algorithm off for a connection only when the connection's first session
+ * starts (session.c calls ssh_packet_set_interactive, which sets TCP_NODELAY). Until then it
+ * holds a small packet back while an earlier one is unacknowledged, and the client acknowledges
+ * late (~40 ms). A connection that carries only forwards (a reconnect whose tunnels come back by
+ * themselves) would stall Parsl's small messages that way: `ssh -N -R` halves parsl-perf here
+ * (docs/benchmarks.md, ## parsl).
  */
 import type { SshLink } from "./link.js";
 
