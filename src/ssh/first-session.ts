@@ -7,6 +7,7 @@
  * themselves) would stall Parsl's small messages that way: `ssh -N -R` halves parsl-perf here
  * (docs/benchmarks.md, ## parsl).
  */
+import type { Duplex, Readable } from "node:stream";
 import type { SshLink } from "./link.js";
 
 /** The command: anything sshd starts will do; it is never waited for. */
@@ -38,8 +39,17 @@ export function firstSessionUnlessUsed(
   }, FIRST_SESSION_DELAY_MS).unref();
 }
 
+/** Read a command's output away and close its stdin: what the empty session needs of a channel. */
+export function discard(ch: Duplex & { stderr: Readable }): void {
+  ch.on("error", () => undefined);
+  ch.stderr.on("error", () => undefined);
+  ch.stderr.resume();
+  ch.resume();
+  ch.end();
+}
+
 /** Run one session on the link's current connection, in the background; errors are dropped. */
-export function openFirstSession(link: SshLink, waitMs: number): void {
+function openFirstSession(link: SshLink, waitMs: number): void {
   link.exec(FIRST_SESSION_COMMAND, waitMs).then(
     ({ channel, release }) => {
       const stop = setTimeout(() => channel.close(), GIVE_UP_MS);
@@ -52,10 +62,7 @@ export function openFirstSession(link: SshLink, waitMs: number): void {
       };
       channel.once("close", done);
       channel.once("error", done);
-      channel.stderr.on("error", () => undefined);
-      channel.stderr.resume();
-      channel.resume();
-      channel.end();
+      discard(channel);
     },
     () => undefined, // the connection went, or is closing: the next one runs its own
   );

@@ -4,7 +4,7 @@
  * algorithm on until a session starts there. A jump that refuses sessions is left as it is.
  */
 import type { Client } from "ssh2";
-import { FIRST_SESSION_COMMAND, FIRST_SESSION_DELAY_MS } from "../first-session.js";
+import { discard, FIRST_SESSION_COMMAND, FIRST_SESSION_DELAY_MS } from "../first-session.js";
 
 /** After FIRST_SESSION_DELAY_MS (not at once: see there), unless the connection is gone. */
 export function openJumpSession(client: Client): void {
@@ -14,12 +14,7 @@ export function openJumpSession(client: Client): void {
 function run(client: Client): void {
   try {
     client.exec(FIRST_SESSION_COMMAND, (err, ch) => {
-      if (err) return;
-      ch.on("error", () => undefined);
-      ch.stderr.on("error", () => undefined);
-      ch.stderr.resume();
-      ch.resume();
-      ch.end();
+      if (!err) discard(ch);
     });
   } catch {
     // the connection is already closing
