@@ -5,15 +5,17 @@
  * then both ends resend what the other did not receive. The local socket it is spliced with
  * (the interchange, for Parsl) never sees the cut.
  */
+import { Socket } from "node:net";
 import { Duplex } from "node:stream";
 import { dataHeader, FrameReader, MAX_DATA_FRAME, single, type Frame } from "./durable-frames.js";
+import { giveBack } from "./slabs.js";
 
 /** Unacknowledged bytes after which writes wait (the local side is paused). */
 const HIGH_WATER = 8 * 1024 * 1024;
 /** Acknowledge after this many bytes, or ACK_DELAY_MS after the first unacknowledged one. */
 const ACK_BYTES = 256 * 1024;
 const ACK_DELAY_MS = 20;
-/** Below this, a D frame's header and payload go to the channel as one write (one SSH packet). */
+/** Below this, a D frame's header and payload go to an SSH channel as one write (one packet). */
 const JOIN_BELOW = 64 * 1024;
 
 export class DurableStream extends Duplex {
@@ -192,8 +194,11 @@ export class DurableStream extends Duplex {
     while (this.base < off && this.queue.length > 0) {
       const head = this.queue[0]!;
       const n = Math.min(head.length, off - this.base);
-      if (n === head.length) this.queue.shift();
-      else this.queue[0] = head.subarray(n);
+      if (n === head.length) {
+        this.queue.shift();
+        // the relay has these bytes, so no channel still holds them to write: the slab is free
+        giveBack(head);
+      } else this.queue[0] = head.subarray(n);
       this.base += n;
     }
     if (this.held && this.unacked < HIGH_WATER) {
@@ -206,7 +211,13 @@ export class DurableStream extends Duplex {
   private sendData(ch: Duplex, b: Buffer): void {
     for (let i = 0; i < b.length; i += MAX_DATA_FRAME) {
       const part = b.subarray(i, i + MAX_DATA_FRAME);
-      if (part.length < JOIN_BELOW) ch.write(Buffer.concat([dataHeader(part.length), part]));
+      if (ch instanceof Socket) {
+        // one writev of header and payload, without copying them into one buffer first
+        ch.cork();
+        ch.write(dataHeader(part.length));
+        ch.write(part);
+        ch.uncork();
+      } else if (part.length < JOIN_BELOW) ch.write(Buffer.concat([dataHeader(part.length), part]));
       else {
         ch.write(dataHeader(part.length));
         ch.write(part);

@@ -4,12 +4,12 @@
  * (relay-placement.ts). A durable tunnel (reverse-durable.ts) carries connections through a relay
  * that keeps them across dropped SSH connections.
  */
-import { connect, type NetConnectOpts, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { SidecarError } from "../errors.js";
 import type { SshLease } from "../ssh/connections.js";
 import type { DirectListener, RemoteListener, SshLink } from "../ssh/link.js";
 import { TunnelBase } from "./base.js";
+import { DurableStream } from "./durable-stream.js";
 import { startRelay, type Relay } from "./relay.js";
 import {
   chooseReach,
@@ -22,6 +22,7 @@ import {
 import { bindRemote, rebindRemote } from "./remote-listen.js";
 import { type PoolSession, ReverseCheck } from "./reverse-check.js";
 import { inspectPool, type PoolInfo, reclaimPool } from "./reverse-pool.js";
+import { connectService } from "./service.js";
 import type { CheckResult, TunnelRecord } from "./types.js";
 
 function isDirect(l: RemoteListener): l is DirectListener {
@@ -274,13 +275,11 @@ export class ReverseTunnel extends TunnelBase {
   }
 
   private toLocal(ch: Duplex, head: Buffer | undefined): void {
-    // a larger write buffer than the 16 KiB default: fewer pause/resume cycles of the channel
-    const sock: Socket = connect({
-      host: this.rec.local_host,
-      port: this.rec.local_port,
-      writableHighWaterMark: 1 << 20,
-    } as NetConnectOpts);
-    sock.setNoDelay(true);
+    const sock = connectService(
+      this.rec.local_host,
+      this.rec.local_port,
+      ch instanceof DurableStream,
+    );
     if (head && head.length > 0) sock.write(head);
     if (head && head.length > 0) this.rec.bytes_in += head.length;
     this.join(sock, ch);

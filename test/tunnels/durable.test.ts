@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { programText } from "../../src/remote/index.js";
 import { DurableHub, HELLO, mac, readLine } from "../../src/tunnels/durable-hub.js";
+import { connectService } from "../../src/tunnels/service.js";
 import { splice } from "../../src/tunnels/splice.js";
 import { eventually } from "../ssh/helpers.js";
 import { echoAll, echoServer, pattern, roundTrip, type Echo } from "./helpers.js";
@@ -149,7 +150,8 @@ describe("durable streams (relay program against the hub)", () => {
       resumeMs,
       name: "t",
       onStream: (s) => {
-        const sock = connect({ host: "127.0.0.1", port: service ?? echo.port });
+        // as the tunnel connects it (reverse.ts): read into slabs, given back when acknowledged
+        const sock = connectService("127.0.0.1", service ?? echo.port, true);
         splice(sock, s, spliced);
       },
     });

@@ -1,0 +1,121 @@
+// Slabs (src/tunnels/slabs.ts) and the service socket that reads into them (service.ts), over
+// real loopback sockets: every byte arrives while chunks are held, a slab is read into again only
+// after it was given back, and a durable stream gives one back when the relay acknowledges it.
+import { once } from "node:events";
+import { createServer, type Server, type Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { DurableStream } from "../../src/tunnels/durable-stream.js";
+import { connectService } from "../../src/tunnels/service.js";
+import { COPY_BELOW, freeSlabs, giveBack, SLAB_BYTES, takeSlab } from "../../src/tunnels/slabs.js";
+import { pattern } from "./helpers.js";
+
+const servers: Server[] = [];
+afterEach(() => {
+  for (const s of servers.splice(0)) s.close();
+});
+
+/** A listener on loopback whose connections go to `onConn`; resolves with its port. */
+async function listen(onConn: (s: Socket) => void): Promise<number> {
+  const srv = createServer(onConn);
+  servers.push(srv);
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  return (srv.address() as { port: number }).port;
+}
+
+/** Write `data` in pieces of 1 byte to 200 KiB, with pauses, so that reads come short and long. */
+async function dribble(s: Socket, data: Buffer): Promise<void> {
+  const sizes = [1, 100, 3000, 4096, 9000, 65536, 200_000];
+  let off = 0;
+  for (let i = 0; off < data.length; i++) {
+    const n = Math.min(sizes[i % sizes.length]!, data.length - off);
+    if (!s.write(data.subarray(off, off + n))) await once(s, "drain");
+    off += n;
+    if (i % 5 === 0) await new Promise((r) => setTimeout(r, 1));
+  }
+  s.end();
+}
+
+/** Connect with slabs and hold every chunk until the server has ended. */
+async function readHeld(port: number): Promise<Buffer[]> {
+  const sock = connectService("127.0.0.1", port, true);
+  const chunks: Buffer[] = [];
+  sock.on("data", (b: Buffer) => chunks.push(b));
+  await once(sock, "end");
+  sock.destroy();
+  return chunks;
+}
+
+const isSlab = (b: Buffer): boolean => b.buffer.byteLength === SLAB_BYTES;
+
+describe("slabs", () => {
+  it("a socket read into slabs delivers every byte in order while its chunks are held", async () => {
+    const data = pattern(8 << 20);
+    const port = await listen((s) => void dribble(s, data));
+    const chunks = await readHeld(port);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    // long reads are views of their slab, short ones copies (the slab is read into again)
+    const long = chunks.filter((c) => c.length >= COPY_BELOW);
+    const short = chunks.filter((c) => c.length < COPY_BELOW);
+    expect(long.length).toBeGreaterThan(0);
+    expect(short.length).toBeGreaterThan(0);
+    expect(long.every(isSlab)).toBe(true);
+    expect(short.some(isSlab)).toBe(false);
+    // each held chunk has a slab to itself
+    expect(new Set(long.map((c) => c.buffer)).size).toBe(long.length);
+    for (const c of chunks) giveBack(c);
+  });
+
+  it("a slab given back is read into again; other buffers are not taken", async () => {
+    const data = pattern(1 << 20);
+    const port = await listen((s) => s.end(data));
+    const chunks = await readHeld(port);
+    while (freeSlabs() > 0) takeSlab(); // start from an empty free list
+    giveBack(Buffer.alloc(SLAB_BYTES)); // not a slab
+    expect(freeSlabs()).toBe(0);
+    const slabs = chunks.filter(isSlab);
+    for (const c of slabs) giveBack(c);
+    expect(freeSlabs()).toBe(Math.min(slabs.length, 64));
+    const again = takeSlab();
+    expect(slabs.some((c) => c.buffer === again.buffer)).toBe(true);
+    expect(again.length).toBe(SLAB_BYTES);
+    // and the next connection reads into the slabs given back
+    const reused = new Set(slabs.map((c) => c.buffer));
+    giveBack(again);
+    const next = await readHeld(port);
+    expect(Buffer.concat(next).equals(data)).toBe(true);
+    expect(next.some((c) => reused.has(c.buffer))).toBe(true);
+  });
+
+  it("a durable stream gives a slab back when the relay acknowledges its bytes, not before", async () => {
+    const stream = new DurableStream(
+      "7",
+      10_000,
+      () => undefined,
+      () => true,
+    );
+    // the relay's side of the channel: collects the frames the stream writes
+    let wire = Buffer.alloc(0);
+    const port = await listen((s) =>
+      s.on("data", (b: Buffer) => (wire = Buffer.concat([wire, b]))),
+    );
+    const ch = connectService("127.0.0.1", port, false);
+    await once(ch, "connect");
+    stream.attach(ch, 0);
+    while (freeSlabs() > 0) takeSlab();
+    const slab = takeSlab();
+    const chunk = slab.subarray(0, 50_000);
+    pattern(50_000).copy(chunk);
+    stream.write(chunk);
+    await expect.poll(() => wire.length, { timeout: 5000 }).toBe(5 + 50_000);
+    // one frame: D, the length, the payload as written
+    expect(wire[0]).toBe(0x44);
+    expect(wire.readUInt32BE(1)).toBe(50_000);
+    expect(wire.subarray(5).equals(pattern(50_000))).toBe(true);
+    stream.acknowledged(20_000);
+    expect(freeSlabs()).toBe(0); // part of it is still the relay's to receive
+    stream.acknowledged(50_000);
+    expect(freeSlabs()).toBe(1);
+    expect(takeSlab().buffer).toBe(slab.buffer);
+    stream.destroy();
+  });
+});
