@@ -3,37 +3,49 @@
  * each one until the relay acknowledges it, so at hundreds of MB/s the young ones outlive their
  * scavenge and V8 runs a full collection about every 64 MB for the external memory alone (half
  * the sidecar's CPU on that path: docs/benchmarks.md, ## parsl). Here the service's socket reads
- * into slabs of our own, and a durable stream hands each slab back once its bytes are
- * acknowledged, so the same few are read into again.
+ * into slabs of our own, one read after another into the rest of the same slab, and a durable
+ * stream hands each chunk back once its bytes are acknowledged; a slab whose chunks have all come
+ * back (and that the reader has left) is read into again.
  *
- * The rule that makes reuse safe: a slab given to a reader belongs to the one chunk made of it
- * until whoever keeps that chunk gives it back, and nothing else may hold the chunk then.
+ * The rule that makes reuse safe: every chunk handed out is given back at most once, and only
+ * when nothing holds it any more.
  */
 
-/** The size of one slab: Node's own read size, so reads are as large as without slabs. */
+/** The size of one slab: Node's own read size, so a read from a fresh slab is as large. */
 export const SLAB_BYTES = 64 * 1024;
-/** A read shorter than this is copied out (Node's pooled small buffers) and its slab read into again. */
-export const COPY_BELOW = 4 * 1024;
-/** Slabs kept for reuse at most (4 MiB); past it a returned slab is left to the collector. */
+/** A reader moves to a new slab when less than this is left (reads stay 16-64 KiB). */
+export const MIN_TAIL = 16 * 1024;
+/** Slabs kept for reuse at most (4 MiB); past it a free slab is left to the collector. */
 const KEEP = 64;
 
 const free: Buffer[] = [];
-/** Every slab's memory, so that only slabs come back into the free list. */
-const ours = new WeakSet<ArrayBufferLike>();
+/** Chunks (and the reader) holding each slab, by the slab's memory; only slabs are in it. */
+const holders = new WeakMap<ArrayBufferLike, number>();
 
-/** A free slab, or a new one. */
+/** A free slab, or a new one; the caller holds it once. */
 export function takeSlab(): Buffer {
-  const b = free.pop();
-  if (b) return b;
-  const slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-  ours.add(slab.buffer);
+  const slab = free.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES);
+  holders.set(slab.buffer, 1);
   return slab;
 }
 
-/** Give back the slab under `chunk` (any view of it); a chunk not made of a slab is ignored. */
+function hold(memory: ArrayBufferLike): void {
+  holders.set(memory, (holders.get(memory) ?? 0) + 1);
+}
+
+/**
+ * Give back `chunk` (or any view of it) once nothing holds it; its slab is free when this was
+ * the last holder. A buffer not cut from a slab is ignored.
+ */
 export function giveBack(chunk: Buffer): void {
-  if (!ours.has(chunk.buffer) || free.length >= KEEP) return;
-  free.push(Buffer.from(chunk.buffer, 0, SLAB_BYTES));
+  const n = holders.get(chunk.buffer);
+  if (n === undefined || n <= 0) return;
+  if (n > 1) {
+    holders.set(chunk.buffer, n - 1);
+    return;
+  }
+  holders.set(chunk.buffer, 0);
+  if (free.length < KEEP) free.push(Buffer.from(chunk.buffer, 0, SLAB_BYTES));
 }
 
 /** Slabs waiting to be read into again (for tests). */
@@ -43,21 +55,28 @@ export function freeSlabs(): number {
 
 /**
  * The `onread` option of net.connect() that reads into slabs and passes each chunk to `onChunk`
- * (the socket then emits no `data` of its own). A chunk of COPY_BELOW bytes or more is a view
- * of its slab, which the receiver now owns; a shorter one is a copy.
+ * (the socket then emits no `data` of its own). Each chunk is a view of its slab, held until the
+ * receiver gives it back (or drops it, leaving the slab to the collector).
  */
 export function slabReader(onChunk: (chunk: Buffer) => void): {
   buffer: () => Buffer;
   callback: (n: number, buf: Buffer) => boolean;
 } {
-  let spare: Buffer | undefined;
+  let slab: Buffer | undefined;
+  let used = 0;
   return {
-    buffer: () => (spare ??= takeSlab()),
+    buffer: () => {
+      if (!slab || SLAB_BYTES - used < MIN_TAIL) {
+        if (slab) giveBack(slab); // the reader leaves it; its chunks may still hold it
+        slab = takeSlab();
+        used = 0;
+      }
+      return slab.subarray(used);
+    },
     callback: (n, buf) => {
-      if (n >= COPY_BELOW) {
-        spare = undefined;
-        onChunk(buf.subarray(0, n));
-      } else onChunk(Buffer.from(buf.subarray(0, n)));
+      used += n;
+      hold(buf.buffer);
+      onChunk(buf.subarray(0, n));
       return true;
     },
   };
