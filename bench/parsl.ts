@@ -11,7 +11,7 @@
  * connections do, which is what any SSH tunnel costs on this machine, so ours / floor says what
  * is left to the sidecar. The same tunnel opened with `-N` runs too (`ssh_N_R`): without a
  * session, sshd never sets TCP_NODELAY on the connection (docs/benchmarks.md, ## parsl).
- * Last line: {"bench":"parsl","argsizes":{"0":{"local_tasks_per_s","ssh_R_tasks_per_s","ssh_N_R_tasks_per_s","transports":{NAME:{"tasks_per_s","ratio","ratio_vs_ssh_R"}}},...}}
+ * Last line: {"bench":"parsl","argsizes":{"0":{"local_tasks_per_s","ssh_R_tasks_per_s","ssh_N_R_tasks_per_s","transports":{NAME:{"tasks_per_s","ratio","ratio_vs_ssh_R","ratio_paired","ratio_vs_ssh_R_paired"}}},...}}
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -228,6 +228,10 @@ try {
         log(`round ${round + 1} argsize ${argsize} ${n}: ${rate.toFixed(1)} tasks/s`);
       }
     }
+  // the machine's speed drifts by up to 1.5x over minutes: each round's pair, measured
+  // back to back, compares better than medians taken apart
+  const paired = (ours: string, base: string): number =>
+    median(rates[ours]!.map((x, i) => x / rates[base]![i]!));
   const out = {
     bench: "parsl",
     tool: "parsl-perf (python -m parsl.benchmark.perf)",
@@ -257,6 +261,8 @@ try {
                     tasks_per_s: r2(ours),
                     ratio: r2(ours / local),
                     ratio_vs_ssh_R: r2(ours / floor),
+                    ratio_paired: r2(paired(`${t}.${a}`, `local.${a}`)),
+                    ratio_vs_ssh_R_paired: r2(paired(`${t}.${a}`, `ssh_R.${a}`)),
                   },
                 ];
               }),
