@@ -1,8 +1,8 @@
 /**
  * Read buffers that come back. Node gives every socket read a new buffer; a durable stream keeps
- * each one until the relay acknowledges it, so at hundreds of MB/s the young ones outlive their
- * scavenge and V8 runs a full collection about every 64 MB for the external memory alone (half
- * the sidecar's CPU on that path: docs/benchmarks.md, ## parsl). Here the service's socket reads
+ * each one until the relay acknowledges it, so the young ones outlive their scavenge, and at
+ * 450 MB/s V8 ran a full collection about every 80 ms for the external memory alone (half the
+ * sidecar's CPU on that path: docs/benchmarks.md, ## parsl). Here the service's socket reads
  * into slabs of our own, one read after another into the rest of the same slab, and a durable
  * stream hands each chunk back once its bytes are acknowledged; a slab whose chunks have all come
  * back (and that the reader has left) is read into again.
