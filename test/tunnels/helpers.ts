@@ -165,3 +165,18 @@ export function echoAll(
   s.on("drain", pump);
   return { done, socket: s };
 }
+
+const listening: Server[] = [];
+
+/** A listener on loopback whose connections go to `onConn`; resolves with its port. */
+export async function listen(onConn: (s: Socket) => void): Promise<number> {
+  const srv = createServer(onConn);
+  listening.push(srv);
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  return (srv.address() as { port: number }).port;
+}
+
+/** Close every listener listen() opened (an afterEach). */
+export function closeListeners(): void {
+  for (const s of listening.splice(0)) s.close();
+}

@@ -3,25 +3,14 @@
 // after all its chunks were given back, and a durable stream gives one back when the relay
 // acknowledges it.
 import { once } from "node:events";
-import { createServer, type Server, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { DurableStream } from "../../src/tunnels/durable-stream.js";
 import { connectService } from "../../src/tunnels/service.js";
 import { freeSlabs, giveBack, SLAB_BYTES, takeSlab } from "../../src/tunnels/slabs.js";
-import { pattern } from "./helpers.js";
+import { closeListeners, listen, pattern } from "./helpers.js";
 
-const servers: Server[] = [];
-afterEach(() => {
-  for (const s of servers.splice(0)) s.close();
-});
-
-/** A listener on loopback whose connections go to `onConn`; resolves with its port. */
-async function listen(onConn: (s: Socket) => void): Promise<number> {
-  const srv = createServer(onConn);
-  servers.push(srv);
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  return (srv.address() as { port: number }).port;
-}
+afterEach(closeListeners);
 
 /** Write `data` in pieces of 1 byte to 200 KiB, with pauses, so that reads come short and long. */
 async function dribble(s: Socket, data: Buffer): Promise<void> {

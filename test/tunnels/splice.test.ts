@@ -1,22 +1,13 @@
 // src/tunnels/splice.ts with real sockets: a reply that ends with FIN right behind its last bytes
 // reaches a slow channel whole (the tail was dropped when the splice destroyed both sides on the
 // first close), and an error still tears both sides down at once.
-import { createServer, connect, type Server, type Socket } from "node:net";
+import { connect, type Socket } from "node:net";
 import { Duplex } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { splice, type SpliceStats } from "../../src/tunnels/splice.js";
+import { closeListeners, listen } from "./helpers.js";
 
-const servers: Server[] = [];
-afterEach(() => {
-  for (const s of servers.splice(0)) s.close();
-});
-
-async function listen(onConn: (s: Socket) => void): Promise<number> {
-  const srv = createServer(onConn);
-  servers.push(srv);
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  return (srv.address() as { port: number }).port;
-}
+afterEach(closeListeners);
 
 function stats(): SpliceStats {
   return { bytes_in: 0, bytes_out: 0, connections: 0, total_connections: 0 };
