@@ -1,7 +1,7 @@
 // src/tunnels/splice.ts with real sockets: a reply that ends with FIN right behind its last bytes
 // reaches a slow channel whole (the tail was dropped when the splice destroyed both sides on the
 // first close), and an error still tears both sides down at once.
-import { connect, type Socket } from "node:net";
+import { connect } from "node:net";
 import { Duplex } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { splice, type SpliceStats } from "../../src/tunnels/splice.js";
