@@ -139,7 +139,9 @@ describe("ExecutorsService", () => {
     expect(st.tail).toContain("ended while it was detached: exit status 7");
     // what it wrote after the drop, which no channel brought, was read from its files there
     expect(readFileSync(out, "utf8")).toBe("started\nafter the drop\n");
-    expect(readFileSync(err, "utf8")).toBe("err after\n");
+    // (after whatever the pool's login shell printed first: pyenv's rehash on this machine when
+    // two logins race for its lock)
+    expect(readFileSync(err, "utf8")).toMatch(/(^|\n)err after\n$/);
     expect(st.tail).toContain("after the drop");
     // and nothing of it is left on the pool
     expect(await eventually(() => leftOnPool(b.id).length === 0, 15_000)).toBe(true);
