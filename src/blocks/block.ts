@@ -98,19 +98,28 @@ export function parseBlockStatus(
     : { exitCode: null, signal: `SIG${m[2]}` };
 }
 
-/** Pass a channel's output to the block's files here and its tail, counting the bytes. */
-export function capture(block: Block, proc: HostProcess): void {
+/**
+ * Pass a channel's output to the block's files here and its tail, counting the bytes. Returns
+ * where the login shell's own lines go (spawn's `onStartup`): to the stderr file and the tail,
+ * uncounted, since the block's files on the pool, which `seen` indexes, never had them.
+ */
+export function capture(block: Block, proc: HostProcess): (startup: Buffer) => void {
+  let errFile: WriteStream | undefined;
+  const show = (chunk: Buffer): void => {
+    block.info.tail = (block.info.tail + chunk.toString("utf8")).slice(-TAIL_BYTES);
+  };
   for (const which of ["stdout", "stderr"] as const) {
     const path = block.paths[which];
     const file = path ? createWriteStream(path, { flags: "a", mode: 0o600 }) : undefined;
     if (file) {
       file.on("error", () => undefined);
       block.files.push(file);
+      if (which === "stderr") errFile = file;
     }
     proc[which].on("data", (chunk: Buffer) => {
       block.seen[which] += chunk.length;
       file?.write(chunk);
-      block.info.tail = (block.info.tail + chunk.toString("utf8")).slice(-TAIL_BYTES);
+      show(chunk);
     });
     if (file) {
       // each channel's files close with it: a detached block follows its output over one new
@@ -123,4 +132,8 @@ export function capture(block: Block, proc: HostProcess): void {
       proc[which].once("end", done).once("close", done);
     }
   }
+  return (startup) => {
+    if (errFile && !errFile.writableEnded) errFile.write(startup);
+    show(startup);
+  };
 }

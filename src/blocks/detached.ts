@@ -92,7 +92,10 @@ async function follow(block: Block, hooks: BlockHooks): Promise<void> {
   if (!d || d.follower || d.nothingToFollow || block.info.ended_at !== null) return;
   let proc: HostProcess;
   try {
-    proc = await block.lease.spawn(followCommand(block.info.id, block.info.pgid!, block.seen));
+    // the login shell's own lines are dropped: they are not the block's, nor counted in `seen`
+    proc = await block.lease.spawn(followCommand(block.info.id, block.info.pgid!, block.seen), {
+      onStartup: () => undefined,
+    });
   } catch {
     return; // not reachable yet: the next look tries again
   }
@@ -122,7 +125,9 @@ async function readRest(block: Block): Promise<boolean> {
   if (d.nothingToFollow) return true;
   let proc: HostProcess;
   try {
-    proc = await block.lease.spawn(restCommand(block.info.id, block.seen));
+    proc = await block.lease.spawn(restCommand(block.info.id, block.seen), {
+      onStartup: () => undefined,
+    });
   } catch {
     // the pool went away again: the next look tries again, a few times
     return ++d.restTries >= REST_TRIES;

@@ -58,12 +58,18 @@ export class BlockManager {
     const cd =
       req.cwd === undefined ? "" : `mkdir -p ${remoteDir(req.cwd)} && cd ${remoteDir(req.cwd)} && `;
     let proc: HostProcess;
+    // the login shell's lines: kept until the channel is captured
+    const early: Buffer[] = [];
+    let startup: (b: Buffer) => void = (b) => early.push(b);
     try {
       // the marker tells this block's processes from a later group that reuses its id
       const run = lease.isLocal
         ? `exec bash -c ${shellQuote(req.script)}`
         : survivingCommand(id, req.script);
-      proc = await lease.spawn(`${cd}${run}`, { env: { ...extra, [BLOCK_MARK]: id } });
+      proc = await lease.spawn(`${cd}${run}`, {
+        env: { ...extra, [BLOCK_MARK]: id },
+        onStartup: (b) => startup(b),
+      });
     } catch (err) {
       lease.release();
       throw new SidecarError(
@@ -95,7 +101,8 @@ export class BlockManager {
       seen: { stdout: 0, stderr: 0 },
     };
     this.blocks.set(id, block);
-    capture(block, proc);
+    startup = capture(block, proc);
+    for (const b of early.splice(0)) startup(b);
     proc.stdin.end();
     info.pgid = await proc.pgid.catch(() => null);
     void proc.exited.then(

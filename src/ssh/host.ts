@@ -29,6 +29,12 @@ export interface ExecOptions {
 export interface SpawnOptions {
   env?: Record<string, string>;
   cwd?: string;
+  /**
+   * takes what the login shell's rc files print on stderr before the command starts, which
+   * `stderr` then leaves out (all of it stays in `stderr` if the command never starts): for a
+   * caller that counts the command's own bytes, as a worker block does
+   */
+  onStartup?: (stderr: Buffer) => void;
 }
 
 /** A long-running command: streams, and a process group that can be killed whole. */

@@ -74,7 +74,11 @@ export class PgidSniffer {
   private passed = 0;
   pgid: number | undefined;
 
-  constructor(private readonly onPgid: (pgid: number | undefined) => void) {}
+  /** `onStartup`: hold what comes before the mark and hand it there once the mark arrives */
+  constructor(
+    private readonly onPgid: (pgid: number | undefined) => void,
+    private readonly onStartup?: (startup: Buffer) => void,
+  ) {}
 
   push(chunk: Buffer): Buffer {
     if (this.done) return chunk;
@@ -91,6 +95,10 @@ export class PgidSniffer {
         const n = Number(s.slice(found + PGID_MARK.length, nl));
         this.pgid = Number.isInteger(n) && n > 1 ? n : undefined;
         this.onPgid(this.pgid);
+        if (this.onStartup) {
+          if (found > 0) this.onStartup(buf.subarray(0, found));
+          return buf.subarray(nl + 1);
+        }
         return Buffer.concat([buf.subarray(0, found), buf.subarray(nl + 1)]);
       }
       if (s.length - found < 64) keep = found;
@@ -98,6 +106,11 @@ export class PgidSniffer {
       // the last line, unfinished, may still become the mark
       const last = s.lastIndexOf("\n") + 1;
       if (PGID_MARK.startsWith(s.slice(last))) keep = last;
+    }
+    if (this.onStartup) {
+      this.head = buf;
+      if (buf.length > STARTUP_MAX) return this.giveUp(buf);
+      return Buffer.alloc(0);
     }
     this.passed += keep;
     this.head = buf.subarray(keep);

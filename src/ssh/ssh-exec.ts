@@ -172,15 +172,17 @@ export async function remoteSpawn(
     rejectPgid = rej;
   });
   pgid.catch(() => undefined);
-  const sniffer = new PgidSniffer((p) =>
-    p === undefined
-      ? rejectPgid(
-          new SidecarError(
-            "SSH_EXEC",
-            `The remote command on \`${deps.target}\` did not report its process group`,
-          ),
-        )
-      : resolvePgid(p),
+  const sniffer = new PgidSniffer(
+    (p) =>
+      p === undefined
+        ? rejectPgid(
+            new SidecarError(
+              "SSH_EXEC",
+              `The remote command on \`${deps.target}\` did not report its process group`,
+            ),
+          )
+        : resolvePgid(p),
+    opts.onStartup,
   );
   channel.stderr.on("data", (b: Buffer) => {
     const rest = sniffer.push(b);

@@ -448,3 +448,57 @@ describe("ExecutorsService", () => {
     ).rejects.toThrow(/Executor `cpu`: this sidecar has no tunnels service/);
   });
 });
+
+describe("ExecutorsService on a pool whose login prints before every command", () => {
+  // sshd's ForceCommand stands in for rc files that print on stderr (a module system, a motd)
+  const motd = "motd: welcome to the pool";
+  let s: SshSetup;
+  let svc: ExecutorsService;
+  let dir: string;
+  beforeAll(async () => {
+    s = await sshSetup({
+      sshd: {
+        extraConfig: [`ForceCommand printf '%s\\n' '${motd}' >&2; eval "$SSH_ORIGINAL_COMMAND"`],
+      },
+    });
+    dir = mkdtempSync(join(tmpdir(), "psc-exec-motd-"));
+    svc = new ExecutorsService({
+      hosts: s.pool,
+      tunnels: undefined,
+      log: createLogger(),
+      events: new EventBus(),
+      sweepMs: 200,
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await svc?.close();
+    await s?.pool.close();
+    await s?.sshd.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it("a detached block loses none of its stderr, which has those lines once", {
+    timeout: 60_000,
+  }, async () => {
+    const err = join(dir, "m.err");
+    const b = await svc.blockManager().start({
+      target: "pool",
+      script: "echo started; sleep 4; echo err after >&2; exit 3",
+      owner: "m1",
+      label: "cpu",
+      stdout_path: join(dir, "m.out"),
+      stderr_path: err,
+    });
+    const st = () => svc.blockManager().status([b.id])[0]!;
+    expect(await eventually(() => st().tail.includes("started"), 10_000)).toBe(true);
+    expect(await s.sshd.dropConnections()).toBeGreaterThan(0);
+    expect(await eventually(() => st().state !== "running", 30_000)).toBe(true);
+    expect(st()).toMatchObject({ state: "failed", exit_code: 3 });
+    // followed and read again over new sessions, each of which printed the line first: the
+    // offsets into its files on the pool count the block's own bytes, not the login's
+    const text = readFileSync(err, "utf8");
+    expect(text.split(motd).length - 1).toBe(1);
+    expect(text).toMatch(new RegExp(`${motd}\\n(.*\\n)*err after\\n$`));
+    expect(st().tail).toContain("err after");
+  });
+});
