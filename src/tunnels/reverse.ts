@@ -95,6 +95,11 @@ export class ReverseTunnel extends TunnelBase {
     // a relay waits for its old port: end what the dropped connection left first
     if (!opening && this.rec.reach === "relay") await this.reclaim(lease);
     this.bindAddr = cluster ? this.rec.remote_host || "0.0.0.0" : "127.0.0.1";
+    const relayHost = relayListenHost(this.bindAddr);
+    // behind a relay, sshd's listener is only the relay's target, 127.0.0.1:port: asked for it by
+    // that name, as sshd binds any other loopback request on every family and keeps what it got
+    // (::1 alone when another process holds 127.0.0.1:port, which the relay would then dial)
+    if (!opening && this.rec.reach === "relay") this.bindAddr = "127.0.0.1";
     // first time in cluster mode: bind any port, then see what sshd really bound
     await this.bind(opening && cluster ? 0 : wantRemote);
     if (!opening && this.rec.reach !== "relay" && this.boundPort !== wantRemote && this.session) {
@@ -107,6 +112,10 @@ export class ReverseTunnel extends TunnelBase {
       this.rec.reach = chooseReach(this.rec, this.bindAddr, listeners, this.python);
       if (this.rec.reach !== "relay" && wantRemote !== 0 && wantRemote !== this.boundPort)
         await this.rebind(wantRemote);
+      if (this.rec.reach === "relay" && this.bindAddr !== "127.0.0.1") {
+        this.bindAddr = "127.0.0.1";
+        await this.rebind(this.boundPort);
+      }
     }
     if (this.closing) {
       await this.unbind();
@@ -117,7 +126,7 @@ export class ReverseTunnel extends TunnelBase {
     const prevRemote = opening ? (relayed ? 0 : wantRemote) : this.rec.remote_port;
     this.portChanged("remote_port", prevRemote, port, "the port was taken on the pool");
     this.rec.remote_port = port;
-    if (relayed) await this.startRelay(wantDial);
+    if (relayed) await this.startRelay(wantDial, relayHost);
     else {
       this.portChanged(
         "dial_port",
@@ -229,8 +238,7 @@ export class ReverseTunnel extends TunnelBase {
     return relay;
   }
 
-  private async startRelay(wantDial: number): Promise<void> {
-    const host = relayListenHost(this.bindAddr);
+  private async startRelay(wantDial: number, host: string): Promise<void> {
     const env = await this.relayEnv();
     const relay = await this.adoptRelay(host, wantDial, (port, waitS) =>
       startRelay(this.lease!, this.python!, host, port, this.rec.remote_port, waitS, env),

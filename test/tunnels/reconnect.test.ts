@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { createConnection } from "node:net";
+import { createConnection, createServer, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventBus, type SidecarEvent } from "../../src/events.js";
 import { SshConnections } from "../../src/ssh/connections.js";
@@ -135,6 +135,48 @@ describe("tunnels survive", () => {
       ]),
     );
     await tunnels.closeAll();
+  });
+
+  it("a relay dials sshd's own listener: a stranger on 127.0.0.1 at its old port is never reached", {
+    timeout: 60000,
+  }, async () => {
+    const t = await tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: echo.port,
+      bind: "cluster",
+      remote_host: "127.0.0.2",
+      owner: "stranger",
+    });
+    expect(t.reach).toBe("relay");
+    // while the pool refuses connections, another process takes 127.0.0.1 at sshd's old port
+    // (::1 at it stays free: asked for "127.0.0.2", sshd would bind ::1 alone and succeed)
+    await sshd.pause();
+    let reached = 0;
+    const stranger: Server = createServer((c) => {
+      reached++;
+      c.end("SSH-2.0-stranger\n");
+    });
+    const bound = await eventually(
+      () =>
+        new Promise<boolean>((resolve) => {
+          stranger.once("error", () => resolve(false));
+          stranger.listen(t.remote_port, "127.0.0.1", () => resolve(true));
+        }),
+      10000,
+    );
+    expect(bound).toBe(true);
+    try {
+      await sshd.resume();
+      expect(await reopened(t.id, 1)).toBe(true);
+      expect(rec(t.id).remote_port).not.toBe(t.remote_port);
+      expect(rec(t.id).last_check).toMatchObject({ ok: true });
+      expect((await roundTrip("127.0.0.2", rec(t.id).dial_port)).got.length).toBe(64 * 1024);
+      expect(reached).toBe(0);
+    } finally {
+      stranger.close();
+      await tunnels.close(t.id);
+    }
   });
 
   it("sshd restarted: the tunnel comes back", { timeout: 60000 }, async () => {
