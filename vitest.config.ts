@@ -30,7 +30,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: "forks",
     // two files at a time even on 2 vCPUs (vitest would run one): the tests mostly wait on real
-    // servers, and the suite took 801 s instead of 1,338 s
+    // servers: the suite took 695-801 s instead of 1,338 s (docs/testbed.md)
     maxWorkers: 2,
     setupFiles: ["test/setup.ts"],
     projects: [
