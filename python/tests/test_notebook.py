@@ -176,7 +176,17 @@ def assert_gone(nb: Notebook) -> None:
 def assert_pool_clean(bed: Bed) -> None:
     """Nothing runs on the pool any more: no process started through its sshd (workers, relays,
     watchdogs)."""
-    wait_for(lambda: through_sshd(bed.sshd["host"], int(bed.sshd["port"])) == [], "pool idle", 15)
+    left: list[str] = []
+
+    def idle() -> bool:
+        left[:] = through_sshd(bed.sshd["host"], int(bed.sshd["port"]))
+        return not left
+
+    try:
+        wait_for(idle, "pool idle", 30)
+    except AssertionError as e:
+        # what stayed, so a failure says which process of the pool outlived its kernel
+        raise AssertionError(f"{e}; still running there: {left}") from None
 
 
 def reap_interchange(nb: Notebook) -> bool:
