@@ -15,6 +15,7 @@ import { SshConnections } from "../../src/ssh/connections.js";
 import { createLogger } from "../../src/util/logger.js";
 import { localVersions } from "../../src/executors/versions.js";
 import { stopAllAfterAll } from "../testbed/hooks.js";
+import type { SshdOptions } from "../testbed/sshd.js";
 import { eventually, sshSetup, token, type SshSetup } from "../ssh/helpers.js";
 
 stopAllAfterAll();
@@ -25,30 +26,40 @@ const leftOnPool = (id: string): string[] =>
 
 const venvPython = resolve(".venv/bin/python");
 
+/** An sshd, a pool on it and an executors service over that pool, with a scratch directory. */
+async function serviceBed(
+  sshd?: SshdOptions,
+): Promise<{ s: SshSetup; svc: ExecutorsService; dir: string }> {
+  const s = await sshSetup(sshd ? { sshd } : {});
+  const dir = mkdtempSync(join(tmpdir(), "psc-exec-svc-"));
+  const svc = new ExecutorsService({
+    hosts: s.pool,
+    tunnels: undefined,
+    log: createLogger(),
+    events: new EventBus(),
+    sweepMs: 200,
+  });
+  return { s, svc, dir };
+}
+
+async function stopServiceBed(b: { s?: SshSetup; svc?: ExecutorsService; dir?: string }) {
+  await b.svc?.close();
+  await b.s?.pool.close();
+  await b.s?.sshd.stop();
+  if (b.dir) rmSync(b.dir, { recursive: true, force: true });
+}
+
 describe("ExecutorsService", () => {
   let s: SshSetup;
   let svc: ExecutorsService;
   let dir: string;
   let local: { python: string; parsl: string };
   beforeAll(async () => {
-    s = await sshSetup();
-    dir = mkdtempSync(join(tmpdir(), "psc-exec-svc-"));
-    svc = new ExecutorsService({
-      hosts: s.pool,
-      tunnels: undefined,
-      log: createLogger(),
-      events: new EventBus(),
-      sweepMs: 200,
-    });
+    ({ s, svc, dir } = await serviceBed());
     const v = await localVersions(venvPython);
     local = { python: v!.python, parsl: v!.parsl! };
   }, 60_000);
-  afterAll(async () => {
-    await svc?.close();
-    await s?.pool.close();
-    await s?.sshd.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }, 60_000);
+  afterAll(() => stopServiceBed({ s, svc, dir }), 60_000);
 
   const alive = async (tok: string): Promise<boolean> => {
     const lease = await s.pool.acquire("pool", "test");
@@ -456,26 +467,11 @@ describe("ExecutorsService on a pool whose login prints before every command", (
   let svc: ExecutorsService;
   let dir: string;
   beforeAll(async () => {
-    s = await sshSetup({
-      sshd: {
-        extraConfig: [`ForceCommand printf '%s\\n' '${motd}' >&2; eval "$SSH_ORIGINAL_COMMAND"`],
-      },
-    });
-    dir = mkdtempSync(join(tmpdir(), "psc-exec-motd-"));
-    svc = new ExecutorsService({
-      hosts: s.pool,
-      tunnels: undefined,
-      log: createLogger(),
-      events: new EventBus(),
-      sweepMs: 200,
-    });
+    ({ s, svc, dir } = await serviceBed({
+      extraConfig: [`ForceCommand printf '%s\\n' '${motd}' >&2; eval "$SSH_ORIGINAL_COMMAND"`],
+    }));
   }, 60_000);
-  afterAll(async () => {
-    await svc?.close();
-    await s?.pool.close();
-    await s?.sshd.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }, 60_000);
+  afterAll(() => stopServiceBed({ s, svc, dir }), 60_000);
 
   it("a detached block loses none of its stderr, which has those lines once", {
     timeout: 60_000,

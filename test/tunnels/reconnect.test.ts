@@ -72,6 +72,16 @@ describe("tunnels survive", () => {
   }, 30000);
 
   const rec = (id: string): TunnelRecord => tunnels.list().find((t) => t.id === id)!;
+  /** a tunnel to the echo behind a relay: cluster-side, on 127.0.0.2 */
+  const openRelayed = (owner: string) =>
+    tunnels.open({
+      target: "pool",
+      kind: "reverse",
+      local_port: echo.port,
+      bind: "cluster",
+      remote_host: "127.0.0.2",
+      owner,
+    });
   const reopened = (id: string, n: number) =>
     eventually(() => rec(id).reconnects >= n && rec(id).state === "open", BOUND_MS);
 
@@ -85,14 +95,7 @@ describe("tunnels survive", () => {
       bind: "loopback",
       owner: "t",
     });
-    const relay = await tunnels.open({
-      target: "pool",
-      kind: "reverse",
-      local_port: echo.port,
-      bind: "cluster",
-      remote_host: "127.0.0.2",
-      owner: "t",
-    });
+    const relay = await openRelayed("t");
     expect(relay.reach).toBe("relay");
     const stream = streamUntilBroken(loop.dial_host, loop.dial_port);
     // and an idle connection through the relay: connected, nothing sent
@@ -140,14 +143,7 @@ describe("tunnels survive", () => {
   it("a relay dials sshd's own listener: a stranger on 127.0.0.1 at its old port is never reached", {
     timeout: 60000,
   }, async () => {
-    const t = await tunnels.open({
-      target: "pool",
-      kind: "reverse",
-      local_port: echo.port,
-      bind: "cluster",
-      remote_host: "127.0.0.2",
-      owner: "stranger",
-    });
+    const t = await openRelayed("stranger");
     expect(t.reach).toBe("relay");
     // while the pool refuses connections, another process takes 127.0.0.1 at sshd's old port
     // (::1 at it stays free: asked for "127.0.0.2", sshd would bind ::1 alone and succeed)
@@ -203,14 +199,7 @@ describe("tunnels survive", () => {
       bind: "loopback",
       owner: "t",
     });
-    const t = await tunnels.open({
-      target: "pool",
-      kind: "reverse",
-      local_port: echo.port,
-      bind: "cluster",
-      remote_host: "127.0.0.2",
-      owner: "t",
-    });
+    const t = await openRelayed("t");
     // the session processes (sshd's per-connection child and the relay under it) stop answering
     // but stay alive, holding the listeners: what a dropped network looks like from the pool
     const kids = childrenTree(sshd.pid);
